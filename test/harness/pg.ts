@@ -22,14 +22,13 @@ let shared: Promise<TestServer> | undefined;
 
 /** Teardown steps, run last-registered first once the file's tests are done. */
 const teardown: (() => Promise<unknown>)[] = [];
-let teardownHooked = false;
+// Registered when this module is first imported (the top level of a test file), so it runs after
+// the whole file; an `after()` called inside a test would run when that test ends.
+after(async () => {
+  while (teardown.length > 0) await teardown.pop()?.().catch(() => undefined);
+});
 export function onTeardown(step: () => Promise<unknown>): void {
   teardown.push(step);
-  if (teardownHooked) return;
-  teardownHooked = true;
-  after(async () => {
-    while (teardown.length > 0) await teardown.pop()?.().catch(() => undefined);
-  });
 }
 
 /** Starts a dedicated cluster for this test (for tests that restart or crash the server). */

@@ -1,0 +1,188 @@
+/**
+ * Delivery: buffers events, writes them to the sink in batches, stores the checkpoint once a batch
+ * is durable, and owns the one number PostgreSQL may forget up to: `acked`.
+ *
+ * The acknowledgement rule (architecture.md section 3): `acked` is the commit end LSN of the last
+ * transaction whose events are all durable in the sink AND whose checkpoint is stored. It is never
+ * the last received LSN. With nothing in flight, `confirmIdle` moves it (and the checkpoint) to the
+ * keepalive's walEnd so an idle slot holds no WAL.
+ *
+ * Batches are cut at transaction boundaries so the stored sink position always matches the stored
+ * LSN. A transaction too big to buffer is written in parts without a checkpoint; the checkpoint at
+ * its commit covers them (the JSONL sink truncates uncommitted parts away after a crash).
+ */
+import { formatLsn } from '../protocol/lsn.ts';
+import type { Lsn } from '../protocol/messages.ts';
+import type { Checkpoint, OffsetStore } from '../offsets/store.ts';
+import type { Sink, SinkEvent, SinkPosition } from '../sinks/sink.ts';
+import { toCdcError, type CdcError } from '../errors.ts';
+import type { ChangeSink } from './changes.ts';
+
+export interface DeliveryOptions {
+  readonly maxEvents: number;
+  readonly maxDelayMs: number;
+}
+
+export interface DeliveryHooks {
+  /** Buffered events passed the high-water mark (true) or fell back below it (false). */
+  pressure(high: boolean): void;
+  /** A sink or offset store failure: nothing after `acked` is durable; the run must stop. */
+  failed(error: CdcError): void;
+  /** A checkpoint was stored (for status and logs). */
+  stored(checkpoint: Checkpoint): void;
+}
+
+type CheckpointIdentity = Pick<Checkpoint, 'systemId' | 'timeline' | 'database' | 'slot' | 'publication'>;
+
+export class Delivery implements ChangeSink {
+  private readonly sink: Sink;
+  private readonly offsets: OffsetStore;
+  private readonly identity: CheckpointIdentity;
+  private readonly options: DeliveryOptions;
+  private readonly hooks: DeliveryHooks;
+
+  private pending: SinkEvent[] = [];
+  /** Number of leading `pending` events that belong to committed transactions. */
+  private boundary = 0;
+  /** Commit end LSN of the last committed transaction in `pending` (or of an empty one). */
+  private boundaryLsn: Lsn;
+  private position: SinkPosition;
+  private ackedLsn: Lsn;
+  private pump: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private highWater = false;
+  private failure: CdcError | undefined;
+  /** Events delivered (durable) since start. */
+  delivered = 0;
+
+  constructor(sink: Sink, offsets: OffsetStore, identity: CheckpointIdentity, start: { lsn: Lsn; position: SinkPosition }, options: DeliveryOptions, hooks: DeliveryHooks) {
+    this.sink = sink;
+    this.offsets = offsets;
+    this.identity = identity;
+    this.options = options;
+    this.hooks = hooks;
+    this.ackedLsn = start.lsn;
+    this.boundaryLsn = start.lsn;
+    this.position = start.position;
+  }
+
+  /** The flush LSN to send to PostgreSQL. */
+  get acked(): Lsn {
+    return this.ackedLsn;
+  }
+
+  /** Nothing buffered, nothing being written, no committed LSN waiting for a checkpoint. */
+  get idle(): boolean {
+    return this.pending.length === 0 && this.pump === undefined && this.boundaryLsn === this.ackedLsn;
+  }
+
+  get buffered(): number {
+    return this.pending.length;
+  }
+
+  event(event: SinkEvent): void {
+    this.pending.push(event);
+    const length = this.pending.length;
+    if (length >= this.options.maxEvents * 4 && !this.highWater) {
+      this.highWater = true;
+      this.hooks.pressure(true);
+    }
+    // A huge open transaction: write it in parts so memory stays bounded.
+    if (length - this.boundary >= this.options.maxEvents * 2) this.kick();
+  }
+
+  commit(endLsn: Lsn): void {
+    this.boundary = this.pending.length;
+    if (endLsn > this.boundaryLsn) this.boundaryLsn = endLsn;
+    if (this.pending.length >= this.options.maxEvents) this.kick();
+    else this.arm();
+  }
+
+  /**
+   * With nothing in flight, moves the checkpoint and `acked` to `walEnd` (a keepalive's position):
+   * every transaction that committed before it has been received and delivered.
+   */
+  async confirmIdle(walEnd: Lsn, inTransaction: boolean): Promise<void> {
+    if (inTransaction || !this.idle || walEnd <= this.ackedLsn || this.failure) return;
+    this.boundaryLsn = walEnd;
+    this.kick();
+    await this.pump;
+  }
+
+  /** Writes and checkpoints everything committed so far; resolves when done (or failed). */
+  async drain(): Promise<void> {
+    while (this.pump || (this.boundaryLsn > this.ackedLsn && !this.failure)) {
+      this.kick();
+      await this.pump;
+    }
+  }
+
+  private arm(): void {
+    if (this.timer || this.pump) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.kick();
+    }, this.options.maxDelayMs);
+  }
+
+  private kick(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.pump || this.failure) return;
+    this.pump = this.run().finally(() => {
+      this.pump = undefined;
+      // More may have committed while we were writing.
+      if (!this.failure && (this.boundaryLsn > this.ackedLsn || this.pending.length - this.boundary >= this.options.maxEvents * 2)) this.arm();
+    });
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (!this.failure) {
+        if (this.boundary > 0 || this.boundaryLsn > this.ackedLsn) {
+          const cut = this.boundary;
+          const lsn = this.boundaryLsn;
+          const batch = cut === this.pending.length ? this.pending : this.pending.slice(0, cut);
+          this.pending = cut === this.pending.length ? [] : this.pending.slice(cut);
+          this.boundary = 0;
+          this.relievePressure();
+          if (batch.length > 0) this.position = await this.sink.write(batch);
+          await this.store(lsn);
+          this.delivered += batch.length;
+        } else if (this.pending.length >= this.options.maxEvents * 2) {
+          // Part of one huge transaction: durable in the sink, but no checkpoint until its commit.
+          const batch = this.pending;
+          this.pending = [];
+          this.relievePressure();
+          this.position = await this.sink.write(batch);
+          this.delivered += batch.length;
+        } else return;
+      }
+    } catch (error) {
+      this.failure = toCdcError(error, 'SINK_FAILED');
+      this.hooks.failed(this.failure);
+    }
+  }
+
+  private async store(lsn: Lsn): Promise<void> {
+    if (lsn <= this.ackedLsn) return;
+    const checkpoint: Checkpoint = { version: 1, ...this.identity, lsn: formatLsn(lsn), sink: this.position, updatedAt: new Date().toISOString() };
+    await this.offsets.commit(checkpoint);
+    this.ackedLsn = lsn;
+    this.hooks.stored(checkpoint);
+  }
+
+  private relievePressure(): void {
+    if (this.highWater && this.pending.length < this.options.maxEvents * 2) {
+      this.highWater = false;
+      this.hooks.pressure(false);
+    }
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Exit codes: 0 success, 1 runtime failure (the source or sink failed, a safety check refused to
+ * resume), 2 bad input (flags, config, URL, unknown table, unreachable host). Every failure prints
+ * exactly one line on stderr naming what is wrong and what to do.
+ */
+import { CdcError, USAGE_CODES, toCdcError } from '../errors.ts';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export function exitCodeFor(error: CdcError): number {
+  return USAGE_CODES.has(error.code) ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+/** Prints the one error line and returns the exit code to use. */
+export function reportFatal(error: unknown): number {
+  const cdc = toCdcError(error);
+  process.stderr.write(`pgcdc: error: ${cdc.oneLine()} [${cdc.code}]\n`);
+  if (process.env.PGCDC_DEBUG === '1' && cdc.cause instanceof Error) process.stderr.write(`${cdc.cause.stack ?? ''}\n`);
+  return exitCodeFor(cdc);
+}

@@ -1,0 +1,39 @@
+/**
+ * pgcdc command-line entry point. Exit codes: 0 ok, 1 runtime failure, 2 bad input.
+ */
+import { Command, CommanderError } from 'commander';
+import { PGCDC_VERSION } from '../envelope/json.ts';
+import { registerRun } from './run.ts';
+import { registerDemo } from './demo.ts';
+import { EXIT_OK, EXIT_USAGE } from './exit.ts';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('pgcdc')
+    .description('PostgreSQL change data capture: every insert, update and delete, delivered durably (logical replication, pgoutput)')
+    .version(PGCDC_VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`pgcdc: ${text.replace(/^error: /, 'error: ').trimEnd()}\n`) });
+  registerRun(program);
+  registerDemo(program);
+  for (const command of program.commands) command.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
+      process.exitCode = ok ? EXIT_OK : EXIT_USAGE;
+      return;
+    }
+    throw error;
+  }
+}
+
+await main(process.argv);

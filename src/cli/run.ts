@@ -1,0 +1,119 @@
+/**
+ * `pgcdc run`: stream changes from PostgreSQL into a sink until stopped.
+ * SIGINT/SIGTERM stop cleanly (flush, store the offset, confirm it, exit 0).
+ */
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import type { Config, ConfigInput } from '../config.ts';
+import { mergeLayers, parseConfig, readConfigFile } from '../config.ts';
+import { Capture } from '../capture/run.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { JsonlSink } from '../sinks/jsonl.ts';
+import { StdoutSink } from '../sinks/stdout.ts';
+import type { Sink } from '../sinks/sink.ts';
+import { CdcError } from '../errors.ts';
+import { EXIT_OK, reportFatal } from './exit.ts';
+
+export interface RunFlags {
+  config?: string;
+  source?: string;
+  slot?: string;
+  publication?: string;
+  tables?: string;
+  sink?: 'jsonl' | 'stdout';
+  out?: string;
+  offsets?: string;
+  topicPrefix?: string;
+  topicNaming?: 'prefix' | 'database';
+  createPublication?: boolean;
+  batchSize?: string;
+  logLevel?: Config['log']['level'];
+  logFormat?: Config['log']['format'];
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CdcError('CONFIG_INVALID', `${flag} must be a positive whole number, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Flags -> the config layer they describe (undefined entries are ignored by mergeLayers). */
+export function flagsToConfig(flags: RunFlags): ConfigInput {
+  return {
+    source: { url: flags.source },
+    slot: flags.slot,
+    publication: flags.publication,
+    tables: flags.tables === undefined ? undefined : flags.tables.split(',').map((t) => t.trim()).filter((t) => t.length > 0),
+    createPublication: flags.createPublication === false ? false : undefined,
+    sink: { kind: flags.sink, out: flags.out },
+    offsets: flags.offsets,
+    topic: { prefix: flags.topicPrefix, naming: flags.topicNaming },
+    batch: { maxEvents: positiveInt(flags.batchSize, '--batch-size') },
+    log: { level: flags.logLevel, format: flags.logFormat },
+  } as ConfigInput;
+}
+
+export async function loadConfig(flags: RunFlags): Promise<Config> {
+  const file = flags.config ? await readConfigFile(flags.config) : {};
+  return parseConfig(mergeLayers(file, flagsToConfig(flags)), flags.config ?? 'flags');
+}
+
+export function makeSink(config: Config): Sink {
+  return config.sink.kind === 'stdout' ? new StdoutSink() : new JsonlSink({ dir: config.sink.out });
+}
+
+/** Runs until a signal or a failure; returns the process exit code. */
+export async function runCapture(config: Config, log: Logger, sink: Sink = makeSink(config)): Promise<number> {
+  const capture = await Capture.start(config, sink, log);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting without a clean stop (nothing unconfirmed is lost; it is delivered again on restart)');
+      process.exit(1);
+    }
+    log.info({ signal }, 'stopping: delivering committed changes and confirming them');
+    void capture.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await capture.stopped;
+    return EXIT_OK;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('stream every change of the selected tables into a sink until stopped (SIGINT/SIGTERM stop cleanly)')
+    .option('-c, --config <file>', 'YAML config file (flags override it; see docs/config.md)')
+    .option('--source <url>', 'postgres://user@host:5432/db (password: PGPASSWORD or ~/.pgpass); PG* variables also work')
+    .option('--slot <name>', 'replication slot, created when missing (default pgcdc_slot)')
+    .option('--publication <name>', 'publication, created FOR TABLE the --tables when missing (default pgcdc_pub)')
+    .option('--tables <list>', 'schema.table,... to capture (default: every table of the publication)')
+    .addOption(new Option('--sink <kind>', 'where events go (default jsonl)').choices(['jsonl', 'stdout']))
+    .option('--out <dir>', 'JSONL output directory, one file per topic (default ./events)')
+    .option('--offsets <file>', 'offsets file: the durable position (default ./pgcdc-offsets.json)')
+    .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')
+    .addOption(new Option('--topic-naming <naming>', 'prefix: <prefix>.<schema>.<table>; database: <db>_<topic>').choices(['prefix', 'database']))
+    .option('--no-create-publication', 'never create the publication; fail with the SQL to run instead')
+    .option('--batch-size <n>', 'events per sink write (default 20000)')
+    .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+    .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']))
+    .action(async (flags: RunFlags) => {
+      let code: number;
+      try {
+        const config = await loadConfig(flags);
+        const log = createLogger(config.log);
+        code = await runCapture(config, log);
+      } catch (error) {
+        code = reportFatal(error);
+      }
+      process.exitCode = code;
+    });
+}

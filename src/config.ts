@@ -1,0 +1,166 @@
+/**
+ * The one configuration schema. It gives both the TypeScript type and the validation; errors name
+ * the dotted path of the bad key. Sources, lowest precedence first: defaults, the YAML file
+ * (`--config`), PG* environment variables (connection only), command-line flags.
+ */
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+import { CdcError } from './errors.ts';
+
+const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'must be a plain identifier: letters, digits, _ or $, at most 63 characters');
+
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+const sourceSchema = z.strictObject({
+  /** postgres://user[:password]@host[:port]/database[?sslmode=...]; fields below override its parts. */
+  url: z.string().optional(),
+  host: z.string().optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().optional(),
+  password: z.string().optional(),
+  database: z.string().optional(),
+  sslmode: z.enum(SSL_MODES).optional(),
+  sslrootcert: z.string().optional(),
+  sslcert: z.string().optional(),
+  sslkey: z.string().optional(),
+  connectTimeoutMs: z.number().int().positive().default(10_000),
+});
+
+export const configSchema = z.strictObject({
+  source: sourceSchema.default({ connectTimeoutMs: 10_000 }),
+  slot: identifier.default('pgcdc_slot'),
+  publication: identifier.default('pgcdc_pub'),
+  /** `schema.table` names; empty means every table of the publication. */
+  tables: z.array(z.string().min(1)).default([]),
+  /** Create the publication when it is missing (FOR TABLE the selected tables). */
+  createPublication: z.boolean().default(true),
+  sink: z
+    .strictObject({
+      kind: z.enum(['jsonl', 'stdout']).default('jsonl'),
+      /** Directory of the JSONL files (one per topic). */
+      out: z.string().default('./events'),
+    })
+    .default({ kind: 'jsonl', out: './events' }),
+  offsets: z.string().default('./pgcdc-offsets.json'),
+  topic: z
+    .strictObject({
+      /** Defaults to the database name. */
+      prefix: z.string().optional(),
+      /** `prefix`: <prefix>.<schema>.<table>; `database`: <db>_<prefix>.<schema>.<table>. */
+      naming: z.enum(['prefix', 'database']).default('prefix'),
+    })
+    .default({ naming: 'prefix' }),
+  values: z
+    .strictObject({
+      numeric: z.enum(['string', 'number']).default('string'),
+      json: z.enum(['value', 'string']).default('value'),
+      bytea: z.enum(['base64', 'hex', 'base64url']).default('base64'),
+    })
+    .default({ numeric: 'string', json: 'value', bytea: 'base64' }),
+  batch: z
+    .strictObject({
+      /** Events buffered before a sink write. */
+      maxEvents: z.number().int().min(1).max(1_000_000).default(20_000),
+      /** Longest an event waits for its batch to fill, in milliseconds. */
+      maxDelayMs: z.number().int().min(0).max(60_000).default(100),
+    })
+    .default({ maxEvents: 20_000, maxDelayMs: 100 }),
+  /** Standby status update interval; capped at a third of the server's wal_sender_timeout. */
+  statusIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+      format: z.enum(['pretty', 'json']).default('pretty'),
+    })
+    .default({ level: 'info', format: 'pretty' }),
+});
+
+export type Config = z.infer<typeof configSchema>;
+/** What a file or the flags may give: everything optional and nested. */
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Formats the first zod issue as `path.to.key: what is wrong`. */
+function describeIssues(error: z.ZodError, origin: string): string {
+  const issue = error.issues[0];
+  if (!issue) return `${origin}: invalid configuration`;
+  const where = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+  return `${origin}: ${where}: ${issue.message}`;
+}
+
+export function parseConfig(input: unknown, origin = 'configuration'): Config {
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    throw new CdcError('CONFIG_INVALID', describeIssues(result.error, origin), {
+      hint: 'fix that key (see docs/config.md)',
+    });
+  }
+  return result.data;
+}
+
+export async function readConfigFile(path: string): Promise<ConfigInput> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new CdcError('CONFIG_INVALID', `cannot read config file ${path}`, { cause, hint: 'check the --config path' });
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+    throw new CdcError('CONFIG_INVALID', `config file ${path} is not valid YAML: ${reason}`, { cause });
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new CdcError('CONFIG_INVALID', `config file ${path} must be a YAML mapping`);
+  }
+  return parsed as ConfigInput;
+}
+
+type Plain = { [key: string]: unknown };
+function isPlain(value: unknown): value is Plain {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Deep merge where later layers win and undefined never overrides. */
+export function mergeLayers(...layers: unknown[]): Plain {
+  const out: Plain = {};
+  for (const layer of layers) {
+    if (!isPlain(layer)) continue;
+    for (const [key, value] of Object.entries(layer)) {
+      if (value === undefined) continue;
+      const current = out[key];
+      out[key] = isPlain(value) && isPlain(current) ? mergeLayers(current, value) : isPlain(value) ? mergeLayers(value) : value;
+    }
+  }
+  return out;
+}
+
+/** `public.orders` -> ['public', 'orders']; a bare name means schema public. Quoted parts keep dots. */
+export function parseTableName(text: string): { schema: string; table: string } {
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      if (quoted && text[i + 1] === '"') {
+        current += '"';
+        i++;
+      } else quoted = !quoted;
+    } else if (ch === '.' && !quoted) {
+      parts.push(current);
+      current = '';
+    } else current += ch;
+  }
+  parts.push(current);
+  if (quoted || parts.some((p) => p.length === 0) || parts.length > 2) {
+    throw new CdcError('CONFIG_INVALID', `table name ${JSON.stringify(text)} is not of the form schema.table`, {
+      hint: 'write tables as schema.table, comma separated',
+    });
+  }
+  return parts.length === 1 ? { schema: 'public', table: parts[0] ?? '' } : { schema: parts[0] ?? '', table: parts[1] ?? '' };
+}

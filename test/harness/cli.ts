@@ -1,0 +1,156 @@
+/**
+ * Drives the real `pgcdc` CLI as a child process, and reads back what it delivered.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { onTeardown } from './pg.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const MAIN = path.join(ROOT, 'src', 'cli', 'main.ts');
+
+export interface PgcdcProcess {
+  readonly child: ChildProcess;
+  /** Everything written to stdout / stderr so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code (or 128+signal number when killed). */
+  readonly exited: Promise<number>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+
+export function startPgcdc(args: string[], env: NodeJS.ProcessEnv = {}): PgcdcProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, PGCDC_TEST: undefined, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const exited = new Promise<number>((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? (SIGNAL_NUMBERS[signal] ?? 0) : 0)));
+  });
+  onTeardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  return { child, stdout: () => out, stderr: () => err, exited, kill: (signal) => child.kill(signal) };
+}
+
+/** Runs pgcdc to completion. */
+export async function runPgcdc(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = startPgcdc(args, env);
+  const code = await proc.exited;
+  return { code, stdout: proc.stdout(), stderr: proc.stderr() };
+}
+
+/** One delivered event, parsed. */
+export interface DeliveredEvent {
+  id: string;
+  topic: string;
+  key: Record<string, unknown> | null;
+  value: {
+    before: Record<string, unknown> | null;
+    after: Record<string, unknown> | null;
+    op: string;
+    ts_ms: number;
+    source: Record<string, unknown> & { lsn: number; commit_lsn: string; txId: number; table: string; schema: string };
+    transaction: { id: string; total_order: number; data_collection_order: number };
+  };
+}
+
+export function parseLines(text: string): DeliveredEvent[] {
+  return text
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as DeliveredEvent);
+}
+
+/** Every event in every JSONL file of `dir` (file order within a topic). */
+export async function readJsonl(dir: string): Promise<DeliveredEvent[]> {
+  let files: string[];
+  try {
+    files = (await readdir(dir)).filter((f) => f.endsWith('.jsonl')).sort();
+  } catch {
+    return [];
+  }
+  const events: DeliveredEvent[] = [];
+  for (const file of files) events.push(...parseLines(await readFile(path.join(dir, file), 'utf8')));
+  return events;
+}
+
+function lsnValue(text: string): bigint {
+  const [hi = '0', lo = '0'] = text.split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
+/** Orders events as PostgreSQL committed them: by commit LSN, then ordinal in the transaction. */
+export function commitOrder(events: readonly DeliveredEvent[]): DeliveredEvent[] {
+  return [...events].sort((a, b) => {
+    const [al = '', ao = '0'] = a.id.split(':');
+    const [bl = '', bo = '0'] = b.id.split(':');
+    const d = lsnValue(al) - lsnValue(bl);
+    return d !== 0n ? (d < 0n ? -1 : 1) : Number(ao) - Number(bo);
+  });
+}
+
+export interface ReplayResult {
+  /** topic -> key JSON -> row */
+  tables: Map<string, Map<string, Record<string, unknown>>>;
+  duplicates: number;
+}
+
+/** Applies events in commit order onto empty maps; counts events whose id was already seen. */
+export function replay(events: readonly DeliveredEvent[]): ReplayResult {
+  const tables = new Map<string, Map<string, Record<string, unknown>>>();
+  const seen = new Set<string>();
+  let duplicates = 0;
+  for (const event of commitOrder(events)) {
+    if (seen.has(event.id)) {
+      duplicates++;
+      continue;
+    }
+    seen.add(event.id);
+    let rows = tables.get(event.topic);
+    if (!rows) tables.set(event.topic, (rows = new Map()));
+    const op = event.value.op;
+    if (op === 't') rows.clear();
+    else if (op === 'd') rows.delete(JSON.stringify(event.key));
+    else if (op === 'c' || op === 'u' || op === 'r') {
+      if (op === 'u' && event.value.before) rows.delete(JSON.stringify(keyOf(event.value.before, event.key)));
+      rows.set(JSON.stringify(event.key), event.value.after ?? {});
+    }
+  }
+  return { tables, duplicates };
+}
+
+function keyOf(row: Record<string, unknown>, key: Record<string, unknown> | null): Record<string, unknown> | null {
+  if (!key) return null;
+  return Object.fromEntries(Object.keys(key).map((k) => [k, row[k]]));
+}
+
+export interface Comparison {
+  lost: number;
+  extra: number;
+  mismatched: number;
+}
+
+/** Compares replayed rows with source rows (both keyed by the event key JSON). */
+export function compareRows(replayed: Map<string, Record<string, unknown>> | undefined, source: Map<string, Record<string, unknown>>): Comparison {
+  const got = replayed ?? new Map<string, Record<string, unknown>>();
+  let lost = 0;
+  let mismatched = 0;
+  for (const [key, row] of source) {
+    const other = got.get(key);
+    if (!other) lost++;
+    else if (JSON.stringify(other) !== JSON.stringify(row)) mismatched++;
+  }
+  let extra = 0;
+  for (const key of got.keys()) if (!source.has(key)) extra++;
+  return { lost, extra, mismatched };
+}

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planStartup, type StartupInput } from '../../../src/capture/startup.ts';
+import { CdcError } from '../../../src/errors.ts';
+import type { Checkpoint } from '../../../src/offsets/store.ts';
+import type { SlotState } from '../../../src/postgres/catalog.ts';
+
+const system = { systemId: '7300000000000000001', timeline: 1, xlogPos: 0x5000, database: 'shop' };
+const slot: SlotState = {
+  name: 's',
+  plugin: 'pgoutput',
+  slotType: 'logical',
+  database: 'shop',
+  active: false,
+  activePid: null,
+  confirmedFlush: 0x3000,
+  restartLsn: 0x2000,
+  walStatus: 'reserved',
+};
+const checkpoint: Checkpoint = {
+  version: 1,
+  systemId: system.systemId,
+  timeline: 1,
+  database: 'shop',
+  slot: 's',
+  publication: 'p',
+  lsn: '0/4000',
+  sink: {},
+  updatedAt: '2026-11-21T00:00:00Z',
+};
+
+function input(over: Partial<StartupInput>): StartupInput {
+  return { checkpoint, system, slot, slotName: 's', publication: 'p', database: 'shop', offsetsPath: 'o.json', ...over };
+}
+
+function refusal(over: Partial<StartupInput>): CdcError {
+  try {
+    planStartup(input(over));
+  } catch (error) {
+    assert.ok(error instanceof CdcError);
+    return error;
+  }
+  assert.fail('expected a refusal');
+}
+
+test('first run without a slot creates one; with a slot adopts its confirmed position', () => {
+  assert.deepEqual(planStartup(input({ checkpoint: undefined, slot: undefined })), { kind: 'create-slot' });
+  assert.deepEqual(planStartup(input({ checkpoint: undefined })), { kind: 'adopt-slot', startLsn: 0x3000 });
+});
+
+test('resume starts at the stored offset and filters what was delivered before it', () => {
+  assert.deepEqual(planStartup(input({})), { kind: 'resume', startLsn: 0x4000, skipBefore: 0x4000 });
+  // confirmed_flush equal to the stored offset is the normal case after a clean stop.
+  assert.equal(planStartup(input({ slot: { ...slot, confirmedFlush: 0x4000 } })).kind, 'resume');
+});
+
+test('every way changes may have been lost is refused, never resumed silently', () => {
+  assert.equal(refusal({ slot: undefined }).code, 'SLOT_MISSING');
+  assert.equal(refusal({ slot: { ...slot, walStatus: 'lost' } }).code, 'SLOT_LOST');
+  assert.equal(refusal({ slot: { ...slot, confirmedFlush: 0x4001 } }).code, 'SLOT_AHEAD_OF_OFFSET');
+  assert.equal(refusal({ system: { ...system, systemId: '42' } }).code, 'SYSTEM_CHANGED');
+  assert.equal(refusal({ system: { ...system, timeline: 2 } }).code, 'SYSTEM_CHANGED');
+  assert.match(refusal({ slot: undefined }).message, /may have been lost/);
+});
+
+test('a slot that is not ours to use is refused', () => {
+  assert.equal(refusal({ slot: { ...slot, plugin: 'wal2json' } }).code, 'CONFIG_INVALID');
+  assert.equal(refusal({ slot: { ...slot, database: 'other' } }).code, 'CONFIG_INVALID');
+  const busy = refusal({ slot: { ...slot, active: true, activePid: 99 } });
+  assert.equal(busy.code, 'SOURCE_NOT_READY');
+  assert.equal(busy.retryable, true);
+  assert.equal(refusal({ slotName: 'other', slot: { ...slot, name: 'other' } }).code, 'CONFIG_INVALID');
+  assert.equal(refusal({ checkpoint: undefined, slot: { ...slot, walStatus: 'lost' } }).code, 'SLOT_LOST');
+});
