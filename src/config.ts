@@ -117,7 +117,7 @@ export async function readConfigFile(path: string): Promise<ConfigInput> {
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new CdcError('CONFIG_INVALID', `config file ${path} must be a YAML mapping`);
   }
-  return parsed as ConfigInput;
+  return parsed;
 }
 
 type Plain = { [key: string]: unknown };

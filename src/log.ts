@@ -37,7 +37,7 @@ function prettyStream(out: NodeJS.WritableStream): Writable {
           .filter(([key]) => !HIDDEN.has(key))
           .map(([key, value]) => `${pc.dim(`${key}=`)}${typeof value === 'string' ? value : JSON.stringify(value)}`)
           .join(' ');
-        out.write(`${pc.dim(time)} ${colour(level, (LEVEL_NAMES[level] ?? 'info').padEnd(5))} ${String(record.msg ?? '')}${extras ? ` ${extras}` : ''}\n`);
+        out.write(`${pc.dim(time)} ${colour(level, (LEVEL_NAMES[level] ?? 'info').padEnd(5))} ${typeof record.msg === 'string' ? record.msg : ''}${extras ? ` ${extras}` : ''}\n`);
       }
       callback();
     },

@@ -51,7 +51,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     topic: { prefix: flags.topicPrefix, naming: flags.topicNaming },
     batch: { maxEvents: positiveInt(flags.batchSize, '--batch-size') },
     log: { level: flags.logLevel, format: flags.logFormat },
-  } as ConfigInput;
+  };
 }
 
 export async function loadConfig(flags: RunFlags): Promise<Config> {

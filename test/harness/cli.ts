@@ -117,7 +117,7 @@ export function replay(events: readonly DeliveredEvent[]): ReplayResult {
     }
     seen.add(event.id);
     let rows = tables.get(event.topic);
-    if (!rows) tables.set(event.topic, (rows = new Map()));
+    if (!rows) tables.set(event.topic, (rows = new Map<string, Record<string, unknown>>()));
     const op = event.value.op;
     if (op === 't') rows.clear();
     else if (op === 'd') rows.delete(JSON.stringify(event.key));
