@@ -115,6 +115,14 @@ export class Capture {
 
       await sink.open(checkpoint?.sink);
       cleanups.push(() => sink.close());
+      const identity = { systemId: system.systemId, timeline: system.timeline, database: endpoint.database, slot: config.slot, publication: config.publication };
+      let startPosition = checkpoint?.sink;
+      if (!startPosition) {
+        // Store a first checkpoint before any event is written: a crash between the first write and
+        // the first commit then finds a checkpoint to truncate back to, instead of unknown files.
+        startPosition = await sink.write([]);
+        await offsets.commit({ version: 1, ...identity, lsn: formatLsn(startLsn), sink: startPosition, updatedAt: new Date().toISOString() });
+      }
       const loop = new StreamLoop({
         config,
         endpoint,
@@ -125,10 +133,10 @@ export class Capture {
         offsets,
         tables,
         log: this.log,
-        identity: { systemId: system.systemId, timeline: system.timeline, database: endpoint.database, slot: config.slot, publication: config.publication },
+        identity,
         startLsn,
         skipBefore: plan.kind === 'resume' ? plan.skipBefore : 0,
-        startPosition: checkpoint?.sink ?? {},
+        startPosition,
         onFailure: (error) => {
           if (this.stopRequested) return;
           this.stopRequested = true;

@@ -48,6 +48,12 @@ test('insert, update, delete and truncate arrive as c/u/d/t events; SIGTERM stop
   await db.sql.query(`create table items (id int primary key, name text not null, qty int)`);
   const proc = startPgcdc(runArgs(db, dir, 'public.items'));
   await eventually(() => slotConfirmed(db), 'slot created');
+  // A first checkpoint exists before any event is written, so a crash right after the first write recovers.
+  const first = await eventually(async () => {
+    const text = await readFile(path.join(dir, 'offsets.json'), 'utf8').catch(() => undefined);
+    return text === undefined ? undefined : (JSON.parse(text) as { lsn: string; sink: unknown });
+  }, 'initial checkpoint');
+  assert.deepEqual(first.sink, { files: {} });
   await db.sql.query(`insert into items values (1, 'apple', 3), (2, 'pear', 5)`);
   await db.sql.query(`update items set qty = 4 where id = 1`);
   await db.sql.query(`delete from items where id = 2`);
