@@ -1,0 +1,404 @@
+/**
+ * Decoder for the pgoutput logical replication messages, protocol versions 1 to 4:
+ * https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
+ *
+ * Contract:
+ * - `decode(buf)` takes exactly one message (one XLogData payload, or one row of
+ *   pg_logical_slot_get_binary_changes) and returns it as a `PgoutputMessage`, or throws a CdcError:
+ *   PROTOCOL_TRUNCATED when the bytes end early, PROTOCOL_UNKNOWN_MESSAGE for a type byte the
+ *   negotiated protocol version does not define, PROTOCOL_INVALID for anything else malformed
+ *   (trailing bytes, a bad enum byte, a negative length, a 64-bit value beyond 2^53, a stream block
+ *   out of order). No other exception escapes.
+ * - The decoder is stateful in one way only: between Stream Start and Stream Stop (protocol v2+) the
+ *   data messages carry a leading xid, so it tracks whether it is inside such a block. A message that
+ *   fails to decode leaves that state unchanged. Call `reset()` when a new replication session starts.
+ * - Decoded messages never alias `buf`: binary tuple values and logical message contents are copied,
+ *   so the caller may reuse the input buffer as soon as `decode` returns.
+ * - Tuple text is decoded as UTF-8, the client_encoding of the connection that reads the slot.
+ * - Relation and Type namespaces are '' for pg_catalog, as the server sends them.
+ */
+import { CdcError } from '../errors.ts';
+import { BufferReader } from './reader.ts';
+import { UNCHANGED_TOAST, type PgoutputMessage, type RelationColumn, type ReplicaIdentity, type TupleData, type TupleValue } from './messages.ts';
+
+export type PgoutputProtoVersion = 1 | 2 | 3 | 4;
+
+export interface PgoutputDecoderOptions {
+  /** The proto_version given to START_REPLICATION: it decides which messages and fields exist. */
+  readonly protoVersion: PgoutputProtoVersion;
+}
+
+// Message type bytes.
+const BEGIN = 0x42; // 'B'
+const MESSAGE = 0x4d; // 'M'
+const COMMIT = 0x43; // 'C'
+const ORIGIN = 0x4f; // 'O'
+const RELATION = 0x52; // 'R'
+const TYPE = 0x59; // 'Y'
+const INSERT = 0x49; // 'I'
+const UPDATE = 0x55; // 'U'
+const DELETE = 0x44; // 'D'
+const TRUNCATE = 0x54; // 'T'
+const STREAM_START = 0x53; // 'S'
+const STREAM_STOP = 0x45; // 'E'
+const STREAM_COMMIT = 0x63; // 'c'
+const STREAM_ABORT = 0x41; // 'A'
+const BEGIN_PREPARE = 0x62; // 'b'
+const PREPARE = 0x50; // 'P'
+const COMMIT_PREPARED = 0x4b; // 'K'
+const ROLLBACK_PREPARED = 0x72; // 'r'
+const STREAM_PREPARE = 0x70; // 'p'
+
+// Tuple submessage bytes ('K' and 'O' share their values with COMMIT_PREPARED and ORIGIN).
+const TUPLE_NEW = 0x4e; // 'N'
+const TUPLE_KEY = 0x4b; // 'K'
+const TUPLE_OLD = 0x4f; // 'O'
+const VALUE_NULL = 0x6e; // 'n'
+const VALUE_TOAST = 0x75; // 'u'
+const VALUE_TEXT = 0x74; // 't'
+const VALUE_BINARY = 0x62; // 'b'
+
+const TRUNCATE_CASCADE = 1;
+const TRUNCATE_RESTART_IDENTITY = 2;
+
+export class PgoutputDecoder {
+  readonly protoVersion: PgoutputProtoVersion;
+  // One reader reset per message: no allocation besides the decoded message itself.
+  private readonly r = new BufferReader();
+  private streaming = false;
+
+  constructor(options: PgoutputDecoderOptions) {
+    const version: number = options.protoVersion;
+    if (version !== 1 && version !== 2 && version !== 3 && version !== 4) {
+      throw new CdcError('INTERNAL', `pgoutput protocol version ${String(version)} is not supported (1 to 4)`);
+    }
+    this.protoVersion = options.protoVersion;
+  }
+
+  /** True between a Stream Start and its Stream Stop, where data messages carry an xid. */
+  get inStreamBlock(): boolean {
+    return this.streaming;
+  }
+
+  /** Forgets the stream block state: a new replication session always starts outside one. */
+  reset(): void {
+    this.streaming = false;
+  }
+
+  /** Decodes one message. See the module doc for the error contract. */
+  decode(buf: Buffer): PgoutputMessage {
+    const r = this.r;
+    if (buf.length === 0) {
+      throw new CdcError('PROTOCOL_TRUNCATED', 'empty pgoutput message: expected a message type byte');
+    }
+    const type = buf[0] as number;
+    // Each case points the shared reader just past the type byte it switched on.
+    switch (type) {
+      // Insert: Byte1('I') [Int32 xid] Int32 relationOid Byte1('N') TupleData
+      case INSERT: {
+        r.reset(buf, 'pgoutput Insert', 1);
+        const xid = this.streaming ? r.u32('xid') : undefined;
+        const relationId = r.u32('relation oid');
+        if (r.u8('new tuple marker') !== TUPLE_NEW) throw r.invalid(`expected new tuple marker 'N'`);
+        const newTuple = this.tuple('new tuple');
+        r.expectEnd();
+        return { tag: 'insert', xid, relationId, newTuple };
+      }
+      // Update: Byte1('U') [Int32 xid] Int32 relationOid [Byte1('K'|'O') TupleData] Byte1('N') TupleData
+      case UPDATE: {
+        r.reset(buf, 'pgoutput Update', 1);
+        const xid = this.streaming ? r.u32('xid') : undefined;
+        const relationId = r.u32('relation oid');
+        let keyTuple: TupleData | undefined;
+        let oldTuple: TupleData | undefined;
+        const marker = r.u8('tuple marker');
+        if (marker === TUPLE_KEY || marker === TUPLE_OLD) {
+          const before = this.tuple(marker === TUPLE_KEY ? 'key tuple' : 'old tuple');
+          if (marker === TUPLE_KEY) keyTuple = before;
+          else oldTuple = before;
+          const next = r.u8('new tuple marker');
+          if (next !== TUPLE_NEW) throw r.invalid(`expected new tuple marker 'N' after the old row, got ${describeType(next)}`);
+        } else if (marker !== TUPLE_NEW) {
+          throw r.invalid(`expected tuple marker 'K', 'O' or 'N', got ${describeType(marker)}`);
+        }
+        const newTuple = this.tuple('new tuple');
+        r.expectEnd();
+        return { tag: 'update', xid, relationId, keyTuple, oldTuple, newTuple };
+      }
+      // Delete: Byte1('D') [Int32 xid] Int32 relationOid Byte1('K'|'O') TupleData
+      case DELETE: {
+        r.reset(buf, 'pgoutput Delete', 1);
+        const xid = this.streaming ? r.u32('xid') : undefined;
+        const relationId = r.u32('relation oid');
+        const marker = r.u8('tuple marker');
+        if (marker !== TUPLE_KEY && marker !== TUPLE_OLD) throw r.invalid(`expected tuple marker 'K' or 'O', got ${describeType(marker)}`);
+        const tuple = this.tuple(marker === TUPLE_KEY ? 'key tuple' : 'old tuple');
+        r.expectEnd();
+        return marker === TUPLE_KEY
+          ? { tag: 'delete', xid, relationId, keyTuple: tuple, oldTuple: undefined }
+          : { tag: 'delete', xid, relationId, keyTuple: undefined, oldTuple: tuple };
+      }
+      // Begin: Byte1('B') Int64 finalLsn Int64 commitTime Int32 xid
+      case BEGIN: {
+        r.reset(buf, 'pgoutput Begin', 1);
+        this.outsideStream('Begin');
+        const finalLsn = r.u64('final LSN');
+        const commitTime = r.i64('commit time');
+        const xid = r.u32('xid');
+        r.expectEnd();
+        return { tag: 'begin', finalLsn, commitTime, xid };
+      }
+      // Commit: Byte1('C') Int8 flags Int64 commitLsn Int64 endLsn Int64 commitTime
+      case COMMIT: {
+        r.reset(buf, 'pgoutput Commit', 1);
+        this.outsideStream('Commit');
+        const flags = r.u8('flags');
+        const commitLsn = r.u64('commit LSN');
+        const endLsn = r.u64('end LSN');
+        const commitTime = r.i64('commit time');
+        r.expectEnd();
+        return { tag: 'commit', flags, commitLsn, endLsn, commitTime };
+      }
+      // Origin: Byte1('O') Int64 originCommitLsn String name
+      case ORIGIN: {
+        r.reset(buf, 'pgoutput Origin', 1);
+        const originLsn = r.u64('origin LSN');
+        const name = r.cstring('origin name');
+        r.expectEnd();
+        return { tag: 'origin', originLsn, name };
+      }
+      // Relation: Byte1('R') [Int32 xid] Int32 relationOid String namespace String name
+      //           Int8 replicaIdentity Int16 ncols { Int8 flags String name Int32 typeOid Int32 typmod }*ncols
+      case RELATION: {
+        r.reset(buf, 'pgoutput Relation', 1);
+        const xid = this.streaming ? r.u32('xid') : undefined;
+        const relationId = r.u32('relation oid');
+        const namespace = r.cstring('namespace');
+        const name = r.cstring('relation name');
+        const replicaIdentity = this.replicaIdentity(r.u8('replica identity'));
+        const count = r.i16('column count');
+        if (count < 0) throw r.invalid(`negative column count ${count}`);
+        const columns: RelationColumn[] = [];
+        for (let i = 0; i < count; i++) {
+          const flags = r.u8('column flags');
+          const columnName = r.cstring('column name');
+          const typeOid = r.u32('column type oid');
+          const typeMod = r.i32('column type modifier');
+          columns.push({ isKey: (flags & 1) !== 0, name: columnName, typeOid, typeMod });
+        }
+        r.expectEnd();
+        return { tag: 'relation', xid, relationId, namespace, name, replicaIdentity, columns };
+      }
+      // Type: Byte1('Y') [Int32 xid] Int32 typeOid String namespace String name
+      case TYPE: {
+        r.reset(buf, 'pgoutput Type', 1);
+        const xid = this.streaming ? r.u32('xid') : undefined;
+        const typeOid = r.u32('type oid');
+        const namespace = r.cstring('namespace');
+        const name = r.cstring('type name');
+        r.expectEnd();
+        return { tag: 'type', xid, typeOid, namespace, name };
+      }
+      // Truncate: Byte1('T') [Int32 xid] Int32 nrels Int8 options(1 cascade, 2 restart identity) Int32 relationOid*nrels
+      case TRUNCATE: {
+        r.reset(buf, 'pgoutput Truncate', 1);
+        const xid = this.streaming ? r.u32('xid') : undefined;
+        const count = r.i32('relation count');
+        if (count < 0) throw r.invalid(`negative relation count ${count}`);
+        const options = r.u8('options');
+        r.ensure(count * 4, 'relation oids'); // before the loop, so a corrupt count fails at once
+        const relationIds: number[] = [];
+        for (let i = 0; i < count; i++) relationIds.push(r.u32('relation oid'));
+        r.expectEnd();
+        const cascade = (options & TRUNCATE_CASCADE) !== 0;
+        return { tag: 'truncate', xid, cascade, restartIdentity: (options & TRUNCATE_RESTART_IDENTITY) !== 0, relationIds };
+      }
+      // Message: Byte1('M') [Int32 xid] Int8 flags(1 transactional) Int64 lsn String prefix Int32 length Byte[length]
+      case MESSAGE: {
+        r.reset(buf, 'pgoutput Message', 1);
+        const xid = this.streaming ? r.u32('xid') : undefined;
+        const transactional = (r.u8('flags') & 1) !== 0;
+        const lsn = r.u64('LSN');
+        const prefix = r.cstring('prefix');
+        const content = r.copyBytes(r.i32('content length'), 'content');
+        r.expectEnd();
+        return { tag: 'message', xid, transactional, lsn, prefix, content };
+      }
+      // Stream Start: Byte1('S') Int32 xid Int8 firstSegment(1 = first)
+      case STREAM_START: {
+        r.reset(buf, 'pgoutput Stream Start', 1);
+        this.needsVersion(2, 'Stream Start', type);
+        if (this.streaming) throw r.invalid('Stream Start inside a stream block (no Stream Stop since the last one)');
+        const xid = r.u32('xid');
+        const firstSegment = r.u8('first-segment flag') === 1;
+        r.expectEnd();
+        this.streaming = true;
+        return { tag: 'streamStart', xid, firstSegment };
+      }
+      // Stream Stop: Byte1('E')
+      case STREAM_STOP: {
+        r.reset(buf, 'pgoutput Stream Stop', 1);
+        this.needsVersion(2, 'Stream Stop', type);
+        if (!this.streaming) throw r.invalid('Stream Stop outside a stream block');
+        r.expectEnd();
+        this.streaming = false;
+        return { tag: 'streamStop' };
+      }
+      // Stream Commit: Byte1('c') Int32 xid Int8 flags Int64 commitLsn Int64 endLsn Int64 commitTime
+      case STREAM_COMMIT: {
+        r.reset(buf, 'pgoutput Stream Commit', 1);
+        this.needsVersion(2, 'Stream Commit', type);
+        this.outsideStream('Stream Commit');
+        const xid = r.u32('xid');
+        const flags = r.u8('flags');
+        const commitLsn = r.u64('commit LSN');
+        const endLsn = r.u64('end LSN');
+        const commitTime = r.i64('commit time');
+        r.expectEnd();
+        return { tag: 'streamCommit', xid, flags, commitLsn, endLsn, commitTime };
+      }
+      // Stream Abort: Byte1('A') Int32 xid Int32 subXid [Int64 abortLsn Int64 abortTime]
+      // The bracketed fields exist from protocol v4, and only with streaming = parallel: present iff bytes remain.
+      case STREAM_ABORT: {
+        r.reset(buf, 'pgoutput Stream Abort', 1);
+        this.needsVersion(2, 'Stream Abort', type);
+        this.outsideStream('Stream Abort');
+        const xid = r.u32('xid');
+        const subXid = r.u32('subtransaction xid');
+        let abortLsn: number | undefined;
+        let abortTime: number | undefined;
+        if (this.protoVersion >= 4 && r.remaining > 0) {
+          abortLsn = r.u64('abort LSN');
+          abortTime = r.i64('abort time');
+        }
+        r.expectEnd();
+        return { tag: 'streamAbort', xid, subXid, abortLsn, abortTime };
+      }
+      // Begin Prepare: Byte1('b') Int64 prepareLsn Int64 endLsn Int64 prepareTime Int32 xid String gid
+      case BEGIN_PREPARE: {
+        r.reset(buf, 'pgoutput Begin Prepare', 1);
+        this.needsVersion(3, 'Begin Prepare', type);
+        this.outsideStream('Begin Prepare');
+        const prepareLsn = r.u64('prepare LSN');
+        const endLsn = r.u64('end LSN');
+        const prepareTime = r.i64('prepare time');
+        const xid = r.u32('xid');
+        const gid = r.cstring('gid');
+        r.expectEnd();
+        return { tag: 'beginPrepare', prepareLsn, endLsn, prepareTime, xid, gid };
+      }
+      // Prepare:        Byte1('P') Int8 flags Int64 prepareLsn Int64 endLsn Int64 prepareTime Int32 xid String gid
+      // Stream Prepare: Byte1('p') with the same fields
+      case PREPARE:
+      case STREAM_PREPARE: {
+        const streamed = type === STREAM_PREPARE;
+        const name = streamed ? 'Stream Prepare' : 'Prepare';
+        r.reset(buf, streamed ? 'pgoutput Stream Prepare' : 'pgoutput Prepare', 1);
+        this.needsVersion(3, name, type);
+        this.outsideStream(name);
+        const flags = r.u8('flags');
+        const prepareLsn = r.u64('prepare LSN');
+        const endLsn = r.u64('end LSN');
+        const prepareTime = r.i64('prepare time');
+        const xid = r.u32('xid');
+        const gid = r.cstring('gid');
+        r.expectEnd();
+        return streamed
+          ? { tag: 'streamPrepare', flags, prepareLsn, endLsn, prepareTime, xid, gid }
+          : { tag: 'prepare', flags, prepareLsn, endLsn, prepareTime, xid, gid };
+      }
+      // Commit Prepared: Byte1('K') Int8 flags Int64 commitLsn Int64 endLsn Int64 commitTime Int32 xid String gid
+      case COMMIT_PREPARED: {
+        r.reset(buf, 'pgoutput Commit Prepared', 1);
+        this.needsVersion(3, 'Commit Prepared', type);
+        this.outsideStream('Commit Prepared');
+        const flags = r.u8('flags');
+        const commitLsn = r.u64('commit LSN');
+        const endLsn = r.u64('end LSN');
+        const commitTime = r.i64('commit time');
+        const xid = r.u32('xid');
+        const gid = r.cstring('gid');
+        r.expectEnd();
+        return { tag: 'commitPrepared', flags, commitLsn, endLsn, commitTime, xid, gid };
+      }
+      // Rollback Prepared: Byte1('r') Int8 flags Int64 prepareEndLsn Int64 rollbackEndLsn
+      //                    Int64 prepareTime Int64 rollbackTime Int32 xid String gid
+      case ROLLBACK_PREPARED: {
+        r.reset(buf, 'pgoutput Rollback Prepared', 1);
+        this.needsVersion(3, 'Rollback Prepared', type);
+        this.outsideStream('Rollback Prepared');
+        const flags = r.u8('flags');
+        const prepareEndLsn = r.u64('prepare end LSN');
+        const rollbackEndLsn = r.u64('rollback end LSN');
+        const prepareTime = r.i64('prepare time');
+        const rollbackTime = r.i64('rollback time');
+        const xid = r.u32('xid');
+        const gid = r.cstring('gid');
+        r.expectEnd();
+        return { tag: 'rollbackPrepared', flags, prepareEndLsn, rollbackEndLsn, prepareTime, rollbackTime, xid, gid };
+      }
+      default:
+        throw new CdcError('PROTOCOL_UNKNOWN_MESSAGE', `unknown pgoutput message type ${describeType(type)} (${buf.length} bytes)`, {
+          hint: 'The server sent a message this version of pgcdc does not know; report it with the server version',
+        });
+    }
+  }
+
+  // TupleData: Int16 ncols { Byte1('n') | Byte1('u') | Byte1('t') Int32 len Byte[len] | Byte1('b') Int32 len Byte[len] }*ncols
+  // The hottest loop of the decoder: one switch per column, no closures, the array sized up front.
+  private tuple(what: string): TupleData {
+    const r = this.r;
+    const count = r.i16('tuple column count');
+    if (count < 0) throw r.invalid(`negative column count ${count} in ${what}`);
+    const values = new Array<TupleValue>(count);
+    for (let i = 0; i < count; i++) {
+      const kind = r.u8('tuple column kind');
+      switch (kind) {
+        case VALUE_TEXT:
+          values[i] = r.utf8(r.i32('text value length'), 'text value');
+          break;
+        case VALUE_NULL:
+          values[i] = null;
+          break;
+        case VALUE_TOAST:
+          values[i] = UNCHANGED_TOAST;
+          break;
+        case VALUE_BINARY:
+          values[i] = r.copyBytes(r.i32('binary value length'), 'binary value');
+          break;
+        default:
+          throw r.invalid(`unknown tuple column kind ${describeType(kind)} in column ${i} of ${what}`);
+      }
+    }
+    return values;
+  }
+
+  private replicaIdentity(byte: number): ReplicaIdentity {
+    // 'd' default, 'n' nothing, 'f' full, 'i' index
+    if (byte === 0x64) return 'd';
+    if (byte === 0x6e) return 'n';
+    if (byte === 0x66) return 'f';
+    if (byte === 0x69) return 'i';
+    throw this.r.invalid(`unknown replica identity ${describeType(byte)}`);
+  }
+
+  private needsVersion(min: PgoutputProtoVersion, name: string, type: number): void {
+    if (this.protoVersion >= min) return;
+    throw new CdcError(
+      'PROTOCOL_UNKNOWN_MESSAGE',
+      `pgoutput ${name} message (${describeType(type)}) does not exist in protocol version ${this.protoVersion}; it needs version ${min}`,
+      { hint: 'The server and pgcdc disagree on proto_version; report it with the server version' },
+    );
+  }
+
+  // Transaction boundaries never occur inside a stream block; one there means a Stream Stop was lost,
+  // and every xid-prefixed message since would have been misread.
+  private outsideStream(name: string): void {
+    if (this.streaming) throw this.r.invalid(`${name} inside a stream block (Stream Stop missing)`);
+  }
+}
+
+function describeType(byte: number): string {
+  const hex = `0x${byte.toString(16).padStart(2, '0')}`;
+  return byte >= 0x20 && byte < 0x7f ? `'${String.fromCharCode(byte)}' (${hex})` : hex;
+}
