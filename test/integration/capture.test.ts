@@ -208,6 +208,15 @@ test('refuses to resume when the slot is gone or the server is another cluster',
   assert.equal(changed.stderr.trim().split('\n').length, 1, 'one error line');
   await writeFile(offsetsPath, original);
 
+  // Someone else consumed the slot past our offset (PostgreSQL 11+ can advance a slot by hand).
+  if (db.server.major >= 11) {
+    await db.sql.query(`insert into t values (2)`);
+    await db.sql.query(`select pg_replication_slot_advance($1, pg_current_wal_lsn())`, [slotName(db)]);
+    const ahead = await runPgcdc(args);
+    assert.equal(ahead.code, 1);
+    assert.match(ahead.stderr, /past the stored offset .*may be lost/);
+  }
+
   await db.sql.query(`select pg_drop_replication_slot($1)`, [slotName(db)]);
   const missing = await runPgcdc(args);
   assert.equal(missing.code, 1);
@@ -240,4 +249,29 @@ test('bad input gives one clear line and exit code 2', async () => {
   assert.equal(noTable.code, 2);
   assert.match(noTable.stderr, /table not found: public\.nope/);
   for (const r of [unknown, malformed, unreachable, noTable]) assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('pgcdc:')).length, 1, r.stderr);
+});
+
+test('an unchanged TOASTed column carries the placeholder; REPLICA IDENTITY FULL sends the real value', async () => {
+  const db = await freshDatabase();
+  const dir = await workdir();
+  await db.sql.query(`create table docs (id int primary key, title text, body text); alter table docs alter column body set storage external`);
+  await db.sql.query(`create table full_docs (id int primary key, title text, body text); alter table full_docs alter column body set storage external; alter table full_docs replica identity full`);
+  const big = 'x'.repeat(20_000);
+  await db.sql.query(`insert into docs values (1, 'a', $1)`, [big]);
+  await db.sql.query(`insert into full_docs values (1, 'a', $1)`, [big]);
+  const proc = startPgcdc(runArgs(db, dir, 'public.docs,public.full_docs'));
+  await eventually(() => slotConfirmed(db), 'slot created');
+  await db.sql.query(`update docs set title = 'b' where id = 1`);
+  await db.sql.query(`update full_docs set title = 'b' where id = 1`);
+  const events = await eventually(async () => {
+    const all = await readJsonl(path.join(dir, 'events'));
+    return all.length >= 2 ? all : undefined;
+  }, 'two updates');
+  proc.kill('SIGTERM');
+  assert.equal(await proc.exited, 0, proc.stderr());
+  const plain = events.find((e) => e.value.source.table === 'docs');
+  const full = events.find((e) => e.value.source.table === 'full_docs');
+  assert.deepEqual(plain?.value.after, { id: 1, title: 'b', body: '__pgcdc_unavailable_value' });
+  assert.ok(full?.value.after?.body === big, 'FULL identity: the unchanged value is filled from the old row');
+  assert.ok(full?.value.before?.body === big, 'FULL identity: the old row carries the value');
 });
