@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { CdcError } from '../errors.ts';
 import { LockFile } from './lock.ts';
 import type { Checkpoint, OffsetStore } from './store.ts';
+import { syncDir } from '../durability.ts';
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
 
@@ -174,14 +175,6 @@ export class FileOffsetStore implements OffsetStore {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 function errnoOf(error: unknown): string | undefined {
   if (error instanceof Error && 'code' in error && typeof error.code === 'string') return error.code;

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { CdcError } from '../errors.ts';
 import type { Sink, SinkEvent, SinkPosition } from './sink.ts';
+import { syncDir } from '../durability.ts';
 
 const SUFFIX = '.jsonl';
 /** NAME_MAX on Linux file systems. */
@@ -333,15 +334,6 @@ async function writeFully(handle: FileHandle, data: Buffer, position: number): P
   }
 }
 
-/** fsync a directory so the entries created or removed in it survive a crash. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 function firstRejection(results: readonly PromiseSettledResult<unknown>[]): unknown {
   for (const result of results) if (result.status === 'rejected') return (result.reason as unknown) ?? new Error('unknown failure');
