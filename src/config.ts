@@ -62,7 +62,7 @@ export const configSchema = z.strictObject({
   batch: z
     .strictObject({
       /** Events buffered before a sink write. */
-      maxEvents: z.number().int().min(1).max(1_000_000).default(20_000),
+      maxEvents: z.number().int().min(1).max(1_000_000).default(5000),
       /** Longest an event waits for its batch to fill, in milliseconds. */
       maxDelayMs: z.number().int().min(0).max(60_000).default(100),
     })

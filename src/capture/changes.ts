@@ -8,13 +8,17 @@
 import { CdcError } from '../errors.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import { pgTimeToUnixMs, UNCHANGED_TOAST, type Lsn, type PgoutputMessage, type TupleData } from '../protocol/messages.ts';
-import type { SinkEvent } from '../sinks/sink.ts';
+import type { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import type { RelationCache } from '../source/relations.ts';
-import { TableSerializer, type TopicNaming, type TransactionContext } from '../envelope/json.ts';
+import { TableSerializer, transactionContext, type TableInTransaction, type TopicNaming, type TransactionContext } from '../envelope/json.ts';
 
 export interface ChangeSink {
-  /** An event of the open transaction. */
-  event(event: SinkEvent): void;
+  /** Numbers topics. */
+  readonly topics: TopicRegistry;
+  /** Where an event is written: `writer.startEvent()`, the serializer's writes, then `eventEnd`. */
+  readonly writer: EventBatchBuilder;
+  /** Ends the event being written (of the open transaction) under `topic`. */
+  eventEnd(topic: number): void;
   /** The open transaction committed; every event of it has been passed to `event`. */
   commit(endLsn: Lsn): void;
 }
@@ -23,8 +27,8 @@ interface OpenTransaction {
   readonly context: TransactionContext;
   readonly commitLsn: Lsn;
   ordinal: number;
-  /** Per-table event counts (data_collection_order). */
-  readonly perTable: Map<number, number>;
+  /** Per-table state: event counts (data_collection_order) and encoded source heads. */
+  readonly perTable: Map<number, TableInTransaction>;
   /** True while skipping a transaction already delivered before a restart. */
   readonly skip: boolean;
 }
@@ -59,7 +63,7 @@ export class ChangeAssembler {
 
   /** Call after the relation cache learnt a new schema for `relationId`. */
   relationChanged(relationId: number): void {
-    this.serializers.set(relationId, new TableSerializer(this.relations.get(relationId), this.naming));
+    this.serializers.set(relationId, new TableSerializer(this.relations.get(relationId), this.naming, this.out.topics));
   }
 
   /** Handles one message; `lsn` is the XLogData start of the frame that carried it. */
@@ -70,7 +74,7 @@ export class ChangeAssembler {
         if (skip) this.skippedTransactions++;
         else this.skipBefore = 0;
         this.tx = {
-          context: { xid: message.xid, commitLsn: formatLsn(message.finalLsn), commitTimeMs: pgTimeToUnixMs(message.commitTime) },
+          context: transactionContext(message.xid, formatLsn(message.finalLsn), pgTimeToUnixMs(message.commitTime)),
           commitLsn: message.finalLsn,
           ordinal: 0,
           perTable: new Map(),
@@ -87,35 +91,29 @@ export class ChangeAssembler {
       case 'insert': {
         const tx = this.requireTx(message.tag);
         if (tx.skip) return;
-        const s = this.serializer(message.relationId);
-        this.emit(tx, s, lsn, 'c', s.key(message.newTuple), 'null', s.row(message.newTuple));
+        this.emit(tx, this.serializer(message.relationId), lsn, 'c', message.newTuple, null, message.newTuple);
         return;
       }
       case 'update': {
         const tx = this.requireTx(message.tag);
         if (tx.skip) return;
-        const s = this.serializer(message.relationId);
-        const old = message.oldTuple ?? message.keyTuple;
+        const old = message.oldTuple ?? message.keyTuple ?? null;
         const after = message.oldTuple ? fillUnchangedToast(message.newTuple, message.oldTuple) : message.newTuple;
-        this.emit(tx, s, lsn, 'u', s.key(after), old ? s.row(old) : 'null', s.row(after));
+        this.emit(tx, this.serializer(message.relationId), lsn, 'u', after, old, after);
         return;
       }
       case 'delete': {
         const tx = this.requireTx(message.tag);
         if (tx.skip) return;
-        const s = this.serializer(message.relationId);
         const old = message.oldTuple ?? message.keyTuple;
         if (!old) return; // REPLICA IDENTITY NOTHING: PostgreSQL refuses such deletes on published tables.
-        this.emit(tx, s, lsn, 'd', s.key(old), s.row(old), 'null');
+        this.emit(tx, this.serializer(message.relationId), lsn, 'd', old, old, null);
         return;
       }
       case 'truncate': {
         const tx = this.requireTx(message.tag);
         if (tx.skip) return;
-        for (const relationId of message.relationIds) {
-          const s = this.serializer(relationId);
-          this.emit(tx, s, lsn, 't', 'null', 'null', 'null');
-        }
+        for (const relationId of message.relationIds) this.emit(tx, this.serializer(relationId), lsn, 't', null, null, null);
         return;
       }
       case 'message':
@@ -151,18 +149,26 @@ export class ChangeAssembler {
   private serializer(relationId: number): TableSerializer {
     const found = this.serializers.get(relationId);
     if (found) return found;
-    const created = new TableSerializer(this.relations.get(relationId), this.naming);
+    const created = new TableSerializer(this.relations.get(relationId), this.naming, this.out.topics);
     this.serializers.set(relationId, created);
     return created;
   }
 
-  private emit(tx: OpenTransaction, s: TableSerializer, lsn: Lsn, op: 'c' | 'u' | 'd' | 't', key: string, before: string, after: string): void {
+  private emit(tx: OpenTransaction, s: TableSerializer, lsn: Lsn, op: 'c' | 'u' | 'd' | 't', key: TupleData | null, before: TupleData | null, after: TupleData | null): void {
     const relationId = s.table.relationId;
-    const perTable = (tx.perTable.get(relationId) ?? 0) + 1;
-    tx.perTable.set(relationId, perTable);
+    let inTx = tx.perTable.get(relationId);
+    if (inTx === undefined) tx.perTable.set(relationId, (inTx = s.inTransaction(tx.context)));
+    const dataCollectionOrder = ++inTx.count;
     const totalOrder = ++tx.ordinal;
-    const line = s.line(op, key, before, after, tx.context, { lsn, totalOrder, dataCollectionOrder: perTable }, Date.now());
-    this.out.event({ topic: s.topic, id: `${tx.context.commitLsn}:${totalOrder - 1}`, line });
+    const w = this.out.writer;
+    w.startEvent();
+    try {
+      s.write(w, op, key, before, after, tx.context, inTx, { lsn, totalOrder, dataCollectionOrder }, Date.now());
+    } catch (error) {
+      w.abortEvent();
+      throw error;
+    }
+    this.out.eventEnd(s.topicNumber);
   }
 }
 

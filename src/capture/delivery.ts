@@ -14,7 +14,8 @@
 import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import type { Checkpoint, OffsetStore } from '../offsets/store.ts';
-import type { Sink, SinkEvent, SinkPosition } from '../sinks/sink.ts';
+import type { Sink, SinkPosition } from '../sinks/sink.ts';
+import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import { toCdcError, type CdcError } from '../errors.ts';
 import type { ChangeSink } from './changes.ts';
 
@@ -32,6 +33,11 @@ export interface DeliveryHooks {
   stored(checkpoint: Checkpoint): void;
 }
 
+/** A batch is written once it holds this many bytes, whatever its event count. */
+const MAX_BATCH_BYTES = 16 * 1024 * 1024;
+/** Reading pauses while this much is buffered (the sink is behind). */
+const MAX_BUFFERED_BYTES = 128 * 1024 * 1024;
+
 type CheckpointIdentity = Pick<Checkpoint, 'systemId' | 'timeline' | 'database' | 'slot' | 'publication'>;
 
 export class Delivery implements ChangeSink {
@@ -41,7 +47,9 @@ export class Delivery implements ChangeSink {
   private readonly options: DeliveryOptions;
   private readonly hooks: DeliveryHooks;
 
-  private pending: SinkEvent[] = [];
+  readonly topics = new TopicRegistry();
+  /** Serialized events not yet handed to the sink (off the JS heap: see sinks/batch.ts). */
+  private readonly pending = new EventBatchBuilder(this.topics);
   /** Number of leading `pending` events that belong to committed transactions. */
   private boundary = 0;
   /** Commit end LSN of the last committed transaction in `pending` (or of an empty one). */
@@ -73,29 +81,45 @@ export class Delivery implements ChangeSink {
 
   /** Nothing buffered, nothing being written, no committed LSN waiting for a checkpoint. */
   get idle(): boolean {
-    return this.pending.length === 0 && this.pump === undefined && this.boundaryLsn === this.ackedLsn;
+    return this.pending.count === 0 && this.pump === undefined && this.boundaryLsn === this.ackedLsn;
   }
 
   get buffered(): number {
-    return this.pending.length;
+    return this.pending.count;
   }
 
-  event(event: SinkEvent): void {
-    this.pending.push(event);
-    const length = this.pending.length;
-    if (length >= this.options.maxEvents * 4 && !this.highWater) {
+  /** The batch builder events are written into (see ChangeSink). */
+  get writer(): EventBatchBuilder {
+    return this.pending;
+  }
+
+  /** Appends one whole event line (no newline inside). */
+  event(topic: number, line: string): void {
+    this.pending.startEvent();
+    this.pending.text(line);
+    this.eventEnd(topic);
+  }
+
+  eventEnd(topic: number): void {
+    const pending = this.pending;
+    pending.endEvent(topic);
+    if (!this.highWater && (pending.count >= this.options.maxEvents * 4 || pending.bytes >= MAX_BUFFERED_BYTES)) {
       this.highWater = true;
       this.hooks.pressure(true);
     }
     // A huge open transaction: write it in parts so memory stays bounded.
-    if (length - this.boundary >= this.options.maxEvents * 2) this.kick();
+    if (this.openTransactionTooBig()) this.kick();
   }
 
   commit(endLsn: Lsn): void {
-    this.boundary = this.pending.length;
+    this.boundary = this.pending.count;
     if (endLsn > this.boundaryLsn) this.boundaryLsn = endLsn;
-    if (this.pending.length >= this.options.maxEvents) this.kick();
+    if (this.pending.count >= this.options.maxEvents || this.pending.bytes >= MAX_BATCH_BYTES) this.kick();
     else this.arm();
+  }
+
+  private openTransactionTooBig(): boolean {
+    return this.pending.count - this.boundary >= this.options.maxEvents * 2 || (this.boundary === 0 && this.pending.bytes >= MAX_BATCH_BYTES * 2);
   }
 
   /**
@@ -134,7 +158,7 @@ export class Delivery implements ChangeSink {
     this.pump = this.run().finally(() => {
       this.pump = undefined;
       // More may have committed while we were writing.
-      if (!this.failure && (this.boundaryLsn > this.ackedLsn || this.pending.length - this.boundary >= this.options.maxEvents * 2)) this.arm();
+      if (!this.failure && (this.boundaryLsn > this.ackedLsn || this.openTransactionTooBig())) this.arm();
     });
   }
 
@@ -142,22 +166,19 @@ export class Delivery implements ChangeSink {
     try {
       while (!this.failure) {
         if (this.boundary > 0 || this.boundaryLsn > this.ackedLsn) {
-          const cut = this.boundary;
           const lsn = this.boundaryLsn;
-          const batch = cut === this.pending.length ? this.pending : this.pending.slice(0, cut);
-          this.pending = cut === this.pending.length ? [] : this.pending.slice(cut);
+          const batch = this.pending.take(this.boundary);
           this.boundary = 0;
           this.relievePressure();
-          if (batch.length > 0) this.position = await this.sink.write(batch);
+          if (batch.count > 0) this.position = await this.sink.write(batch);
           await this.store(lsn);
-          this.delivered += batch.length;
-        } else if (this.pending.length >= this.options.maxEvents * 2) {
+          this.delivered += batch.count;
+        } else if (this.openTransactionTooBig()) {
           // Part of one huge transaction: durable in the sink, but no checkpoint until its commit.
-          const batch = this.pending;
-          this.pending = [];
+          const batch = this.pending.take(this.pending.count);
           this.relievePressure();
           this.position = await this.sink.write(batch);
-          this.delivered += batch.length;
+          this.delivered += batch.count;
         } else return;
       }
     } catch (error) {
@@ -175,7 +196,7 @@ export class Delivery implements ChangeSink {
   }
 
   private relievePressure(): void {
-    if (this.highWater && this.pending.length < this.options.maxEvents * 2) {
+    if (this.highWater && this.pending.count < this.options.maxEvents * 2 && this.pending.bytes < MAX_BUFFERED_BYTES / 2) {
       this.highWater = false;
       this.hooks.pressure(false);
     }

@@ -21,6 +21,7 @@ import { loadPgTypes } from '../postgres/pg-types.ts';
 import { ReplicationSession, type ReplicationStream } from '../postgres/slot.ts';
 import { FileOffsetStore } from '../offsets/file.ts';
 import type { Sink } from '../sinks/sink.ts';
+import { EventBatch } from '../sinks/batch.ts';
 import { RelationCache, type RelationMessage } from '../source/relations.ts';
 import type { PgType } from '../source/values.ts';
 import { ChangeAssembler } from './changes.ts';
@@ -120,7 +121,7 @@ export class Capture {
       if (!startPosition) {
         // Store a first checkpoint before any event is written: a crash between the first write and
         // the first commit then finds a checkpoint to truncate back to, instead of unknown files.
-        startPosition = await sink.write([]);
+        startPosition = await sink.write(EventBatch.of([]));
         await offsets.commit({ version: 1, ...identity, lsn: formatLsn(startLsn), sink: startPosition, updatedAt: new Date().toISOString() });
       }
       const loop = new StreamLoop({

@@ -18,7 +18,7 @@ import { createLogger } from '../log.ts';
 import { LockFile } from '../offsets/lock.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 import { JsonlSink } from '../sinks/jsonl.ts';
-import type { Sink, SinkEvent, SinkPosition } from '../sinks/sink.ts';
+import type { EventBatch, Sink, SinkPosition } from '../sinks/sink.ts';
 import { SHOP_TABLES, ShopWorkload, createShop, seedShop } from './demo-shop.ts';
 import { verifyShop, type VerifyReport } from './demo-verify.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
@@ -47,9 +47,9 @@ function positive(value: string, flag: string, max: number): number {
 class PrintingSink implements Sink {
   readonly kind: string;
   private readonly inner: Sink;
-  private readonly show: (batch: readonly SinkEvent[]) => void;
+  private readonly show: (batch: EventBatch) => void;
 
-  constructor(inner: Sink, show: (batch: readonly SinkEvent[]) => void) {
+  constructor(inner: Sink, show: (batch: EventBatch) => void) {
     this.inner = inner;
     this.kind = inner.kind;
     this.show = show;
@@ -59,7 +59,7 @@ class PrintingSink implements Sink {
     return this.inner.open(resume);
   }
 
-  async write(batch: readonly SinkEvent[]): Promise<SinkPosition> {
+  async write(batch: EventBatch): Promise<SinkPosition> {
     const position = await this.inner.write(batch);
     this.show(batch);
     return position;
@@ -99,13 +99,13 @@ class EventPrinter {
     this.topicWidth = topicWidth;
   }
 
-  print(batch: readonly SinkEvent[]): void {
+  print(batch: EventBatch): void {
     let text = '';
-    for (const event of batch) text += `${this.render(event)}\n`;
+    for (let i = 0; i < batch.count; i++) text += `${this.render({ topic: batch.topic(i), line: batch.line(i) })}\n`;
     process.stdout.write(text);
   }
 
-  private render(event: SinkEvent): string {
+  private render(event: { topic: string; line: string }): string {
     const parsed = JSON.parse(event.line) as { key: unknown; value: { op: string; before: unknown; after: unknown; source: { ts_ms: number } } };
     const { op, before, after, source } = parsed.value;
     const key = isRow(parsed.key) ? parsed.key : {};

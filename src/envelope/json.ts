@@ -1,7 +1,9 @@
 /**
- * Per-table precompiled serializers for change events (architecture.md section 4). JSON is built
- * by concatenating pre-escaped fragments and the column encoders' output; no event object is
- * built and stringified, because serialisation is the main cost of the whole pipeline.
+ * Per-table precompiled serializers for change events (architecture.md section 4). Every constant
+ * part of a line is encoded to bytes once per table; an event is written straight into the
+ * delivery batch (sinks/batch.ts) as those fragments plus the column encoders' output. No line
+ * string is ever built: serialisation is the main cost of the pipeline, and building then encoding
+ * a rope of 30 pieces per event cost more than everything else together (bench/stream.ts).
  *
  * Line layout (one line per event):
  * {"id":"<commit_lsn>:<ordinal>","topic":"<topic>","key":{..}|null,
@@ -10,20 +12,51 @@
  */
 import { UNCHANGED_TOAST, type TupleData } from '../protocol/messages.ts';
 import type { TableSchema } from '../source/relations.ts';
+import type { TopicRegistry } from '../sinks/batch.ts';
 
 export const PGCDC_VERSION = '0.1.0';
 export const UNAVAILABLE_VALUE = '__pgcdc_unavailable_value';
-const UNAVAILABLE_JSON = JSON.stringify(UNAVAILABLE_VALUE);
 
 export type Op = 'c' | 'u' | 'd' | 'r' | 't' | 'm';
 
-/** What is the same for every event of one transaction. */
+/** Where serialized bytes go: implemented by EventBatchBuilder. */
+export interface LineWriter {
+  raw(bytes: Uint8Array): void;
+  text(s: string): void;
+  uint(value: number): void;
+}
+
+/** What is the same for every event of one transaction, with its bytes encoded once. */
 export interface TransactionContext {
   readonly xid: number;
   /** The commit LSN as "X/Y" (also the first half of every event id). */
   readonly commitLsn: string;
   /** Commit time, Unix milliseconds. */
   readonly commitTimeMs: number;
+  /** `{"id":"<commit_lsn>:` */
+  readonly idOpen: Buffer;
+  /** `,"commit_lsn":"<commit_lsn>","ts_ms":<commit ms>` */
+  readonly commitTail: Buffer;
+  /** `,"transaction":{"id":"<xid>:<commit_lsn>","total_order":` */
+  readonly txOpen: Buffer;
+}
+
+export function transactionContext(xid: number, commitLsn: string, commitTimeMs: number): TransactionContext {
+  return {
+    xid,
+    commitLsn,
+    commitTimeMs,
+    idOpen: bytes(`{"id":"${commitLsn}:`),
+    commitTail: bytes(`,"commit_lsn":"${commitLsn}","ts_ms":${commitTimeMs}`),
+    txOpen: bytes(`,"transaction":{"id":"${xid}:${commitLsn}","total_order":`),
+  };
+}
+
+/** Per table within one transaction: its event count and its source block head. */
+export interface TableInTransaction {
+  count: number;
+  /** `,"source":{...,"txId":<xid>,"lsn":` */
+  readonly sourceHead: Buffer;
 }
 
 /** Where an event sits: its source LSN and its 1-based orders in the transaction. */
@@ -44,68 +77,136 @@ export function topicFor(naming: TopicNaming, schema: string, table: string): st
   return naming.naming === 'database' ? `${naming.database}_${base}` : base;
 }
 
+const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
+const NULL = bytes('null');
+const UNAVAILABLE = bytes(JSON.stringify(UNAVAILABLE_VALUE));
+const BEFORE = bytes(',"value":{"before":');
+const AFTER = bytes(',"after":');
+const OP: Record<Op, Buffer> = {
+  c: bytes('},"op":"c","ts_ms":'),
+  u: bytes('},"op":"u","ts_ms":'),
+  d: bytes('},"op":"d","ts_ms":'),
+  r: bytes('},"op":"r","ts_ms":'),
+  t: bytes('},"op":"t","ts_ms":'),
+  m: bytes('},"op":"m","ts_ms":'),
+};
+const DATA_COLLECTION_ORDER = bytes(',"data_collection_order":');
+const CLOSE = bytes('}}}');
+const EMPTY_OBJECT = bytes('{}');
+const CLOSE_OBJECT = bytes('}');
+
+/** The processing time changes once a millisecond, not once an event: encode it once per change. */
+let nowMs = -1;
+let nowBytes = bytes('0');
+function nowEncoded(ms: number): Buffer {
+  if (ms !== nowMs) {
+    nowMs = ms;
+    nowBytes = bytes(String(ms));
+  }
+  return nowBytes;
+}
+
 /** Serializes the events of one table. Rebuilt whenever its TableSchema changes. */
 export class TableSerializer {
   readonly topic: string;
+  /** The topic's number in the delivery's registry. */
+  readonly topicNumber: number;
   readonly table: TableSchema;
-  private readonly topicJson: string;
+  /** `","topic":"<topic>","key":` */
+  private readonly topicKey: Buffer;
   /** `{"a":`, `,"b":`, ... one per column. */
-  private readonly columnPrefixes: string[];
-  private readonly keyPrefixes: string[];
-  private readonly sourcePrefix: string;
+  private readonly columnPrefixes: Buffer[];
+  private readonly keyPrefixes: Buffer[];
+  /** `,"source":{"version":...,"txId":` as text: completed per transaction by `inTransaction`. */
+  private readonly sourceHead: string;
 
-  constructor(table: TableSchema, naming: TopicNaming) {
+  constructor(table: TableSchema, naming: TopicNaming, topics: TopicRegistry) {
     this.table = table;
     this.topic = topicFor(naming, table.schema, table.table);
-    this.topicJson = JSON.stringify(this.topic);
-    this.columnPrefixes = table.columns.map((c, i) => `${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`);
-    this.keyPrefixes = table.keyIndexes.map((index, i) => `${i === 0 ? '{' : ','}${JSON.stringify(table.columns[index]?.name ?? '')}:`);
-    this.sourcePrefix =
-      `{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},` +
+    this.topicNumber = topics.number(this.topic);
+    this.topicKey = bytes(`","topic":${JSON.stringify(this.topic)},"key":`);
+    this.columnPrefixes = table.columns.map((c, i) => bytes(`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`));
+    this.keyPrefixes = table.keyIndexes.map((index, i) => bytes(`${i === 0 ? '{' : ','}${JSON.stringify(table.columns[index]?.name ?? '')}:`));
+    this.sourceHead =
+      `,"source":{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},` +
       `"db":${JSON.stringify(naming.database)},"schema":${JSON.stringify(table.schema)},"table":${JSON.stringify(table.table)},` +
       `"snapshot":"false","txId":`;
   }
 
+  /** This table's per-transaction state, created at its first event in `tx`. */
+  inTransaction(tx: TransactionContext): TableInTransaction {
+    return { count: 0, sourceHead: bytes(`${this.sourceHead}${tx.xid},"lsn":`) };
+  }
+
+  /** Writes one whole event line (without the newline). `key` is the tuple the key is read from. */
+  write(
+    w: LineWriter,
+    op: Op,
+    key: TupleData | null,
+    before: TupleData | null,
+    after: TupleData | null,
+    tx: TransactionContext,
+    inTx: TableInTransaction,
+    pos: EventPosition,
+    nowMs: number,
+  ): void {
+    w.raw(tx.idOpen);
+    w.uint(pos.totalOrder - 1);
+    w.raw(this.topicKey);
+    if (key === null) w.raw(NULL);
+    else this.writeKey(w, key);
+    w.raw(BEFORE);
+    if (before === null) w.raw(NULL);
+    else this.writeRow(w, before);
+    w.raw(AFTER);
+    if (after === null) w.raw(NULL);
+    else this.writeRow(w, after);
+    w.raw(inTx.sourceHead);
+    w.uint(pos.lsn);
+    w.raw(tx.commitTail);
+    w.raw(OP[op]);
+    w.raw(nowEncoded(nowMs));
+    w.raw(tx.txOpen);
+    w.uint(pos.totalOrder);
+    w.raw(DATA_COLLECTION_ORDER);
+    w.uint(pos.dataCollectionOrder);
+    w.raw(CLOSE);
+  }
+
   /** The row as a JSON object. Unchanged TOAST values become the placeholder. */
-  row(tuple: TupleData): string {
+  private writeRow(w: LineWriter, tuple: TupleData): void {
     const columns = this.table.columns;
-    const prefixes = this.columnPrefixes;
-    if (columns.length === 0) return '{}';
-    let out = '';
-    for (let i = 0; i < columns.length; i++) {
-      const value = tuple[i];
-      out += prefixes[i];
-      if (value === null || value === undefined) out += 'null';
-      else if (typeof value === 'string') out += (columns[i] as TableSchema['columns'][number]).encode(value);
-      else if (value === UNCHANGED_TOAST) out += UNAVAILABLE_JSON;
-      else out += JSON.stringify(value.toString('base64'));
+    if (columns.length === 0) {
+      w.raw(EMPTY_OBJECT);
+      return;
     }
-    return out + '}';
+    const prefixes = this.columnPrefixes;
+    for (let i = 0; i < columns.length; i++) {
+      w.raw(prefixes[i] as Buffer);
+      const value = tuple[i];
+      if (value === null || value === undefined) w.raw(NULL);
+      else if (typeof value === 'string') w.text((columns[i] as TableSchema['columns'][number]).encode(value));
+      else if (value === UNCHANGED_TOAST) w.raw(UNAVAILABLE);
+      else w.text(JSON.stringify(value.toString('base64')));
+    }
+    w.raw(CLOSE_OBJECT);
   }
 
   /** The key object, or `null` for keyless tables. */
-  key(tuple: TupleData): string {
+  private writeKey(w: LineWriter, tuple: TupleData): void {
     const indexes = this.table.keyIndexes;
-    if (indexes.length === 0) return 'null';
-    let out = '';
+    if (indexes.length === 0) {
+      w.raw(NULL);
+      return;
+    }
     for (let i = 0; i < indexes.length; i++) {
       const index = indexes[i] as number;
       const value = tuple[index];
-      out += this.keyPrefixes[i];
-      if (value === null || value === undefined || value === UNCHANGED_TOAST) out += 'null';
-      else if (typeof value === 'string') out += (this.table.columns[index] as TableSchema['columns'][number]).encode(value);
-      else out += JSON.stringify(value.toString('base64'));
+      w.raw(this.keyPrefixes[i] as Buffer);
+      if (value === null || value === undefined || value === UNCHANGED_TOAST) w.raw(NULL);
+      else if (typeof value === 'string') w.text((this.table.columns[index] as TableSchema['columns'][number]).encode(value));
+      else w.text(JSON.stringify(value.toString('base64')));
     }
-    return out + '}';
-  }
-
-  /** A whole event line. `before`/`after` are JSON (from row()) or 'null'. */
-  line(op: Op, key: string, before: string, after: string, tx: TransactionContext, pos: EventPosition, nowMs: number): string {
-    return (
-      `{"id":"${tx.commitLsn}:${pos.totalOrder - 1}","topic":${this.topicJson},"key":${key},` +
-      `"value":{"before":${before},"after":${after},"source":${this.sourcePrefix}${tx.xid},"lsn":${pos.lsn},` +
-      `"commit_lsn":"${tx.commitLsn}","ts_ms":${tx.commitTimeMs}},"op":"${op}","ts_ms":${nowMs},` +
-      `"transaction":{"id":"${tx.xid}:${tx.commitLsn}","total_order":${pos.totalOrder},"data_collection_order":${pos.dataCollectionOrder}}}}`
-    );
+    w.raw(CLOSE_OBJECT);
   }
 }

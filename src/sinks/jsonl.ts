@@ -14,7 +14,7 @@ import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/pro
 import path from 'node:path';
 import { z } from 'zod';
 import { CdcError } from '../errors.ts';
-import type { Sink, SinkEvent, SinkPosition } from './sink.ts';
+import type { EventBatch, Sink, SinkPosition } from './sink.ts';
 import { syncDir } from '../durability.ts';
 
 const SUFFIX = '.jsonl';
@@ -121,7 +121,7 @@ export class JsonlSink implements Sink {
     }
   }
 
-  write(batch: readonly SinkEvent[]): Promise<SinkPosition> {
+  write(batch: EventBatch): Promise<SinkPosition> {
     const run = this.tail.then(() => this.writeNow(batch));
     this.tail = run.catch(() => undefined);
     return run;
@@ -217,7 +217,7 @@ export class JsonlSink implements Sink {
     }
   }
 
-  private async writeNow(batch: readonly SinkEvent[]): Promise<SinkPosition> {
+  private async writeNow(batch: EventBatch): Promise<SinkPosition> {
     if (this.state === 'failed') {
       throw new CdcError('SINK_FAILED', `the JSONL sink in ${this.dir} failed earlier and cannot promise durability any more`, {
         hint: 'restart pgcdc: on start the JSONL sink restores the last checkpointed state',
@@ -225,23 +225,17 @@ export class JsonlSink implements Sink {
       });
     }
     if (this.state !== 'open') throw new CdcError('INTERNAL', `JsonlSink.write called while ${this.state}`);
-    if (batch.length === 0) return this.position();
+    if (batch.count === 0) return this.position();
 
-    const groups = new Map<string, string[]>();
-    for (const event of batch) {
-      const lines = groups.get(event.topic);
-      if (lines === undefined) groups.set(event.topic, [event.line]);
-      else lines.push(event.line);
-    }
+    const groups = batch.byTopic();
 
     // Phase 1: files and bytes. Nothing is written yet, so a failure leaves no trace.
     const touched: { file: TopicFile; handle: FileHandle; data: Buffer }[] = [];
     try {
-      for (const [topic, lines] of groups) {
-        const file = this.fileFor(topic);
+      for (const [topicNumber, data] of groups) {
+        const file = this.fileFor(batch.topicName(topicNumber));
         const handle = await this.handleFor(file);
-        lines.push('');
-        touched.push({ file, handle, data: Buffer.from(lines.join('\n'), 'utf8') });
+        touched.push({ file, handle, data });
       }
       if (this.dirDirty) {
         await syncDir(this.dir);
@@ -366,3 +360,4 @@ function fsError(error: unknown, what: string, mayRetry = true): CdcError {
     cause: error,
   });
 }
+

@@ -1,19 +1,15 @@
 /**
  * The sink contract. A sink receives serialized change events and makes them durable.
  *
- * Delivery is at-least-once; events carry a stable `id` inside `line` so a consumer can
+ * Delivery is at-least-once; events carry a stable `id` (EventBatch.id) so a consumer can
  * deduplicate, and per-topic order is the order of `write` calls and of events within a batch.
  * A sink that can do better says so on its class (the JSONL sink is exactly-once: it truncates to
  * the checkpointed position on open).
  */
 
-/** One event ready for delivery: its topic, key JSON and the whole JSON line (no trailing newline). */
-export interface SinkEvent {
-  readonly topic: string;
-  /** The event id (`<commit_lsn>:<ordinal>` for streamed changes), for sinks with native dedup. */
-  readonly id: string;
-  readonly line: string;
-}
+import type { EventBatch } from './batch.ts';
+
+export type { EventBatch };
 
 /** Sink-specific resume state, stored inside the checkpoint. Plain JSON. */
 export type SinkPosition = { readonly [key: string]: unknown };
@@ -35,7 +31,7 @@ export interface Sink {
    * can restore exactly this state. Rejects with a CdcError('SINK_FAILED') if anything may not be
    * durable; the caller must then not store a checkpoint for this batch.
    */
-  write(batch: readonly SinkEvent[]): Promise<SinkPosition>;
+  write(batch: EventBatch): Promise<SinkPosition>;
 
   /** Releases resources; does not imply durability of anything not already acknowledged by write. */
   close(): Promise<void>;

@@ -4,7 +4,7 @@
  */
 import type { Writable } from 'node:stream';
 import { CdcError } from '../errors.ts';
-import type { Sink, SinkEvent, SinkPosition } from './sink.ts';
+import type { EventBatch, Sink, SinkPosition } from './sink.ts';
 
 /**
  * Writes lines to a Writable with backpressure.
@@ -41,7 +41,7 @@ export class StdoutSink implements Sink {
     return Promise.resolve();
   }
 
-  write(batch: readonly SinkEvent[]): Promise<SinkPosition> {
+  write(batch: EventBatch): Promise<SinkPosition> {
     const run = this.tail.then(() => this.writeNow(batch));
     this.tail = run.catch(() => undefined);
     return run;
@@ -56,14 +56,13 @@ export class StdoutSink implements Sink {
     if (this.failure === undefined && !this.stream.destroyed) this.stream.off('error', this.onError);
   }
 
-  private writeNow(batch: readonly SinkEvent[]): Promise<SinkPosition> {
+  private writeNow(batch: EventBatch): Promise<SinkPosition> {
     if (this.closed) return Promise.reject(new CdcError('INTERNAL', 'StdoutSink.write called after close'));
     if (this.failure !== undefined) return Promise.reject(streamFailed(this.failure));
-    if (batch.length === 0) return Promise.resolve({});
-    let text = '';
-    for (const event of batch) text += event.line + '\n';
+    if (batch.count === 0) return Promise.resolve({});
+    // The batch is already the lines in commit order, newline-terminated.
     return new Promise<SinkPosition>((resolve, reject) => {
-      this.stream.write(text, 'utf8', (error?: Error | null) => {
+      this.stream.write(batch.data, (error?: Error | null) => {
         if (error !== undefined && error !== null) {
           this.failure ??= error;
           reject(streamFailed(error));

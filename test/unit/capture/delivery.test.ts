@@ -7,20 +7,21 @@ import assert from 'node:assert/strict';
 import { Delivery } from '../../../src/capture/delivery.ts';
 import { CdcError, type CdcError as CdcErrorType } from '../../../src/errors.ts';
 import type { Checkpoint, OffsetStore } from '../../../src/offsets/store.ts';
-import type { Sink, SinkEvent, SinkPosition } from '../../../src/sinks/sink.ts';
+import type { EventBatch, Sink, SinkPosition } from '../../../src/sinks/sink.ts';
 
 class MemorySink implements Sink {
   readonly kind = 'memory';
-  written: SinkEvent[] = [];
+  /** The ids of every event written, in order. */
+  written: string[] = [];
   gate: Promise<void> = Promise.resolve();
   fail = false;
   open(): Promise<void> {
     return Promise.resolve();
   }
-  async write(batch: readonly SinkEvent[]): Promise<SinkPosition> {
+  async write(batch: EventBatch): Promise<SinkPosition> {
     await this.gate;
     if (this.fail) throw new CdcError('SINK_FAILED', 'disk full');
-    this.written.push(...batch);
+    for (let i = 0; i < batch.count; i++) this.written.push(batch.id(i));
     return { count: this.written.length };
   }
   close(): Promise<void> {
@@ -57,21 +58,21 @@ function setup(maxEvents = 10) {
   return { sink, offsets, delivery, failures, pressure };
 }
 
-const ev = (n: number): SinkEvent => ({ topic: 't', id: `0/1:${n}`, line: `{"n":${n}}` });
+const line = (n: number): string => `{"id":"0/1:${n}","n":${n}}`;
 
 test('acked moves only to the commit end LSN of durable, checkpointed transactions', async () => {
   const { sink, offsets, delivery } = setup();
   let release!: () => void;
   sink.gate = new Promise((resolve) => (release = resolve));
-  delivery.event(ev(1));
+  delivery.event(0, line(1));
   delivery.commit(200);
-  delivery.event(ev(2)); // an open transaction: must never be acknowledged
+  delivery.event(0, line(2)); // an open transaction: must never be acknowledged
   const draining = delivery.drain();
   assert.equal(delivery.acked, 100, 'nothing is acknowledged before the sink write resolves');
   release();
   await draining;
   assert.equal(delivery.acked, 200);
-  assert.deepEqual(sink.written.map((e) => e.id), ['0/1:1'], 'the open transaction was not written with the committed batch');
+  assert.deepEqual(sink.written, ['0/1:1'], 'the open transaction was not written with the committed batch');
   assert.equal(offsets.stored.at(-1)?.lsn, '0/C8');
   assert.deepEqual(offsets.stored.at(-1)?.sink, { count: 1 });
 });
@@ -80,7 +81,7 @@ test('idle: the keepalive position is confirmed only when nothing is in flight',
   const { offsets, delivery } = setup();
   await delivery.confirmIdle(500, true);
   assert.equal(delivery.acked, 100, 'an open transaction blocks the idle confirmation');
-  delivery.event(ev(1));
+  delivery.event(0, line(1));
   await delivery.confirmIdle(500, false);
   assert.equal(delivery.acked, 100, 'buffered events block it too');
   delivery.commit(300);
@@ -93,7 +94,7 @@ test('idle: the keepalive position is confirmed only when nothing is in flight',
 test('a failed sink write stops acknowledgement for good', async () => {
   const { sink, delivery, failures, offsets } = setup();
   sink.fail = true;
-  delivery.event(ev(1));
+  delivery.event(0, line(1));
   delivery.commit(200);
   await delivery.drain();
   assert.equal(failures.length, 1);
@@ -106,7 +107,7 @@ test('a huge transaction is written in parts but checkpointed only at its commit
   let release!: () => void;
   sink.gate = new Promise((resolve) => (release = resolve));
   // The first 20 go to a (slow) sink write; the next 45 pile up behind it.
-  for (let i = 0; i < 65; i++) delivery.event(ev(i));
+  for (let i = 0; i < 65; i++) delivery.event(0, line(i));
   assert.deepEqual(pressure, [true], 'buffer passed the high-water mark while the sink was slow');
   release();
   await eventuallyWritten(sink, 40);

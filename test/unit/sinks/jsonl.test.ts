@@ -6,7 +6,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CdcError } from '../../../src/errors.ts';
 import { JsonlSink, jsonlFileName } from '../../../src/sinks/jsonl.ts';
-import type { SinkEvent, SinkPosition } from '../../../src/sinks/sink.ts';
+import type { SinkPosition } from '../../../src/sinks/sink.ts';
+import { EventBatch } from '../../../src/sinks/batch.ts';
+
+type SinkEvent = { topic: string; id: string; line: string };
 
 const roots: string[] = [];
 after(async () => {
@@ -69,8 +72,8 @@ void describe('JsonlSink', () => {
     const dir = path.join(await tempDir(), 'out', 'nested');
     const sink = new JsonlSink({ dir });
     await sink.open(undefined);
-    const p1 = await sink.write([ev('shop.public.orders', 1), ev('shop.public.items', 2), ev('shop.public.orders', 3)]);
-    const p2 = await sink.write([ev('shop.public.orders', 4)]);
+    const p1 = await sink.write(EventBatch.of([ev('shop.public.orders', 1), ev('shop.public.items', 2), ev('shop.public.orders', 3)]));
+    const p2 = await sink.write(EventBatch.of([ev('shop.public.orders', 4)]));
     await sink.close();
 
     const orders = await readFile(path.join(dir, 'shop.public.orders.jsonl'), 'utf8');
@@ -90,7 +93,7 @@ void describe('JsonlSink', () => {
     const sink = new JsonlSink({ dir });
     await sink.open(undefined);
     const event: SinkEvent = { topic: 'shop.public.we/ird', id: '0/1:0', line: '{"name":"café ☕"}' };
-    const position = await sink.write([event]);
+    const position = await sink.write(EventBatch.of([event]));
     await sink.close();
     assert.deepEqual(await readdir(dir), ['shop.public.we%2Fird.jsonl']);
     assert.deepEqual(filesOf(position), { 'shop.public.we/ird': Buffer.byteLength(event.line) + 1 });
@@ -100,9 +103,9 @@ void describe('JsonlSink', () => {
     const dir = await tempDir();
     const sink = new JsonlSink({ dir });
     await sink.open(undefined);
-    assert.deepEqual(await sink.write([]), { files: {} });
-    const p = await sink.write([ev('t', 1)]);
-    assert.deepEqual(await sink.write([]), p);
+    assert.deepEqual(await sink.write(EventBatch.of([])), { files: {} });
+    const p = await sink.write(EventBatch.of([ev('t', 1)]));
+    assert.deepEqual(await sink.write(EventBatch.of([])), p);
     await sink.close();
   });
 
@@ -111,7 +114,7 @@ void describe('JsonlSink', () => {
     const sink = new JsonlSink({ dir });
     await sink.open(undefined);
     const batches = Array.from({ length: 20 }, (_, b) => Array.from({ length: 50 }, (_, i) => ev(i % 2 === 0 ? 'a' : 'b', b * 50 + i)));
-    const positions = await Promise.all(batches.map((batch) => sink.write(batch)));
+    const positions = await Promise.all(batches.map((batch) => sink.write(EventBatch.of(batch))));
     await sink.close();
     const a = await readFile(path.join(dir, 'a.jsonl'), 'utf8');
     const expectedA = batches.flat().filter((e) => e.topic === 'a').map((e) => `${e.line}\n`).join('');
@@ -128,10 +131,10 @@ void describe('JsonlSink', () => {
     const dir = await tempDir();
     const first = new JsonlSink({ dir });
     await first.open(undefined);
-    await first.write([ev('a', 0), ev('a', 1), ev('b', 2)]);
-    const checkpoint = await first.write([ev('a', 3)]);
+    await first.write(EventBatch.of([ev('a', 0), ev('a', 1), ev('b', 2)]));
+    const checkpoint = await first.write(EventBatch.of([ev('a', 3)]));
     // Written after the checkpoint, never checkpointed: the engine "crashes" here.
-    await first.write([ev('a', 4), ev('b', 5), ev('c', 6)]);
+    await first.write(EventBatch.of([ev('a', 4), ev('b', 5), ev('c', 6)]));
     await first.close();
     await appendFile(path.join(dir, 'a.jsonl'), '{"torn":'); // a torn write past the position
 
@@ -146,7 +149,7 @@ void describe('JsonlSink', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['a.jsonl', 'b.jsonl']);
 
     // Replaying the lost batch after the restart yields every event exactly once.
-    const replayed = await second.write([ev('a', 4), ev('b', 5), ev('c', 6)]);
+    const replayed = await second.write(EventBatch.of([ev('a', 4), ev('b', 5), ev('c', 6)]));
     await second.close();
     assert.equal(await readFile(path.join(dir, 'a.jsonl'), 'utf8'), lines('a', 0, 2) + lines('a', 3, 5));
     assert.equal(await readFile(path.join(dir, 'c.jsonl'), 'utf8'), lines('c', 6, 7));
@@ -183,7 +186,7 @@ void describe('JsonlSink', () => {
     await writeFile(path.join(dir, 'README'), 'x');
     const sink = new JsonlSink({ dir });
     await sink.open(undefined);
-    assert.deepEqual(filesOf(await sink.write([ev('a', 1)])), { a: Buffer.byteLength(lines('a', 1, 2)) });
+    assert.deepEqual(filesOf(await sink.write(EventBatch.of([ev('a', 1)]))), { a: Buffer.byteLength(lines('a', 1, 2)) });
     await sink.close();
   });
 
@@ -202,7 +205,7 @@ void describe('JsonlSink', () => {
     const dir = await tempDir();
     const sink = new JsonlSink({ dir });
     await sink.open({ files: { a: 0 } });
-    assert.deepEqual(filesOf(await sink.write([ev('b', 1)])), { a: 0, b: Buffer.byteLength(lines('b', 1, 2)) });
+    assert.deepEqual(filesOf(await sink.write(EventBatch.of([ev('b', 1)]))), { a: 0, b: Buffer.byteLength(lines('b', 1, 2)) });
     await sink.close();
   });
 
@@ -210,15 +213,15 @@ void describe('JsonlSink', () => {
     const dir = await tempDir();
     const sink = new JsonlSink({ dir });
     await sink.open(undefined);
-    const before = await sink.write([ev('a', 1)]);
+    const before = await sink.write(EventBatch.of([ev('a', 1)]));
     // A directory squatting on the file name makes the open fail (EISDIR/EEXIST), even as root.
     await mkdir(path.join(dir, 'b.jsonl'));
-    const error = await isCdcError(sink.write([ev('a', 2), ev('b', 3)]), 'SINK_FAILED');
+    const error = await isCdcError(sink.write(EventBatch.of([ev('a', 2), ev('b', 3)])), 'SINK_FAILED');
     assert.equal(error.retryable, false);
     assert.equal(await readFile(path.join(dir, 'a.jsonl'), 'utf8'), lines('a', 1, 2));
     // Nothing was written, so the sink is still consistent and usable.
-    assert.deepEqual(await sink.write([]), before);
-    assert.deepEqual(filesOf(await sink.write([ev('a', 2)])), { a: Buffer.byteLength(lines('a', 1, 3)) });
+    assert.deepEqual(await sink.write(EventBatch.of([])), before);
+    assert.deepEqual(filesOf(await sink.write(EventBatch.of([ev('a', 2)]))), { a: Buffer.byteLength(lines('a', 1, 3)) });
     await sink.close();
   });
 
@@ -229,11 +232,11 @@ void describe('JsonlSink', () => {
     await symlink('/dev/full', path.join(dir, 'full.jsonl'));
     const sink = new JsonlSink({ dir });
     await sink.open({ files: { a: Buffer.byteLength(lines('a', 0, 1)), full: 0 } });
-    const error = await isCdcError(sink.write([ev('a', 1), ev('full', 2)]), 'SINK_FAILED');
+    const error = await isCdcError(sink.write(EventBatch.of([ev('a', 1), ev('full', 2)])), 'SINK_FAILED');
     assert.match(error.message, /no space|ENOSPC/i);
     assert.equal(error.retryable, false);
     assert.equal(await readFile(path.join(dir, 'a.jsonl'), 'utf8'), lines('a', 0, 1), 'the other file was rolled back');
-    const later = await isCdcError(sink.write([ev('a', 1)]), 'SINK_FAILED');
+    const later = await isCdcError(sink.write(EventBatch.of([ev('a', 1)])), 'SINK_FAILED');
     assert.match(later.hint ?? '', /restart/);
     await sink.close();
   });
@@ -241,11 +244,11 @@ void describe('JsonlSink', () => {
   void it('refuses writes before open and after close, and a second open', async () => {
     const dir = await tempDir();
     const sink = new JsonlSink({ dir });
-    await isCdcError(sink.write([ev('a', 1)]), 'INTERNAL');
+    await isCdcError(sink.write(EventBatch.of([ev('a', 1)])), 'INTERNAL');
     await sink.open(undefined);
     await isCdcError(sink.open(undefined), 'INTERNAL');
     await sink.close();
-    await isCdcError(sink.write([ev('a', 1)]), 'INTERNAL');
+    await isCdcError(sink.write(EventBatch.of([ev('a', 1)])), 'INTERNAL');
     await sink.close(); // idempotent
   });
 });

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { PassThrough, Writable } from 'node:stream';
 import { CdcError } from '../../../src/errors.ts';
 import { StdoutSink } from '../../../src/sinks/stdout.ts';
-import type { SinkEvent } from '../../../src/sinks/sink.ts';
+import { EventBatch } from '../../../src/sinks/batch.ts';
+
+type SinkEvent = { topic: string; id: string; line: string };
 
 function ev(n: number): SinkEvent {
   return { topic: 't', id: `0/${n}:0`, line: JSON.stringify({ n }) };
@@ -54,9 +56,9 @@ void describe('StdoutSink', () => {
     const sink = new StdoutSink({ stream });
     assert.equal(sink.kind, 'stdout');
     await sink.open(undefined);
-    assert.deepEqual(await sink.write([ev(1), ev(2)]), {});
-    assert.deepEqual(await sink.write([]), {});
-    assert.deepEqual(await sink.write([ev(3)]), {});
+    assert.deepEqual(await sink.write(EventBatch.of([ev(1), ev(2)])), {});
+    assert.deepEqual(await sink.write(EventBatch.of([])), {});
+    assert.deepEqual(await sink.write(EventBatch.of([ev(3)])), {});
     await sink.close();
     assert.equal(Buffer.concat(chunks).toString('utf8'), '{"n":1}\n{"n":2}\n{"n":3}\n');
     assert.equal(stream.writableEnded, false, 'close does not end the stream');
@@ -67,8 +69,8 @@ void describe('StdoutSink', () => {
     const sink = new StdoutSink({ stream });
     await sink.open(undefined);
     let firstDone = false;
-    const first = sink.write([ev(1)]).then(() => (firstDone = true));
-    const second = sink.write([ev(2)]);
+    const first = sink.write(EventBatch.of([ev(1)])).then(() => (firstDone = true));
+    const second = sink.write(EventBatch.of([ev(2)]));
     await stream.nextPending();
     assert.deepEqual(stream.chunks, ['{"n":1}\n']);
     await Promise.resolve();
@@ -87,13 +89,13 @@ void describe('StdoutSink', () => {
     const stream = new GatedWritable();
     const sink = new StdoutSink({ stream });
     await sink.open(undefined);
-    const write = sink.write([ev(1)]);
+    const write = sink.write(EventBatch.of([ev(1)]));
     await stream.nextPending();
     const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
     stream.complete(epipe);
     const error = await rejectsWith(write, 'SINK_FAILED');
     assert.match(error.hint ?? '', /exited/);
-    await rejectsWith(sink.write([ev(2)]), 'SINK_FAILED');
+    await rejectsWith(sink.write(EventBatch.of([ev(2)])), 'SINK_FAILED');
     await sink.close();
   });
 
@@ -103,7 +105,7 @@ void describe('StdoutSink', () => {
     await sink.open(undefined);
     stream.destroy(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
     await new Promise<void>((resolve) => stream.once('close', resolve));
-    await rejectsWith(sink.write([ev(1)]), 'SINK_FAILED');
+    await rejectsWith(sink.write(EventBatch.of([ev(1)])), 'SINK_FAILED');
     await sink.close();
   });
 
@@ -111,6 +113,6 @@ void describe('StdoutSink', () => {
     const sink = new StdoutSink({ stream: new PassThrough() });
     await sink.open(undefined);
     await sink.close();
-    await rejectsWith(sink.write([ev(1)]), 'INTERNAL');
+    await rejectsWith(sink.write(EventBatch.of([ev(1)])), 'INTERNAL');
   });
 });
