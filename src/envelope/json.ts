@@ -35,8 +35,8 @@ export interface TransactionContext {
   readonly commitTimeMs: number;
   /** `{"id":"<commit_lsn>:` */
   readonly idOpen: Buffer;
-  /** `,"commit_lsn":"<commit_lsn>","ts_ms":<commit ms>` */
-  readonly commitTail: Buffer;
+  /** Per op: `,"commit_lsn":"<commit_lsn>","ts_ms":<commit ms>},"op":"<op>","ts_ms":` (built on first use). */
+  readonly commitTail: Partial<Record<Op, Buffer>>;
   /** `,"transaction":{"id":"<xid>:<commit_lsn>","total_order":` */
   readonly txOpen: Buffer;
 }
@@ -47,7 +47,7 @@ export function transactionContext(xid: number, commitLsn: string, commitTimeMs:
     commitLsn,
     commitTimeMs,
     idOpen: bytes(`{"id":"${commitLsn}:`),
-    commitTail: bytes(`,"commit_lsn":"${commitLsn}","ts_ms":${commitTimeMs}`),
+    commitTail: {},
     txOpen: bytes(`,"transaction":{"id":"${xid}:${commitLsn}","total_order":`),
   };
 }
@@ -82,14 +82,12 @@ const NULL = bytes('null');
 const UNAVAILABLE = bytes(JSON.stringify(UNAVAILABLE_VALUE));
 const BEFORE = bytes(',"value":{"before":');
 const AFTER = bytes(',"after":');
-const OP: Record<Op, Buffer> = {
-  c: bytes('},"op":"c","ts_ms":'),
-  u: bytes('},"op":"u","ts_ms":'),
-  d: bytes('},"op":"d","ts_ms":'),
-  r: bytes('},"op":"r","ts_ms":'),
-  t: bytes('},"op":"t","ts_ms":'),
-  m: bytes('},"op":"m","ts_ms":'),
-};
+/** The common insert case in one piece. */
+const NO_BEFORE_AFTER = bytes(',"value":{"before":null,"after":');
+
+function commitTail(tx: TransactionContext, op: Op): Buffer {
+  return (tx.commitTail[op] ??= bytes(`,"commit_lsn":"${tx.commitLsn}","ts_ms":${tx.commitTimeMs}},"op":"${op}","ts_ms":`));
+}
 const DATA_COLLECTION_ORDER = bytes(',"data_collection_order":');
 const CLOSE = bytes('}}}');
 const EMPTY_OBJECT = bytes('{}');
@@ -155,16 +153,18 @@ export class TableSerializer {
     w.raw(this.topicKey);
     if (key === null) w.raw(NULL);
     else this.writeKey(w, key);
-    w.raw(BEFORE);
-    if (before === null) w.raw(NULL);
-    else this.writeRow(w, before);
-    w.raw(AFTER);
+    if (before === null && after !== null) w.raw(NO_BEFORE_AFTER);
+    else {
+      w.raw(BEFORE);
+      if (before === null) w.raw(NULL);
+      else this.writeRow(w, before);
+      w.raw(AFTER);
+    }
     if (after === null) w.raw(NULL);
     else this.writeRow(w, after);
     w.raw(inTx.sourceHead);
     w.uint(pos.lsn);
-    w.raw(tx.commitTail);
-    w.raw(OP[op]);
+    w.raw(commitTail(tx, op));
     w.raw(nowEncoded(nowMs));
     w.raw(tx.txOpen);
     w.uint(pos.totalOrder);

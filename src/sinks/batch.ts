@@ -169,15 +169,9 @@ export class EventBatchBuilder {
   raw(bytes: Uint8Array): void {
     const n = bytes.length;
     if (this.slab.length - this.used < n) this.growBytes(n);
-    const slab = this.slab;
-    let at = this.used;
-    // Small copies are faster as a loop than as a call into native code.
-    if (n < 48) for (let i = 0; i < n; i++) slab[at++] = bytes[i] as number;
-    else {
-      slab.set(bytes, at);
-      at += n;
-    }
-    this.used = at;
+    // TypedArray.set costs about the same for 3 or 300 bytes, and beats a JS byte loop for both.
+    this.slab.set(bytes, this.used);
+    this.used += n;
   }
 
   /** A string, UTF-8 encoded. ASCII (the usual case for JSON made here) is copied char by char. */
