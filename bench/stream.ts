@@ -10,8 +10,9 @@
  *
  * - Reference: `pg_recvlogical --start --endpos=<end> -f /dev/null` with pgoutput proto_version 1,
  *   timed from spawn to exit.
- * - pgcdc: the real CLI (`node --import tsx src/cli/main.ts run ...`) with the flags a user would
- *   pass, as a child process: that is what users run, it includes process start-up, and it can be
+ * - pgcdc: the real CLI (`bin/pgcdc.js run ...`, the compiled build the bench makes first) with the
+ *   flags a user would pass, as a child process: that is what users run, it includes process
+ *   start-up, and it can be
  *   profiled with --cpu-prof without profiling the bench. Timed from spawn until the offsets file
  *   says every row is durable (checkpoint lsn past the last transaction's rows), then SIGTERM.
  *   Its output line count must equal --rows.
@@ -104,11 +105,18 @@ interface PgcdcRun {
   startupMs: number;
 }
 
+/** Builds dist/ so bin/pgcdc.js runs compiled JavaScript, as after `npm ci`. */
+function buildDist(): void {
+  const result = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  if (result.status !== 0) throw new Error('bench: building dist/ failed');
+}
+
 async function runPgcdc(cluster: EmbeddedCluster, workDir: string, threshold: string): Promise<PgcdcRun> {
+  buildDist();
   const offsets = path.join(workDir, 'offsets.json');
   const nodeArgs = PROFILE_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR];
   const args = [
-    ...nodeArgs, '--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'run',
+    ...nodeArgs, path.join(ROOT, 'bin/pgcdc.js'), 'run',
     '--source', `postgres://postgres@127.0.0.1:${cluster.port}/${DATABASE}`,
     '--slot', SLOT_PGCDC, '--publication', PUBLICATION, '--tables', 'public.bench',
     '--out', path.join(workDir, 'events'), '--offsets', offsets,

@@ -158,12 +158,12 @@ export class ChangeAssembler {
     const relationId = s.table.relationId;
     let inTx = tx.perTable.get(relationId);
     if (inTx === undefined) tx.perTable.set(relationId, (inTx = s.inTransaction(tx.context)));
-    const dataCollectionOrder = ++inTx.count;
+    inTx.count++;
     const totalOrder = ++tx.ordinal;
     const w = this.out.writer;
     w.startEvent();
     try {
-      s.write(w, op, key, before, after, tx.context, inTx, { lsn, totalOrder, dataCollectionOrder }, Date.now());
+      s.write(w, op, key, before, after, tx.context, inTx, lsn, totalOrder, Date.now());
     } catch (error) {
       w.abortEvent();
       throw error;
