@@ -38,7 +38,10 @@ export interface TransactionContext {
   /** Per op: `,"commit_lsn":"<commit_lsn>","ts_ms":<commit ms>},"op":"<op>","ts_ms":` (built on first use). */
   readonly commitTail: Partial<Record<Op, Buffer>>;
   /** `,"transaction":{"id":"<xid>:<commit_lsn>","total_order":` */
-  readonly txOpen: Buffer;
+  readonly txOpen: string;
+  /** `<now ms>` + txOpen, re-encoded when the millisecond changes. */
+  nowMs: number;
+  nowTxOpen: Buffer;
 }
 
 export function transactionContext(xid: number, commitLsn: string, commitTimeMs: number): TransactionContext {
@@ -48,7 +51,9 @@ export function transactionContext(xid: number, commitLsn: string, commitTimeMs:
     commitTimeMs,
     idOpen: bytes(`{"id":"${commitLsn}:`),
     commitTail: {},
-    txOpen: bytes(`,"transaction":{"id":"${xid}:${commitLsn}","total_order":`),
+    txOpen: `,"transaction":{"id":"${xid}:${commitLsn}","total_order":`,
+    nowMs: -1,
+    nowTxOpen: EMPTY,
   };
 }
 
@@ -96,15 +101,15 @@ function commitTail(tx: TransactionContext, op: Op): Buffer {
   return (tx.commitTail[op] ??= bytes(`,"commit_lsn":"${tx.commitLsn}","ts_ms":${tx.commitTimeMs}},"op":"${op}","ts_ms":`));
 }
 
-/** The processing time changes once a millisecond, not once an event: encode it once per change. */
-let nowMs = -1;
-let nowBytes = bytes('0');
-function nowEncoded(ms: number): Buffer {
-  if (ms !== nowMs) {
-    nowMs = ms;
-    nowBytes = bytes(String(ms));
+const EMPTY = Buffer.alloc(0);
+
+/** The processing time and the transaction head, encoded once per millisecond, not per event. */
+function nowAndTransaction(tx: TransactionContext, ms: number): Buffer {
+  if (tx.nowMs !== ms) {
+    tx.nowMs = ms;
+    tx.nowTxOpen = bytes(`${ms}${tx.txOpen}`);
   }
-  return nowBytes;
+  return tx.nowTxOpen;
 }
 
 /** Serializes the events of one table. Rebuilt whenever its TableSchema changes. */
@@ -120,6 +125,15 @@ export class TableSerializer {
   private readonly keyPrefixes: Buffer[];
   /** `,"source":{"version":...,"txId":` as text: completed per transaction by `inTransaction`. */
   private readonly sourceHead: string;
+  /** topicKey plus the first key column's name: `...,"key":{"id":` */
+  private readonly topicKeyOpen: Buffer;
+  /** What follows the key, with the first column name of the row after it already in place. */
+  private readonly afterKey: {
+    readonly noBefore: { readonly open: Buffer; readonly none: Buffer };
+    readonly before: { readonly open: Buffer; readonly none: Buffer };
+    readonly nothing: { readonly open: Buffer; readonly none: Buffer };
+  };
+  private readonly beforeThenAfter: Buffer;
 
   constructor(table: TableSchema, naming: TopicNaming, topics: TopicRegistry) {
     this.table = table;
@@ -128,6 +142,15 @@ export class TableSerializer {
     this.topicKey = bytes(`","topic":${JSON.stringify(this.topic)},"key":`);
     this.columnPrefixes = table.columns.map((c, i) => bytes(`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`));
     this.keyPrefixes = table.keyIndexes.map((index, i) => bytes(`${i === 0 ? '{' : ','}${JSON.stringify(table.columns[index]?.name ?? '')}:`));
+    const firstColumn = this.columnPrefixes[0] ?? OPEN_OBJECT;
+    const join = (...parts: Buffer[]): Buffer => Buffer.concat(parts);
+    this.topicKeyOpen = join(this.topicKey, this.keyPrefixes[0] ?? OPEN_OBJECT);
+    this.afterKey = {
+      noBefore: { open: join(AFTER_KEY.noBefore.open, firstColumn), none: join(AFTER_KEY.noBefore.none, firstColumn) },
+      before: { open: join(AFTER_KEY.before.open, firstColumn), none: join(AFTER_KEY.before.none, firstColumn) },
+      nothing: AFTER_KEY.nothing,
+    };
+    this.beforeThenAfter = join(BEFORE_THEN_AFTER, firstColumn);
     this.sourceHead =
       `,"source":{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},` +
       `"db":${JSON.stringify(naming.database)},"schema":${JSON.stringify(table.schema)},"table":${JSON.stringify(table.table)},` +
@@ -155,14 +178,16 @@ export class TableSerializer {
   ): void {
     w.raw(tx.idOpen);
     w.uint(totalOrder - 1);
-    w.raw(this.topicKey);
     const keyed = key !== null && this.table.keyIndexes.length > 0;
-    if (keyed) this.writeFields(w, key, this.table.keyIndexes, this.keyPrefixes);
-    const next = after === null && before === null ? AFTER_KEY.nothing : before === null ? AFTER_KEY.noBefore : AFTER_KEY.before;
+    if (keyed) {
+      w.raw(this.topicKeyOpen);
+      this.writeFields(w, key, this.table.keyIndexes, this.keyPrefixes);
+    } else w.raw(this.topicKey);
+    const next = after === null && before === null ? this.afterKey.nothing : before === null ? this.afterKey.noBefore : this.afterKey.before;
     w.raw(keyed ? next.open : next.none);
     if (before !== null) {
       this.writeFields(w, before, null, this.columnPrefixes);
-      w.raw(after === null ? BEFORE_THEN_NO_AFTER : BEFORE_THEN_AFTER);
+      w.raw(after === null ? BEFORE_THEN_NO_AFTER : this.beforeThenAfter);
     }
     if (after !== null) {
       this.writeFields(w, after, null, this.columnPrefixes);
@@ -170,8 +195,7 @@ export class TableSerializer {
     } else w.raw(inTx.sourceHead);
     w.uint(lsn);
     w.raw(commitTail(tx, op));
-    w.raw(nowEncoded(nowMs));
-    w.raw(tx.txOpen);
+    w.raw(nowAndTransaction(tx, nowMs));
     w.uint(totalOrder);
     w.raw(DATA_COLLECTION_ORDER);
     w.uint(inTx.count);
@@ -179,16 +203,17 @@ export class TableSerializer {
   }
 
   /**
-   * `{"a":v,"b":v` without the closing brace, for every column or the `indexes` ones. Unchanged
-   * TOAST values become the placeholder (or null in a key).
+   * `v,"b":v,...` for every column or the `indexes` ones: the fields after the first name, without
+   * the closing brace (the next fragment closes the object). Unchanged TOAST values become the
+   * placeholder (null in a key).
    */
   private writeFields(w: LineWriter, tuple: TupleData, indexes: readonly number[] | null, prefixes: readonly Buffer[]): void {
+    // The first field's name (or the lone `{` of an empty object) was written with the fragment before.
     const columns = this.table.columns;
     const n = indexes === null ? columns.length : indexes.length;
-    if (n === 0) w.raw(OPEN_OBJECT);
     for (let i = 0; i < n; i++) {
       const index = indexes === null ? i : (indexes[i] as number);
-      w.raw(prefixes[i] as Buffer);
+      if (i > 0) w.raw(prefixes[i] as Buffer);
       const value = tuple[index];
       if (value === null || value === undefined) w.raw(NULL);
       else if (typeof value === 'string') w.text((columns[index] as TableSchema['columns'][number]).encode(value));
