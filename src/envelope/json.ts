@@ -23,6 +23,7 @@ export type Op = 'c' | 'u' | 'd' | 'r' | 't' | 'm';
 export interface LineWriter {
   raw(bytes: Uint8Array): void;
   text(s: string): void;
+  jsonString(s: string): void;
   uint(value: number): void;
 }
 
@@ -216,8 +217,11 @@ export class TableSerializer {
       if (i > 0) w.raw(prefixes[i] as Buffer);
       const value = tuple[index];
       if (value === null || value === undefined) w.raw(NULL);
-      else if (typeof value === 'string') w.text((columns[index] as TableSchema['columns'][number]).encode(value));
-      else if (value === UNCHANGED_TOAST) w.raw(indexes === null ? UNAVAILABLE : NULL);
+      else if (typeof value === 'string') {
+        const column = columns[index] as TableSchema['columns'][number];
+        if (column.plainString) w.jsonString(value);
+        else w.text(column.encode(value));
+      } else if (value === UNCHANGED_TOAST) w.raw(indexes === null ? UNAVAILABLE : NULL);
       else w.text(JSON.stringify(value.toString('base64')));
     }
   }

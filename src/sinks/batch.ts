@@ -32,6 +32,7 @@ export class TopicRegistry {
 
 const ID_PREFIX = Buffer.from('{"id":"');
 const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
 const NEWLINE = 0x0a;
 
 /** An immutable batch. Event i's line (with its trailing newline) is `data[start(i), end(i))`. */
@@ -194,6 +195,33 @@ export class EventBatchBuilder {
       slab[at++] = c;
     }
     this.used = at;
+  }
+
+  /**
+   * `s` as a JSON string. Printable ASCII without quotes or backslashes (most values) is quoted in
+   * place; anything else goes through JSON.stringify, which escapes it correctly.
+   */
+  jsonString(s: string): void {
+    const n = s.length;
+    if (n <= 96) {
+      if (this.slab.length - this.used < n + 2) this.growBytes(n + 2);
+      const slab = this.slab;
+      const start = this.used;
+      let at = start;
+      slab[at++] = QUOTE;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c < 0x20 || c === QUOTE || c === BACKSLASH || c >= 0x7f) break;
+        slab[at++] = c;
+      }
+      if (i === n) {
+        slab[at++] = QUOTE;
+        this.used = at;
+        return;
+      }
+    }
+    this.text(JSON.stringify(s));
   }
 
   /** A non-negative integer below 2^53 in decimal, without allocating a string. */

@@ -7,7 +7,7 @@
  */
 import type { PgoutputMessage, RelationColumn, ReplicaIdentity } from '../protocol/messages.ts';
 import { CdcError } from '../errors.ts';
-import { jsonEncoderFor, type JsonEncoder, type TypeLookup, type ValueOptions } from './values.ts';
+import { isPlainStringEncoder, jsonEncoderFor, type JsonEncoder, type TypeLookup, type ValueOptions } from './values.ts';
 
 export type RelationMessage = Extract<PgoutputMessage, { tag: 'relation' }>;
 
@@ -16,6 +16,8 @@ export interface ColumnSchema {
   readonly typeOid: number;
   readonly typeMod: number;
   readonly encode: JsonEncoder;
+  /** The value goes out as a plain JSON string of its text (see isPlainStringEncoder). */
+  readonly plainString: boolean;
 }
 
 export interface TableSchema {
@@ -60,12 +62,10 @@ export class RelationCache {
 
   /** Builds and stores the schema for a Relation message. */
   apply(message: RelationMessage, facts: TableFacts | undefined): TableSchema {
-    const columns = message.columns.map((c) => ({
-      name: c.name,
-      typeOid: c.typeOid,
-      typeMod: c.typeMod,
-      encode: jsonEncoderFor(c.typeOid, this.lookup, this.options),
-    }));
+    const columns = message.columns.map((c) => {
+      const encode = jsonEncoderFor(c.typeOid, this.lookup, this.options);
+      return { name: c.name, typeOid: c.typeOid, typeMod: c.typeMod, encode, plainString: isPlainStringEncoder(encode) };
+    });
     const schema: TableSchema = {
       relationId: message.relationId,
       schema: message.namespace,

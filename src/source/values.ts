@@ -59,6 +59,14 @@ export type JsonEncoder = (text: string) => string;
 /** Any other type: its text as a JSON string. */
 const encodeText: JsonEncoder = (text) => JSON.stringify(text);
 
+/**
+ * True when `encoder` writes the text as a plain JSON string, so a serializer may quote the value
+ * itself without calling it (the hot path for text, varchar, uuid and the like).
+ */
+export function isPlainStringEncoder(encoder: JsonEncoder): boolean {
+  return encoder === encodeText;
+}
+
 const encodeBool: JsonEncoder = (text) => {
   if (text === 't') return 'true';
   if (text === 'f') return 'false';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { TableSerializer, transactionContext, type Op } from '../../../src/envelope/json.ts';
 import { EventBatchBuilder, TopicRegistry } from '../../../src/sinks/batch.ts';
 import { UNCHANGED_TOAST, type TupleData } from '../../../src/protocol/messages.ts';
-import { DEFAULT_VALUE_OPTIONS, jsonEncoderFor } from '../../../src/source/values.ts';
+import { DEFAULT_VALUE_OPTIONS, isPlainStringEncoder, jsonEncoderFor } from '../../../src/source/values.ts';
 import type { TableSchema } from '../../../src/source/relations.ts';
 
 const naming = { prefix: 'shop', database: 'shopdb', naming: 'prefix' as const };
@@ -14,7 +14,10 @@ function table(columns: [string, number][], keyIndexes: number[]): TableSchema {
     schema: 'public',
     table: 'orders',
     replicaIdentity: 'd',
-    columns: columns.map(([name, oid]) => ({ name, typeOid: oid, typeMod: -1, encode: jsonEncoderFor(oid, () => undefined, DEFAULT_VALUE_OPTIONS) })),
+    columns: columns.map(([name, oid]) => {
+      const encode = jsonEncoderFor(oid, () => undefined, DEFAULT_VALUE_OPTIONS);
+      return { name, typeOid: oid, typeMod: -1, encode, plainString: isPlainStringEncoder(encode) };
+    }),
     keyIndexes,
   };
 }
@@ -108,4 +111,14 @@ test('a batch gathers interleaved topics in order and keeps an open transaction 
   assert.equal(second.topic(0), 'a');
   assert.equal(b.count, 0);
   assert.equal(b.bytes, 0);
+});
+
+test('strings are escaped exactly as JSON.stringify does, whatever they hold', () => {
+  const text = table([['id', 23], ['s', 25]], [0]);
+  const samples = ['plain', '', 'q"uote', 'back\\slash', 'tab\tnew\nline', '\u0001\u001f\u007f', 'é☕😀', 'x'.repeat(200), '\ud800 lone', '</script>'];
+  for (const sample of samples) {
+    const line = serializeLine(text, 'c', ['1', sample], null, ['1', sample]);
+    assert.ok(line.includes(`"s":${JSON.stringify(sample)}}`), sample);
+    assert.equal((JSON.parse(line) as Parsed).value.after && ((JSON.parse(line) as Parsed).value.after as { s: string }).s, sample);
+  }
 });
