@@ -4,14 +4,16 @@
  */
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
-import pc from 'picocolors';
+import { createColors } from 'picocolors';
 
 export type { Logger };
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 const HIDDEN = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
 
-function colour(level: number, text: string): string {
+type Colors = ReturnType<typeof createColors>;
+
+function colour(pc: Colors, level: number, text: string): string {
   if (level >= 50) return pc.red(text);
   if (level >= 40) return pc.yellow(text);
   if (level >= 30) return pc.green(text);
@@ -20,6 +22,8 @@ function colour(level: number, text: string): string {
 
 /** Renders pino JSON records as `HH:MM:SS level message key=value ...`. */
 function prettyStream(out: NodeJS.WritableStream): Writable {
+  // Colour only on a terminal: picocolors alone also colours whenever CI is set.
+  const pc = createColors('isTTY' in out && out.isTTY === true && process.env.NO_COLOR === undefined);
   return new Writable({
     write(chunk: Buffer, _encoding, callback) {
       for (const text of chunk.toString('utf8').split('\n')) {
@@ -37,7 +41,7 @@ function prettyStream(out: NodeJS.WritableStream): Writable {
           .filter(([key]) => !HIDDEN.has(key))
           .map(([key, value]) => `${pc.dim(`${key}=`)}${typeof value === 'string' ? value : JSON.stringify(value)}`)
           .join(' ');
-        out.write(`${pc.dim(time)} ${colour(level, (LEVEL_NAMES[level] ?? 'info').padEnd(5))} ${typeof record.msg === 'string' ? record.msg : ''}${extras ? ` ${extras}` : ''}\n`);
+        out.write(`${pc.dim(time)} ${colour(pc, level, (LEVEL_NAMES[level] ?? 'info').padEnd(5))} ${typeof record.msg === 'string' ? record.msg : ''}${extras ? ` ${extras}` : ''}\n`);
       }
       callback();
     },

@@ -65,7 +65,10 @@ export function makeSink(config: Config): Sink {
 
 /** Runs until a signal or a failure; returns the process exit code. */
 export async function runCapture(config: Config, log: Logger, sink: Sink = makeSink(config)): Promise<number> {
-  const capture = await Capture.start(config, sink, log);
+  // Handlers go in before start-up: a signal during the startup checks must still stop cleanly
+  // (exit 0 once the capture is up and stopped), never kill the process with the default action.
+  let capture: Capture | undefined;
+  let stopRequested = false;
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
@@ -74,11 +77,14 @@ export async function runCapture(config: Config, log: Logger, sink: Sink = makeS
       process.exit(1);
     }
     log.info({ signal }, 'stopping: delivering committed changes and confirming them');
-    void capture.stop();
+    stopRequested = true;
+    if (capture) void capture.stop();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    capture = await Capture.start(config, sink, log);
+    if (stopRequested) void capture.stop();
     await capture.stopped;
     return EXIT_OK;
   } finally {

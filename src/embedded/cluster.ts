@@ -7,7 +7,7 @@
  * (created if missing) and its data directory is handed to that user.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtemp, rm, chown, mkdir, writeFile, appendFile, readFile, symlink } from 'node:fs/promises';
+import { mkdtemp, rm, chown, mkdir, writeFile, appendFile, readFile, symlink, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import net from 'node:net';
@@ -115,6 +115,23 @@ function serverUser(): RunAs | undefined {
   return lookup();
 }
 
+/**
+ * When we are root the server runs as `postgres`, which must be able to traverse every directory
+ * above its data directory; say so plainly instead of letting initdb fail with EACCES.
+ */
+async function checkReachable(dir: string, runAs: RunAs): Promise<void> {
+  for (let current = path.dirname(path.resolve(dir)); ; current = path.dirname(current)) {
+    const info = await stat(current);
+    const traversable = info.uid === runAs.uid ? (info.mode & 0o100) !== 0 : info.gid === runAs.gid ? (info.mode & 0o010) !== 0 : (info.mode & 0o001) !== 0;
+    if (!traversable) {
+      throw new Error(
+        `PostgreSQL runs as the postgres user, which cannot enter ${current}: choose a directory it can reach (e.g. under /tmp) or run chmod o+x ${current}`,
+      );
+    }
+    if (current === path.dirname(current)) return;
+  }
+}
+
 function run(file: string, args: string[], runAs: RunAs | undefined, env: NodeJS.ProcessEnv = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
@@ -160,7 +177,10 @@ export class EmbeddedCluster {
     const runAs = serverUser();
     const baseDir = options.baseDir ?? (await mkdtemp(path.join(tmpdir(), `pgcdc-pg${major}-`)));
     await mkdir(baseDir, { recursive: true });
-    if (runAs) await chown(baseDir, runAs.uid, runAs.gid);
+    if (runAs) {
+      await checkReachable(baseDir, runAs);
+      await chown(baseDir, runAs.uid, runAs.gid);
+    }
     const password = options.password ?? 'postgres';
     const cluster = new EmbeddedCluster(major, await freePort(), baseDir, password, bins, runAs);
     await cluster.initialise(options.settings ?? {});
