@@ -275,3 +275,44 @@ test('an unchanged TOASTed column carries the placeholder; REPLICA IDENTITY FULL
   assert.ok(full?.value.after?.body === big, 'FULL identity: the unchanged value is filled from the old row');
   assert.ok(full?.value.before?.body === big, 'FULL identity: the old row carries the value');
 });
+
+test('a user who may not create the publication gets one line with the SQL to run, exit 2', async () => {
+  const db = await freshDatabase();
+  const dir = await workdir();
+  await db.sql.query(`create table owned (id int primary key)`);
+  const role = `r_${db.name}`;
+  await db.sql.query(`create role ${role} login replication password 'pw-canary-7'; grant select on owned to ${role}`);
+  const url = new URL(db.url);
+  url.username = role;
+  url.password = 'pw-canary-7';
+  const result = await runPgcdc(runArgs(db, dir, 'public.owned').map((a) => (a === db.url ? url.toString() : a)));
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /publication it_pub does not exist and could not be created .* run as a table owner or superuser: CREATE PUBLICATION "it_pub" FOR TABLE "public"."owned";/);
+  assert.doesNotMatch(result.stderr, /pw-canary-7/);
+  assert.equal(await slotConfirmed(db), undefined, 'nothing was created');
+});
+
+test('an idle slot follows the server: writes to tables outside the publication do not hold WAL', async () => {
+  const db = await freshDatabase();
+  const dir = await workdir();
+  await db.sql.query(`create table captured (id int primary key); create table other (id int primary key, pad text)`);
+  const proc = startPgcdc(runArgs(db, dir, 'public.captured'));
+  const first = await eventually(() => slotConfirmed(db), 'slot created');
+  await db.sql.query(`insert into other select g, repeat('x', 200) from generate_series(1, 20000) g`);
+  const { rows } = await db.sql.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`);
+  const written = rows[0]?.lsn ?? '';
+  // Keepalives carry the server's position; with nothing in flight pgcdc stores and confirms it.
+  await eventually(async () => {
+    const { rows: cmp } = await db.sql.query<{ caught: boolean }>(
+      `select confirmed_flush_lsn >= $1::pg_lsn as caught from pg_replication_slots where slot_name = $2`,
+      [written, slotName(db)],
+    );
+    return cmp[0]?.caught ? true : undefined;
+  }, 'confirmed_flush_lsn to pass the uncaptured writes');
+  proc.kill('SIGTERM');
+  assert.equal(await proc.exited, 0, proc.stderr());
+  const stored = JSON.parse(await readFile(path.join(dir, 'offsets.json'), 'utf8')) as { lsn: string };
+  assert.notEqual(stored.lsn, first, 'the stored offset moved with the confirmation');
+  assert.equal(await slotConfirmed(db), stored.lsn, 'confirmed exactly what is stored');
+  assert.deepEqual(await readJsonl(path.join(dir, 'events')), [], 'no events for uncaptured tables');
+});
