@@ -57,21 +57,10 @@ export function arrayEncoder(element: JsonEncoder, delimiter: string, typeName: 
 
   /** The unescaped content of the quoted element at `pos`. */
   function quoted(): string {
-    const start = ++pos;
-    let value = '';
-    let run = start;
-    for (;;) {
-      const c = text.charCodeAt(pos);
-      if (c === QUOTE) {
-        value += text.slice(run, pos++);
-        return value;
-      }
-      if (c === BACKSLASH) {
-        value += text.slice(run, pos);
-        run = ++pos; // keep the escaped character, whatever it is
-      } else if (Number.isNaN(c)) throw invalidValue(typeName, text, 'unterminated quoted element');
-      pos++;
-    }
+    const token = readQuoted(text, pos);
+    if (token === undefined) throw invalidValue(typeName, text, 'unterminated quoted element');
+    pos = token.end;
+    return token.value;
   }
 
   /** The unquoted element at `pos`, converted, or null for NULL. */
@@ -124,20 +113,10 @@ export function encodeHstore(text: string): string {
   };
   const string = (): string => {
     if (text.charCodeAt(pos) !== QUOTE) fail(`expected '"' at ${pos}`);
-    let value = '';
-    let run = ++pos;
-    for (;;) {
-      const c = text.charCodeAt(pos);
-      if (c === QUOTE) {
-        value += text.slice(run, pos++);
-        return value;
-      }
-      if (c === BACKSLASH) {
-        value += text.slice(run, pos);
-        run = ++pos;
-      } else if (Number.isNaN(c)) fail('unterminated string');
-      pos++;
-    }
+    const token = readQuoted(text, pos);
+    if (token === undefined) return fail('unterminated string');
+    pos = token.end;
+    return token.value;
   };
   while (pos < n) {
     if (pos > 0) {
@@ -153,4 +132,24 @@ export function encodeHstore(text: string): string {
     out += `${out.length > 1 ? ',' : ''}${JSON.stringify(key)}:${value}`;
   }
   return `${out}}`;
+}
+
+/**
+ * The double-quoted, backslash-escaped token whose opening quote is at `open` (array elements and
+ * hstore keys and values share this form): its content, and the index after the closing quote.
+ * Undefined when the text ends before the closing quote.
+ */
+function readQuoted(text: string, open: number): { value: string; end: number } | undefined {
+  let pos = open + 1;
+  let value = '';
+  let run = pos;
+  for (;;) {
+    const c = text.charCodeAt(pos);
+    if (c === QUOTE) return { value: value + text.slice(run, pos), end: pos + 1 };
+    if (c === BACKSLASH) {
+      value += text.slice(run, pos);
+      run = ++pos; // keep the escaped character, whatever it is
+    } else if (Number.isNaN(c)) return undefined;
+    pos++;
+  }
 }
