@@ -5,7 +5,8 @@
  * source tables (demo-verify.ts). Exit 0 when they agree, 1 when they do not or anything failed.
  */
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
-import { userInfo } from 'node:os';
+import { createHash } from 'node:crypto';
+import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import pg from 'pg';
@@ -149,19 +150,17 @@ async function stopLeftoverServer(dataDir: string): Promise<void> {
 }
 
 /**
- * As root the server runs as `postgres` (see embedded/cluster.ts), which must be able to reach the
- * data directory: a private ancestor (mkdtemp, /root) would make initdb fail with a cryptic error.
+ * Where the demo's server keeps its files. As root the server runs as `postgres` (see
+ * embedded/cluster.ts), which cannot enter a private directory such as a checkout under /root: the
+ * server then lives in a folder of the system temp directory, one per demo directory.
  */
-async function checkReachable(dir: string): Promise<void> {
-  if (userInfo().uid !== 0) return;
+async function serverDir(dir: string): Promise<string> {
+  if (userInfo().uid !== 0) return path.join(dir, 'pg');
   for (let at = dir; ; at = path.dirname(at)) {
-    const info = await stat(at);
-    if ((info.mode & 0o001) === 0) {
-      throw new CdcError('USAGE', `PostgreSQL runs as user postgres when pgcdc runs as root, and cannot enter ${at} (mode ${(info.mode & 0o777).toString(8)})`, {
-        hint: `use a --dir under a directory others may enter (e.g. /tmp), or run chmod o+x ${at}`,
-      });
+    if (((await stat(at)).mode & 0o001) === 0) {
+      return path.join(tmpdir(), `pgcdc-demo-server-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`);
     }
-    if (at === path.dirname(at)) return;
+    if (at === path.dirname(at)) return path.join(dir, 'pg');
   }
 }
 
@@ -198,11 +197,9 @@ async function runDemo(flags: DemoFlags): Promise<number> {
   const rate = positive(flags.rate, '--rate', 1000);
   const duration = flags.duration === undefined ? undefined : positive(flags.duration, '--duration', 86_400);
   const dir = path.resolve(flags.dir);
-  const files = { pg: path.join(dir, 'pg'), events: path.join(dir, 'events'), offsets: path.join(dir, 'offsets.json') };
-
   // One demo per directory: the lock makes removing the previous run's files safe.
   await mkdir(dir, { recursive: true });
-  await checkReachable(dir);
+  const files = { pg: await serverDir(dir), events: path.join(dir, 'events'), offsets: path.join(dir, 'offsets.json') };
   const lock = await LockFile.acquire(path.join(dir, 'demo.lock'), `demo directory ${dir}`);
 
   // Signals: the first asks for a clean stop. A second one within a second is the same Ctrl-C

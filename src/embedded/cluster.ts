@@ -7,7 +7,7 @@
  * (created if missing) and its data directory is handed to that user.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtemp, rm, chown, mkdir, writeFile, appendFile, readFile, symlink, stat } from 'node:fs/promises';
+import { mkdtemp, rm, chown, chmod, cp, mkdir, writeFile, appendFile, readFile, rename, symlink, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import net from 'node:net';
@@ -115,21 +115,54 @@ function serverUser(): RunAs | undefined {
   return lookup();
 }
 
+/** The first directory above `target` that `runAs` cannot traverse, if any. */
+async function unreachableAncestor(target: string, runAs: RunAs): Promise<string | undefined> {
+  for (let current = path.dirname(path.resolve(target)); ; current = path.dirname(current)) {
+    const info = await stat(current);
+    const bit = info.uid === runAs.uid ? 0o100 : info.gid === runAs.gid ? 0o010 : 0o001;
+    if ((info.mode & bit) === 0) return current;
+    if (current === path.dirname(current)) return undefined;
+  }
+}
+
 /**
  * When we are root the server runs as `postgres`, which must be able to traverse every directory
  * above its data directory; say so plainly instead of letting initdb fail with EACCES.
  */
 async function checkReachable(dir: string, runAs: RunAs): Promise<void> {
-  for (let current = path.dirname(path.resolve(dir)); ; current = path.dirname(current)) {
-    const info = await stat(current);
-    const traversable = info.uid === runAs.uid ? (info.mode & 0o100) !== 0 : info.gid === runAs.gid ? (info.mode & 0o010) !== 0 : (info.mode & 0o001) !== 0;
-    if (!traversable) {
-      throw new Error(
-        `PostgreSQL runs as the postgres user, which cannot enter ${current}: choose a directory it can reach (e.g. under /tmp) or run chmod o+x ${current}`,
-      );
-    }
-    if (current === path.dirname(current)) return;
+  const blocked = await unreachableAncestor(dir, runAs);
+  if (blocked !== undefined) {
+    throw new Error(
+      `PostgreSQL runs as the postgres user, which cannot enter ${blocked}: choose a directory it can reach (e.g. under /tmp) or run chmod o+x ${blocked}`,
+    );
   }
+}
+
+/**
+ * The binaries as the server user can run them. A checkout under a private directory (a 0700
+ * home or mktemp dir) hides node_modules from `postgres`; then the package's native/ tree is
+ * copied once to a shared temp directory (staged and renamed, so parallel test processes agree).
+ */
+async function reachableBinaries(bins: Binaries, runAs: RunAs | undefined): Promise<Binaries> {
+  if (!runAs || (await unreachableAncestor(bins.postgres, runAs)) === undefined) return bins;
+  const nativeDir = path.dirname(path.dirname(bins.postgres));
+  const manifest = JSON.parse(await readFile(path.join(nativeDir, '..', 'package.json'), 'utf8')) as { name: string; version: string };
+  const shared = path.join(tmpdir(), 'pgcdc-embedded-binaries');
+  const target = path.join(shared, `${manifest.name.replace(/[^a-zA-Z0-9.-]/g, '_')}-${manifest.version}`);
+  if (!existsSync(path.join(target, '.complete'))) {
+    await mkdir(shared, { recursive: true });
+    await chmod(shared, 0o755);
+    const staging = await mkdtemp(`${target}.staging-`);
+    await cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
+    await chmod(staging, 0o755);
+    await writeFile(path.join(staging, '.complete'), '');
+    await rename(staging, target).catch(async () => {
+      // Another process finished first: use its copy.
+      await rm(staging, { recursive: true, force: true });
+    });
+  }
+  const bin = path.join(target, 'bin');
+  return { postgres: path.join(bin, 'postgres'), initdb: path.join(bin, 'initdb'), pg_ctl: path.join(bin, 'pg_ctl') };
 }
 
 function run(file: string, args: string[], runAs: RunAs | undefined, env: NodeJS.ProcessEnv = {}): Promise<string> {
@@ -173,8 +206,8 @@ export class EmbeddedCluster {
   /** initdb + start. The returned cluster is running and accepts password logins as `postgres`. */
   static async start(options: ClusterOptions = {}): Promise<EmbeddedCluster> {
     const major = options.major ?? DEFAULT_MAJOR;
-    const bins = await loadBinaries(major);
     const runAs = serverUser();
+    const bins = await reachableBinaries(await loadBinaries(major), runAs);
     const baseDir = options.baseDir ?? (await mkdtemp(path.join(tmpdir(), `pgcdc-pg${major}-`)));
     await mkdir(baseDir, { recursive: true });
     if (runAs) {
