@@ -62,11 +62,11 @@ export const configSchema = z.strictObject({
   batch: z
     .strictObject({
       /** Events buffered before a sink write. */
-      maxEvents: z.number().int().min(1).max(1_000_000).default(5000),
+      maxEvents: z.number().int().min(1).max(1_000_000).default(50_000),
       /** Longest an event waits for its batch to fill, in milliseconds. */
       maxDelayMs: z.number().int().min(0).max(60_000).default(100),
     })
-    .default({ maxEvents: 20_000, maxDelayMs: 100 }),
+    .default({ maxEvents: 50_000, maxDelayMs: 100 }),
   /** Standby status update interval; capped at a third of the server's wal_sender_timeout. */
   statusIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
   log: z

@@ -108,7 +108,7 @@ export function registerRun(program: Command): void {
     .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')
     .addOption(new Option('--topic-naming <naming>', 'prefix: <prefix>.<schema>.<table>; database: <db>_<topic>').choices(['prefix', 'database']))
     .option('--no-create-publication', 'never create the publication; fail with the SQL to run instead')
-    .option('--batch-size <n>', 'events per sink write (default 20000)')
+    .option('--batch-size <n>', 'events per sink write (default 50000; a batch is also written at 16 MiB)')
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
     .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']))
     .action(async (flags: RunFlags) => {

@@ -22,7 +22,7 @@ test('defaults fill every key', () => {
   const config = parseConfig({});
   assert.equal(config.slot, 'pgcdc_slot');
   assert.equal(config.sink.kind, 'jsonl');
-  assert.equal(config.batch.maxEvents, 20_000);
+  assert.equal(config.batch.maxEvents, 50_000);
   assert.deepEqual(config.tables, []);
 });
 
