@@ -18,6 +18,7 @@ import { parseReplicationFrame } from '../protocol/replication.ts';
 import { describeEndpoint, openConnection, resolveEndpoint, type SourceEndpoint } from '../postgres/connect.ts';
 import { ensurePublication, readServerFacts, readSlot, resolveTables, tablesByOid, type ServerFacts, type TableRef } from '../postgres/catalog.ts';
 import { loadPgTypes } from '../postgres/pg-types.ts';
+import { partitionRoot } from '../postgres/partitions.ts';
 import { ReplicationSession, type ReplicationStream } from '../postgres/slot.ts';
 import { FileOffsetStore } from '../offsets/file.ts';
 import type { Sink } from '../sinks/sink.ts';
@@ -181,6 +182,7 @@ class StreamLoop {
   private readonly decoder = new PgoutputDecoder({ protoVersion: 1 });
   private readonly types = new Map<number, PgType>();
   private readonly tableFacts = new Map<number, TableRef>();
+  private readonly rootsLogged = new Set<number>();
   private readonly relations: RelationCache;
   private readonly assembler: ChangeAssembler;
   private readonly delivery: Delivery;
@@ -333,14 +335,22 @@ class StreamLoop {
     this.updateFlow();
   }
 
-  /** Learns the table's key and any new types from the catalog, then rebuilds its schema. */
+  /** Learns the table's key, partition root and any new types from the catalog, then rebuilds its schema. */
   private async applyRelation(message: RelationMessage): Promise<void> {
     const unknownType = message.columns.some((c) => !this.types.has(c.typeOid));
     if (unknownType) for (const [oid, type] of await loadPgTypes(this.deps.query)) this.types.set(oid, type);
     const known = this.tableFacts.get(message.relationId);
     const fresh = (await tablesByOid(this.deps.query, [message.relationId])).get(message.relationId) ?? known;
     if (fresh) this.tableFacts.set(message.relationId, fresh);
-    this.relations.apply(message, fresh ? { primaryKey: fresh.primaryKey } : undefined);
+    const root = await partitionRoot(this.deps.query, message.relationId);
+    if (root && !this.rootsLogged.has(message.relationId)) {
+      this.rootsLogged.add(message.relationId);
+      this.deps.log.info(
+        { partition: `${message.namespace}.${message.name}`, root: `${root.schema}.${root.table}` },
+        'changes of this partition are reported under its partitioned table (publish_via_partition_root = true on the publication makes PostgreSQL do this itself)',
+      );
+    }
+    this.relations.apply(message, fresh ? { primaryKey: fresh.primaryKey, root } : { primaryKey: [], root });
     this.assembler.relationChanged(message.relationId);
   }
 }

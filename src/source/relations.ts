@@ -33,6 +33,8 @@ export interface TableSchema {
 /** What the cache needs to know about a table beyond the Relation message. */
 export interface TableFacts {
   readonly primaryKey: readonly string[];
+  /** For a leaf partition published under its own name: the partitioned table to report instead. */
+  readonly root?: { readonly schema: string; readonly table: string } | undefined;
 }
 
 function keyIndexesFor(columns: readonly RelationColumn[], facts: TableFacts | undefined, identity: ReplicaIdentity): number[] {
@@ -68,8 +70,8 @@ export class RelationCache {
     });
     const schema: TableSchema = {
       relationId: message.relationId,
-      schema: message.namespace,
-      table: message.name,
+      schema: facts?.root?.schema ?? message.namespace,
+      table: facts?.root?.table ?? message.name,
       replicaIdentity: message.replicaIdentity,
       columns,
       keyIndexes: keyIndexesFor(message.columns, facts, message.replicaIdentity),
