@@ -35,8 +35,8 @@ export interface DeliveryHooks {
 
 /** A batch is written once it holds this many bytes, whatever its event count. */
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
-/** Reading pauses while this much is buffered (the sink is behind). */
-const MAX_BUFFERED_BYTES = 128 * 1024 * 1024;
+/** Reading pauses while this much is buffered (the sink is behind); bounds memory with huge transactions. */
+const MAX_BUFFERED_BYTES = 48 * 1024 * 1024;
 
 type CheckpointIdentity = Pick<Checkpoint, 'systemId' | 'timeline' | 'database' | 'slot' | 'publication'>;
 
@@ -119,7 +119,7 @@ export class Delivery implements ChangeSink {
   }
 
   private openTransactionTooBig(): boolean {
-    return this.pending.count - this.boundary >= this.options.maxEvents * 2 || (this.boundary === 0 && this.pending.bytes >= MAX_BATCH_BYTES * 2);
+    return this.pending.count - this.boundary >= this.options.maxEvents * 2 || (this.boundary === 0 && this.pending.bytes >= MAX_BATCH_BYTES);
   }
 
   /**

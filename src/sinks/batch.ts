@@ -34,6 +34,8 @@ const ID_PREFIX = Buffer.from('{"id":"');
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const NEWLINE = 0x0a;
+/** Largest slab a builder starts a new batch with (it still grows as needed). */
+const MAX_REUSED_SLAB = 32 * 1024 * 1024;
 
 /** An immutable batch. Event i's line (with its trailing newline) is `data[start(i), end(i))`. */
 export class EventBatch {
@@ -259,7 +261,8 @@ export class EventBatchBuilder {
     const batch = new EventBatch(this.slab.subarray(0, cut), this.ends.slice(0, count), this.topics.slice(0, count), count, this.registry);
     const restEvents = this.n - count;
     const restBytes = this.used - cut;
-    const slab = Buffer.allocUnsafe(Math.max(this.slab.length, 1 << 16));
+    // The batch keeps the old slab alive until it is written: do not also keep a huge new one.
+    const slab = Buffer.allocUnsafe(Math.max(Math.min(this.slab.length, MAX_REUSED_SLAB), restBytes + 1, 1 << 16));
     this.slab.copy(slab, 0, cut, this.used);
     const ends = new Uint32Array(this.ends.length);
     for (let i = 0; i < restEvents; i++) ends[i] = (this.ends[count + i] as number) - cut;
