@@ -10,11 +10,14 @@ import { formatLsn } from '../protocol/lsn.ts';
 import { pgTimeToUnixMs, UNCHANGED_TOAST, type Lsn, type PgoutputMessage, type TupleData } from '../protocol/messages.ts';
 import type { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import type { RelationCache } from '../source/relations.ts';
+import { messageLine, messageTopic, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
 import { TableSerializer, transactionContext, type TableInTransaction, type TopicNaming, type TransactionContext } from '../envelope/json.ts';
 
 export interface ChangeSink {
   /** Numbers topics. */
   readonly topics: TopicRegistry;
+  /** Appends a whole event line (for rare events built as strings, such as messages). */
+  event(topic: number, line: string): void;
   /** Where an event is written: `writer.startEvent()`, the serializer's writes, then `eventEnd`. */
   readonly writer: EventBatchBuilder;
   /** Ends the event being written (of the open transaction) under `topic`. */
@@ -44,6 +47,7 @@ export class ChangeAssembler {
   private readonly out: ChangeSink;
   private readonly naming: TopicNaming;
   private readonly serializers = new Map<number, TableSerializer>();
+  private readonly messageTopicNumber: number;
   private tx: OpenTransaction | undefined;
   /** The resume filter; switched off for good at the first newer commit. */
   private skipBefore: Lsn;
@@ -55,6 +59,7 @@ export class ChangeAssembler {
     this.out = out;
     this.naming = options.naming;
     this.skipBefore = options.skipBefore;
+    this.messageTopicNumber = out.topics.number(messageTopic(options.naming));
   }
 
   get inTransaction(): boolean {
@@ -116,9 +121,23 @@ export class ChangeAssembler {
         for (const relationId of message.relationIds) this.emit(tx, this.serializer(relationId), lsn, 't', null, null, null);
         return;
       }
-      case 'message':
-        // Logical decoding messages become op 'm' events in a later issue; skipping them loses no row change.
+      case 'message': {
+        if (message.prefix.startsWith(RESERVED_MESSAGE_PREFIX)) return;
+        const event = { prefix: message.prefix, content: message.content, lsn: message.lsn };
+        const tx = this.tx;
+        if (tx && message.transactional) {
+          if (tx.skip) return;
+          const totalOrder = ++tx.ordinal;
+          this.out.event(this.messageTopicNumber, messageLine(this.naming, event, { context: tx.context, totalOrder }, formatLsn(message.lsn), Date.now()));
+          return;
+        }
+        // Non-transactional: it stands alone between transactions. Acknowledging one byte past its
+        // LSN makes a restart start after it, so it is delivered once.
+        if (message.lsn < this.skipBefore) return;
+        this.out.event(this.messageTopicNumber, messageLine(this.naming, event, undefined, formatLsn(message.lsn), Date.now()));
+        this.out.commit(message.lsn + 1);
         return;
+      }
       case 'relation':
       case 'type':
       case 'origin':

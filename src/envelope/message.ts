@@ -1,0 +1,53 @@
+/**
+ * Logical decoding messages (pg_logical_emit_message, PostgreSQL 14+ with pgoutput) as op 'm'
+ * events, in the shape Debezium gives them:
+ *
+ * {"id":"<commit_lsn>:<ordinal>" | "<message_lsn>:0","topic":"<prefix>.message","key":{"prefix":"<p>"},
+ *  "value":{"op":"m","ts_ms":N,"source":{...,"lsn":<message lsn>,"txId":<xid>|null,...},
+ *           "message":{"prefix":"<p>","content":"<base64>"},"transaction":{...}|null}}
+ *
+ * Messages are rare next to row changes, so this builds the line as a string.
+ */
+import { PGCDC_VERSION, type TopicNaming, type TransactionContext } from './json.ts';
+
+/** Messages whose prefix starts with this are pgcdc's own (watermarks, heartbeats): never emitted. */
+export const RESERVED_MESSAGE_PREFIX = 'pgcdc';
+
+export function messageTopic(naming: TopicNaming): string {
+  const base = `${naming.prefix}.message`;
+  return naming.naming === 'database' ? `${naming.database}_${base}` : base;
+}
+
+export interface MessageEvent {
+  readonly prefix: string;
+  readonly content: Buffer;
+  /** The message's own LSN. */
+  readonly lsn: number;
+}
+
+/**
+ * The event line for a message. `tx` is the enclosing transaction for a transactional message
+ * (with its 1-based `totalOrder`), undefined for a non-transactional one.
+ */
+export function messageLine(
+  naming: TopicNaming,
+  message: MessageEvent,
+  tx: { context: TransactionContext; totalOrder: number } | undefined,
+  lsnText: string,
+  nowMs: number,
+): string {
+  const id = tx ? `${tx.context.commitLsn}:${tx.totalOrder - 1}` : `${lsnText}:0`;
+  const prefix = JSON.stringify(message.prefix);
+  const source =
+    `{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},"db":${JSON.stringify(naming.database)},` +
+    `"schema":"","table":"","snapshot":"false","txId":${tx ? tx.context.xid : 'null'},"lsn":${message.lsn},` +
+    `"commit_lsn":${tx ? `"${tx.context.commitLsn}"` : 'null'},"ts_ms":${tx ? tx.context.commitTimeMs : nowMs}}`;
+  const transaction = tx
+    ? `{"id":"${tx.context.xid}:${tx.context.commitLsn}","total_order":${tx.totalOrder},"data_collection_order":${tx.totalOrder}}`
+    : 'null';
+  return (
+    `{"id":"${id}","topic":${JSON.stringify(messageTopic(naming))},"key":{"prefix":${prefix}},` +
+    `"value":{"op":"m","ts_ms":${nowMs},"source":${source},"message":{"prefix":${prefix},"content":"${message.content.toString('base64')}"},` +
+    `"transaction":${transaction}}}`
+  );
+}
