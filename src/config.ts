@@ -32,8 +32,17 @@ export const configSchema = z.strictObject({
   source: sourceSchema.default({ connectTimeoutMs: 10_000 }),
   slot: identifier.default('pgcdc_slot'),
   publication: identifier.default('pgcdc_pub'),
-  /** `schema.table` names; empty means every table of the publication. */
+  /**
+   * `schema.table` names or patterns (`sales.*`, `public.order_*`; quoted parts are exact). Empty,
+   * without `tablesFile`, means every table of the publication.
+   */
   tables: z.array(z.string().min(1)).default([]),
+  /** Patterns removed from the selection (same grammar as `tables`). */
+  excludeTables: z.array(z.string().min(1)).default([]),
+  /** CSV without a header, one `schema,table` per row, added to `tables`. */
+  tablesFile: z.string().min(1).optional(),
+  /** `schema.table` of the signal table; check verifies it exists, is writable and is published. */
+  signalTable: z.string().min(1).optional(),
   /** Create the publication when it is missing (FOR TABLE the selected tables). */
   createPublication: z.boolean().default(true),
   sink: z

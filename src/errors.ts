@@ -16,6 +16,10 @@ export type ErrorCode =
   | 'PUBLICATION_MISSING'
   | 'TABLE_MISSING'
   | 'REPLICATION_STREAM_FAILED'
+  // preflight (pgcdc run stops on check errors), setup and tunnels
+  | 'PREFLIGHT_FAILED'
+  | 'SETUP_FAILED'
+  | 'TUNNEL_FAILED'
   // the never-lose-data checks: refusing to resume
   | 'SLOT_MISSING'
   | 'SLOT_LOST'

@@ -28,6 +28,7 @@ import type { PgType } from '../source/values.ts';
 import { ChangeAssembler } from './changes.ts';
 import { Delivery } from './delivery.ts';
 import { planStartup } from './startup.ts';
+import { preflightForRun } from '../preflight/preflight.ts';
 
 export interface CaptureStatus {
   readonly acked: string;
@@ -86,6 +87,7 @@ export class Capture {
       query.on('error', () => undefined);
       cleanups.push(() => query.end());
       const facts = await readServerFacts(query);
+      await preflightForRun({ query, endpoint, config, facts, log: this.log });
       if (facts.walLevel !== 'logical') {
         throw new CdcError('SOURCE_NOT_READY', `wal_level is ${facts.walLevel} on ${describeEndpoint(endpoint)}, logical replication needs logical`, {
           hint: 'set wal_level = logical (rds.logical_replication = 1 on RDS/Aurora) and restart the server',

@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { PGCDC_VERSION } from '../envelope/json.ts';
 import { registerRun } from './run.ts';
 import { registerDemo } from './demo.ts';
+import { registerCheck } from './check.ts';
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
 export function buildProgram(): Command {
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`pgcdc: ${text.replace(/^error: /, 'error: ').trimEnd()}\n`) });
   registerRun(program);
+  registerCheck(program);
   registerDemo(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -12,6 +12,7 @@ import { JsonlSink } from '../sinks/jsonl.ts';
 import { StdoutSink } from '../sinks/stdout.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { CdcError } from '../errors.ts';
+import { splitTableList } from '../preflight/selection.ts';
 import { EXIT_OK, reportFatal } from './exit.ts';
 
 export interface RunFlags {
@@ -20,6 +21,9 @@ export interface RunFlags {
   slot?: string;
   publication?: string;
   tables?: string;
+  excludeTables?: string;
+  tablesFile?: string;
+  signalTable?: string;
   sink?: 'jsonl' | 'stdout';
   out?: string;
   offsets?: string;
@@ -44,7 +48,10 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     source: { url: flags.source },
     slot: flags.slot,
     publication: flags.publication,
-    tables: flags.tables === undefined ? undefined : flags.tables.split(',').map((t) => t.trim()).filter((t) => t.length > 0),
+    tables: flags.tables === undefined ? undefined : splitTableList(flags.tables),
+    excludeTables: flags.excludeTables === undefined ? undefined : splitTableList(flags.excludeTables),
+    tablesFile: flags.tablesFile,
+    signalTable: flags.signalTable,
     createPublication: flags.createPublication === false ? false : undefined,
     sink: { kind: flags.sink, out: flags.out },
     offsets: flags.offsets,
@@ -101,7 +108,10 @@ export function registerRun(program: Command): void {
     .option('--source <url>', 'postgres://user@host:5432/db (password: PGPASSWORD or ~/.pgpass); PG* variables also work')
     .option('--slot <name>', 'replication slot, created when missing (default pgcdc_slot)')
     .option('--publication <name>', 'publication, created FOR TABLE the --tables when missing (default pgcdc_pub)')
-    .option('--tables <list>', 'schema.table,... to capture (default: every table of the publication)')
+    .option('--tables <list>', 'schema.table,schema.*,... to capture (default: every table of the publication)')
+    .option('--exclude-tables <list>', 'patterns removed from the selection, e.g. public.tmp_*')
+    .option('--tables-file <csv>', 'CSV without a header, one schema,table per row (added to --tables)')
+    .option('--signal-table <schema.table>', 'signal table (checked: exists, writable, in the publication)')
     .addOption(new Option('--sink <kind>', 'where events go (default jsonl)').choices(['jsonl', 'stdout']))
     .option('--out <dir>', 'JSONL output directory, one file per topic (default ./events)')
     .option('--offsets <file>', 'offsets file: the durable position (default ./pgcdc-offsets.json)')

@@ -27,6 +27,11 @@ export interface SourceEndpoint {
   sslcert: string | undefined;
   sslkey: string | undefined;
   connectTimeoutMs: number;
+  /**
+   * The server's real host name when `host`/`port` point at a local tunnel end: TLS verifies the
+   * certificate against this name, and checks judge it (pooler host names).
+   */
+  tlsHost?: string;
 }
 
 function parseUrl(url: string): Partial<SourceEndpoint> {
