@@ -6,6 +6,7 @@ import { PGCDC_VERSION } from '../envelope/json.ts';
 import { registerRun } from './run.ts';
 import { registerDemo } from './demo.ts';
 import { registerCheck } from './check.ts';
+import { registerSetup } from './setup.ts';
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
 export function buildProgram(): Command {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write(`pgcdc: ${text.replace(/^error: /, 'error: ').trimEnd()}\n`) });
   registerRun(program);
   registerCheck(program);
+  registerSetup(program);
   registerDemo(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -1,0 +1,151 @@
+/**
+ * `pgcdc setup`: prints, commented and in order, everything a platform needs for pgcdc; with
+ * `--apply --admin-url`, runs the SQL idempotently. Passwords never come from the command line:
+ * the admin's from PGCDC_ADMIN_PASSWORD, --admin-password-file, PGPASSWORD/~/.pgpass or a prompt;
+ * the capture user's from PGCDC_USER_PASSWORD, --user-password-file or a prompt.
+ */
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import type pg from 'pg';
+import { CdcError } from '../errors.ts';
+import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/connect.ts';
+import { listCatalogTables } from '../preflight/facts.ts';
+import { parseTablePattern, patternsFromCsv, selectTables, splitTableList, type TablePattern } from '../preflight/selection.ts';
+import { applyPlan, promptSecret, secretFrom } from '../setup/apply.ts';
+import { buildPlan, formatPlan } from '../setup/plan.ts';
+import { PLATFORMS, type Platform } from '../setup/platforms.ts';
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { EXIT_OK, reportFatal } from './exit.ts';
+
+interface SetupFlags {
+  platform: Platform;
+  user: string;
+  database?: string;
+  tables?: string;
+  tablesFile?: string;
+  excludeTables?: string;
+  allTables?: boolean;
+  schema?: string;
+  publication: string;
+  slot: string;
+  signalSchema?: string;
+  heartbeatSchema?: string;
+  replicaIdentityFull?: boolean;
+  apply?: boolean;
+  adminUrl?: string;
+  adminPasswordFile?: string;
+  userPasswordFile?: string;
+}
+
+async function patterns(flags: SetupFlags): Promise<TablePattern[]> {
+  const list = flags.tables === undefined ? [] : splitTableList(flags.tables).map(parseTablePattern);
+  if (flags.tablesFile !== undefined) list.push(...patternsFromCsv(await readFile(flags.tablesFile, 'utf8'), flags.tablesFile));
+  return list;
+}
+
+/** Concrete tables: exact names need no server; patterns are expanded on the admin connection. */
+async function resolveTables(flags: SetupFlags, client: pg.ClientBase | undefined): Promise<{ schema: string; table: string }[] | 'all'> {
+  if (flags.allTables) return 'all';
+  const include = await patterns(flags);
+  if (include.length === 0) throw new CdcError('USAGE', 'setup needs --tables, --tables-file or --all-tables');
+  const exclude = flags.excludeTables === undefined ? [] : splitTableList(flags.excludeTables).map(parseTablePattern);
+  if (!client) {
+    const exact = include.map((p) => ('exact' in p.schema && 'exact' in p.table ? { schema: p.schema.exact, table: p.table.exact } : undefined));
+    if (exact.some((t) => t === undefined) || exclude.length > 0) {
+      throw new CdcError('USAGE', 'wildcards and --exclude-tables are resolved against the database: pass --admin-url too (nothing is changed without --apply)');
+    }
+    return exact.filter((t) => t !== undefined);
+  }
+  const selection = selectTables(await listCatalogTables(client), include, exclude);
+  if (selection.unmatched.length > 0) throw new CdcError('TABLE_MISSING', `no table matches ${selection.unmatched.join(', ')}`);
+  return selection.tables.map((t) => ({ schema: t.schema, table: t.table }));
+}
+
+async function setup(flags: SetupFlags): Promise<void> {
+  if (flags.apply && flags.adminUrl === undefined) throw new CdcError('USAGE', '--apply needs --admin-url (an admin connection; its password from PGCDC_ADMIN_PASSWORD or a file)');
+  let client: pg.Client | undefined;
+  let database = flags.database ?? 'postgres';
+  if (flags.adminUrl !== undefined) {
+    if (/^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(flags.adminUrl)) {
+      throw new CdcError('USAGE', '--admin-url must not contain a password', { hint: 'set PGCDC_ADMIN_PASSWORD, pass --admin-password-file, or use ~/.pgpass' });
+    }
+    const adminPassword = await secretFrom(process.env, 'PGCDC_ADMIN_PASSWORD', flags.adminPasswordFile);
+    const endpoint = resolveEndpoint({ url: flags.adminUrl, connectTimeoutMs: 10_000, ...(adminPassword === undefined ? {} : { password: adminPassword }) });
+    const pgpass = process.env.PGPASSFILE ?? path.join(homedir(), '.pgpass');
+    if (endpoint.password === undefined && !existsSync(pgpass)) endpoint.password = await promptSecret(`password for ${describeEndpoint(endpoint)}: `);
+    client = await openConnection(endpoint, 'query', 'pgcdc-setup');
+    client.on('error', () => undefined);
+    database = endpoint.database;
+  }
+  try {
+    const tables = await resolveTables(flags, client);
+    const schemas = flags.schema !== undefined ? splitTableList(flags.schema) : tables === 'all' ? ['public'] : [...new Set(tables.map((t) => t.schema))];
+    let major: number | undefined;
+    let walLogical = false;
+    let userExists = false;
+    if (client) {
+      const { rows } = await client.query<{ v: string; wal: string; has_user: boolean }>(
+        `select current_setting('server_version_num') as v, current_setting('wal_level') as wal, exists (select 1 from pg_roles where rolname = $1) as has_user`,
+        [flags.user],
+      );
+      major = Math.floor(Number(rows[0]?.v) / 10000);
+      walLogical = rows[0]?.wal === 'logical';
+      userExists = rows[0]?.has_user === true;
+    }
+    let userPassword: string | undefined;
+    if (flags.apply && !userExists) {
+      userPassword = (await secretFrom(process.env, 'PGCDC_USER_PASSWORD', flags.userPasswordFile)) ?? (await promptSecret(`password for the new user ${flags.user}: `));
+    }
+    const options = {
+      platform: flags.platform, user: flags.user, userPassword, database, tables, schemas, publication: flags.publication, slot: flags.slot,
+      signalSchema: flags.signalSchema, heartbeatSchema: flags.heartbeatSchema, replicaIdentityFull: flags.replicaIdentityFull === true, major,
+    };
+    const steps = buildPlan(options);
+    if (!flags.apply || !client) {
+      process.stdout.write(formatPlan(options, steps));
+      return;
+    }
+    process.stdout.write(`pgcdc setup --apply (${flags.platform}) on ${database}:\n`);
+    const result = await applyPlan(client, steps, { canCreateSlot: walLogical, hasUserPassword: userPassword !== undefined && userPassword !== '' }, (line) => process.stdout.write(`${line}\n`));
+    process.stdout.write(`${result.applied.length} applied, ${result.already.length} already in place${result.applied.length === 0 ? ' (nothing changed)' : ''}\n`);
+    if (result.pending.length > 0) process.stdout.write(`still to do by hand:\n${result.pending.map((p) => `  * ${p}`).join('\n')}\n`);
+    process.stdout.write(`next: pgcdc check --source postgres://${flags.user}@<host>:<port>/${database}${flags.signalSchema ? ` --signal-table ${flags.signalSchema}.pgcdc_signal` : ''}\n`);
+  } finally {
+    await client?.end().catch(() => undefined);
+  }
+}
+
+export function registerSetup(program: Command): void {
+  program
+    .command('setup')
+    .description('print (or --apply) everything a platform needs for pgcdc: parameters, user, grants, publication, slot, signal/heartbeat tables')
+    .addOption(new Option('--platform <platform>', 'where PostgreSQL runs').choices([...PLATFORMS]).makeOptionMandatory())
+    .option('--user <name>', 'capture user to create or complete', 'pgcdc_user')
+    .option('--database <name>', 'database (default: the one in --admin-url)')
+    .option('--tables <list>', 'schema.table,schema.*,... to capture')
+    .option('--tables-file <csv>', 'CSV without a header, one schema,table per row')
+    .option('--exclude-tables <list>', 'patterns removed from the selection')
+    .option('--all-tables', 'FOR ALL TABLES publication and SELECT on every table of --schema')
+    .option('--schema <list>', 'schemas to grant USAGE on (default: those of the tables; public with --all-tables)')
+    .option('--publication <name>', 'publication', 'pgcdc_pub')
+    .option('--slot <name>', 'replication slot', 'pgcdc_slot')
+    .option('--signal-schema <schema>', 'create the signal table <schema>.pgcdc_signal and publish it')
+    .option('--heartbeat-schema <schema>', 'create the heartbeat table <schema>.pgcdc_heartbeat')
+    .option('--replica-identity-full', 'ALTER TABLE ... REPLICA IDENTITY FULL on the captured tables')
+    .option('--apply', 'run the SQL through --admin-url (idempotent: steps already in place are skipped)')
+    .option('--admin-url <url>', 'postgres://admin@host:5432/db, without a password (PGCDC_ADMIN_PASSWORD, --admin-password-file, ~/.pgpass or a prompt)')
+    .option('--admin-password-file <file>', 'file holding the admin password')
+    .option('--user-password-file <file>', 'file holding the new capture user\'s password (or PGCDC_USER_PASSWORD, or a prompt)')
+    .action(async (flags: SetupFlags) => {
+      let code = EXIT_OK;
+      try {
+        await setup(flags);
+      } catch (error) {
+        code = reportFatal(error);
+      }
+      process.exitCode = code;
+    });
+}
