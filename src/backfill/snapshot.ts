@@ -1,0 +1,165 @@
+/**
+ * The consistent initial snapshot reader: every row of the chosen tables as of an exported
+ * snapshot (backfill/export.ts), table by table in key order, chunk by chunk, into a callback.
+ *
+ * Contracts:
+ * - Consistency: every worker imports the same snapshot before reading anything, so the rows are
+ *   the tables' state at the slot's consistent point, whatever is written meanwhile.
+ * - Progress: each chunk comes with the table's cursor after it (query.ts ChunkCursor, plain
+ *   JSON). Store it once the chunk's events are durable; passing it back in `resume` continues
+ *   after that chunk. (A resumed read needs a snapshot that still exists: the initial snapshot's
+ *   export ends with its connection, so a crash mid-snapshot resumes through the incremental,
+ *   watermarked method, reusing the same cursors: see docs/snapshots.md.)
+ * - Parallelism: `parallelism` workers, each with its own connection and transaction, take tables
+ *   from a queue; a table is read by one worker, in key order.
+ * - Memory: a worker reads the next chunk while the callback handles the current one, and waits
+ *   for the callback's promise before handing over another, so at most 2 x parallelism chunks of
+ *   rows exist at once. A slow sink slows the reads; nothing queues without bound.
+ * - Callbacks of different workers may run concurrently; a worker never calls it again before its
+ *   previous call resolved. A rejected callback or a failed read stops every worker (after their
+ *   chunk in hand) and rejects `readSnapshot` with the first error.
+ */
+import type pg from 'pg';
+import { CdcError } from '../errors.ts';
+import type { CopyRow } from './copy-text.ts';
+import { importSnapshot } from './export.ts';
+import { initialCursor, readChunk, type BackfillTable, type Chunk, type ChunkCursor } from './query.ts';
+import { chunkSizing, describeBackfillTable } from './tables.ts';
+
+export interface TableName {
+  readonly schema: string;
+  readonly table: string;
+}
+
+/** `schema.table`, the key of `resume` and of progress (names may contain dots: it is only a map key). */
+export function tableKey(name: TableName): string {
+  return `${name.schema}.${name.table}`;
+}
+
+export interface SnapshotChunk {
+  readonly table: BackfillTable;
+  /** The rows in key order (ctid order for keyless tables), as output-function text. */
+  readonly rows: CopyRow[];
+  /** The table's cursor after this chunk: store it with the chunk's events. `done` on the table's last chunk. */
+  readonly cursor: ChunkCursor;
+  /** Rows of this table delivered so far in this run, this chunk included. */
+  readonly tableRows: number;
+}
+
+export interface SnapshotOptions {
+  /** The exported snapshot's name. */
+  readonly snapshotName: string;
+  readonly tables: readonly TableName[];
+  /** Server major (generated columns exist from 12). */
+  readonly major: number;
+  /** Opens a query connection with pgcdc's session settings (connect.ts SESSION_OPTIONS). Closed by the reader. */
+  readonly connect: () => Promise<pg.Client>;
+  /** Rows per keyset chunk (and the row target of a ctid chunk). */
+  readonly chunkRows: number;
+  /** Workers (connections) reading at once; at most one per table. */
+  readonly parallelism: number;
+  /** Cursors from an earlier run by tableKey; a `done` table is skipped. */
+  readonly resume?: ReadonlyMap<string, ChunkCursor>;
+  /** Called with every worker's snapshot imported: the exporting connection may now be used again. */
+  readonly onImported?: () => void;
+  /** Handles one chunk; its promise is the backpressure. */
+  readonly onChunk: (chunk: SnapshotChunk) => Promise<void>;
+}
+
+export interface SnapshotSummary {
+  /** Rows delivered per tableKey in this run. */
+  readonly rows: ReadonlyMap<string, number>;
+  readonly chunks: number;
+}
+
+/** Reads the snapshot; resolves when every table is read and every callback resolved. */
+export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSummary> {
+  if (!Number.isInteger(options.parallelism) || options.parallelism < 1) {
+    throw new CdcError('CONFIG_INVALID', `snapshot parallelism must be a positive integer, not ${options.parallelism}`);
+  }
+  if (!Number.isInteger(options.chunkRows) || options.chunkRows < 1) {
+    throw new CdcError('CONFIG_INVALID', `snapshot chunk size must be a positive integer, not ${options.chunkRows}`);
+  }
+  const queue = options.tables.filter((t) => options.resume?.get(tableKey(t))?.done !== true);
+  const rows = new Map<string, number>();
+  let chunks = 0;
+  let failure: { error: unknown } | undefined;
+  const workerCount = Math.min(options.parallelism, queue.length);
+  if (workerCount === 0) {
+    options.onImported?.();
+    return { rows, chunks };
+  }
+
+  // Every worker connects and imports first, so the export can end as early as possible.
+  const clients: pg.Client[] = [];
+  try {
+    for (let i = 0; i < workerCount; i++) {
+      const client = await options.connect();
+      client.on('error', () => undefined); // surfaced by the failing query instead
+      clients.push(client);
+    }
+    await Promise.all(clients.map((client) => importSnapshot(client, options.snapshotName)));
+  } catch (error) {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    throw error;
+  }
+  options.onImported?.();
+
+  const readTable = async (client: pg.Client, name: TableName): Promise<void> => {
+    const table = await describeBackfillTable(client, name.schema, name.table, options.major);
+    const sizing = await chunkSizing(client, table, options.chunkRows);
+    const key = tableKey(name);
+    let cursor = options.resume?.get(key) ?? initialCursor(table);
+    if (cursor.kind !== initialCursor(table).kind) {
+      throw new CdcError('CONFIG_INVALID', `the stored snapshot progress of ${key} is by ${cursor.kind} but the table is now read by ${initialCursor(table).kind}`, {
+        hint: 'its primary key was added or dropped since; restart the snapshot of this table',
+      });
+    }
+    let tableRows = 0;
+    let pending: Promise<Chunk> = readChunk(client, table, cursor, sizing);
+    while (failure === undefined) {
+      const chunk = await pending;
+      cursor = chunk.next;
+      // Read ahead while the callback works: the connection is otherwise idle.
+      if (!cursor.done) {
+        pending = readChunk(client, table, cursor, sizing);
+        // Handled here so a read failing while the callback runs is not an unhandled rejection;
+        // it is still thrown where `pending` is awaited.
+        void pending.catch(() => undefined);
+      }
+      tableRows += chunk.rows.length;
+      rows.set(key, tableRows);
+      chunks++;
+      try {
+        await options.onChunk({ table, rows: chunk.rows, cursor, tableRows });
+      } catch (error) {
+        // Let the read in flight finish (its client is reused for nothing else) before giving up.
+        if (!cursor.done) await pending.catch(() => undefined);
+        throw error;
+      }
+      if (cursor.done) return;
+    }
+    await pending.catch(() => undefined);
+  };
+
+  const worker = async (client: pg.Client): Promise<void> => {
+    while (failure === undefined) {
+      const next = queue.shift();
+      if (next === undefined) return;
+      try {
+        await readTable(client, next);
+      } catch (error) {
+        failure ??= { error };
+        return;
+      }
+    }
+  };
+
+  try {
+    await Promise.all(clients.map(worker));
+  } finally {
+    await Promise.all(clients.map((c) => c.query('COMMIT').catch(() => undefined).then(() => c.end().catch(() => undefined))));
+  }
+  if (failure !== undefined) throw failure.error;
+  return { rows, chunks };
+}
