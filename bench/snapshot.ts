@@ -1,0 +1,211 @@
+/**
+ * Snapshot throughput: pgcdc's snapshot reader into fsynced JSONL against `COPY t TO STDOUT`, on
+ * the same machine in the same run.
+ *
+ *   npm run bench:snapshot -- [--rows 1000000] [--chunk 20000] [--workers 2] [--pg 18]
+ *
+ * - Reference: `COPY bench TO STDOUT` through pg-copy-streams, drained into /dev/null: the
+ *   server's fastest way to hand out a table, and the transport the snapshot reader uses.
+ * - pgcdc, one worker: a slot created with EXPORT_SNAPSHOT, then backfill/snapshot.ts reading the
+ *   table in keyset chunks of --chunk rows, every row serialized by the real envelope serializer
+ *   (TableSerializer, op `r`) into an EventBatchBuilder and written per chunk to the real JsonlSink
+ *   in a temporary directory (fdatasync per write). Timed from the start of the read (the snapshot
+ *   import included) to the last durable write. The output line count must equal --rows.
+ * - pgcdc, --workers workers: the same rows split over --workers tables (the reader parallelises
+ *   across tables), read at once.
+ *
+ * The last line is `ratio <pgcdc one worker rows/s / COPY rows/s>`.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { EmbeddedCluster } from '../src/embedded/cluster.ts';
+import { SESSION_OPTIONS } from '../src/postgres/connect.ts';
+import { loadPgTypes } from '../src/postgres/pg-types.ts';
+import { formatLsn } from '../src/protocol/lsn.ts';
+import { DEFAULT_VALUE_OPTIONS } from '../src/source/values.ts';
+import { TableSerializer, transactionContext, type TableInTransaction, type TransactionContext } from '../src/envelope/json.ts';
+import { EventBatchBuilder, TopicRegistry } from '../src/sinks/batch.ts';
+import { JsonlSink } from '../src/sinks/jsonl.ts';
+import { createSlotWithSnapshot } from '../src/backfill/export.ts';
+import { backfillTableSchema } from '../src/backfill/keys.ts';
+import { readSnapshot, tableKey, type SnapshotChunk } from '../src/backfill/snapshot.ts';
+
+const DATABASE = 'bench';
+
+const { values: flags } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    chunk: { type: 'string', default: '20000' },
+    workers: { type: 'string', default: '2' },
+    pg: { type: 'string', default: '18' },
+  },
+});
+
+function wholeNumber(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`bench: ${flag} must be a positive whole number, not ${JSON.stringify(text)}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const ROWS = wholeNumber(flags.rows, '--rows');
+const CHUNK = wholeNumber(flags.chunk, '--chunk');
+const WORKERS = wholeNumber(flags.workers, '--workers');
+const MAJOR = wholeNumber(flags.pg, '--pg');
+
+const rate = (rows: number, ms: number): number => (rows / ms) * 1000;
+const show = (rowsPerSecond: number): string => `${Math.round(rowsPerSecond).toLocaleString('en-US')} rows/s`;
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+
+async function connect(cluster: EmbeddedCluster, replication = false): Promise<pg.Client> {
+  const config: pg.ClientConfig & { replication?: string } = { connectionString: cluster.url(DATABASE), options: SESSION_OPTIONS };
+  if (replication) config.replication = 'database';
+  const client = new pg.Client(config);
+  await client.connect();
+  return client;
+}
+
+/** The same narrow shape as bench/stream.ts. */
+async function load(client: pg.Client, table: string, first: number, last: number): Promise<void> {
+  await client.query(`create table ${table} (id bigint primary key, v integer not null, t text not null)`);
+  await client.query(`insert into ${table} select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from generate_series($1::bigint, $2::bigint) g`, [first, last]);
+  await client.query(`vacuum analyze ${table}`);
+}
+
+async function copyReference(cluster: EmbeddedCluster): Promise<number> {
+  const client = await connect(cluster);
+  try {
+    const started = performance.now();
+    await pipeline(client.query(copyTo('COPY bench TO STDOUT')), createWriteStream('/dev/null'));
+    return performance.now() - started;
+  } finally {
+    await client.end();
+  }
+}
+
+async function countLines(dir: string): Promise<number> {
+  let lines = 0;
+  for (const name of await readdir(dir)) {
+    for await (const chunk of createReadStream(path.join(dir, name))) {
+      const buffer = chunk as Buffer;
+      for (let at = buffer.indexOf(10); at !== -1; at = buffer.indexOf(10, at + 1)) lines++;
+    }
+  }
+  return lines;
+}
+
+/** Reads `tables` with `workers` workers into a fresh JSONL directory; returns elapsed ms. */
+async function runPgcdc(cluster: EmbeddedCluster, tables: readonly string[], workers: number, slot: string): Promise<number> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-snapshot-'));
+  const replication = await connect(cluster, true);
+  const catalog = await connect(cluster);
+  try {
+    const types = await loadPgTypes(catalog);
+    const exported = await createSlotWithSnapshot(replication, slot);
+    const sink = new JsonlSink({ dir: path.join(dir, 'events') });
+    await sink.open(undefined);
+    const topics = new TopicRegistry();
+    const builder = new EventBatchBuilder(topics, 16 << 20, 32_768);
+    const perTable = new Map<string, { serializer: TableSerializer; tx: TransactionContext; inTx: TableInTransaction; ordinal: number }>();
+    const naming = { prefix: DATABASE, database: DATABASE, naming: 'prefix' as const };
+    const commitLsn = formatLsn(exported.consistentPoint);
+
+    const onChunk = async (chunk: SnapshotChunk): Promise<void> => {
+      const key = tableKey(chunk.table);
+      let state = perTable.get(key);
+      if (state === undefined) {
+        const serializer = new TableSerializer(backfillTableSchema(chunk.table, (oid) => types.get(oid), DEFAULT_VALUE_OPTIONS), naming, topics);
+        const tx = transactionContext(0, commitLsn, Date.now());
+        state = { serializer, tx, inTx: serializer.inTransaction(tx), ordinal: 0 };
+        perTable.set(key, state);
+      }
+      const now = Date.now();
+      // Synchronous from here to take(): chunks of concurrent workers never interleave in the builder.
+      for (const row of chunk.rows) {
+        state.ordinal++;
+        state.inTx.count++;
+        builder.startEvent();
+        state.serializer.write(builder, 'r', row, null, row, state.tx, state.inTx, exported.consistentPoint, state.ordinal, now);
+        builder.endEvent(state.serializer.topicNumber);
+      }
+      // Serializing the next chunk overlaps the fsync of this one; at most 2 writes in flight
+      // keep memory bounded and pass the sink's backpressure on to the reader.
+      const written = sink.write(builder.take(builder.count));
+      void written.catch(() => undefined); // rejections surface where it is awaited
+      inFlight.push(written);
+      if (inFlight.length >= 2) await inFlight.shift();
+    };
+    const inFlight: Promise<unknown>[] = [];
+
+    const started = performance.now();
+    await readSnapshot({
+      snapshotName: exported.snapshotName,
+      tables: tables.map((table) => ({ schema: 'public', table })),
+      major: MAJOR,
+      connect: () => connect(cluster),
+      chunkRows: CHUNK,
+      parallelism: workers,
+      onChunk,
+    });
+    await Promise.all(inFlight);
+    const elapsed = performance.now() - started;
+    await sink.close();
+    const lines = await countLines(path.join(dir, 'events'));
+    if (lines !== ROWS) throw new Error(`pgcdc wrote ${lines} lines, expected ${ROWS}`);
+    await catalog.query('select pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
+    return elapsed;
+  } finally {
+    await replication.end().catch(() => undefined);
+    await catalog.end().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const cluster = await EmbeddedCluster.start({ major: MAJOR, settings: { shared_buffers: '512MB', autovacuum: 'off' } });
+  try {
+    const admin = new pg.Client({ connectionString: cluster.url('postgres') });
+    await admin.connect();
+    await admin.query(`create database ${DATABASE}`);
+    await admin.end();
+    const client = await connect(cluster);
+    const version = (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
+    const loadStarted = performance.now();
+    await load(client, 'bench', 1, ROWS);
+    const parts: string[] = [];
+    const per = Math.ceil(ROWS / WORKERS);
+    for (let i = 0; i < WORKERS; i++) {
+      parts.push(`bench_part${i + 1}`);
+      await load(client, `bench_part${i + 1}`, i * per + 1, Math.min(ROWS, (i + 1) * per));
+    }
+    await client.end();
+    console.log(`PostgreSQL ${version}: ${ROWS.toLocaleString('en-US')} rows (and the same split over ${WORKERS} tables) loaded in ${seconds(performance.now() - loadStarted)}; chunks of ${CHUNK.toLocaleString('en-US')} rows`);
+
+    // Warm the cache for everyone alike: the first read of a fresh table also sets hint bits.
+    await copyReference(cluster);
+    const copyMs = await copyReference(cluster);
+    const copyRate = rate(ROWS, copyMs);
+    console.log(`COPY bench TO STDOUT -> /dev/null: ${seconds(copyMs)}, ${show(copyRate)}`);
+
+    const oneMs = await runPgcdc(cluster, ['bench'], 1, 'bench_one');
+    const oneRate = rate(ROWS, oneMs);
+    console.log(`pgcdc snapshot, 1 worker -> JSONL (fsynced): ${seconds(oneMs)}, ${show(oneRate)} (${(oneRate / copyRate).toFixed(2)} x COPY)`);
+
+    const manyMs = await runPgcdc(cluster, parts, WORKERS, 'bench_many');
+    const manyRate = rate(ROWS, manyMs);
+    console.log(`pgcdc snapshot, ${WORKERS} workers over ${WORKERS} tables -> JSONL (fsynced): ${seconds(manyMs)}, ${show(manyRate)} (${(manyRate / copyRate).toFixed(2)} x COPY)`);
+    console.log(`ratio ${(oneRate / copyRate).toFixed(2)}`);
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+await main();
