@@ -135,7 +135,10 @@ export async function runCheck(config: Config, env: NodeJS.ProcessEnv = process.
   } catch (error) {
     const cdc = toCdcError(error);
     const raw = cdc.cause instanceof Error ? cdc.cause.message : '';
-    const pooler = poolerFromError(raw) ?? poolerFromHost(endpoint.tlsHost ?? endpoint.host);
+    // A pooler recognised from its refusal is the whole story: the generic connect fix would mislead.
+    const refusedByPooler = poolerFromError(raw);
+    if (refusedByPooler) return { target, notes: [], problems: [refusedByPooler] };
+    const pooler = poolerFromHost(endpoint.tlsHost ?? endpoint.host);
     const problems: Problem[] = [{ severity: 'error', code: cdc.code === 'AUTH_FAILED' ? 'auth' : 'connect', message: cdc.message, fix: cdc.hint ?? 'check the host, port and credentials' }];
     if (pooler) problems.push(pooler);
     return { target, notes: [], problems };
