@@ -1,0 +1,198 @@
+/**
+ * SSH tunnel through a real sshd (Debian openssh-server) on loopback, with its own host key and
+ * authorized_keys: query and replication connections go through it with the host key pinned (as a
+ * known_hosts line or a SHA256 fingerprint); a wrong pinned key and an unknown key are refused with
+ * the fingerprint; trust-on-first-use accepts only when asked; secrets never appear in messages.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import path from 'node:path';
+import { freePort } from '../../src/embedded/cluster.ts';
+import { openConnection, resolveEndpoint, type SourceEndpoint } from '../../src/postgres/connect.ts';
+import { openTunnel, sshTunnelSchema, type SshTunnelConfig } from '../../src/postgres/tunnel.ts';
+import { CdcError } from '../../src/errors.ts';
+import { eventually, onTeardown, requireOrSkip, startCluster } from '../harness/pg.ts';
+
+const PASSPHRASE = 'canary-Ssh-0b7e42';
+const SSHD = '/usr/sbin/sshd';
+
+const skip = requireOrSkip(existsSync(SSHD), 'sshd (Debian package openssh-server)');
+/** sshd authenticates the user running the test (root in CI). */
+const USER = userInfo().username;
+
+interface Sshd {
+  port: number;
+  dir: string;
+  knownHostsLine: string;
+  fingerprint: string;
+  otherKeyLine: string;
+  clientKey: string;
+  strangerKey: string;
+}
+
+let sshd: Sshd;
+let target: SourceEndpoint;
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function startSshd(): Promise<Sshd> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-sshd-'));
+  onTeardown(() => rm(dir, { recursive: true, force: true }));
+  const keygen = (file: string, passphrase = ''): void => {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', passphrase, '-C', 'pgcdc-test', '-f', path.join(dir, file)], { stdio: 'pipe' });
+  };
+  keygen('host_key');
+  keygen('other_host_key');
+  keygen('client_key', PASSPHRASE);
+  keygen('stranger_key');
+  await writeFile(path.join(dir, 'authorized_keys'), await readFile(path.join(dir, 'client_key.pub')));
+  const port = await freePort();
+  await writeFile(path.join(dir, 'sshd_config'), [
+    `Port ${port}`,
+    'ListenAddress 127.0.0.1',
+    `HostKey ${path.join(dir, 'host_key')}`,
+    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+    `PidFile ${path.join(dir, 'sshd.pid')}`,
+    'PermitRootLogin prohibit-password',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'StrictModes no',
+    'AllowTcpForwarding yes',
+    'LogLevel VERBOSE',
+    '',
+  ].join('\n'));
+  if (userInfo().uid === 0) {
+    // sshd's privilege separation directory (the package's service normally creates it).
+    await mkdir('/run/sshd', { recursive: true });
+    await chmod('/run/sshd', 0o755);
+  }
+  const child = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  onTeardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  });
+  await eventually(async () => {
+    if (child.exitCode !== null) throw new Error(`sshd exited with ${child.exitCode}: ${output}`);
+    return (await listening(port)) ? true : undefined;
+  }, 'sshd to listen', 30_000);
+  const pub = (await readFile(path.join(dir, 'host_key.pub'), 'utf8')).trim().split(/\s+/);
+  const other = (await readFile(path.join(dir, 'other_host_key.pub'), 'utf8')).trim().split(/\s+/);
+  const fingerprint = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', path.join(dir, 'host_key.pub')]).toString().split(/\s+/)[1] ?? '';
+  return {
+    port,
+    dir,
+    knownHostsLine: `[127.0.0.1]:${port} ${pub[0]} ${pub[1]}`,
+    fingerprint,
+    otherKeyLine: `[127.0.0.1]:${port} ${other[0]} ${other[1]}`,
+    clientKey: path.join(dir, 'client_key'),
+    strangerKey: path.join(dir, 'stranger_key'),
+  };
+}
+
+before(async () => {
+  if (skip) return;
+  sshd = await startSshd();
+  const cluster = await startCluster({ password: 'pg-secret' });
+  // The database as the SSH server sees it: its own loopback.
+  target = { ...resolveEndpoint({ url: cluster.url('postgres'), connectTimeoutMs: 10_000 }, {}), host: '127.0.0.1', sslmode: 'disable' };
+});
+
+function ssh(overrides: Partial<SshTunnelConfig>): SshTunnelConfig {
+  return sshTunnelSchema.parse({ host: '127.0.0.1', port: sshd.port, user: USER, privateKeyFile: sshd.clientKey, passphrase: PASSPHRASE, ...overrides });
+}
+
+async function refusal(config: SshTunnelConfig): Promise<CdcError> {
+  try {
+    const tunnel = await openTunnel(config, target, {});
+    await tunnel.close();
+  } catch (error) {
+    assert.ok(error instanceof CdcError, String(error));
+    assert.ok(!error.message.includes(PASSPHRASE) && !(error.hint ?? '').includes(PASSPHRASE), 'the passphrase must never be printed');
+    return error;
+  }
+  assert.fail('the tunnel should have been refused');
+}
+
+test('query and replication connections through the tunnel, host key pinned as a known_hosts line', { skip }, async () => {
+  const tunnel = await openTunnel(ssh({ hostKey: sshd.knownHostsLine }), target, {});
+  try {
+    assert.equal(tunnel.endpoint.host, '127.0.0.1');
+    assert.notEqual(tunnel.endpoint.port, target.port);
+    assert.equal(tunnel.endpoint.tlsHost, '127.0.0.1');
+    assert.equal(tunnel.hostKeyFingerprint, sshd.fingerprint);
+    assert.equal(tunnel.trustedOnFirstUse, false);
+    const query = await openConnection(tunnel.endpoint, 'query');
+    const { rows } = await query.query<{ port: string }>(`select current_setting('port') as port`);
+    await query.end();
+    assert.equal(Number(rows[0]?.port), target.port);
+    const replication = await openConnection(tunnel.endpoint, 'replication');
+    const identified = await replication.query<{ systemid: string }>('IDENTIFY_SYSTEM');
+    await replication.end();
+    assert.match(identified.rows[0]?.systemid ?? '', /^\d+$/);
+  } finally {
+    await tunnel.close();
+  }
+});
+
+test('host key pinned as a SHA256 fingerprint', { skip }, async () => {
+  const tunnel = await openTunnel(ssh({ hostKey: sshd.fingerprint }), target, {});
+  try {
+    const client = await openConnection(tunnel.endpoint, 'query');
+    await client.query('select 1');
+    await client.end();
+  } finally {
+    await tunnel.close();
+  }
+});
+
+test('a wrong pinned host key is refused, naming the fingerprint seen', { skip }, async () => {
+  const error = await refusal(ssh({ hostKey: sshd.otherKeyLine }));
+  assert.equal(error.code, 'TUNNEL_FAILED');
+  assert.match(error.message, new RegExp(`host key of 127\\.0\\.0\\.1:${sshd.port} \\(${sshd.fingerprint.replace(/[+/]/g, '\\$&')}\\) does not match the pinned key`));
+});
+
+test('an unknown host key is refused unless trust-on-first-use is enabled; its fingerprint is printed', { skip }, async () => {
+  const error = await refusal(ssh({}));
+  assert.match(error.message, /is not pinned/);
+  assert.ok(error.message.includes(sshd.fingerprint), error.message);
+  assert.ok((error.hint ?? '').includes(`hostKey: "${sshd.fingerprint}"`), error.hint);
+  const tunnel = await openTunnel(ssh({ trustOnFirstUse: true }), target, {});
+  try {
+    assert.equal(tunnel.trustedOnFirstUse, true);
+    assert.equal(tunnel.hostKeyFingerprint, sshd.fingerprint);
+  } finally {
+    await tunnel.close();
+  }
+});
+
+test('a key the server does not authorise fails authentication in one line, without secrets', { skip }, async () => {
+  const error = await refusal(ssh({ hostKey: sshd.fingerprint, privateKeyFile: sshd.strangerKey, passphrase: undefined }));
+  assert.match(error.message, new RegExp(`^SSH authentication failed for ${USER}@127\\.0\\.0\\.1:\\d+$`));
+  const wrongPassphrase = await refusal(ssh({ hostKey: sshd.fingerprint, passphrase: 'not-it' }));
+  assert.equal(wrongPassphrase.code, 'TUNNEL_FAILED');
+});
+
+test('keepalives are on by default', () => {
+  const parsed = sshTunnelSchema.parse({ host: 'bastion', user: 'me', privateKeyFile: '/k' });
+  assert.ok(parsed.keepaliveIntervalMs > 0 && parsed.keepaliveCountMax > 0);
+  assert.equal(parsed.trustOnFirstUse, false);
+});
