@@ -76,6 +76,16 @@ export const configSchema = z.strictObject({
       maxDelayMs: z.number().int().min(0).max(60_000).default(100),
     })
     .default({ maxEvents: 50_000, maxDelayMs: 100 }),
+  snapshot: z
+    .strictObject({
+      /** initial: read the existing rows when the slot is created, then stream; never: stream only. */
+      mode: z.enum(['initial', 'never']).default('initial'),
+      /** Rows per chunk read. */
+      chunkSize: z.number().int().min(1).max(10_000_000).default(20_000),
+      /** Tables read at once (one connection each). */
+      parallelism: z.number().int().min(1).max(64).default(1),
+    })
+    .default({ mode: 'initial', chunkSize: 20_000, parallelism: 1 }),
   /** Standby status update interval; capped at a third of the server's wal_sender_timeout. */
   statusIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
   log: z

@@ -23,6 +23,7 @@ import type pg from 'pg';
 import { CdcError } from '../errors.ts';
 import type { CopyRow } from './copy-text.ts';
 import { importSnapshot } from './export.ts';
+import { quoteQualified } from '../postgres/quote.ts';
 import { initialCursor, readChunk, type BackfillTable, type Chunk, type ChunkCursor } from './query.ts';
 import { chunkSizing, describeBackfillTable } from './tables.ts';
 
@@ -99,6 +100,7 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
       clients.push(client);
     }
     await Promise.all(clients.map((client) => importSnapshot(client, options.snapshotName)));
+    await guardAgainstDdl(clients[0] as pg.Client, options);
   } catch (error) {
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
     throw error;
@@ -162,4 +164,38 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
   }
   if (failure !== undefined) throw failure.error;
   return { rows, chunks };
+}
+
+/**
+ * DDL and the snapshot. A query under an old snapshot is planned with the current catalog, and a
+ * table rewrite (ALTER TYPE, VACUUM FULL, CLUSTER) makes older snapshots see the table empty. So
+ * the tables are locked (ACCESS SHARE, held until the snapshot transaction ends, so later DDL waits
+ * for the snapshot), and then each table's definition as the snapshot sees it is compared with the
+ * current one: DDL that slipped in between the export and the lock fails the snapshot, retryably.
+ */
+async function guardAgainstDdl(client: pg.Client, options: SnapshotOptions): Promise<void> {
+  if (options.tables.length === 0) return;
+  const list = options.tables.map((t) => quoteQualified(t.schema, t.table)).join(', ');
+  await client.query(`LOCK TABLE ${list} IN ACCESS SHARE MODE`);
+  const definitionSql = `select c.oid::int as oid, c.relfilenode::text as file,
+      coalesce((select string_agg(a.attname || ':' || a.atttypid::text, ',' order by a.attnum)
+                  from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '') as columns
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace join unnest($1::text[], $2::text[]) as t(s, r) on n.nspname = t.s and c.relname = t.r
+   order by 1`;
+  const params = [options.tables.map((t) => t.schema), options.tables.map((t) => t.table)];
+  const seenBySnapshot = await client.query<{ oid: number; file: string; columns: string }>(definitionSql, params);
+  const current = await options.connect();
+  current.on('error', () => undefined);
+  try {
+    const now = await current.query<{ oid: number; file: string; columns: string }>(definitionSql, params);
+    const before = JSON.stringify(seenBySnapshot.rows);
+    if (before !== JSON.stringify(now.rows)) {
+      throw new CdcError('SOURCE_NOT_READY', 'a snapshot table changed (DDL) while the snapshot was starting, so the snapshot cannot be read consistently', {
+        retryable: true,
+        hint: 'run pgcdc again: it takes the snapshot again on a fresh slot',
+      });
+    }
+  } finally {
+    await current.end().catch(() => undefined);
+  }
 }

@@ -27,7 +27,9 @@ import { RelationCache, type RelationMessage } from '../source/relations.ts';
 import type { PgType } from '../source/values.ts';
 import { ChangeAssembler } from './changes.ts';
 import { Delivery } from './delivery.ts';
-import { planStartup } from './startup.ts';
+import { planStartup, type StartupPlan } from './startup.ts';
+import { takeInitialSnapshot } from './initial-snapshot.ts';
+import type { ExportedSlot } from '../backfill/export.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
 
 export interface CaptureStatus {
@@ -95,37 +97,84 @@ export class Capture {
       }
       const wanted = config.tables.map(parseTableName);
       const tables = await resolveTables(query, wanted);
-      await ensurePublication(query, config.publication, tables, config.createPublication);
+      const publication = await ensurePublication(query, config.publication, tables, config.createPublication);
 
       const session = await ReplicationSession.open(endpoint);
       cleanups.push(() => session.close());
       const system = await session.identifySystem();
       const slot = await readSlot(query, config.slot, facts.major);
-      const plan = planStartup({
-        checkpoint,
-        system,
-        slot,
-        slotName: config.slot,
-        publication: config.publication,
-        database: endpoint.database,
-        offsetsPath: config.offsets,
-      });
+      // An initial snapshot cut short (crash, kill) cannot be continued: its exported snapshot died
+      // with the connection. Take it again on a fresh slot; the sink truncates what it had written.
+      const interrupted =
+        checkpoint?.snapshot?.state === 'running' && checkpoint.systemId === system.systemId && checkpoint.slot === config.slot && slot?.active !== true;
+      let plan: StartupPlan;
+      if (interrupted) {
+        this.log.warn({ slot: config.slot }, 'the initial snapshot was interrupted: taking it again on a fresh slot');
+        if (slot) await session.dropSlot(config.slot);
+        plan = { kind: 'create-slot' };
+      } else {
+        plan = planStartup({
+          checkpoint,
+          system,
+          slot,
+          slotName: config.slot,
+          publication: config.publication,
+          database: endpoint.database,
+          offsetsPath: config.offsets,
+        });
+      }
       let startLsn: Lsn;
+      let exported: ExportedSlot | undefined;
       if (plan.kind === 'create-slot') {
-        startLsn = (await session.createSlot(config.slot)).consistentPoint;
+        if (config.snapshot.mode === 'initial') {
+          exported = await session.createSlotExportingSnapshot(config.slot);
+          startLsn = exported.consistentPoint;
+        } else startLsn = (await session.createSlot(config.slot)).consistentPoint;
         this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'created replication slot');
       } else startLsn = plan.startLsn;
       if (plan.kind === 'resume') this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'resuming after stored checkpoint');
+      if (plan.kind === 'adopt-slot' && config.snapshot.mode === 'initial') {
+        this.log.warn(
+          { slot: config.slot },
+          'the slot existed before pgcdc first ran, so there is no consistent point to snapshot from: rows that already existed are not read (drop the slot to have pgcdc create it and take the initial snapshot)',
+        );
+      }
 
+      // From here until every snapshot reader has imported the snapshot, the replication session
+      // must stay idle (no command may run on it).
       await sink.open(checkpoint?.sink);
       cleanups.push(() => sink.close());
       const identity = { systemId: system.systemId, timeline: system.timeline, database: endpoint.database, slot: config.slot, publication: config.publication };
       let startPosition = checkpoint?.sink;
-      if (!startPosition) {
+      if (!startPosition || exported) {
         // Store a first checkpoint before any event is written: a crash between the first write and
         // the first commit then finds a checkpoint to truncate back to, instead of unknown files.
-        startPosition = await sink.write(EventBatch.of([]));
-        await offsets.commit({ version: 1, ...identity, lsn: formatLsn(startLsn), sink: startPosition, updatedAt: new Date().toISOString() });
+        startPosition ??= await sink.write(EventBatch.of([]));
+        await offsets.commit({
+          version: 1,
+          ...identity,
+          lsn: formatLsn(startLsn),
+          sink: startPosition,
+          updatedAt: new Date().toISOString(),
+          ...(exported ? { snapshot: { state: 'running' as const } } : {}),
+        });
+      }
+      const naming = { prefix: config.topic.prefix ?? endpoint.database, database: endpoint.database, naming: config.topic.naming };
+      if (exported) {
+        const snapshotTables = tables.length > 0 ? tables : await resolveTables(query, publication.tables);
+        const after = await takeInitialSnapshot({
+          exported,
+          tables: snapshotTables,
+          config,
+          endpoint,
+          major: facts.major,
+          types: await loadPgTypes(query),
+          naming,
+          sink,
+          log: this.log,
+        });
+        if (after) startPosition = after;
+        await offsets.commit({ version: 1, ...identity, lsn: formatLsn(startLsn), sink: startPosition, updatedAt: new Date().toISOString(), snapshot: { state: 'done' } });
       }
       const loop = new StreamLoop({
         config,

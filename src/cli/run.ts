@@ -31,6 +31,9 @@ export interface RunFlags {
   topicNaming?: 'prefix' | 'database';
   createPublication?: boolean;
   batchSize?: string;
+  snapshotMode?: 'initial' | 'never';
+  snapshotChunkSize?: string;
+  snapshotParallelism?: string;
   logLevel?: Config['log']['level'];
   logFormat?: Config['log']['format'];
 }
@@ -57,6 +60,11 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     offsets: flags.offsets,
     topic: { prefix: flags.topicPrefix, naming: flags.topicNaming },
     batch: { maxEvents: positiveInt(flags.batchSize, '--batch-size') },
+    snapshot: {
+      mode: flags.snapshotMode,
+      chunkSize: positiveInt(flags.snapshotChunkSize, '--snapshot-chunk-size'),
+      parallelism: positiveInt(flags.snapshotParallelism, '--snapshot-parallelism'),
+    },
     log: { level: flags.logLevel, format: flags.logFormat },
   };
 }
@@ -118,6 +126,9 @@ export function registerRun(program: Command): void {
     .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')
     .addOption(new Option('--topic-naming <naming>', 'prefix: <prefix>.<schema>.<table>; database: <db>_<topic>').choices(['prefix', 'database']))
     .option('--no-create-publication', 'never create the publication; fail with the SQL to run instead')
+    .addOption(new Option('--snapshot-mode <mode>', 'initial: read the existing rows when the slot is created, then stream (default); never: stream only').choices(['initial', 'never']))
+    .option('--snapshot-chunk-size <n>', 'rows per snapshot chunk (default 20000)')
+    .option('--snapshot-parallelism <n>', 'tables read at once during the snapshot (default 1)')
     .option('--batch-size <n>', 'events per sink write (default 50000; a batch is also written at 16 MiB)')
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
     .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']))

@@ -126,6 +126,9 @@ export class TableSerializer {
   private readonly keyPrefixes: Buffer[];
   /** `,"source":{"version":...,"txId":` as text: completed per transaction by `inTransaction`. */
   private readonly sourceHead: string;
+  /** The source head of snapshot reads: "snapshot":"true" / "last". */
+  private readonly readHead: string;
+  private readonly lastReadHead: string;
   /** topicKey plus the first key column's name: `...,"key":{"id":` */
   private readonly topicKeyOpen: Buffer;
   /** What follows the key, with the first column name of the row after it already in place. */
@@ -156,6 +159,8 @@ export class TableSerializer {
       `,"source":{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},` +
       `"db":${JSON.stringify(naming.database)},"schema":${JSON.stringify(table.schema)},"table":${JSON.stringify(table.table)},` +
       `"snapshot":"false","txId":`;
+    this.readHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"true"');
+    this.lastReadHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"last"');
   }
 
   /** This table's per-transaction state, created at its first event in `tx`. */
@@ -201,6 +206,23 @@ export class TableSerializer {
     w.raw(DATA_COLLECTION_ORDER);
     w.uint(inTx.count);
     w.raw(CLOSE);
+  }
+
+  /**
+   * A snapshot read (op 'r'): the row as it was at the snapshot's consistent point. `id` is the
+   * event id (stable for a given snapshot), `snapshot` is Debezium's marker ("true", or "last" on
+   * the snapshot's final row). Snapshot reads belong to no transaction.
+   */
+  writeRead(w: LineWriter, row: TupleData, id: string, snapshot: 'true' | 'last', lsn: number, lsnText: string, nowMs: number): void {
+    const keyed = this.table.keyIndexes.length > 0;
+    w.text(`{"id":"${id}`);
+    if (keyed) {
+      w.raw(this.topicKeyOpen);
+      this.writeFields(w, row, this.table.keyIndexes, this.keyPrefixes);
+    } else w.raw(this.topicKey);
+    w.raw(keyed ? this.afterKey.noBefore.open : this.afterKey.noBefore.none);
+    this.writeFields(w, row, null, this.columnPrefixes);
+    w.text(`}${snapshot === 'last' ? this.lastReadHead : this.readHead}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},"op":"r","ts_ms":${nowMs},"transaction":null}}`);
   }
 
   /**

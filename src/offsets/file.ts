@@ -21,6 +21,7 @@ const checkpointSchema = z.object({
   lsn: z.string().regex(LSN, 'an LSN like "0/16B3748"'),
   sink: z.record(z.string(), z.unknown()),
   updatedAt: z.string(),
+  snapshot: z.object({ state: z.enum(['running', 'done']) }).optional(),
 });
 
 /** The LSN "X/Y" as one 64-bit number; private so this module does not depend on protocol/lsn.ts. */

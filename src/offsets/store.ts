@@ -20,6 +20,11 @@ export interface Checkpoint {
   readonly sink: SinkPosition;
   /** ISO time of the commit, for humans. */
   readonly updatedAt: string;
+  /**
+   * The initial snapshot: `running` from the slot's creation until every table was read (a crash
+   * in between makes the next start take the snapshot again), then `done`. Absent when none was taken.
+   */
+  readonly snapshot?: { readonly state: 'running' | 'done' };
 }
 
 export interface OffsetStore {

@@ -12,6 +12,7 @@ import { encodeStandbyStatus, pgClockMicros } from '../protocol/replication.ts';
 import { CdcError } from '../errors.ts';
 import { quoteIdent, quoteLiteral } from './quote.ts';
 import { openConnection, type SourceEndpoint } from './connect.ts';
+import { createSlotWithSnapshot, type ExportedSlot } from '../backfill/export.ts';
 
 export interface SystemIdentity {
   /** Decimal text: a u64 that does not fit a double. */
@@ -126,6 +127,19 @@ export class ReplicationSession {
     const row = result.rows[0];
     if (!row) throw new CdcError('SOURCE_QUERY_FAILED', `CREATE_REPLICATION_SLOT ${slot} returned no row`);
     return { consistentPoint: parseLsn(row.consistent_point) };
+  }
+
+  /**
+   * Creates a permanent pgoutput slot and exports the snapshot of its consistent point. The
+   * snapshot lives only while this connection stays idle: every reader must import it (see
+   * backfill/snapshot.ts `onImported`) before the next command on this session.
+   */
+  async createSlotExportingSnapshot(slot: string): Promise<ExportedSlot> {
+    return createSlotWithSnapshot(this.client, slot);
+  }
+
+  async dropSlot(slot: string): Promise<void> {
+    await this.run(`DROP_REPLICATION_SLOT ${quoteIdent(slot)}`);
   }
 
   start(options: StartOptions): ReplicationStream {

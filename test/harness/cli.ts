@@ -96,7 +96,10 @@ export function commitOrder(events: readonly DeliveredEvent[]): DeliveredEvent[]
     const [al = '', ao = '0'] = a.id.split(':');
     const [bl = '', bo = '0'] = b.id.split(':');
     const d = lsnValue(al) - lsnValue(bl);
-    return d !== 0n ? (d < 0n ? -1 : 1) : Number(ao) - Number(bo);
+    // Snapshot reads (`<lsn>:r:...`) come before anything streamed at the same position; the sort is
+    // stable, so reads keep their delivery order.
+    const ordinal = (o: string): number => (o === 'r' ? -1 : Number(o));
+    return d !== 0n ? (d < 0n ? -1 : 1) : ordinal(ao) - ordinal(bo);
   });
 }
 

@@ -208,11 +208,33 @@ test('a failing callback stops the snapshot with its error, connections closed',
     }),
     /disk full/,
   );
-  assert.equal(opened, 3);
+  assert.equal(opened, 4, 'three readers and one look at the current catalog (the DDL guard)');
   await Promise.all(closed);
   // A snapshot name that does not exist is one clear error.
   await assert.rejects(
     readSnapshot({ snapshotName: '00000000-00000000-1', tables: [{ schema: 'public', table: 'accounts' }], major: db.server.major, connect: sessionClient, chunkRows: 10, parallelism: 1, onChunk: () => Promise.resolve() }),
     (e: unknown) => e instanceof CdcError && e.code === 'SOURCE_QUERY_FAILED' && /cannot import snapshot/.test(e.message),
+  );
+});
+
+test('DDL between the export and the readers is caught, retryably, instead of reading a changed table', async () => {
+  const replication = new pg.Client({ connectionString: db.url, options: SESSION_OPTIONS, replication: 'database' } as pg.ClientConfig);
+  await replication.connect();
+  onTeardown(() => replication.end());
+  await db.sql.query(`create table ddl_race (id int primary key, a int, b text); insert into ddl_race select g, g, 'x' from generate_series(1, 10) g`);
+  const exported = await createSlotWithSnapshot(replication, 'ddl_slot');
+  // The rewrite a snapshot reader could not see past: the column changes type after the export.
+  await db.sql.query(`alter table ddl_race alter column a type bigint`);
+  await assert.rejects(
+    readSnapshot({
+      snapshotName: exported.snapshotName,
+      tables: [{ schema: 'public', table: 'ddl_race' }],
+      major: db.server.major,
+      connect: sessionClient,
+      chunkRows: 100,
+      parallelism: 1,
+      onChunk: () => Promise.resolve(),
+    }),
+    (error: unknown) => error instanceof Error && /changed \(DDL\) while the snapshot was starting/.test(error.message) && (error as { retryable?: boolean }).retryable === true,
   );
 });

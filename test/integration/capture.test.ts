@@ -101,13 +101,19 @@ test('REPLICA IDENTITY FULL gives whole before images; multi-table transactions 
   await eventually(() => slotConfirmed(db), 'slot created');
   await db.sql.query(`begin; update b set v = 'b2' where id = 1; insert into a values (2, 'a2'); update a set v = 'a1x' where id = 1; delete from b where id = 1; commit`);
   await db.sql.query(`begin; insert into b values (5, 'b5'); insert into a values (5, 'a5'); commit`);
-  const events = await eventually(() => {
+  const all = await eventually(() => {
     const got = parseLines(proc.stdout());
-    return got.length >= 6 ? got : undefined;
-  }, 'six events on stdout');
+    return got.length >= 8 ? got : undefined;
+  }, 'eight events on stdout');
   proc.kill('SIGTERM');
   assert.equal(await proc.exited, 0, proc.stderr());
 
+  // The rows that existed first arrive as snapshot reads, then the stream from the slot's consistent point.
+  const [ra, rb] = all;
+  assert.deepEqual([ra?.value.op, ra?.value.after, ra?.value.source.snapshot], ['r', { id: 1, v: 'a1' }, 'true']);
+  assert.deepEqual([rb?.value.op, rb?.value.after, rb?.value.source.snapshot], ['r', { id: 1, v: 'b1' }, 'last']);
+  assert.equal(ra?.value.transaction, null);
+  const events = all.slice(2);
   // stdout is one stream: it must already be in commit order.
   assert.deepEqual(events.map((e) => `${e.value.source.table}:${e.value.op}`), ['b:u', 'a:c', 'a:u', 'b:d', 'b:c', 'a:c']);
   assert.deepEqual(events[0]?.value.before, { id: 1, v: 'b1' }, 'FULL identity: whole old row');
@@ -264,11 +270,14 @@ test('an unchanged TOASTed column carries the placeholder; REPLICA IDENTITY FULL
   await db.sql.query(`update docs set title = 'b' where id = 1`);
   await db.sql.query(`update full_docs set title = 'b' where id = 1`);
   const events = await eventually(async () => {
-    const all = await readJsonl(path.join(dir, 'events'));
+    const all = (await readJsonl(path.join(dir, 'events'))).filter((e) => e.value.op === 'u');
     return all.length >= 2 ? all : undefined;
   }, 'two updates');
   proc.kill('SIGTERM');
   assert.equal(await proc.exited, 0, proc.stderr());
+  const reads = (await readJsonl(path.join(dir, 'events'))).filter((e) => e.value.op === 'r');
+  assert.equal(reads.length, 2, 'the snapshot read both documents');
+  assert.ok(reads.every((e) => e.value.after?.body === big), 'snapshot reads carry the whole TOASTed value');
   const plain = events.find((e) => e.value.source.table === 'docs');
   const full = events.find((e) => e.value.source.table === 'full_docs');
   assert.deepEqual(plain?.value.after, { id: 1, title: 'b', body: '__pgcdc_unavailable_value' });

@@ -12,7 +12,7 @@ import { commitOrder, readJsonl, startPgcdc, type DeliveredEvent } from '../harn
 
 function args(db: TestDatabase, dir: string): string[] {
   return ['run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'schema_pub', '--tables', 'public.evolving',
-    '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json'];
+    '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json', '--snapshot-mode', 'never'];
 }
 
 async function events(dir: string, count: number): Promise<DeliveredEvent[]> {
