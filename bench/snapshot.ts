@@ -35,6 +35,7 @@ import { JsonlSink } from '../src/sinks/jsonl.ts';
 import { createSlotWithSnapshot } from '../src/backfill/export.ts';
 import { backfillTableSchema } from '../src/backfill/keys.ts';
 import { readSnapshot, tableKey, type SnapshotChunk } from '../src/backfill/snapshot.ts';
+import { wholeNumber } from './flags.ts';
 
 const DATABASE = 'bench';
 
@@ -46,15 +47,6 @@ const { values: flags } = parseArgs({
     pg: { type: 'string', default: '18' },
   },
 });
-
-function wholeNumber(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`bench: ${flag} must be a positive whole number, not ${JSON.stringify(text)}\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const ROWS = wholeNumber(flags.rows, '--rows');
 const CHUNK = wholeNumber(flags.chunk, '--chunk');

@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import { parseLsn } from '../src/protocol/lsn.ts';
+import { wholeNumber } from './flags.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DATABASE = 'bench';
@@ -45,15 +46,6 @@ const { values: flags } = parseArgs({
     'cpu-prof': { type: 'string' },
   },
 });
-
-function wholeNumber(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`bench: ${flag} must be a positive whole number, not ${JSON.stringify(text)}\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const ROWS = wholeNumber(flags.rows, '--rows');
 const TX_SIZE = wholeNumber(flags['tx-size'], '--tx-size');

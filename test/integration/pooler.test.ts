@@ -6,15 +6,15 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../src/embedded/cluster.ts';
-import { eventually, onTeardown, requireOrSkip, startCluster } from '../harness/pg.ts';
+import { onTeardown, requireOrSkip, startCluster } from '../harness/pg.ts';
 import { runPgcdc } from '../harness/cli.ts';
+import { startDaemon } from '../harness/daemon.ts';
 
 const CANARY = 'canary-Bnc-4d81a0';
 
@@ -37,17 +37,6 @@ function runAs(): { uid: number; gid: number } | undefined {
     uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
     gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
   };
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Starts PgBouncer on a free port in front of `serverPort`; resolves with its port. */
@@ -77,19 +66,7 @@ async function startPgbouncer(serverPort: number, ignoreStartupParameters: strin
   if (user) {
     for (const f of ['', 'pgbouncer.ini', 'userlist.txt']) await chown(path.join(dir, f), user.uid, user.gid);
   }
-  const child = spawn(binary ?? 'pgbouncer', [ini], { ...(user ?? {}), stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  onTeardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  });
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`pgbouncer exited with ${child.exitCode}: ${output}`);
-    return (await listening(port)) ? true : undefined;
-  }, 'pgbouncer to listen', 30_000);
+  await startDaemon('pgbouncer', binary ?? 'pgbouncer', [ini], port, user ?? {});
   return port;
 }
 

@@ -6,17 +6,17 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../src/embedded/cluster.ts';
 import { openConnection, resolveEndpoint, type SourceEndpoint } from '../../src/postgres/connect.ts';
 import { openTunnel, sshTunnelSchema, type SshTunnelConfig } from '../../src/postgres/tunnel.ts';
 import { CdcError } from '../../src/errors.ts';
-import { eventually, onTeardown, requireOrSkip, startCluster } from '../harness/pg.ts';
+import { onTeardown, requireOrSkip, startCluster } from '../harness/pg.ts';
+import { startDaemon } from '../harness/daemon.ts';
 
 const PASSPHRASE = 'canary-Ssh-0b7e42';
 const SSHD = '/usr/sbin/sshd';
@@ -37,17 +37,6 @@ interface Sshd {
 
 let sshd: Sshd;
 let target: SourceEndpoint;
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 async function startSshd(): Promise<Sshd> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-sshd-'));
@@ -81,19 +70,7 @@ async function startSshd(): Promise<Sshd> {
     await mkdir('/run/sshd', { recursive: true });
     await chmod('/run/sshd', 0o755);
   }
-  const child = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  onTeardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  });
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`sshd exited with ${child.exitCode}: ${output}`);
-    return (await listening(port)) ? true : undefined;
-  }, 'sshd to listen', 30_000);
+  await startDaemon('sshd', SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], port);
   const pub = (await readFile(path.join(dir, 'host_key.pub'), 'utf8')).trim().split(/\s+/);
   const other = (await readFile(path.join(dir, 'other_host_key.pub'), 'utf8')).trim().split(/\s+/);
   const fingerprint = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', path.join(dir, 'host_key.pub')]).toString().split(/\s+/)[1] ?? '';
