@@ -1,0 +1,229 @@
+/**
+ * The streaming part of a capture, from START_REPLICATION to CopyDone: CopyData frames ->
+ * pgoutput messages -> events -> Delivery, with standby status updates on a timer.
+ *
+ * Flow control: reading pauses while the sink is behind (Delivery's high-water mark) or while a
+ * Relation message waits for a catalog lookup. Status updates go out whatever the state of
+ * reading, so the walsender never hits wal_sender_timeout.
+ */
+import type pg from 'pg';
+import type { Config } from '../config.ts';
+import { CdcError, toCdcError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { formatLsn } from '../protocol/lsn.ts';
+import type { Lsn } from '../protocol/messages.ts';
+import { PgoutputDecoder } from '../protocol/pgoutput.ts';
+import { parseReplicationFrame } from '../protocol/replication.ts';
+import { describeEndpoint, type SourceEndpoint } from '../postgres/connect.ts';
+import { tablesByOid, type ServerFacts, type TableRef } from '../postgres/catalog.ts';
+import { loadPgTypes } from '../postgres/pg-types.ts';
+import { partitionRoot } from '../postgres/partitions.ts';
+import type { ReplicationSession, ReplicationStream } from '../postgres/slot.ts';
+import type { FileOffsetStore } from '../offsets/file.ts';
+import type { Sink } from '../sinks/sink.ts';
+import { RelationCache, type RelationMessage } from '../source/relations.ts';
+import type { PgType } from '../source/values.ts';
+import type { TopicNaming } from '../envelope/json.ts';
+import { ChangeAssembler } from './changes.ts';
+import { Delivery } from './delivery.ts';
+import type { CaptureStatus } from './run.ts';
+
+export interface LoopDeps {
+  config: Config;
+  endpoint: SourceEndpoint;
+  facts: ServerFacts;
+  query: pg.Client;
+  session: ReplicationSession;
+  sink: Sink;
+  offsets: FileOffsetStore;
+  tables: readonly TableRef[];
+  log: Logger;
+  identity: { systemId: string; timeline: number; database: string; slot: string; publication: string };
+  naming: TopicNaming;
+  /** pg_type as loaded at start; reloaded when a Relation names a type it lacks. */
+  types: ReadonlyMap<number, PgType>;
+  startLsn: Lsn;
+  skipBefore: Lsn;
+  startPosition: Record<string, unknown>;
+  onFailure: (error: CdcError) => void;
+  onProgress: ((status: CaptureStatus) => void) | undefined;
+}
+
+/** The streaming part of a capture, from START_REPLICATION to CopyDone. */
+export class StreamLoop {
+  private readonly deps: LoopDeps;
+  private readonly decoder = new PgoutputDecoder({ protoVersion: 1 });
+  private readonly types = new Map<number, PgType>();
+  private readonly tableFacts = new Map<number, TableRef>();
+  private readonly rootsLogged = new Set<number>();
+  private readonly relations: RelationCache;
+  private readonly assembler: ChangeAssembler;
+  private readonly delivery: Delivery;
+  private stream: ReplicationStream | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  /** Frames that arrived while a Relation lookup was pending. */
+  private backlog: Buffer[] = [];
+  private blocked = false;
+  private pressure = false;
+  private stopping = false;
+  private received: Lsn;
+  private lastWalEnd: Lsn = 0;
+
+  constructor(deps: LoopDeps) {
+    this.deps = deps;
+    this.received = deps.startLsn;
+    for (const [oid, type] of deps.types) this.types.set(oid, type);
+    for (const table of deps.tables) this.tableFacts.set(table.oid, table);
+    const values = deps.config.values;
+    this.relations = new RelationCache((oid) => this.types.get(oid), values);
+    this.delivery = new Delivery(
+      deps.sink,
+      deps.offsets,
+      deps.identity,
+      { lsn: deps.startLsn, position: deps.startPosition },
+      deps.config.batch,
+      {
+        pressure: (high) => {
+          this.pressure = high;
+          this.updateFlow();
+        },
+        failed: (error) => deps.onFailure(error),
+        stored: () => undefined,
+      },
+    );
+    this.assembler = new ChangeAssembler(this.relations, this.delivery, {
+      naming: deps.naming,
+      skipBefore: deps.skipBefore,
+    });
+  }
+
+  start(): void {
+    const stream = this.deps.session.start({
+      slot: this.deps.config.slot,
+      startLsn: this.deps.startLsn,
+      publication: this.deps.config.publication,
+      protoVersion: 1,
+      messages: this.deps.facts.major >= 14,
+    });
+    this.stream = stream;
+    stream.on('frame', (frame) => this.onFrame(frame));
+    stream.on('error', (error) => this.fail(error));
+    stream.on('end', () => this.fail(new CdcError('REPLICATION_STREAM_FAILED', 'the server ended the replication stream', { retryable: true })));
+    // Status updates well inside wal_sender_timeout (a third of it, as the walsender itself assumes).
+    const timeout = this.deps.facts.walSenderTimeoutMs;
+    const interval = timeout > 0 ? Math.min(this.deps.config.statusIntervalMs, Math.max(100, Math.floor(timeout / 3))) : this.deps.config.statusIntervalMs;
+    this.statusTimer = setInterval(() => void this.tick(), interval);
+    this.deps.log.info({ source: describeEndpoint(this.deps.endpoint), slot: this.deps.config.slot, publication: this.deps.config.publication, from: formatLsn(this.deps.startLsn) }, 'streaming');
+  }
+
+  /** Clean stop: stop reading, deliver committed transactions, confirm, CopyDone. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    await this.delivery.drain();
+    await this.delivery.confirmIdle(this.lastWalEnd, this.assembler.inTransaction || this.blocked);
+    this.delivery.dispose();
+    this.stream?.sendStatus(this.received, this.delivery.acked);
+    await this.stream?.stop();
+    this.deps.log.info({ acked: formatLsn(this.delivery.acked), delivered: this.delivery.delivered, skipped: this.assembler.skippedTransactions }, 'stopped');
+  }
+
+  /** Stop after a failure: nothing more is acknowledged. */
+  async abort(): Promise<void> {
+    this.stopping = true;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.delivery.dispose();
+    await this.deps.session.close();
+  }
+
+  private fail(error: CdcError): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.deps.onFailure(error);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      await this.delivery.confirmIdle(this.lastWalEnd, this.assembler.inTransaction || this.blocked);
+      this.stream?.sendStatus(this.received, this.delivery.acked);
+      this.deps.onProgress?.({ acked: formatLsn(this.delivery.acked), received: formatLsn(this.received), delivered: this.delivery.delivered });
+    } catch (error) {
+      this.fail(toCdcError(error));
+    }
+  }
+
+  private updateFlow(): void {
+    const stream = this.stream;
+    if (!stream) return;
+    if (this.pressure || this.blocked) stream.pause();
+    else stream.resume();
+  }
+
+  private onFrame(frame: Buffer): void {
+    if (this.stopping) return;
+    if (this.blocked) {
+      this.backlog.push(frame);
+      return;
+    }
+    try {
+      this.process(frame);
+    } catch (error) {
+      this.fail(toCdcError(error, 'PROTOCOL_INVALID'));
+    }
+  }
+
+  private process(frame: Buffer): void {
+    const parsed = parseReplicationFrame(frame);
+    if (parsed.kind === 'keepalive') {
+      if (parsed.walEnd > this.lastWalEnd) this.lastWalEnd = parsed.walEnd;
+      if (parsed.replyRequested) this.stream?.sendStatus(this.received, this.delivery.acked);
+      return;
+    }
+    if (parsed.walStart > this.received) this.received = parsed.walStart;
+    const message = this.decoder.decode(parsed.data);
+    if (message.tag === 'relation') {
+      this.blocked = true;
+      this.updateFlow();
+      void this.applyRelation(message).then(
+        () => this.unblock(),
+        (error: unknown) => this.fail(toCdcError(error, 'SOURCE_QUERY_FAILED')),
+      );
+      return;
+    }
+    this.assembler.handle(message, parsed.walStart);
+  }
+
+  private unblock(): void {
+    this.blocked = false;
+    while (this.backlog.length > 0 && !this.blocked && !this.stopping) {
+      const frame = this.backlog.shift() as Buffer;
+      try {
+        this.process(frame);
+      } catch (error) {
+        this.fail(toCdcError(error, 'PROTOCOL_INVALID'));
+        return;
+      }
+    }
+    this.updateFlow();
+  }
+
+  /** Learns the table's key, partition root and any new types from the catalog, then rebuilds its schema. */
+  private async applyRelation(message: RelationMessage): Promise<void> {
+    const unknownType = message.columns.some((c) => !this.types.has(c.typeOid));
+    if (unknownType) for (const [oid, type] of await loadPgTypes(this.deps.query)) this.types.set(oid, type);
+    const known = this.tableFacts.get(message.relationId);
+    const fresh = (await tablesByOid(this.deps.query, [message.relationId])).get(message.relationId) ?? known;
+    if (fresh) this.tableFacts.set(message.relationId, fresh);
+    const root = await partitionRoot(this.deps.query, message.relationId);
+    if (root && !this.rootsLogged.has(message.relationId)) {
+      this.rootsLogged.add(message.relationId);
+      this.deps.log.info(
+        { partition: `${message.namespace}.${message.name}`, root: `${root.schema}.${root.table}` },
+        'changes of this partition are reported under its partitioned table (publish_via_partition_root = true on the publication makes PostgreSQL do this itself)',
+      );
+    }
+    this.relations.apply(message, fresh ? { primaryKey: fresh.primaryKey, root } : { primaryKey: [], root });
+    this.assembler.relationChanged(message.relationId);
+  }
+}
