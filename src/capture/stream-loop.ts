@@ -25,7 +25,13 @@ import { RelationCache, type RelationMessage } from '../source/relations.ts';
 import type { PgType } from '../source/values.ts';
 import type { TopicNaming } from '../envelope/json.ts';
 import { ChangeAssembler } from './changes.ts';
-import { Delivery } from './delivery.ts';
+import { Delivery, type CheckpointProgress } from './delivery.ts';
+import { WindowTracker } from './windows.ts';
+import { IncrementalSnapshotter } from './incremental-snapshot.ts';
+import { openConnection } from '../postgres/connect.ts';
+import { watermarkWriter, type ResolvedMethod } from '../backfill/watermarks.ts';
+import { pendingTables } from '../backfill/progress.ts';
+import type { TableName } from '../backfill/snapshot.ts';
 import type { CaptureStatus } from './run.ts';
 
 export interface LoopDeps {
@@ -45,6 +51,11 @@ export interface LoopDeps {
   startLsn: Lsn;
   skipBefore: Lsn;
   startPosition: Record<string, unknown>;
+  /** Snapshot progress stored with the checkpoint (incremental snapshot requests and cursors). */
+  progress: CheckpointProgress;
+  /** The incremental snapshot method, or why there is none on this server/config. */
+  method: ResolvedMethod | { readonly unavailable: string };
+  signalTable: TableName | undefined;
   onFailure: (error: CdcError) => void;
   onProgress: ((status: CaptureStatus) => void) | undefined;
 }
@@ -59,6 +70,8 @@ export class StreamLoop {
   private readonly relations: RelationCache;
   private readonly assembler: ChangeAssembler;
   private readonly delivery: Delivery;
+  private readonly windows: WindowTracker;
+  private readonly snapshotter: IncrementalSnapshotter | undefined;
   private stream: ReplicationStream | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   /** Frames that arrived while a Relation lookup was pending. */
@@ -80,7 +93,7 @@ export class StreamLoop {
       deps.sink,
       deps.offsets,
       deps.identity,
-      { lsn: deps.startLsn, position: deps.startPosition },
+      { lsn: deps.startLsn, position: deps.startPosition, progress: deps.progress },
       deps.config.batch,
       {
         pressure: (high) => {
@@ -91,9 +104,34 @@ export class StreamLoop {
         stored: () => undefined,
       },
     );
+    this.windows = new WindowTracker(this.delivery, {
+      signalTable: deps.signalTable,
+      log: deps.log,
+      requestKeepalive: () => this.stream?.sendStatus(this.received, this.delivery.acked, true),
+      onProgress: () => this.wakeSnapshotter(),
+    });
+    const method = deps.method;
+    this.snapshotter =
+      typeof method === 'string'
+        ? new IncrementalSnapshotter({
+            tracker: this.windows,
+            connect: () => openConnection(deps.endpoint, 'query', 'pgcdc-snapshot'),
+            watermarks: watermarkWriter(method, () => openConnection(deps.endpoint, 'query', 'pgcdc-watermark'), deps.signalTable),
+            major: deps.facts.major,
+            chunkRows: deps.config.snapshot.chunkSize,
+            parallelism: deps.config.snapshot.parallelism,
+            types: (oid) => this.types.get(oid),
+            values,
+            naming: deps.naming,
+            topics: this.delivery.topics,
+            log: deps.log,
+            onError: (error) => this.fail(error),
+          })
+        : undefined;
     this.assembler = new ChangeAssembler(this.relations, this.delivery, {
       naming: deps.naming,
       skipBefore: deps.skipBefore,
+      observer: this.windows,
     });
   }
 
@@ -114,12 +152,35 @@ export class StreamLoop {
     const interval = timeout > 0 ? Math.min(this.deps.config.statusIntervalMs, Math.max(100, Math.floor(timeout / 3))) : this.deps.config.statusIntervalMs;
     this.statusTimer = setInterval(() => void this.tick(), interval);
     this.deps.log.info({ source: describeEndpoint(this.deps.endpoint), slot: this.deps.config.slot, publication: this.deps.config.publication, from: formatLsn(this.deps.startLsn) }, 'streaming');
+    this.wakeSnapshotter();
+  }
+
+  /** The incremental snapshot progress (cursors, counts) as it will be stored next. */
+  get snapshotProgress(): CheckpointProgress {
+    return this.delivery.currentProgress;
+  }
+
+  /** A `pgcdc snapshot` request (taken at the next transaction boundary, stored with the checkpoint). */
+  requestSnapshot(id: string, tables: readonly TableName[]): void {
+    this.windows.request(id, tables);
+  }
+
+  private wakeSnapshotter(): void {
+    if (this.snapshotter) {
+      this.snapshotter.wake();
+      return;
+    }
+    const method = this.deps.method;
+    if (typeof method !== 'string' && pendingTables(this.delivery.currentProgress.incremental).length > 0) {
+      this.deps.log.warn({ reason: method.unavailable }, 'an incremental snapshot was requested but cannot run here');
+    }
   }
 
   /** Clean stop: stop reading, deliver committed transactions, confirm, CopyDone. */
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
+    await this.snapshotter?.stop();
     await this.delivery.drain();
     await this.delivery.confirmIdle(this.lastWalEnd, this.assembler.inTransaction || this.blocked);
     this.delivery.dispose();
@@ -132,6 +193,7 @@ export class StreamLoop {
   async abort(): Promise<void> {
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
+    void this.snapshotter?.stop();
     this.delivery.dispose();
     await this.deps.session.close();
   }
@@ -145,8 +207,11 @@ export class StreamLoop {
   private async tick(): Promise<void> {
     if (this.stopping) return;
     try {
-      await this.delivery.confirmIdle(this.lastWalEnd, this.assembler.inTransaction || this.blocked);
-      this.stream?.sendStatus(this.received, this.delivery.acked);
+      const between = !this.assembler.inTransaction && !this.blocked;
+      if (between) this.windows.idle();
+      await this.delivery.confirmIdle(this.lastWalEnd, !between);
+      // A read-only window waits for the stream to pass a position: ask for a keepalive.
+      this.stream?.sendStatus(this.received, this.delivery.acked, this.windows.waitingForStream);
       this.deps.onProgress?.({ acked: formatLsn(this.delivery.acked), received: formatLsn(this.received), delivered: this.delivery.delivered });
     } catch (error) {
       this.fail(toCdcError(error));
@@ -177,6 +242,7 @@ export class StreamLoop {
     const parsed = parseReplicationFrame(frame);
     if (parsed.kind === 'keepalive') {
       if (parsed.walEnd > this.lastWalEnd) this.lastWalEnd = parsed.walEnd;
+      if (!this.assembler.inTransaction) this.windows.keepalive(parsed.walEnd);
       if (parsed.replyRequested) this.stream?.sendStatus(this.received, this.delivery.acked);
       return;
     }
