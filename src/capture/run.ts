@@ -31,6 +31,10 @@ import { resolveMethod } from '../backfill/watermarks.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
 import { filterTables } from '../preflight/selection.ts';
 import type { CheckpointProgress } from './delivery.ts';
+import { readRequests, removeRequest } from './requests.ts';
+
+/** How often the requests directory of `pgcdc snapshot` is looked at. */
+const REQUEST_POLL_MS = 1000;
 
 export interface CaptureStatus {
   readonly acked: string;
@@ -188,6 +192,8 @@ export class Capture {
         await store(startPosition, result.tables, 'done');
         progress = { ...progress, snapshot: { state: 'done', tables: result.tables } };
       }
+      const timers: { requests?: NodeJS.Timeout } = {};
+      const takenRequests = new Set(checkpoint?.incremental?.requests ?? []);
       const loop = new StreamLoop({
         config,
         endpoint,
@@ -207,16 +213,31 @@ export class Capture {
         progress,
         method,
         signalTable,
+        onStored: (stored) => {
+          for (const id of stored.incremental?.requests ?? []) takenRequests.add(id);
+        },
         onFailure: (error) => {
           if (this.stopRequested) return;
           this.stopRequested = true;
+          clearInterval(timers.requests);
           void loop.abort().finally(() => void cleanup().finally(() => this.rejectStopped(error)));
         },
         onProgress,
       });
       this.loop = loop;
       loop.start();
+      // `pgcdc snapshot` requests: taken at the next boundary, their files deleted once stored.
+      const pollRequests = async (): Promise<void> => {
+        for (const request of await readRequests(config.offsets, (file, reason) => this.log.warn({ file, reason }, 'ignored a malformed snapshot request'))) {
+          if (takenRequests.has(request.id)) await removeRequest(config.offsets, request.id);
+          else loop.requestSnapshot(request.id, request.tables);
+        }
+      };
+      void pollRequests();
+      timers.requests = setInterval(() => void pollRequests(), REQUEST_POLL_MS);
+      timers.requests.unref();
       this.teardown = async () => {
+        clearInterval(timers.requests);
         await loop.stop();
         await cleanup();
       };

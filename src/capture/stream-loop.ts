@@ -20,6 +20,7 @@ import { loadPgTypes } from '../postgres/pg-types.ts';
 import { partitionRoot } from '../postgres/partitions.ts';
 import type { ReplicationSession, ReplicationStream } from '../postgres/slot.ts';
 import type { FileOffsetStore } from '../offsets/file.ts';
+import type { Checkpoint } from '../offsets/store.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { RelationCache, type RelationMessage } from '../source/relations.ts';
 import type { PgType } from '../source/values.ts';
@@ -56,6 +57,8 @@ export interface LoopDeps {
   /** The incremental snapshot method, or why there is none on this server/config. */
   method: ResolvedMethod | { readonly unavailable: string };
   signalTable: TableName | undefined;
+  /** A checkpoint was stored. */
+  onStored?: ((checkpoint: Checkpoint) => void) | undefined;
   onFailure: (error: CdcError) => void;
   onProgress: ((status: CaptureStatus) => void) | undefined;
 }
@@ -101,7 +104,7 @@ export class StreamLoop {
           this.updateFlow();
         },
         failed: (error) => deps.onFailure(error),
-        stored: () => undefined,
+        stored: (checkpoint) => deps.onStored?.(checkpoint),
       },
     );
     this.windows = new WindowTracker(this.delivery, {
