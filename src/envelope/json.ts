@@ -73,6 +73,11 @@ export interface TopicNaming {
   readonly naming: 'prefix' | 'database';
 }
 
+/** `{"id":"<prefix>`: the start of the ids of read events, ended by an ordinal (TableSerializer.writeRead). */
+export function readIdHead(prefix: string): Buffer {
+  return bytes(`{"id":${JSON.stringify(prefix).slice(0, -1)}`);
+}
+
 export function topicFor(naming: TopicNaming, schema: string, table: string): string {
   const base = `${naming.prefix}.${schema}.${table}`;
   return naming.naming === 'database' ? `${naming.database}_${base}` : base;
@@ -211,22 +216,31 @@ export class TableSerializer {
   }
 
   /**
-   * A snapshot read (op 'r'): the row as it was at the snapshot's consistent point. `id` is the
-   * event id (stable for a given snapshot), `snapshot` is Debezium's marker ("true", or "last" on
-   * the snapshot's final row; "incremental" for rows read by an online snapshot at `lsn`).
-   * Snapshot reads belong to no transaction.
+   * A snapshot read (op 'r'): the row as it was at the snapshot's point. The event id is `idHead`
+   * (`{"id":"<prefix>`, see `readIdHead`) followed by `ordinal`; `tail` (see `readTail`) is
+   * everything after the row, the same for a whole chunk. Snapshot reads belong to no transaction.
    */
-  writeRead(w: LineWriter, row: TupleData, id: string, snapshot: 'true' | 'last' | 'incremental', lsn: number, lsnText: string, nowMs: number): void {
+  writeRead(w: LineWriter, row: TupleData, idHead: Buffer, ordinal: number, tail: Buffer): void {
     const keyed = this.table.keyIndexes.length > 0;
-    w.text(`{"id":"${id}`);
+    w.raw(idHead);
+    w.uint(ordinal);
     if (keyed) {
       w.raw(this.topicKeyOpen);
       this.writeFields(w, row, this.table.keyIndexes, this.keyPrefixes);
     } else w.raw(this.topicKey);
     w.raw(keyed ? this.afterKey.noBefore.open : this.afterKey.noBefore.none);
     this.writeFields(w, row, null, this.columnPrefixes);
+    w.raw(tail);
+  }
+
+  /**
+   * What follows the row of a read event: the source block with Debezium's snapshot marker
+   * ("true", "last" on the snapshot's final row, "incremental" for online snapshots), the position
+   * `lsn` the row stands at, and the processing time.
+   */
+  readTail(snapshot: 'true' | 'last' | 'incremental', lsn: number, lsnText: string, nowMs: number): Buffer {
     const head = snapshot === 'true' ? this.readHead : snapshot === 'last' ? this.lastReadHead : this.incrementalReadHead;
-    w.text(`}${head}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},"op":"r","ts_ms":${nowMs},"transaction":null}}`);
+    return bytes(`}${head}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},"op":"r","ts_ms":${nowMs},"transaction":null}}`);
   }
 
   /**
