@@ -21,6 +21,8 @@ import { StreamLoop } from './stream-loop.ts';
 import type { TopicNaming } from '../envelope/json.ts';
 import type { ExportedSlot } from '../backfill/export.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
+import { Heartbeat, isHeartbeatTable } from './heartbeat.ts';
+import { openToastStore } from './toast.ts';
 
 export interface CaptureStatus {
   readonly acked: string;
@@ -85,9 +87,16 @@ export class Capture {
           hint: 'set wal_level = logical (rds.logical_replication = 1 on RDS/Aurora) and restart the server',
         });
       }
+      if (config.origin === 'none' && facts.major < 16) {
+        throw new CdcError('CONFIG_INVALID', `origin: none needs PostgreSQL 16 or later, and ${describeEndpoint(endpoint)} runs PostgreSQL ${facts.major}`, {
+          hint: 'remove origin: none (the default, any, delivers changes whatever their origin)',
+        });
+      }
       const wanted = config.tables.map(parseTableName);
       const tables = await resolveTables(query, wanted);
       const publication = await ensurePublication(query, config.publication, tables, config.createPublication);
+      const heartbeat = await Heartbeat.open(endpoint, config.heartbeat, this.log);
+      cleanups.push(() => heartbeat.close());
 
       const session = await ReplicationSession.open(endpoint);
       cleanups.push(() => session.close());
@@ -149,10 +158,13 @@ export class Capture {
           ...(exported ? { snapshot: { state: 'running' as const } } : {}),
         });
       }
+      const toastStore = await openToastStore(config, plan.kind === 'resume' ? checkpoint?.lsn : undefined);
       const naming: TopicNaming = { prefix: config.topic.prefix ?? endpoint.database, database: endpoint.database, naming: config.topic.naming };
       const types = await loadPgTypes(query);
       if (exported) {
-        const snapshotTables = tables.length > 0 ? tables : await resolveTables(query, publication.tables);
+        const all = tables.length > 0 ? tables : await resolveTables(query, publication.tables);
+        // The heartbeat table's rows are pgcdc's own: never read as events.
+        const snapshotTables = all.filter((t) => !isHeartbeatTable(config.heartbeat, t));
         const after = await takeInitialSnapshot({
           exported,
           tables: snapshotTables,
@@ -180,6 +192,8 @@ export class Capture {
         identity,
         naming,
         types,
+        heartbeat,
+        toastStore,
         startLsn,
         skipBefore: plan.kind === 'resume' ? plan.skipBefore : 0,
         startPosition,

@@ -27,6 +27,10 @@ import type { TopicNaming } from '../envelope/json.ts';
 import { ChangeAssembler } from './changes.ts';
 import { Delivery } from './delivery.ts';
 import type { CaptureStatus } from './run.ts';
+import { heartbeatTable, type Heartbeat } from './heartbeat.ts';
+import { ToastPolicy } from './toast.ts';
+import type { ToastStore } from '../source/toast-store.ts';
+import { messageFilter } from './message-filter.ts';
 
 export interface LoopDeps {
   config: Config;
@@ -42,6 +46,10 @@ export interface LoopDeps {
   naming: TopicNaming;
   /** pg_type as loaded at start; reloaded when a Relation names a type it lacks. */
   types: ReadonlyMap<number, PgType>;
+  /** Moves the checkpoint over idle WAL every interval (and writes the heartbeat, if configured). */
+  heartbeat: Heartbeat;
+  /** The TOAST fill store (toast.mode fill), already at the state of the resume point. */
+  toastStore: ToastStore | undefined;
   startLsn: Lsn;
   skipBefore: Lsn;
   startPosition: Record<string, unknown>;
@@ -89,11 +97,17 @@ export class StreamLoop {
         },
         failed: (error) => deps.onFailure(error),
         stored: () => undefined,
+        beforeStore: deps.toastStore ? (lsn) => (deps.toastStore as ToastStore).persist(lsn) : undefined,
       },
     );
     this.assembler = new ChangeAssembler(this.relations, this.delivery, {
       naming: deps.naming,
       skipBefore: deps.skipBefore,
+      ignoredTable: heartbeatTable(deps.config.heartbeat),
+      skipTruncate: deps.config.truncate.skip,
+      messageFilter: messageFilter(deps.config.messages.include, deps.config.messages.exclude),
+      toast: deps.config.toast.mode === 'placeholder' ? undefined : new ToastPolicy(deps.config.toast.mode, deps.toastStore, deps.naming, this.delivery.topics, deps.log),
+      transactionEvents: deps.config.transactions.events,
     });
   }
 
@@ -104,6 +118,7 @@ export class StreamLoop {
       publication: this.deps.config.publication,
       protoVersion: 1,
       messages: this.deps.facts.major >= 14,
+      origin: this.deps.config.origin,
     });
     this.stream = stream;
     stream.on('frame', (frame) => this.onFrame(frame));
@@ -112,7 +127,8 @@ export class StreamLoop {
     // Status updates well inside wal_sender_timeout (a third of it, as the walsender itself assumes).
     const timeout = this.deps.facts.walSenderTimeoutMs;
     const interval = timeout > 0 ? Math.min(this.deps.config.statusIntervalMs, Math.max(100, Math.floor(timeout / 3))) : this.deps.config.statusIntervalMs;
-    this.statusTimer = setInterval(() => void this.tick(), interval);
+    this.statusTimer = setInterval(() => this.tick(), interval);
+    this.deps.heartbeat.start(() => (this.stopping ? Promise.resolve() : this.confirmIdle()), (error) => this.fail(error));
     this.deps.log.info({ source: describeEndpoint(this.deps.endpoint), slot: this.deps.config.slot, publication: this.deps.config.publication, from: formatLsn(this.deps.startLsn) }, 'streaming');
   }
 
@@ -120,8 +136,9 @@ export class StreamLoop {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
+    await this.deps.heartbeat.close();
     await this.delivery.drain();
-    await this.delivery.confirmIdle(this.lastWalEnd, this.assembler.inTransaction || this.blocked);
+    await this.confirmIdle();
     this.delivery.dispose();
     this.stream?.sendStatus(this.received, this.delivery.acked);
     await this.stream?.stop();
@@ -142,15 +159,20 @@ export class StreamLoop {
     this.deps.onFailure(error);
   }
 
-  private async tick(): Promise<void> {
+  private tick(): void {
     if (this.stopping) return;
     try {
-      await this.delivery.confirmIdle(this.lastWalEnd, this.assembler.inTransaction || this.blocked);
       this.stream?.sendStatus(this.received, this.delivery.acked);
       this.deps.onProgress?.({ acked: formatLsn(this.delivery.acked), received: formatLsn(this.received), delivered: this.delivery.delivered });
     } catch (error) {
       this.fail(toCdcError(error));
     }
+  }
+
+  /** With nothing in flight, the checkpoint and `acked` follow the server (heartbeat.ts). */
+  private async confirmIdle(): Promise<void> {
+    await this.delivery.confirmIdle(this.lastWalEnd, this.assembler.inTransaction || this.blocked);
+    this.stream?.sendStatus(this.received, this.delivery.acked);
   }
 
   private updateFlow(): void {
