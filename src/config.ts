@@ -109,6 +109,57 @@ export const configSchema = z.strictObject({
     .default({ mode: 'initial', method: 'auto', chunkSize: 20_000, parallelism: 1, include: [], skip: [], progress: 'auto' }),
   /** Standby status update interval; capped at a third of the server's wal_sender_timeout. */
   statusIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
+  /**
+   * Heartbeats (docs/operations.md): every `intervalMs`, with nothing in flight, the checkpoint and
+   * the confirmed LSN move to the server's position; `table` and `message` also write something so
+   * there is a position to move to when the captured tables are quiet. 0 turns heartbeats off.
+   */
+  heartbeat: z
+    .strictObject({
+      intervalMs: z.number().int().min(0).max(3_600_000).default(10_000),
+      /** `schema.table` upserted every interval (created by `pgcdc setup --heartbeat-schema`). */
+      table: z.string().min(1).optional(),
+      /** Emit a non-transactional logical message with the reserved `pgcdc` prefix every interval. */
+      message: z.boolean().default(false),
+    })
+    .default({ intervalMs: 10_000, message: false }),
+  /** Unchanged TOASTed columns of updates (docs/events.md). */
+  toast: z
+    .strictObject({
+      /** placeholder: `__pgcdc_unavailable_value`; omit: left out of `after`; fill: last known value. */
+      mode: z.enum(['placeholder', 'omit', 'fill']).default('placeholder'),
+      /** Bound of the fill store (bytes of stored values). */
+      fillMaxBytes: z.number().int().min(1024).max(16 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
+    })
+    .default({ mode: 'placeholder', fillMaxBytes: 256 * 1024 * 1024 }),
+  truncate: z
+    .strictObject({
+      /** Drop TRUNCATE (op t) events instead of delivering them. */
+      skip: z.boolean().default(false),
+    })
+    .default({ skip: false }),
+  /** Logical decoding messages by prefix: exact prefixes, or globs where `*` matches any run. */
+  messages: z
+    .strictObject({
+      /** Empty: every prefix (except pgcdc's own). */
+      include: z.array(z.string().min(1)).default([]),
+      exclude: z.array(z.string().min(1)).default([]),
+    })
+    .default({ include: [], exclude: [] }),
+  transactions: z
+    .strictObject({
+      /** BEGIN and END events on `<prefix>.transaction` around every transaction with events. */
+      events: z.boolean().default(false),
+    })
+    .default({ events: false }),
+  /** `none` (PostgreSQL 16+): skip changes applied by other replication (with a replication origin). */
+  origin: z.enum(['any', 'none']).default('any'),
+  schemaChanges: z
+    .strictObject({
+      /** An event on `<prefix>.schema_changes` when a table's columns change. */
+      events: z.boolean().default(false),
+    })
+    .default({ events: false }),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
