@@ -245,9 +245,13 @@ export class EmbeddedCluster {
     this.running = true;
   }
 
-  /** Connection URL (with the password: for tests and the demo only, never print it). */
+  /**
+   * Connection URL (with the password: for tests and the demo only, never print it). It says
+   * sslmode=disable because embedded clusters have no TLS (pgcdc's default is require); a caller
+   * that turned ssl on sets its own sslmode.
+   */
   url(database = 'postgres', user = 'postgres', password = this.password): string {
-    return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${encodeURIComponent(database)}`;
+    return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${encodeURIComponent(database)}?sslmode=disable`;
   }
 
   get logFile(): string {
