@@ -7,7 +7,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { openConnection, resolveEndpoint, type SourceEndpoint } from '../../src/postgres/connect.ts';
-import { openTunnel, sshTunnelSchema, type SshTunnelConfig } from '../../src/postgres/tunnel.ts';
+import { openTunnel, openTunnelFor, sshTunnelSchema, type SshTunnelConfig } from '../../src/postgres/tunnel.ts';
 import { CdcError } from '../../src/errors.ts';
 import { requireOrSkip, startCluster } from '../harness/pg.ts';
 import { SSH_USER as USER, sshdAvailable, startSshd, type Sshd } from '../harness/sshd.ts';
@@ -100,6 +100,22 @@ test('a key the server does not authorise fails authentication in one line, with
   assert.match(error.message, new RegExp(`^SSH authentication failed for ${USER}@127\\.0\\.0\\.1:\\d+$`));
   const wrongPassphrase = await refusal(ssh({ hostKey: sshd.fingerprint, passphrase: 'not-it' }));
   assert.equal(wrongPassphrase.code, 'TUNNEL_FAILED');
+});
+
+test('openConnection with source.ssh: connections share one tunnel, closed when the last one ends', { skip }, async () => {
+  const config = ssh({ hostKey: sshd.fingerprint });
+  const endpoint: SourceEndpoint = { ...target, ssh: config };
+  const [query, replication] = await Promise.all([openConnection(endpoint, 'query'), openConnection(endpoint, 'replication')]);
+  const tunnel = openTunnelFor(config, endpoint);
+  assert.ok(tunnel, 'a tunnel is open');
+  await query.end();
+  assert.equal(openTunnelFor(config, endpoint), tunnel, 'still open for the replication connection');
+  await replication.query('IDENTIFY_SYSTEM');
+  await replication.end();
+  await tunnel.closed;
+  assert.equal(openTunnelFor(config, endpoint), undefined);
+  // A wrong key fails the connection itself, naming the database as configured (not the local end).
+  await assert.rejects(openConnection({ ...endpoint, ssh: ssh({ hostKey: sshd.otherKeyLine }) }, 'query'), /does not match the pinned key/);
 });
 
 test('keepalives are on by default', () => {
