@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { CdcError } from './errors.ts';
+import { sshTunnelSchema } from './postgres/tunnel.ts';
 
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'must be a plain identifier: letters, digits, _ or $, at most 63 characters');
 
@@ -24,13 +25,19 @@ const sourceSchema = z.strictObject({
   host: z.string().optional(),
   port: z.number().int().min(1).max(65535).optional(),
   user: z.string().optional(),
+  /** Prefer `passwordFile`, PGPASSWORD or ~/.pgpass (PGPASSFILE): a config file is easily shared. */
   password: z.string().optional(),
+  /** File whose first line is the password (`--password-file`). */
+  passwordFile: z.string().min(1).optional(),
   database: z.string().optional(),
+  /** Default `require` (libpq's is prefer); `disable` for a local server without TLS. */
   sslmode: z.enum(SSL_MODES).optional(),
   sslrootcert: z.string().optional(),
   sslcert: z.string().optional(),
   sslkey: z.string().optional(),
   connectTimeoutMs: z.number().int().positive().default(10_000),
+  /** Reach the database through an SSH server (every connection: replication, snapshot, check). */
+  ssh: sshTunnelSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
