@@ -88,6 +88,12 @@ export const configSchema = z.strictObject({
     .default({ mode: 'initial', chunkSize: 20_000, parallelism: 1 }),
   /** Standby status update interval; capped at a third of the server's wal_sender_timeout. */
   statusIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
+  /**
+   * pgoutput protocol v2 streaming (PostgreSQL 14+): transactions larger than the server's
+   * logical_decoding_work_mem arrive while still open, spill to `<offsets>.spill/` and are
+   * delivered at their commit.
+   */
+  streaming: z.boolean().default(false),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),

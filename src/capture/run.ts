@@ -18,6 +18,7 @@ import { EventBatch } from '../sinks/batch.ts';
 import { planStartup, type StartupPlan } from './startup.ts';
 import { takeInitialSnapshot } from './initial-snapshot.ts';
 import { StreamLoop } from './stream-loop.ts';
+import { checkStreamingSupported } from './streamed-transactions.ts';
 import type { TopicNaming } from '../envelope/json.ts';
 import type { ExportedSlot } from '../backfill/export.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
@@ -85,6 +86,7 @@ export class Capture {
           hint: 'set wal_level = logical (rds.logical_replication = 1 on RDS/Aurora) and restart the server',
         });
       }
+      checkStreamingSupported(config.streaming, facts.major, describeEndpoint(endpoint));
       const wanted = config.tables.map(parseTableName);
       const tables = await resolveTables(query, wanted);
       const publication = await ensurePublication(query, config.publication, tables, config.createPublication);

@@ -26,6 +26,7 @@ import type { PgType } from '../source/values.ts';
 import type { TopicNaming } from '../envelope/json.ts';
 import { ChangeAssembler } from './changes.ts';
 import { Delivery } from './delivery.ts';
+import { spillDirectory, StreamedTransactions } from './streamed-transactions.ts';
 import type { CaptureStatus } from './run.ts';
 
 export interface LoopDeps {
@@ -52,13 +53,15 @@ export interface LoopDeps {
 /** The streaming part of a capture, from START_REPLICATION to CopyDone. */
 export class StreamLoop {
   private readonly deps: LoopDeps;
-  private readonly decoder = new PgoutputDecoder({ protoVersion: 1 });
+  private readonly decoder: PgoutputDecoder;
   private readonly types = new Map<number, PgType>();
   private readonly tableFacts = new Map<number, TableRef>();
   private readonly rootsLogged = new Set<number>();
   private readonly relations: RelationCache;
   private readonly assembler: ChangeAssembler;
   private readonly delivery: Delivery;
+  /** Protocol v2 streaming of large in-progress transactions; undefined unless `streaming` is on. */
+  private readonly streamed: StreamedTransactions | undefined;
   private stream: ReplicationStream | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   /** Frames that arrived while a Relation lookup was pending. */
@@ -72,6 +75,7 @@ export class StreamLoop {
   constructor(deps: LoopDeps) {
     this.deps = deps;
     this.received = deps.startLsn;
+    this.decoder = new PgoutputDecoder({ protoVersion: deps.config.streaming ? 2 : 1 });
     for (const [oid, type] of deps.types) this.types.set(oid, type);
     for (const table of deps.tables) this.tableFacts.set(table.oid, table);
     const values = deps.config.values;
@@ -86,6 +90,7 @@ export class StreamLoop {
         pressure: (high) => {
           this.pressure = high;
           this.updateFlow();
+          this.streamed?.pressure(high);
         },
         failed: (error) => deps.onFailure(error),
         stored: () => undefined,
@@ -95,6 +100,18 @@ export class StreamLoop {
       naming: deps.naming,
       skipBefore: deps.skipBefore,
     });
+    this.streamed = deps.config.streaming
+      ? new StreamedTransactions({
+          dir: spillDirectory(deps.config.offsets),
+          decoder: this.decoder,
+          log: deps.log,
+          target: {
+            handle: (message, lsn) => this.assembler.handle(message, lsn),
+            applyRelation: (message) => this.applyRelation(message),
+            stopped: () => this.stopping,
+          },
+        })
+      : undefined;
   }
 
   start(): void {
@@ -102,8 +119,9 @@ export class StreamLoop {
       slot: this.deps.config.slot,
       startLsn: this.deps.startLsn,
       publication: this.deps.config.publication,
-      protoVersion: 1,
+      protoVersion: this.decoder.protoVersion,
       messages: this.deps.facts.major >= 14,
+      streaming: this.streamed !== undefined,
     });
     this.stream = stream;
     stream.on('frame', (frame) => this.onFrame(frame));
@@ -120,8 +138,9 @@ export class StreamLoop {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
+    this.streamed?.close();
     await this.delivery.drain();
-    await this.delivery.confirmIdle(this.lastWalEnd, this.assembler.inTransaction || this.blocked);
+    await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
     this.delivery.dispose();
     this.stream?.sendStatus(this.received, this.delivery.acked);
     await this.stream?.stop();
@@ -132,6 +151,7 @@ export class StreamLoop {
   async abort(): Promise<void> {
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
+    this.streamed?.close();
     this.delivery.dispose();
     await this.deps.session.close();
   }
@@ -145,12 +165,21 @@ export class StreamLoop {
   private async tick(): Promise<void> {
     if (this.stopping) return;
     try {
-      await this.delivery.confirmIdle(this.lastWalEnd, this.assembler.inTransaction || this.blocked);
+      await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
       this.stream?.sendStatus(this.received, this.delivery.acked);
       this.deps.onProgress?.({ acked: formatLsn(this.delivery.acked), received: formatLsn(this.received), delivered: this.delivery.delivered });
     } catch (error) {
       this.fail(toCdcError(error));
     }
+  }
+
+  /**
+   * Something was received and is not yet committed: an open transaction, a pending Relation
+   * lookup, or an open streamed transaction (streamed-transactions.ts explains why the last one
+   * keeps keepalive confirmation back too).
+   */
+  private get inFlight(): boolean {
+    return this.assembler.inTransaction || this.blocked || (this.streamed?.open ?? false);
   }
 
   private updateFlow(): void {
@@ -181,6 +210,12 @@ export class StreamLoop {
       return;
     }
     if (parsed.walStart > this.received) this.received = parsed.walStart;
+    const streamed = this.streamed?.take(parsed.data, parsed.walStart);
+    if (streamed !== undefined && streamed !== false) {
+      // A Stream Commit: later frames wait until its replay has gone through the normal path.
+      if (streamed !== true) this.hold(streamed);
+      return;
+    }
     const message = this.decoder.decode(parsed.data);
     if (message.tag === 'relation') {
       this.blocked = true;
@@ -192,6 +227,15 @@ export class StreamLoop {
       return;
     }
     this.assembler.handle(message, parsed.walStart);
+  }
+
+  private hold(work: Promise<void>): void {
+    this.blocked = true;
+    this.updateFlow();
+    void work.then(
+      () => this.unblock(),
+      (error: unknown) => this.fail(toCdcError(error)),
+    );
   }
 
   private unblock(): void {

@@ -34,6 +34,7 @@ export interface RunFlags {
   snapshotMode?: 'initial' | 'never';
   snapshotChunkSize?: string;
   snapshotParallelism?: string;
+  streaming?: boolean;
   logLevel?: Config['log']['level'];
   logFormat?: Config['log']['format'];
 }
@@ -65,6 +66,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
       chunkSize: positiveInt(flags.snapshotChunkSize, '--snapshot-chunk-size'),
       parallelism: positiveInt(flags.snapshotParallelism, '--snapshot-parallelism'),
     },
+    streaming: flags.streaming,
     log: { level: flags.logLevel, format: flags.logFormat },
   };
 }
@@ -129,6 +131,7 @@ export function registerRun(program: Command): void {
     .addOption(new Option('--snapshot-mode <mode>', 'initial: read the existing rows when the slot is created, then stream (default); never: stream only').choices(['initial', 'never']))
     .option('--snapshot-chunk-size <n>', 'rows per snapshot chunk (default 20000)')
     .option('--snapshot-parallelism <n>', 'tables read at once during the snapshot (default 1)')
+    .option('--streaming', 'PostgreSQL 14+: receive large transactions while they run, spilled to disk next to the offsets file until their commit')
     .option('--batch-size <n>', 'events per sink write (default 50000; a batch is also written at 16 MiB)')
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
     .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']))

@@ -29,6 +29,8 @@ export interface StartOptions {
   readonly protoVersion: 1 | 2 | 3 | 4;
   /** pgoutput `messages` (PostgreSQL 14+): logical decoding messages in the stream. */
   readonly messages: boolean;
+  /** pgoutput `streaming` (PostgreSQL 14+, proto_version 2+): large transactions sent in progress. */
+  readonly streaming?: boolean;
 }
 
 /**
@@ -149,6 +151,7 @@ export class ReplicationSession {
       `publication_names ${quoteLiteral(quoteIdent(options.publication))}`,
     ];
     if (options.messages) pluginOptions.push(`messages 'true'`);
+    if (options.streaming) pluginOptions.push(`streaming 'on'`);
     const sql = `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL ${formatLsn(options.startLsn)} (${pluginOptions.join(', ')})`;
     const duplex = this.client.query(copyBoth(sql, { alignOnCopyDataFrame: true }));
     return new ReplicationStream(duplex);
