@@ -13,6 +13,11 @@ const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'must be a
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
 
+export const SNAPSHOT_MODES = ['initial', 'never', 'always', 'initial_only', 'when_needed'] as const;
+export type SnapshotMode = (typeof SNAPSHOT_MODES)[number];
+export const SNAPSHOT_METHODS = ['auto', 'signal-table', 'message', 'read-only'] as const;
+export type SnapshotMethod = (typeof SNAPSHOT_METHODS)[number];
+
 const sourceSchema = z.strictObject({
   /** postgres://user[:password]@host[:port]/database[?sslmode=...]; fields below override its parts. */
   url: z.string().optional(),
@@ -78,14 +83,30 @@ export const configSchema = z.strictObject({
     .default({ maxEvents: 50_000, maxDelayMs: 100 }),
   snapshot: z
     .strictObject({
-      /** initial: read the existing rows when the slot is created, then stream; never: stream only. */
-      mode: z.enum(['initial', 'never']).default('initial'),
+      /**
+       * initial: snapshot when no offset exists, then stream; never: stream only; always: snapshot
+       * on every start (incrementally when resuming); initial_only: snapshot, then exit;
+       * when_needed: like initial, and again when the stored offset cannot be used (lost slot...).
+       */
+      mode: z.enum(SNAPSHOT_MODES).default('initial'),
+      /**
+       * How incremental (online) snapshots place their watermarks: read-only (PG13+, writes
+       * nothing), signal-table (inserts into `signalTable`), message (pg_logical_emit_message,
+       * PG14+); auto picks read-only on 13+, else signal-table when one is configured.
+       */
+      method: z.enum(SNAPSHOT_METHODS).default('auto'),
       /** Rows per chunk read. */
       chunkSize: z.number().int().min(1).max(10_000_000).default(20_000),
       /** Tables read at once (one connection each). */
       parallelism: z.number().int().min(1).max(64).default(1),
+      /** Patterns of the captured tables to backfill (empty: all of them). */
+      include: z.array(z.string().min(1)).default([]),
+      /** Patterns of captured tables whose existing rows are not backfilled. */
+      skip: z.array(z.string().min(1)).default([]),
+      /** Progress display: bars on a terminal, periodic lines otherwise (auto), or off. */
+      progress: z.enum(['auto', 'bars', 'lines', 'off']).default('auto'),
     })
-    .default({ mode: 'initial', chunkSize: 20_000, parallelism: 1 }),
+    .default({ mode: 'initial', method: 'auto', chunkSize: 20_000, parallelism: 1, include: [], skip: [], progress: 'auto' }),
   /** Standby status update interval; capped at a third of the server's wal_sender_timeout. */
   statusIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
   /**

@@ -12,9 +12,10 @@
  *   watermarked method, reusing the same cursors: see docs/snapshots.md.)
  * - Parallelism: `parallelism` workers, each with its own connection and transaction, take tables
  *   from a queue; a table is read by one worker, in key order.
- * - Memory: a worker reads the next chunk while the callback handles the current one, and waits
- *   for the callback's promise before handing over another, so at most 2 x parallelism chunks of
- *   rows exist at once. A slow sink slows the reads; nothing queues without bound.
+ * - Memory: a worker hands over a chunk once the next one is read (so it can say whether the
+ *   chunk is the table's last), reads the one after while the callback works, and waits for the
+ *   callback's promise before handing over another: at most 3 x parallelism chunks of rows exist
+ *   at once. A slow sink slows the reads; nothing queues without bound.
  * - Callbacks of different workers may run concurrently; a worker never calls it again before its
  *   previous call resolved. A rejected callback or a failed read stops every worker (after their
  *   chunk in hand) and rejects `readSnapshot` with the first error.
@@ -45,6 +46,10 @@ export interface SnapshotChunk {
   readonly cursor: ChunkCursor;
   /** Rows of this table delivered so far in this run, this chunk included. */
   readonly tableRows: number;
+  /** No rows of this table follow (`cursor.done` is then true). */
+  readonly lastOfTable: boolean;
+  /** Tables not yet started by any worker when this chunk was handed over. */
+  readonly tablesWaiting: number;
 }
 
 export interface SnapshotOptions {
@@ -118,30 +123,37 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
       });
     }
     let tableRows = 0;
-    let pending: Promise<Chunk> = readChunk(client, table, cursor, sizing);
+    // One chunk of lookahead, so each chunk is known to be the table's last non-empty one (or
+    // not) when it is handed over; the chunk after it is read meanwhile.
+    const readAhead = (after: Chunk): Promise<Chunk> | undefined => {
+      if (after.next.done) return undefined;
+      const next = readChunk(client, table, after.next, sizing);
+      // Handled here so a read failing while the callback runs is not an unhandled rejection;
+      // it is still thrown where it is awaited.
+      void next.catch(() => undefined);
+      return next;
+    };
+    let chunk = await readChunk(client, table, cursor, sizing);
+    let ahead = readAhead(chunk);
     while (failure === undefined) {
-      const chunk = await pending;
-      cursor = chunk.next;
-      // Read ahead while the callback works: the connection is otherwise idle.
-      if (!cursor.done) {
-        pending = readChunk(client, table, cursor, sizing);
-        // Handled here so a read failing while the callback runs is not an unhandled rejection;
-        // it is still thrown where `pending` is awaited.
-        void pending.catch(() => undefined);
-      }
+      const next = ahead === undefined ? undefined : await ahead;
+      const last = next === undefined || (next.rows.length === 0 && next.next.done);
+      ahead = next !== undefined && !last ? readAhead(next) : undefined;
+      cursor = last ? (next?.next ?? chunk.next) : chunk.next;
       tableRows += chunk.rows.length;
       rows.set(key, tableRows);
       chunks++;
       try {
-        await options.onChunk({ table, rows: chunk.rows, cursor, tableRows });
+        await options.onChunk({ table, rows: chunk.rows, cursor, tableRows, lastOfTable: last, tablesWaiting: queue.length });
       } catch (error) {
         // Let the read in flight finish (its client is reused for nothing else) before giving up.
-        if (!cursor.done) await pending.catch(() => undefined);
+        await ahead?.catch(() => undefined);
         throw error;
       }
-      if (cursor.done) return;
+      if (last || next === undefined) return;
+      chunk = next;
     }
-    await pending.catch(() => undefined);
+    await ahead?.catch(() => undefined);
   };
 
   const worker = async (client: pg.Client): Promise<void> => {

@@ -11,6 +11,7 @@ import { pgTimeToUnixMs, UNCHANGED_TOAST, type Lsn, type PgoutputMessage, type T
 import type { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import type { RelationCache } from '../source/relations.ts';
 import { messageLine, messageTopic, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
+import type { ChangeObserver } from './windows.ts';
 import { TableSerializer, transactionContext, type TableInTransaction, type TopicNaming, type TransactionContext } from '../envelope/json.ts';
 
 export interface ChangeSink {
@@ -40,6 +41,8 @@ export interface AssemblerOptions {
   readonly naming: TopicNaming;
   /** Transactions whose commit LSN is below this were delivered before the restart. */
   readonly skipBefore: Lsn;
+  /** Sees signals, watermarks and the changes of tables with an open snapshot window. */
+  readonly observer?: ChangeObserver | undefined;
 }
 
 export class ChangeAssembler {
@@ -48,6 +51,7 @@ export class ChangeAssembler {
   private readonly naming: TopicNaming;
   private readonly serializers = new Map<number, TableSerializer>();
   private readonly messageTopicNumber: number;
+  private readonly observer: ChangeObserver | undefined;
   private tx: OpenTransaction | undefined;
   /** The resume filter; switched off for good at the first newer commit. */
   private skipBefore: Lsn;
@@ -59,6 +63,7 @@ export class ChangeAssembler {
     this.out = out;
     this.naming = options.naming;
     this.skipBefore = options.skipBefore;
+    this.observer = options.observer;
     this.messageTopicNumber = out.topics.number(messageTopic(options.naming));
   }
 
@@ -69,12 +74,14 @@ export class ChangeAssembler {
   /** Call after the relation cache learnt a new schema for `relationId`. */
   relationChanged(relationId: number): void {
     this.serializers.set(relationId, new TableSerializer(this.relations.get(relationId), this.naming, this.out.topics));
+    this.observer?.relationChanged(relationId);
   }
 
   /** Handles one message; `lsn` is the XLogData start of the frame that carried it. */
   handle(message: PgoutputMessage, lsn: Lsn): void {
     switch (message.tag) {
       case 'begin': {
+        this.observer?.begin(message.xid, message.finalLsn);
         const skip = message.finalLsn < this.skipBefore;
         if (skip) this.skippedTransactions++;
         else this.skipBefore = 0;
@@ -90,13 +97,16 @@ export class ChangeAssembler {
       case 'commit': {
         const tx = this.requireTx(message.tag);
         this.tx = undefined;
+        this.observer?.committed(message.endLsn, !tx.skip);
         if (!tx.skip) this.out.commit(message.endLsn);
         return;
       }
       case 'insert': {
         const tx = this.requireTx(message.tag);
         if (tx.skip) return;
-        this.emit(tx, this.serializer(message.relationId), lsn, 'c', message.newTuple, null, message.newTuple);
+        const s = this.serializer(message.relationId);
+        if (this.observer?.active === true && this.observer.change(s.table, null, message.newTuple)) return;
+        this.emit(tx, s, lsn, 'c', message.newTuple, null, message.newTuple);
         return;
       }
       case 'update': {
@@ -104,7 +114,9 @@ export class ChangeAssembler {
         if (tx.skip) return;
         const old = message.oldTuple ?? message.keyTuple ?? null;
         const after = message.oldTuple ? fillUnchangedToast(message.newTuple, message.oldTuple) : message.newTuple;
-        this.emit(tx, this.serializer(message.relationId), lsn, 'u', after, old, after);
+        const s = this.serializer(message.relationId);
+        if (this.observer?.active === true && this.observer.change(s.table, old, after)) return;
+        this.emit(tx, s, lsn, 'u', after, old, after);
         return;
       }
       case 'delete': {
@@ -112,17 +124,26 @@ export class ChangeAssembler {
         if (tx.skip) return;
         const old = message.oldTuple ?? message.keyTuple;
         if (!old) return; // REPLICA IDENTITY NOTHING: PostgreSQL refuses such deletes on published tables.
-        this.emit(tx, this.serializer(message.relationId), lsn, 'd', old, old, null);
+        const s = this.serializer(message.relationId);
+        if (this.observer?.active === true && this.observer.change(s.table, old, null)) return;
+        this.emit(tx, s, lsn, 'd', old, old, null);
         return;
       }
       case 'truncate': {
         const tx = this.requireTx(message.tag);
         if (tx.skip) return;
-        for (const relationId of message.relationIds) this.emit(tx, this.serializer(relationId), lsn, 't', null, null, null);
+        for (const relationId of message.relationIds) {
+          const s = this.serializer(relationId);
+          this.observer?.truncate(s.table);
+          this.emit(tx, s, lsn, 't', null, null, null);
+        }
         return;
       }
       case 'message': {
-        if (message.prefix.startsWith(RESERVED_MESSAGE_PREFIX)) return;
+        if (message.prefix.startsWith(RESERVED_MESSAGE_PREFIX)) {
+          if (this.tx?.skip !== true) this.observer?.message(message.prefix, message.content);
+          return;
+        }
         const event = { prefix: message.prefix, content: message.content, lsn: message.lsn };
         const tx = this.tx;
         if (tx && message.transactional) {

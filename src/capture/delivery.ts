@@ -40,6 +40,12 @@ const MAX_BUFFERED_BYTES = 48 * 1024 * 1024;
 
 type CheckpointIdentity = Pick<Checkpoint, 'systemId' | 'timeline' | 'database' | 'slot' | 'publication'>;
 
+/**
+ * Snapshot progress stored with the checkpoint. It is stored with the events written before it
+ * changed: set it (`setProgress`) only at a transaction boundary, right before `commit`.
+ */
+export type CheckpointProgress = Pick<Checkpoint, 'snapshot' | 'incremental'>;
+
 export class Delivery implements ChangeSink {
   private readonly sink: Sink;
   private readonly offsets: OffsetStore;
@@ -56,6 +62,10 @@ export class Delivery implements ChangeSink {
   private boundaryLsn: Lsn;
   private position: SinkPosition;
   private ackedLsn: Lsn;
+  /** The progress now, at the boundary, and in the stored checkpoint (compared by identity). */
+  private progress: CheckpointProgress;
+  private boundaryProgress: CheckpointProgress;
+  private storedProgress: CheckpointProgress;
   private pump: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private highWater = false;
@@ -63,7 +73,14 @@ export class Delivery implements ChangeSink {
   /** Events delivered (durable) since start. */
   delivered = 0;
 
-  constructor(sink: Sink, offsets: OffsetStore, identity: CheckpointIdentity, start: { lsn: Lsn; position: SinkPosition }, options: DeliveryOptions, hooks: DeliveryHooks) {
+  constructor(
+    sink: Sink,
+    offsets: OffsetStore,
+    identity: CheckpointIdentity,
+    start: { lsn: Lsn; position: SinkPosition; progress?: CheckpointProgress },
+    options: DeliveryOptions,
+    hooks: DeliveryHooks,
+  ) {
     this.sink = sink;
     this.offsets = offsets;
     this.identity = identity;
@@ -72,6 +89,26 @@ export class Delivery implements ChangeSink {
     this.ackedLsn = start.lsn;
     this.boundaryLsn = start.lsn;
     this.position = start.position;
+    this.progress = this.boundaryProgress = this.storedProgress = start.progress ?? {};
+  }
+
+  /** The snapshot progress to store from the next `commit` on (see CheckpointProgress). */
+  setProgress(progress: CheckpointProgress): void {
+    this.progress = progress;
+  }
+
+  get currentProgress(): CheckpointProgress {
+    return this.progress;
+  }
+
+  /** The commit LSN of the last committed transaction handed over (delivered or not). */
+  get committedLsn(): Lsn {
+    return this.boundaryLsn;
+  }
+
+  /** Something committed (events, an LSN or progress) is not in the stored checkpoint yet. */
+  private get behind(): boolean {
+    return this.boundaryLsn > this.ackedLsn || this.boundaryProgress !== this.storedProgress;
   }
 
   /** The flush LSN to send to PostgreSQL. */
@@ -81,7 +118,7 @@ export class Delivery implements ChangeSink {
 
   /** Nothing buffered, nothing being written, no committed LSN waiting for a checkpoint. */
   get idle(): boolean {
-    return this.pending.count === 0 && this.pump === undefined && this.boundaryLsn === this.ackedLsn;
+    return this.pending.count === 0 && this.pump === undefined && !this.behind;
   }
 
   get buffered(): number {
@@ -114,6 +151,7 @@ export class Delivery implements ChangeSink {
   commit(endLsn: Lsn): void {
     this.boundary = this.pending.count;
     if (endLsn > this.boundaryLsn) this.boundaryLsn = endLsn;
+    this.boundaryProgress = this.progress;
     if (this.pending.count >= this.options.maxEvents || this.pending.bytes >= MAX_BATCH_BYTES) this.kick();
     else this.arm();
   }
@@ -135,7 +173,7 @@ export class Delivery implements ChangeSink {
 
   /** Writes and checkpoints everything committed so far; resolves when done (or failed). */
   async drain(): Promise<void> {
-    while (this.pump || (this.boundaryLsn > this.ackedLsn && !this.failure)) {
+    while (this.pump || (this.behind && !this.failure)) {
       this.kick();
       await this.pump;
     }
@@ -158,20 +196,21 @@ export class Delivery implements ChangeSink {
     this.pump = this.run().finally(() => {
       this.pump = undefined;
       // More may have committed while we were writing.
-      if (!this.failure && (this.boundaryLsn > this.ackedLsn || this.openTransactionTooBig())) this.arm();
+      if (!this.failure && (this.behind || this.openTransactionTooBig())) this.arm();
     });
   }
 
   private async run(): Promise<void> {
     try {
       while (!this.failure) {
-        if (this.boundary > 0 || this.boundaryLsn > this.ackedLsn) {
+        if (this.boundary > 0 || this.behind) {
           const lsn = this.boundaryLsn;
+          const progress = this.boundaryProgress;
           const batch = this.pending.take(this.boundary);
           this.boundary = 0;
           this.relievePressure();
           if (batch.count > 0) this.position = await this.sink.write(batch);
-          await this.store(lsn);
+          await this.store(lsn, progress);
           this.delivered += batch.count;
         } else if (this.openTransactionTooBig()) {
           // Part of one huge transaction: durable in the sink, but no checkpoint until its commit.
@@ -187,11 +226,13 @@ export class Delivery implements ChangeSink {
     }
   }
 
-  private async store(lsn: Lsn): Promise<void> {
-    if (lsn <= this.ackedLsn) return;
-    const checkpoint: Checkpoint = { version: 1, ...this.identity, lsn: formatLsn(lsn), sink: this.position, updatedAt: new Date().toISOString() };
+  private async store(lsn: Lsn, progress: CheckpointProgress): Promise<void> {
+    if (lsn <= this.ackedLsn && progress === this.storedProgress) return;
+    if (lsn < this.ackedLsn) lsn = this.ackedLsn;
+    const checkpoint: Checkpoint = { version: 1, ...this.identity, lsn: formatLsn(lsn), sink: this.position, updatedAt: new Date().toISOString(), ...progress };
     await this.offsets.commit(checkpoint);
     this.ackedLsn = lsn;
+    this.storedProgress = progress;
     this.hooks.stored(checkpoint);
   }
 

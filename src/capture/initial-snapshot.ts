@@ -4,11 +4,14 @@
  * point. Nothing is lost or delivered twice across the hand-off: the snapshot shows exactly the
  * transactions committed before the consistent point, and the slot streams exactly those after it.
  *
- * Not resumable yet at chunk level: the exported snapshot dies with its connection, so a crash in
- * the middle restarts the snapshot on a fresh slot (see Capture). Chunk-level resume comes with
- * the incremental (watermark) method.
+ * Resumable at chunk level: the progress of every table is stored after each durable chunk. The
+ * exported snapshot dies with its connection, so after a crash Capture continues the remaining
+ * chunks online, with the incremental (watermark) method, from the stored cursors.
  */
-import { readSnapshot, type SnapshotChunk } from '../backfill/snapshot.ts';
+import { readSnapshot, tableKey, type SnapshotChunk } from '../backfill/snapshot.ts';
+import type { ChunkCursor } from '../backfill/query.ts';
+import { FRESH_CURSOR } from '../backfill/progress.ts';
+import type { TableProgress } from '../offsets/store.ts';
 import { backfillTableSchema } from '../backfill/keys.ts';
 import type { ExportedSlot } from '../backfill/export.ts';
 import type { Config } from '../config.ts';
@@ -23,6 +26,7 @@ import type { PgType } from '../source/values.ts';
 import type { TupleData } from '../protocol/messages.ts';
 
 export interface InitialSnapshotInput {
+  /** The snapshot to read and the LSN its events are stamped with (the slot's consistent point). */
   readonly exported: ExportedSlot;
   readonly tables: readonly TableRef[];
   readonly config: Config;
@@ -32,57 +36,86 @@ export interface InitialSnapshotInput {
   readonly naming: TopicNaming;
   readonly sink: Sink;
   readonly log: Logger;
+  /** Progress of an earlier, interrupted read of the same snapshot job (initial_only). */
+  readonly resume?: readonly TableProgress[];
+  /** Stores the progress once a chunk is durable in the sink (the checkpoint of the snapshot). */
+  readonly checkpoint: (position: SinkPosition, tables: readonly TableProgress[]) => Promise<void>;
+  /** Progress display hook: rows delivered so far per table. */
+  readonly onProgress?: (tables: readonly TableProgress[]) => void;
 }
 
-/** Reads and delivers the snapshot; resolves with the sink position after its last event. */
-export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<SinkPosition | undefined> {
+export interface InitialSnapshotResult {
+  readonly position: SinkPosition | undefined;
+  readonly tables: readonly TableProgress[];
+}
+
+/**
+ * Reads and delivers the snapshot. Each chunk is written and then its progress stored, one chunk at
+ * a time, so a crash resumes after the last stored chunk (see Capture). The snapshot's very last
+ * row is marked "last": the final chunk of the tables that finish when no table is waiting is held
+ * back (in memory, one chunk per worker at most) and written once every worker is done.
+ */
+export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<InitialSnapshotResult> {
   const { exported, config, log } = input;
   const lsn = exported.consistentPoint;
   const lsnText = formatLsn(lsn);
   const registry = new TopicRegistry();
-  const serializers = new Map<string, { serializer: TableSerializer; index: number }>();
-  const tableIndex = new Map(input.tables.map((t, i) => [`${t.schema}.${t.table}`, i]));
+  const serializers = new Map<string, TableSerializer>();
+  const progress: TableProgress[] = input.tables.map((t) => input.resume?.find((r) => r.schema === t.schema && r.table === t.table) ?? { schema: t.schema, table: t.table, cursor: FRESH_CURSOR, read: 0, emitted: 0 });
+  const indexOf = new Map(input.tables.map((t, i) => [tableKey(t), i]));
   let position: SinkPosition | undefined;
-  let total = 0;
   const started = Date.now();
+  const startRows = progress.reduce((n, t) => n + t.emitted, 0);
 
-  const serializerFor = (chunk: SnapshotChunk): { serializer: TableSerializer; index: number } => {
-    const key = `${chunk.table.schema}.${chunk.table.table}`;
+  const serializerFor = (chunk: SnapshotChunk): TableSerializer => {
+    const key = tableKey(chunk.table);
     let found = serializers.get(key);
     if (!found) {
       const schema = backfillTableSchema(chunk.table, (oid) => input.types.get(oid), config.values);
-      found = { serializer: new TableSerializer(schema, input.naming, registry), index: tableIndex.get(key) ?? serializers.size };
+      found = new TableSerializer(schema, input.naming, registry);
       serializers.set(key, found);
     }
     return found;
   };
 
-  // The snapshot's final row is marked "last", but the last chunk may well be empty: so the most
-  // recent row is always held back and written with the next chunk, or at the end as "last".
-  let held: { serializer: TableSerializer; row: TupleData; id: string } | undefined;
-  const writeRow = (builder: EventBatchBuilder, serializer: TableSerializer, row: TupleData, id: string, marker: 'true' | 'last', now: number): void => {
-    builder.startEvent();
-    serializer.writeRead(builder, row, id, marker, lsn, lsnText, now);
-    builder.endEvent(serializer.topicNumber);
+  // Writes and checkpoints happen one chunk at a time, in the order the chunks are handed over.
+  let tail: Promise<void> = Promise.resolve();
+  const deliver = (chunk: SnapshotChunk, lastRowMarker: 'true' | 'last'): Promise<void> => {
+    const run = tail.then(async () => {
+      const index = indexOf.get(tableKey(chunk.table)) ?? 0;
+      const entry = progress[index] as TableProgress;
+      const serializer = serializerFor(chunk);
+      const now = Date.now();
+      const builder = new EventBatchBuilder(registry);
+      const idHead = `${lsnText}:r:${index}:`;
+      const n = chunk.rows.length;
+      for (let i = 0; i < n; i++) {
+        builder.startEvent();
+        serializer.writeRead(builder, chunk.rows[i] as TupleData, `${idHead}${entry.read + i}`, i === n - 1 ? lastRowMarker : 'true', lsn, lsnText, now);
+        builder.endEvent(serializer.topicNumber);
+      }
+      if (builder.count > 0) position = await input.sink.write(builder.take(builder.count));
+      progress[index] = { ...entry, cursor: chunk.cursor, read: entry.read + n, emitted: entry.emitted + n };
+      if (position !== undefined) await input.checkpoint(position, progress.slice());
+      input.onProgress?.(progress);
+      if (chunk.cursor.done) log.info({ table: `${chunk.table.schema}.${chunk.table.table}`, rows: progress[index]?.emitted }, 'snapshot: table read');
+    });
+    tail = run.catch(() => undefined);
+    return run;
   };
 
+  const held: SnapshotChunk[] = [];
   const onChunk = async (chunk: SnapshotChunk): Promise<void> => {
-    const { serializer, index } = serializerFor(chunk);
-    const builder = new EventBatchBuilder(registry);
-    const first = chunk.tableRows - chunk.rows.length;
-    const now = Date.now();
-    chunk.rows.forEach((row, i) => {
-      if (held) writeRow(builder, held.serializer, held.row, held.id, 'true', now);
-      held = { serializer, row, id: `${lsnText}:r:${index}:${first + i}` };
-    });
-    if (builder.count > 0) position = await input.sink.write(builder.take(builder.count));
-    total += chunk.rows.length;
-    if (chunk.cursor.done) {
-      log.info({ table: `${chunk.table.schema}.${chunk.table.table}`, rows: chunk.tableRows }, 'snapshot: table read');
+    if (chunk.lastOfTable && chunk.tablesWaiting === 0 && chunk.rows.length > 0) {
+      held.push(chunk);
+      return;
     }
+    await deliver(chunk, 'true');
   };
 
   log.info({ tables: input.tables.length, at: lsnText, parallelism: config.snapshot.parallelism }, 'snapshot: reading the existing rows');
+  const resume = new Map<string, ChunkCursor>();
+  for (const t of progress) if (t.read > 0 || t.cursor.done) resume.set(tableKey(t), t.cursor);
   await readSnapshot({
     snapshotName: exported.snapshotName,
     tables: input.tables.map((t) => ({ schema: t.schema, table: t.table })),
@@ -90,14 +123,13 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     connect: () => openConnection(input.endpoint, 'query', 'pgcdc-snapshot'),
     chunkRows: config.snapshot.chunkSize,
     parallelism: config.snapshot.parallelism,
+    resume,
     onChunk,
   });
-  if (held) {
-    const builder = new EventBatchBuilder(registry);
-    writeRow(builder, held.serializer, held.row, held.id, 'last', Date.now());
-    position = await input.sink.write(builder.take(builder.count));
-  }
+  await tail;
+  for (let i = 0; i < held.length; i++) await deliver(held[i] as SnapshotChunk, i === held.length - 1 ? 'last' : 'true');
+  const total = progress.reduce((n, t) => n + t.emitted, 0) - startRows;
   const seconds = Math.max(0.001, (Date.now() - started) / 1000);
-  log.info({ rows: total, seconds: Number(seconds.toFixed(2)), rowsPerSecond: Math.round(total / seconds) }, 'snapshot: done, streaming from its consistent point');
-  return position;
+  log.info({ rows: total, seconds: Number(seconds.toFixed(2)), rowsPerSecond: Math.round(total / seconds) }, 'snapshot: done');
+  return { position, tables: progress };
 }

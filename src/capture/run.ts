@@ -1,7 +1,10 @@
 /**
- * A capture from start to stop: preflight, the restart rule (startup.ts), slot creation, the
- * initial snapshot, then streaming (stream-loop.ts) until a clean stop or a failure.
+ * A capture from start to stop: preflight, the restart rule (startup.ts) and the snapshot mode
+ * (startup-snapshot.ts), slot creation, the initial snapshot, then streaming (stream-loop.ts, with
+ * incremental snapshots alongside) until a clean stop or a failure. Snapshot mode initial_only
+ * reads the tables and stops (snapshot-only.ts).
  */
+import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { parseTableName } from '../config.ts';
 import { CdcError, toCdcError } from '../errors.ts';
@@ -9,19 +12,30 @@ import type { Logger } from '../log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/connect.ts';
-import { ensurePublication, readServerFacts, readSlot, resolveTables } from '../postgres/catalog.ts';
+import { ensurePublication, readServerFacts, readSlot, resolveTables, type TableRef } from '../postgres/catalog.ts';
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { ReplicationSession } from '../postgres/slot.ts';
 import { FileOffsetStore } from '../offsets/file.ts';
-import type { Sink } from '../sinks/sink.ts';
+import type { TableProgress } from '../offsets/store.ts';
+import type { Sink, SinkPosition } from '../sinks/sink.ts';
 import { EventBatch } from '../sinks/batch.ts';
-import { planStartup, type StartupPlan } from './startup.ts';
 import { takeInitialSnapshot } from './initial-snapshot.ts';
 import { StreamLoop } from './stream-loop.ts';
 import { checkStreamingSupported } from './streamed-transactions.ts';
+import { decideStartup, requestStartSnapshot } from './startup-snapshot.ts';
+import { takeSnapshotOnly } from './snapshot-only.ts';
+import { estimateRows, SnapshotProgressDisplay } from './progress-display.ts';
 import type { TopicNaming } from '../envelope/json.ts';
 import type { ExportedSlot } from '../backfill/export.ts';
+import type { TableName } from '../backfill/snapshot.ts';
+import { resolveMethod } from '../backfill/watermarks.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
+import { filterTables } from '../preflight/selection.ts';
+import type { CheckpointProgress } from './delivery.ts';
+import { readRequests, removeRequest } from './requests.ts';
+
+/** How often the requests directory of `pgcdc snapshot` is looked at. */
+const REQUEST_POLL_MS = 1000;
 
 export interface CaptureStatus {
   readonly acked: string;
@@ -37,6 +51,7 @@ export class Capture {
   private resolveStopped!: () => void;
   private rejectStopped!: (error: CdcError) => void;
   private teardown: (() => Promise<void>) | undefined;
+  private loop: StreamLoop | undefined;
 
   private constructor(log: Logger) {
     this.log = log;
@@ -53,6 +68,16 @@ export class Capture {
     const capture = new Capture(log);
     await capture.begin(config, sink, onProgress);
     return capture;
+  }
+
+  /** The snapshot progress as it will be stored next (undefined before streaming started). */
+  get snapshotProgress(): CheckpointProgress | undefined {
+    return this.loop?.snapshotProgress;
+  }
+
+  /** Asks for an incremental snapshot of `tables` (a `pgcdc snapshot` request with this id). */
+  requestSnapshot(id: string, tables: readonly TableName[]): void {
+    this.loop?.requestSnapshot(id, tables);
   }
 
   /** Clean stop: deliver what has committed, store the checkpoint, confirm it to PostgreSQL. */
@@ -80,8 +105,9 @@ export class Capture {
       query.on('error', () => undefined);
       cleanups.push(() => query.end());
       const facts = await readServerFacts(query);
-      await preflightForRun({ query, endpoint, config, facts, log: this.log });
-      if (facts.walLevel !== 'logical') {
+      const mode = config.snapshot.mode;
+      if (mode !== 'initial_only') await preflightForRun({ query, endpoint, config, facts, log: this.log });
+      if (facts.walLevel !== 'logical' && mode !== 'initial_only') {
         throw new CdcError('SOURCE_NOT_READY', `wal_level is ${facts.walLevel} on ${describeEndpoint(endpoint)}, logical replication needs logical`, {
           hint: 'set wal_level = logical (rds.logical_replication = 1 on RDS/Aurora) and restart the server',
         });
@@ -89,48 +115,47 @@ export class Capture {
       checkStreamingSupported(config.streaming, facts.major, describeEndpoint(endpoint));
       const wanted = config.tables.map(parseTableName);
       const tables = await resolveTables(query, wanted);
-      const publication = await ensurePublication(query, config.publication, tables, config.createPublication);
+      const naming: TopicNaming = { prefix: config.topic.prefix ?? endpoint.database, database: endpoint.database, naming: config.topic.naming };
+      const types = await loadPgTypes(query);
+      const signalTable = config.signalTable ? parseTableName(config.signalTable) : undefined;
+      const method = resolveMethod(config.snapshot.method, facts.major, signalTable);
+      if (typeof method !== 'string' && config.snapshot.method !== 'auto') throw new CdcError('CONFIG_INVALID', method.unavailable);
 
+      if (mode === 'initial_only') {
+        if (tables.length === 0) throw new CdcError('CONFIG_INVALID', 'snapshot mode initial_only needs --tables (it reads no publication)');
+        const chosen = filterTables(tables, config.snapshot.include, config.snapshot.skip);
+        await takeSnapshotOnly({
+          config, endpoint, query, major: facts.major, tables: chosen, types, naming, sink, offsets, checkpoint, log: this.log,
+          display: await this.display(config, query, chosen),
+        });
+        await cleanup();
+        this.teardown = () => Promise.resolve();
+        this.resolveStopped();
+        return;
+      }
+
+      const publication = await ensurePublication(query, config.publication, tables, config.createPublication);
+      const captured = tables.length > 0 ? tables : await resolveTables(query, publication.tables);
+      const snapshotTables = filterTables(captured, config.snapshot.include, config.snapshot.skip);
       const session = await ReplicationSession.open(endpoint);
       cleanups.push(() => session.close());
       const system = await session.identifySystem();
       const slot = await readSlot(query, config.slot, facts.major);
-      // An initial snapshot cut short (crash, kill) cannot be continued: its exported snapshot died
-      // with the connection. Take it again on a fresh slot; the sink truncates what it had written.
-      const interrupted =
-        checkpoint?.snapshot?.state === 'running' && checkpoint.systemId === system.systemId && checkpoint.slot === config.slot && slot?.active !== true;
-      let plan: StartupPlan;
-      if (interrupted) {
-        this.log.warn({ slot: config.slot }, 'the initial snapshot was interrupted: taking it again on a fresh slot');
-        if (slot) await session.dropSlot(config.slot);
-        plan = { kind: 'create-slot' };
-      } else {
-        plan = planStartup({
-          checkpoint,
-          system,
-          slot,
-          slotName: config.slot,
-          publication: config.publication,
-          database: endpoint.database,
-          offsetsPath: config.offsets,
-        });
-      }
+      const startup = await decideStartup({ config, checkpoint, system, slot, database: endpoint.database, method, snapshotTables, session, log: this.log });
+      const { plan } = startup;
+      let progress = startup.progress;
+
       let startLsn: Lsn;
       let exported: ExportedSlot | undefined;
       if (plan.kind === 'create-slot') {
-        if (config.snapshot.mode === 'initial') {
+        if (mode !== 'never' && snapshotTables.length > 0) {
           exported = await session.createSlotExportingSnapshot(config.slot);
           startLsn = exported.consistentPoint;
         } else startLsn = (await session.createSlot(config.slot)).consistentPoint;
         this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'created replication slot');
       } else startLsn = plan.startLsn;
       if (plan.kind === 'resume') this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'resuming after stored checkpoint');
-      if (plan.kind === 'adopt-slot' && config.snapshot.mode === 'initial') {
-        this.log.warn(
-          { slot: config.slot },
-          'the slot existed before pgcdc first ran, so there is no consistent point to snapshot from: rows that already existed are not read (drop the slot to have pgcdc create it and take the initial snapshot)',
-        );
-      }
+      progress = requestStartSnapshot({ plan, mode, method, progress, snapshotTables, startLsn, log: this.log });
 
       // From here until every snapshot reader has imported the snapshot, the replication session
       // must stay idle (no command may run on it).
@@ -138,37 +163,39 @@ export class Capture {
       cleanups.push(() => sink.close());
       const identity = { systemId: system.systemId, timeline: system.timeline, database: endpoint.database, slot: config.slot, publication: config.publication };
       let startPosition = checkpoint?.sink;
-      if (!startPosition || exported) {
+      if (!startPosition || exported || startup.rewind) {
         // Store a first checkpoint before any event is written: a crash between the first write and
         // the first commit then finds a checkpoint to truncate back to, instead of unknown files.
         startPosition ??= await sink.write(EventBatch.of([]));
-        await offsets.commit({
-          version: 1,
+        const first = {
+          version: 1 as const,
           ...identity,
           lsn: formatLsn(startLsn),
           sink: startPosition,
           updatedAt: new Date().toISOString(),
-          ...(exported ? { snapshot: { state: 'running' as const } } : {}),
-        });
+          ...(exported ? { snapshot: { state: 'running' as const, tables: [] } } : {}),
+          ...(progress.incremental ? { incremental: progress.incremental } : {}),
+        };
+        if (startup.rewind) await offsets.replace(first);
+        else await offsets.commit(first);
       }
-      const naming: TopicNaming = { prefix: config.topic.prefix ?? endpoint.database, database: endpoint.database, naming: config.topic.naming };
-      const types = await loadPgTypes(query);
       if (exported) {
-        const snapshotTables = tables.length > 0 ? tables : await resolveTables(query, publication.tables);
-        const after = await takeInitialSnapshot({
-          exported,
-          tables: snapshotTables,
-          config,
-          endpoint,
-          major: facts.major,
-          types,
-          naming,
-          sink,
-          log: this.log,
+        const lsnText = formatLsn(startLsn);
+        const display = await this.display(config, query, snapshotTables);
+        const store = (position: SinkPosition, list: readonly TableProgress[], state: 'running' | 'done'): Promise<void> =>
+          offsets.commit({ version: 1, ...identity, lsn: lsnText, sink: position, updatedAt: new Date().toISOString(), snapshot: { state, tables: list }, ...(progress.incremental ? { incremental: progress.incremental } : {}) });
+        const result = await takeInitialSnapshot({
+          exported, tables: snapshotTables, config, endpoint, major: facts.major, types, naming, sink, log: this.log,
+          checkpoint: (position, list) => store(position, list, 'running'),
+          onProgress: display ? (list) => display.update(list) : undefined,
         });
-        if (after) startPosition = after;
-        await offsets.commit({ version: 1, ...identity, lsn: formatLsn(startLsn), sink: startPosition, updatedAt: new Date().toISOString(), snapshot: { state: 'done' } });
+        display?.finish();
+        if (result.position) startPosition = result.position;
+        await store(startPosition, result.tables, 'done');
+        progress = { ...progress, snapshot: { state: 'done', tables: result.tables } };
       }
+      const timers: { requests?: NodeJS.Timeout } = {};
+      const takenRequests = new Set(checkpoint?.incremental?.requests ?? []);
       const loop = new StreamLoop({
         config,
         endpoint,
@@ -185,15 +212,34 @@ export class Capture {
         startLsn,
         skipBefore: plan.kind === 'resume' ? plan.skipBefore : 0,
         startPosition,
+        progress,
+        method,
+        signalTable,
+        onStored: (stored) => {
+          for (const id of stored.incremental?.requests ?? []) takenRequests.add(id);
+        },
         onFailure: (error) => {
           if (this.stopRequested) return;
           this.stopRequested = true;
+          clearInterval(timers.requests);
           void loop.abort().finally(() => void cleanup().finally(() => this.rejectStopped(error)));
         },
         onProgress,
       });
+      this.loop = loop;
       loop.start();
+      // `pgcdc snapshot` requests: taken at the next boundary, their files deleted once stored.
+      const pollRequests = async (): Promise<void> => {
+        for (const request of await readRequests(config.offsets, (file, reason) => this.log.warn({ file, reason }, 'ignored a malformed snapshot request'))) {
+          if (takenRequests.has(request.id)) await removeRequest(config.offsets, request.id);
+          else loop.requestSnapshot(request.id, request.tables);
+        }
+      };
+      void pollRequests();
+      timers.requests = setInterval(() => void pollRequests(), REQUEST_POLL_MS);
+      timers.requests.unref();
       this.teardown = async () => {
+        clearInterval(timers.requests);
         await loop.stop();
         await cleanup();
       };
@@ -201,5 +247,11 @@ export class Capture {
       await cleanup();
       throw toCdcError(error);
     }
+  }
+
+  /** The progress display of a snapshot of `tables`, or undefined when switched off. */
+  private async display(config: Config, query: pg.Client, tables: readonly TableRef[]): Promise<SnapshotProgressDisplay | undefined> {
+    if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
+    return new SnapshotProgressDisplay(config.snapshot.progress, await estimateRows(query, tables), this.log);
   }
 }

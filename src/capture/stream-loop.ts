@@ -20,13 +20,20 @@ import { loadPgTypes } from '../postgres/pg-types.ts';
 import { partitionRoot } from '../postgres/partitions.ts';
 import type { ReplicationSession, ReplicationStream } from '../postgres/slot.ts';
 import type { FileOffsetStore } from '../offsets/file.ts';
+import type { Checkpoint } from '../offsets/store.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { RelationCache, type RelationMessage } from '../source/relations.ts';
 import type { PgType } from '../source/values.ts';
 import type { TopicNaming } from '../envelope/json.ts';
 import { ChangeAssembler } from './changes.ts';
-import { Delivery } from './delivery.ts';
+import { Delivery, type CheckpointProgress } from './delivery.ts';
 import { spillDirectory, StreamedTransactions } from './streamed-transactions.ts';
+import { WindowTracker } from './windows.ts';
+import { IncrementalSnapshotter } from './incremental-snapshot.ts';
+import { openConnection } from '../postgres/connect.ts';
+import { watermarkWriter, type ResolvedMethod } from '../backfill/watermarks.ts';
+import { pendingTables } from '../backfill/progress.ts';
+import type { TableName } from '../backfill/snapshot.ts';
 import type { CaptureStatus } from './run.ts';
 
 export interface LoopDeps {
@@ -46,6 +53,13 @@ export interface LoopDeps {
   startLsn: Lsn;
   skipBefore: Lsn;
   startPosition: Record<string, unknown>;
+  /** Snapshot progress stored with the checkpoint (incremental snapshot requests and cursors). */
+  progress: CheckpointProgress;
+  /** The incremental snapshot method, or why there is none on this server/config. */
+  method: ResolvedMethod | { readonly unavailable: string };
+  signalTable: TableName | undefined;
+  /** A checkpoint was stored. */
+  onStored?: ((checkpoint: Checkpoint) => void) | undefined;
   onFailure: (error: CdcError) => void;
   onProgress: ((status: CaptureStatus) => void) | undefined;
 }
@@ -60,6 +74,8 @@ export class StreamLoop {
   private readonly relations: RelationCache;
   private readonly assembler: ChangeAssembler;
   private readonly delivery: Delivery;
+  private readonly windows: WindowTracker;
+  private readonly snapshotter: IncrementalSnapshotter | undefined;
   /** Protocol v2 streaming of large in-progress transactions; undefined unless `streaming` is on. */
   private readonly streamed: StreamedTransactions | undefined;
   private stream: ReplicationStream | undefined;
@@ -84,7 +100,7 @@ export class StreamLoop {
       deps.sink,
       deps.offsets,
       deps.identity,
-      { lsn: deps.startLsn, position: deps.startPosition },
+      { lsn: deps.startLsn, position: deps.startPosition, progress: deps.progress },
       deps.config.batch,
       {
         pressure: (high) => {
@@ -93,12 +109,37 @@ export class StreamLoop {
           this.streamed?.pressure(high);
         },
         failed: (error) => deps.onFailure(error),
-        stored: () => undefined,
+        stored: (checkpoint) => deps.onStored?.(checkpoint),
       },
     );
+    this.windows = new WindowTracker(this.delivery, {
+      signalTable: deps.signalTable,
+      log: deps.log,
+      requestKeepalive: () => this.stream?.sendStatus(this.received, this.delivery.acked, true),
+      onProgress: () => this.wakeSnapshotter(),
+    });
+    const method = deps.method;
+    this.snapshotter =
+      typeof method === 'string'
+        ? new IncrementalSnapshotter({
+            tracker: this.windows,
+            connect: () => openConnection(deps.endpoint, 'query', 'pgcdc-snapshot'),
+            watermarks: watermarkWriter(method, () => openConnection(deps.endpoint, 'query', 'pgcdc-watermark'), deps.signalTable),
+            major: deps.facts.major,
+            chunkRows: deps.config.snapshot.chunkSize,
+            parallelism: deps.config.snapshot.parallelism,
+            types: (oid) => this.types.get(oid),
+            values,
+            naming: deps.naming,
+            topics: this.delivery.topics,
+            log: deps.log,
+            onError: (error) => this.fail(error),
+          })
+        : undefined;
     this.assembler = new ChangeAssembler(this.relations, this.delivery, {
       naming: deps.naming,
       skipBefore: deps.skipBefore,
+      observer: this.windows,
     });
     this.streamed = deps.config.streaming
       ? new StreamedTransactions({
@@ -132,6 +173,28 @@ export class StreamLoop {
     const interval = timeout > 0 ? Math.min(this.deps.config.statusIntervalMs, Math.max(100, Math.floor(timeout / 3))) : this.deps.config.statusIntervalMs;
     this.statusTimer = setInterval(() => void this.tick(), interval);
     this.deps.log.info({ source: describeEndpoint(this.deps.endpoint), slot: this.deps.config.slot, publication: this.deps.config.publication, from: formatLsn(this.deps.startLsn) }, 'streaming');
+    this.wakeSnapshotter();
+  }
+
+  /** The incremental snapshot progress (cursors, counts) as it will be stored next. */
+  get snapshotProgress(): CheckpointProgress {
+    return this.delivery.currentProgress;
+  }
+
+  /** A `pgcdc snapshot` request (taken at the next transaction boundary, stored with the checkpoint). */
+  requestSnapshot(id: string, tables: readonly TableName[]): void {
+    this.windows.request(id, tables);
+  }
+
+  private wakeSnapshotter(): void {
+    if (this.snapshotter) {
+      this.snapshotter.wake();
+      return;
+    }
+    const method = this.deps.method;
+    if (typeof method !== 'string' && pendingTables(this.delivery.currentProgress.incremental).length > 0) {
+      this.deps.log.warn({ reason: method.unavailable }, 'an incremental snapshot was requested but cannot run here');
+    }
   }
 
   /** Clean stop: stop reading, deliver committed transactions, confirm, CopyDone. */
@@ -139,6 +202,7 @@ export class StreamLoop {
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.streamed?.close();
+    await this.snapshotter?.stop();
     await this.delivery.drain();
     await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
     this.delivery.dispose();
@@ -152,6 +216,7 @@ export class StreamLoop {
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.streamed?.close();
+    void this.snapshotter?.stop();
     this.delivery.dispose();
     await this.deps.session.close();
   }
@@ -165,8 +230,11 @@ export class StreamLoop {
   private async tick(): Promise<void> {
     if (this.stopping) return;
     try {
+      const between = !this.assembler.inTransaction && !this.blocked;
+      if (between) this.windows.idle();
       await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
-      this.stream?.sendStatus(this.received, this.delivery.acked);
+      // A read-only window waits for the stream to pass a position: ask for a keepalive.
+      this.stream?.sendStatus(this.received, this.delivery.acked, this.windows.waitingForStream);
       this.deps.onProgress?.({ acked: formatLsn(this.delivery.acked), received: formatLsn(this.received), delivered: this.delivery.delivered });
     } catch (error) {
       this.fail(toCdcError(error));
@@ -206,6 +274,7 @@ export class StreamLoop {
     const parsed = parseReplicationFrame(frame);
     if (parsed.kind === 'keepalive') {
       if (parsed.walEnd > this.lastWalEnd) this.lastWalEnd = parsed.walEnd;
+      if (!this.assembler.inTransaction) this.windows.keepalive(parsed.walEnd);
       if (parsed.replyRequested) this.stream?.sendStatus(this.received, this.delivery.acked);
       return;
     }

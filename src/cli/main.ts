@@ -7,6 +7,7 @@ import { registerRun } from './run.ts';
 import { registerDemo } from './demo.ts';
 import { registerCheck } from './check.ts';
 import { registerSetup } from './setup.ts';
+import { registerSnapshot } from './snapshot.ts';
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerCheck(program);
   registerSetup(program);
+  registerSnapshot(program);
   registerDemo(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Config, ConfigInput } from '../config.ts';
-import { mergeLayers, parseConfig, readConfigFile } from '../config.ts';
+import { mergeLayers, parseConfig, readConfigFile, SNAPSHOT_METHODS, SNAPSHOT_MODES } from '../config.ts';
 import { Capture } from '../capture/run.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { JsonlSink } from '../sinks/jsonl.ts';
@@ -31,7 +31,11 @@ export interface RunFlags {
   topicNaming?: 'prefix' | 'database';
   createPublication?: boolean;
   batchSize?: string;
-  snapshotMode?: 'initial' | 'never';
+  snapshotMode?: Config['snapshot']['mode'];
+  snapshotMethod?: Config['snapshot']['method'];
+  snapshotInclude?: string;
+  snapshotSkip?: string;
+  snapshotProgress?: Config['snapshot']['progress'];
   snapshotChunkSize?: string;
   snapshotParallelism?: string;
   streaming?: boolean;
@@ -63,6 +67,10 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     batch: { maxEvents: positiveInt(flags.batchSize, '--batch-size') },
     snapshot: {
       mode: flags.snapshotMode,
+      method: flags.snapshotMethod,
+      include: flags.snapshotInclude === undefined ? undefined : splitTableList(flags.snapshotInclude),
+      skip: flags.snapshotSkip === undefined ? undefined : splitTableList(flags.snapshotSkip),
+      progress: flags.snapshotProgress,
       chunkSize: positiveInt(flags.snapshotChunkSize, '--snapshot-chunk-size'),
       parallelism: positiveInt(flags.snapshotParallelism, '--snapshot-parallelism'),
     },
@@ -128,7 +136,14 @@ export function registerRun(program: Command): void {
     .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')
     .addOption(new Option('--topic-naming <naming>', 'prefix: <prefix>.<schema>.<table>; database: <db>_<topic>').choices(['prefix', 'database']))
     .option('--no-create-publication', 'never create the publication; fail with the SQL to run instead')
-    .addOption(new Option('--snapshot-mode <mode>', 'initial: read the existing rows when the slot is created, then stream (default); never: stream only').choices(['initial', 'never']))
+    .addOption(
+      new Option('--snapshot-mode <mode>', 'initial: read existing rows first (default); never; always: on every start; initial_only: read, then exit; when_needed: again when the offset is unusable')
+        .choices([...SNAPSHOT_MODES]),
+    )
+    .addOption(new Option('--snapshot-method <method>', 'incremental snapshot watermarks: auto (default), read-only (PG13+), signal-table, message (PG14+)').choices([...SNAPSHOT_METHODS]))
+    .option('--snapshot-include <list>', 'patterns of the captured tables to backfill (default: all)')
+    .option('--snapshot-skip <list>', 'patterns of captured tables not to backfill')
+    .addOption(new Option('--snapshot-progress <how>', 'snapshot progress: auto (bars on a terminal, else lines), bars, lines, off').choices(['auto', 'bars', 'lines', 'off']))
     .option('--snapshot-chunk-size <n>', 'rows per snapshot chunk (default 20000)')
     .option('--snapshot-parallelism <n>', 'tables read at once during the snapshot (default 1)')
     .option('--streaming', 'PostgreSQL 14+: receive large transactions while they run, spilled to disk next to the offsets file until their commit')

@@ -129,6 +129,7 @@ export class TableSerializer {
   /** The source head of snapshot reads: "snapshot":"true" / "last". */
   private readonly readHead: string;
   private readonly lastReadHead: string;
+  private readonly incrementalReadHead: string;
   /** topicKey plus the first key column's name: `...,"key":{"id":` */
   private readonly topicKeyOpen: Buffer;
   /** What follows the key, with the first column name of the row after it already in place. */
@@ -161,6 +162,7 @@ export class TableSerializer {
       `"snapshot":"false","txId":`;
     this.readHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"true"');
     this.lastReadHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"last"');
+    this.incrementalReadHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"incremental"');
   }
 
   /** This table's per-transaction state, created at its first event in `tx`. */
@@ -211,9 +213,10 @@ export class TableSerializer {
   /**
    * A snapshot read (op 'r'): the row as it was at the snapshot's consistent point. `id` is the
    * event id (stable for a given snapshot), `snapshot` is Debezium's marker ("true", or "last" on
-   * the snapshot's final row). Snapshot reads belong to no transaction.
+   * the snapshot's final row; "incremental" for rows read by an online snapshot at `lsn`).
+   * Snapshot reads belong to no transaction.
    */
-  writeRead(w: LineWriter, row: TupleData, id: string, snapshot: 'true' | 'last', lsn: number, lsnText: string, nowMs: number): void {
+  writeRead(w: LineWriter, row: TupleData, id: string, snapshot: 'true' | 'last' | 'incremental', lsn: number, lsnText: string, nowMs: number): void {
     const keyed = this.table.keyIndexes.length > 0;
     w.text(`{"id":"${id}`);
     if (keyed) {
@@ -222,7 +225,8 @@ export class TableSerializer {
     } else w.raw(this.topicKey);
     w.raw(keyed ? this.afterKey.noBefore.open : this.afterKey.noBefore.none);
     this.writeFields(w, row, null, this.columnPrefixes);
-    w.text(`}${snapshot === 'last' ? this.lastReadHead : this.readHead}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},"op":"r","ts_ms":${nowMs},"transaction":null}}`);
+    const head = snapshot === 'true' ? this.readHead : snapshot === 'last' ? this.lastReadHead : this.incrementalReadHead;
+    w.text(`}${head}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},"op":"r","ts_ms":${nowMs},"transaction":null}}`);
   }
 
   /**

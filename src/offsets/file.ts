@@ -11,6 +11,20 @@ import { syncDir } from '../durability.ts';
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
 
+const cursorSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('key'), after: z.array(z.string()).nullable(), done: z.boolean() }),
+  z.object({ kind: z.literal('ctid'), nextPage: z.number().int().nonnegative(), done: z.boolean() }),
+]);
+
+const tableProgressSchema = z.object({
+  schema: z.string(),
+  table: z.string(),
+  cursor: cursorSchema,
+  read: z.number().int().nonnegative(),
+  emitted: z.number().int().nonnegative(),
+  stopped: z.boolean().optional(),
+});
+
 const checkpointSchema = z.object({
   version: z.literal(1),
   systemId: z.string().regex(/^[0-9]+$/, 'a decimal string'),
@@ -21,7 +35,12 @@ const checkpointSchema = z.object({
   lsn: z.string().regex(LSN, 'an LSN like "0/16B3748"'),
   sink: z.record(z.string(), z.unknown()),
   updatedAt: z.string(),
-  snapshot: z.object({ state: z.enum(['running', 'done']) }).optional(),
+  snapshot: z
+    .object({ state: z.enum(['running', 'done']), tables: z.array(tableProgressSchema).optional(), only: z.boolean().optional() })
+    .optional(),
+  incremental: z
+    .object({ id: z.string(), seq: z.number().int().nonnegative(), tables: z.array(tableProgressSchema), requests: z.array(z.string()) })
+    .optional(),
 });
 
 /** The LSN "X/Y" as one 64-bit number; private so this module does not depend on protocol/lsn.ts. */
@@ -111,7 +130,11 @@ export class FileOffsetStore implements OffsetStore {
   }
 
   commit(checkpoint: Checkpoint): Promise<void> {
-    return this.serialized(() => this.commitNow(checkpoint));
+    return this.serialized(() => this.commitNow(checkpoint, false));
+  }
+
+  replace(checkpoint: Checkpoint): Promise<void> {
+    return this.serialized(() => this.commitNow(checkpoint, true));
   }
 
   async close(): Promise<void> {
@@ -135,14 +158,14 @@ export class FileOffsetStore implements OffsetStore {
     return this.stored;
   }
 
-  private async commitNow(checkpoint: Checkpoint): Promise<void> {
+  private async commitNow(checkpoint: Checkpoint, rewind: boolean): Promise<void> {
     this.assertOpen();
     const valid = checkpointSchema.safeParse(checkpoint);
     if (!valid.success) {
       throw new CdcError('INTERNAL', `refusing to store an invalid checkpoint: ${valid.error.issues[0]?.message ?? 'invalid'}`);
     }
     if (!this.known) await this.loadNow();
-    if (this.stored !== undefined && lsnValue(checkpoint.lsn) < lsnValue(this.stored.lsn)) {
+    if (!rewind && this.stored !== undefined && lsnValue(checkpoint.lsn) < lsnValue(this.stored.lsn)) {
       throw new CdcError('INTERNAL', `refusing to move the checkpoint back from ${this.stored.lsn} to ${checkpoint.lsn}`, {
         hint: 'this is a bug in pgcdc; the stored checkpoint is unchanged',
       });

@@ -234,3 +234,10 @@ function errnoOf(error: unknown): string | undefined {
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** The pid of the live process holding the lock at `path`, or undefined when none holds it. */
+export async function lockHolder(path: string): Promise<{ readonly pid: number; readonly host: string } | undefined> {
+  const holder = await readLock(path);
+  if (holder?.owner === undefined || !(await isLive(holder.owner))) return undefined;
+  return { pid: holder.owner.pid, host: holder.owner.host };
+}

@@ -2,6 +2,36 @@
  * The offset store contract: where pgcdc remembers how far the sink is durable.
  */
 import type { SinkPosition } from '../sinks/sink.ts';
+import type { ChunkCursor } from '../backfill/query.ts';
+
+/** One table of a snapshot and where its read stands. Plain JSON. */
+export interface TableProgress {
+  readonly schema: string;
+  readonly table: string;
+  /** After the last chunk whose events are durable (with this checkpoint); `done` once read to the end. */
+  readonly cursor: ChunkCursor;
+  /** Rows read so far, counted before a window drops any: the ordinal of the next row's event id. */
+  readonly read: number;
+  /** Rows delivered as read events. */
+  readonly emitted: number;
+  /** Removed by a stop-snapshot signal before it was done. */
+  readonly stopped?: boolean;
+}
+
+/**
+ * An online (incremental, watermarked) snapshot in progress or finished. Stored with every
+ * checkpoint so that a restart continues after the last durable chunk.
+ */
+export interface IncrementalProgress {
+  /** Names this snapshot and starts its events' ids: `<lsn>:i<seq>`. */
+  readonly id: string;
+  /** Incremented per snapshot started; part of the next id. */
+  readonly seq: number;
+  /** In reading order; a table's index here is part of its events' ids, so entries are never removed. */
+  readonly tables: readonly TableProgress[];
+  /** Ids of `pgcdc snapshot` requests already taken (the most recent ones), so none is taken twice. */
+  readonly requests: readonly string[];
+}
 
 export interface Checkpoint {
   readonly version: 1;
@@ -21,10 +51,14 @@ export interface Checkpoint {
   /** ISO time of the commit, for humans. */
   readonly updatedAt: string;
   /**
-   * The initial snapshot: `running` from the slot's creation until every table was read (a crash
-   * in between makes the next start take the snapshot again), then `done`. Absent when none was taken.
+   * The initial snapshot: `running` from the slot's creation until every table was read, then
+   * `done`. `tables` holds each table's progress after its last durable chunk: a crash in between
+   * continues from there (online, with watermarks) instead of starting over. `only`: taken by
+   * snapshot mode initial_only (no slot, no stream). Absent when none was taken.
    */
-  readonly snapshot?: { readonly state: 'running' | 'done' };
+  readonly snapshot?: { readonly state: 'running' | 'done'; readonly tables?: readonly TableProgress[]; readonly only?: boolean };
+  /** The incremental snapshot, when one was ever requested. */
+  readonly incremental?: IncrementalProgress;
 }
 
 export interface OffsetStore {
@@ -37,6 +71,12 @@ export interface OffsetStore {
    * one is rejected with a CdcError('INTERNAL'), so stored progress never moves back.
    */
   commit(checkpoint: Checkpoint): Promise<void>;
+
+  /**
+   * Stores `checkpoint` even if its lsn is lower than the stored one: for a start over that the
+   * user asked for (snapshot mode when_needed after the slot was lost), never in normal operation.
+   */
+  replace(checkpoint: Checkpoint): Promise<void>;
 
   /** Releases the single-writer lock. */
   close(): Promise<void>;

@@ -190,3 +190,14 @@ function cmp(a: string, b: string): number {
 export function qualifiedName(t: { schema: string; table: string }): string {
   return `"${t.schema.replaceAll('"', '""')}"."${t.table.replaceAll('"', '""')}"`;
 }
+
+/**
+ * The tables among `tables` that `include` selects (all when empty) and `skip` does not. Used for
+ * `snapshot.include` / `snapshot.skip`; patterns as in `--tables`.
+ */
+export function filterTables<T extends { readonly schema: string; readonly table: string }>(tables: readonly T[], include: readonly string[], skip: readonly string[]): T[] {
+  const keep = include.map(parseTablePattern);
+  const drop = skip.map(parseTablePattern);
+  const hit = (patterns: readonly TablePattern[], t: T): boolean => patterns.some((p) => matches(p.schema, t.schema) && matches(p.table, t.table));
+  return tables.filter((t) => (keep.length === 0 || hit(keep, t)) && !hit(drop, t));
+}

@@ -109,12 +109,16 @@ export interface ReplayResult {
   duplicates: number;
 }
 
-/** Applies events in commit order onto empty maps; counts events whose id was already seen. */
+/**
+ * Applies events onto empty maps in the order the sink delivered them (file order per topic),
+ * as a consumer does; counts events whose id was already seen. Incremental snapshot reads are
+ * placed in the stream where their window closed, so delivery order, not commit LSN, is the truth.
+ */
 export function replay(events: readonly DeliveredEvent[]): ReplayResult {
   const tables = new Map<string, Map<string, Record<string, unknown>>>();
   const seen = new Set<string>();
   let duplicates = 0;
-  for (const event of commitOrder(events)) {
+  for (const event of events) {
     if (seen.has(event.id)) {
       duplicates++;
       continue;

@@ -38,6 +38,9 @@ class MemoryOffsets implements OffsetStore {
     this.stored.push(checkpoint);
     return Promise.resolve();
   }
+  replace(checkpoint: Checkpoint): Promise<void> {
+    return this.commit(checkpoint);
+  }
   close(): Promise<void> {
     return Promise.resolve();
   }
