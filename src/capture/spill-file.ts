@@ -7,9 +7,11 @@
  * Byte[length] data (one pgoutput message with its leading xid, exactly as received).
  *
  * Contract:
- * - `append` is synchronous and keeps the order of calls; records reach the file through a small
- *   write buffer (no fsync: after a crash the server sends the whole transaction again, so a spill
- *   file never needs to survive one).
+ * - `append` is synchronous and keeps the order of calls; records reach the file through a write
+ *   buffer (no fsync: after a crash the server sends the whole transaction again, so a spill file
+ *   never needs to survive one). The write buffer may be shared by many files, one appending at a
+ *   time: `flush` before another file appends. Only one stream block is open at a time, so one
+ *   buffer serves every open streamed transaction and memory does not grow with their number.
  * - `dropSubtransaction(subXid)` truncates the file at that subtransaction's first record. Everything
  *   after it belongs to the subtransaction or to subtransactions nested in it: only the innermost
  *   open subtransaction writes, and PostgreSQL streams a transaction's changes in WAL order, with
@@ -26,7 +28,7 @@ import type { Lsn } from '../protocol/messages.ts';
 /** Bytes of a record header: Int32 length, Float64 walStart. */
 export const RECORD_HEADER = 12;
 /** Write buffer size: big enough to make writes cheap, small enough not to matter for memory. */
-const WRITE_BUFFER = 1024 * 1024;
+export const WRITE_BUFFER = 1024 * 1024;
 /** Read chunk size for replay. */
 const READ_CHUNK = 1024 * 1024;
 
@@ -35,16 +37,18 @@ export class SpillFile {
   private fd: number | undefined;
   /** Bytes already written to the file. */
   private written = 0;
-  private readonly buffer = Buffer.allocUnsafe(WRITE_BUFFER);
+  private readonly buffer: Buffer;
+  /** Bytes of `buffer` holding this file's records not yet written. */
   private used = 0;
   /** Subtransaction xid -> file offset of its first record, in first-seen order. */
   private readonly firstRecord = new Map<number, number>();
   /** Records appended and not dropped (for logs). */
   records = 0;
 
-  /** Creates (or empties) the file at `path`. */
-  constructor(path: string) {
+  /** Creates (or empties) the file at `path`; `buffer` is the (possibly shared) write buffer. */
+  constructor(path: string, buffer: Buffer = Buffer.allocUnsafe(WRITE_BUFFER)) {
     this.path = path;
+    this.buffer = buffer;
     try {
       this.fd = openSync(path, 'w', 0o600);
     } catch (cause) {
@@ -63,11 +67,12 @@ export class SpillFile {
    */
   append(subXid: number, walStart: Lsn, data: Buffer): void {
     if (!this.firstRecord.has(subXid)) this.firstRecord.set(subXid, this.size);
-    if (this.used + RECORD_HEADER + data.length > WRITE_BUFFER) this.flush();
+    const capacity = this.buffer.length;
+    if (this.used + RECORD_HEADER + data.length > capacity) this.flush();
     this.buffer.writeUInt32BE(data.length, this.used);
     this.buffer.writeDoubleBE(walStart, this.used + 4);
     this.used += RECORD_HEADER;
-    if (this.used + data.length <= WRITE_BUFFER) {
+    if (this.used + data.length <= capacity) {
       data.copy(this.buffer, this.used);
       this.used += data.length;
     } else {

@@ -40,7 +40,7 @@ import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn, PgoutputMessage } from '../protocol/messages.ts';
 import { PgoutputDecoder } from '../protocol/pgoutput.ts';
 import type { RelationMessage } from '../source/relations.ts';
-import { readSpill, SpillFile } from './spill-file.ts';
+import { readSpill, SpillFile, WRITE_BUFFER } from './spill-file.ts';
 
 /** pgoutput's streaming protocol appeared in PostgreSQL 14. */
 export const STREAMING_MIN_MAJOR = 14;
@@ -103,6 +103,8 @@ export class StreamedTransactions {
   private readonly files = new Map<number, SpillFile>();
   /** The file of the stream block being received. */
   private current: SpillFile | undefined;
+  /** One write buffer for every spill file: a stream block is flushed at its Stream Stop. */
+  private readonly writeBuffer = Buffer.allocUnsafe(WRITE_BUFFER);
   private high = false;
   private waiters: (() => void)[] = [];
   private closed = false;
@@ -175,7 +177,7 @@ export class StreamedTransactions {
     let file = this.files.get(xid);
     if (firstSegment) {
       if (file) throw new CdcError('PROTOCOL_INVALID', `Stream Start marks a first segment for transaction ${xid}, which is already streaming`);
-      file = new SpillFile(path.join(this.dir, `${xid}.pgoutput`));
+      file = new SpillFile(path.join(this.dir, `${xid}.pgoutput`), this.writeBuffer);
       this.files.set(xid, file);
       this.log.info({ xid, file: file.path }, 'a large transaction streams in before its commit: spilling it to disk');
     } else if (!file) {

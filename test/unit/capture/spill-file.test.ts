@@ -74,3 +74,22 @@ test('dropping a subtransaction truncates at its first record, taking nested sub
   assert.deepEqual((await readAll(file.path)).map((r) => r.walStart), [1, 2, 3, 9]);
   file.remove();
 });
+
+test('files sharing one write buffer, flushed between turns, keep their own records', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-spill-'));
+  const shared = Buffer.alloc(64); // smaller than some records: those go straight through
+  const a = new SpillFile(path.join(dir, '1.pgoutput'), shared);
+  const b = new SpillFile(path.join(dir, '2.pgoutput'), shared);
+  for (let turn = 0; turn < 6; turn++) {
+    const file = turn % 2 === 0 ? a : b;
+    file.append(1, turn * 10, message(1, 10, turn));
+    file.append(1, turn * 10 + 1, message(1, 100, turn));
+    file.flush(); // what a Stream Stop does
+  }
+  a.close();
+  b.close();
+  assert.deepEqual((await readAll(a.path)).map((r) => r.walStart), [0, 1, 20, 21, 40, 41]);
+  const fromB = await readAll(b.path);
+  assert.deepEqual(fromB.map((r) => r.walStart), [10, 11, 30, 31, 50, 51]);
+  assert.ok(fromB[1]?.data.equals(message(1, 100, 1)));
+});
