@@ -151,8 +151,11 @@ export class StreamedTransactions {
       case 'streamAbort':
         this.abort(message.xid, message.subXid);
         return true;
-      case 'streamCommit':
-        return this.commit(message);
+      case 'streamCommit': {
+        const file = this.files.get(message.xid);
+        if (!file) throw new CdcError('PROTOCOL_INVALID', `Stream Commit for transaction ${message.xid}, which never streamed`);
+        return this.commit(file, message);
+      }
       default:
         throw new CdcError('INTERNAL', `unexpected ${message.tag} message for a stream control type byte`);
     }
@@ -203,9 +206,7 @@ export class StreamedTransactions {
     this.log.debug({ xid, subXid, dropped }, 'subtransaction of a streamed transaction rolled back: its changes are dropped');
   }
 
-  private async commit(message: Extract<PgoutputMessage, { tag: 'streamCommit' }>): Promise<void> {
-    const file = this.files.get(message.xid);
-    if (!file) throw new CdcError('PROTOCOL_INVALID', `Stream Commit for transaction ${message.xid}, which never streamed`);
+  private async commit(file: SpillFile, message: Extract<PgoutputMessage, { tag: 'streamCommit' }>): Promise<void> {
     try {
       file.close();
       this.log.info(

@@ -149,7 +149,8 @@ test('stale spill files are deleted at start (other files are left alone); proto
   h.feed(start(9, true));
   h.feed(stop);
   assert.throws(() => h.feed(start(9, true)), (e: unknown) => e instanceof CdcError && e.code === 'PROTOCOL_INVALID');
-  assert.throws(() => h.commit(10), (e: unknown) => e instanceof CdcError && e.code === 'PROTOCOL_INVALID');
+  h.feed(stop);
+  assert.throws(() => h.commit(10), (e: unknown) => e instanceof CdcError && e.code === 'PROTOCOL_INVALID' && /never streamed/.test(e.message));
   h.streamed.close();
   assert.equal(existsSync(path.join(h.dir, '9.pgoutput')), false, 'close removes open spill files');
 });
