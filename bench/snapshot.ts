@@ -6,11 +6,11 @@
  *
  * - Reference: `COPY bench TO STDOUT` through pg-copy-streams, drained into /dev/null: the
  *   server's fastest way to hand out a table, and the transport the snapshot reader uses.
- * - pgcdc, one worker: a slot created with EXPORT_SNAPSHOT, then backfill/snapshot.ts reading the
- *   table in keyset chunks of --chunk rows, every row serialized by the real envelope serializer
- *   (TableSerializer, op `r`) into an EventBatchBuilder and written per chunk to the real JsonlSink
- *   in a temporary directory (fdatasync per write). Timed from the start of the read (the snapshot
- *   import included) to the last durable write. The output line count must equal --rows.
+ * - pgcdc, one worker: a slot created with EXPORT_SNAPSHOT, then the product's initial snapshot
+ *   (capture/initial-snapshot.ts) reading the table in keyset chunks of --chunk rows into the real
+ *   JsonlSink (fdatasync per write) with its progress stored in a real offsets file, as `pgcdc run`
+ *   does. Timed from the start of the read (the snapshot import included) to the last durable
+ *   write and checkpoint. The output line count must equal --rows.
  * - pgcdc, --workers workers: the same rows split over --workers tables (the reader parallelises
  *   across tables), read at once.
  *
@@ -25,16 +25,16 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { EmbeddedCluster } from '../src/embedded/cluster.ts';
-import { SESSION_OPTIONS } from '../src/postgres/connect.ts';
+import { SESSION_OPTIONS, resolveEndpoint } from '../src/postgres/connect.ts';
 import { loadPgTypes } from '../src/postgres/pg-types.ts';
+import { resolveTables } from '../src/postgres/catalog.ts';
 import { formatLsn } from '../src/protocol/lsn.ts';
-import { DEFAULT_VALUE_OPTIONS } from '../src/source/values.ts';
-import { TableSerializer, transactionContext, type TableInTransaction, type TransactionContext } from '../src/envelope/json.ts';
-import { EventBatchBuilder, TopicRegistry } from '../src/sinks/batch.ts';
 import { JsonlSink } from '../src/sinks/jsonl.ts';
 import { createSlotWithSnapshot } from '../src/backfill/export.ts';
-import { backfillTableSchema } from '../src/backfill/keys.ts';
-import { readSnapshot, tableKey, type SnapshotChunk } from '../src/backfill/snapshot.ts';
+import { takeInitialSnapshot } from '../src/capture/initial-snapshot.ts';
+import { FileOffsetStore } from '../src/offsets/file.ts';
+import { parseConfig } from '../src/config.ts';
+import { createLogger } from '../src/log.ts';
 import { wholeNumber } from './flags.ts';
 
 const DATABASE = 'bench';
@@ -94,60 +94,39 @@ async function countLines(dir: string): Promise<number> {
   return lines;
 }
 
-/** Reads `tables` with `workers` workers into a fresh JSONL directory; returns elapsed ms. */
+/**
+ * Runs the product's initial snapshot (capture/initial-snapshot.ts: the reader, the serializer, the
+ * JSONL sink and a checkpoint stored in a real offsets file) over `tables` with `workers` workers
+ * into a fresh directory; returns elapsed ms.
+ */
 async function runPgcdc(cluster: EmbeddedCluster, tables: readonly string[], workers: number, slot: string): Promise<number> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-snapshot-'));
   const replication = await connect(cluster, true);
   const catalog = await connect(cluster);
+  const offsets = await FileOffsetStore.open(path.join(dir, 'offsets.json'));
   try {
+    const config = parseConfig({ source: { url: cluster.url(DATABASE) }, snapshot: { chunkSize: CHUNK, parallelism: workers, progress: 'off' }, log: { level: 'warn' } });
+    const endpoint = resolveEndpoint(config.source);
     const types = await loadPgTypes(catalog);
+    const refs = await resolveTables(catalog, tables.map((table) => ({ schema: 'public', table })));
     const exported = await createSlotWithSnapshot(replication, slot);
     const sink = new JsonlSink({ dir: path.join(dir, 'events') });
     await sink.open(undefined);
-    const topics = new TopicRegistry();
-    const builder = new EventBatchBuilder(topics, 16 << 20, 32_768);
-    const perTable = new Map<string, { serializer: TableSerializer; tx: TransactionContext; inTx: TableInTransaction; ordinal: number }>();
-    const naming = { prefix: DATABASE, database: DATABASE, naming: 'prefix' as const };
-    const commitLsn = formatLsn(exported.consistentPoint);
-
-    const onChunk = async (chunk: SnapshotChunk): Promise<void> => {
-      const key = tableKey(chunk.table);
-      let state = perTable.get(key);
-      if (state === undefined) {
-        const serializer = new TableSerializer(backfillTableSchema(chunk.table, (oid) => types.get(oid), DEFAULT_VALUE_OPTIONS), naming, topics);
-        const tx = transactionContext(0, commitLsn, Date.now());
-        state = { serializer, tx, inTx: serializer.inTransaction(tx), ordinal: 0 };
-        perTable.set(key, state);
-      }
-      const now = Date.now();
-      // Synchronous from here to take(): chunks of concurrent workers never interleave in the builder.
-      for (const row of chunk.rows) {
-        state.ordinal++;
-        state.inTx.count++;
-        builder.startEvent();
-        state.serializer.write(builder, 'r', row, null, row, state.tx, state.inTx, exported.consistentPoint, state.ordinal, now);
-        builder.endEvent(state.serializer.topicNumber);
-      }
-      // Serializing the next chunk overlaps the fsync of this one; at most 2 writes in flight
-      // keep memory bounded and pass the sink's backpressure on to the reader.
-      const written = sink.write(builder.take(builder.count));
-      void written.catch(() => undefined); // rejections surface where it is awaited
-      inFlight.push(written);
-      if (inFlight.length >= 2) await inFlight.shift();
-    };
-    const inFlight: Promise<unknown>[] = [];
-
+    const identity = { version: 1 as const, systemId: '1', timeline: 1, database: DATABASE, slot, publication: 'bench' };
+    const lsn = formatLsn(exported.consistentPoint);
     const started = performance.now();
-    await readSnapshot({
-      snapshotName: exported.snapshotName,
-      tables: tables.map((table) => ({ schema: 'public', table })),
+    await takeInitialSnapshot({
+      exported,
+      tables: refs,
+      config,
+      endpoint,
       major: MAJOR,
-      connect: () => connect(cluster),
-      chunkRows: CHUNK,
-      parallelism: workers,
-      onChunk,
+      types,
+      naming: { prefix: DATABASE, database: DATABASE, naming: 'prefix' },
+      sink,
+      log: createLogger({ level: 'warn', format: 'json' }),
+      checkpoint: (position, list) => offsets.commit({ ...identity, lsn, sink: position, updatedAt: new Date().toISOString(), snapshot: { state: 'running', tables: list } }),
     });
-    await Promise.all(inFlight);
     const elapsed = performance.now() - started;
     await sink.close();
     const lines = await countLines(path.join(dir, 'events'));
@@ -155,6 +134,7 @@ async function runPgcdc(cluster: EmbeddedCluster, tables: readonly string[], wor
     await catalog.query('select pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
     return elapsed;
   } finally {
+    await offsets.close();
     await replication.end().catch(() => undefined);
     await catalog.end().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });

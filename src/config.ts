@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { CdcError } from './errors.ts';
+import { sshTunnelSchema } from './postgres/tunnel.ts';
 
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'must be a plain identifier: letters, digits, _ or $, at most 63 characters');
 
@@ -24,13 +25,19 @@ const sourceSchema = z.strictObject({
   host: z.string().optional(),
   port: z.number().int().min(1).max(65535).optional(),
   user: z.string().optional(),
+  /** Prefer `passwordFile`, PGPASSWORD or ~/.pgpass (PGPASSFILE): a config file is easily shared. */
   password: z.string().optional(),
+  /** File whose first line is the password (`--password-file`). */
+  passwordFile: z.string().min(1).optional(),
   database: z.string().optional(),
+  /** Default `require` (libpq's is prefer); `disable` for a local server without TLS. */
   sslmode: z.enum(SSL_MODES).optional(),
   sslrootcert: z.string().optional(),
   sslcert: z.string().optional(),
   sslkey: z.string().optional(),
   connectTimeoutMs: z.number().int().positive().default(10_000),
+  /** Reach the database through an SSH server (every connection: replication, snapshot, check). */
+  ssh: sshTunnelSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -115,6 +122,57 @@ export const configSchema = z.strictObject({
    * delivered at their commit.
    */
   streaming: z.boolean().default(false),
+  /**
+   * Heartbeats (docs/operations.md): every `intervalMs`, with nothing in flight, the checkpoint and
+   * the confirmed LSN move to the server's position; `table` and `message` also write something so
+   * there is a position to move to when the captured tables are quiet. 0 turns heartbeats off.
+   */
+  heartbeat: z
+    .strictObject({
+      intervalMs: z.number().int().min(0).max(3_600_000).default(10_000),
+      /** `schema.table` upserted every interval (created by `pgcdc setup --heartbeat-schema`). */
+      table: z.string().min(1).optional(),
+      /** Emit a non-transactional logical message with the reserved `pgcdc` prefix every interval. */
+      message: z.boolean().default(false),
+    })
+    .default({ intervalMs: 10_000, message: false }),
+  /** Unchanged TOASTed columns of updates (docs/events.md). */
+  toast: z
+    .strictObject({
+      /** placeholder: `__pgcdc_unavailable_value`; omit: left out of `after`; fill: last known value. */
+      mode: z.enum(['placeholder', 'omit', 'fill']).default('placeholder'),
+      /** Bound of the fill store (bytes of stored values). */
+      fillMaxBytes: z.number().int().min(1024).max(16 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
+    })
+    .default({ mode: 'placeholder', fillMaxBytes: 256 * 1024 * 1024 }),
+  truncate: z
+    .strictObject({
+      /** Drop TRUNCATE (op t) events instead of delivering them. */
+      skip: z.boolean().default(false),
+    })
+    .default({ skip: false }),
+  /** Logical decoding messages by prefix: exact prefixes, or globs where `*` matches any run. */
+  messages: z
+    .strictObject({
+      /** Empty: every prefix (except pgcdc's own). */
+      include: z.array(z.string().min(1)).default([]),
+      exclude: z.array(z.string().min(1)).default([]),
+    })
+    .default({ include: [], exclude: [] }),
+  transactions: z
+    .strictObject({
+      /** BEGIN and END events on `<prefix>.transaction` around every transaction with events. */
+      events: z.boolean().default(false),
+    })
+    .default({ events: false }),
+  /** `none` (PostgreSQL 16+): skip changes applied by other replication (with a replication origin). */
+  origin: z.enum(['any', 'none']).default('any'),
+  schemaChanges: z
+    .strictObject({
+      /** An event on `<prefix>.schema_changes` when a table's columns change. */
+      events: z.boolean().default(false),
+    })
+    .default({ events: false }),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),

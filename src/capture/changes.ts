@@ -13,6 +13,8 @@ import type { RelationCache } from '../source/relations.ts';
 import { messageLine, messageTopic, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
 import type { ChangeObserver } from './windows.ts';
 import { TableSerializer, transactionContext, type TableInTransaction, type TopicNaming, type TransactionContext } from '../envelope/json.ts';
+import { beginLine, endLine, transactionTopic, type DataCollectionCount } from '../envelope/transaction-events.ts';
+import type { ToastPolicy } from './toast.ts';
 
 export interface ChangeSink {
   /** Numbers topics. */
@@ -43,6 +45,16 @@ export interface AssemblerOptions {
   readonly skipBefore: Lsn;
   /** Sees signals, watermarks and the changes of tables with an open snapshot window. */
   readonly observer?: ChangeObserver | undefined;
+  /** Changes of this table never become events: the heartbeat table (heartbeat.ts). */
+  readonly ignoredTable?: { readonly schema: string; readonly table: string } | undefined;
+  /** Drop truncates (`truncate.skip`). */
+  readonly skipTruncate?: boolean;
+  /** Which message prefixes become events (message-filter.ts); pgcdc's own prefix never does. */
+  readonly messageFilter?: (prefix: string) => boolean;
+  /** `toast.mode` omit or fill (toast.ts); undefined for the placeholder, which costs nothing. */
+  readonly toast?: ToastPolicy | undefined;
+  /** BEGIN and END events around each transaction with events (transaction-events.ts). */
+  readonly transactionEvents?: boolean;
 }
 
 export class ChangeAssembler {
@@ -52,6 +64,10 @@ export class ChangeAssembler {
   private readonly serializers = new Map<number, TableSerializer>();
   private readonly messageTopicNumber: number;
   private readonly observer: ChangeObserver | undefined;
+  private readonly options: AssemblerOptions;
+  /** Relation ids whose changes are dropped (the heartbeat table). */
+  private readonly ignored = new Set<number>();
+  private readonly transactionTopicNumber: number;
   private tx: OpenTransaction | undefined;
   /** The resume filter; switched off for good at the first newer commit. */
   private skipBefore: Lsn;
@@ -65,6 +81,8 @@ export class ChangeAssembler {
     this.skipBefore = options.skipBefore;
     this.observer = options.observer;
     this.messageTopicNumber = out.topics.number(messageTopic(options.naming));
+    this.options = options;
+    this.transactionTopicNumber = options.transactionEvents === true ? out.topics.number(transactionTopic(options.naming)) : -1;
   }
 
   get inTransaction(): boolean {
@@ -73,8 +91,17 @@ export class ChangeAssembler {
 
   /** Call after the relation cache learnt a new schema for `relationId`. */
   relationChanged(relationId: number): void {
-    this.serializers.set(relationId, new TableSerializer(this.relations.get(relationId), this.naming, this.out.topics));
+    const table = this.relations.get(relationId);
+    this.serializers.set(relationId, new TableSerializer(table, this.naming, this.out.topics));
+    const ignored = this.options.ignoredTable;
+    if (ignored !== undefined && ignored.schema === table.schema && ignored.table === table.table) this.ignored.add(relationId);
+    else this.ignored.delete(relationId);
     this.observer?.relationChanged(relationId);
+  }
+
+  /** A transaction being skipped, or a change of an ignored table. */
+  private drops(tx: OpenTransaction, relationId: number): boolean {
+    return tx.skip || (this.ignored.size !== 0 && this.ignored.has(relationId));
   }
 
   /** Handles one message; `lsn` is the XLogData start of the frame that carried it. */
@@ -97,45 +124,60 @@ export class ChangeAssembler {
       case 'commit': {
         const tx = this.requireTx(message.tag);
         this.tx = undefined;
-        this.observer?.committed(message.endLsn, !tx.skip);
-        if (!tx.skip) this.out.commit(message.endLsn);
+        if (tx.skip) {
+          this.observer?.committed(message.endLsn, false);
+          return;
+        }
+        if (this.transactionTopicNumber >= 0 && tx.ordinal > 0) this.out.event(this.transactionTopicNumber, endLine(this.naming, tx.context, tx.ordinal, this.collections(tx)));
+        this.options.toast?.committed(message.endLsn);
+        // Snapshot rows whose window closes here go after the transaction, in the same commit.
+        this.observer?.committed(message.endLsn, true);
+        this.out.commit(message.endLsn);
         return;
       }
       case 'insert': {
         const tx = this.requireTx(message.tag);
-        if (tx.skip) return;
+        if (this.drops(tx, message.relationId)) return;
         const s = this.serializer(message.relationId);
         if (this.observer?.active === true && this.observer.change(s.table, null, message.newTuple)) return;
-        this.emit(tx, s, lsn, 'c', message.newTuple, null, message.newTuple);
+        this.options.toast?.inserted(s, message.newTuple);
+        this.emit(tx, s, lsn, 'c', message.newTuple, null, message.newTuple, null);
         return;
       }
       case 'update': {
         const tx = this.requireTx(message.tag);
-        if (tx.skip) return;
+        if (this.drops(tx, message.relationId)) return;
         const old = message.oldTuple ?? message.keyTuple ?? null;
         const after = message.oldTuple ? fillUnchangedToast(message.newTuple, message.oldTuple) : message.newTuple;
         const s = this.serializer(message.relationId);
         if (this.observer?.active === true && this.observer.change(s.table, old, after)) return;
-        this.emit(tx, s, lsn, 'u', after, old, after);
+        const toast = this.options.toast;
+        if (toast === undefined) this.emit(tx, s, lsn, 'u', after, old, after, null);
+        else {
+          const r = toast.updated(s, old, after, old);
+          this.emit(tx, r.serializer, lsn, 'u', r.after, r.before, r.after, r.unavailable);
+        }
         return;
       }
       case 'delete': {
         const tx = this.requireTx(message.tag);
-        if (tx.skip) return;
+        if (this.drops(tx, message.relationId)) return;
         const old = message.oldTuple ?? message.keyTuple;
         if (!old) return; // REPLICA IDENTITY NOTHING: PostgreSQL refuses such deletes on published tables.
         const s = this.serializer(message.relationId);
         if (this.observer?.active === true && this.observer.change(s.table, old, null)) return;
-        this.emit(tx, s, lsn, 'd', old, old, null);
+        this.options.toast?.deleted(s, old);
+        this.emit(tx, s, lsn, 'd', old, old, null, null);
         return;
       }
       case 'truncate': {
         const tx = this.requireTx(message.tag);
-        if (tx.skip) return;
         for (const relationId of message.relationIds) {
+          if (this.drops(tx, relationId)) continue;
           const s = this.serializer(relationId);
           this.observer?.truncate(s.table);
-          this.emit(tx, s, lsn, 't', null, null, null);
+          this.options.toast?.truncated(s);
+          if (this.options.skipTruncate !== true) this.emit(tx, s, lsn, 't', null, null, null, null);
         }
         return;
       }
@@ -144,10 +186,12 @@ export class ChangeAssembler {
           if (this.tx?.skip !== true) this.observer?.message(message.prefix, message.content);
           return;
         }
+        if (this.options.messageFilter && !this.options.messageFilter(message.prefix)) return;
         const event = { prefix: message.prefix, content: message.content, lsn: message.lsn };
         const tx = this.tx;
         if (tx && message.transactional) {
           if (tx.skip) return;
+          if (tx.ordinal === 0) this.begin(tx);
           const totalOrder = ++tx.ordinal;
           this.out.event(this.messageTopicNumber, messageLine(this.naming, event, { context: tx.context, totalOrder }, formatLsn(message.lsn), Date.now()));
           return;
@@ -194,8 +238,34 @@ export class ChangeAssembler {
     return created;
   }
 
-  private emit(tx: OpenTransaction, s: TableSerializer, lsn: Lsn, op: 'c' | 'u' | 'd' | 't', key: TupleData | null, before: TupleData | null, after: TupleData | null): void {
+  /** Before a transaction's first event: its BEGIN event, when those are on. */
+  private begin(tx: OpenTransaction): void {
+    if (this.transactionTopicNumber >= 0) this.out.event(this.transactionTopicNumber, beginLine(this.naming, tx.context));
+  }
+
+  /** Events per table of `tx` (partitions reported under their root add up). */
+  private collections(tx: OpenTransaction): DataCollectionCount[] {
+    const counts = new Map<string, number>();
+    for (const [relationId, inTx] of tx.perTable) {
+      const table = this.serializers.get(relationId)?.table;
+      const name = table ? `${table.schema}.${table.table}` : String(relationId);
+      counts.set(name, (counts.get(name) ?? 0) + inTx.count);
+    }
+    return [...counts].map(([name, count]) => ({ name, count }));
+  }
+
+  private emit(
+    tx: OpenTransaction,
+    s: TableSerializer,
+    lsn: Lsn,
+    op: 'c' | 'u' | 'd' | 't',
+    key: TupleData | null,
+    before: TupleData | null,
+    after: TupleData | null,
+    unavailable: Buffer | null,
+  ): void {
     const relationId = s.table.relationId;
+    if (tx.ordinal === 0) this.begin(tx);
     let inTx = tx.perTable.get(relationId);
     if (inTx === undefined) tx.perTable.set(relationId, (inTx = s.inTransaction(tx.context)));
     inTx.count++;
@@ -203,7 +273,7 @@ export class ChangeAssembler {
     const w = this.out.writer;
     w.startEvent();
     try {
-      s.write(w, op, key, before, after, tx.context, inTx, lsn, totalOrder, Date.now());
+      s.write(w, op, key, before, after, tx.context, inTx, lsn, totalOrder, Date.now(), unavailable);
     } catch (error) {
       w.abortEvent();
       throw error;

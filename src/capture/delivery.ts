@@ -31,6 +31,11 @@ export interface DeliveryHooks {
   failed(error: CdcError): void;
   /** A checkpoint was stored (for status and logs). */
   stored(checkpoint: Checkpoint): void;
+  /**
+   * Called before the checkpoint at `lsn` is stored; the checkpoint waits for it. For state that
+   * must be durable at least as far as the checkpoint (the TOAST fill store).
+   */
+  beforeStore?(lsn: Lsn): Promise<void>;
 }
 
 /** A batch is written once it holds this many bytes, whatever its event count. */
@@ -230,6 +235,7 @@ export class Delivery implements ChangeSink {
     if (lsn <= this.ackedLsn && progress === this.storedProgress) return;
     if (lsn < this.ackedLsn) lsn = this.ackedLsn;
     const checkpoint: Checkpoint = { version: 1, ...this.identity, lsn: formatLsn(lsn), sink: this.position, updatedAt: new Date().toISOString(), ...progress };
+    await this.hooks.beforeStore?.(lsn);
     await this.offsets.commit(checkpoint);
     this.ackedLsn = lsn;
     this.storedProgress = progress;

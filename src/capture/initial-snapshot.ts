@@ -19,7 +19,10 @@ import type { Logger } from '../log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import { openConnection, type SourceEndpoint } from '../postgres/connect.ts';
 import type { TableRef } from '../postgres/catalog.ts';
-import { TableSerializer, type TopicNaming } from '../envelope/json.ts';
+import { readIdHead, TableSerializer, type TopicNaming } from '../envelope/json.ts';
+
+/** A batch of snapshot events is written (and its progress stored) once it holds this much. */
+const FLUSH_BYTES = 8 * 1024 * 1024;
 import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import type { Sink, SinkPosition } from '../sinks/sink.ts';
 import type { PgType } from '../source/values.ts';
@@ -78,25 +81,46 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     return found;
   };
 
-  // Writes and checkpoints happen one chunk at a time, in the order the chunks are handed over.
+  // Chunks are serialized one at a time, in the order they are handed over, into one batch; the
+  // batch is written (and the progress of the chunks in it stored) once it holds FLUSH_BYTES, while
+  // the next chunks are serialized. At most two writes are in flight, which bounds memory and passes
+  // the sink's pace back to the readers.
+  const builder = new EventBatchBuilder(registry, FLUSH_BYTES + (1 << 20), 65_536);
+  let writes: Promise<void> = Promise.resolve();
+  let inFlight = 0;
+  const flush = (): Promise<void> => {
+    const batch = builder.take(builder.count);
+    const stored = progress.slice();
+    inFlight++;
+    writes = writes.then(async () => {
+      if (batch.count > 0 || position === undefined) position = await input.sink.write(batch);
+      await input.checkpoint(position, stored);
+      inFlight--;
+    });
+    // A failed write surfaces where `writes` is awaited (the next full batch, or the end).
+    void writes.catch(() => undefined);
+    return writes;
+  };
   let tail: Promise<void> = Promise.resolve();
-  const deliver = (chunk: SnapshotChunk, lastRowMarker: 'true' | 'last'): Promise<void> => {
+  const deliver = (chunk: SnapshotChunk, lastRowMarker: 'true' | 'last', final: boolean): Promise<void> => {
     const run = tail.then(async () => {
       const index = indexOf.get(tableKey(chunk.table)) ?? 0;
       const entry = progress[index] as TableProgress;
       const serializer = serializerFor(chunk);
       const now = Date.now();
-      const builder = new EventBatchBuilder(registry);
-      const idHead = `${lsnText}:r:${index}:`;
+      const idHead = readIdHead(`${lsnText}:r:${index}:`);
       const n = chunk.rows.length;
+      const rowTail = serializer.readTail('true', lsn, lsnText, now);
       for (let i = 0; i < n; i++) {
         builder.startEvent();
-        serializer.writeRead(builder, chunk.rows[i] as TupleData, `${idHead}${entry.read + i}`, i === n - 1 ? lastRowMarker : 'true', lsn, lsnText, now);
+        serializer.writeRead(builder, chunk.rows[i] as TupleData, idHead, entry.read + i, i === n - 1 && lastRowMarker === 'last' ? serializer.readTail('last', lsn, lsnText, now) : rowTail);
         builder.endEvent(serializer.topicNumber);
       }
-      if (builder.count > 0) position = await input.sink.write(builder.take(builder.count));
       progress[index] = { ...entry, cursor: chunk.cursor, read: entry.read + n, emitted: entry.emitted + n };
-      if (position !== undefined) await input.checkpoint(position, progress.slice());
+      if (final || builder.bytes >= FLUSH_BYTES || chunk.cursor.done) {
+        const written = flush();
+        if (final || inFlight > 1) await written;
+      }
       input.onProgress?.(progress);
       if (chunk.cursor.done) log.info({ table: `${chunk.table.schema}.${chunk.table.table}`, rows: progress[index]?.emitted }, 'snapshot: table read');
     });
@@ -110,7 +134,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
       held.push(chunk);
       return;
     }
-    await deliver(chunk, 'true');
+    await deliver(chunk, 'true', false);
   };
 
   log.info({ tables: input.tables.length, at: lsnText, parallelism: config.snapshot.parallelism }, 'snapshot: reading the existing rows');
@@ -127,7 +151,8 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     onChunk,
   });
   await tail;
-  for (let i = 0; i < held.length; i++) await deliver(held[i] as SnapshotChunk, i === held.length - 1 ? 'last' : 'true');
+  for (let i = 0; i < held.length; i++) await deliver(held[i] as SnapshotChunk, i === held.length - 1 ? 'last' : 'true', i === held.length - 1);
+  await flush();
   const total = progress.reduce((n, t) => n + t.emitted, 0) - startRows;
   const seconds = Math.max(0.001, (Date.now() - started) / 1000);
   log.info({ rows: total, seconds: Number(seconds.toFixed(2)), rowsPerSecond: Math.round(total / seconds) }, 'snapshot: done');

@@ -36,6 +36,8 @@ import { readRequests, removeRequest } from './requests.ts';
 
 /** How often the requests directory of `pgcdc snapshot` is looked at. */
 const REQUEST_POLL_MS = 1000;
+import { Heartbeat, isHeartbeatTable } from './heartbeat.ts';
+import { openToastStore } from './toast.ts';
 
 export interface CaptureStatus {
   readonly acked: string;
@@ -113,6 +115,11 @@ export class Capture {
         });
       }
       checkStreamingSupported(config.streaming, facts.major, describeEndpoint(endpoint));
+      if (config.origin === 'none' && facts.major < 16) {
+        throw new CdcError('CONFIG_INVALID', `origin: none needs PostgreSQL 16 or later, and ${describeEndpoint(endpoint)} runs PostgreSQL ${facts.major}`, {
+          hint: 'remove origin: none (the default, any, delivers changes whatever their origin)',
+        });
+      }
       const wanted = config.tables.map(parseTableName);
       const tables = await resolveTables(query, wanted);
       const naming: TopicNaming = { prefix: config.topic.prefix ?? endpoint.database, database: endpoint.database, naming: config.topic.naming };
@@ -135,8 +142,11 @@ export class Capture {
       }
 
       const publication = await ensurePublication(query, config.publication, tables, config.createPublication);
+      const heartbeat = await Heartbeat.open(endpoint, config.heartbeat, this.log);
+      cleanups.push(() => heartbeat.close());
       const captured = tables.length > 0 ? tables : await resolveTables(query, publication.tables);
-      const snapshotTables = filterTables(captured, config.snapshot.include, config.snapshot.skip);
+      // The heartbeat table's rows are pgcdc's own: never read as events.
+      const snapshotTables = filterTables(captured, config.snapshot.include, config.snapshot.skip).filter((t) => !isHeartbeatTable(config.heartbeat, t));
       const session = await ReplicationSession.open(endpoint);
       cleanups.push(() => session.close());
       const system = await session.identifySystem();
@@ -179,6 +189,7 @@ export class Capture {
         if (startup.rewind) await offsets.replace(first);
         else await offsets.commit(first);
       }
+      const toastStore = await openToastStore(config, plan.kind === 'resume' ? checkpoint?.lsn : undefined);
       if (exported) {
         const lsnText = formatLsn(startLsn);
         const display = await this.display(config, query, snapshotTables);
@@ -209,6 +220,8 @@ export class Capture {
         identity,
         naming,
         types,
+        heartbeat,
+        toastStore,
         startLsn,
         skipBefore: plan.kind === 'resume' ? plan.skipBefore : 0,
         startPosition,

@@ -35,6 +35,10 @@ import { watermarkWriter, type ResolvedMethod } from '../backfill/watermarks.ts'
 import { pendingTables } from '../backfill/progress.ts';
 import type { TableName } from '../backfill/snapshot.ts';
 import type { CaptureStatus } from './run.ts';
+import { heartbeatTable, type Heartbeat } from './heartbeat.ts';
+import { ToastPolicy } from './toast.ts';
+import type { ToastStore } from '../source/toast-store.ts';
+import { messageFilter } from './message-filter.ts';
 
 export interface LoopDeps {
   config: Config;
@@ -50,6 +54,10 @@ export interface LoopDeps {
   naming: TopicNaming;
   /** pg_type as loaded at start; reloaded when a Relation names a type it lacks. */
   types: ReadonlyMap<number, PgType>;
+  /** Moves the checkpoint over idle WAL every interval (and writes the heartbeat, if configured). */
+  heartbeat: Heartbeat;
+  /** The TOAST fill store (toast.mode fill), already at the state of the resume point. */
+  toastStore: ToastStore | undefined;
   startLsn: Lsn;
   skipBefore: Lsn;
   startPosition: Record<string, unknown>;
@@ -110,6 +118,7 @@ export class StreamLoop {
         },
         failed: (error) => deps.onFailure(error),
         stored: (checkpoint) => deps.onStored?.(checkpoint),
+        beforeStore: deps.toastStore ? (lsn) => (deps.toastStore as ToastStore).persist(lsn) : undefined,
       },
     );
     this.windows = new WindowTracker(this.delivery, {
@@ -140,6 +149,11 @@ export class StreamLoop {
       naming: deps.naming,
       skipBefore: deps.skipBefore,
       observer: this.windows,
+      ignoredTable: heartbeatTable(deps.config.heartbeat),
+      skipTruncate: deps.config.truncate.skip,
+      messageFilter: messageFilter(deps.config.messages.include, deps.config.messages.exclude),
+      toast: deps.config.toast.mode === 'placeholder' ? undefined : new ToastPolicy(deps.config.toast.mode, deps.toastStore, deps.naming, this.delivery.topics, deps.log),
+      transactionEvents: deps.config.transactions.events,
     });
     this.streamed = deps.config.streaming
       ? new StreamedTransactions({
@@ -163,6 +177,7 @@ export class StreamLoop {
       protoVersion: this.decoder.protoVersion,
       messages: this.deps.facts.major >= 14,
       streaming: this.streamed !== undefined,
+      origin: this.deps.config.origin,
     });
     this.stream = stream;
     stream.on('frame', (frame) => this.onFrame(frame));
@@ -171,7 +186,8 @@ export class StreamLoop {
     // Status updates well inside wal_sender_timeout (a third of it, as the walsender itself assumes).
     const timeout = this.deps.facts.walSenderTimeoutMs;
     const interval = timeout > 0 ? Math.min(this.deps.config.statusIntervalMs, Math.max(100, Math.floor(timeout / 3))) : this.deps.config.statusIntervalMs;
-    this.statusTimer = setInterval(() => void this.tick(), interval);
+    this.statusTimer = setInterval(() => this.tick(), interval);
+    this.deps.heartbeat.start(() => (this.stopping ? Promise.resolve() : this.confirmIdle()), (error) => this.fail(error));
     this.deps.log.info({ source: describeEndpoint(this.deps.endpoint), slot: this.deps.config.slot, publication: this.deps.config.publication, from: formatLsn(this.deps.startLsn) }, 'streaming');
     this.wakeSnapshotter();
   }
@@ -201,10 +217,12 @@ export class StreamLoop {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
-    this.streamed?.close();
     await this.snapshotter?.stop();
+    await this.deps.heartbeat.close();
     await this.delivery.drain();
-    await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
+    await this.confirmIdle();
+    // After confirmIdle: an open streamed transaction must keep the confirmed LSN before it.
+    this.streamed?.close();
     this.delivery.dispose();
     this.stream?.sendStatus(this.received, this.delivery.acked);
     await this.stream?.stop();
@@ -227,12 +245,10 @@ export class StreamLoop {
     this.deps.onFailure(error);
   }
 
-  private async tick(): Promise<void> {
+  private tick(): void {
     if (this.stopping) return;
     try {
-      const between = !this.assembler.inTransaction && !this.blocked;
-      if (between) this.windows.idle();
-      await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
+      if (!this.assembler.inTransaction && !this.blocked) this.windows.idle();
       // A read-only window waits for the stream to pass a position: ask for a keepalive.
       this.stream?.sendStatus(this.received, this.delivery.acked, this.windows.waitingForStream);
       this.deps.onProgress?.({ acked: formatLsn(this.delivery.acked), received: formatLsn(this.received), delivered: this.delivery.delivered });
@@ -248,6 +264,12 @@ export class StreamLoop {
    */
   private get inFlight(): boolean {
     return this.assembler.inTransaction || this.blocked || (this.streamed?.open ?? false);
+  }
+
+  /** With nothing in flight, the checkpoint and `acked` follow the server (heartbeat.ts). */
+  private async confirmIdle(): Promise<void> {
+    await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
+    this.stream?.sendStatus(this.received, this.delivery.acked);
   }
 
   private updateFlow(): void {

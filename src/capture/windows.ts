@@ -17,7 +17,7 @@ import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn, TupleData } from '../protocol/messages.ts';
 import type { IncrementalProgress } from '../offsets/store.ts';
 import type { TableSchema } from '../source/relations.ts';
-import type { TableSerializer } from '../envelope/json.ts';
+import { readIdHead, type TableSerializer } from '../envelope/json.ts';
 import type { CopyRow } from '../backfill/copy-text.ts';
 import type { ChunkCursor } from '../backfill/query.ts';
 import type { TableName } from '../backfill/snapshot.ts';
@@ -385,10 +385,11 @@ export class WindowTracker implements ChangeObserver {
     const w = this.out.writer;
     const lsnText = formatLsn(lsn);
     const now = Date.now();
-    const idHead = `${progress.id}:${tracked.spec.tableIndex}:`;
+    const idHead = readIdHead(`${progress.id}:${tracked.spec.tableIndex}:`);
+    const tail = serializer.readTail('incremental', lsn, lsnText, now);
     for (const row of result.survivors) {
       w.startEvent();
-      serializer.writeRead(w, row, `${idHead}${entry.read + (read.ordinals.get(row) ?? 0)}`, 'incremental', lsn, lsnText, now);
+      serializer.writeRead(w, row, idHead, entry.read + (read.ordinals.get(row) ?? 0), tail);
       this.out.eventEnd(serializer.topicNumber);
     }
     const next = advanceTable(progress, tracked.spec.tableIndex, read.next, read.rows.length, result.survivors.length);

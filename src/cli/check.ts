@@ -7,17 +7,18 @@ import { runCheck } from '../preflight/preflight.ts';
 import { errorsOf, formatReport, reportJson } from '../preflight/problem.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
 import { loadConfig, type RunFlags } from './run.ts';
+import { addConnectionOptions } from './connection-flags.ts';
 
 interface CheckFlags extends RunFlags {
   json?: boolean;
 }
 
 export function registerCheck(program: Command): void {
-  program
+  const command = program
     .command('check')
     .description('read-only preflight: list every problem that would stop or endanger a capture, with its fix (exit 0 when there are no errors, 1 otherwise)')
     .option('-c, --config <file>', 'YAML config file (the same as for run)')
-    .option('--source <url>', 'postgres://user@host:5432/db (password: PGPASSWORD or ~/.pgpass); PG* variables also work')
+    .option('--source <url>', 'postgres://user@host:5432/db?sslmode=verify-full (sslmode defaults to require; password: PGPASSWORD, ~/.pgpass or --password-file); PG* variables also work')
     .option('--slot <name>', 'replication slot (default pgcdc_slot)')
     .option('--publication <name>', 'publication (default pgcdc_pub)')
     .option('--tables <list>', 'schema.table,schema.*,... to capture (default: every table of the publication)')
@@ -25,7 +26,8 @@ export function registerCheck(program: Command): void {
     .option('--tables-file <csv>', 'CSV without a header, one schema,table per row')
     .option('--signal-table <schema.table>', 'signal table to verify')
     .option('--no-create-publication', 'a missing publication is an error (pgcdc run would not create it)')
-    .option('--json', 'print the report as JSON on stdout')
+    .option('--json', 'print the report as JSON on stdout');
+  addConnectionOptions(command)
     .action(async (flags: CheckFlags) => {
       let code: number;
       try {

@@ -14,8 +14,9 @@ import type { Sink } from '../sinks/sink.ts';
 import { CdcError } from '../errors.ts';
 import { splitTableList } from '../preflight/selection.ts';
 import { EXIT_OK, reportFatal } from './exit.ts';
+import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
 
-export interface RunFlags {
+export interface RunFlags extends ConnectionFlags {
   config?: string;
   source?: string;
   slot?: string;
@@ -53,7 +54,7 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
 /** Flags -> the config layer they describe (undefined entries are ignored by mergeLayers). */
 export function flagsToConfig(flags: RunFlags): ConfigInput {
   return {
-    source: { url: flags.source },
+    source: { url: flags.source, ...connectionFlagsToSource(flags) },
     slot: flags.slot,
     publication: flags.publication,
     tables: flags.tables === undefined ? undefined : splitTableList(flags.tables),
@@ -119,11 +120,11 @@ export async function runCapture(config: Config, log: Logger, sink: Sink = makeS
 }
 
 export function registerRun(program: Command): void {
-  program
+  const command = program
     .command('run')
     .description('stream every change of the selected tables into a sink until stopped (SIGINT/SIGTERM stop cleanly)')
     .option('-c, --config <file>', 'YAML config file (flags override it; see docs/config.md)')
-    .option('--source <url>', 'postgres://user@host:5432/db (password: PGPASSWORD or ~/.pgpass); PG* variables also work')
+    .option('--source <url>', 'postgres://user@host:5432/db?sslmode=verify-full (sslmode defaults to require; password: PGPASSWORD, ~/.pgpass or --password-file); PG* variables also work')
     .option('--slot <name>', 'replication slot, created when missing (default pgcdc_slot)')
     .option('--publication <name>', 'publication, created FOR TABLE the --tables when missing (default pgcdc_pub)')
     .option('--tables <list>', 'schema.table,schema.*,... to capture (default: every table of the publication)')
@@ -149,7 +150,8 @@ export function registerRun(program: Command): void {
     .option('--streaming', 'PostgreSQL 14+: receive large transactions while they run, spilled to disk next to the offsets file until their commit')
     .option('--batch-size <n>', 'events per sink write (default 50000; a batch is also written at 16 MiB)')
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
-    .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']))
+    .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']));
+  addConnectionOptions(command)
     .action(async (flags: RunFlags) => {
       let code: number;
       try {

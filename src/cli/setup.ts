@@ -15,9 +15,7 @@ import { applyPlan, promptSecret, secretFrom } from '../setup/apply.ts';
 import { buildPlan, formatPlan } from '../setup/plan.ts';
 import { PLATFORMS, type Platform } from '../setup/platforms.ts';
 import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import path from 'node:path';
+import { passwordFromPassfile } from '../postgres/password.ts';
 import { EXIT_OK, reportFatal } from './exit.ts';
 
 interface SetupFlags {
@@ -74,8 +72,10 @@ async function setup(flags: SetupFlags): Promise<void> {
     }
     const adminPassword = await secretFrom(process.env, 'PGCDC_ADMIN_PASSWORD', flags.adminPasswordFile);
     const endpoint = resolveEndpoint({ url: flags.adminUrl, connectTimeoutMs: 10_000, ...(adminPassword === undefined ? {} : { password: adminPassword }) });
-    const pgpass = process.env.PGPASSFILE ?? path.join(homedir(), '.pgpass');
-    if (endpoint.password === undefined && !existsSync(pgpass)) endpoint.password = await promptSecret(`password for ${describeEndpoint(endpoint)}: `);
+    // Prompt only when no source has it; libpq's password file is matched line by line, as libpq does.
+    if (endpoint.password === undefined && passwordFromPassfile(endpoint).password === undefined) {
+      endpoint.password = await promptSecret(`password for ${describeEndpoint(endpoint)}: `);
+    }
     client = await openConnection(endpoint, 'query', 'pgcdc-setup');
     client.on('error', () => undefined);
     database = endpoint.database;

@@ -27,8 +27,13 @@ export interface ClusterOptions {
   major?: number;
   /** Extra `postgresql.conf` settings, on top of the logical-replication defaults. */
   settings?: Record<string, string | number>;
-  /** Where to keep the data directory; a fresh temp directory by default. */
+  /**
+   * Where to keep the data directory; a fresh temp directory by default. A `data` directory that
+   * already holds a cluster (a base backup for a standby) is started as it is, without initdb.
+   */
   baseDir?: string;
+  /** The port the server listens on (it must match the data directory's port setting); a free one by default. */
+  port?: number;
   password?: string;
   /** Called with every line the server logs (for debugging a failing test). */
   onLog?: (line: string) => void;
@@ -215,7 +220,7 @@ export class EmbeddedCluster {
       await chown(baseDir, runAs.uid, runAs.gid);
     }
     const password = options.password ?? 'postgres';
-    const cluster = new EmbeddedCluster(major, await freePort(), baseDir, password, bins, runAs);
+    const cluster = new EmbeddedCluster(major, options.port ?? (await freePort()), baseDir, password, bins, runAs);
     await cluster.initialise(options.settings ?? {});
     await cluster.startServer();
     return cluster;
@@ -245,9 +250,13 @@ export class EmbeddedCluster {
     this.running = true;
   }
 
-  /** Connection URL (with the password: for tests and the demo only, never print it). */
+  /**
+   * Connection URL (with the password: for tests and the demo only, never print it). It says
+   * sslmode=disable because embedded clusters have no TLS (pgcdc's default is require); a caller
+   * that turned ssl on sets its own sslmode.
+   */
   url(database = 'postgres', user = 'postgres', password = this.password): string {
-    return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${encodeURIComponent(database)}`;
+    return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${encodeURIComponent(database)}?sslmode=disable`;
   }
 
   get logFile(): string {

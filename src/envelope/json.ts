@@ -73,6 +73,11 @@ export interface TopicNaming {
   readonly naming: 'prefix' | 'database';
 }
 
+/** `{"id":"<prefix>`: the start of the ids of read events, ended by an ordinal (TableSerializer.writeRead). */
+export function readIdHead(prefix: string): Buffer {
+  return bytes(`{"id":${JSON.stringify(prefix).slice(0, -1)}`);
+}
+
 export function topicFor(naming: TopicNaming, schema: string, table: string): string {
   const base = `${naming.prefix}.${schema}.${table}`;
   return naming.naming === 'database' ? `${naming.database}_${base}` : base;
@@ -103,6 +108,11 @@ function commitTail(tx: TransactionContext, op: Op): Buffer {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The source field naming columns whose value is not in the event (see TOAST in docs/events.md). */
+export function unavailableColumnsField(names: readonly string[]): Buffer {
+  return bytes(`,"unavailable_columns":${JSON.stringify(names)}`);
+}
 
 /** The processing time and the transaction head, encoded once per millisecond, not per event. */
 function nowAndTransaction(tx: TransactionContext, ms: number): Buffer {
@@ -183,6 +193,7 @@ export class TableSerializer {
     lsn: number,
     totalOrder: number,
     nowMs: number,
+    unavailable: Buffer | null = null,
   ): void {
     w.raw(tx.idOpen);
     w.uint(totalOrder - 1);
@@ -197,11 +208,15 @@ export class TableSerializer {
       this.writeFields(w, before, null, this.columnPrefixes);
       w.raw(after === null ? BEFORE_THEN_NO_AFTER : this.beforeThenAfter);
     }
+    let placeholders = false;
     if (after !== null) {
-      this.writeFields(w, after, null, this.columnPrefixes);
+      placeholders = this.writeFields(w, after, null, this.columnPrefixes);
       w.raw(inTx.closeSourceHead);
     } else w.raw(inTx.sourceHead);
     w.uint(lsn);
+    // Rare: unchanged TOASTed columns are named in the source block (toast.mode, docs/events.md).
+    if (unavailable !== null) w.raw(unavailable);
+    else if (placeholders && after !== null) w.raw(this.unavailableColumns(after));
     w.raw(commitTail(tx, op));
     w.raw(nowAndTransaction(tx, nowMs));
     w.uint(totalOrder);
@@ -211,30 +226,49 @@ export class TableSerializer {
   }
 
   /**
-   * A snapshot read (op 'r'): the row as it was at the snapshot's consistent point. `id` is the
-   * event id (stable for a given snapshot), `snapshot` is Debezium's marker ("true", or "last" on
-   * the snapshot's final row; "incremental" for rows read by an online snapshot at `lsn`).
-   * Snapshot reads belong to no transaction.
+   * A snapshot read (op 'r'): the row as it was at the snapshot's point. The event id is `idHead`
+   * (`{"id":"<prefix>`, see `readIdHead`) followed by `ordinal`; `tail` (see `readTail`) is
+   * everything after the row, the same for a whole chunk. Snapshot reads belong to no transaction.
    */
-  writeRead(w: LineWriter, row: TupleData, id: string, snapshot: 'true' | 'last' | 'incremental', lsn: number, lsnText: string, nowMs: number): void {
+  writeRead(w: LineWriter, row: TupleData, idHead: Buffer, ordinal: number, tail: Buffer): void {
     const keyed = this.table.keyIndexes.length > 0;
-    w.text(`{"id":"${id}`);
+    w.raw(idHead);
+    w.uint(ordinal);
     if (keyed) {
       w.raw(this.topicKeyOpen);
       this.writeFields(w, row, this.table.keyIndexes, this.keyPrefixes);
     } else w.raw(this.topicKey);
     w.raw(keyed ? this.afterKey.noBefore.open : this.afterKey.noBefore.none);
     this.writeFields(w, row, null, this.columnPrefixes);
+    w.raw(tail);
+  }
+
+  /**
+   * What follows the row of a read event: the source block with Debezium's snapshot marker
+   * ("true", "last" on the snapshot's final row, "incremental" for online snapshots), the position
+   * `lsn` the row stands at, and the processing time.
+   */
+  readTail(snapshot: 'true' | 'last' | 'incremental', lsn: number, lsnText: string, nowMs: number): Buffer {
     const head = snapshot === 'true' ? this.readHead : snapshot === 'last' ? this.lastReadHead : this.incrementalReadHead;
-    w.text(`}${head}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},"op":"r","ts_ms":${nowMs},"transaction":null}}`);
+    return bytes(`}${head}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},"op":"r","ts_ms":${nowMs},"transaction":null}}`);
+  }
+
+  /** `,"unavailable_columns":["a",...]`: the columns of `tuple` that are unchanged TOAST. */
+  unavailableColumns(tuple: TupleData): Buffer {
+    const names: string[] = [];
+    this.table.columns.forEach((c, i) => {
+      if (tuple[i] === UNCHANGED_TOAST) names.push(c.name);
+    });
+    return unavailableColumnsField(names);
   }
 
   /**
    * `v,"b":v,...` for every column or the `indexes` ones: the fields after the first name, without
    * the closing brace (the next fragment closes the object). Unchanged TOAST values become the
-   * placeholder (null in a key).
+   * placeholder (null in a key). Returns whether a placeholder was written.
    */
-  private writeFields(w: LineWriter, tuple: TupleData, indexes: readonly number[] | null, prefixes: readonly Buffer[]): void {
+  private writeFields(w: LineWriter, tuple: TupleData, indexes: readonly number[] | null, prefixes: readonly Buffer[]): boolean {
+    let placeholders = false;
     // The first field's name (or the lone `{` of an empty object) was written with the fragment before.
     const columns = this.table.columns;
     const n = indexes === null ? columns.length : indexes.length;
@@ -247,8 +281,11 @@ export class TableSerializer {
         const column = columns[index] as TableSchema['columns'][number];
         if (column.plainString) w.jsonString(value);
         else w.text(column.encode(value));
-      } else if (value === UNCHANGED_TOAST) w.raw(indexes === null ? UNAVAILABLE : NULL);
-      else w.text(JSON.stringify(value.toString('base64')));
+      } else if (value === UNCHANGED_TOAST) {
+        w.raw(indexes === null ? UNAVAILABLE : NULL);
+        placeholders = true;
+      } else w.text(JSON.stringify(value.toString('base64')));
     }
+    return placeholders;
   }
 }

@@ -5,6 +5,9 @@
  *
  * Secrets: the password lives only in `SourceEndpoint.password` and in pg's client config. Log
  * and error text is built from `describeEndpoint()`, which never includes it.
+ *
+ * SSH: an endpoint with `ssh` settings is reached through one shared tunnel (tunnel.ts), opened by
+ * the first connection and closed when the last one ends; callers just call `openConnection`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -15,15 +18,24 @@ import pg from 'pg';
 import type { Config, SslMode } from '../config.ts';
 import { SSL_MODES } from '../config.ts';
 import { CdcError } from '../errors.ts';
+import { passfilePath, passwordFromPassfile, readSecretFile } from './password.ts';
+import { leaseTunnel, type SshTunnelConfig } from './tunnel.ts';
 
 /** Session settings that make every output function print the same text on every server. */
 export const SESSION_OPTIONS = '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex -c lc_monetary=C';
 
+/**
+ * Where and how to connect. `host`/`port` are the database as the network (or the SSH server, when
+ * `ssh` is set) reaches it; messages always name these, never a tunnel's local end.
+ */
 export interface SourceEndpoint {
   host: string;
   port: number;
   user: string;
+  /** From the config, a password file, the URL or PGPASSWORD; the password file is consulted only when the server asks. */
   password: string | undefined;
+  /** libpq's password file (PGPASSFILE or ~/.pgpass), looked up when `password` is undefined. */
+  passfile?: string | undefined;
   database: string;
   sslmode: SslMode;
   sslrootcert: string | undefined;
@@ -35,6 +47,8 @@ export interface SourceEndpoint {
    * certificate against this name, and checks judge it (pooler host names).
    */
   tlsHost?: string;
+  /** Reach the database through this SSH server (every connection, through one shared tunnel). */
+  ssh?: SshTunnelConfig | undefined;
 }
 
 function parseUrl(url: string): Partial<SourceEndpoint> {
@@ -88,17 +102,25 @@ export function resolveEndpoint(source: Config['source'], env: NodeJS.ProcessEnv
     throw new CdcError('CONFIG_INVALID', `PGSSLMODE=${envSslmode} is not one of ${SSL_MODES.join(', ')}`);
   }
   const user = source.user ?? fromUrl.user ?? env.PGUSER ?? env.USER ?? 'postgres';
+  if (source.password !== undefined && source.passwordFile !== undefined) {
+    throw new CdcError('CONFIG_INVALID', 'source.password and source.passwordFile are both set', { hint: 'keep one of them (prefer passwordFile or PGPASSWORD)' });
+  }
+  const fromFile = source.passwordFile === undefined ? undefined : readSecretFile(source.passwordFile, 'the password file');
   return {
     host: source.host ?? fromUrl.host ?? env.PGHOST ?? 'localhost',
     port: source.port ?? fromUrl.port ?? envPort(env) ?? 5432,
     user,
-    password: source.password ?? fromUrl.password ?? env.PGPASSWORD,
+    password: source.password ?? fromFile ?? fromUrl.password ?? (env.PGPASSWORD === '' ? undefined : env.PGPASSWORD),
+    passfile: passfilePath(env),
     database: source.database ?? fromUrl.database ?? env.PGDATABASE ?? user,
-    sslmode: source.sslmode ?? fromUrl.sslmode ?? (envSslmode as SslMode | undefined) ?? 'prefer',
+    // require, not libpq's prefer: the vendors' guides all ask for TLS, and prefer silently falls
+    // back to clear text. A local server without TLS needs an explicit sslmode=disable.
+    sslmode: source.sslmode ?? fromUrl.sslmode ?? (envSslmode as SslMode | undefined) ?? 'require',
     sslrootcert: source.sslrootcert ?? fromUrl.sslrootcert ?? env.PGSSLROOTCERT,
     sslcert: source.sslcert ?? fromUrl.sslcert ?? env.PGSSLCERT,
     sslkey: source.sslkey ?? fromUrl.sslkey ?? env.PGSSLKEY,
     connectTimeoutMs: source.connectTimeoutMs,
+    ssh: source.ssh,
   };
 }
 
@@ -179,7 +201,27 @@ function tlsFor(endpoint: SourceEndpoint, encrypted: boolean): false | Connectio
 
 export type ConnectionKind = 'query' | 'replication';
 
-function clientConfig(endpoint: SourceEndpoint, kind: ConnectionKind, encrypted: boolean, applicationName: string): pg.ClientConfig {
+/**
+ * The password when the server asks for one: the endpoint's, else the password file's line for the
+ * real server (`shown`: never the tunnel's local end). Asked lazily, as libpq does, so a trust or
+ * certificate login never reads the file. Handing pg a function also keeps pg's own (deprecated)
+ * pgpass lookup, which would match the tunnel's address, out of the way.
+ */
+function passwordFor(shown: SourceEndpoint): () => Promise<string> {
+  return () => {
+    if (shown.password !== undefined) return Promise.resolve(shown.password);
+    const found = passwordFromPassfile(
+      { host: shown.host, port: shown.port, database: shown.database, user: shown.user },
+      shown.passfile === undefined ? process.env : { ...process.env, PGPASSFILE: shown.passfile },
+    );
+    if (found.password !== undefined) return Promise.resolve(found.password);
+    return Promise.reject(new CdcError('AUTH_FAILED', `${describeEndpoint(shown)} asks for a password and none is configured (${found.reason})`, {
+      hint: 'set PGPASSWORD, pass --password-file (source.passwordFile), or add a host:port:database:user:password line to ~/.pgpass (mode 0600)',
+    }));
+  };
+}
+
+function clientConfig(endpoint: SourceEndpoint, kind: ConnectionKind, encrypted: boolean, applicationName: string, shown: SourceEndpoint): pg.ClientConfig {
   const config: pg.ClientConfig = {
     host: endpoint.host,
     port: endpoint.port,
@@ -190,8 +232,8 @@ function clientConfig(endpoint: SourceEndpoint, kind: ConnectionKind, encrypted:
     application_name: applicationName,
     connectionTimeoutMillis: endpoint.connectTimeoutMs,
     keepAlive: true,
+    password: passwordFor(shown),
   };
-  if (endpoint.password !== undefined) config.password = endpoint.password;
   if (kind === 'replication') {
     // pg types `replication` loosely; it sends replication=database in the startup packet.
     (config as pg.ClientConfig & { replication: string }).replication = 'database';
@@ -259,9 +301,9 @@ function tlsError(endpoint: SourceEndpoint, cause: unknown): CdcError | undefine
     });
   }
   if (/does not support SSL/i.test(err.message ?? '')) {
-    return new CdcError('CONNECT_FAILED', `${where} does not accept TLS connections, but sslmode=${endpoint.sslmode} requires TLS`, {
+    return new CdcError('CONNECT_FAILED', `${where} does not accept TLS connections, but sslmode=${endpoint.sslmode} requires TLS (require is pgcdc's default)`, {
       cause,
-      hint: 'enable ssl on the server, or use sslmode=prefer (encrypt when possible) or disable',
+      hint: 'enable TLS on the server (ssl = on), or, for a local server you trust, add sslmode=disable to the URL (or set PGSSLMODE=disable)',
     });
   }
   if (typeof err.code === 'string' && /^ERR_SSL_|^ERR_TLS_/.test(err.code)) {
@@ -287,11 +329,27 @@ function isTlsFailure(error: unknown): boolean {
  * server refused; require, verify-ca and verify-full TLS only (see tlsPolicy for what they verify).
  */
 export async function openConnection(endpoint: SourceEndpoint, kind: ConnectionKind, applicationName = 'pgcdc'): Promise<pg.Client> {
+  if (endpoint.ssh === undefined) return connect(endpoint, endpoint, kind, applicationName);
+  const lease = await leaseTunnel(endpoint.ssh, endpoint);
+  try {
+    const client = await connect(lease.tunnel.endpoint, endpoint, kind, applicationName);
+    // However the connection ends (end(), a server error, a lost network), this use of the tunnel ends.
+    client.once('end', () => lease.release());
+    return client;
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
+}
+
+/** `dial` is where the socket goes (the tunnel's local end, or the server); `shown` names the server in messages. */
+async function connect(dial: SourceEndpoint, shown: SourceEndpoint, kind: ConnectionKind, applicationName: string): Promise<pg.Client> {
+  const endpoint = dial;
   const attempts: boolean[] =
     endpoint.sslmode === 'disable' ? [false] : endpoint.sslmode === 'allow' ? [false, true] : endpoint.sslmode === 'prefer' ? [true, false] : [true];
   const errors: unknown[] = [];
   for (const [index, encrypted] of attempts.entries()) {
-    const client = new pg.Client(clientConfig(endpoint, kind, encrypted, applicationName));
+    const client = new pg.Client(clientConfig(endpoint, kind, encrypted, applicationName, shown));
     try {
       await client.connect();
       return client;
@@ -308,5 +366,5 @@ export async function openConnection(endpoint: SourceEndpoint, kind: ConnectionK
   }
   // The error worth showing: the one that is not just "this attempt's encryption was refused".
   const meaningful = errors.find((e) => !isTlsFailure(e) && !/no encryption|SSL off|hostssl/i.test((e as Error).message ?? '')) ?? errors[errors.length - 1];
-  throw connectError(endpoint, meaningful);
+  throw connectError(shown, meaningful);
 }

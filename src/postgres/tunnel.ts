@@ -16,6 +16,7 @@ import { Client, type ConnectConfig } from 'ssh2';
 import { z } from 'zod';
 import { CdcError } from '../errors.ts';
 import type { SourceEndpoint } from './connect.ts';
+import { readSecretFile } from './password.ts';
 
 /** The `source.ssh` config section. */
 export const sshTunnelSchema = z.strictObject({
@@ -24,10 +25,14 @@ export const sshTunnelSchema = z.strictObject({
   user: z.string().min(1),
   /** Path of the private key file (OpenSSH or PEM). */
   privateKeyFile: z.string().min(1).optional(),
-  /** Passphrase of the private key; prefer the PGCDC_SSH_PASSPHRASE environment variable. */
+  /** Passphrase of the private key; prefer PGCDC_SSH_PASSPHRASE or `passphraseFile`. */
   passphrase: z.string().optional(),
-  /** Password authentication; prefer the PGCDC_SSH_PASSWORD environment variable. */
+  /** File whose first line is the private key's passphrase. */
+  passphraseFile: z.string().min(1).optional(),
+  /** Password authentication; prefer PGCDC_SSH_PASSWORD or `passwordFile`. */
   password: z.string().optional(),
+  /** File whose first line is the SSH password. */
+  passwordFile: z.string().min(1).optional(),
   /** The pinned host key: an OpenSSH known_hosts line (or its `type base64` part) or `SHA256:...`. */
   hostKey: z.string().min(1).optional(),
   /** Accept an unknown host key (its fingerprint is reported). Off by default. */
@@ -75,6 +80,8 @@ export interface Tunnel {
   readonly hostKeyFingerprint: string;
   /** True when the key was accepted only because trust-on-first-use was enabled. */
   readonly trustedOnFirstUse: boolean;
+  /** Resolves when the SSH connection has ended (closed by us, or lost). */
+  readonly closed: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -116,8 +123,8 @@ export async function openTunnel(ssh: SshTunnelConfig, target: SourceEndpoint, e
       return false;
     },
   };
-  const password = env.PGCDC_SSH_PASSWORD ?? ssh.password;
-  const passphrase = env.PGCDC_SSH_PASSPHRASE ?? ssh.passphrase;
+  const password = env.PGCDC_SSH_PASSWORD ?? ssh.password ?? (ssh.passwordFile === undefined ? undefined : readSecretFile(ssh.passwordFile, 'source.ssh.passwordFile'));
+  const passphrase = env.PGCDC_SSH_PASSPHRASE ?? ssh.passphrase ?? (ssh.passphraseFile === undefined ? undefined : readSecretFile(ssh.passphraseFile, 'source.ssh.passphraseFile'));
   if (ssh.privateKeyFile !== undefined) {
     try {
       config.privateKey = readFileSync(ssh.privateKeyFile);
@@ -128,7 +135,7 @@ export async function openTunnel(ssh: SshTunnelConfig, target: SourceEndpoint, e
   }
   if (password !== undefined) config.password = password;
   if (config.privateKey === undefined && password === undefined) {
-    throw new CdcError('CONFIG_INVALID', 'source.ssh needs privateKeyFile or a password (PGCDC_SSH_PASSWORD)');
+    throw new CdcError('CONFIG_INVALID', 'source.ssh needs privateKeyFile (--ssh-key) or a password (PGCDC_SSH_PASSWORD or source.ssh.passwordFile)');
   }
 
   const client = new Client();
@@ -185,19 +192,103 @@ export async function openTunnel(ssh: SshTunnelConfig, target: SourceEndpoint, e
       resolve(typeof address === 'object' && address !== null ? address.port : 0);
     });
   });
-  client.once('close', () => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
+  const closed = new Promise<void>((resolve) => {
+    client.once('close', () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      resolve();
+    });
   });
   const key = seen ?? Buffer.alloc(0);
   return {
     endpoint: { ...target, host: '127.0.0.1', port, tlsHost: target.tlsHost ?? target.host },
     hostKeyFingerprint: fingerprint(key),
     trustedOnFirstUse: tofu,
+    closed,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       client.end();
+    },
+  };
+}
+
+/** Where a tunnel's notices go (trust on first use); stderr unless a caller says otherwise. */
+let notice: (line: string) => void = (line) => process.stderr.write(`pgcdc: warning: ${line}\n`);
+export function setTunnelNotice(sink: (line: string) => void): void {
+  notice = sink;
+}
+
+interface SharedTunnel {
+  readonly tunnel: Promise<Tunnel>;
+  users: number;
+  /** Set once open (for `openTunnelFor`). */
+  open?: Tunnel;
+}
+
+function sharedKey(ssh: SshTunnelConfig, target: SourceEndpoint): string {
+  return JSON.stringify([ssh, target.host, target.port]);
+}
+
+/** The tunnel currently open for `target` through `ssh`, if any (to report its host key). */
+export function openTunnelFor(ssh: SshTunnelConfig, target: SourceEndpoint): Tunnel | undefined {
+  return shared.get(sharedKey(ssh, target))?.open;
+}
+
+/** Open tunnels by SSH settings and target: every connection to the same source shares one. */
+const shared = new Map<string, SharedTunnel>();
+
+/** One connection's use of a shared tunnel. */
+export interface TunnelLease {
+  readonly tunnel: Tunnel;
+  /** Ends this use; the tunnel closes when its last user releases it. Idempotent. */
+  release(): void;
+}
+
+/**
+ * Opens (or joins) the tunnel for `target` through `ssh`. Replication, catalog, snapshot and check
+ * connections to one source share a single SSH connection, so the host key is verified (and, with
+ * trust-on-first-use, reported) once, and the SSH server sees one login instead of one per
+ * snapshot worker. A tunnel that fails to open or is lost is forgotten, so the next user reopens it.
+ */
+export async function leaseTunnel(ssh: SshTunnelConfig, target: SourceEndpoint, env: NodeJS.ProcessEnv = process.env): Promise<TunnelLease> {
+  const key = sharedKey(ssh, target);
+  let entry = shared.get(key);
+  if (entry === undefined) {
+    const opening = openTunnel(ssh, target, env);
+    const created: SharedTunnel = { tunnel: opening, users: 0 };
+    entry = created;
+    shared.set(key, created);
+    const forget = (): void => {
+      if (shared.get(key) === created) shared.delete(key);
+    };
+    opening.then((tunnel) => {
+      created.open = tunnel;
+      if (tunnel.trustedOnFirstUse) {
+        notice(`trusting the SSH host key of ${ssh.host}:${ssh.port} on first use (${tunnel.hostKeyFingerprint}): pin it with source.ssh.hostKey or --ssh-host-key "${tunnel.hostKeyFingerprint}"`);
+      }
+      void tunnel.closed.then(forget);
+    }, forget);
+  }
+  entry.users++;
+  const current = entry;
+  let tunnel: Tunnel;
+  try {
+    tunnel = await current.tunnel;
+  } catch (error) {
+    current.users--;
+    throw error;
+  }
+  let released = false;
+  return {
+    tunnel,
+    release: () => {
+      if (released) return;
+      released = true;
+      current.users--;
+      if (current.users > 0) return;
+      if (shared.get(key) === current) shared.delete(key);
+      void tunnel.close().catch(() => undefined);
     },
   };
 }

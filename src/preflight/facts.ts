@@ -80,16 +80,18 @@ export async function readSettings(client: pg.ClientBase): Promise<ServerSetting
                      'wal_sender_timeout', 'hot_standby_feedback')`,
   );
   const s = new Map(rows.map((r) => [r.name, r.setting]));
-  const state = await client.query<{ slots: number; senders: number; recovery: boolean }>(
+  // current_setting(..., true) as well as pg_settings: it also sees a custom (placeholder) setting
+  // of that name, which pg_settings hides, and is NULL where the parameter does not exist.
+  const state = await client.query<{ slots: number; senders: number; recovery: boolean; rds: string | null }>(
     `select (select count(*) from pg_replication_slots)::int as slots, (select count(*) from pg_stat_replication)::int as senders,
-            pg_is_in_recovery() as recovery`,
+            pg_is_in_recovery() as recovery, current_setting('rds.logical_replication', true) as rds`,
   );
   const versionNum = Number(s.get('server_version_num'));
   return {
     versionNum,
     major: Math.floor(versionNum / 10000),
     walLevel: s.get('wal_level') ?? 'unknown',
-    rdsLogicalReplication: s.get('rds.logical_replication'),
+    rdsLogicalReplication: s.get('rds.logical_replication') ?? state.rows[0]?.rds ?? undefined,
     maxReplicationSlots: Number(s.get('max_replication_slots') ?? 0),
     maxWalSenders: Number(s.get('max_wal_senders') ?? 0),
     usedSlots: state.rows[0]?.slots ?? 0,

@@ -10,6 +10,7 @@ import { CdcError, toCdcError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { ServerFacts } from '../postgres/catalog.ts';
 import { describeEndpoint, openConnection, resolveEndpoint, type SourceEndpoint } from '../postgres/connect.ts';
+import { openTunnelFor } from '../postgres/tunnel.ts';
 import { listCatalogTables, readPublicationFacts, readRole, readSettings, readSlotFacts, readTables, readTls, type TableFacts } from './facts.ts';
 import { errorsOf, warningsOf, type CheckReport, type Problem } from './problem.ts';
 import { evaluate, poolerFromError, poolerFromHost, type PreflightMode } from './rules.ts';
@@ -121,6 +122,14 @@ async function probeReplication(endpoint: SourceEndpoint): Promise<Problem | und
   }
 }
 
+/** How the connection went through SSH, with the host key seen (so a user can pin it). */
+function tunnelNotes(endpoint: SourceEndpoint): string[] {
+  if (endpoint.ssh === undefined) return [];
+  const tunnel = openTunnelFor(endpoint.ssh, endpoint);
+  const key = tunnel === undefined ? 'unknown' : `${tunnel.hostKeyFingerprint}${tunnel.trustedOnFirstUse ? ', trusted on first use: pin it with --ssh-host-key' : ', pinned'}`;
+  return [`SSH tunnel: ${endpoint.ssh.user}@${endpoint.ssh.host}:${endpoint.ssh.port} (host key ${key})`];
+}
+
 /**
  * `pgcdc check`: every problem with its fix. Throws only for bad input (config); a server that
  * cannot be reached is reported as a problem.
@@ -139,7 +148,7 @@ export async function runCheck(config: Config, env: NodeJS.ProcessEnv = process.
     const refusedByPooler = poolerFromError(raw);
     if (refusedByPooler) return { target, notes: [], problems: [refusedByPooler] };
     const pooler = poolerFromHost(endpoint.tlsHost ?? endpoint.host);
-    const problems: Problem[] = [{ severity: 'error', code: cdc.code === 'AUTH_FAILED' ? 'auth' : 'connect', message: cdc.message, fix: cdc.hint ?? 'check the host, port and credentials' }];
+    const problems: Problem[] = [{ severity: 'error', code: cdc.code === 'AUTH_FAILED' ? 'auth' : cdc.code === 'TUNNEL_FAILED' ? 'ssh-tunnel' : 'connect', message: cdc.message, fix: cdc.hint ?? 'check the host, port and credentials' }];
     if (pooler) problems.push(pooler);
     return { target, notes: [], problems };
   }
@@ -151,7 +160,7 @@ export async function runCheck(config: Config, env: NodeJS.ProcessEnv = process.
       const replication = await probeReplication(endpoint);
       if (replication) problems.push(replication);
     }
-    return { target, notes: gathered.notes, problems };
+    return { target, notes: [...tunnelNotes(endpoint), ...gathered.notes], problems };
   } finally {
     await client.end().catch(() => undefined);
   }

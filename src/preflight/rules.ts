@@ -129,7 +129,7 @@ function tlsRules(input: PreflightInput): Problem[] {
       'enable TLS on the server and connect with sslmode=verify-full and sslrootcert=<the server CA>')];
   }
   if (input.sslmode !== 'verify-full') {
-    return [problem('warning', 'tls-unverified', `TLS is in use (${input.tls.version ?? 'unknown version'}) but sslmode=${input.sslmode} does not verify the server's certificate and host name`,
+    return [problem('warning', 'tls-unverified', `TLS is in use (${input.tls.version ?? 'unknown version'}) but sslmode=${input.sslmode} does not verify the server's certificate and host name: anyone who can redirect the connection (DNS, a hostile network) could pose as the server and read the password and every change`,
       'connect with sslmode=verify-full and sslrootcert=<the CA bundle of your provider> (e.g. the RDS global bundle)')];
   }
   return [];

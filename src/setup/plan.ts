@@ -9,6 +9,7 @@
  */
 import { quoteIdent, quoteLiteral, quoteQualified } from '../postgres/quote.ts';
 import { PROFILES, type Platform } from './platforms.ts';
+import { HEARTBEAT_COLUMNS } from '../capture/heartbeat.ts';
 
 export interface SetupOptions {
   readonly platform: Platform;
@@ -148,7 +149,7 @@ export function buildPlan(o: SetupOptions): SetupStep[] {
     extra.push({ schema: o.signalSchema, table: SIGNAL_TABLE });
   }
   if (o.heartbeatSchema !== undefined) {
-    steps.push(...ownTableSteps(o, o.heartbeatSchema, HEARTBEAT_TABLE, 'id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now()', 'heartbeat'));
+    steps.push(...ownTableSteps(o, o.heartbeatSchema, HEARTBEAT_TABLE, HEARTBEAT_COLUMNS, 'heartbeat'));
   }
   if (o.replicaIdentityFull && o.tables !== 'all') {
     for (const t of o.tables) {

@@ -18,8 +18,13 @@ export function listening(port: number): Promise<boolean> {
   });
 }
 
+/** A started daemon: what it has written so far (stdout and stderr). */
+export interface Daemon {
+  output(): string;
+}
+
 /** Starts `file args` and resolves once it listens on `port`; its output is in the error if it dies first. */
-export async function startDaemon(name: string, file: string, args: string[], port: number, options: SpawnOptions = {}): Promise<void> {
+export async function startDaemon(name: string, file: string, args: string[], port: number, options: SpawnOptions = {}): Promise<Daemon> {
   const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
@@ -33,4 +38,5 @@ export async function startDaemon(name: string, file: string, args: string[], po
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${output}`);
     return (await listening(port)) ? true : undefined;
   }, `${name} to listen`, 30_000);
+  return { output: () => output };
 }

@@ -1,7 +1,8 @@
 /**
  * Test harness: real PostgreSQL, always. One embedded cluster per test file (node:test runs each
  * file in its own process), a fresh database per test. `PGCDC_TEST_PG=10..18` picks the major;
- * `PGCDC_TEST_URL` points at an existing server (a superuser URL; its databases are created here).
+ * `PGCDC_TEST_URL` points at an existing server (a superuser URL; its databases are created here);
+ * give it an sslmode (`?sslmode=disable` for a server without TLS), since pgcdc defaults to require.
  */
 import { after } from 'node:test';
 import { randomBytes } from 'node:crypto';

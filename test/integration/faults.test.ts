@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freshDatabase, eventually, startCluster, testServer, type TestDatabase } from '../harness/pg.ts';
+import { storedProgress } from '../harness/snapshots.ts';
 import { compareRows, readJsonl, replay, startPgcdc } from '../harness/cli.ts';
 
 function args(db: TestDatabase, dir: string): string[] {
@@ -39,7 +40,11 @@ test('the walsender is terminated mid-stream: one clear line, exit 1, then an ex
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-fault-'));
   await db.sql.query(`create table acct (id int primary key, balance int not null)`);
   let proc = startPgcdc(args(db, dir));
-  await eventually(async () => ((await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [`s_${db.name}`])).rowCount === 1 ? true : undefined), 'active slot');
+  // Streaming, not the slot's brief activity while it is created: the snapshot is done first.
+  await eventually(async () => {
+    if ((await storedProgress(path.join(dir, 'offsets.json')))?.snapshot?.state !== 'done') return undefined;
+    return (await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [`s_${db.name}`])).rowCount === 1 ? true : undefined;
+  }, 'streaming from an active slot');
   for (let i = 0; i < 20; i++) await db.sql.query(`insert into acct select g, g from generate_series(${i * 100 + 1}, ${i * 100 + 100}) g`);
   await db.sql.query(`select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1`, [`s_${db.name}`]);
   assert.equal(await proc.exited, 1);

@@ -84,7 +84,7 @@ before(async () => {
 });
 
 async function checkThrough(port: number): Promise<{ code: number; report: JsonReport; text: string }> {
-  const source = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const source = `postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable`;
   const env = { PGPASSWORD: CANARY };
   const json = await runPgcdc(['check', '--source', source, '--json'], env);
   const text = await runPgcdc(['check', '--source', source], env);

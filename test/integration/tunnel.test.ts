@@ -6,88 +6,22 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir, userInfo } from 'node:os';
-import path from 'node:path';
-import { freePort } from '../../src/embedded/cluster.ts';
 import { openConnection, resolveEndpoint, type SourceEndpoint } from '../../src/postgres/connect.ts';
-import { openTunnel, sshTunnelSchema, type SshTunnelConfig } from '../../src/postgres/tunnel.ts';
+import { openTunnel, openTunnelFor, sshTunnelSchema, type SshTunnelConfig } from '../../src/postgres/tunnel.ts';
 import { CdcError } from '../../src/errors.ts';
-import { onTeardown, requireOrSkip, startCluster } from '../harness/pg.ts';
-import { startDaemon } from '../harness/daemon.ts';
+import { requireOrSkip, startCluster } from '../harness/pg.ts';
+import { SSH_USER as USER, sshdAvailable, startSshd, type Sshd } from '../harness/sshd.ts';
 
 const PASSPHRASE = 'canary-Ssh-0b7e42';
-const SSHD = '/usr/sbin/sshd';
 
-const skip = requireOrSkip(existsSync(SSHD), 'sshd (Debian package openssh-server)');
-/** sshd authenticates the user running the test (root in CI). */
-const USER = userInfo().username;
-
-interface Sshd {
-  port: number;
-  dir: string;
-  knownHostsLine: string;
-  fingerprint: string;
-  otherKeyLine: string;
-  clientKey: string;
-  strangerKey: string;
-}
+const skip = requireOrSkip(sshdAvailable(), 'sshd (Debian package openssh-server)');
 
 let sshd: Sshd;
 let target: SourceEndpoint;
 
-async function startSshd(): Promise<Sshd> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-sshd-'));
-  onTeardown(() => rm(dir, { recursive: true, force: true }));
-  const keygen = (file: string, passphrase = ''): void => {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', passphrase, '-C', 'pgcdc-test', '-f', path.join(dir, file)], { stdio: 'pipe' });
-  };
-  keygen('host_key');
-  keygen('other_host_key');
-  keygen('client_key', PASSPHRASE);
-  keygen('stranger_key');
-  await writeFile(path.join(dir, 'authorized_keys'), await readFile(path.join(dir, 'client_key.pub')));
-  const port = await freePort();
-  await writeFile(path.join(dir, 'sshd_config'), [
-    `Port ${port}`,
-    'ListenAddress 127.0.0.1',
-    `HostKey ${path.join(dir, 'host_key')}`,
-    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-    `PidFile ${path.join(dir, 'sshd.pid')}`,
-    'PermitRootLogin prohibit-password',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'UsePAM no',
-    'StrictModes no',
-    'AllowTcpForwarding yes',
-    'LogLevel VERBOSE',
-    '',
-  ].join('\n'));
-  if (userInfo().uid === 0) {
-    // sshd's privilege separation directory (the package's service normally creates it).
-    await mkdir('/run/sshd', { recursive: true });
-    await chmod('/run/sshd', 0o755);
-  }
-  await startDaemon('sshd', SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], port);
-  const pub = (await readFile(path.join(dir, 'host_key.pub'), 'utf8')).trim().split(/\s+/);
-  const other = (await readFile(path.join(dir, 'other_host_key.pub'), 'utf8')).trim().split(/\s+/);
-  const fingerprint = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', path.join(dir, 'host_key.pub')]).toString().split(/\s+/)[1] ?? '';
-  return {
-    port,
-    dir,
-    knownHostsLine: `[127.0.0.1]:${port} ${pub[0]} ${pub[1]}`,
-    fingerprint,
-    otherKeyLine: `[127.0.0.1]:${port} ${other[0]} ${other[1]}`,
-    clientKey: path.join(dir, 'client_key'),
-    strangerKey: path.join(dir, 'stranger_key'),
-  };
-}
-
 before(async () => {
   if (skip) return;
-  sshd = await startSshd();
+  sshd = await startSshd(PASSPHRASE);
   const cluster = await startCluster({ password: 'pg-secret' });
   // The database as the SSH server sees it: its own loopback.
   target = { ...resolveEndpoint({ url: cluster.url('postgres'), connectTimeoutMs: 10_000 }, {}), host: '127.0.0.1', sslmode: 'disable' };
@@ -166,6 +100,22 @@ test('a key the server does not authorise fails authentication in one line, with
   assert.match(error.message, new RegExp(`^SSH authentication failed for ${USER}@127\\.0\\.0\\.1:\\d+$`));
   const wrongPassphrase = await refusal(ssh({ hostKey: sshd.fingerprint, passphrase: 'not-it' }));
   assert.equal(wrongPassphrase.code, 'TUNNEL_FAILED');
+});
+
+test('openConnection with source.ssh: connections share one tunnel, closed when the last one ends', { skip }, async () => {
+  const config = ssh({ hostKey: sshd.fingerprint });
+  const endpoint: SourceEndpoint = { ...target, ssh: config };
+  const [query, replication] = await Promise.all([openConnection(endpoint, 'query'), openConnection(endpoint, 'replication')]);
+  const tunnel = openTunnelFor(config, endpoint);
+  assert.ok(tunnel, 'a tunnel is open');
+  await query.end();
+  assert.equal(openTunnelFor(config, endpoint), tunnel, 'still open for the replication connection');
+  await replication.query('IDENTIFY_SYSTEM');
+  await replication.end();
+  await tunnel.closed;
+  assert.equal(openTunnelFor(config, endpoint), undefined);
+  // A wrong key fails the connection itself, naming the database as configured (not the local end).
+  await assert.rejects(openConnection({ ...endpoint, ssh: ssh({ hostKey: sshd.otherKeyLine }) }, 'query'), /does not match the pinned key/);
 });
 
 test('keepalives are on by default', () => {
