@@ -117,6 +117,12 @@ export const configSchema = z.strictObject({
   /** Standby status update interval; capped at a third of the server's wal_sender_timeout. */
   statusIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
   /**
+   * pgoutput protocol v2 streaming (PostgreSQL 14+): transactions larger than the server's
+   * logical_decoding_work_mem arrive while still open, spill to `<offsets>.spill/` and are
+   * delivered at their commit.
+   */
+  streaming: z.boolean().default(false),
+  /**
    * Heartbeats (docs/operations.md): every `intervalMs`, with nothing in flight, the checkpoint and
    * the confirmed LSN move to the server's position; `table` and `message` also write something so
    * there is a position to move to when the captured tables are quiet. 0 turns heartbeats off.

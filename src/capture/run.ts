@@ -21,6 +21,7 @@ import type { Sink, SinkPosition } from '../sinks/sink.ts';
 import { EventBatch } from '../sinks/batch.ts';
 import { takeInitialSnapshot } from './initial-snapshot.ts';
 import { StreamLoop } from './stream-loop.ts';
+import { checkStreamingSupported } from './streamed-transactions.ts';
 import { decideStartup, requestStartSnapshot } from './startup-snapshot.ts';
 import { takeSnapshotOnly } from './snapshot-only.ts';
 import { estimateRows, SnapshotProgressDisplay } from './progress-display.ts';
@@ -113,6 +114,7 @@ export class Capture {
           hint: 'set wal_level = logical (rds.logical_replication = 1 on RDS/Aurora) and restart the server',
         });
       }
+      checkStreamingSupported(config.streaming, facts.major, describeEndpoint(endpoint));
       if (config.origin === 'none' && facts.major < 16) {
         throw new CdcError('CONFIG_INVALID', `origin: none needs PostgreSQL 16 or later, and ${describeEndpoint(endpoint)} runs PostgreSQL ${facts.major}`, {
           hint: 'remove origin: none (the default, any, delivers changes whatever their origin)',

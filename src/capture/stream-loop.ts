@@ -27,6 +27,7 @@ import type { PgType } from '../source/values.ts';
 import type { TopicNaming } from '../envelope/json.ts';
 import { ChangeAssembler } from './changes.ts';
 import { Delivery, type CheckpointProgress } from './delivery.ts';
+import { spillDirectory, StreamedTransactions } from './streamed-transactions.ts';
 import { WindowTracker } from './windows.ts';
 import { IncrementalSnapshotter } from './incremental-snapshot.ts';
 import { openConnection } from '../postgres/connect.ts';
@@ -74,7 +75,7 @@ export interface LoopDeps {
 /** The streaming part of a capture, from START_REPLICATION to CopyDone. */
 export class StreamLoop {
   private readonly deps: LoopDeps;
-  private readonly decoder = new PgoutputDecoder({ protoVersion: 1 });
+  private readonly decoder: PgoutputDecoder;
   private readonly types = new Map<number, PgType>();
   private readonly tableFacts = new Map<number, TableRef>();
   private readonly rootsLogged = new Set<number>();
@@ -83,6 +84,8 @@ export class StreamLoop {
   private readonly delivery: Delivery;
   private readonly windows: WindowTracker;
   private readonly snapshotter: IncrementalSnapshotter | undefined;
+  /** Protocol v2 streaming of large in-progress transactions; undefined unless `streaming` is on. */
+  private readonly streamed: StreamedTransactions | undefined;
   private stream: ReplicationStream | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   /** Frames that arrived while a Relation lookup was pending. */
@@ -96,6 +99,7 @@ export class StreamLoop {
   constructor(deps: LoopDeps) {
     this.deps = deps;
     this.received = deps.startLsn;
+    this.decoder = new PgoutputDecoder({ protoVersion: deps.config.streaming ? 2 : 1 });
     for (const [oid, type] of deps.types) this.types.set(oid, type);
     for (const table of deps.tables) this.tableFacts.set(table.oid, table);
     const values = deps.config.values;
@@ -110,6 +114,7 @@ export class StreamLoop {
         pressure: (high) => {
           this.pressure = high;
           this.updateFlow();
+          this.streamed?.pressure(high);
         },
         failed: (error) => deps.onFailure(error),
         stored: (checkpoint) => deps.onStored?.(checkpoint),
@@ -150,6 +155,18 @@ export class StreamLoop {
       toast: deps.config.toast.mode === 'placeholder' ? undefined : new ToastPolicy(deps.config.toast.mode, deps.toastStore, deps.naming, this.delivery.topics, deps.log),
       transactionEvents: deps.config.transactions.events,
     });
+    this.streamed = deps.config.streaming
+      ? new StreamedTransactions({
+          dir: spillDirectory(deps.config.offsets),
+          decoder: this.decoder,
+          log: deps.log,
+          target: {
+            handle: (message, lsn) => this.assembler.handle(message, lsn),
+            applyRelation: (message) => this.applyRelation(message),
+            stopped: () => this.stopping,
+          },
+        })
+      : undefined;
   }
 
   start(): void {
@@ -157,8 +174,9 @@ export class StreamLoop {
       slot: this.deps.config.slot,
       startLsn: this.deps.startLsn,
       publication: this.deps.config.publication,
-      protoVersion: 1,
+      protoVersion: this.decoder.protoVersion,
       messages: this.deps.facts.major >= 14,
+      streaming: this.streamed !== undefined,
       origin: this.deps.config.origin,
     });
     this.stream = stream;
@@ -203,6 +221,8 @@ export class StreamLoop {
     await this.deps.heartbeat.close();
     await this.delivery.drain();
     await this.confirmIdle();
+    // After confirmIdle: an open streamed transaction must keep the confirmed LSN before it.
+    this.streamed?.close();
     this.delivery.dispose();
     this.stream?.sendStatus(this.received, this.delivery.acked);
     await this.stream?.stop();
@@ -213,6 +233,7 @@ export class StreamLoop {
   async abort(): Promise<void> {
     this.stopping = true;
     if (this.statusTimer) clearInterval(this.statusTimer);
+    this.streamed?.close();
     void this.snapshotter?.stop();
     this.delivery.dispose();
     await this.deps.session.close();
@@ -236,9 +257,18 @@ export class StreamLoop {
     }
   }
 
+  /**
+   * Something was received and is not yet committed: an open transaction, a pending Relation
+   * lookup, or an open streamed transaction (streamed-transactions.ts explains why the last one
+   * keeps keepalive confirmation back too).
+   */
+  private get inFlight(): boolean {
+    return this.assembler.inTransaction || this.blocked || (this.streamed?.open ?? false);
+  }
+
   /** With nothing in flight, the checkpoint and `acked` follow the server (heartbeat.ts). */
   private async confirmIdle(): Promise<void> {
-    await this.delivery.confirmIdle(this.lastWalEnd, this.assembler.inTransaction || this.blocked);
+    await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
     this.stream?.sendStatus(this.received, this.delivery.acked);
   }
 
@@ -271,6 +301,12 @@ export class StreamLoop {
       return;
     }
     if (parsed.walStart > this.received) this.received = parsed.walStart;
+    const streamed = this.streamed?.take(parsed.data, parsed.walStart);
+    if (streamed !== undefined && streamed !== false) {
+      // A Stream Commit: later frames wait until its replay has gone through the normal path.
+      if (streamed !== true) this.hold(streamed);
+      return;
+    }
     const message = this.decoder.decode(parsed.data);
     if (message.tag === 'relation') {
       this.blocked = true;
@@ -282,6 +318,15 @@ export class StreamLoop {
       return;
     }
     this.assembler.handle(message, parsed.walStart);
+  }
+
+  private hold(work: Promise<void>): void {
+    this.blocked = true;
+    this.updateFlow();
+    void work.then(
+      () => this.unblock(),
+      (error: unknown) => this.fail(toCdcError(error)),
+    );
   }
 
   private unblock(): void {

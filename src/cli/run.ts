@@ -39,6 +39,7 @@ export interface RunFlags extends ConnectionFlags {
   snapshotProgress?: Config['snapshot']['progress'];
   snapshotChunkSize?: string;
   snapshotParallelism?: string;
+  streaming?: boolean;
   logLevel?: Config['log']['level'];
   logFormat?: Config['log']['format'];
 }
@@ -74,6 +75,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
       chunkSize: positiveInt(flags.snapshotChunkSize, '--snapshot-chunk-size'),
       parallelism: positiveInt(flags.snapshotParallelism, '--snapshot-parallelism'),
     },
+    streaming: flags.streaming,
     log: { level: flags.logLevel, format: flags.logFormat },
   };
 }
@@ -145,6 +147,7 @@ export function registerRun(program: Command): void {
     .addOption(new Option('--snapshot-progress <how>', 'snapshot progress: auto (bars on a terminal, else lines), bars, lines, off').choices(['auto', 'bars', 'lines', 'off']))
     .option('--snapshot-chunk-size <n>', 'rows per snapshot chunk (default 20000)')
     .option('--snapshot-parallelism <n>', 'tables read at once during the snapshot (default 1)')
+    .option('--streaming', 'PostgreSQL 14+: receive large transactions while they run, spilled to disk next to the offsets file until their commit')
     .option('--batch-size <n>', 'events per sink write (default 50000; a batch is also written at 16 MiB)')
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
     .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']));

@@ -29,6 +29,8 @@ export interface StartOptions {
   readonly protoVersion: 1 | 2 | 3 | 4;
   /** pgoutput `messages` (PostgreSQL 14+): logical decoding messages in the stream. */
   readonly messages: boolean;
+  /** pgoutput `streaming` (PostgreSQL 14+, proto_version 2+): large transactions sent in progress. */
+  readonly streaming?: boolean;
   /** pgoutput `origin` (PostgreSQL 16+): 'none' skips changes that carry a replication origin. */
   readonly origin?: 'any' | 'none';
 }
@@ -151,6 +153,7 @@ export class ReplicationSession {
       `publication_names ${quoteLiteral(quoteIdent(options.publication))}`,
     ];
     if (options.messages) pluginOptions.push(`messages 'true'`);
+    if (options.streaming) pluginOptions.push(`streaming 'on'`);
     if (options.origin === 'none') pluginOptions.push(`origin ${quoteLiteral('none')}`);
     const sql = `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL ${formatLsn(options.startLsn)} (${pluginOptions.join(', ')})`;
     const duplex = this.client.query(copyBoth(sql, { alignOnCopyDataFrame: true }));

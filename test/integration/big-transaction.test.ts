@@ -4,28 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
+import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freshDatabase, eventually } from '../harness/pg.ts';
 import { startPgcdc } from '../harness/cli.ts';
+import { countLines, peakRssMb } from '../harness/process.ts';
 
 const ROWS = 2_000_000;
-
-async function peakRssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /VmHWM:\s+(\d+) kB/.exec(status);
-  return match ? Number(match[1]) / 1024 : NaN;
-}
-
-async function countLines(dir: string): Promise<number> {
-  let lines = 0;
-  for (const file of await readdir(dir)) {
-    const text = await readFile(path.join(dir, file));
-    for (let i = text.indexOf(10); i !== -1; i = text.indexOf(10, i + 1)) lines++;
-  }
-  return lines;
-}
 
 test(`a ${ROWS.toLocaleString('en-US')}-row transaction streams with bounded memory and lands exactly once`, async () => {
   const db = await freshDatabase();
