@@ -123,19 +123,19 @@ export const configSchema = z.strictObject({
    */
   streaming: z.boolean().default(false),
   /**
-   * Heartbeats (docs/operations.md): every `intervalMs`, with nothing in flight, the checkpoint and
+   * Heartbeats (docs/operations.md): every `interval` milliseconds, with nothing in flight, the checkpoint and
    * the confirmed LSN move to the server's position; `table` and `message` also write something so
    * there is a position to move to when the captured tables are quiet. 0 turns heartbeats off.
    */
   heartbeat: z
     .strictObject({
-      intervalMs: z.number().int().min(0).max(3_600_000).default(10_000),
+      interval: z.number().int().min(0).max(3_600_000).default(10_000),
       /** `schema.table` upserted every interval (created by `pgcdc setup --heartbeat-schema`). */
       table: z.string().min(1).optional(),
       /** Emit a non-transactional logical message with the reserved `pgcdc` prefix every interval. */
       message: z.boolean().default(false),
     })
-    .default({ intervalMs: 10_000, message: false }),
+    .default({ interval: 10_000, message: false }),
   /** Unchanged TOASTed columns of updates (docs/events.md). */
   toast: z
     .strictObject({

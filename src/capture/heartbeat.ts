@@ -1,7 +1,7 @@
 /**
  * Heartbeats: what keeps an idle slot from holding WAL.
  *
- * Every `intervalMs`, with nothing in flight, the capture moves its checkpoint and the confirmed
+ * Every `heartbeat.interval` milliseconds, with nothing in flight, the capture moves its checkpoint and the confirmed
  * LSN to the server's position as last reported by a keepalive (Delivery.confirmIdle). That alone
  * covers writes to uncaptured tables and to other databases: the walsender reads all of the
  * cluster's WAL, so its keepalives move on while pgoutput filters the changes out.
@@ -107,7 +107,7 @@ export class Heartbeat {
   writes = 0;
 
   private constructor(config: Config['heartbeat'], client: pg.Client | undefined, log: Logger) {
-    this.intervalMs = config.intervalMs;
+    this.intervalMs = config.interval;
     this.client = client;
     this.table = heartbeatTable(config);
     this.statements = heartbeatStatements(this.table, config.message);
@@ -120,7 +120,7 @@ export class Heartbeat {
    */
   static async open(endpoint: SourceEndpoint, config: Config['heartbeat'], log: Logger): Promise<Heartbeat> {
     const table = heartbeatTable(config);
-    const writes = config.intervalMs > 0 && heartbeatStatements(table, config.message).length > 0;
+    const writes = config.interval > 0 && heartbeatStatements(table, config.message).length > 0;
     if (!writes) return new Heartbeat(config, undefined, log);
     const client = await openConnection(endpoint, 'query', 'pgcdc-heartbeat');
     client.on('error', () => undefined); // reported by the next write

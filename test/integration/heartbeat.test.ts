@@ -63,7 +63,7 @@ async function heartbeatRun(t: TestContext, server: TestServer, mode: Mode): Pro
   const slot = `s_${db.name}`;
   await db.sql.query(`create table captured (id int primary key)`);
   const tables = ['public.captured'];
-  const heartbeat: Record<string, unknown> = { intervalMs: 300 };
+  const heartbeat: Record<string, unknown> = { interval: 300 };
   if (mode === 'table') {
     // In the publication on purpose: its changes must be dropped, its commits still confirm.
     await db.sql.query(`create schema pgcdc; create table pgcdc.pgcdc_heartbeat (${HEARTBEAT_COLUMNS})`);
