@@ -89,6 +89,12 @@ export class ChangeAssembler {
     return this.tx !== undefined;
   }
 
+  /** The open transaction's commit LSN, xid and whether it is skipped (for schema-change events). */
+  get openTransaction(): { readonly commitLsn: string; readonly xid: number; readonly skip: boolean } | undefined {
+    const tx = this.tx;
+    return tx === undefined ? undefined : { commitLsn: tx.context.commitLsn, xid: tx.context.xid, skip: tx.skip };
+  }
+
   /** Call after the relation cache learnt a new schema for `relationId`. */
   relationChanged(relationId: number): void {
     const table = this.relations.get(relationId);

@@ -49,7 +49,7 @@ type CheckpointIdentity = Pick<Checkpoint, 'systemId' | 'timeline' | 'database' 
  * Snapshot progress stored with the checkpoint. It is stored with the events written before it
  * changed: set it (`setProgress`) only at a transaction boundary, right before `commit`.
  */
-export type CheckpointProgress = Pick<Checkpoint, 'snapshot' | 'incremental'>;
+export type CheckpointProgress = Pick<Checkpoint, 'snapshot' | 'incremental' | 'schemas'>;
 
 export class Delivery implements ChangeSink {
   private readonly sink: Sink;

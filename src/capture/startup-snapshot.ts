@@ -51,7 +51,11 @@ export interface StartupDecision {
 
 export async function decideStartup(input: StartupInput): Promise<StartupDecision> {
   const { config, checkpoint, system, slot, log } = input;
-  const stored: CheckpointProgress = { ...(checkpoint?.snapshot ? { snapshot: checkpoint.snapshot } : {}), ...(checkpoint?.incremental ? { incremental: checkpoint.incremental } : {}) };
+  const stored: CheckpointProgress = {
+    ...(checkpoint?.snapshot ? { snapshot: checkpoint.snapshot } : {}),
+    ...(checkpoint?.incremental ? { incremental: checkpoint.incremental } : {}),
+    ...(checkpoint?.schemas ? { schemas: checkpoint.schemas } : {}),
+  };
   const interrupted = checkpoint?.snapshot?.state === 'running' && checkpoint.systemId === system.systemId && checkpoint.slot === config.slot && slot?.active !== true;
   if (interrupted) {
     const done = checkpoint.snapshot?.tables;
@@ -61,7 +65,7 @@ export async function decideStartup(input: StartupInput): Promise<StartupDecisio
       return {
         plan,
         rewind: false,
-        progress: { snapshot: { state: 'done', tables: done }, incremental: continueInitial(checkpoint.incremental, checkpoint.lsn, input.snapshotTables, done) },
+        progress: { ...stored, snapshot: { state: 'done', tables: done }, incremental: continueInitial(checkpoint.incremental, checkpoint.lsn, input.snapshotTables, done) },
       };
     }
     log.warn({ slot: config.slot }, 'the initial snapshot was interrupted: taking it again on a fresh slot');

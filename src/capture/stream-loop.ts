@@ -29,6 +29,7 @@ import { ChangeAssembler } from './changes.ts';
 import { Delivery, type CheckpointProgress } from './delivery.ts';
 import { spillDirectory, StreamedTransactions } from './streamed-transactions.ts';
 import { WindowTracker } from './windows.ts';
+import { SchemaChanges, schemaChangesTopic } from './schema-changes.ts';
 import { IncrementalSnapshotter } from './incremental-snapshot.ts';
 import { openConnection } from '../postgres/connect.ts';
 import { watermarkWriter, type ResolvedMethod } from '../backfill/watermarks.ts';
@@ -84,6 +85,8 @@ export class StreamLoop {
   private readonly delivery: Delivery;
   private readonly windows: WindowTracker;
   private readonly snapshotter: IncrementalSnapshotter | undefined;
+  /** Schema-change events (`schemaChanges.events`), with the topic they go to. */
+  private readonly schemaChanges: { readonly tracker: SchemaChanges; readonly topic: number } | undefined;
   /** Protocol v2 streaming of large in-progress transactions; undefined unless `streaming` is on. */
   private readonly streamed: StreamedTransactions | undefined;
   private stream: ReplicationStream | undefined;
@@ -121,6 +124,9 @@ export class StreamLoop {
         beforeStore: deps.toastStore ? (lsn) => (deps.toastStore as ToastStore).persist(lsn) : undefined,
       },
     );
+    this.schemaChanges = deps.config.schemaChanges.events
+      ? { tracker: new SchemaChanges(deps.naming, deps.progress.schemas), topic: this.delivery.topics.number(schemaChangesTopic(deps.naming)) }
+      : undefined;
     this.windows = new WindowTracker(this.delivery, {
       signalTable: deps.signalTable,
       log: deps.log,
@@ -360,5 +366,13 @@ export class StreamLoop {
     }
     this.relations.apply(message, fresh ? { primaryKey: fresh.primaryKey, root } : { primaryKey: [], root });
     this.assembler.relationChanged(message.relationId);
+    const schemas = this.schemaChanges;
+    if (schemas) {
+      // Inside the transaction that first uses the new shape: the event and the stored shape go
+      // out with its commit.
+      const line = schemas.tracker.applied(this.relations.get(message.relationId), this.assembler.openTransaction, Date.now());
+      this.delivery.setProgress({ ...this.delivery.currentProgress, schemas: schemas.tracker.stored });
+      if (line !== undefined) this.delivery.event(schemas.topic, line);
+    }
   }
 }

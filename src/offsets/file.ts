@@ -38,6 +38,7 @@ const checkpointSchema = z.object({
   snapshot: z
     .object({ state: z.enum(['running', 'done']), tables: z.array(tableProgressSchema).optional(), only: z.boolean().optional() })
     .optional(),
+  schemas: z.record(z.string(), z.string()).optional(),
   incremental: z
     .object({ id: z.string(), seq: z.number().int().nonnegative(), tables: z.array(tableProgressSchema), requests: z.array(z.string()) })
     .optional(),

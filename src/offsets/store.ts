@@ -59,6 +59,8 @@ export interface Checkpoint {
   readonly snapshot?: { readonly state: 'running' | 'done'; readonly tables?: readonly TableProgress[]; readonly only?: boolean };
   /** The incremental snapshot, when one was ever requested. */
   readonly incremental?: IncrementalProgress;
+  /** Shapes of the captured tables by relation id, for schema-change events (capture/schema-changes.ts). */
+  readonly schemas?: Readonly<Record<string, string>>;
 }
 
 export interface OffsetStore {
