@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'PUBLICATION_MISSING'
   | 'TABLE_MISSING'
   | 'REPLICATION_STREAM_FAILED'
+  /** DDL (e.g. TRUNCATE) on a snapshot table between the slot's creation and the readers' lock. */
+  | 'SNAPSHOT_CONFLICT'
   // preflight (pgcdc run stops on check errors), setup and tunnels
   | 'PREFLIGHT_FAILED'
   | 'SETUP_FAILED'

@@ -202,7 +202,7 @@ async function guardAgainstDdl(client: pg.Client, options: SnapshotOptions): Pro
     const now = await current.query<{ oid: number; file: string; columns: string }>(definitionSql, params);
     const before = JSON.stringify(seenBySnapshot.rows);
     if (before !== JSON.stringify(now.rows)) {
-      throw new CdcError('SOURCE_NOT_READY', 'a snapshot table changed (DDL) while the snapshot was starting, so the snapshot cannot be read consistently', {
+      throw new CdcError('SNAPSHOT_CONFLICT', 'a snapshot table changed (DDL) while the snapshot was starting, so the snapshot cannot be read consistently', {
         retryable: true,
         hint: 'run pgcdc again: it takes the snapshot again on a fresh slot',
       });
