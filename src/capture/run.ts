@@ -29,6 +29,7 @@ import type { TopicNaming } from '../envelope/json.ts';
 import type { ExportedSlot } from '../backfill/export.ts';
 import type { TableName } from '../backfill/snapshot.ts';
 import { resolveMethod } from '../backfill/watermarks.ts';
+import { continueInitial } from '../backfill/progress.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
 import { filterTables } from '../preflight/selection.ts';
 import type { CheckpointProgress } from './delivery.ts';
@@ -211,6 +212,14 @@ export class Capture {
           exported, tables: snapshotTables, config, endpoint, major: facts.major, types, naming, sink, log: this.log,
           checkpoint: (position, list) => store(position, list, 'running'),
           onProgress: display ? (list) => display.update(list) : undefined,
+        }).catch((error: unknown) => {
+          // DDL (a TRUNCATE, say) between the slot's creation and the readers' lock: the exported
+          // snapshot cannot be read, but nothing was delivered yet, so the tables are read online
+          // instead, from the stream's start at the same consistent point.
+          if (!(error instanceof CdcError) || error.code !== 'SNAPSHOT_CONFLICT' || typeof method !== 'string') throw error;
+          this.log.warn({ method }, 'concurrent DDL at the initial snapshot\'s start: reading the tables online (incremental snapshot) instead');
+          progress = { ...progress, incremental: continueInitial(progress.incremental, lsnText, snapshotTables, []) };
+          return { position: undefined, tables: [] };
         });
         display?.finish();
         if (result.position) startPosition = result.position;
