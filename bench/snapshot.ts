@@ -16,8 +16,8 @@
  *
  * The last line is `ratio <pgcdc one worker rows/s / COPY rows/s>`.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -36,6 +36,7 @@ import { FileOffsetStore } from '../src/offsets/file.ts';
 import { parseConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { wholeNumber } from './flags.ts';
+import { countLines } from './output.ts';
 
 const DATABASE = 'bench';
 
@@ -81,17 +82,6 @@ async function copyReference(cluster: EmbeddedCluster): Promise<number> {
   } finally {
     await client.end();
   }
-}
-
-async function countLines(dir: string): Promise<number> {
-  let lines = 0;
-  for (const name of await readdir(dir)) {
-    for await (const chunk of createReadStream(path.join(dir, name))) {
-      const buffer = chunk as Buffer;
-      for (let at = buffer.indexOf(10); at !== -1; at = buffer.indexOf(10, at + 1)) lines++;
-    }
-  }
-  return lines;
 }
 
 /**

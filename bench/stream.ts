@@ -20,7 +20,7 @@
  * The last line is `ratio <pgcdc rows/s / pg_recvlogical rows/s>`.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { SourceMap, type SourceMapPayload } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -31,6 +31,7 @@ import pg from 'pg';
 import { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import { parseLsn } from '../src/protocol/lsn.ts';
 import { wholeNumber } from './flags.ts';
+import { countLines } from './output.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DATABASE = 'bench';
@@ -139,17 +140,6 @@ async function runPgcdc(cluster: EmbeddedCluster, workDir: string, threshold: st
   const code = await exited;
   if (code !== 0) throw new Error(`pgcdc exited with ${code} after SIGTERM:\n${stderr}`);
   return { totalMs, startupMs };
-}
-
-async function countLines(dir: string): Promise<number> {
-  let lines = 0;
-  for (const name of await readdir(dir)) {
-    for await (const chunk of createReadStream(path.join(dir, name))) {
-      const buffer = chunk as Buffer;
-      for (let at = buffer.indexOf(10); at !== -1; at = buffer.indexOf(10, at + 1)) lines++;
-    }
-  }
-  return lines;
 }
 
 /**

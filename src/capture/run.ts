@@ -35,9 +35,6 @@ import { filterTables } from '../preflight/selection.ts';
 import type { CheckpointProgress } from './delivery.ts';
 import { readRequests, removeRequest } from './requests.ts';
 
-/** Starts tried when DDL races the initial snapshot's start (SNAPSHOT_CONFLICT). */
-const SNAPSHOT_ATTEMPTS = 3;
-
 /** How often the requests directory of `pgcdc snapshot` is looked at. */
 const REQUEST_POLL_MS = 1000;
 import { Heartbeat, isHeartbeatTable } from './heartbeat.ts';
@@ -71,19 +68,11 @@ export class Capture {
 
   /** Runs the startup checks and starts streaming. Rejects (nothing started) when a check fails. */
   static async start(config: Config, sink: Sink, log: Logger, onProgress?: (status: CaptureStatus) => void): Promise<Capture> {
-    for (let attempt = 1; ; attempt++) {
-      const capture = new Capture(log);
-      try {
-        await capture.begin(config, sink, onProgress);
-        return capture;
-      } catch (error) {
-        // DDL (a TRUNCATE, say) raced the initial snapshot's start. Starting again finds the
-        // interrupted snapshot in the checkpoint and continues it safely (startup-snapshot.ts).
-        if (!(error instanceof CdcError) || error.code !== 'SNAPSHOT_CONFLICT' || attempt >= SNAPSHOT_ATTEMPTS) throw error;
-        log.warn({ attempt, reason: error.message }, 'the initial snapshot met concurrent DDL at its start: starting again');
-      }
-    }
+    const capture = new Capture(log);
+    await capture.begin(config, sink, onProgress);
+    return capture;
   }
+
 
   /** The snapshot progress as it will be stored next (undefined before streaming started). */
   get snapshotProgress(): CheckpointProgress | undefined {

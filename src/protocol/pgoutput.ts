@@ -246,9 +246,7 @@ export class PgoutputDecoder {
       }
       // Stream Commit: Byte1('c') Int32 xid Int8 flags Int64 commitLsn Int64 endLsn Int64 commitTime
       case STREAM_COMMIT: {
-        r.reset(buf, 'pgoutput Stream Commit', 1);
-        this.needsVersion(2, 'Stream Commit', type);
-        this.outsideStream('Stream Commit');
+        this.control(buf, 'Stream Commit', 2, type);
         const xid = r.u32('xid');
         const flags = r.u8('flags');
         const commitLsn = r.u64('commit LSN');
@@ -260,9 +258,7 @@ export class PgoutputDecoder {
       // Stream Abort: Byte1('A') Int32 xid Int32 subXid [Int64 abortLsn Int64 abortTime]
       // The bracketed fields exist from protocol v4, and only with streaming = parallel: present iff bytes remain.
       case STREAM_ABORT: {
-        r.reset(buf, 'pgoutput Stream Abort', 1);
-        this.needsVersion(2, 'Stream Abort', type);
-        this.outsideStream('Stream Abort');
+        this.control(buf, 'Stream Abort', 2, type);
         const xid = r.u32('xid');
         const subXid = r.u32('subtransaction xid');
         let abortLsn: number | undefined;
@@ -276,9 +272,7 @@ export class PgoutputDecoder {
       }
       // Begin Prepare: Byte1('b') Int64 prepareLsn Int64 endLsn Int64 prepareTime Int32 xid String gid
       case BEGIN_PREPARE: {
-        r.reset(buf, 'pgoutput Begin Prepare', 1);
-        this.needsVersion(3, 'Begin Prepare', type);
-        this.outsideStream('Begin Prepare');
+        this.control(buf, 'Begin Prepare', 3, type);
         const prepareLsn = r.u64('prepare LSN');
         const endLsn = r.u64('end LSN');
         const prepareTime = r.i64('prepare time');
@@ -293,9 +287,7 @@ export class PgoutputDecoder {
       case STREAM_PREPARE: {
         const streamed = type === STREAM_PREPARE;
         const name = streamed ? 'Stream Prepare' : 'Prepare';
-        r.reset(buf, streamed ? 'pgoutput Stream Prepare' : 'pgoutput Prepare', 1);
-        this.needsVersion(3, name, type);
-        this.outsideStream(name);
+        this.control(buf, name, 3, type);
         const flags = r.u8('flags');
         const prepareLsn = r.u64('prepare LSN');
         const endLsn = r.u64('end LSN');
@@ -309,9 +301,7 @@ export class PgoutputDecoder {
       }
       // Commit Prepared: Byte1('K') Int8 flags Int64 commitLsn Int64 endLsn Int64 commitTime Int32 xid String gid
       case COMMIT_PREPARED: {
-        r.reset(buf, 'pgoutput Commit Prepared', 1);
-        this.needsVersion(3, 'Commit Prepared', type);
-        this.outsideStream('Commit Prepared');
+        this.control(buf, 'Commit Prepared', 3, type);
         const flags = r.u8('flags');
         const commitLsn = r.u64('commit LSN');
         const endLsn = r.u64('end LSN');
@@ -324,9 +314,7 @@ export class PgoutputDecoder {
       // Rollback Prepared: Byte1('r') Int8 flags Int64 prepareEndLsn Int64 rollbackEndLsn
       //                    Int64 prepareTime Int64 rollbackTime Int32 xid String gid
       case ROLLBACK_PREPARED: {
-        r.reset(buf, 'pgoutput Rollback Prepared', 1);
-        this.needsVersion(3, 'Rollback Prepared', type);
-        this.outsideStream('Rollback Prepared');
+        this.control(buf, 'Rollback Prepared', 3, type);
         const flags = r.u8('flags');
         const prepareEndLsn = r.u64('prepare end LSN');
         const rollbackEndLsn = r.u64('rollback end LSN');
@@ -346,6 +334,13 @@ export class PgoutputDecoder {
 
   // TupleData: Int16 ncols { Byte1('n') | Byte1('u') | Byte1('t') Int32 len Byte[len] | Byte1('b') Int32 len Byte[len] }*ncols
   // The hottest loop of the decoder: one switch per column, no closures, the array sized up front.
+  /** Points the reader past the type byte of a control message that needs `version` and may not come inside a stream block. */
+  private control(buf: Buffer, name: string, version: PgoutputProtoVersion, type: number): void {
+    this.r.reset(buf, `pgoutput ${name}`, 1);
+    this.needsVersion(version, name, type);
+    this.outsideStream(name);
+  }
+
   private tuple(what: string): TupleData {
     const r = this.r;
     const count = r.i16('tuple column count');

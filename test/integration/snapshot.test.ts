@@ -6,26 +6,20 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freshDatabase, eventually, type TestDatabase } from '../harness/pg.ts';
 import { compareRows, readJsonl, replay, startPgcdc } from '../harness/cli.ts';
+import { storedProgress, type StoredProgress } from '../harness/snapshots.ts';
 
 function args(db: TestDatabase, dir: string, extra: string[] = []): string[] {
   return ['run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'snap_pub', '--tables', 'public.items',
     '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json', ...extra];
 }
 
-interface StoredState {
-  lsn: string;
-  snapshot?: { state: string };
-  incremental?: { tables: { cursor: { done: boolean }; stopped?: boolean }[] };
-}
-
-async function checkpointState(dir: string): Promise<StoredState | undefined> {
-  const text = await readFile(path.join(dir, 'offsets.json'), 'utf8').catch(() => undefined);
-  return text === undefined ? undefined : (JSON.parse(text) as StoredState);
+function checkpointState(dir: string): Promise<StoredProgress | undefined> {
+  return storedProgress(path.join(dir, 'offsets.json'));
 }
 
 async function caughtUp(db: TestDatabase, dir: string): Promise<true | undefined> {

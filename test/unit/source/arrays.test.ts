@@ -59,7 +59,7 @@ function arrayOut(values: (string | null)[]): string {
   return `{${items.join(',')}}`;
 }
 
-test('property: any text[] printed by array_out comes back as the same list', () => {
+test('property: every text[] printed by array_out comes back as the same list', () => {
   fc.assert(
     fc.property(fc.array(fc.option(fc.string({ unit: 'binary', maxLength: 12 }), { nil: null }), { maxLength: 8 }), (values) => {
       assert.deepEqual(JSON.parse(text(arrayOut(values))), values);
@@ -76,7 +76,7 @@ test('hstore', () => {
   for (const bad of ['a=>1', '"a"=>', '"a"=>"1",', '"a"=>"1","b"=>"2"', '"a"->"1"', '"a"=>NULLX', '"a', '"a"=>"1"x']) rejects(encodeHstore, bad, 'hstore');
 });
 
-test('property: any hstore printed by hstore_out comes back as the same object', () => {
+test('property: every hstore printed by hstore_out comes back as the same object', () => {
   const quote = (s: string): string => `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`;
   fc.assert(
     fc.property(fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), fc.option(fc.string({ unit: 'binary', maxLength: 8 }), { nil: null }), { maxKeys: 5 }), (pairs) => {

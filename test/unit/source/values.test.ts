@@ -209,7 +209,7 @@ const grammarText = fc.string({
   maxLength: 40,
 });
 
-test('property: any text gives one line of valid JSON or a VALUE_INVALID CdcError', () => {
+test('property: every text gives one line of valid JSON or a VALUE_INVALID CdcError', () => {
   fc.assert(
     fc.property(fc.constantFrom(...ENCODERS), fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), grammarText), ({ oid, encode }, text) => {
       let out: string;
