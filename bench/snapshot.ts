@@ -102,7 +102,7 @@ async function runPgcdc(cluster: EmbeddedCluster, tables: readonly string[], wor
     const exported = await createSlotWithSnapshot(replication, slot);
     const sink = new JsonlSink({ dir: path.join(dir, 'events') });
     await sink.open(undefined);
-    const identity = { version: 1 as const, systemId: '1', timeline: 1, database: DATABASE, slot, publication: 'bench' };
+    const identity = { version: 2 as const, systemId: '1', timeline: 1, database: DATABASE, slot, publication: 'bench' };
     const lsn = formatLsn(exported.consistentPoint);
     const started = performance.now();
     await takeInitialSnapshot({

@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'SLOT_LOST'
   | 'SLOT_AHEAD_OF_OFFSET'
   | 'SYSTEM_CHANGED'
+  /** The stored offset is past the server's WAL (a restored or replaced server, an edited offsets file). */
+  | 'OFFSET_AHEAD_OF_SERVER'
   | 'OFFSETS_LOCKED'
   | 'OFFSETS_CORRUPT'
   // bytes on the wire
@@ -37,6 +39,8 @@ export type ErrorCode =
   | 'VALUE_INVALID'
   // delivery
   | 'SINK_FAILED'
+  /** The local disk (offsets file, its lock or directory, JSONL output): full, read-only, failing, no access. Exit 1. */
+  | 'LOCAL_IO'
   | 'INTERNAL';
 
 export interface CdcErrorOptions {

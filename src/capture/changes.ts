@@ -15,6 +15,7 @@ import type { ChangeObserver } from './windows.ts';
 import { TableSerializer, transactionContext, type TableInTransaction, type TopicNaming, type TransactionContext } from '../envelope/json.ts';
 import { beginLine, endLine, transactionTopic, type DataCollectionCount } from '../envelope/transaction-events.ts';
 import type { ToastPolicy } from './toast.ts';
+import type { HistoryCheck } from './history-check.ts';
 
 export interface ChangeSink {
   /** Numbers topics. */
@@ -25,8 +26,11 @@ export interface ChangeSink {
   readonly writer: EventBatchBuilder;
   /** Ends the event being written (of the open transaction) under `topic`. */
   eventEnd(topic: number): void;
-  /** The open transaction committed; every event of it has been passed to `event`. */
-  commit(endLsn: Lsn): void;
+  /**
+   * The open transaction committed; every event of it has been passed to `event`. `commitLsn` and
+   * `xid` identify a decoded transaction (Checkpoint.lastCommit); absent for other boundaries.
+   */
+  commit(endLsn: Lsn, commitLsn?: Lsn, xid?: number): void;
 }
 
 interface OpenTransaction {
@@ -73,6 +77,8 @@ export class ChangeAssembler {
   private skipBefore: Lsn;
   /** Count of transactions skipped by the resume filter (for logs and tests). */
   skippedTransactions = 0;
+  /** Watches the replay before the stored offset (history-check.ts); dropped once the stream passed it. */
+  private history: HistoryCheck | undefined;
 
   constructor(relations: RelationCache, out: ChangeSink, options: AssemblerOptions) {
     this.relations = relations;
@@ -95,6 +101,11 @@ export class ChangeAssembler {
     return tx === undefined ? undefined : { commitLsn: tx.context.commitLsn, xid: tx.context.xid, skip: tx.skip };
   }
 
+  /** Checks the replayed history against the checkpoint from the next message on. */
+  checkHistory(check: HistoryCheck): void {
+    this.history = check;
+  }
+
   /** Call after the relation cache learnt a new schema for `relationId`. */
   relationChanged(relationId: number): void {
     const table = this.relations.get(relationId);
@@ -114,6 +125,10 @@ export class ChangeAssembler {
   handle(message: PgoutputMessage, lsn: Lsn): void {
     switch (message.tag) {
       case 'begin': {
+        if (this.history !== undefined) {
+          this.history.begin(message.finalLsn, message.xid);
+          if (this.history.finished) this.history = undefined;
+        }
         this.observer?.begin(message.xid, message.finalLsn);
         const skip = message.finalLsn < this.skipBefore;
         if (skip) this.skippedTransactions++;
@@ -130,6 +145,7 @@ export class ChangeAssembler {
       case 'commit': {
         const tx = this.requireTx(message.tag);
         this.tx = undefined;
+        this.history?.commit(message.endLsn);
         if (tx.skip) {
           this.observer?.committed(message.endLsn, false);
           return;
@@ -138,7 +154,7 @@ export class ChangeAssembler {
         this.options.toast?.committed(message.endLsn);
         // Snapshot rows whose window closes here go after the transaction, in the same commit.
         this.observer?.committed(message.endLsn, true);
-        this.out.commit(message.endLsn);
+        this.out.commit(message.endLsn, tx.commitLsn, tx.context.xid);
         return;
       }
       case 'insert': {
@@ -188,8 +204,13 @@ export class ChangeAssembler {
         return;
       }
       case 'message': {
+        if (this.tx === undefined && this.history !== undefined) {
+          this.history.message(message.lsn);
+          if (this.history.finished) this.history = undefined;
+        }
         if (message.prefix.startsWith(RESERVED_MESSAGE_PREFIX)) {
-          if (this.tx?.skip !== true) this.observer?.message(message.prefix, message.content);
+          // Not from a replayed (skipped) transaction, nor a replayed message between transactions.
+          if (this.tx?.skip !== true && (this.tx !== undefined || message.lsn >= this.skipBefore)) this.observer?.message(message.prefix, message.content);
           return;
         }
         if (this.options.messageFilter && !this.options.messageFilter(message.prefix)) return;

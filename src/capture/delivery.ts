@@ -13,7 +13,7 @@
  */
 import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
-import type { Checkpoint, OffsetStore } from '../offsets/store.ts';
+import type { Checkpoint, CommitIdentity, OffsetStore } from '../offsets/store.ts';
 import type { Sink, SinkPosition } from '../sinks/sink.ts';
 import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import { toCdcError, type CdcError } from '../errors.ts';
@@ -71,6 +71,15 @@ export class Delivery implements ChangeSink {
   private progress: CheckpointProgress;
   private boundaryProgress: CheckpointProgress;
   private storedProgress: CheckpointProgress;
+  /**
+   * The last transaction handed over (Checkpoint.lastCommit), kept as numbers so a commit costs no
+   * allocation; `lastCommit` is built from them when a checkpoint is cut.
+   */
+  private lastCommitLsn: Lsn = 0;
+  private lastEndLsn: Lsn = 0;
+  private lastXid = -1;
+  private lastCommitChanged = false;
+  private lastCommit: CommitIdentity | undefined;
   private pump: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private highWater = false;
@@ -82,7 +91,7 @@ export class Delivery implements ChangeSink {
     sink: Sink,
     offsets: OffsetStore,
     identity: CheckpointIdentity,
-    start: { lsn: Lsn; position: SinkPosition; progress?: CheckpointProgress },
+    start: { lsn: Lsn; position: SinkPosition; progress?: CheckpointProgress; lastCommit?: CommitIdentity | undefined },
     options: DeliveryOptions,
     hooks: DeliveryHooks,
   ) {
@@ -95,6 +104,7 @@ export class Delivery implements ChangeSink {
     this.boundaryLsn = start.lsn;
     this.position = start.position;
     this.progress = this.boundaryProgress = this.storedProgress = start.progress ?? {};
+    this.lastCommit = start.lastCommit;
   }
 
   /** The snapshot progress to store from the next `commit` on (see CheckpointProgress). */
@@ -153,9 +163,15 @@ export class Delivery implements ChangeSink {
     if (this.openTransactionTooBig()) this.kick();
   }
 
-  commit(endLsn: Lsn): void {
+  commit(endLsn: Lsn, commitLsn?: Lsn, xid?: number): void {
     this.boundary = this.pending.count;
     if (endLsn > this.boundaryLsn) this.boundaryLsn = endLsn;
+    if (commitLsn !== undefined && xid !== undefined) {
+      this.lastCommitLsn = commitLsn;
+      this.lastEndLsn = endLsn;
+      this.lastXid = xid;
+      this.lastCommitChanged = true;
+    }
     this.boundaryProgress = this.progress;
     if (this.pending.count >= this.options.maxEvents || this.pending.bytes >= MAX_BATCH_BYTES) this.kick();
     else this.arm();
@@ -211,11 +227,16 @@ export class Delivery implements ChangeSink {
         if (this.boundary > 0 || this.behind) {
           const lsn = this.boundaryLsn;
           const progress = this.boundaryProgress;
+          if (this.lastCommitChanged) {
+            this.lastCommitChanged = false;
+            this.lastCommit = { commitLsn: formatLsn(this.lastCommitLsn), endLsn: formatLsn(this.lastEndLsn), xid: this.lastXid };
+          }
+          const lastCommit = this.lastCommit;
           const batch = this.pending.take(this.boundary);
           this.boundary = 0;
           this.relievePressure();
           if (batch.count > 0) this.position = await this.sink.write(batch);
-          await this.store(lsn, progress);
+          await this.store(lsn, progress, lastCommit);
           this.delivered += batch.count;
         } else if (this.openTransactionTooBig()) {
           // Part of one huge transaction: durable in the sink, but no checkpoint until its commit.
@@ -231,10 +252,18 @@ export class Delivery implements ChangeSink {
     }
   }
 
-  private async store(lsn: Lsn, progress: CheckpointProgress): Promise<void> {
+  private async store(lsn: Lsn, progress: CheckpointProgress, lastCommit: CommitIdentity | undefined): Promise<void> {
     if (lsn <= this.ackedLsn && progress === this.storedProgress) return;
     if (lsn < this.ackedLsn) lsn = this.ackedLsn;
-    const checkpoint: Checkpoint = { version: 1, ...this.identity, lsn: formatLsn(lsn), sink: this.position, updatedAt: new Date().toISOString(), ...progress };
+    const checkpoint: Checkpoint = {
+      version: 2,
+      ...this.identity,
+      lsn: formatLsn(lsn),
+      ...(lastCommit ? { lastCommit } : {}),
+      sink: this.position,
+      updatedAt: new Date().toISOString(),
+      ...progress,
+    };
     await this.hooks.beforeStore?.(lsn);
     await this.offsets.commit(checkpoint);
     this.ackedLsn = lsn;

@@ -34,6 +34,7 @@ import { preflightForRun } from '../preflight/preflight.ts';
 import { filterTables } from '../preflight/selection.ts';
 import type { CheckpointProgress } from './delivery.ts';
 import { readRequests, removeRequest } from './requests.ts';
+import { pauseBeforeStreamForTest } from './test-pause.ts';
 
 /** How often the requests directory of `pgcdc snapshot` is looked at. */
 const REQUEST_POLL_MS = 1000;
@@ -105,6 +106,9 @@ export class Capture {
     };
     try {
       const checkpoint = await offsets.load();
+      if (offsets.upgradedFrom !== undefined) {
+        this.log.warn({ offsets: offsets.path, from: offsets.upgradedFrom }, 'the offsets file was written by an earlier pgcdc without a checksum: accepted this once and rewritten with one');
+      }
       const query = await openConnection(endpoint, 'query', 'pgcdc-catalog');
       query.on('error', () => undefined);
       cleanups.push(() => query.end());
@@ -180,7 +184,7 @@ export class Capture {
         // the first commit then finds a checkpoint to truncate back to, instead of unknown files.
         startPosition ??= await sink.write(EventBatch.of([]));
         const first = {
-          version: 1 as const,
+          version: 2 as const,
           ...identity,
           lsn: formatLsn(startLsn),
           sink: startPosition,
@@ -196,7 +200,7 @@ export class Capture {
         const lsnText = formatLsn(startLsn);
         const display = await this.display(config, query, snapshotTables);
         const store = (position: SinkPosition, list: readonly TableProgress[], state: 'running' | 'done'): Promise<void> =>
-          offsets.commit({ version: 1, ...identity, lsn: lsnText, sink: position, updatedAt: new Date().toISOString(), snapshot: { state, tables: list }, ...(progress.incremental ? { incremental: progress.incremental } : {}) });
+          offsets.commit({ version: 2, ...identity, lsn: lsnText, sink: position, updatedAt: new Date().toISOString(), snapshot: { state, tables: list }, ...(progress.incremental ? { incremental: progress.incremental } : {}) });
         const result = await takeInitialSnapshot({
           exported, tables: snapshotTables, config, endpoint, major: facts.major, types, naming, sink, log: this.log,
           checkpoint: (position, list) => store(position, list, 'running'),
@@ -233,6 +237,8 @@ export class Capture {
         heartbeat,
         toastStore,
         startLsn,
+        replayFrom: plan.kind === 'resume' ? plan.replayFrom : startLsn,
+        lastCommit: plan.kind === 'resume' ? checkpoint?.lastCommit : undefined,
         skipBefore: plan.kind === 'resume' ? plan.skipBefore : 0,
         startPosition,
         progress,
@@ -250,6 +256,7 @@ export class Capture {
         onProgress,
       });
       this.loop = loop;
+      await pauseBeforeStreamForTest();
       loop.start();
       // `pgcdc snapshot` requests: taken at the next boundary, their files deleted once stored.
       const pollRequests = async (): Promise<void> => {

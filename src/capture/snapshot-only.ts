@@ -62,7 +62,7 @@ export async function takeSnapshotOnly(input: SnapshotOnlyInput): Promise<void> 
     const exported = rows[0];
     if (!exported?.lsn) throw new CdcError('SOURCE_QUERY_FAILED', 'could not export a snapshot for initial_only');
     const lsn = parseLsn(exported.lsn);
-    const identity = { version: 1 as const, systemId, timeline: 1, database: input.endpoint.database, slot: config.slot, publication: config.publication };
+    const identity = { version: 2 as const, systemId, timeline: 1, database: input.endpoint.database, slot: config.slot, publication: config.publication };
     await input.sink.open(checkpoint?.sink);
     const first = checkpoint?.sink ?? (await input.sink.write(EventBatch.of([])));
     const lsnText = formatLsn(lsn);

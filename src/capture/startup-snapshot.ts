@@ -27,7 +27,7 @@ import { planStartup, type StartupPlan } from './startup.ts';
 import type { CheckpointProgress } from './delivery.ts';
 
 /** Refusals that mode when_needed answers with a new slot and a new snapshot. */
-const START_OVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SLOT_MISSING', 'SLOT_LOST', 'SLOT_AHEAD_OF_OFFSET', 'SYSTEM_CHANGED']);
+const START_OVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SLOT_MISSING', 'SLOT_LOST', 'SLOT_AHEAD_OF_OFFSET', 'SYSTEM_CHANGED', 'OFFSET_AHEAD_OF_SERVER']);
 
 export interface StartupInput {
   readonly config: Config;

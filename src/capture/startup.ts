@@ -2,7 +2,8 @@
  * The restart rule as a pure function: stored checkpoint + what the server says + config -> a plan
  * or a refusal. PostgreSQL starts a slot at max(requested LSN, confirmed_flush_lsn) without any
  * error, so every case where that would skip changes we never delivered is refused here, before
- * START_REPLICATION. Never resume silently.
+ * START_REPLICATION. Never resume silently. What can change between this check and the start
+ * (the slot dropped and recreated) is checked again once the stream runs (stream-loop.ts).
  */
 import { CdcError } from '../errors.ts';
 import { formatLsn, parseLsn } from '../protocol/lsn.ts';
@@ -26,8 +27,13 @@ export type StartupPlan =
   | { readonly kind: 'create-slot' }
   /** First run, slot made beforehand (e.g. by `pgcdc setup`): stream from its confirmed position. */
   | { readonly kind: 'adopt-slot'; readonly startLsn: Lsn }
-  /** Resume after the checkpoint; transactions that committed before `skipBefore` were delivered already. */
-  | { readonly kind: 'resume'; readonly startLsn: Lsn; readonly skipBefore: Lsn };
+  /**
+   * Resume after the checkpoint (`startLsn`, the stored offset); transactions that committed
+   * before `skipBefore` were delivered already. START_REPLICATION asks for `replayFrom`, the
+   * slot's confirmed position (at most the stored offset), so that the transactions between it
+   * and the stored offset are replayed and checked against the checkpoint (history-check.ts).
+   */
+  | { readonly kind: 'resume'; readonly startLsn: Lsn; readonly skipBefore: Lsn; readonly replayFrom: Lsn };
 
 const START_OVER = 'to start over on purpose, remove the offsets file and the output it belongs to';
 
@@ -86,6 +92,14 @@ export function planStartup(input: StartupInput): StartupPlan {
     );
   }
   const stored = parseLsn(checkpoint.lsn);
+  if (stored > system.xlogPos) {
+    throw new CdcError(
+      'OFFSET_AHEAD_OF_SERVER',
+      `the stored offset ${checkpoint.lsn} in ${input.offsetsPath} is past the server's WAL (it ends at ${formatLsn(system.xlogPos)}): ` +
+        `the server was restored from an older copy, or the offsets file was edited; changes may have been lost`,
+      { hint: `pgcdc will not resume from a position the server never reached; ${START_OVER}` },
+    );
+  }
   if (!slot) {
     throw new CdcError('SLOT_MISSING', `replication slot ${input.slotName} is gone (it was dropped, or the server was replaced): changes since ${checkpoint.lsn} may have been lost`, {
       hint: START_OVER,
@@ -103,5 +117,7 @@ export function planStartup(input: StartupInput): StartupPlan {
       { hint: `another consumer used this slot, or the offsets file is an old copy; ${START_OVER}` },
     );
   }
-  return { kind: 'resume', startLsn: stored, skipBefore: stored };
+  // Asking for the stored offset would make PostgreSQL skip every transaction before it unseen;
+  // asking for the slot's own position (what it would use anyway for a lower request) replays them.
+  return { kind: 'resume', startLsn: stored, skipBefore: stored, replayFrom: slot.confirmedFlush ?? stored };
 }

@@ -20,7 +20,7 @@ import { loadPgTypes } from '../postgres/pg-types.ts';
 import { partitionRoot } from '../postgres/partitions.ts';
 import type { ReplicationSession, ReplicationStream } from '../postgres/slot.ts';
 import type { FileOffsetStore } from '../offsets/file.ts';
-import type { Checkpoint } from '../offsets/store.ts';
+import type { Checkpoint, CommitIdentity } from '../offsets/store.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { RelationCache, type RelationMessage } from '../source/relations.ts';
 import type { PgType } from '../source/values.ts';
@@ -40,6 +40,8 @@ import { heartbeatTable, type Heartbeat } from './heartbeat.ts';
 import { ToastPolicy } from './toast.ts';
 import type { ToastStore } from '../source/toast-store.ts';
 import { messageFilter } from './message-filter.ts';
+import { HistoryCheck } from './history-check.ts';
+import { verifyStreamStart } from './start-check.ts';
 
 export interface LoopDeps {
   config: Config;
@@ -59,7 +61,12 @@ export interface LoopDeps {
   heartbeat: Heartbeat;
   /** The TOAST fill store (toast.mode fill), already at the state of the resume point. */
   toastStore: ToastStore | undefined;
+  /** Where delivery starts: the stored offset, or the new slot's consistent point. */
   startLsn: Lsn;
+  /** The position START_REPLICATION asks for (startup.ts: the slot's own, to replay up to `startLsn`). */
+  replayFrom: Lsn;
+  /** The checkpoint's last delivered commit, checked against the replay (history-check.ts). */
+  lastCommit: CommitIdentity | undefined;
   skipBefore: Lsn;
   startPosition: Record<string, unknown>;
   /** Snapshot progress stored with the checkpoint (incremental snapshot requests and cursors). */
@@ -98,6 +105,10 @@ export class StreamLoop {
   private stopping = false;
   private received: Lsn;
   private lastWalEnd: Lsn = 0;
+  /** The slot was read again once streaming and starts where expected (start-check.ts). */
+  private startVerified = false;
+  /** Watches the replay up to the stored offset; undefined when there is none. */
+  private history: HistoryCheck | undefined;
 
   constructor(deps: LoopDeps) {
     this.deps = deps;
@@ -111,7 +122,7 @@ export class StreamLoop {
       deps.sink,
       deps.offsets,
       deps.identity,
-      { lsn: deps.startLsn, position: deps.startPosition, progress: deps.progress },
+      { lsn: deps.startLsn, position: deps.startPosition, progress: deps.progress, lastCommit: deps.lastCommit },
       deps.config.batch,
       {
         pressure: (high) => {
@@ -130,7 +141,7 @@ export class StreamLoop {
     this.windows = new WindowTracker(this.delivery, {
       signalTable: deps.signalTable,
       log: deps.log,
-      requestKeepalive: () => this.stream?.sendStatus(this.received, this.delivery.acked, true),
+      requestKeepalive: () => this.stream?.sendStatus(this.received, this.flushLsn, true),
       onProgress: () => this.wakeSnapshotter(),
     });
     const method = deps.method;
@@ -178,7 +189,7 @@ export class StreamLoop {
   start(): void {
     const stream = this.deps.session.start({
       slot: this.deps.config.slot,
-      startLsn: this.deps.startLsn,
+      startLsn: this.deps.replayFrom,
       publication: this.deps.config.publication,
       protoVersion: this.decoder.protoVersion,
       messages: this.deps.facts.major >= 14,
@@ -189,6 +200,8 @@ export class StreamLoop {
     stream.on('frame', (frame) => this.onFrame(frame));
     stream.on('error', (error) => this.fail(error));
     stream.on('end', () => this.fail(new CdcError('REPLICATION_STREAM_FAILED', 'the server ended the replication stream', { retryable: true })));
+    // No frame is processed before the slot is read again (start-check.ts).
+    this.hold(this.verifyStart());
     // Status updates well inside wal_sender_timeout (a third of it, as the walsender itself assumes).
     const timeout = this.deps.facts.walSenderTimeoutMs;
     const interval = timeout > 0 ? Math.min(this.deps.config.statusIntervalMs, Math.max(100, Math.floor(timeout / 3))) : this.deps.config.statusIntervalMs;
@@ -196,6 +209,39 @@ export class StreamLoop {
     this.deps.heartbeat.start(() => (this.stopping ? Promise.resolve() : this.confirmIdle()), (error) => this.fail(error));
     this.deps.log.info({ source: describeEndpoint(this.deps.endpoint), slot: this.deps.config.slot, publication: this.deps.config.publication, from: formatLsn(this.deps.startLsn) }, 'streaming');
     this.wakeSnapshotter();
+  }
+
+  private async verifyStart(): Promise<void> {
+    const { deps } = this;
+    const from = await verifyStreamStart({
+      query: deps.query,
+      slot: deps.config.slot,
+      major: deps.facts.major,
+      backendPid: deps.session.backendPid,
+      expected: deps.startLsn,
+      requested: deps.replayFrom,
+      stopped: () => this.stopping,
+    });
+    if (from === undefined) return;
+    if (from < deps.startLsn) {
+      this.history = new HistoryCheck(deps.startLsn, deps.lastCommit, from);
+      this.assembler.checkHistory(this.history);
+      deps.log.info({ from: formatLsn(from), to: formatLsn(deps.startLsn) }, 'the slot is behind the stored offset: replaying the transactions in between (skipped, as delivered) to check they are the ones delivered');
+    }
+    this.startVerified = true;
+  }
+
+  /**
+   * The flush LSN sent to PostgreSQL: `acked`, but nothing past where the stream asked to start
+   * until the start (start-check.ts) and the replayed history (history-check.ts) are verified, so
+   * a refused start leaves the slot where it was.
+   */
+  private get flushLsn(): Lsn {
+    return this.verified ? this.delivery.acked : Math.min(this.delivery.acked, this.deps.replayFrom);
+  }
+
+  private get verified(): boolean {
+    return this.startVerified && (this.history === undefined || this.history.verified);
   }
 
   /** The incremental snapshot progress (cursors, counts) as it will be stored next. */
@@ -230,7 +276,7 @@ export class StreamLoop {
     // After confirmIdle: an open streamed transaction must keep the confirmed LSN before it.
     this.streamed?.close();
     this.delivery.dispose();
-    this.stream?.sendStatus(this.received, this.delivery.acked);
+    this.stream?.sendStatus(this.received, this.flushLsn);
     await this.stream?.stop();
     this.deps.log.info({ acked: formatLsn(this.delivery.acked), delivered: this.delivery.delivered, skipped: this.assembler.skippedTransactions }, 'stopped');
   }
@@ -256,7 +302,7 @@ export class StreamLoop {
     try {
       if (!this.assembler.inTransaction && !this.blocked) this.windows.idle();
       // A read-only window waits for the stream to pass a position: ask for a keepalive.
-      this.stream?.sendStatus(this.received, this.delivery.acked, this.windows.waitingForStream);
+      this.stream?.sendStatus(this.received, this.flushLsn, this.windows.waitingForStream);
       this.deps.onProgress?.({ acked: formatLsn(this.delivery.acked), received: formatLsn(this.received), delivered: this.delivery.delivered });
     } catch (error) {
       this.fail(toCdcError(error));
@@ -274,8 +320,9 @@ export class StreamLoop {
 
   /** With nothing in flight, the checkpoint and `acked` follow the server (heartbeat.ts). */
   private async confirmIdle(): Promise<void> {
-    await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
-    this.stream?.sendStatus(this.received, this.delivery.acked);
+    // Not before the replayed history is verified: the checkpoint would pass what is unchecked.
+    if (this.verified) await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
+    this.stream?.sendStatus(this.received, this.flushLsn);
   }
 
   private updateFlow(): void {
@@ -302,8 +349,11 @@ export class StreamLoop {
     const parsed = parseReplicationFrame(frame);
     if (parsed.kind === 'keepalive') {
       if (parsed.walEnd > this.lastWalEnd) this.lastWalEnd = parsed.walEnd;
-      if (!this.assembler.inTransaction) this.windows.keepalive(parsed.walEnd);
-      if (parsed.replyRequested) this.stream?.sendStatus(this.received, this.delivery.acked);
+      if (!this.assembler.inTransaction) {
+        this.history?.keepalive(parsed.walEnd);
+        this.windows.keepalive(parsed.walEnd);
+      }
+      if (parsed.replyRequested) this.stream?.sendStatus(this.received, this.flushLsn);
       return;
     }
     if (parsed.walStart > this.received) this.received = parsed.walStart;

@@ -1,15 +1,25 @@
 /**
- * The offsets file: one JSON checkpoint, replaced atomically, guarded by a single-writer lock.
+ * The offsets file: one JSON checkpoint, replaced atomically, guarded by a single-writer lock, and
+ * sealed with a checksum so that a corrupted or hand-edited file is refused instead of trusted.
+ *
+ * Format (version 2): the checkpoint's fields plus `checksum`, "sha256:<hex>" over the canonical
+ * JSON of every other field (keys sorted, no whitespace), so any changed value (a flipped digit,
+ * an edited lsn) is caught while the layout may vary. A version 1 file (pgcdc before checksums) is
+ * accepted once: `FileOffsetStore.load` rewrites it as version 2 at once and says so
+ * (`upgradedFrom`). A version 2 file without a checksum, or with a wrong one, is OFFSETS_CORRUPT.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { CdcError } from '../errors.ts';
+import { errnoOf, isLocalIoFailure, localIoError } from '../local-io.ts';
 import { LockFile } from './lock.ts';
-import type { Checkpoint, OffsetStore } from './store.ts';
+import { CHECKPOINT_VERSION, type Checkpoint, type OffsetStore } from './store.ts';
 import { syncDir } from '../durability.ts';
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
+const lsnString = z.string().regex(LSN, 'an LSN like "0/16B3748"');
 
 const cursorSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('key'), after: z.array(z.string()).nullable(), done: z.boolean() }),
@@ -25,14 +35,14 @@ const tableProgressSchema = z.object({
   stopped: z.boolean().optional(),
 });
 
-const checkpointSchema = z.object({
-  version: z.literal(1),
+/** The fields of versions 1 and 2. */
+const commonFields = {
   systemId: z.string().regex(/^[0-9]+$/, 'a decimal string'),
   timeline: z.number().int().positive(),
   database: z.string(),
   slot: z.string(),
   publication: z.string(),
-  lsn: z.string().regex(LSN, 'an LSN like "0/16B3748"'),
+  lsn: lsnString,
   sink: z.record(z.string(), z.unknown()),
   updatedAt: z.string(),
   snapshot: z
@@ -42,7 +52,46 @@ const checkpointSchema = z.object({
   incremental: z
     .object({ id: z.string(), seq: z.number().int().nonnegative(), tables: z.array(tableProgressSchema), requests: z.array(z.string()) })
     .optional(),
+};
+
+const checkpointSchema = z.object({
+  version: z.literal(CHECKPOINT_VERSION),
+  ...commonFields,
+  lastCommit: z.object({ commitLsn: lsnString, endLsn: lsnString, xid: z.number().int().nonnegative() }).optional(),
 });
+
+/** pgcdc before checksums and `lastCommit`. */
+const legacySchema = z.object({ version: z.literal(1), ...commonFields });
+
+/** JSON with object keys sorted and no whitespace: the same bytes for the same values. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const record = value as Record<string, unknown>;
+    const fields = Object.keys(record)
+      .sort()
+      .filter((key) => record[key] !== undefined)
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+    return `{${fields.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * The checksum of a checkpoint as stored: "sha256:<hex>" over the canonical JSON of every field
+ * but `checksum`. Exported for tests that build a consistent file on purpose.
+ */
+export function checkpointChecksum(fields: Readonly<Record<string, unknown>>): string {
+  const { checksum: _ignored, ...rest } = fields;
+  return `sha256:${createHash('sha256').update(canonicalJson(rest)).digest('hex')}`;
+}
+
+/** The file's text for `checkpoint`: its JSON, checksum last. */
+export function serializeCheckpoint(checkpoint: Checkpoint): string {
+  // A JSON round trip first, so that the checksum covers exactly what a reader parses back.
+  const plain = JSON.parse(JSON.stringify(checkpoint)) as Record<string, unknown>;
+  return `${JSON.stringify({ ...plain, checksum: checkpointChecksum(plain) }, null, 2)}\n`;
+}
 
 /** The LSN "X/Y" as one 64-bit number; private so this module does not depend on protocol/lsn.ts. */
 function lsnValue(lsn: string): bigint {
@@ -50,21 +99,33 @@ function lsnValue(lsn: string): bigint {
   return (BigInt(`0x${lsn.slice(0, slash)}`) << 32n) | BigInt(`0x${lsn.slice(slash + 1)}`);
 }
 
+/** A checkpoint as read from its file, and whether the file was in the version 1 format. */
+interface ReadResult {
+  readonly checkpoint: Checkpoint;
+  readonly legacy: boolean;
+}
+
 /**
  * Reads and validates the checkpoint at `file` without taking the lock (for `status`: the running
- * engine holds it). Undefined when the file does not exist; CdcError('OFFSETS_CORRUPT') on garbage.
+ * engine holds it). Undefined when the file does not exist; CdcError('OFFSETS_CORRUPT') on garbage,
+ * a wrong checksum or an unknown version. A version 1 file is returned as version 2 (no lastCommit).
  */
 export async function readCheckpoint(file: string): Promise<Checkpoint | undefined> {
+  return (await readCheckpointFile(file))?.checkpoint;
+}
+
+async function readCheckpointFile(file: string): Promise<ReadResult | undefined> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return undefined;
+    if (isLocalIoFailure(error)) throw localIoError(error, 'cannot read the offsets file', file);
     throw new CdcError('INTERNAL', `cannot read the offsets file ${file}: ${messageOf(error)}`, { cause: error });
   }
   const corrupt = (detail: string, cause?: unknown): CdcError =>
     new CdcError('OFFSETS_CORRUPT', `the offsets file ${file} is not a valid pgcdc checkpoint: ${detail}`, {
-      hint: 'restore it from a backup; deleting it makes pgcdc start over (a new snapshot) and refuse to reuse the existing output',
+      hint: 'restore it from a backup (never edit it by hand); deleting it makes pgcdc start over (a new snapshot) and refuse to reuse the existing output',
       cause,
     });
   let json: unknown;
@@ -73,13 +134,28 @@ export async function readCheckpoint(file: string): Promise<Checkpoint | undefin
   } catch (error) {
     throw corrupt(text.length === 0 ? 'it is empty' : 'it is not JSON', error);
   }
-  const parsed = checkpointSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw corrupt('it is not a JSON object');
+  const fields = json as Record<string, unknown>;
+  const firstIssue = (error: z.ZodError): string => {
+    const issue = error.issues[0];
     const where = issue === undefined || issue.path.length === 0 ? '' : `${issue.path.join('.')}: `;
-    throw corrupt(`${where}${issue?.message ?? 'invalid'}`, parsed.error);
+    return `${where}${issue?.message ?? 'invalid'}`;
+  };
+  if (fields.version === 1) {
+    const parsed = legacySchema.safeParse(fields);
+    if (!parsed.success) throw corrupt(firstIssue(parsed.error), parsed.error);
+    return { checkpoint: { ...parsed.data, version: CHECKPOINT_VERSION }, legacy: true };
   }
-  return parsed.data;
+  if (fields.version !== CHECKPOINT_VERSION) {
+    throw corrupt(`version ${JSON.stringify(fields.version)} is not one this pgcdc reads (1 or ${CHECKPOINT_VERSION}; was it written by a newer pgcdc?)`);
+  }
+  if (typeof fields.checksum !== 'string') throw corrupt('it has no checksum');
+  if (fields.checksum !== checkpointChecksum(fields)) {
+    throw corrupt('its checksum does not match its content (it was damaged or edited after pgcdc wrote it)');
+  }
+  const parsed = checkpointSchema.safeParse(fields);
+  if (!parsed.success) throw corrupt(firstIssue(parsed.error), parsed.error);
+  return { checkpoint: parsed.data, legacy: false };
 }
 
 /**
@@ -91,14 +167,18 @@ export async function readCheckpoint(file: string): Promise<Checkpoint | undefin
  *   fsyncs the directory, so a crash leaves the old or the new checkpoint, never a mix.
  * - Monotonic: a checkpoint whose lsn is lower than the stored one is refused with INTERNAL (a
  *   bug upstream); an equal lsn is accepted (e.g. the same progress with a fresher time).
- * - A failed commit (ENOSPC...) is CdcError('INTERNAL'), retryable when the cause may pass; the
- *   stored checkpoint is then the old or the new one and `commit` may be called again.
+ * - A failed commit on a full, read-only or failing disk is CdcError('LOCAL_IO') (local-io.ts),
+ *   retryable when the cause may pass (ENOSPC, EDQUOT); other failures are INTERNAL. The stored
+ *   checkpoint is then the old or the new one and `commit` may be called again.
+ * - Sealed: every file written carries its checksum (see the top of this file).
  */
 export class FileOffsetStore implements OffsetStore {
   private stored: Checkpoint | undefined;
   /** Whether `stored` reflects the file (it is read once, lazily). */
   private known = false;
   private closed = false;
+  /** Set by `load` when the file was in an older format, now rewritten (for a warning). */
+  upgradedFrom: number | undefined;
   private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -112,6 +192,7 @@ export class FileOffsetStore implements OffsetStore {
     try {
       await mkdir(path.dirname(absolute), { recursive: true });
     } catch (error) {
+      if (isLocalIoFailure(error)) throw localIoError(error, 'cannot create the directory of the offsets file', absolute);
       throw new CdcError('CONFIG_INVALID', `cannot create the directory of the offsets file ${absolute}: ${messageOf(error)}`, { cause: error });
     }
     try {
@@ -119,6 +200,7 @@ export class FileOffsetStore implements OffsetStore {
       return new FileOffsetStore(absolute, lock);
     } catch (error) {
       if (error instanceof CdcError) throw error;
+      if (isLocalIoFailure(error)) throw localIoError(error, 'cannot lock the offsets file', absolute);
       throw new CdcError('CONFIG_INVALID', `cannot lock the offsets file ${absolute}: ${messageOf(error)}`, {
         hint: 'pgcdc must be able to create files next to the offsets file',
         cause: error,
@@ -154,8 +236,14 @@ export class FileOffsetStore implements OffsetStore {
 
   private async loadNow(): Promise<Checkpoint | undefined> {
     this.assertOpen();
-    this.stored = await readCheckpoint(this.path);
+    const read = await readCheckpointFile(this.path);
+    this.stored = read?.checkpoint;
     this.known = true;
+    if (read?.legacy === true) {
+      // Accepted once: sealed with a checksum right away, so it is never read unsealed again.
+      await this.commitNow(read.checkpoint, false);
+      this.upgradedFrom = 1;
+    }
     return this.stored;
   }
 
@@ -176,7 +264,7 @@ export class FileOffsetStore implements OffsetStore {
       // 'w' truncates a temp file left by a crash; the lock makes the name ours alone.
       const handle = await open(temp, 'w', 0o644);
       try {
-        await handle.writeFile(`${JSON.stringify(checkpoint, null, 2)}\n`, 'utf8');
+        await handle.writeFile(serializeCheckpoint(checkpoint), 'utf8');
         await handle.sync();
       } finally {
         await handle.close();
@@ -185,10 +273,10 @@ export class FileOffsetStore implements OffsetStore {
       await syncDir(path.dirname(this.path));
     } catch (error) {
       await unlink(temp).catch(() => undefined);
+      if (isLocalIoFailure(error)) throw localIoError(error, 'cannot store the checkpoint in', this.path);
       const code = errnoOf(error);
       throw new CdcError('INTERNAL', `cannot store the checkpoint in ${this.path}: ${messageOf(error)}`, {
-        retryable: code === 'ENOSPC' || code === 'EDQUOT' || code === 'EINTR' || code === 'EAGAIN',
-        hint: code === 'ENOSPC' || code === 'EDQUOT' ? 'free disk space next to the offsets file' : undefined,
+        retryable: code === 'EINTR' || code === 'EAGAIN',
         cause: error,
       });
     }
@@ -200,11 +288,6 @@ export class FileOffsetStore implements OffsetStore {
   }
 }
 
-
-function errnoOf(error: unknown): string | undefined {
-  if (error instanceof Error && 'code' in error && typeof error.code === 'string') return error.code;
-  return undefined;
-}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

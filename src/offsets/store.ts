@@ -33,8 +33,24 @@ export interface IncrementalProgress {
   readonly requests: readonly string[];
 }
 
+/**
+ * The last transaction delivered before a checkpoint: which commit the stream must show again at
+ * the same place when it replays up to the checkpoint (capture/history-check.ts). A restored or
+ * rewound server that wrote a different history past that point is caught this way.
+ */
+export interface CommitIdentity {
+  /** The commit record's LSN (pgoutput's commit_lsn, a Begin's final_lsn). */
+  readonly commitLsn: string;
+  /** The commit's end LSN. */
+  readonly endLsn: string;
+  readonly xid: number;
+}
+
+/** The checkpoint format written today (offsets/file.ts reads version 1 once, see there). */
+export const CHECKPOINT_VERSION = 2;
+
 export interface Checkpoint {
-  readonly version: 1;
+  readonly version: typeof CHECKPOINT_VERSION;
   /** IDENTIFY_SYSTEM's system identifier (a decimal string: it does not fit a double). */
   readonly systemId: string;
   readonly timeline: number;
@@ -46,6 +62,11 @@ export interface Checkpoint {
    * Streaming resumes after it; it is the highest LSN ever confirmed to PostgreSQL.
    */
   readonly lsn: string;
+  /**
+   * The last transaction delivered at or before `lsn` (when `lsn` was moved over idle WAL, the one
+   * before it). Absent when none was delivered since this format was introduced.
+   */
+  readonly lastCommit?: CommitIdentity;
   /** The sink's own resume state at exactly that point. */
   readonly sink: SinkPosition;
   /** ISO time of the commit, for humans. */

@@ -106,15 +106,27 @@ export class ReplicationStream extends EventEmitter<{ frame: [Buffer]; error: [C
 export class ReplicationSession {
   private readonly client: pg.Client;
   private closed = false;
+  /** This walsender's backend pid: pg_replication_slots.active_pid of the slot it streams. */
+  readonly backendPid: number;
 
-  private constructor(client: pg.Client) {
+  private constructor(client: pg.Client, backendPid: number) {
     this.client = client;
+    this.backendPid = backendPid;
     // An error after connect (server gone) must not crash the process; the stream reports it.
     client.on('error', () => undefined);
   }
 
   static async open(endpoint: SourceEndpoint): Promise<ReplicationSession> {
-    return new ReplicationSession(await openConnection(endpoint, 'replication', 'pgcdc'));
+    const client = await openConnection(endpoint, 'replication', 'pgcdc');
+    try {
+      // SQL is accepted on a replication=database connection (PostgreSQL 10+). Asked here, not
+      // taken from BackendKeyData, which a pooler in between may make up.
+      const result = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      return new ReplicationSession(client, Number(result.rows[0]?.pid));
+    } catch (cause) {
+      await client.end().catch(() => undefined);
+      throw new CdcError('SOURCE_QUERY_FAILED', `cannot read the backend pid of the replication connection: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
   }
 
   async identifySystem(): Promise<SystemIdentity> {

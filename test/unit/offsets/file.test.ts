@@ -28,7 +28,7 @@ async function offsetsPath(): Promise<string> {
 
 function checkpoint(lsn: string, sink: Record<string, unknown> = { files: { t: 10 } }): Checkpoint {
   return {
-    version: 1,
+    version: 2,
     systemId: '7312345678901234567',
     timeline: 1,
     database: 'shop',
@@ -147,7 +147,9 @@ void describe('FileOffsetStore: checkpoints', () => {
     ['garbage', '\u0000\u0000\u0000'],
     ['a torn write', JSON.stringify(checkpoint('0/1')).slice(0, 40)],
     ['a wrong shape', JSON.stringify({ ...checkpoint('0/1'), lsn: 42 })],
-    ['another version', JSON.stringify({ ...checkpoint('0/1'), version: 2 })],
+    ['another version', JSON.stringify({ ...checkpoint('0/1'), version: 3 })],
+    ['no checksum', JSON.stringify(checkpoint('0/1'))],
+    ['a wrong checksum', JSON.stringify({ ...checkpoint('0/1'), checksum: `sha256:${'0'.repeat(64)}` })],
   ] as const) {
     void it(`a file with ${name} is OFFSETS_CORRUPT with a hint`, async () => {
       const file = await offsetsPath();
@@ -163,6 +165,49 @@ void describe('FileOffsetStore: checkpoints', () => {
       await rejectsWith(readCheckpoint(file), 'OFFSETS_CORRUPT');
     });
   }
+
+  void it('every file is sealed with a checksum: a hand-edited lsn or a flipped digit is OFFSETS_CORRUPT', async () => {
+    const file = await offsetsPath();
+    const store = await FileOffsetStore.open(file);
+    const sealed = { ...checkpoint('0/16B3748'), lastCommit: { commitLsn: '0/16B3700', endLsn: '0/16B3748', xid: 755 } };
+    await store.commit(sealed);
+    await store.close();
+    const text = await readFile(file, 'utf8');
+    assert.match(text, /"checksum": "sha256:[0-9a-f]{64}"/);
+    assert.deepEqual(await readCheckpoint(file), sealed);
+    const edits: [string, string][] = [
+      ['"lsn": "0/16B3748"', '"lsn": "F/FFFFFF00"'],
+      ['"lsn": "0/16B3748"', '"lsn": "0/16B3749"'],
+      ['"xid": 755', '"xid": 765'],
+      ['"t": 10', '"t": 11'],
+    ];
+    for (const [from, to] of edits) {
+      assert.ok(text.includes(from), from);
+      await writeFile(file, text.replace(from, to));
+      const error = await rejectsWith(readCheckpoint(file), 'OFFSETS_CORRUPT');
+      assert.match(error.message, /checksum does not match/);
+      assert.ok(error.message.includes(file));
+    }
+    // The layout may change (a reformat keeps every value): still valid.
+    await writeFile(file, JSON.stringify(JSON.parse(text)));
+    assert.deepEqual(await readCheckpoint(file), sealed);
+  });
+
+  void it('a version 1 file (before checksums) is accepted once and rewritten sealed at load', async () => {
+    const file = await offsetsPath();
+    const { version: _version, ...fields } = checkpoint('0/16B3748');
+    await writeFile(file, JSON.stringify({ version: 1, ...fields }));
+    const store = await FileOffsetStore.open(file);
+    assert.deepEqual(await store.load(), checkpoint('0/16B3748'));
+    assert.equal(store.upgradedFrom, 1);
+    await store.close();
+    const text = await readFile(file, 'utf8');
+    assert.match(text, /"version": 2[\s\S]*"checksum": "sha256:/);
+    const again = await FileOffsetStore.open(file);
+    assert.deepEqual(await again.load(), checkpoint('0/16B3748'));
+    assert.equal(again.upgradedFrom, undefined);
+    await again.close();
+  });
 
   void it('refuses use after close; close is idempotent and removes the lock', async () => {
     const file = await offsetsPath();
