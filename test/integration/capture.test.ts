@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freshDatabase, eventually, type TestDatabase } from '../harness/pg.ts';
 import { commitOrder, compareRows, parseLines, readJsonl, replay, runPgcdc, startPgcdc } from '../harness/cli.ts';
+import { resealOffsets } from '../harness/offsets.ts';
 
 async function workdir(): Promise<string> {
   return mkdtemp(path.join(tmpdir(), 'pgcdc-it-'));
@@ -207,7 +208,7 @@ test('refuses to resume when the slot is gone or the server is another cluster',
   // Another cluster behind the same address: a different system identifier.
   const offsetsPath = path.join(dir, 'offsets.json');
   const original = await readFile(offsetsPath, 'utf8');
-  await writeFile(offsetsPath, JSON.stringify({ ...(JSON.parse(original) as object), systemId: '1234567890123456789' }));
+  await resealOffsets(offsetsPath, { systemId: '1234567890123456789' });
   const changed = await runPgcdc(args);
   assert.equal(changed.code, 1);
   assert.match(changed.stderr, /different PostgreSQL cluster.*changes may have been lost/);

@@ -1,0 +1,203 @@
+/**
+ * Restart safety (issue 9, items 1 and 3): pgcdc never resumes from a position the server's WAL
+ * does not back. An offsets file that was edited or damaged, or that is ahead of the server, a
+ * server restored from an older copy of its data directory (before or after it wrote past the
+ * stored offset again), and a slot that changed between pgcdc's check and START_REPLICATION are
+ * all refused with one line and exit 1, with nothing acknowledged and nothing delivered past the gap.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { eventually, freshDatabase, onTeardown, startCluster, testServer, type TestDatabase } from '../harness/pg.ts';
+import { compareRows, readJsonl, replay, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
+import { caughtUp } from '../harness/snapshots.ts';
+import { readOffsets, resealOffsets } from '../harness/offsets.ts';
+import { copyDataDir, restoreDataDir } from '../harness/datadir.ts';
+import { readCheckpoint } from '../../src/offsets/file.ts';
+import { CdcError } from '../../src/errors.ts';
+import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
+
+function args(db: TestDatabase, dir: string): string[] {
+  return ['run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'safety_pub', '--tables', 'public.acct',
+    '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json'];
+}
+
+async function slotConfirmed(db: TestDatabase): Promise<string | undefined> {
+  const { rows } = await db.sql.query<{ lsn: string | null }>(`select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1`, [`s_${db.name}`]);
+  return rows[0]?.lsn ?? undefined;
+}
+
+/** Runs pgcdc until everything written so far is delivered, then stops it cleanly. */
+async function deliverAll(db: TestDatabase, dir: string): Promise<void> {
+  const proc = startPgcdc(args(db, dir));
+  await eventually(async () => ((await caughtUp(db.sql, path.join(dir, 'offsets.json'))) ? true : undefined), 'caught up', 90_000);
+  await stop(proc);
+}
+
+async function stop(proc: PgcdcProcess): Promise<void> {
+  proc.kill('SIGTERM');
+  assert.equal(await proc.exited, 0, proc.stderr());
+}
+
+/** The one `pgcdc: error:` line of a refused run, which must exit 1. */
+function refusedWith(result: { code: number; stderr: string }, code: string): string {
+  const lines = result.stderr.trim().split('\n').filter((l) => l.startsWith('pgcdc:'));
+  assert.equal(lines.length, 1, result.stderr);
+  assert.equal(result.code, 1, result.stderr);
+  const line = lines[0] ?? '';
+  assert.ok(line.endsWith(`[${code}]`), line);
+  return line;
+}
+
+async function verifyExact(db: TestDatabase, dir: string): Promise<void> {
+  const events = await readJsonl(path.join(dir, 'events'));
+  assert.equal(new Set(events.map((e) => e.id)).size, events.length, 'no duplicated events');
+  const { rows } = await db.sql.query<{ id: number; n: number }>(`select id, n from acct`);
+  const source = new Map(rows.map((r) => [JSON.stringify({ id: r.id }), { id: r.id, n: r.n }]));
+  assert.deepEqual(compareRows(replay(events).tables.get(`${db.name}.public.acct`), source), { lost: 0, extra: 0, mismatched: 0 });
+}
+
+async function deliveredIds(dir: string): Promise<Set<number>> {
+  return new Set((await readJsonl(path.join(dir, 'events'))).map((e) => Number((e.value.after ?? e.value.before ?? {}).id)));
+}
+
+test('an offsets file edited by hand or damaged is OFFSETS_CORRUPT; a consistent one past the server\'s WAL is OFFSET_AHEAD_OF_SERVER', async () => {
+  const db = await freshDatabase();
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-safety-'));
+  const offsets = path.join(dir, 'offsets.json');
+  await db.sql.query(`create table acct (id int primary key, n int not null)`);
+  await db.sql.query(`insert into acct select g, g from generate_series(1, 50) g`);
+  await deliverAll(db, dir);
+  const original = await readFile(offsets, 'utf8');
+  const stored = (await readOffsets(offsets)).lsn as string;
+  const confirmed = await slotConfirmed(db);
+
+  // The lsn edited by hand, as in the report.
+  await writeFile(offsets, original.replace(`"lsn": "${stored}"`, '"lsn": "F/FFFFFF00"'));
+  const edited = refusedWith(await runPgcdc(args(db, dir)), 'OFFSETS_CORRUPT');
+  assert.ok(edited.includes(offsets), edited);
+  assert.match(edited, /checksum does not match/);
+
+  // One digit of the lsn changed (a damaged file)...
+  const digit = stored.at(-1) === '0' ? '1' : '0';
+  await writeFile(offsets, original.replace(`"lsn": "${stored}"`, `"lsn": "${stored.slice(0, -1)}${digit}"`));
+  refusedWith(await runPgcdc(args(db, dir)), 'OFFSETS_CORRUPT');
+  // ... and every other digit of the file, one at a time: none is trusted.
+  for (let i = 0; i < original.length; i++) {
+    const c = original[i] ?? '';
+    if (!/[0-9]/.test(c)) continue;
+    await writeFile(offsets, `${original.slice(0, i)}${c === '7' ? '8' : '7'}${original.slice(i + 1)}`);
+    await assert.rejects(readCheckpoint(offsets), (e: unknown) => e instanceof CdcError && e.code === 'OFFSETS_CORRUPT', `digit ${i} flipped`);
+  }
+
+  // A consistent file (valid checksum) whose offset the server never reached.
+  await writeFile(offsets, original);
+  await resealOffsets(offsets, { lsn: 'F/FFFFFF00' });
+  const ahead = refusedWith(await runPgcdc(args(db, dir)), 'OFFSET_AHEAD_OF_SERVER');
+  assert.match(ahead, /stored offset F\/FFFFFF00 .* is past the server's WAL \(it ends at [0-9A-F]+\/[0-9A-F]+\)/);
+  assert.equal(await slotConfirmed(db), confirmed, 'nothing was acknowledged');
+
+  // The real file back: an exact resume.
+  await writeFile(offsets, original);
+  await db.sql.query(`update acct set n = n + 1 where id % 2 = 0; insert into acct select g, g from generate_series(51, 80) g`);
+  await deliverAll(db, dir);
+  await verifyExact(db, dir);
+});
+
+/** A database on a cluster of its own (the test stops, copies and restores it). */
+async function clusterDatabase(cluster: EmbeddedCluster): Promise<TestDatabase> {
+  const admin = new pg.Client({ connectionString: cluster.url('postgres') });
+  await admin.connect();
+  await admin.query(`create database restored`);
+  await admin.end();
+  return connect(cluster);
+}
+
+async function connect(cluster: EmbeddedCluster): Promise<TestDatabase> {
+  const sql = new pg.Client({ connectionString: cluster.url('restored') });
+  sql.on('error', () => undefined);
+  await sql.connect();
+  onTeardown(() => sql.end());
+  return { name: 'restored', url: cluster.url('restored'), server: { major: cluster.major, url: (d) => cluster.url(d), cluster }, sql };
+}
+
+test('a server restored from an older copy of its data directory is refused, before and after it wrote past the stored offset', async () => {
+  await testServer();
+  const cluster = await startCluster();
+  let db = await clusterDatabase(cluster);
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-restore-'));
+  const offsets = path.join(dir, 'offsets.json');
+  await db.sql.query(`create table acct (id int primary key, n int not null)`);
+  await db.sql.query(`insert into acct select g, g from generate_series(1, 100) g`);
+  await deliverAll(db, dir);
+
+  // A cold copy with the slot in it, then more changes delivered from the original.
+  await db.sql.end();
+  await cluster.stop();
+  const copy = await copyDataDir(cluster);
+  await cluster.restart();
+  db = await connect(cluster);
+  for (let i = 0; i < 20; i++) await db.sql.query(`insert into acct select g, g from generate_series(${1000 + i * 100}, ${1099 + i * 100}) g`);
+  await deliverAll(db, dir);
+  const stored = (await readOffsets(offsets)).lsn as string;
+  const delivered = await deliveredIds(dir);
+  assert.ok(delivered.has(2999));
+
+  // The copy is restored: its WAL ends before the stored offset.
+  await db.sql.end();
+  await cluster.stop();
+  await restoreDataDir(cluster, copy);
+  await cluster.restart();
+  db = await connect(cluster);
+  const behind = refusedWith(await runPgcdc(args(db, dir)), 'OFFSET_AHEAD_OF_SERVER');
+  assert.ok(behind.includes(stored), behind);
+
+  // The restored server writes a new history past the stored offset (other rows, other sizes).
+  let written = 0;
+  for (;;) {
+    const { rows } = await db.sql.query<{ past: boolean }>(`select pg_current_wal_lsn() > $1::pg_lsn as past`, [stored]);
+    if (rows[0]?.past === true) break;
+    await db.sql.query(`insert into acct select g, g * 7 from generate_series(${100_000 + written}, ${100_000 + written + 36}) g`);
+    written += 37;
+  }
+  await db.sql.query(`insert into acct select g, 1 from generate_series(900000, 900009) g`);
+  const history = refusedWith(await runPgcdc(args(db, dir)), 'SYSTEM_CHANGED');
+  assert.match(history, /not the history pgcdc delivered up to the stored offset/);
+  const after = await deliveredIds(dir);
+  assert.equal(after.size, delivered.size, 'no event of the new history was delivered');
+  assert.ok(![...after].some((id) => id >= 100_000), 'no event of the new history was delivered');
+});
+
+test('the slot dropped and recreated between pgcdc\'s check and START_REPLICATION is refused: nothing acknowledged, nothing delivered', async () => {
+  const db = await freshDatabase();
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-slotrace-'));
+  const slot = `s_${db.name}`;
+  await db.sql.query(`create table acct (id int primary key, n int not null)`);
+  await db.sql.query(`insert into acct select g, g from generate_series(1, 10) g`);
+  await deliverAll(db, dir);
+  const before = await deliveredIds(dir);
+
+  const gate = path.join(dir, 'continue');
+  const proc = startPgcdc(args(db, dir), { PGCDC_TEST_PAUSE_BEFORE_STREAM: gate });
+  await eventually(() => readFile(`${gate}.waiting`).then(() => true), 'pgcdc paused before START_REPLICATION');
+  // Changes after the stored offset, then the slot is replaced: they are no longer in any slot.
+  await db.sql.query(`insert into acct select g, g from generate_series(100, 149) g`);
+  await db.sql.query(`select pg_drop_replication_slot($1)`, [slot]);
+  await db.sql.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  const recreated = await slotConfirmed(db);
+  await db.sql.query(`insert into acct select g, g from generate_series(200, 209) g`);
+  await writeFile(gate, '');
+  // Before the fix, pgcdc streamed the new slot as if nothing happened: fail as soon as that shows.
+  const exited = await eventually(async () => {
+    if (proc.child.exitCode !== null) return 'exited';
+    return (await deliveredIds(dir)).has(200) ? 'streamed' : undefined;
+  }, 'pgcdc to exit or stream', 120_000);
+  assert.equal(exited, 'exited', `rows written to the recreated slot were delivered and the 50 before it lost: ${proc.stderr()}`);
+  const line = refusedWith({ code: await proc.exited, stderr: proc.stderr() }, 'SLOT_AHEAD_OF_OFFSET');
+  assert.match(line, /changed after pgcdc checked it/);
+  assert.equal(await slotConfirmed(db), recreated, 'nothing was acknowledged');
+  assert.deepEqual(await deliveredIds(dir), before, 'nothing was delivered');
+});
