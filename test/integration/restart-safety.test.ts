@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { eventually, freshDatabase, onTeardown, startCluster, testServer, type TestDatabase } from '../harness/pg.ts';
-import { compareRows, readJsonl, replay, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
+import { compareRows, readJsonl, replay, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
 import { caughtUp } from '../harness/snapshots.ts';
 import { readOffsets, resealOffsets } from '../harness/offsets.ts';
 import { copyDataDir, restoreDataDir } from '../harness/datadir.ts';
@@ -52,6 +52,25 @@ function refusedWith(result: { code: number; stderr: string }, code: string): st
   return line;
 }
 
+/**
+ * Runs pgcdc expecting it to refuse with `code`; fails as soon as `resumed()` shows it went on
+ * instead (what it did before the fix), rather than waiting for a process that never exits.
+ */
+async function expectRefusal(db: TestDatabase, dir: string, code: string, resumed: () => Promise<boolean>): Promise<string> {
+  const proc = startPgcdc(args(db, dir));
+  const outcome = await eventually(async () => (proc.child.exitCode !== null ? 'exited' : (await resumed()) ? 'resumed' : undefined), 'pgcdc to refuse', 120_000);
+  if (outcome === 'resumed') {
+    proc.kill('SIGKILL');
+    assert.fail(`pgcdc resumed instead of refusing with ${code}: ${proc.stderr()}`);
+  }
+  return refusedWith({ code: await proc.exited, stderr: proc.stderr() }, code);
+}
+
+/** The slot's confirmed position moved away from `confirmed`: pgcdc acknowledged something. */
+function slotMoved(db: TestDatabase, confirmed: string | undefined): () => Promise<boolean> {
+  return async () => (await slotConfirmed(db)) !== confirmed;
+}
+
 async function verifyExact(db: TestDatabase, dir: string): Promise<void> {
   const events = await readJsonl(path.join(dir, 'events'));
   assert.equal(new Set(events.map((e) => e.id)).size, events.length, 'no duplicated events');
@@ -77,14 +96,14 @@ test('an offsets file edited by hand or damaged is OFFSETS_CORRUPT; a consistent
 
   // The lsn edited by hand, as in the report.
   await writeFile(offsets, original.replace(`"lsn": "${stored}"`, '"lsn": "F/FFFFFF00"'));
-  const edited = refusedWith(await runPgcdc(args(db, dir)), 'OFFSETS_CORRUPT');
+  const edited = await expectRefusal(db, dir, 'OFFSETS_CORRUPT', slotMoved(db, confirmed));
   assert.ok(edited.includes(offsets), edited);
   assert.match(edited, /checksum does not match/);
 
   // One digit of the lsn changed (a damaged file)...
   const digit = stored.at(-1) === '0' ? '1' : '0';
   await writeFile(offsets, original.replace(`"lsn": "${stored}"`, `"lsn": "${stored.slice(0, -1)}${digit}"`));
-  refusedWith(await runPgcdc(args(db, dir)), 'OFFSETS_CORRUPT');
+  await expectRefusal(db, dir, 'OFFSETS_CORRUPT', slotMoved(db, confirmed));
   // ... and every other digit of the file, one at a time: none is trusted.
   for (let i = 0; i < original.length; i++) {
     const c = original[i] ?? '';
@@ -96,7 +115,7 @@ test('an offsets file edited by hand or damaged is OFFSETS_CORRUPT; a consistent
   // A consistent file (valid checksum) whose offset the server never reached.
   await writeFile(offsets, original);
   await resealOffsets(offsets, { lsn: 'F/FFFFFF00' });
-  const ahead = refusedWith(await runPgcdc(args(db, dir)), 'OFFSET_AHEAD_OF_SERVER');
+  const ahead = await expectRefusal(db, dir, 'OFFSET_AHEAD_OF_SERVER', slotMoved(db, confirmed));
   assert.match(ahead, /stored offset F\/FFFFFF00 .* is past the server's WAL \(it ends at [0-9A-F]+\/[0-9A-F]+\)/);
   assert.equal(await slotConfirmed(db), confirmed, 'nothing was acknowledged');
 
@@ -152,7 +171,8 @@ test('a server restored from an older copy of its data directory is refused, bef
   await restoreDataDir(cluster, copy);
   await cluster.restart();
   db = await connect(cluster);
-  const behind = refusedWith(await runPgcdc(args(db, dir)), 'OFFSET_AHEAD_OF_SERVER');
+  const copyConfirmed = await slotConfirmed(db);
+  const behind = await expectRefusal(db, dir, 'OFFSET_AHEAD_OF_SERVER', slotMoved(db, copyConfirmed));
   assert.ok(behind.includes(stored), behind);
 
   // The restored server writes a new history past the stored offset (other rows, other sizes).
@@ -164,11 +184,11 @@ test('a server restored from an older copy of its data directory is refused, bef
     written += 37;
   }
   await db.sql.query(`insert into acct select g, 1 from generate_series(900000, 900009) g`);
-  const history = refusedWith(await runPgcdc(args(db, dir)), 'SYSTEM_CHANGED');
+  const newHistoryDelivered = async (): Promise<boolean> => [...(await deliveredIds(dir))].some((id) => id >= 100_000);
+  const history = await expectRefusal(db, dir, 'SYSTEM_CHANGED', async () => (await newHistoryDelivered()) || (await slotMoved(db, copyConfirmed)()));
   assert.match(history, /not the history pgcdc delivered up to the stored offset/);
-  const after = await deliveredIds(dir);
-  assert.equal(after.size, delivered.size, 'no event of the new history was delivered');
-  assert.ok(![...after].some((id) => id >= 100_000), 'no event of the new history was delivered');
+  assert.equal((await deliveredIds(dir)).size, delivered.size, 'no event of the new history was delivered');
+  assert.equal(await slotConfirmed(db), copyConfirmed, 'nothing was acknowledged');
 });
 
 test('the slot dropped and recreated between pgcdc\'s check and START_REPLICATION is refused: nothing acknowledged, nothing delivered', async () => {
