@@ -221,3 +221,45 @@ test('the slot dropped and recreated between pgcdc\'s check and START_REPLICATIO
   assert.equal(await slotConfirmed(db), recreated, 'nothing was acknowledged');
   assert.deepEqual(await deliveredIds(dir), before, 'nothing was delivered');
 });
+
+test('a slot behind the stored offset on the same history replays up to it, finds the last delivered commit, and resumes exactly', async () => {
+  await testServer();
+  const cluster = await startCluster();
+  let db = await clusterDatabase(cluster);
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-replay-'));
+  const offsets = path.join(dir, 'offsets.json');
+  await db.sql.query(`create table acct (id int primary key, n int not null)`);
+  await db.sql.query(`insert into acct select g, g from generate_series(1, 100) g`);
+  await deliverAll(db, dir);
+
+  // Changes the slot has not confirmed yet are in the copy's WAL; pgcdc then delivers them from the original.
+  for (let i = 0; i < 10; i++) await db.sql.query(`update acct set n = n + ${i} where id % 10 = ${i}; insert into acct values (${200 + i}, ${i})`);
+  await db.sql.end();
+  await cluster.stop();
+  const copy = await copyDataDir(cluster);
+  await cluster.restart();
+  db = await connect(cluster);
+  await deliverAll(db, dir);
+  const stored = await readOffsets(offsets);
+  const lastCommit = stored.lastCommit as { endLsn: string; xid: number };
+  assert.ok(lastCommit.xid > 0, JSON.stringify(stored));
+
+  // The same history from the copy: its slot is behind; the stored offset is the last commit's end
+  // (the original's idle WAL after it is not in the copy).
+  await db.sql.end();
+  await cluster.stop();
+  await restoreDataDir(cluster, copy);
+  await cluster.restart();
+  db = await connect(cluster);
+  await resealOffsets(offsets, { lsn: lastCommit.endLsn });
+  const confirmed = await slotConfirmed(db);
+  const { rows } = await db.sql.query<{ behind: boolean }>(`select $1::pg_lsn < $2::pg_lsn as behind`, [confirmed, lastCommit.endLsn]);
+  assert.equal(rows[0]?.behind, true, 'the copy\'s slot is behind the stored offset');
+
+  await db.sql.query(`delete from acct where id % 7 = 0; insert into acct select g, g from generate_series(300, 349) g`);
+  const proc = startPgcdc(args(db, dir));
+  await eventually(async () => ((await caughtUp(db.sql, offsets)) ? true : undefined), 'caught up', 90_000);
+  await stop(proc);
+  assert.ok(proc.stderr().includes('replaying the transactions in between'), proc.stderr());
+  await verifyExact(db, dir);
+});
