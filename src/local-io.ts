@@ -62,14 +62,15 @@ function hintFor(code: string | undefined, file: string): string {
 
 /**
  * CdcError('LOCAL_IO') for a local I/O failure `cause` while doing `what` (e.g. "cannot store the
- * checkpoint in") on `file`: one line with the path, the errno and the free space there. Call only
- * when `isLocalIoFailure(cause)`.
+ * checkpoint in") on `file` (a file or a directory): one line with the path, the errno and the
+ * free space there. Call only when `isLocalIoFailure(cause)`. `mayRetry` false: the same operation
+ * cannot simply be tried again (the caller's state is unknown), whatever the cause.
  */
-export function localIoError(cause: unknown, what: string, file: string): CdcError {
+export function localIoError(cause: unknown, what: string, file: string, mayRetry = true): CdcError {
   const code = errnoOf(cause);
   const detail = cause instanceof Error ? cause.message : String(cause);
-  return new CdcError('LOCAL_IO', `${what} ${file}: ${detail} (${freeSpace(path.dirname(file))} free on that file system)`, {
-    retryable: code === 'ENOSPC' || code === 'EDQUOT',
+  return new CdcError('LOCAL_IO', `${what} ${file}: ${detail} (${freeSpace(file)} free on that file system)`, {
+    retryable: mayRetry && (code === 'ENOSPC' || code === 'EDQUOT'),
     hint: hintFor(code, file),
     cause,
   });

@@ -14,6 +14,7 @@ import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/pro
 import path from 'node:path';
 import { z } from 'zod';
 import { CdcError } from '../errors.ts';
+import { isLocalIoFailure, localIoError } from '../local-io.ts';
 import type { EventBatch, Sink, SinkPosition } from './sink.ts';
 import { syncDir } from '../durability.ts';
 
@@ -117,7 +118,7 @@ export class JsonlSink implements Sink {
       await this.closeHandles();
       this.state = 'closed';
       if (error instanceof CdcError) throw error;
-      throw fsError(error, `cannot prepare the output directory ${this.dir}`);
+      throw fsError(error, 'cannot prepare the output directory', this.dir);
     }
   }
 
@@ -243,7 +244,7 @@ export class JsonlSink implements Sink {
       }
     } catch (error) {
       if (error instanceof CdcError) throw error;
-      throw fsError(error, `cannot open an event file in ${this.dir}`);
+      throw fsError(error, 'cannot open an event file in', this.dir);
     }
 
     // Phase 2: one positional write per file, all files at once.
@@ -254,7 +255,7 @@ export class JsonlSink implements Sink {
       const rollback = await Promise.allSettled(touched.map((t) => t.handle.truncate(t.file.length)));
       const undone = firstRejection(rollback) === undefined;
       if (!undone) this.fail(writeError);
-      throw fsError(writeError, `cannot write events to ${this.dir}`, undone);
+      throw fsError(writeError, 'cannot write events to', this.dir, undone);
     }
 
     // Phase 3: durability. After a failed fsync nothing can be trusted (see the class comment).
@@ -262,7 +263,7 @@ export class JsonlSink implements Sink {
     const syncError = firstRejection(syncs);
     if (syncError !== undefined) {
       this.fail(syncError);
-      throw fsError(syncError, `cannot fsync event files in ${this.dir}`, false);
+      throw fsError(syncError, 'cannot fsync event files in', this.dir, false);
     }
 
     for (const t of touched) {
@@ -342,19 +343,14 @@ function errnoOf(error: unknown): string | undefined {
 /** Failures that may pass without the user changing anything. */
 const TRANSIENT = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'EAGAIN', 'EINTR', 'EBUSY', 'ETIMEDOUT']);
 
-function fsError(error: unknown, what: string, mayRetry = true): CdcError {
+/** `what` + `dir` says what failed where; a full, read-only or failing disk is LOCAL_IO (local-io.ts). */
+function fsError(error: unknown, what: string, dir: string, mayRetry = true): CdcError {
   if (error instanceof CdcError) return error;
+  if (isLocalIoFailure(error)) return localIoError(error, what, dir, mayRetry);
   const code = errnoOf(error);
   const detail = error instanceof Error ? error.message : String(error);
-  const hint =
-    code === 'ENOSPC' || code === 'EDQUOT'
-      ? 'free disk space in the output directory'
-      : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
-        ? 'check that pgcdc may write to the output directory'
-        : mayRetry
-          ? undefined
-          : 'restart pgcdc: on start the JSONL sink restores the last checkpointed state';
-  return new CdcError('SINK_FAILED', `${what}: ${detail}`, {
+  const hint = mayRetry ? undefined : 'restart pgcdc: on start the JSONL sink restores the last checkpointed state';
+  return new CdcError('SINK_FAILED', `${what} ${dir}: ${detail}`, {
     retryable: mayRetry && code !== undefined && TRANSIENT.has(code),
     hint,
     cause: error,

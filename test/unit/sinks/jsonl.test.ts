@@ -232,8 +232,11 @@ void describe('JsonlSink', () => {
     await symlink('/dev/full', path.join(dir, 'full.jsonl'));
     const sink = new JsonlSink({ dir });
     await sink.open({ files: { a: Buffer.byteLength(lines('a', 0, 1)), full: 0 } });
-    const error = await isCdcError(sink.write(EventBatch.of([ev('a', 1), ev('full', 2)])), 'SINK_FAILED');
+    // A full disk is LOCAL_IO (exit 1), naming the output directory and the free space there.
+    const error = await isCdcError(sink.write(EventBatch.of([ev('a', 1), ev('full', 2)])), 'LOCAL_IO');
     assert.match(error.message, /no space|ENOSPC/i);
+    assert.ok(error.message.includes(dir), error.message);
+    assert.match(error.message, /\((\d+ bytes|[\d.]+ [KMGT]iB) free on that file system\)/);
     assert.equal(error.retryable, false);
     assert.equal(await readFile(path.join(dir, 'a.jsonl'), 'utf8'), lines('a', 0, 1), 'the other file was rolled back');
     const later = await isCdcError(sink.write(EventBatch.of([ev('a', 1)])), 'SINK_FAILED');
