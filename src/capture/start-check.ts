@@ -12,6 +12,9 @@ import { CdcError } from '../errors.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import { readSlot } from '../postgres/catalog.ts';
+import type { Logger } from '../log.ts';
+import type { CommitIdentity } from '../offsets/store.ts';
+import { HistoryCheck } from './history-check.ts';
 
 /** How long the slot may take to show as active for this walsender (START_REPLICATION is fast). */
 const ACTIVE_TIMEOUT_MS = 60_000;
@@ -58,4 +61,39 @@ export async function verifyStreamStart(check: StartCheck): Promise<Lsn | undefi
     }
     await delay(POLL_MS);
   }
+}
+
+/** What the stream loop knows at START_REPLICATION (a subset of its LoopDeps). */
+export interface StreamStart {
+  readonly query: pg.ClientBase;
+  readonly config: { readonly slot: string };
+  readonly facts: { readonly major: number };
+  readonly session: { readonly backendPid: number };
+  readonly startLsn: Lsn;
+  readonly replayFrom: Lsn;
+  readonly lastCommit: CommitIdentity | undefined;
+  readonly log: Logger;
+}
+
+/**
+ * `verifyStreamStart` for the stream loop, then the check of the replay up to the stored offset
+ * when the stream starts before it. Undefined when the stream stopped first.
+ */
+export async function checkStreamStart(start: StreamStart, stopped: () => boolean): Promise<{ readonly history: HistoryCheck | undefined } | undefined> {
+  const from = await verifyStreamStart({
+    query: start.query,
+    slot: start.config.slot,
+    major: start.facts.major,
+    backendPid: start.session.backendPid,
+    expected: start.startLsn,
+    requested: start.replayFrom,
+    stopped,
+  });
+  if (from === undefined) return undefined;
+  if (from >= start.startLsn) return { history: undefined };
+  start.log.info(
+    { from: formatLsn(from), to: formatLsn(start.startLsn) },
+    'the slot is behind the stored offset: replaying the transactions in between (skipped, as delivered) to check they are the ones delivered',
+  );
+  return { history: new HistoryCheck(start.startLsn, start.lastCommit, from) };
 }

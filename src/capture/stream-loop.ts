@@ -40,8 +40,8 @@ import { heartbeatTable, type Heartbeat } from './heartbeat.ts';
 import { ToastPolicy } from './toast.ts';
 import type { ToastStore } from '../source/toast-store.ts';
 import { messageFilter } from './message-filter.ts';
-import { HistoryCheck } from './history-check.ts';
-import { verifyStreamStart } from './start-check.ts';
+import type { HistoryCheck } from './history-check.ts';
+import { checkStreamStart } from './start-check.ts';
 
 export interface LoopDeps {
   config: Config;
@@ -212,22 +212,9 @@ export class StreamLoop {
   }
 
   private async verifyStart(): Promise<void> {
-    const { deps } = this;
-    const from = await verifyStreamStart({
-      query: deps.query,
-      slot: deps.config.slot,
-      major: deps.facts.major,
-      backendPid: deps.session.backendPid,
-      expected: deps.startLsn,
-      requested: deps.replayFrom,
-      stopped: () => this.stopping,
-    });
-    if (from === undefined) return;
-    if (from < deps.startLsn) {
-      this.history = new HistoryCheck(deps.startLsn, deps.lastCommit, from);
-      this.assembler.checkHistory(this.history);
-      deps.log.info({ from: formatLsn(from), to: formatLsn(deps.startLsn) }, 'the slot is behind the stored offset: replaying the transactions in between (skipped, as delivered) to check they are the ones delivered');
-    }
+    const checked = await checkStreamStart(this.deps, () => this.stopping);
+    if (checked === undefined) return;
+    if (checked.history) this.assembler.checkHistory((this.history = checked.history));
     this.startVerified = true;
   }
 
