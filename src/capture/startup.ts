@@ -117,7 +117,12 @@ export function planStartup(input: StartupInput): StartupPlan {
       { hint: `another consumer used this slot, or the offsets file is an old copy; ${START_OVER}` },
     );
   }
-  // Asking for the stored offset would make PostgreSQL skip every transaction before it unseen;
-  // asking for the slot's own position (what it would use anyway for a lower request) replays them.
+  // START_REPLICATION at X streams from max(X, confirmed_flush_lsn) and skips every transaction
+  // whose commit record starts before that, unseen (checked on PostgreSQL 18: a request below the
+  // slot's position starts at the slot's position; a request past a commit skips it). Asking for
+  // the stored offset would so hide the transactions between the slot's position and it; asking
+  // for the slot's own position replays them, for history-check.ts to compare with the checkpoint.
+  // They are skipped as delivered (skipBefore), and nothing is confirmed past the slot's position
+  // until the check passed (stream-loop.ts), so the stored offset is where delivery resumes.
   return { kind: 'resume', startLsn: stored, skipBefore: stored, replayFrom: slot.confirmedFlush ?? stored };
 }
