@@ -125,3 +125,23 @@ test('a huge transaction is written in parts but checkpointed only at its commit
 async function eventuallyWritten(sink: MemorySink, count: number): Promise<void> {
   while (sink.written.length < count) await new Promise<void>((resolve) => setImmediate(resolve));
 }
+
+test('every checkpoint names the last delivered commit; an idle move and a non-transactional message keep it', async () => {
+  const { offsets, delivery } = setup();
+  delivery.event(0, line(1));
+  delivery.commit(0x200, 0x1f0, 755);
+  await delivery.drain();
+  const identity = { commitLsn: '0/1F0', endLsn: '0/200', xid: 755 };
+  assert.deepEqual(offsets.stored.at(-1)?.lastCommit, identity);
+  await delivery.confirmIdle(0x500, false);
+  assert.equal(offsets.stored.at(-1)?.lsn, '0/500');
+  assert.deepEqual(offsets.stored.at(-1)?.lastCommit, identity, 'moved over idle WAL: the last commit before it');
+  delivery.event(0, line(2));
+  delivery.commit(0x601); // a message between transactions: no transaction of its own
+  await delivery.drain();
+  assert.equal(offsets.stored.at(-1)?.lsn, '0/601');
+  assert.deepEqual(offsets.stored.at(-1)?.lastCommit, identity);
+  delivery.commit(0x700, 0x6f0, 756);
+  await delivery.drain();
+  assert.deepEqual(offsets.stored.at(-1)?.lastCommit, { commitLsn: '0/6F0', endLsn: '0/700', xid: 756 });
+});
