@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -19,6 +19,13 @@ import { copyDataDir, restoreDataDir } from '../harness/datadir.ts';
 import { readCheckpoint } from '../../src/offsets/file.ts';
 import { CdcError } from '../../src/errors.ts';
 import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
+
+/** A temporary directory, removed after the file's tests. */
+async function workdir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  onTeardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 function args(db: TestDatabase, dir: string): string[] {
   return ['run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'safety_pub', '--tables', 'public.acct',
@@ -85,7 +92,7 @@ async function deliveredIds(dir: string): Promise<Set<number>> {
 
 test('an offsets file edited by hand or damaged is OFFSETS_CORRUPT; a consistent one past the server\'s WAL is OFFSET_AHEAD_OF_SERVER', async () => {
   const db = await freshDatabase();
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-safety-'));
+  const dir = await workdir('pgcdc-safety-');
   const offsets = path.join(dir, 'offsets.json');
   await db.sql.query(`create table acct (id int primary key, n int not null)`);
   await db.sql.query(`insert into acct select g, g from generate_series(1, 50) g`);
@@ -147,7 +154,7 @@ test('a server restored from an older copy of its data directory is refused, bef
   await testServer();
   const cluster = await startCluster();
   let db = await clusterDatabase(cluster);
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-restore-'));
+  const dir = await workdir('pgcdc-restore-');
   const offsets = path.join(dir, 'offsets.json');
   await db.sql.query(`create table acct (id int primary key, n int not null)`);
   await db.sql.query(`insert into acct select g, g from generate_series(1, 100) g`);
@@ -193,7 +200,7 @@ test('a server restored from an older copy of its data directory is refused, bef
 
 test('the slot dropped and recreated between pgcdc\'s check and START_REPLICATION is refused: nothing acknowledged, nothing delivered', async () => {
   const db = await freshDatabase();
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-slotrace-'));
+  const dir = await workdir('pgcdc-slotrace-');
   const slot = `s_${db.name}`;
   await db.sql.query(`create table acct (id int primary key, n int not null)`);
   await db.sql.query(`insert into acct select g, g from generate_series(1, 10) g`);
@@ -226,7 +233,7 @@ test('a slot behind the stored offset on the same history replays up to it, find
   await testServer();
   const cluster = await startCluster();
   let db = await clusterDatabase(cluster);
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-replay-'));
+  const dir = await workdir('pgcdc-replay-');
   const offsets = path.join(dir, 'offsets.json');
   await db.sql.query(`create table acct (id int primary key, n int not null)`);
   await db.sql.query(`insert into acct select g, g from generate_series(1, 100) g`);
