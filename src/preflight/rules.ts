@@ -198,8 +198,8 @@ function publicationRules(input: PreflightInput): Problem[] {
     out.push(problem('warning', 'publication-extra-tables',
       `publication ${publicationName} also publishes ${listed}, outside the selected tables: the server decodes and sends their changes, and pgcdc drops them`,
       pub.allTables
-        ? `publication ${publicationName} is FOR ALL TABLES: give pgcdc a publication of its own (CREATE PUBLICATION <name> FOR TABLE <the selected tables>; then --publication <name>), or widen --tables to capture them`
-        : `ALTER PUBLICATION ${pubIdent} DROP TABLE ${extra.map((t) => quoteQualified(t.schema, t.table)).join(', ')}; or widen --tables to capture them`));
+        ? `publication ${publicationName} is FOR ALL TABLES: give pgcdc a publication of its own (CREATE PUBLICATION <name> FOR TABLE <the selected tables>; then --publication <name>), or widen the selection (--tables, --exclude-tables) to capture them`
+        : `ALTER PUBLICATION ${pubIdent} DROP TABLE ${extra.map((t) => quoteQualified(t.schema, t.table)).join(', ')}; or widen the selection (--tables, --exclude-tables) to capture them`));
   }
   const partitioned = input.tables.filter((t) => t.kind === 'p');
   if (partitioned.length > 0 && !pub.viaRoot) {
