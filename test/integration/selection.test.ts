@@ -121,6 +121,13 @@ test('pgcdc snapshot of a typo or of an uncaptured table exits 2 naming it and l
     assert.match(asked.stderr, /public\.a, public\.b/, 'the captured tables are listed');
     assert.doesNotMatch(asked.stdout + asked.stderr, /taken|queued/);
   }
+  // Without the capture's list (as while it starts), the request is made and the capture drops
+  // it: pgcdc snapshot says so, never "taken".
+  await rm(path.join(`${offsets}.requests`, '.captured'));
+  const dropped = await runPgcdc(['snapshot', 'public.other', '--offsets', offsets, '--json']);
+  assert.equal(dropped.code, 2, dropped.stdout + dropped.stderr);
+  assert.equal((JSON.parse(dropped.stdout) as { outcome: string }).outcome, 'dropped');
+  assert.match(proc.stderr(), /dropped snapshot request .*public\.other is not captured here \(captured: public\.a, public\.b\)/);
   const good = await runPgcdc(['snapshot', 'public.b', '--offsets', offsets, '--json']);
   assert.equal(good.code, 0, good.stderr);
   assert.equal((JSON.parse(good.stdout) as { outcome: string }).outcome, 'taken');
