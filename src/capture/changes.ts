@@ -9,7 +9,7 @@ import { CdcError } from '../errors.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import { pgTimeToUnixMs, UNCHANGED_TOAST, type Lsn, type PgoutputMessage, type TupleData } from '../protocol/messages.ts';
 import type { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
-import type { RelationCache, TableSchema } from '../source/relations.ts';
+import type { RelationCache } from '../source/relations.ts';
 import { messageLine, messageTopic, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
 import type { ChangeObserver } from './windows.ts';
 import { TableSerializer, transactionContext, type TableInTransaction, type TopicNaming, type TransactionContext } from '../envelope/json.ts';
@@ -49,7 +49,7 @@ export interface AssemblerOptions {
    * Relations whose changes never become events: the heartbeat table (heartbeat.ts) and tables
    * outside the selection. Asked once per Relation message, never per change.
    */
-  readonly ignores?: ((relationId: number, table: TableSchema) => boolean) | undefined;
+  readonly ignores?: ((relationId: number) => boolean) | undefined;
   /** Drop truncates (`truncate.skip`). */
   readonly skipTruncate?: boolean;
   /** Which message prefixes become events (message-filter.ts); pgcdc's own prefix never does. */
@@ -102,7 +102,7 @@ export class ChangeAssembler {
   relationChanged(relationId: number): void {
     const table = this.relations.get(relationId);
     this.serializers.set(relationId, new TableSerializer(table, this.naming, this.out.topics));
-    if (this.options.ignores?.(relationId, table) === true) this.ignored.add(relationId);
+    if (this.options.ignores?.(relationId) === true) this.ignored.add(relationId);
     else this.ignored.delete(relationId);
     this.observer?.relationChanged(relationId);
   }

@@ -32,7 +32,7 @@ import { resolveMethod } from '../backfill/watermarks.ts';
 import { continueInitial, pendingTables, stopTables } from '../backfill/progress.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
 import { filterTables } from '../preflight/selection.ts';
-import { capturedList, displayName, requireMatched, resolveSelection, uncaptured, type TableSelection } from '../preflight/table-selection.ts';
+import { displayName, requireMatched, resolveSelection, uncaptured, uncapturedNames, type TableSelection } from '../preflight/table-selection.ts';
 import type { CheckpointProgress } from './delivery.ts';
 import { readRequests, removeRequest, writeCaptured } from './requests.ts';
 
@@ -259,13 +259,12 @@ export class Capture {
       // request for a table outside the selection is dropped with a warning, never fatal.
       await writeCaptured(config.offsets, selection.tables.map(displayName));
       const pollRequests = async (): Promise<void> => {
-        for (const request of await readRequests(config.offsets, (file, reason) => this.log.warn({ file, reason }, `ignored a malformed snapshot request: ${reason}`))) {
-          const outside = uncaptured(selection, request.tables);
+        for (const request of await readRequests(config.offsets, (file, reason) => this.log.warn({ file }, `ignored a malformed snapshot request: ${reason}`))) {
+          const outside = uncapturedNames(selection, request.tables);
           if (takenRequests.has(request.id)) await removeRequest(config.offsets, request.id);
-          else if (outside.length === 0) loop.requestSnapshot(request.id, request.tables);
+          else if (outside === undefined) loop.requestSnapshot(request.id, request.tables);
           else {
-            const names = outside.map(displayName).join(', ');
-            this.log.warn({ request: request.id, tables: outside.map(displayName) }, `dropped snapshot request ${request.id}: ${names} is not captured here (captured: ${capturedList(selection)})`);
+            this.log.warn({ request: request.id }, `dropped snapshot request ${request.id}: it names ${outside.names}, which this capture does not capture (it captures ${outside.captured})`);
             await removeRequest(config.offsets, request.id);
           }
         }

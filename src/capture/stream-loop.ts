@@ -40,7 +40,8 @@ import { heartbeatTable, type Heartbeat } from './heartbeat.ts';
 import { ToastPolicy } from './toast.ts';
 import type { ToastStore } from '../source/toast-store.ts';
 import { messageFilter } from './message-filter.ts';
-import { capturedList, displayName, uncaptured, type TableSelection } from '../preflight/table-selection.ts';
+import { uncapturedNames, type TableSelection } from '../preflight/table-selection.ts';
+import { CapturedRelations } from './captured-relations.ts';
 
 export interface LoopDeps {
   config: Config;
@@ -83,9 +84,8 @@ export class StreamLoop {
   private readonly types = new Map<number, PgType>();
   private readonly tableFacts = new Map<number, TableRef>();
   private readonly rootsLogged = new Set<number>();
-  /** Relation ids outside the selection (their changes are dropped), and the ids selected at start. */
-  private readonly uncaptured = new Set<number>();
-  private readonly selectedOids: ReadonlySet<number>;
+  /** Which relations' changes become events (the selection, the heartbeat and signal tables). */
+  private readonly captured: CapturedRelations;
   private readonly relations: RelationCache;
   private readonly assembler: ChangeAssembler;
   private readonly delivery: Delivery;
@@ -111,7 +111,7 @@ export class StreamLoop {
     this.decoder = new PgoutputDecoder({ protoVersion: deps.config.streaming ? 2 : 1 });
     for (const [oid, type] of deps.types) this.types.set(oid, type);
     for (const table of deps.tables) this.tableFacts.set(table.oid, table);
-    this.selectedOids = new Set(deps.selection.tables.map((t) => t.oid));
+    this.captured = new CapturedRelations(deps.selection, { signal: deps.signalTable, heartbeat: heartbeatTable(deps.config.heartbeat) }, deps.log);
     const values = deps.config.values;
     this.relations = new RelationCache((oid) => this.types.get(oid), values);
     this.delivery = new Delivery(
@@ -136,10 +136,7 @@ export class StreamLoop {
       : undefined;
     this.windows = new WindowTracker(this.delivery, {
       signalTable: deps.signalTable,
-      uncaptured: (tables) => {
-        const outside = uncaptured(deps.selection, tables);
-        return outside.length === 0 ? undefined : { names: outside.map(displayName).join(', '), captured: capturedList(deps.selection) };
-      },
+      uncaptured: (tables) => uncapturedNames(deps.selection, tables),
       log: deps.log,
       requestKeepalive: () => this.stream?.sendStatus(this.received, this.delivery.acked, true),
       onProgress: () => this.wakeSnapshotter(),
@@ -166,7 +163,7 @@ export class StreamLoop {
       naming: deps.naming,
       skipBefore: deps.skipBefore,
       observer: this.windows,
-      ignores: (relationId) => this.uncaptured.has(relationId),
+      ignores: (relationId) => this.captured.drops(relationId),
       skipTruncate: deps.config.truncate.skip,
       messageFilter: messageFilter(deps.config.messages.include, deps.config.messages.exclude),
       toast: deps.config.toast.mode === 'placeholder' ? undefined : new ToastPolicy(deps.config.toast.mode, deps.toastStore, deps.naming, this.delivery.topics, deps.log),
@@ -360,26 +357,6 @@ export class StreamLoop {
     this.updateFlow();
   }
 
-  /**
-   * Whether the changes of the relation become events: the heartbeat table's never, the signal
-   * table's are signals (windows.ts), any other's when it was selected at start or matches the
-   * selection now (a partition by its own name or its root's; a table created after start).
-   */
-  private noteCaptured(message: RelationMessage, root: { schema: string; table: string } | undefined): void {
-    const own = { schema: message.namespace, table: message.name };
-    const reported = root ?? own;
-    const same = (t: { schema: string; table: string } | undefined): boolean => t !== undefined && t.schema === reported.schema && t.table === reported.table;
-    const captured = same(this.deps.signalTable) || (!same(heartbeatTable(this.deps.config.heartbeat))
-      && (this.selectedOids.has(message.relationId) || this.deps.selection.captures(own, root)));
-    if (captured) this.uncaptured.delete(message.relationId);
-    else if (!this.uncaptured.has(message.relationId)) {
-      this.uncaptured.add(message.relationId);
-      if (!same(heartbeatTable(this.deps.config.heartbeat))) {
-        this.deps.log.info({ table: displayName(own) }, 'the publication sends changes of a table outside the selection: they are dropped (pgcdc check says how to stop sending them)');
-      }
-    }
-  }
-
   /** Learns the table's key, partition root and any new types from the catalog, then rebuilds its schema. */
   private async applyRelation(message: RelationMessage): Promise<void> {
     const unknownType = message.columns.some((c) => !this.types.has(c.typeOid));
@@ -396,7 +373,7 @@ export class StreamLoop {
       );
     }
     this.relations.apply(message, fresh ? { primaryKey: fresh.primaryKey, root } : { primaryKey: [], root });
-    this.noteCaptured(message, root);
+    this.captured.relation(message, root);
     this.assembler.relationChanged(message.relationId);
     const schemas = this.schemaChanges;
     if (schemas) {

@@ -318,7 +318,7 @@ export class WindowTracker implements ChangeObserver {
       return;
     }
     if (signal.kind === 'rejected') {
-      this.options.log.warn({ reason: signal.reason }, `ignored a signal: ${signal.reason}`);
+      this.options.log.warn({}, `ignored a signal: ${signal.reason}`);
       return;
     }
     this.txSignals.push(signal);

@@ -114,3 +114,9 @@ export function capturedList(selection: TableSelection): string {
   if (names.length === 0) return 'no table';
   return `${names.slice(0, LISTED).join(', ')}${names.length > LISTED ? ` and ${names.length - LISTED} more` : ''}`;
 }
+
+/** For messages: the names among `wanted` that are not selected, and what is; undefined when all are. */
+export function uncapturedNames(selection: TableSelection, wanted: readonly TableName[]): { names: string; captured: string } | undefined {
+  const outside = uncaptured(selection, wanted);
+  return outside.length === 0 ? undefined : { names: outside.map(displayName).join(', '), captured: capturedList(selection) };
+}
