@@ -3,10 +3,10 @@
  * snapshot of the given tables, while it keeps streaming. The request goes through a mailbox next
  * to the offsets file (capture/requests.ts): no signal table and no write to the source needed.
  *
- * A running capture leaves the list of the tables it captures in that mailbox at start, so a
- * request for any other table (a typo, a table outside its selection) is refused here, before it
- * is made: exit 2, naming it and listing the captured tables. A request queued while no capture
- * runs is checked by the next one, which drops it with a warning if it does not capture the table.
+ * A capture leaves the list of the tables it captures in that mailbox at start, so a request for
+ * any other table (a typo, a table outside its selection) is refused here, before it is made:
+ * exit 2, naming it and listing the captured tables (with no capture running, those of the last
+ * one). A request that reaches a capture anyway is dropped there with a warning.
  *
  * Exit 0 once the running capture took the request (stored it with its checkpoint), or, with none
  * running, once it is queued for the next start; 1 when a running capture did not take it in
@@ -44,15 +44,23 @@ async function offsetsPath(flags: SnapshotFlags): Promise<string> {
 /** Most captured tables named in a refusal. */
 const LISTED = 20;
 
-/** Refuses `names` a running capture (pid `pid`, capturing `captured`) does not capture. */
-function refuseUncaptured(names: readonly string[], captured: readonly string[], pid: number, offsets: string): void {
+/**
+ * Refuses `names` outside `captured`: the list of the running capture (pid `running`), or with none
+ * running, of the last one to start with this offsets file.
+ */
+function refuseUncaptured(names: readonly string[], captured: readonly string[], running: number | undefined, offsets: string): void {
   const known = new Set(captured);
   const outside = names.filter((n) => !known.has(n));
   if (outside.length === 0) return;
   const list = captured.length === 0 ? 'no table' : `${captured.slice(0, LISTED).join(', ')}${captured.length > LISTED ? ` and ${captured.length - LISTED} more` : ''}`;
-  throw new CdcError('TABLE_MISSING', `${outside.join(', ')} ${outside.length === 1 ? 'is' : 'are'} not captured by the pgcdc run using ${offsets} (pid ${pid}; it captures ${list})`, {
-    hint: 'name a captured table (schema.table, case-sensitive); to capture another table, add it to that run\'s --tables and restart it',
-  });
+  const subject = `${outside.join(', ')} ${outside.length === 1 ? 'is' : 'are'} not captured by`;
+  throw running === undefined
+    ? new CdcError('TABLE_MISSING', `${subject} the last pgcdc run using ${offsets} (it captured ${list}; none is running now)`, {
+        hint: 'name a captured table (schema.table, case-sensitive); if the next run captures more (a wider --tables), make the request once it runs',
+      })
+    : new CdcError('TABLE_MISSING', `${subject} the pgcdc run using ${offsets} (pid ${running}; it captures ${list})`, {
+        hint: 'name a captured table (schema.table, case-sensitive); to capture another table, add it to that run\'s --tables and restart it',
+      });
 }
 
 /** Whether the checkpoint stored by the capture records request `id` as taken. */
@@ -78,9 +86,10 @@ export function registerSnapshot(program: Command): void {
         if (!Number.isFinite(wait) || wait < 0) throw new CdcError('CONFIG_INVALID', `--wait must be a number of seconds, not ${JSON.stringify(flags.wait)}`);
         const offsets = path.resolve(await offsetsPath(flags));
         const holder = await lockHolder(`${offsets}.lock`);
-        const captured = holder === undefined ? undefined : await readCaptured(offsets);
-        // The list is the running capture's only when it wrote it (a capture still starting has not yet).
-        if (holder !== undefined && captured?.pid === holder.pid) refuseUncaptured(names, captured.tables, holder.pid, offsets);
+        const captured = await readCaptured(offsets);
+        // While a capture runs, its list counts only once it wrote it (one still starting has not yet).
+        if (holder === undefined && captured !== undefined) refuseUncaptured(names, captured.tables, undefined, offsets);
+        else if (holder !== undefined && captured?.pid === holder.pid) refuseUncaptured(names, captured.tables, holder.pid, offsets);
         const id = await writeRequest(offsets, texts);
         const say = (outcome: string, text: string, extra: Record<string, unknown> = {}): void => {
           process.stdout.write(flags.json ? `${JSON.stringify({ outcome, request: id, tables: names, offsets, ...extra })}\n` : `${text}\n`);

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eventually, freshDatabase, onTeardown, type TestDatabase } from '../harness/pg.ts';
@@ -123,11 +123,13 @@ test('pgcdc snapshot of a typo or of an uncaptured table exits 2 naming it and l
   }
   // Without the capture's list (as while it starts), the request is made and the capture drops
   // it: pgcdc snapshot says so, never "taken".
-  await rm(path.join(`${offsets}.requests`, '.captured'));
+  const list = path.join(`${offsets}.requests`, '.captured');
+  await rename(list, `${list}.aside`);
   const dropped = await runPgcdc(['snapshot', 'public.other', '--offsets', offsets, '--json']);
   assert.equal(dropped.code, 2, dropped.stdout + dropped.stderr);
   assert.equal((JSON.parse(dropped.stdout) as { outcome: string }).outcome, 'dropped');
   assert.match(proc.stderr(), /dropped snapshot request .*it names public\.other, which this capture does not capture \(it captures public\.a, public\.b\)/);
+  await rename(`${list}.aside`, list);
   const good = await runPgcdc(['snapshot', 'public.b', '--offsets', offsets, '--json']);
   assert.equal(good.code, 0, good.stderr);
   assert.equal((JSON.parse(good.stdout) as { outcome: string }).outcome, 'taken');
@@ -137,6 +139,13 @@ test('pgcdc snapshot of a typo or of an uncaptured table exits 2 naming it and l
   const events = await readJsonl(outDir(dir));
   assert.deepEqual(topicsOf(events), ['public.a', 'public.b']);
   assert.equal(events.filter((e) => e.value.op === 'r').length, 30, 'b only');
+  // With no capture running, the names are checked against the last one's tables.
+  const stopped = await runPgcdc(['snapshot', 'public.other', '--offsets', offsets]);
+  assert.equal(stopped.code, 2, stopped.stdout + stopped.stderr);
+  assert.match(stopped.stderr, /public\.other is not captured by the last pgcdc run using .*it captured public\.a, public\.b; none is running now/);
+  const queued = await runPgcdc(['snapshot', 'public.a', '--offsets', offsets]);
+  assert.equal(queued.code, 0, queued.stderr);
+  assert.match(queued.stdout, /queued snapshot request .* for public\.a: no pgcdc run is using/);
 });
 
 test('a bad request file and an execute-snapshot signal naming a missing or uncaptured table are logged and dropped; the capture keeps running and a restart works', async () => {
