@@ -17,8 +17,6 @@ import { parseTablePattern, type TableName } from './selection.ts';
 import { displayName, partitionRoots, resolveSelection, selectionPatterns, type TableSelection } from './table-selection.ts';
 import { heartbeatTable } from '../capture/heartbeat.ts';
 
-export { selectionPatterns };
-
 interface Gathered {
   readonly problems: Problem[];
   readonly notes: string[];

@@ -133,12 +133,14 @@ test('pgcdc snapshot of a typo or of an uncaptured table exits 2 naming it and l
   const good = await runPgcdc(['snapshot', 'public.b', '--offsets', offsets, '--json']);
   assert.equal(good.code, 0, good.stderr);
   assert.equal((JSON.parse(good.stdout) as { outcome: string }).outcome, 'taken');
-  await eventually(async () => (incrementalDone(await storedProgress(offsets)) ? true : undefined), 'the snapshot of b');
+  // Without a signal table, incremental snapshots need PostgreSQL 13+ (the read-only method).
+  const readable = db.server.major >= 13;
+  if (readable) await eventually(async () => (incrementalDone(await storedProgress(offsets)) ? true : undefined), 'the snapshot of b');
   await db.sql.query(`insert into a values (1001, 'after')`);
   await stopCaughtUp(db, dir, proc);
   const events = await readJsonl(outDir(dir));
-  assert.deepEqual(topicsOf(events), ['public.a', 'public.b']);
-  assert.equal(events.filter((e) => e.value.op === 'r').length, 30, 'b only');
+  assert.deepEqual(topicsOf(events), readable ? ['public.a', 'public.b'] : ['public.a']);
+  assert.equal(events.filter((e) => e.value.op === 'r').length, readable ? 30 : 0, 'b only');
   // With no capture running, the names are checked against the last one's tables.
   const stopped = await runPgcdc(['snapshot', 'public.other', '--offsets', offsets]);
   assert.equal(stopped.code, 2, stopped.stdout + stopped.stderr);
