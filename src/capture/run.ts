@@ -257,7 +257,9 @@ export class Capture {
       loop.start();
       // `pgcdc snapshot` requests: taken at the next boundary, their files deleted once stored. A
       // request for a table outside the selection is dropped with a warning, never fatal.
-      await writeCaptured(config.offsets, selection.tables.map(displayName));
+      await writeCaptured(config.offsets, selection.tables.map(displayName)).catch((error: unknown) => {
+        this.log.warn({ error: toCdcError(error).message }, 'cannot write the list of captured tables next to the offsets file: pgcdc snapshot cannot check table names before a request (the capture still does)');
+      });
       const pollRequests = async (): Promise<void> => {
         for (const request of await readRequests(config.offsets, (file, reason) => this.log.warn({ file }, `ignored a malformed snapshot request: ${reason}`))) {
           const outside = uncapturedNames(selection, request.tables);
