@@ -49,8 +49,11 @@ export interface AssemblerOptions {
   readonly skipBefore: Lsn;
   /** Sees signals, watermarks and the changes of tables with an open snapshot window. */
   readonly observer?: ChangeObserver | undefined;
-  /** Changes of this table never become events: the heartbeat table (heartbeat.ts). */
-  readonly ignoredTable?: { readonly schema: string; readonly table: string } | undefined;
+  /**
+   * Relations whose changes never become events: the heartbeat table (heartbeat.ts) and tables
+   * outside the selection. Asked once per Relation message, never per change.
+   */
+  readonly ignores?: ((relationId: number) => boolean) | undefined;
   /** Drop truncates (`truncate.skip`). */
   readonly skipTruncate?: boolean;
   /** Which message prefixes become events (message-filter.ts); pgcdc's own prefix never does. */
@@ -69,7 +72,7 @@ export class ChangeAssembler {
   private readonly messageTopicNumber: number;
   private readonly observer: ChangeObserver | undefined;
   private readonly options: AssemblerOptions;
-  /** Relation ids whose changes are dropped (the heartbeat table). */
+  /** Relation ids whose changes are dropped (`ignores`). */
   private readonly ignored = new Set<number>();
   private readonly transactionTopicNumber: number;
   private tx: OpenTransaction | undefined;
@@ -110,8 +113,7 @@ export class ChangeAssembler {
   relationChanged(relationId: number): void {
     const table = this.relations.get(relationId);
     this.serializers.set(relationId, new TableSerializer(table, this.naming, this.out.topics));
-    const ignored = this.options.ignoredTable;
-    if (ignored !== undefined && ignored.schema === table.schema && ignored.table === table.table) this.ignored.add(relationId);
+    if (this.options.ignores?.(relationId) === true) this.ignored.add(relationId);
     else this.ignored.delete(relationId);
     this.observer?.relationChanged(relationId);
   }

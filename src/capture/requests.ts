@@ -5,6 +5,9 @@
  * id is remembered there, so it is never taken twice) and only then deletes the file. A request
  * made while no capture runs waits for the next start. Nothing here needs the signal table or any
  * write to the source.
+ *
+ * The capture also leaves the list of tables it captures there (`.captured`, with its pid), so
+ * that `pgcdc snapshot` can refuse a request for another table before it is made.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
@@ -71,4 +74,36 @@ export async function readRequests(offsetsPath: string, bad: (file: string, reas
 
 export async function removeRequest(offsetsPath: string, id: string): Promise<void> {
   await unlink(path.join(requestsDir(offsetsPath), `${id}.json`)).catch(() => undefined);
+}
+
+/** The tables a running capture captures, as it wrote them at start. */
+export interface CapturedTables {
+  readonly pid: number;
+  /** `schema.table` names. */
+  readonly tables: readonly string[];
+}
+
+const capturedSchema = z.object({ pid: z.number().int(), tables: z.array(z.string()) });
+
+function capturedFile(offsetsPath: string): string {
+  return path.join(requestsDir(offsetsPath), '.captured');
+}
+
+/** Records the tables this process captures (replaced whole, so a reader never sees half of it). */
+export async function writeCaptured(offsetsPath: string, tables: readonly string[]): Promise<void> {
+  const dir = requestsDir(offsetsPath);
+  await mkdir(dir, { recursive: true });
+  const temp = path.join(dir, `.captured.${process.pid}.tmp`);
+  await writeFile(temp, `${JSON.stringify({ pid: process.pid, tables })}\n`, { mode: 0o600 });
+  await rename(temp, capturedFile(offsetsPath));
+}
+
+/** The list written by the last capture to start with this offsets file; undefined when none is readable. */
+export async function readCaptured(offsetsPath: string): Promise<CapturedTables | undefined> {
+  try {
+    const parsed = capturedSchema.safeParse(JSON.parse(await readFile(capturedFile(offsetsPath), 'utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -12,7 +12,7 @@ import type { Logger } from '../log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/connect.ts';
-import { ensurePublication, readServerFacts, readSlot, resolveTables, type TableRef } from '../postgres/catalog.ts';
+import { ensurePublication, readServerFacts, readSlot, type TableRef } from '../postgres/catalog.ts';
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { ReplicationSession } from '../postgres/slot.ts';
 import { FileOffsetStore } from '../offsets/file.ts';
@@ -29,11 +29,12 @@ import type { TopicNaming } from '../envelope/json.ts';
 import type { ExportedSlot } from '../backfill/export.ts';
 import type { TableName } from '../backfill/snapshot.ts';
 import { resolveMethod } from '../backfill/watermarks.ts';
-import { continueInitial } from '../backfill/progress.ts';
+import { continueInitial, pendingTables, stopTables } from '../backfill/progress.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
 import { filterTables } from '../preflight/selection.ts';
+import { displayName, requireMatched, resolveSelection, uncaptured, uncapturedNames, type TableSelection } from '../preflight/table-selection.ts';
 import type { CheckpointProgress } from './delivery.ts';
-import { readRequests, removeRequest } from './requests.ts';
+import { readRequests, removeRequest, writeCaptured } from './requests.ts';
 import { pauseBeforeStreamForTest } from './test-pause.ts';
 
 /** How often the requests directory of `pgcdc snapshot` is looked at. */
@@ -114,7 +115,10 @@ export class Capture {
       cleanups.push(() => query.end());
       const facts = await readServerFacts(query);
       const mode = config.snapshot.mode;
-      if (mode !== 'initial_only') await preflightForRun({ query, endpoint, config, facts, log: this.log });
+      // The selection, once, for every mode: the preflight, the snapshots, the stream and requests.
+      const selection = await resolveSelection(query, config);
+      requireMatched(selection);
+      if (mode !== 'initial_only') await preflightForRun({ query, endpoint, config, selection, facts, log: this.log });
       if (facts.walLevel !== 'logical' && mode !== 'initial_only') {
         throw new CdcError('SOURCE_NOT_READY', `wal_level is ${facts.walLevel} on ${describeEndpoint(endpoint)}, logical replication needs logical`, {
           hint: 'set wal_level = logical (rds.logical_replication = 1 on RDS/Aurora) and restart the server',
@@ -126,8 +130,7 @@ export class Capture {
           hint: 'remove origin: none (the default, any, delivers changes whatever their origin)',
         });
       }
-      const wanted = config.tables.map(parseTableName);
-      const tables = await resolveTables(query, wanted);
+      const tables = selection.tables;
       const naming: TopicNaming = { prefix: config.topic.prefix ?? endpoint.database, database: endpoint.database, naming: config.topic.naming };
       const types = await loadPgTypes(query);
       const signalTable = config.signalTable ? parseTableName(config.signalTable) : undefined;
@@ -135,7 +138,8 @@ export class Capture {
       if (typeof method !== 'string' && config.snapshot.method !== 'auto') throw new CdcError('CONFIG_INVALID', method.unavailable);
 
       if (mode === 'initial_only') {
-        if (tables.length === 0) throw new CdcError('CONFIG_INVALID', 'snapshot mode initial_only needs --tables (it reads no publication)');
+        if (selection.fromPublication) throw new CdcError('CONFIG_INVALID', 'snapshot mode initial_only needs --tables or --tables-file (it reads no publication)');
+        if (tables.length === 0) throw new CdcError('CONFIG_INVALID', 'the selection matches no table (every match is excluded)', { hint: 'check --tables and --exclude-tables' });
         const chosen = filterTables(tables, config.snapshot.include, config.snapshot.skip);
         await takeSnapshotOnly({
           config, endpoint, query, major: facts.major, tables: chosen, types, naming, sink, offsets, checkpoint, log: this.log,
@@ -147,19 +151,18 @@ export class Capture {
         return;
       }
 
-      const publication = await ensurePublication(query, config.publication, tables, config.createPublication);
+      await ensurePublication(query, config.publication, tables, config.createPublication);
       const heartbeat = await Heartbeat.open(endpoint, config.heartbeat, this.log);
       cleanups.push(() => heartbeat.close());
-      const captured = tables.length > 0 ? tables : await resolveTables(query, publication.tables);
       // The heartbeat table's rows are pgcdc's own: never read as events.
-      const snapshotTables = filterTables(captured, config.snapshot.include, config.snapshot.skip).filter((t) => !isHeartbeatTable(config.heartbeat, t));
+      const snapshotTables = filterTables(tables, config.snapshot.include, config.snapshot.skip).filter((t) => !isHeartbeatTable(config.heartbeat, t));
       const session = await ReplicationSession.open(endpoint);
       cleanups.push(() => session.close());
       const system = await session.identifySystem();
       const slot = await readSlot(query, config.slot, facts.major);
       const startup = await decideStartup({ config, checkpoint, system, slot, database: endpoint.database, method, snapshotTables, session, log: this.log });
       const { plan } = startup;
-      let progress = startup.progress;
+      let progress = dropUncapturedSnapshots(startup.progress, selection, this.log);
 
       let startLsn: Lsn;
       let exported: ExportedSlot | undefined;
@@ -230,6 +233,7 @@ export class Capture {
         sink,
         offsets,
         tables,
+        selection,
         log: this.log,
         identity,
         naming,
@@ -258,11 +262,20 @@ export class Capture {
       this.loop = loop;
       await pauseBeforeStreamForTest();
       loop.start();
-      // `pgcdc snapshot` requests: taken at the next boundary, their files deleted once stored.
+      // `pgcdc snapshot` requests: taken at the next boundary, their files deleted once stored. A
+      // request for a table outside the selection is dropped with a warning, never fatal.
+      await writeCaptured(config.offsets, selection.tables.map(displayName)).catch((error: unknown) => {
+        this.log.warn({ error: toCdcError(error).message }, 'cannot write the list of captured tables next to the offsets file: pgcdc snapshot cannot check table names before a request (the capture still does)');
+      });
       const pollRequests = async (): Promise<void> => {
-        for (const request of await readRequests(config.offsets, (file, reason) => this.log.warn({ file, reason }, 'ignored a malformed snapshot request'))) {
+        for (const request of await readRequests(config.offsets, (file, reason) => this.log.warn({ file }, `ignored a malformed snapshot request: ${reason}`))) {
+          const outside = uncapturedNames(selection, request.tables);
           if (takenRequests.has(request.id)) await removeRequest(config.offsets, request.id);
-          else loop.requestSnapshot(request.id, request.tables);
+          else if (outside === undefined) loop.requestSnapshot(request.id, request.tables);
+          else {
+            this.log.warn({ request: request.id }, `dropped snapshot request ${request.id}: it names ${outside.names}, which this capture does not capture (it captures ${outside.captured})`);
+            await removeRequest(config.offsets, request.id);
+          }
         }
       };
       void pollRequests();
@@ -284,4 +297,18 @@ export class Capture {
     if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
     return new SnapshotProgressDisplay(config.snapshot.progress, await estimateRows(query, tables), this.log);
   }
+}
+
+/**
+ * A stored incremental snapshot of tables this run does not capture (the selection changed, or a
+ * table was dropped) is stopped with a warning: reading it would deliver an uncaptured table, or
+ * fail on a missing one at every start.
+ */
+function dropUncapturedSnapshots(progress: CheckpointProgress, selection: TableSelection, log: Logger): CheckpointProgress {
+  const incremental = progress.incremental;
+  if (!incremental) return progress;
+  const outside = uncaptured(selection, pendingTables(incremental).flatMap((i) => incremental.tables[i] ?? []));
+  if (outside.length === 0) return progress;
+  log.warn({ tables: outside.map(displayName) }, `the stored incremental snapshot of ${outside.map(displayName).join(', ')} is dropped: this run does not capture ${outside.length === 1 ? 'it' : 'them'}`);
+  return { ...progress, incremental: stopTables(incremental, outside) };
 }

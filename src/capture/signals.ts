@@ -96,6 +96,18 @@ export function parseSignal(type: string, data: string | null, id: string): Sign
   }
 }
 
+/**
+ * An execute-snapshot signal naming tables outside the capture's selection (`uncaptured` lists
+ * them) becomes a rejected one, saying which and what is captured: reading a table that is not
+ * captured, or does not exist, must neither deliver it nor stop the capture.
+ */
+export function capturedOnly(signal: Signal, uncaptured: ((tables: readonly TableName[]) => { names: string; captured: string } | undefined) | undefined): Signal {
+  if (signal.kind !== 'execute-snapshot' || uncaptured === undefined) return signal;
+  const outside = uncaptured(signal.tables);
+  if (outside === undefined) return signal;
+  return { kind: 'rejected', reason: `execute-snapshot names ${outside.names}, which this capture does not capture (it captures ${outside.captured})` };
+}
+
 /** A watermark message of the message method: `<window>:low` or `<window>:high`. */
 export function parseWatermarkMessage(content: Buffer): Signal {
   const text = content.toString('utf8');

@@ -42,6 +42,8 @@ import type { ToastStore } from '../source/toast-store.ts';
 import { messageFilter } from './message-filter.ts';
 import type { HistoryCheck } from './history-check.ts';
 import { checkStreamStart } from './start-check.ts';
+import { uncapturedNames, type TableSelection } from '../preflight/table-selection.ts';
+import { CapturedRelations } from './captured-relations.ts';
 
 export interface LoopDeps {
   config: Config;
@@ -52,6 +54,8 @@ export interface LoopDeps {
   sink: Sink;
   offsets: FileOffsetStore;
   tables: readonly TableRef[];
+  /** The table selection computed at start: changes of other tables are dropped. */
+  selection: TableSelection;
   log: Logger;
   identity: { systemId: string; timeline: number; database: string; slot: string; publication: string };
   naming: TopicNaming;
@@ -87,6 +91,8 @@ export class StreamLoop {
   private readonly types = new Map<number, PgType>();
   private readonly tableFacts = new Map<number, TableRef>();
   private readonly rootsLogged = new Set<number>();
+  /** Which relations' changes become events (the selection, the heartbeat and signal tables). */
+  private readonly captured: CapturedRelations;
   private readonly relations: RelationCache;
   private readonly assembler: ChangeAssembler;
   private readonly delivery: Delivery;
@@ -116,6 +122,7 @@ export class StreamLoop {
     this.decoder = new PgoutputDecoder({ protoVersion: deps.config.streaming ? 2 : 1 });
     for (const [oid, type] of deps.types) this.types.set(oid, type);
     for (const table of deps.tables) this.tableFacts.set(table.oid, table);
+    this.captured = new CapturedRelations(deps.selection, { signal: deps.signalTable, heartbeat: heartbeatTable(deps.config.heartbeat) }, deps.log);
     const values = deps.config.values;
     this.relations = new RelationCache((oid) => this.types.get(oid), values);
     this.delivery = new Delivery(
@@ -140,6 +147,7 @@ export class StreamLoop {
       : undefined;
     this.windows = new WindowTracker(this.delivery, {
       signalTable: deps.signalTable,
+      uncaptured: (tables) => uncapturedNames(deps.selection, tables),
       log: deps.log,
       requestKeepalive: () => this.stream?.sendStatus(this.received, this.flushLsn, true),
       onProgress: () => this.wakeSnapshotter(),
@@ -166,7 +174,7 @@ export class StreamLoop {
       naming: deps.naming,
       skipBefore: deps.skipBefore,
       observer: this.windows,
-      ignoredTable: heartbeatTable(deps.config.heartbeat),
+      ignores: (relationId) => this.captured.drops(relationId),
       skipTruncate: deps.config.truncate.skip,
       messageFilter: messageFilter(deps.config.messages.include, deps.config.messages.exclude),
       toast: deps.config.toast.mode === 'placeholder' ? undefined : new ToastPolicy(deps.config.toast.mode, deps.toastStore, deps.naming, this.delivery.topics, deps.log),
@@ -402,6 +410,7 @@ export class StreamLoop {
       );
     }
     this.relations.apply(message, fresh ? { primaryKey: fresh.primaryKey, root } : { primaryKey: [], root });
+    this.captured.relation(message, root);
     this.assembler.relationChanged(message.relationId);
     const schemas = this.schemaChanges;
     if (schemas) {

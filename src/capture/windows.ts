@@ -25,7 +25,7 @@ import { ChunkWindow, type WindowEvent } from '../backfill/window.ts';
 import { keyText } from '../backfill/keys.ts';
 import { advanceTable, requestTables, stopTables, withRequest } from '../backfill/progress.ts';
 import type { Logger } from '../log.ts';
-import { parseSignal, parseWatermarkMessage, WATERMARK_MESSAGE_PREFIX, type Signal } from './signals.ts';
+import { capturedOnly, parseSignal, parseWatermarkMessage, WATERMARK_MESSAGE_PREFIX, type Signal } from './signals.ts';
 import { RecentTransactions } from './recent-transactions.ts';
 import type { CheckpointProgress } from './delivery.ts';
 import type { ChangeSink } from './changes.ts';
@@ -105,6 +105,8 @@ interface Tracked {
 export interface WindowTrackerOptions {
   /** `schema.table` of the signal table, when one is configured. */
   readonly signalTable: TableName | undefined;
+  /** Names the tables of a request outside the capture's selection (undefined: all captured). */
+  readonly uncaptured?: (tables: readonly TableName[]) => { names: string; captured: string } | undefined;
   readonly log: Logger;
   /** Asks the server for a keepalive (a read-only window waits for the stream to pass an LSN). */
   readonly requestKeepalive: () => void;
@@ -302,7 +304,7 @@ export class WindowTracker implements ChangeObserver {
       this.options.log.warn({ table: this.signalKey }, 'ignored a signal row without id or type');
       return;
     }
-    this.signal(parseSignal(type, column('data'), id));
+    this.signal(capturedOnly(parseSignal(type, column('data'), id), this.options.uncaptured));
   }
 
   private signal(signal: Signal): void {
@@ -316,7 +318,7 @@ export class WindowTracker implements ChangeObserver {
       return;
     }
     if (signal.kind === 'rejected') {
-      this.options.log.warn({ reason: signal.reason }, 'ignored a malformed signal');
+      this.options.log.warn({}, `ignored a signal: ${signal.reason}`);
       return;
     }
     this.txSignals.push(signal);

@@ -3,68 +3,48 @@
  * problem collected, never throws for a server problem); `preflightForRun` is the same judgement
  * at the start of `pgcdc run`, which stops on errors and logs warnings.
  */
-import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
-import type { Config } from '../config.ts';
+import { parseTableName, type Config } from '../config.ts';
 import { CdcError, toCdcError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { ServerFacts } from '../postgres/catalog.ts';
 import { describeEndpoint, openConnection, resolveEndpoint, type SourceEndpoint } from '../postgres/connect.ts';
 import { openTunnelFor } from '../postgres/tunnel.ts';
-import { listCatalogTables, readPublicationFacts, readRole, readSettings, readSlotFacts, readTables, readTls, type TableFacts } from './facts.ts';
+import { readPublicationFacts, readRole, readSettings, readSlotFacts, readTables, readTls, type PublicationFacts, type TableFacts } from './facts.ts';
 import { errorsOf, warningsOf, type CheckReport, type Problem } from './problem.ts';
 import { evaluate, poolerFromError, poolerFromHost, type PreflightMode } from './rules.ts';
-import { parseTablePattern, patternsFromCsv, qualifiedName, selectTables, type TablePattern } from './selection.ts';
-
-/** The include and exclude patterns of a config (reads `tablesFile`). */
-export async function selectionPatterns(config: Config): Promise<{ include: TablePattern[]; exclude: TablePattern[] }> {
-  const include = config.tables.map(parseTablePattern);
-  if (config.tablesFile !== undefined) {
-    let text: string;
-    try {
-      text = await readFile(config.tablesFile, 'utf8');
-    } catch (cause) {
-      throw new CdcError('CONFIG_INVALID', `cannot read tables file ${config.tablesFile}`, { cause, hint: 'check --tables-file' });
-    }
-    include.push(...patternsFromCsv(text, config.tablesFile));
-  }
-  return { include, exclude: config.excludeTables.map(parseTablePattern) };
-}
+import { parseTablePattern, type TableName } from './selection.ts';
+import { displayName, partitionRoots, resolveSelection, selectionPatterns, type TableSelection } from './table-selection.ts';
+import { heartbeatTable } from '../capture/heartbeat.ts';
 
 interface Gathered {
   readonly problems: Problem[];
   readonly notes: string[];
-  /** The concrete tables selected, when a selection was given (undefined: the publication's tables). */
-  readonly selected: readonly { schema: string; table: string }[] | undefined;
-  readonly unmatched: readonly string[];
 }
 
-/** Reads the facts on `client` and evaluates every rule. */
-async function gather(client: pg.ClientBase, endpoint: SourceEndpoint, config: Config, mode: PreflightMode): Promise<Gathered> {
+/**
+ * Tables the publication sends whose changes the selection drops (the signal and heartbeat tables
+ * are pgcdc's own and never count). Empty when the selection is the publication's.
+ */
+async function extraPublished(client: pg.ClientBase, config: Config, selection: TableSelection, publication: PublicationFacts): Promise<TableName[]> {
+  if (!publication.exists || (selection.fromPublication && config.excludeTables.length === 0)) return [];
+  const own = new Set([config.signalTable === undefined ? undefined : parseTableName(config.signalTable), heartbeatTable(config.heartbeat)].flatMap((t) => (t ? [displayName(t)] : [])));
+  const published = [...publication.tables].map((key) => {
+    const [schema = '', table = ''] = JSON.parse(key) as string[];
+    return { schema, table };
+  });
+  const roots = await partitionRoots(client, published);
+  return published.filter((t) => !own.has(displayName(t)) && !selection.captures(t, roots.get(JSON.stringify([t.schema, t.table]))));
+}
+
+/** Reads the facts on `client` and evaluates every rule over `selection`. */
+async function gather(client: pg.ClientBase, endpoint: SourceEndpoint, config: Config, mode: PreflightMode, selection: TableSelection): Promise<Gathered> {
   const settings = await readSettings(client);
   const [role, tls] = [await readRole(client), await readTls(client)];
   const publication = await readPublicationFacts(client, config.publication, settings.major);
-  const { include, exclude } = await selectionPatterns(config);
-  let names: { schema: string; table: string }[];
-  let unmatched: readonly string[] = [];
-  let selected: { schema: string; table: string }[] | undefined;
-  const fromPublication = include.length === 0;
-  if (fromPublication) {
-    names = [...publication.tables].map((key) => {
-      const [schema = '', table = ''] = JSON.parse(key) as string[];
-      return { schema, table };
-    });
-    if (exclude.length > 0) {
-      selected = selectTables(names.map((n) => ({ ...n, isPartition: false })), [parseTablePattern('*.*')], exclude).tables.map((t) => ({ schema: t.schema, table: t.table }));
-      names = selected;
-    }
-  } else {
-    const selection = selectTables(await listCatalogTables(client), include, exclude);
-    unmatched = selection.unmatched;
-    names = selection.tables.map((t) => ({ schema: t.schema, table: t.table }));
-    selected = names;
-  }
-  const tables = await readTables(client, names);
+  const { unmatched, fromPublication } = selection;
+  const tables = await readTables(client, selection.tables);
+  const extra = await extraPublished(client, config, selection, publication);
   let signal: { name: string; table: TableFacts | undefined } | undefined;
   if (config.signalTable !== undefined) {
     const pattern = parseTablePattern(config.signalTable);
@@ -82,7 +62,8 @@ async function gather(client: pg.ClientBase, endpoint: SourceEndpoint, config: C
     tls,
     tables,
     unmatched,
-    tablesFromPublication: fromPublication && exclude.length === 0,
+    tablesFromPublication: fromPublication && config.excludeTables.length === 0,
+    extraPublished: extra,
     publicationName: config.publication,
     publication,
     createPublication: config.createPublication,
@@ -96,7 +77,7 @@ async function gather(client: pg.ClientBase, endpoint: SourceEndpoint, config: C
     `tables: ${tables.length === 0 ? 'none' : tables.map((t) => `${t.schema}.${t.table}`).join(', ')}${fromPublication ? ` (from publication ${config.publication})` : ''}`,
     `slot ${config.slot}: ${slot ? `exists (${slot.plugin ?? '?'}${slot.walStatus ? `, wal_status ${slot.walStatus}` : ''})` : 'will be created on the first run'}`,
   ];
-  return { problems, notes, selected, unmatched };
+  return { problems, notes };
 }
 
 /** Opens a replication connection and runs IDENTIFY_SYSTEM: what `pgcdc run` needs first. */
@@ -154,7 +135,7 @@ export async function runCheck(config: Config, env: NodeJS.ProcessEnv = process.
   }
   client.on('error', () => undefined);
   try {
-    const gathered = await gather(client, endpoint, config, 'check');
+    const gathered = await gather(client, endpoint, config, 'check', await resolveSelection(client, config));
     const problems = [...gathered.problems];
     if (!problems.some((p) => p.code.startsWith('pooler-') || p.code === 'replication-privilege' || (p.code === 'standby' && p.severity === 'error'))) {
       const replication = await probeReplication(endpoint);
@@ -166,24 +147,27 @@ export async function runCheck(config: Config, env: NodeJS.ProcessEnv = process.
   }
 }
 
+/** Warnings of one code beyond this many are logged as one line at start (`pgcdc check` lists them all). */
+const WARNINGS_PER_CODE = 3;
+
 /**
- * The preflight of `pgcdc run`, on its catalog connection. Leaves to the capture what it handles
- * itself (creating a missing publication and slot, refusing a bad slot). Logs warnings; throws
- * PREFLIGHT_FAILED naming every error. When a selection was given (patterns, a tables file,
- * exclusions), replaces `config.tables` in place with the concrete `"schema"."table"` list, so
- * the capture resolves exactly the tables that were checked.
+ * The preflight of `pgcdc run`, on its catalog connection, over the selection computed at start.
+ * Leaves to the capture what it handles itself (creating a missing publication and slot, refusing
+ * a bad slot). Logs each warning at warn level, one line each (many of one kind, such as replica
+ * identity on many tables, as one line); throws PREFLIGHT_FAILED naming every error.
  */
-export async function preflightForRun(args: { query: pg.ClientBase; endpoint: SourceEndpoint; config: Config; facts: ServerFacts; log: Logger }): Promise<void> {
-  const { problems, selected, unmatched } = await gather(args.query, args.endpoint, args.config, 'run');
-  if (unmatched.length > 0) {
-    // Bad input (exit 2), reported as the capture always has: one line naming every missing table.
-    throw new CdcError('TABLE_MISSING', `table${unmatched.length > 1 ? 's' : ''} not found: ${unmatched.join(', ')}`, {
-      hint: 'check --tables/--tables-file (schema.table or schema.*, case-sensitive) and that the user can see them',
-    });
-  }
+export async function preflightForRun(args: { query: pg.ClientBase; endpoint: SourceEndpoint; config: Config; selection: TableSelection; facts: ServerFacts; log: Logger }): Promise<void> {
+  const { problems } = await gather(args.query, args.endpoint, args.config, 'run', args.selection);
   const report: CheckReport = { target: describeEndpoint(args.endpoint), notes: [], problems };
-  // Debug level: a start-up must stay quiet (one line on failure); pgcdc check shows warnings with fixes.
-  for (const w of warningsOf(report)) args.log.debug({ code: w.code, fix: w.fix }, `preflight warning: ${w.message}`);
+  const byCode = new Map<string, Problem[]>();
+  for (const w of warningsOf(report)) byCode.set(w.code, [...(byCode.get(w.code) ?? []), w]);
+  for (const [code, list] of byCode) {
+    const shown = list.length > WARNINGS_PER_CODE ? list.slice(0, 1) : list;
+    for (const w of shown) {
+      const more = list.length - shown.length;
+      args.log.warn({ code, fix: w.fix }, more > 0 ? `${w.message} (and ${more} more like it: pgcdc check lists them)` : w.message);
+    }
+  }
   const errors = errorsOf(report);
   if (errors.length > 0) {
     const [first] = errors;
@@ -191,6 +175,5 @@ export async function preflightForRun(args: { query: pg.ClientBase; endpoint: So
       hint: `${first?.fix ?? ''}${errors.length > 1 ? ` (pgcdc check lists every fix)` : ''}`,
     });
   }
-  if (selected) args.config.tables.splice(0, args.config.tables.length, ...selected.map(qualifiedName));
   args.log.debug({ major: args.facts.major }, 'preflight passed');
 }

@@ -26,6 +26,8 @@ export interface PreflightInput {
   readonly tablesFromPublication: boolean;
   readonly publicationName: string;
   readonly publication: PublicationFacts;
+  /** Published tables outside the selection: the server sends their changes, pgcdc drops them. */
+  readonly extraPublished?: readonly { readonly schema: string; readonly table: string }[];
   readonly createPublication: boolean;
   readonly slotName: string;
   readonly slot: SlotFacts | undefined;
@@ -189,6 +191,15 @@ function publicationRules(input: PreflightInput): Problem[] {
   if (missing.length > 0 && input.mode === 'check') {
     out.push(problem('error', 'publication-coverage', `publication ${publicationName} does not include ${missing.map(name).join(', ')}`,
       `ALTER PUBLICATION ${pubIdent} ADD TABLE ${missing.map((t) => quoteQualified(t.schema, t.table)).join(', ')};`));
+  }
+  const extra = input.extraPublished ?? [];
+  if (extra.length > 0) {
+    const listed = `${extra.slice(0, 10).map(name).join(', ')}${extra.length > 10 ? ` and ${extra.length - 10} more` : ''}`;
+    out.push(problem('warning', 'publication-extra-tables',
+      `publication ${publicationName} also publishes ${listed}, outside the selected tables: the server decodes and sends their changes, and pgcdc drops them`,
+      pub.allTables
+        ? `publication ${publicationName} is FOR ALL TABLES: give pgcdc a publication of its own (CREATE PUBLICATION <name> FOR TABLE <the selected tables>; then --publication <name>), or widen the selection (--tables, --exclude-tables) to capture them`
+        : `ALTER PUBLICATION ${pubIdent} DROP TABLE ${extra.map((t) => quoteQualified(t.schema, t.table)).join(', ')}; or widen the selection (--tables, --exclude-tables) to capture them`));
   }
   const partitioned = input.tables.filter((t) => t.kind === 'p');
   if (partitioned.length > 0 && !pub.viaRoot) {

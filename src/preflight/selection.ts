@@ -182,6 +182,28 @@ export function selectTables(catalog: readonly CatalogTable[], include: readonly
   return { tables: kept, unmatched };
 }
 
+/** A `schema.table` name. */
+export interface TableName {
+  readonly schema: string;
+  readonly table: string;
+}
+
+/**
+ * The selection as a predicate over a relation met later (in the stream): `name` is its own name,
+ * `root` its partitioned root when it is a partition. Same rules as selectTables (a glob never
+ * selects a partition: its root is matched instead); an exclusion of the root excludes its
+ * partitions. Without include patterns every table is selected but the excluded ones (the
+ * publication decides what is sent).
+ */
+export function selectionMatcher(include: readonly TablePattern[], exclude: readonly TablePattern[]): (name: TableName, root?: TableName) => boolean {
+  const hit = (p: TablePattern, t: TableName): boolean => matches(p.schema, t.schema) && matches(p.table, t.table);
+  return (name, root) => {
+    if (exclude.some((p) => hit(p, name) || (root !== undefined && hit(p, root)))) return false;
+    if (include.length === 0) return true;
+    return include.some((p) => (root === undefined || isExact(p)) && hit(p, name)) || (root !== undefined && include.some((p) => hit(p, root)));
+  };
+}
+
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -101,3 +101,14 @@ test('report formats: grouped text and JSON', () => {
   const json = JSON.parse(reportJson({ target: 't', notes: [], problems })) as { ok: boolean; errors: unknown[]; warnings: unknown[] };
   assert.deepEqual([json.ok, json.errors.length, json.warnings.length], [false, 1, 1]);
 });
+
+test('publication-extra-tables: published tables outside the selection, with the DROP TABLE or a publication of its own', () => {
+  const extra = [{ schema: 'public', table: 'b' }, { schema: 'public', table: 'c' }];
+  const found = evaluate(input({ extraPublished: extra })).find((p) => p.code === 'publication-extra-tables');
+  assert.equal(found?.severity, 'warning');
+  assert.match(found?.message ?? '', /publication pgcdc_pub also publishes public\.b, public\.c, outside the selected tables/);
+  assert.match(found?.fix ?? '', /ALTER PUBLICATION "pgcdc_pub" DROP TABLE "public"."b", "public"."c"; or widen the selection \(--tables, --exclude-tables\)/);
+  const all = evaluate(input({ extraPublished: extra, publication: { ...input().publication, allTables: true } })).find((p) => p.code === 'publication-extra-tables');
+  assert.match(all?.fix ?? '', /FOR ALL TABLES: give pgcdc a publication of its own/);
+  assert.deepEqual(codes(input({ extraPublished: [] })), []);
+});

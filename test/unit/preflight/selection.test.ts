@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, parseTableName } from '../../../src/config.ts';
-import { parseCsv, parseTablePattern, patternsFromCsv, qualifiedName, selectTables, splitTableList } from '../../../src/preflight/selection.ts';
+import { parseCsv, parseTablePattern, patternsFromCsv, qualifiedName, selectionMatcher, selectTables, splitTableList } from '../../../src/preflight/selection.ts';
+import { capturedOnly } from '../../../src/capture/signals.ts';
 
 const catalog = [
   { schema: 'public', table: 'orders', isPartition: false },
@@ -58,4 +59,29 @@ test('qualifiedName round-trips through parseTableName', () => {
 test('config accepts the selection keys', () => {
   const config = parseConfig({ tables: ['sales.*'], excludeTables: ['sales.tmp_*'], tablesFile: 't.csv', signalTable: 'pgcdc.pgcdc_signal' });
   assert.deepEqual([config.tables, config.excludeTables, config.tablesFile], [['sales.*'], ['sales.tmp_*'], 't.csv']);
+});
+
+test('the selection as a predicate over stream relations: partitions by their root, exclusions of the root, no include = all but excluded', () => {
+  const t = (text: string): { schema: string; table: string } => parseTableName(text);
+  const captures = selectionMatcher(['public.order*', 'sales.m', 'sales.m_2024'].map(parseTablePattern), [parseTablePattern('public.order_tmp')]);
+  assert.equal(captures(t('public.orders')), true);
+  assert.equal(captures(t('public.order_tmp')), false, 'excluded');
+  assert.equal(captures(t('public.customers')), false, 'not selected');
+  assert.equal(captures(t('sales.m_2025'), t('sales.m')), true, 'a partition by its selected root');
+  assert.equal(captures(t('sales.m_2024'), t('sales.other')), true, 'a partition named exactly');
+  assert.equal(captures(t('public.order_p1'), t('public.x')), false, 'a wildcard never selects a partition by its own name');
+  const all = selectionMatcher([], [parseTablePattern('sales.*')]);
+  assert.equal(all(t('public.anything')), true);
+  assert.equal(all(t('sales.m_2025'), t('sales.m')), false, 'excluded with its root');
+  assert.equal(all(t('other.p1'), t('sales.m')), false);
+});
+
+test('an execute-snapshot signal naming an uncaptured table becomes a rejected one naming it and the captured tables', () => {
+  const signal = { kind: 'execute-snapshot' as const, tables: [parseTableName('public.typo')] };
+  const uncaptured = (): { names: string; captured: string } => ({ names: 'public.typo', captured: 'public.a, public.b' });
+  const rejected = capturedOnly(signal, uncaptured);
+  assert.equal(rejected.kind, 'rejected');
+  assert.match(rejected.kind === 'rejected' ? rejected.reason : '', /public\.typo, which this capture does not capture \(it captures public\.a, public\.b\)/);
+  assert.equal(capturedOnly(signal, () => undefined), signal);
+  assert.equal(capturedOnly({ kind: 'stop-snapshot', tables: undefined }, uncaptured).kind, 'stop-snapshot');
 });
