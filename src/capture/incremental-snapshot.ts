@@ -106,7 +106,7 @@ export class IncrementalSnapshotter {
       let serializer = new TableSerializer(schema, this.deps.naming, this.deps.topics);
       const sizing = await chunkSizing(client, table, this.deps.chunkRows);
       if (table.keyIndexes.length === 0) {
-        log.warn({ table: name }, 'incremental snapshot: the table has no primary key, so it is read in ctid ranges and a chunk is read again whenever the table changes during its read; its updates and deletes need REPLICA IDENTITY FULL');
+        log.warn({ table: name }, 'incremental snapshot: the table has no primary key and no replica identity index, so it is read in ctid ranges and a chunk is read again whenever the table changes during its read; its updates and deletes need REPLICA IDENTITY FULL');
       }
       log.info({ table: name, snapshot: snapshotId, method: this.deps.watermarks.method }, 'incremental snapshot: reading the table');
       let retries = 0;
@@ -117,12 +117,14 @@ export class IncrementalSnapshotter {
         let cursor = entry.cursor;
         if (cursor.kind !== initialCursor(table).kind) {
           if (entry.read > 0) {
-            throw new CdcError('CONFIG_INVALID', `${name} gained or lost its primary key during its incremental snapshot`, {
+            throw new CdcError('CONFIG_INVALID', `${name} gained or lost its key (primary key or replica identity index) during its incremental snapshot`, {
               hint: `stop and request the snapshot of ${name} again`,
             });
           }
           cursor = initialCursor(table);
         }
+        // A keyless table continuing an interrupted initial snapshot: read as that snapshot saw it.
+        const asOf = cursor.kind === 'ctid' ? entry.asOf : undefined;
         const id = `${this.nonce}-${++this.windowCount}`;
         const handle = tracker.register({
           id,
@@ -131,9 +133,14 @@ export class IncrementalSnapshotter {
           schema,
           serializer,
           opensAt: this.deps.watermarks.method === 'read-only' ? 'now' : 'low-watermark',
+          insertsStreamed: asOf !== undefined,
         });
         await this.deps.watermarks.low(id);
-        const chunk = await readWindowChunk(client, table, cursor, sizing, { major: this.deps.major, wantHighLsn: this.deps.watermarks.method === 'read-only' });
+        const chunk = await readWindowChunk(client, table, cursor, sizing, {
+          major: this.deps.major,
+          wantHighLsn: this.deps.watermarks.method === 'read-only',
+          ...(asOf !== undefined ? { asOf } : {}),
+        });
         handle.chunkRead(chunk);
         await this.deps.watermarks.high(id);
         const outcome = await handle.closed;
