@@ -83,8 +83,10 @@ test('the snapshot\'s final row is marked "last" when the tables read last are e
   const db = await freshDatabase();
   await db.sql.query(`create table a_rows (id int primary key, v text);
     create table b_keyless (v text);
+    alter table b_keyless replica identity full;
     create table y_empty (id int primary key);
     create table z_empty (v text);
+    alter table z_empty replica identity full;
     insert into a_rows select g, 'a' || g from generate_series(1, 500) g;
     insert into b_keyless select 'b' || g from generate_series(1, 300) g`);
   const tables = 'public.a_rows,public.b_keyless,public.y_empty,public.z_empty';
