@@ -214,8 +214,8 @@ export class WindowTracker implements ChangeObserver {
       return true;
     }
     const tracked = this.byTable.get(key);
-    if (tracked === undefined || tracked.state === 'waiting-low') return false;
-    if (old === null && tracked.spec.insertsStreamed === true) return false;
+    // An insert cannot touch a chunk whose read leaves out rows inserted since its snapshot.
+    if (tracked === undefined || tracked.state === 'waiting-low' || (old === null && tracked.spec.insertsStreamed === true)) return false;
     tracked.window.observe(this.keysOf(table, old, row));
     return false;
   }
