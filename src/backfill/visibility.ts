@@ -10,12 +10,12 @@
  * CREATE_REPLICATION_SLOT holds every xid between its xmin and xmax that had not committed,
  * subtransactions included, so a row written in a savepoint is judged right too.
  *
- * `xmin` is 32 bits; the snapshots' xids are 64. Rows inserted after S have an xmin in
- * [S.xmax, the read's xmax), fewer than 2^31 xids (the slot's catalog_xmin holds wraparound back),
- * so the test is made on residues modulo 2^32 against that window and S's running list. Every
- * other row is older than S and committed (the read sees it), so S saw it, frozen rows included.
- * The one exception: a row frozen more than 2^32 xids ago keeps its raw xmin, whose residue could
- * fall in the window; such a row would be left out (its later changes still stream).
+ * `xmin` is 32 bits (a frozen row keeps its raw xmin); the snapshots' xids are 64. Rows inserted
+ * after S have an xmin in [S.xmax, the read's xmax); every other row the read sees is older than S
+ * and committed, so S saw it. The test is made on residues modulo 2^32 against that window and S's
+ * running list, which is exact only while no row can be 2^32 xids older than the read: so it is
+ * used only when S.xmax is below 2^31 (xminComparable) and the read's xmax stays within 2^31 of
+ * it, which keeps every xid ever assigned below 2^32. Otherwise the snapshot is taken again.
  *
  * What this cannot do: a row S saw that was updated or deleted since is no longer in the heap to
  * be read; its update or delete streams with a `before` that was never delivered. So it is exact
@@ -42,6 +42,14 @@ export function parseSnapshotText(text: string): SnapshotXids {
 }
 
 /**
+ * Whether rows can be told apart by 32-bit xmin against snapshot `asOf` for the next 2^31 xids:
+ * every xid ever assigned stays below 2^32, so a residue is the xid itself.
+ */
+export function xminComparable(asOf: string): boolean {
+  return parseSnapshotText(asOf).xmax < XID_SPACE / 2n;
+}
+
+/**
  * A SQL condition on a heap row: its version was inserted by a transaction that snapshot `asOf`
  * saw as committed. `read` is the snapshot of the transaction that runs the query (rows it cannot
  * see are not returned anyway).
@@ -50,8 +58,8 @@ export function visibleInSnapshotSql(asOf: string, read: string): string {
   const old = parseSnapshotText(asOf);
   const now = parseSnapshotText(read);
   const since = now.xmax > old.xmax ? now.xmax - old.xmax : 0n;
-  if (since >= XID_SPACE / 2n) {
-    throw new CdcError('SNAPSHOT_CONFLICT', `more than 2^31 transactions ran since the snapshot ${asOf}: its rows cannot be told apart any more`, {
+  if (!xminComparable(asOf) || since >= XID_SPACE / 2n) {
+    throw new CdcError('SNAPSHOT_CONFLICT', `too many transaction ids for the snapshot ${asOf} (a 32-bit xmin could be taken for another): its rows cannot be told apart any more`, {
       hint: 'take the snapshot again (a new offsets file and output directory)',
     });
   }

@@ -26,6 +26,7 @@ import type { ReplicationSession, SystemIdentity } from '../postgres/slot.ts';
 import type { ResolvedMethod } from '../backfill/watermarks.ts';
 import { continueInitial, pendingTables, requestTables, sameTable } from '../backfill/progress.ts';
 import type { SinkPosition } from '../sinks/sink.ts';
+import { xminComparable } from '../backfill/visibility.ts';
 import { planStartup, type StartupPlan } from './startup.ts';
 import type { CheckpointProgress } from './delivery.ts';
 
@@ -74,6 +75,9 @@ export function keylessInexact(keyless: readonly TableRef[], asOf: string | unde
     return `${names(full)} ha${full.length === 1 ? 's' : 've'} no key and REPLICA IDENTITY FULL: rows updated or deleted since the snapshot cannot be read as it saw them`;
   }
   if (asOf === undefined) return `${names(keyless)} ha${keyless.length === 1 ? 's' : 've'} no key and the snapshot's transaction ids were not stored`;
+  if (!xminComparable(asOf)) {
+    return `${names(keyless)} ha${keyless.length === 1 ? 's' : 've'} no key and the server has used over 2^31 transaction ids: the 32-bit xmin of a row frozen long ago could look like a later one`;
+  }
   return undefined;
 }
 

@@ -22,6 +22,7 @@ test('keyless tables continue exactly only without REPLICA IDENTITY FULL and wit
   assert.equal(keylessInexact([table('a', 'd')], '10:20:'), undefined);
   assert.match(keylessInexact([table('a', 'd')], undefined) ?? '', /public\.a has no key and the snapshot's transaction ids were not stored/);
   assert.match(keylessInexact([table('a', 'd'), table('b', 'f'), table('c', 'f')], '10:20:') ?? '', /public\.b, public\.c have no key and REPLICA IDENTITY FULL/);
+  assert.match(keylessInexact([table('a', 'd')], `10:${2 ** 31 + 1}:`) ?? '', /over 2\^31 transaction ids/);
 });
 
 test('the continuation marks the keyless tables with the snapshot they are read as of', () => {
