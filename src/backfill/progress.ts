@@ -53,14 +53,22 @@ export function requestTables(progress: IncrementalProgress | undefined, lsn: st
 
 /**
  * Continues an initial snapshot that was cut short: its unfinished tables become an incremental
- * snapshot with the same cursors (so nothing already delivered is read again).
+ * snapshot with the same cursors (so nothing already delivered is read again). The tables of
+ * `asOf.tables` (keyless ones) are read as the exported snapshot `asOf.xids` saw them
+ * (backfill/visibility.ts).
  */
-export function continueInitial(progress: IncrementalProgress | undefined, lsn: string, tables: readonly TableName[], done: readonly TableProgress[]): IncrementalProgress {
+export function continueInitial(
+  progress: IncrementalProgress | undefined,
+  lsn: string,
+  tables: readonly TableName[],
+  done: readonly TableProgress[],
+  asOf?: { readonly xids: string; readonly tables: readonly TableName[] },
+): IncrementalProgress {
   const seq = (progress?.seq ?? 0) + 1;
   const list = tables
     .map((name) => done.find((t) => sameTable(t, name)) ?? freshTable(name))
     .filter(isPending)
-    .map((t) => ({ ...t, read: t.read, emitted: t.emitted }));
+    .map((t) => (asOf?.tables.some((name) => sameTable(name, t)) === true ? { ...t, asOf: asOf.xids } : t));
   return { id: `${lsn}:i${seq}`, seq, tables: list, requests: progress?.requests ?? [] };
 }
 

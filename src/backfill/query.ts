@@ -42,7 +42,7 @@ export interface BackfillTable {
   readonly schema: string;
   readonly table: string;
   readonly columns: readonly BackfillColumn[];
-  /** Indexes into `columns` of the primary key, in key order; empty: read by ctid ranges. */
+  /** Indexes into `columns` of the event key (primary key, else replica identity index), in key order; empty: read by ctid ranges. */
   readonly keyIndexes: readonly number[];
 }
 
@@ -105,10 +105,13 @@ function tid(page: number): string {
   return `${quoteLiteral(`(${page},0)`)}::tid`;
 }
 
-/** Rows in heap pages [fromPage, toPage), or from `fromPage` to the end when `toPage` is null. */
-export function ctidChunkSql(table: BackfillTable, fromPage: number, toPage: number | null): string {
+/**
+ * Rows in heap pages [fromPage, toPage), or from `fromPage` to the end when `toPage` is null; only
+ * those meeting `filter` (a trusted SQL condition, see visibility.ts) when one is given.
+ */
+export function ctidChunkSql(table: BackfillTable, fromPage: number, toPage: number | null, filter?: string): string {
   const upper = toPage === null ? '' : ` AND ctid < ${tid(toPage)}`;
-  return `${selectColumns(table)} WHERE ctid >= ${tid(fromPage)}${upper}`;
+  return `${selectColumns(table)} WHERE ctid >= ${tid(fromPage)}${upper}${filter === undefined ? '' : ` AND ${filter}`}`;
 }
 
 /** Wraps a SELECT for reading in COPY's text format. */
@@ -151,8 +154,8 @@ export interface ChunkSizing {
   readonly relationPages: number;
 }
 
-/** Reads the chunk after `cursor`. A cursor that is `done` yields no rows. */
-export async function readChunk(client: pg.ClientBase, table: BackfillTable, cursor: ChunkCursor, sizing: ChunkSizing): Promise<Chunk> {
+/** Reads the chunk after `cursor`. A cursor that is `done` yields no rows. `ctidFilter`: see ctidChunkSql. */
+export async function readChunk(client: pg.ClientBase, table: BackfillTable, cursor: ChunkCursor, sizing: ChunkSizing, ctidFilter?: string): Promise<Chunk> {
   if (cursor.done) return { rows: [], next: cursor };
   const width = table.columns.length;
   if (cursor.kind === 'key') {
@@ -161,7 +164,7 @@ export async function readChunk(client: pg.ClientBase, table: BackfillTable, cur
     if (last === undefined) return { rows, next: { kind: 'key', after: cursor.after, done: true } };
     const after = table.keyIndexes.map((i) => {
       const value = last[i];
-      // A primary key column is never NULL.
+      // A primary key or replica identity index column is never NULL.
       if (value === null || value === undefined) throw new CdcError('INTERNAL', `a key column of ${table.schema}.${table.table} read as NULL`);
       return value;
     });
@@ -169,6 +172,6 @@ export async function readChunk(client: pg.ClientBase, table: BackfillTable, cur
   }
   // The last chunk is open-ended, so pages added since the size was read are read too.
   const toPage = cursor.nextPage + sizing.chunkPages >= sizing.relationPages ? null : cursor.nextPage + sizing.chunkPages;
-  const rows = await copyRows(client, ctidChunkSql(table, cursor.nextPage, toPage), width);
+  const rows = await copyRows(client, ctidChunkSql(table, cursor.nextPage, toPage, ctidFilter), width);
   return { rows, next: toPage === null ? { kind: 'ctid', nextPage: cursor.nextPage, done: true } : { kind: 'ctid', nextPage: toPage, done: false } };
 }

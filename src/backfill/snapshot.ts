@@ -68,6 +68,8 @@ export interface SnapshotOptions {
   readonly resume?: ReadonlyMap<string, ChunkCursor>;
   /** Called with every worker's snapshot imported: the exporting connection may now be used again. */
   readonly onImported?: () => void;
+  /** Called once the snapshot is imported, with its txid_current_snapshot text (before the DDL check). */
+  readonly onSnapshotXids?: (asOf: string) => void;
   /** Handles one chunk; its promise is the backpressure. */
   readonly onChunk: (chunk: SnapshotChunk) => Promise<void>;
 }
@@ -105,6 +107,7 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
       clients.push(client);
     }
     await Promise.all(clients.map((client) => importSnapshot(client, options.snapshotName)));
+    if (options.onSnapshotXids) options.onSnapshotXids(await snapshotXids(clients[0] as pg.Client, options.major));
     await guardAgainstDdl(clients[0] as pg.Client, options);
   } catch (error) {
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
@@ -119,7 +122,7 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
     let cursor = options.resume?.get(key) ?? initialCursor(table);
     if (cursor.kind !== initialCursor(table).kind) {
       throw new CdcError('CONFIG_INVALID', `the stored snapshot progress of ${key} is by ${cursor.kind} but the table is now read by ${initialCursor(table).kind}`, {
-        hint: 'its primary key was added or dropped since; restart the snapshot of this table',
+        hint: 'its key (primary key or replica identity index) was added or dropped since; restart the snapshot of this table',
       });
     }
     let tableRows = 0;
@@ -210,4 +213,13 @@ async function guardAgainstDdl(client: pg.Client, options: SnapshotOptions): Pro
   } finally {
     await current.end().catch(() => undefined);
   }
+}
+
+/** The imported snapshot's xmin, xmax and running xids (backfill/visibility.ts reads keyless tables by them). */
+async function snapshotXids(client: pg.Client, major: number): Promise<string> {
+  const fn = major >= 13 ? 'pg_current_snapshot()' : 'txid_current_snapshot()';
+  const { rows } = await client.query<{ snap: string }>(`select ${fn}::text as snap`);
+  const snap = rows[0]?.snap;
+  if (snap === undefined) throw new CdcError('INTERNAL', 'the snapshot query returned no row');
+  return snap;
 }

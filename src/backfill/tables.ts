@@ -19,15 +19,21 @@ interface ColumnRow {
 /**
  * Describes `schema.table`: columns in table order, without dropped columns and, on PostgreSQL
  * 12+, without generated columns (pgoutput does not send them by default, and the snapshot must
- * produce the same row shape as the stream). The key is the primary key; a table without one is
- * read by ctid.
+ * produce the same row shape as the stream). The key is the event key the stream uses
+ * (source/relations.ts): the primary key in its index order; without one, under REPLICA IDENTITY
+ * USING INDEX, the index's columns in table order (the order pgoutput flags them in), which are
+ * unique and NOT NULL, so a keyset walk over them is exact. A table with neither is read by ctid.
  */
 export async function describeBackfillTable(client: pg.ClientBase, schema: string, table: string, major: number): Promise<BackfillTable> {
   const found = await client.query<{ oid: number; pk: string[] }>(
     `select c.oid::int as oid,
             coalesce((select array_agg(a.attname::text order by array_position(i.indkey::int2[], a.attnum))
                         from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey::int2[])
-                       where i.indrelid = c.oid and i.indisprimary), '{}') as pk
+                       where i.indrelid = c.oid and i.indisprimary),
+                     (select array_agg(a.attname::text order by a.attnum)
+                        from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey::int2[])
+                       where i.indrelid = c.oid and i.indisreplident and c.relreplident = 'i'),
+                     '{}') as pk
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')`,
     [schema, table],
@@ -54,7 +60,7 @@ export async function describeBackfillTable(client: pg.ClientBase, schema: strin
   const byName = new Map(list.map((c, i) => [c.name, i]));
   const keyIndexes = row.pk.map((name) => {
     const index = byName.get(name);
-    if (index === undefined) throw new CdcError('INTERNAL', `primary key column ${name} of ${schema}.${table} is not a readable column`);
+    if (index === undefined) throw new CdcError('INTERNAL', `key column ${name} of ${schema}.${table} is not a readable column`);
     return index;
   });
   return { oid: row.oid, schema, table, columns: list, keyIndexes };

@@ -15,6 +15,7 @@ import { parseLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import { readChunk, type BackfillTable, type ChunkCursor, type ChunkSizing } from './query.ts';
 import type { CopyRow } from './copy-text.ts';
+import { visibleInSnapshotSql } from './visibility.ts';
 
 export interface WindowChunk {
   readonly rows: CopyRow[];
@@ -48,7 +49,12 @@ export async function readWindowChunk(
   table: BackfillTable,
   cursor: ChunkCursor,
   sizing: ChunkSizing,
-  options: { readonly major: number; readonly wantHighLsn: boolean },
+  options: {
+    readonly major: number;
+    readonly wantHighLsn: boolean;
+    /** A keyless table read as this older snapshot saw it (visibility.ts): rows inserted since are left out. */
+    readonly asOf?: string;
+  },
 ): Promise<WindowChunk> {
   const snapshot = options.major >= 13 ? 'pg_current_snapshot()' : 'txid_current_snapshot()';
   const high = options.wantHighLsn
@@ -60,7 +66,8 @@ export async function readWindowChunk(
     const facts = await client.query<{ snap: string; high?: string | null; block?: number }>(`select ${snapshot}::text as snap${high}`);
     const row = facts.rows[0];
     if (row === undefined) throw new CdcError('INTERNAL', 'the snapshot query returned no row');
-    const chunk = await readChunk(client, table, cursor, sizing);
+    const filter = options.asOf !== undefined && cursor.kind === 'ctid' ? visibleInSnapshotSql(options.asOf, row.snap) : undefined;
+    const chunk = await readChunk(client, table, cursor, sizing, filter);
     await client.query('commit');
     const xip = parseSnapshotXip(row.snap);
     if (!options.wantHighLsn) return { rows: chunk.rows, next: chunk.next, xip };

@@ -105,8 +105,13 @@ export class IncrementalSnapshotter {
       let schema = backfillTableSchema(table, this.deps.types, this.deps.values);
       let serializer = new TableSerializer(schema, this.deps.naming, this.deps.topics);
       const sizing = await chunkSizing(client, table, this.deps.chunkRows);
-      if (table.keyIndexes.length === 0) {
-        log.warn({ table: name }, 'incremental snapshot: the table has no primary key, so it is read in ctid ranges and a chunk is read again whenever the table changes during its read; its updates and deletes need REPLICA IDENTITY FULL');
+      if (table.keyIndexes.length === 0 && first.asOf === undefined) {
+        log.warn(
+          { table: name },
+          'incremental snapshot: the table has no primary key and no replica identity index, so it is read in ctid ranges and a chunk is read again whenever the table changes during its read; its rows cannot be told from rows already delivered, so its read events restate the table (docs/snapshots.md)',
+        );
+      } else if (table.keyIndexes.length === 0) {
+        log.info({ table: name }, 'incremental snapshot: continuing the initial snapshot of a table without a key, as the exported snapshot saw it (rows inserted since come from the stream)');
       }
       log.info({ table: name, snapshot: snapshotId, method: this.deps.watermarks.method }, 'incremental snapshot: reading the table');
       let retries = 0;
@@ -117,12 +122,14 @@ export class IncrementalSnapshotter {
         let cursor = entry.cursor;
         if (cursor.kind !== initialCursor(table).kind) {
           if (entry.read > 0) {
-            throw new CdcError('CONFIG_INVALID', `${name} gained or lost its primary key during its incremental snapshot`, {
+            throw new CdcError('CONFIG_INVALID', `${name} gained or lost its key (primary key or replica identity index) during its incremental snapshot`, {
               hint: `stop and request the snapshot of ${name} again`,
             });
           }
           cursor = initialCursor(table);
         }
+        // A keyless table continuing an interrupted initial snapshot: read as that snapshot saw it.
+        const asOf = cursor.kind === 'ctid' ? entry.asOf : undefined;
         const id = `${this.nonce}-${++this.windowCount}`;
         const handle = tracker.register({
           id,
@@ -131,9 +138,14 @@ export class IncrementalSnapshotter {
           schema,
           serializer,
           opensAt: this.deps.watermarks.method === 'read-only' ? 'now' : 'low-watermark',
+          insertsStreamed: asOf !== undefined,
         });
         await this.deps.watermarks.low(id);
-        const chunk = await readWindowChunk(client, table, cursor, sizing, { major: this.deps.major, wantHighLsn: this.deps.watermarks.method === 'read-only' });
+        const chunk = await readWindowChunk(client, table, cursor, sizing, {
+          major: this.deps.major,
+          wantHighLsn: this.deps.watermarks.method === 'read-only',
+          ...(asOf !== undefined ? { asOf } : {}),
+        });
         handle.chunkRead(chunk);
         await this.deps.watermarks.high(id);
         const outcome = await handle.closed;

@@ -43,6 +43,8 @@ export interface InitialSnapshotInput {
   readonly resume?: readonly TableProgress[];
   /** Stores the progress once a chunk is durable in the sink (the checkpoint of the snapshot). */
   readonly checkpoint: (position: SinkPosition, tables: readonly TableProgress[]) => Promise<void>;
+  /** The exported snapshot's xids (txid_current_snapshot text), once imported: store it with the progress. */
+  readonly onSnapshotXids?: (asOf: string) => void;
   /** Progress display hook: rows delivered so far per table. */
   readonly onProgress?: (tables: readonly TableProgress[]) => void;
 }
@@ -55,8 +57,10 @@ export interface InitialSnapshotResult {
 /**
  * Reads and delivers the snapshot. Each chunk is written and then its progress stored, one chunk at
  * a time, so a crash resumes after the last stored chunk (see Capture). The snapshot's very last
- * row is marked "last": the final chunk of the tables that finish when no table is waiting is held
- * back (in memory, one chunk per worker at most) and written once every worker is done.
+ * row is marked "last" (also when the tables read last are empty): the final chunks of the most
+ * recently finished non-empty tables are held back (in memory, `parallelism` chunks at most) and
+ * written once every worker is done, the marked row last. A snapshot of empty tables only has no
+ * row to mark; neither has a resumed one whose remaining tables are empty.
  */
 export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<InitialSnapshotResult> {
   const { exported, config, log } = input;
@@ -128,13 +132,18 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     return run;
   };
 
+  // The final chunk of every non-empty table is held back until a later table's final chunk
+  // arrives; at most `parallelism` are held (older ones go out at once). Whatever tables come
+  // after, even empty ones, the last held chunk is then written last, with the snapshot's last row.
   const held: SnapshotChunk[] = [];
+  const holdLimit = Math.max(1, config.snapshot.parallelism);
   const onChunk = async (chunk: SnapshotChunk): Promise<void> => {
-    if (chunk.lastOfTable && chunk.tablesWaiting === 0 && chunk.rows.length > 0) {
-      held.push(chunk);
+    if (!chunk.lastOfTable || chunk.rows.length === 0) {
+      await deliver(chunk, 'true', false);
       return;
     }
-    await deliver(chunk, 'true', false);
+    held.push(chunk);
+    while (held.length > holdLimit) await deliver(held.shift() as SnapshotChunk, 'true', false);
   };
 
   log.info({ tables: input.tables.length, at: lsnText, parallelism: config.snapshot.parallelism }, 'snapshot: reading the existing rows');
@@ -149,6 +158,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     parallelism: config.snapshot.parallelism,
     resume,
     onChunk,
+    ...(input.onSnapshotXids ? { onSnapshotXids: input.onSnapshotXids } : {}),
   });
   await tail;
   for (let i = 0; i < held.length; i++) await deliver(held[i] as SnapshotChunk, i === held.length - 1 ? 'last' : 'true', i === held.length - 1);

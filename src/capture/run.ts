@@ -22,7 +22,7 @@ import { EventBatch } from '../sinks/batch.ts';
 import { takeInitialSnapshot } from './initial-snapshot.ts';
 import { StreamLoop } from './stream-loop.ts';
 import { checkStreamingSupported } from './streamed-transactions.ts';
-import { decideStartup, requestStartSnapshot } from './startup-snapshot.ts';
+import { decideStartup, isKeyless, keylessInexact, requestStartSnapshot } from './startup-snapshot.ts';
 import { takeSnapshotOnly } from './snapshot-only.ts';
 import { estimateRows, SnapshotProgressDisplay } from './progress-display.ts';
 import type { TopicNaming } from '../envelope/json.ts';
@@ -178,10 +178,10 @@ export class Capture {
 
       // From here until every snapshot reader has imported the snapshot, the replication session
       // must stay idle (no command may run on it).
-      await sink.open(checkpoint?.sink);
+      await sink.open(startup.sinkFrom ?? checkpoint?.sink);
       cleanups.push(() => sink.close());
       const identity = { systemId: system.systemId, timeline: system.timeline, database: endpoint.database, slot: config.slot, publication: config.publication };
-      let startPosition = checkpoint?.sink;
+      let startPosition = startup.sinkFrom ?? checkpoint?.sink;
       if (!startPosition || exported || startup.rewind) {
         // Store a first checkpoint before any event is written: a crash between the first write and
         // the first commit then finds a checkpoint to truncate back to, instead of unknown files.
@@ -192,7 +192,7 @@ export class Capture {
           lsn: formatLsn(startLsn),
           sink: startPosition,
           updatedAt: new Date().toISOString(),
-          ...(exported ? { snapshot: { state: 'running' as const, tables: [] } } : {}),
+          ...(exported ? { snapshot: { state: 'running' as const, tables: [], start: startPosition } } : {}),
           ...(progress.incremental ? { incremental: progress.incremental } : {}),
         };
         if (startup.rewind) await offsets.replace(first);
@@ -202,10 +202,13 @@ export class Capture {
       if (exported) {
         const lsnText = formatLsn(startLsn);
         const display = await this.display(config, query, snapshotTables);
+        // Stored with the progress: the exported snapshot's xids and where the output was before it.
+        const meta: { asOf?: string; start?: SinkPosition } = startPosition ? { start: startPosition } : {};
         const store = (position: SinkPosition, list: readonly TableProgress[], state: 'running' | 'done'): Promise<void> =>
-          offsets.commit({ version: 2, ...identity, lsn: lsnText, sink: position, updatedAt: new Date().toISOString(), snapshot: { state, tables: list }, ...(progress.incremental ? { incremental: progress.incremental } : {}) });
+          offsets.commit({ version: 2, ...identity, lsn: lsnText, sink: position, updatedAt: new Date().toISOString(), snapshot: { state, tables: list, ...meta }, ...(progress.incremental ? { incremental: progress.incremental } : {}) });
         const result = await takeInitialSnapshot({
           exported, tables: snapshotTables, config, endpoint, major: facts.major, types, naming, sink, log: this.log,
+          onSnapshotXids: (asOf) => (meta.asOf = asOf),
           checkpoint: (position, list) => store(position, list, 'running'),
           onProgress: display ? (list) => display.update(list) : undefined,
         }).catch((error: unknown) => {
@@ -213,8 +216,13 @@ export class Capture {
           // snapshot cannot be read, but nothing was delivered yet, so the tables are read online
           // instead, from the stream's start at the same consistent point.
           if (!(error instanceof CdcError) || error.code !== 'SNAPSHOT_CONFLICT' || typeof method !== 'string') throw error;
+          // Keyless tables are read as the exported snapshot saw them; when that is not exact, the
+          // error stands and the next start takes the snapshot again on a fresh slot.
+          const keyless = snapshotTables.filter(isKeyless);
+          if (keylessInexact(keyless, meta.asOf) !== undefined) throw error;
           this.log.warn({ method }, 'concurrent DDL at the initial snapshot\'s start: reading the tables online (incremental snapshot) instead');
-          progress = { ...progress, incremental: continueInitial(progress.incremental, lsnText, snapshotTables, []) };
+          const asOf = meta.asOf !== undefined && keyless.length > 0 ? { xids: meta.asOf, tables: keyless } : undefined;
+          progress = { ...progress, incremental: continueInitial(progress.incremental, lsnText, snapshotTables, [], asOf) };
           return { position: undefined, tables: [] };
         });
         display?.finish();

@@ -21,6 +21,8 @@ import { EventBatch } from '../sinks/batch.ts';
 import type { PgType } from '../source/values.ts';
 import type { TopicNaming } from '../envelope/json.ts';
 import { takeInitialSnapshot } from './initial-snapshot.ts';
+import { isKeyless } from './startup-snapshot.ts';
+import { sameTable } from '../backfill/progress.ts';
 import type { SnapshotProgressDisplay } from './progress-display.ts';
 
 export interface SnapshotOnlyInput {
@@ -50,7 +52,17 @@ export async function takeSnapshotOnly(input: SnapshotOnlyInput): Promise<void> 
     log.info({ offsets: config.offsets }, 'initial_only: the snapshot is already complete; nothing to do (remove the offsets file and the output to take it again)');
     return;
   }
-  if (checkpoint) log.warn({}, 'initial_only: continuing an interrupted snapshot after its last stored chunk; the remaining rows are read as of now');
+  // A keyless table is read by ctid: continued as of now, a row updated since could be read in its
+  // old version before and its new one (on a later page) now. Such a snapshot starts over, the
+  // output cut back to where it began.
+  const unfinishedKeyless = input.tables.filter((t) => isKeyless(t) && checkpoint?.snapshot?.tables?.find((d) => sameTable(d, t))?.cursor.done !== true);
+  const startOver = checkpoint?.snapshot?.start !== undefined && unfinishedKeyless.length > 0 ? checkpoint.snapshot.start : undefined;
+  if (startOver !== undefined) {
+    log.warn(
+      { tables: unfinishedKeyless.map((t) => `${t.schema}.${t.table}`) },
+      'initial_only: continuing the interrupted snapshot could read a row of these tables without a key twice (one updated since), so it is taken again from its start, the output cut back to where it began',
+    );
+  } else if (checkpoint) log.warn({}, 'initial_only: continuing an interrupted snapshot after its last stored chunk; the remaining rows are read as of now');
 
   // Before the exporting transaction: a failing query would abort it.
   const systemId = await systemIdentifier(query);
@@ -63,12 +75,14 @@ export async function takeSnapshotOnly(input: SnapshotOnlyInput): Promise<void> 
     if (!exported?.lsn) throw new CdcError('SOURCE_QUERY_FAILED', 'could not export a snapshot for initial_only');
     const lsn = parseLsn(exported.lsn);
     const identity = { version: 2 as const, systemId, timeline: 1, database: input.endpoint.database, slot: config.slot, publication: config.publication };
-    await input.sink.open(checkpoint?.sink);
-    const first = checkpoint?.sink ?? (await input.sink.write(EventBatch.of([])));
+    const resumeAt = startOver ?? checkpoint?.sink;
+    await input.sink.open(resumeAt);
+    const first = resumeAt ?? (await input.sink.write(EventBatch.of([])));
+    const start = checkpoint?.snapshot?.start ?? (checkpoint ? undefined : first);
     const lsnText = formatLsn(lsn);
     const store = (sink: Checkpoint['sink'], tables: NonNullable<Checkpoint['snapshot']>['tables'], state: 'running' | 'done'): Promise<void> =>
-      input.offsets.commit({ ...identity, lsn: lsnText, sink, updatedAt: new Date().toISOString(), snapshot: { state, only: true, tables } });
-    if (!checkpoint) await store(first, [], 'running');
+      input.offsets.commit({ ...identity, lsn: lsnText, sink, updatedAt: new Date().toISOString(), snapshot: { state, only: true, tables, ...(start ? { start } : {}) } });
+    if (!checkpoint || startOver !== undefined) await store(first, [], 'running');
     const result = await takeInitialSnapshot({
       exported: { slot: config.slot, consistentPoint: lsn, snapshotName: exported.name },
       tables: input.tables,
@@ -79,7 +93,7 @@ export async function takeSnapshotOnly(input: SnapshotOnlyInput): Promise<void> 
       naming: input.naming,
       sink: input.sink,
       log,
-      resume: checkpoint?.snapshot?.tables,
+      resume: startOver !== undefined ? undefined : checkpoint?.snapshot?.tables,
       checkpoint: (position, tables) => store(position, tables, 'running'),
       onProgress: input.display ? (tables) => input.display?.update(tables) : undefined,
     });

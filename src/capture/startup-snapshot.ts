@@ -6,9 +6,11 @@
  *
  * - An initial snapshot cut short (checkpoint `snapshot.state` running) continues online from its
  *   last stored chunk, with the incremental method, on the same slot: the rows already delivered
- *   are the tables' state at the slot's consistent point, and the stream resumes from there. When
- *   no incremental method is possible here (PostgreSQL 10-12 without a signal table) it is taken
- *   again on a fresh slot, as before.
+ *   are the tables' state at the slot's consistent point, and the stream resumes from there.
+ *   Keyless tables are read as the exported snapshot saw them (backfill/visibility.ts). When that
+ *   cannot be exact (a keyless table under REPLICA IDENTITY FULL), or no incremental method is
+ *   possible here (PostgreSQL 10-12 without a signal table), it is taken again on a fresh slot,
+ *   the output cut back to where the snapshot began.
  * - A slot made before pgcdc first ran has no consistent point to read a snapshot at: the existing
  *   rows are read online (incrementally) instead.
  * - Mode always takes an incremental snapshot of the tables on every resume.
@@ -22,7 +24,9 @@ import type { Checkpoint } from '../offsets/store.ts';
 import type { SlotState, TableRef } from '../postgres/catalog.ts';
 import type { ReplicationSession, SystemIdentity } from '../postgres/slot.ts';
 import type { ResolvedMethod } from '../backfill/watermarks.ts';
-import { continueInitial, pendingTables, requestTables } from '../backfill/progress.ts';
+import { continueInitial, pendingTables, requestTables, sameTable } from '../backfill/progress.ts';
+import type { SinkPosition } from '../sinks/sink.ts';
+import { xminComparable } from '../backfill/visibility.ts';
 import { planStartup, type StartupPlan } from './startup.ts';
 import type { CheckpointProgress } from './delivery.ts';
 
@@ -47,6 +51,34 @@ export interface StartupDecision {
   readonly progress: CheckpointProgress;
   /** The stored checkpoint is replaced by a lower one (a start over on purpose). */
   readonly rewind: boolean;
+  /** Where the sink resumes instead of the stored checkpoint's position (an initial snapshot taken again). */
+  readonly sinkFrom?: SinkPosition;
+}
+
+/** Neither a primary key nor a replica identity index: read by ctid, its rows have no identity. */
+export function isKeyless(table: TableRef): boolean {
+  return table.primaryKey.length === 0 && table.replicaIdentity !== 'i';
+}
+
+/**
+ * Why the unfinished keyless tables of an interrupted initial snapshot cannot be continued online
+ * exactly (backfill/visibility.ts), or undefined when they can: rows inserted since the snapshot
+ * are left out of the read by their xmin, but a row updated or deleted since (possible under
+ * REPLICA IDENTITY FULL) is gone from the heap, and its change would stream with a `before` that
+ * was never delivered (with identical rows, a consumer would remove the wrong copy).
+ */
+export function keylessInexact(keyless: readonly TableRef[], asOf: string | undefined): string | undefined {
+  if (keyless.length === 0) return undefined;
+  const names = (list: readonly TableRef[]): string => list.map((t) => `${t.schema}.${t.table}`).join(', ');
+  const full = keyless.filter((t) => t.replicaIdentity === 'f');
+  if (full.length > 0) {
+    return `${names(full)} ha${full.length === 1 ? 's' : 've'} no key and REPLICA IDENTITY FULL: rows updated or deleted since the snapshot cannot be read as it saw them`;
+  }
+  if (asOf === undefined) return `${names(keyless)} ha${keyless.length === 1 ? 's' : 've'} no key and the snapshot's transaction ids were not stored`;
+  if (!xminComparable(asOf)) {
+    return `${names(keyless)} ha${keyless.length === 1 ? 's' : 've'} no key and the server has used over 2^31 transaction ids: the 32-bit xmin of a row frozen long ago could look like a later one`;
+  }
+  return undefined;
 }
 
 export async function decideStartup(input: StartupInput): Promise<StartupDecision> {
@@ -59,18 +91,35 @@ export async function decideStartup(input: StartupInput): Promise<StartupDecisio
   const interrupted = checkpoint?.snapshot?.state === 'running' && checkpoint.systemId === system.systemId && checkpoint.slot === config.slot && slot?.active !== true;
   if (interrupted) {
     const done = checkpoint.snapshot?.tables;
-    if (slot && typeof input.method === 'string' && done !== undefined) {
+    const keyless = input.snapshotTables.filter((t) => isKeyless(t) && done?.find((d) => sameTable(d, t))?.cursor.done !== true);
+    const inexact = keylessInexact(keyless, checkpoint.snapshot?.asOf);
+    if (slot && typeof input.method === 'string' && done !== undefined && inexact === undefined) {
       const plan = planStartup(startupInput(input));
       log.warn({ slot: config.slot, method: input.method }, 'the initial snapshot was interrupted: continuing it online after its last stored chunk');
+      const asOf = checkpoint.snapshot?.asOf;
+      if (keyless.length > 0) log.info({ tables: keyless.map((t) => `${t.schema}.${t.table}`) }, 'tables without a key are read online as the interrupted snapshot saw them: rows inserted since arrive from the stream');
       return {
         plan,
         rewind: false,
-        progress: { ...stored, snapshot: { state: 'done', tables: done }, incremental: continueInitial(checkpoint.incremental, checkpoint.lsn, input.snapshotTables, done) },
+        progress: {
+          ...stored,
+          snapshot: { state: 'done', tables: done },
+          incremental: continueInitial(checkpoint.incremental, checkpoint.lsn, input.snapshotTables, done, asOf !== undefined ? { xids: asOf, tables: keyless } : undefined),
+        },
       };
     }
-    log.warn({ slot: config.slot }, 'the initial snapshot was interrupted: taking it again on a fresh slot');
+    // Taken again from the start. The output is cut back to where the snapshot began (when that
+    // position is stored), so an exactly-once sink holds the snapshot once.
+    const start = checkpoint.snapshot?.start;
+    const reason = inexact ?? (typeof input.method === 'string' ? 'no snapshot progress was stored' : input.method.unavailable);
+    log.warn(
+      { slot: config.slot, reason },
+      start !== undefined
+        ? 'the initial snapshot was interrupted and cannot be continued exactly: taking it again on a fresh slot, the output cut back to where the snapshot began'
+        : 'the initial snapshot was interrupted and cannot be continued exactly: taking it again on a fresh slot (the rows delivered before stay in the output)',
+    );
     if (slot) await input.session.dropSlot(config.slot);
-    return { plan: { kind: 'create-slot' }, progress: {}, rewind: false };
+    return { plan: { kind: 'create-slot' }, progress: {}, rewind: start !== undefined, ...(start !== undefined ? { sinkFrom: start } : {}) };
   }
   try {
     return { plan: planStartup(startupInput(input)), progress: stored, rewind: false };

@@ -75,6 +75,8 @@ export interface WindowSpec {
   readonly serializer: TableSerializer;
   /** read-only: the window opens now; otherwise at its low watermark in the stream. */
   readonly opensAt: 'now' | 'low-watermark';
+  /** The read leaves out rows inserted since an older snapshot (visibility.ts): inserts cannot touch the chunk. */
+  readonly insertsStreamed?: boolean;
 }
 
 export interface ChunkRead {
@@ -214,7 +216,8 @@ export class WindowTracker implements ChangeObserver {
       return true;
     }
     const tracked = this.byTable.get(key);
-    if (tracked === undefined || tracked.state === 'waiting-low') return false;
+    // An insert cannot touch a chunk whose read leaves out rows inserted since its snapshot.
+    if (tracked === undefined || tracked.state === 'waiting-low' || (old === null && tracked.spec.insertsStreamed === true)) return false;
     tracked.window.observe(this.keysOf(table, old, row));
     return false;
   }

@@ -21,6 +21,9 @@ import { syncDir } from '../durability.ts';
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
 const lsnString = z.string().regex(LSN, 'an LSN like "0/16B3748"');
 
+/** txid_current_snapshot() text: `xmin:xmax:xip,...`. */
+const SNAPSHOT_TEXT = /^[0-9]+:[0-9]+:[0-9,]*$/;
+
 const cursorSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('key'), after: z.array(z.string()).nullable(), done: z.boolean() }),
   z.object({ kind: z.literal('ctid'), nextPage: z.number().int().nonnegative(), done: z.boolean() }),
@@ -33,6 +36,7 @@ const tableProgressSchema = z.object({
   read: z.number().int().nonnegative(),
   emitted: z.number().int().nonnegative(),
   stopped: z.boolean().optional(),
+  asOf: z.string().regex(SNAPSHOT_TEXT, 'a snapshot like "10:20:12,15"').optional(),
 });
 
 /** The fields of versions 1 and 2. */
@@ -46,7 +50,13 @@ const commonFields = {
   sink: z.record(z.string(), z.unknown()),
   updatedAt: z.string(),
   snapshot: z
-    .object({ state: z.enum(['running', 'done']), tables: z.array(tableProgressSchema).optional(), only: z.boolean().optional() })
+    .object({
+      state: z.enum(['running', 'done']),
+      tables: z.array(tableProgressSchema).optional(),
+      only: z.boolean().optional(),
+      asOf: z.string().regex(SNAPSHOT_TEXT, 'a snapshot like "10:20:12,15"').optional(),
+      start: z.record(z.string(), z.unknown()).optional(),
+    })
     .optional(),
   schemas: z.record(z.string(), z.string()).optional(),
   incremental: z

@@ -16,6 +16,12 @@ export interface TableProgress {
   readonly emitted: number;
   /** Removed by a stop-snapshot signal before it was done. */
   readonly stopped?: boolean;
+  /**
+   * A keyless table continuing an interrupted initial snapshot online: the exported snapshot
+   * (txid_current_snapshot text). Only row versions it sees are read; later rows come from the
+   * stream (backfill/visibility.ts).
+   */
+  readonly asOf?: string;
 }
 
 /**
@@ -75,9 +81,17 @@ export interface Checkpoint {
    * The initial snapshot: `running` from the slot's creation until every table was read, then
    * `done`. `tables` holds each table's progress after its last durable chunk: a crash in between
    * continues from there (online, with watermarks) instead of starting over. `only`: taken by
-   * snapshot mode initial_only (no slot, no stream). Absent when none was taken.
+   * snapshot mode initial_only (no slot, no stream). Absent when none was taken. `asOf`: the
+   * exported snapshot (txid_current_snapshot text), `start`: the sink's position before the
+   * snapshot's first event (a snapshot taken again starts the output from there).
    */
-  readonly snapshot?: { readonly state: 'running' | 'done'; readonly tables?: readonly TableProgress[]; readonly only?: boolean };
+  readonly snapshot?: {
+    readonly state: 'running' | 'done';
+    readonly tables?: readonly TableProgress[];
+    readonly only?: boolean;
+    readonly asOf?: string;
+    readonly start?: SinkPosition;
+  };
   /** The incremental snapshot, when one was ever requested. */
   readonly incremental?: IncrementalProgress;
   /** Shapes of the captured tables by relation id, for schema-change events (capture/schema-changes.ts). */

@@ -105,3 +105,60 @@ export function assertExact(verdict: Verdict, what: string): void {
 export function outDir(dir: string): string {
   return path.join(dir, 'events');
 }
+
+export interface MultisetVerdict {
+  /** Copies of a row the table has and the replay lacks, and the other way round. */
+  lost: number;
+  extra: number;
+  /** Events whose id was delivered before. */
+  duplicates: number;
+  /** Updates and deletes whose `before` row was not in the replayed table (a row never delivered). */
+  missingBefore: number;
+}
+
+/**
+ * Replays the events of a keyless table onto an empty multiset of rows (`r`/`c` add `after`, `u`
+ * removes one copy of `before` and adds `after`, `d` removes one copy of `before`, `t` empties it)
+ * in delivery order, and compares it with `rows` (the table read with the events' columns in order).
+ */
+export function replayMultiset(events: readonly DeliveredEvent[], rows: readonly Record<string, unknown>[]): MultisetVerdict {
+  const bag = new Map<string, number>();
+  const add = (row: Record<string, unknown>): void => {
+    const key = JSON.stringify(row);
+    bag.set(key, (bag.get(key) ?? 0) + 1);
+  };
+  let missingBefore = 0;
+  const remove = (row: Record<string, unknown> | null): void => {
+    const key = JSON.stringify(row);
+    const count = bag.get(key) ?? 0;
+    if (count === 0) missingBefore++;
+    else if (count === 1) bag.delete(key);
+    else bag.set(key, count - 1);
+  };
+  const seen = new Set<string>();
+  let duplicates = 0;
+  for (const event of events) {
+    if (seen.has(event.id)) {
+      duplicates++;
+      continue;
+    }
+    seen.add(event.id);
+    const { op, before, after } = event.value;
+    if (op === 't') bag.clear();
+    else if (op === 'd') remove(before);
+    else if (op === 'u') {
+      remove(before);
+      add(after ?? {});
+    } else if (op === 'c' || op === 'r') add(after ?? {});
+  }
+  const table = new Map<string, number>();
+  for (const row of rows) {
+    const key = JSON.stringify(row);
+    table.set(key, (table.get(key) ?? 0) + 1);
+  }
+  let lost = 0;
+  let extra = 0;
+  for (const [key, count] of table) lost += Math.max(0, count - (bag.get(key) ?? 0));
+  for (const [key, count] of bag) extra += Math.max(0, count - (table.get(key) ?? 0));
+  return { lost, extra, duplicates, missingBefore };
+}
