@@ -31,6 +31,7 @@ import type { TableName } from '../backfill/snapshot.ts';
 import { resolveMethod } from '../backfill/watermarks.ts';
 import { continueInitial } from '../backfill/progress.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
+import { truncateNotDecoded } from '../preflight/rules.ts';
 import { filterTables } from '../preflight/selection.ts';
 import type { CheckpointProgress } from './delivery.ts';
 import { readRequests, removeRequest } from './requests.ts';
@@ -143,7 +144,9 @@ export class Capture {
         return;
       }
 
-      const publication = await ensurePublication(query, config.publication, tables, config.createPublication);
+      const publication = await ensurePublication(query, config.publication, tables, config.createPublication, facts.major);
+      const truncate = truncateNotDecoded(facts.major);
+      if (truncate) this.log.warn({ code: truncate.code, fix: truncate.fix }, truncate.message);
       const heartbeat = await Heartbeat.open(endpoint, config.heartbeat, this.log);
       cleanups.push(() => heartbeat.close());
       const captured = tables.length > 0 ? tables : await resolveTables(query, publication.tables);
@@ -198,7 +201,7 @@ export class Capture {
         const store = (position: SinkPosition, list: readonly TableProgress[], state: 'running' | 'done'): Promise<void> =>
           offsets.commit({ version: 1, ...identity, lsn: lsnText, sink: position, updatedAt: new Date().toISOString(), snapshot: { state, tables: list }, ...(progress.incremental ? { incremental: progress.incremental } : {}) });
         const result = await takeInitialSnapshot({
-          exported, tables: snapshotTables, config, endpoint, major: facts.major, types, naming, sink, log: this.log,
+          exported, tables: snapshotTables, config, endpoint, major: facts.major, generatedColumns: publication.generatedColumns, types, naming, sink, log: this.log,
           checkpoint: (position, list) => store(position, list, 'running'),
           onProgress: display ? (list) => display.update(list) : undefined,
         }).catch((error: unknown) => {
@@ -226,6 +229,7 @@ export class Capture {
         sink,
         offsets,
         tables,
+        generatedColumns: publication.generatedColumns,
         log: this.log,
         identity,
         naming,

@@ -62,7 +62,10 @@ function publicationSteps(o: SetupOptions, extra: readonly { schema: string; tab
   const section = 'Publication';
   const pub = quoteIdent(o.publication);
   const viaRoot = o.major === undefined || o.major >= 13;
-  const withRoot = viaRoot ? ' WITH (publish_via_partition_root = true)' : '';
+  // On 18+ stored generated columns are published too: without them events lack those columns, and
+  // UPDATE and DELETE fail on REPLICA IDENTITY FULL tables that have one.
+  const options = [...(viaRoot ? ['publish_via_partition_root = true'] : []), ...(o.major !== undefined && o.major >= 18 ? ['publish_generated_columns = stored'] : [])];
+  const withRoot = options.length > 0 ? ` WITH (${options.join(', ')})` : '';
   const exists = `select exists (select 1 from pg_publication where pubname = ${quoteLiteral(o.publication)}) as done`;
   const steps: SetupStep[] = [];
   if (o.tables === 'all') {
