@@ -26,7 +26,7 @@ export interface SetupOptions {
   readonly signalSchema: string | undefined;
   readonly heartbeatSchema: string | undefined;
   readonly replicaIdentityFull: boolean;
-  /** Server major when known (publish_via_partition_root needs 13+); undefined assumes 13+. */
+  /** Server major when known (publish_via_partition_root needs 13+, publish_generated_columns 18+); undefined assumes 13 to 17. */
   readonly major: number | undefined;
 }
 
@@ -83,6 +83,10 @@ function publicationSteps(o: SetupOptions, extra: readonly { schema: string; tab
   if (viaRoot) {
     steps.push(applyOnly(sqlStep(section, 'partitioned tables publish under their root name', `ALTER PUBLICATION ${pub} SET (publish_via_partition_root = true);`,
       `select coalesce((select pubviaroot from pg_publication where pubname = ${quoteLiteral(o.publication)}), false) as done`)));
+  }
+  if (o.major !== undefined && o.major >= 18) {
+    steps.push(applyOnly(sqlStep(section, 'stored generated columns are published', `ALTER PUBLICATION ${pub} SET (publish_generated_columns = stored);`,
+      `select coalesce((select pubgencols = 's' from pg_publication where pubname = ${quoteLiteral(o.publication)}), false) as done`)));
   }
   return steps;
 }

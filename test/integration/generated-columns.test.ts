@@ -124,3 +124,21 @@ test('snapshot and stream carry the same columns when the stream cannot carry ge
   assert.deepEqual(read?.value.after, { id: 1, a: 1 });
   assert.deepEqual(insert?.value.after, { id: 2, a: 2 });
 });
+
+test('PostgreSQL 18: setup --apply publishes stored generated columns, also on an existing publication', async (t) => {
+  const db = await freshDatabase();
+  if (db.server.major < 18) return t.skip('publish_generated_columns exists from PostgreSQL 18');
+  await db.sql.query(`create table g (id int primary key, a int, total int generated always as (a * 10) stored);
+    alter table g replica identity full; insert into g (id, a) values (1, 1); create publication setup_pub for table g`);
+  // "Replica identity must not contain unpublished generated columns."
+  await assert.rejects(db.sql.query(`update g set a = 2`), /cannot update table "g"/);
+  const admin = new URL(db.url);
+  const env = { PGCDC_ADMIN_PASSWORD: decodeURIComponent(admin.password), PGCDC_USER_PASSWORD: 'gen-user-pw' };
+  admin.password = '';
+  const setup = await runPgcdc(['setup', '--platform', 'generic', '--user', `u_${db.name}`, '--tables', 'public.g', '--publication', 'setup_pub',
+    '--slot', `s_${db.name}`, '--apply', '--admin-url', admin.toString()], env);
+  assert.equal(setup.code, 0, setup.stderr + setup.stdout);
+  const pub = await db.sql.query<{ gencols: string }>(`select pubgencols::text as gencols from pg_publication where pubname = 'setup_pub'`);
+  assert.equal(pub.rows[0]?.gencols, 's');
+  await db.sql.query(`update g set a = 2`);
+});
