@@ -25,6 +25,7 @@ import { CdcError } from '../errors.ts';
 import type { CopyRow } from './copy-text.ts';
 import { importSnapshot } from './export.ts';
 import { quoteQualified } from '../postgres/quote.ts';
+import type { GeneratedColumns } from '../postgres/catalog.ts';
 import { initialCursor, readChunk, type BackfillTable, type Chunk, type ChunkCursor } from './query.ts';
 import { chunkSizing, describeBackfillTable } from './tables.ts';
 
@@ -58,6 +59,8 @@ export interface SnapshotOptions {
   readonly tables: readonly TableName[];
   /** Server major (generated columns exist from 12). */
   readonly major: number;
+  /** The generated columns the stream carries (see describeBackfillTable); by default those of pgcdc's own publication. */
+  readonly generatedColumns?: GeneratedColumns | undefined;
   /** Opens a query connection with pgcdc's session settings (connect.ts SESSION_OPTIONS). Closed by the reader. */
   readonly connect: () => Promise<pg.Client>;
   /** Rows per keyset chunk (and the row target of a ctid chunk). */
@@ -116,7 +119,7 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
   options.onImported?.();
 
   const readTable = async (client: pg.Client, name: TableName): Promise<void> => {
-    const table = await describeBackfillTable(client, name.schema, name.table, options.major);
+    const table = await describeBackfillTable(client, name.schema, name.table, options.major, options.generatedColumns);
     const sizing = await chunkSizing(client, table, options.chunkRows);
     const key = tableKey(name);
     let cursor = options.resume?.get(key) ?? initialCursor(table);

@@ -5,6 +5,7 @@
  */
 import type pg from 'pg';
 import { CdcError } from '../errors.ts';
+import type { GeneratedColumns } from '../postgres/catalog.ts';
 import type { BackfillTable, ChunkSizing } from './query.ts';
 
 interface ColumnRow {
@@ -17,14 +18,29 @@ interface ColumnRow {
 }
 
 /**
- * Describes `schema.table`: columns in table order, without dropped columns and, on PostgreSQL
- * 12+, without generated columns (pgoutput does not send them by default, and the snapshot must
- * produce the same row shape as the stream). The key is the event key the stream uses
- * (source/relations.ts): the primary key in its index order; without one, under REPLICA IDENTITY
- * USING INDEX, the index's columns in table order (the order pgoutput flags them in), which are
- * unique and NOT NULL, so a keyset walk over them is exact. A table with neither is read by ctid.
+ * The generated columns a snapshot reads when nothing says what the stream carries (initial_only,
+ * which streams nothing): those pgcdc's own publication would publish, stored ones on 18+.
  */
-export async function describeBackfillTable(client: pg.ClientBase, schema: string, table: string, major: number): Promise<BackfillTable> {
+export function defaultGeneratedColumns(major: number): GeneratedColumns {
+  return major >= 18 ? 'stored' : 'none';
+}
+
+/**
+ * Describes `schema.table`: columns in table order, without dropped columns, and with exactly the
+ * generated columns (PostgreSQL 12+) the stream carries, so a snapshot row has the stream's shape:
+ * stored ones when the publication publishes them (`generated`, 18+), never virtual ones (18+,
+ * which pgoutput cannot send). The key is the event key the stream uses (source/relations.ts): the
+ * primary key in its index order; without one, under REPLICA IDENTITY USING INDEX, the index's
+ * columns in table order (the order pgoutput flags them in), which are unique and NOT NULL, so a
+ * keyset walk over them is exact. A table with neither is read by ctid.
+ */
+export async function describeBackfillTable(
+  client: pg.ClientBase,
+  schema: string,
+  table: string,
+  major: number,
+  generated: GeneratedColumns = defaultGeneratedColumns(major),
+): Promise<BackfillTable> {
   const found = await client.query<{ oid: number; pk: string[] }>(
     `select c.oid::int as oid,
             coalesce((select array_agg(a.attname::text order by array_position(i.indkey::int2[], a.attnum))
@@ -40,12 +56,12 @@ export async function describeBackfillTable(client: pg.ClientBase, schema: strin
   );
   const row = found.rows[0];
   if (row === undefined) throw new CdcError('TABLE_MISSING', `table not found: ${schema}.${table}`);
-  const generated = major >= 12 ? `and a.attgenerated = ''` : '';
+  const generatedFilter = major < 12 ? '' : generated === 'stored' && major >= 18 ? `and a.attgenerated in ('', 's')` : `and a.attgenerated = ''`;
   const columns = await client.query<ColumnRow>(
     `select a.attname::text as name, a.atttypid::int as type_oid, a.atttypmod as type_mod,
             tn.nspname::text as type_schema, t.typname::text as type_name, a.attcollation <> 0 as collatable
        from pg_attribute a join pg_type t on t.oid = a.atttypid join pg_namespace tn on tn.oid = t.typnamespace
-      where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped ${generated}
+      where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped ${generatedFilter}
       order by a.attnum`,
     [row.oid],
   );

@@ -225,11 +225,13 @@ export class ChangeAssembler {
           this.out.event(this.messageTopicNumber, messageLine(this.naming, event, { context: tx.context, totalOrder }, formatLsn(message.lsn), Date.now()));
           return;
         }
-        // Non-transactional: it stands alone between transactions. Acknowledging one byte past its
-        // LSN makes a restart start after it, so it is delivered once.
-        if (message.lsn < this.skipBefore) return;
+        // Non-transactional: it stands alone between transactions. Its LSN is the end of its WAL
+        // record, so acknowledging exactly that makes a restart skip it (PostgreSQL skips records
+        // that start before the confirmed position). Not one byte more: the transaction that emitted
+        // it may commit right at that LSN, and is sent after it.
+        if (message.lsn <= this.skipBefore) return;
         this.out.event(this.messageTopicNumber, messageLine(this.naming, event, undefined, formatLsn(message.lsn), Date.now()));
-        this.out.commit(message.lsn + 1);
+        this.out.commit(message.lsn);
         return;
       }
       case 'relation':

@@ -18,6 +18,7 @@ import type { Logger } from '../log.ts';
 import { CdcError, toCdcError } from '../errors.ts';
 import { TableSerializer, type TopicNaming } from '../envelope/json.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
+import type { GeneratedColumns } from '../postgres/catalog.ts';
 import type { PgType, ValueOptions } from '../source/values.ts';
 import { backfillTableSchema } from '../backfill/keys.ts';
 import { initialCursor } from '../backfill/query.ts';
@@ -33,6 +34,8 @@ export interface IncrementalDeps {
   readonly connect: () => Promise<pg.Client>;
   readonly watermarks: WatermarkWriter;
   readonly major: number;
+  /** The generated columns the stream carries, read by the snapshot too (describeBackfillTable). */
+  readonly generatedColumns: GeneratedColumns;
   readonly chunkRows: number;
   readonly parallelism: number;
   readonly types: (oid: number) => PgType | undefined;
@@ -101,7 +104,7 @@ export class IncrementalSnapshotter {
     client.on('error', () => undefined);
     const name = `${first.schema}.${first.table}`;
     try {
-      let table = await describeBackfillTable(client, first.schema, first.table, this.deps.major);
+      let table = await describeBackfillTable(client, first.schema, first.table, this.deps.major, this.deps.generatedColumns);
       let schema = backfillTableSchema(table, this.deps.types, this.deps.values);
       let serializer = new TableSerializer(schema, this.deps.naming, this.deps.topics);
       const sizing = await chunkSizing(client, table, this.deps.chunkRows);
@@ -156,7 +159,7 @@ export class IncrementalSnapshotter {
           if (retries % RETRY_WARN_EVERY === 0) log.warn({ table: name, retries, reason: outcome.reason }, 'incremental snapshot: a chunk keeps being read again');
           else log.debug({ table: name, reason: outcome.reason }, 'incremental snapshot: reading the chunk again');
           if (outcome.schemaChanged) {
-            table = await describeBackfillTable(client, entry.schema, entry.table, this.deps.major);
+            table = await describeBackfillTable(client, entry.schema, entry.table, this.deps.major, this.deps.generatedColumns);
             schema = backfillTableSchema(table, this.deps.types, this.deps.values);
             serializer = new TableSerializer(schema, this.deps.naming, this.deps.topics);
           }

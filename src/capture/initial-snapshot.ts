@@ -18,7 +18,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import { openConnection, type SourceEndpoint } from '../postgres/connect.ts';
-import type { TableRef } from '../postgres/catalog.ts';
+import type { GeneratedColumns, TableRef } from '../postgres/catalog.ts';
 import { readIdHead, TableSerializer, type TopicNaming } from '../envelope/json.ts';
 
 /** A batch of snapshot events is written (and its progress stored) once it holds this much. */
@@ -35,6 +35,8 @@ export interface InitialSnapshotInput {
   readonly config: Config;
   readonly endpoint: SourceEndpoint;
   readonly major: number;
+  /** The generated columns the stream carries (the publication's publish_generated_columns). */
+  readonly generatedColumns?: GeneratedColumns | undefined;
   readonly types: ReadonlyMap<number, PgType>;
   readonly naming: TopicNaming;
   readonly sink: Sink;
@@ -153,6 +155,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     snapshotName: exported.snapshotName,
     tables: input.tables.map((t) => ({ schema: t.schema, table: t.table })),
     major: input.major,
+    generatedColumns: input.generatedColumns,
     connect: () => openConnection(input.endpoint, 'query', 'pgcdc-snapshot'),
     chunkRows: config.snapshot.chunkSize,
     parallelism: config.snapshot.parallelism,

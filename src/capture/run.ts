@@ -31,6 +31,7 @@ import type { TableName } from '../backfill/snapshot.ts';
 import { resolveMethod } from '../backfill/watermarks.ts';
 import { continueInitial, pendingTables, stopTables } from '../backfill/progress.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
+import { truncateNotDecoded } from '../preflight/rules.ts';
 import { filterTables } from '../preflight/selection.ts';
 import { displayName, requireMatched, resolveSelection, uncaptured, uncapturedNames, type TableSelection } from '../preflight/table-selection.ts';
 import type { CheckpointProgress } from './delivery.ts';
@@ -151,7 +152,9 @@ export class Capture {
         return;
       }
 
-      await ensurePublication(query, config.publication, tables, config.createPublication);
+      const publication = await ensurePublication(query, config.publication, tables, config.createPublication, facts.major);
+      const truncate = truncateNotDecoded(facts.major);
+      if (truncate) this.log.warn({ code: truncate.code, fix: truncate.fix }, truncate.message);
       const heartbeat = await Heartbeat.open(endpoint, config.heartbeat, this.log);
       cleanups.push(() => heartbeat.close());
       // The heartbeat table's rows are pgcdc's own: never read as events.
@@ -207,7 +210,7 @@ export class Capture {
         const store = (position: SinkPosition, list: readonly TableProgress[], state: 'running' | 'done'): Promise<void> =>
           offsets.commit({ version: 2, ...identity, lsn: lsnText, sink: position, updatedAt: new Date().toISOString(), snapshot: { state, tables: list, ...meta }, ...(progress.incremental ? { incremental: progress.incremental } : {}) });
         const result = await takeInitialSnapshot({
-          exported, tables: snapshotTables, config, endpoint, major: facts.major, types, naming, sink, log: this.log,
+          exported, tables: snapshotTables, config, endpoint, major: facts.major, generatedColumns: publication.generatedColumns, types, naming, sink, log: this.log,
           onSnapshotXids: (asOf) => (meta.asOf = asOf),
           checkpoint: (position, list) => store(position, list, 'running'),
           onProgress: display ? (list) => display.update(list) : undefined,
@@ -242,6 +245,7 @@ export class Capture {
         offsets,
         tables,
         selection,
+        generatedColumns: publication.generatedColumns,
         log: this.log,
         identity,
         naming,

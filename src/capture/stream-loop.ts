@@ -15,7 +15,7 @@ import type { Lsn } from '../protocol/messages.ts';
 import { PgoutputDecoder } from '../protocol/pgoutput.ts';
 import { parseReplicationFrame } from '../protocol/replication.ts';
 import { describeEndpoint, type SourceEndpoint } from '../postgres/connect.ts';
-import { tablesByOid, type ServerFacts, type TableRef } from '../postgres/catalog.ts';
+import { tablesByOid, type GeneratedColumns, type ServerFacts, type TableRef } from '../postgres/catalog.ts';
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { partitionRoot } from '../postgres/partitions.ts';
 import type { ReplicationSession, ReplicationStream } from '../postgres/slot.ts';
@@ -56,6 +56,8 @@ export interface LoopDeps {
   tables: readonly TableRef[];
   /** The table selection computed at start: changes of other tables are dropped. */
   selection: TableSelection;
+  /** The generated columns the publication publishes: incremental snapshots read the same ones. */
+  generatedColumns: GeneratedColumns;
   log: Logger;
   identity: { systemId: string; timeline: number; database: string; slot: string; publication: string };
   naming: TopicNaming;
@@ -160,6 +162,7 @@ export class StreamLoop {
             connect: () => openConnection(deps.endpoint, 'query', 'pgcdc-snapshot'),
             watermarks: watermarkWriter(method, () => openConnection(deps.endpoint, 'query', 'pgcdc-watermark'), deps.signalTable),
             major: deps.facts.major,
+            generatedColumns: deps.generatedColumns,
             chunkRows: deps.config.snapshot.chunkSize,
             parallelism: deps.config.snapshot.parallelism,
             types: (oid) => this.types.get(oid),

@@ -2,7 +2,7 @@
  * Logical decoding messages (pg_logical_emit_message, PostgreSQL 14+ with pgoutput) as op 'm'
  * events, in the shape Debezium gives them:
  *
- * {"id":"<commit_lsn>:<ordinal>" | "<message_lsn>:0","topic":"<prefix>.message","key":{"prefix":"<p>"},
+ * {"id":"<commit_lsn>:<ordinal>" | "<message_lsn>:message","topic":"<prefix>.message","key":{"prefix":"<p>"},
  *  "value":{"op":"m","ts_ms":N,"source":{...,"lsn":<message lsn>,"txId":<xid>|null,...},
  *           "message":{"prefix":"<p>","content":"<base64>"},"transaction":{...}|null}}
  *
@@ -12,6 +12,9 @@ import { PGCDC_VERSION, type TopicNaming, type TransactionContext } from './json
 
 /** Messages whose prefix starts with this are pgcdc's own (watermarks, heartbeats): never emitted. */
 export const RESERVED_MESSAGE_PREFIX = 'pgcdc';
+
+/** The second part of a non-transactional message's id, `<message lsn>:message`. */
+export const NON_TRANSACTIONAL_ID_MARK = 'message';
 
 export function messageTopic(naming: TopicNaming): string {
   const base = `${naming.prefix}.message`;
@@ -28,6 +31,11 @@ export interface MessageEvent {
 /**
  * The event line for a message. `tx` is the enclosing transaction for a transactional message
  * (with its 1-based `totalOrder`), undefined for a non-transactional one.
+ *
+ * A non-transactional message has no commit: its id is `<message lsn>:message`. Its LSN (the end of
+ * its WAL record) is often the commit LSN of the transaction that emitted it, which is decoded
+ * right after it, so `<message lsn>:0` would be that transaction's first event id (docs/events.md,
+ * "Event ids").
  */
 export function messageLine(
   naming: TopicNaming,
@@ -36,7 +44,7 @@ export function messageLine(
   lsnText: string,
   nowMs: number,
 ): string {
-  const id = tx ? `${tx.context.commitLsn}:${tx.totalOrder - 1}` : `${lsnText}:0`;
+  const id = tx ? `${tx.context.commitLsn}:${tx.totalOrder - 1}` : `${lsnText}:${NON_TRANSACTIONAL_ID_MARK}`;
   const prefix = JSON.stringify(message.prefix);
   const source =
     `{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},"db":${JSON.stringify(naming.database)},` +

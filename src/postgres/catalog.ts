@@ -128,30 +128,70 @@ export async function tablesByOid(client: pg.ClientBase, oids: readonly number[]
   return new Map(rows.map((r) => [r.oid, toRef(r)]));
 }
 
+/**
+ * Which generated columns pgoutput sends, and so which the snapshot reads too: `stored` with a
+ * publication WITH (publish_generated_columns = stored) (PostgreSQL 18+), else `none`. Virtual
+ * generated columns (18+) are never published.
+ */
+export type GeneratedColumns = 'none' | 'stored';
+
 export interface PublicationState {
   readonly exists: boolean;
   readonly allTables: boolean;
   readonly tables: readonly { schema: string; table: string }[];
+  readonly generatedColumns: GeneratedColumns;
 }
 
 export async function readPublication(client: pg.ClientBase, publication: string): Promise<PublicationState> {
-  const pub = await client.query<{ puballtables: boolean }>(`select puballtables from pg_publication where pubname = $1`, [publication]);
+  // pubgencols exists from PostgreSQL 18 ('s' stored, 'n' none); to_jsonb reads it on every version.
+  const pub = await client.query<{ puballtables: boolean; gencols: string | null }>(
+    `select puballtables, to_jsonb(p) ->> 'pubgencols' as gencols from pg_publication p where pubname = $1`,
+    [publication],
+  );
   const row = pub.rows[0];
-  if (!row) return { exists: false, allTables: false, tables: [] };
+  if (!row) return { exists: false, allTables: false, tables: [], generatedColumns: 'none' };
   const tables = await client.query<{ schemaname: string; tablename: string }>(
     `select schemaname, tablename from pg_publication_tables where pubname = $1 order by 1, 2`,
     [publication],
   );
-  return { exists: true, allTables: row.puballtables, tables: tables.rows.map((t) => ({ schema: t.schemaname, table: t.tablename })) };
-}
-
-export function createPublicationSql(publication: string, tables: readonly { schema: string; table: string }[]): string {
-  const list = tables.map((t) => quoteQualified(t.schema, t.table)).join(', ');
-  return `CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list};`;
+  return {
+    exists: true,
+    allTables: row.puballtables,
+    tables: tables.rows.map((t) => ({ schema: t.schemaname, table: t.tablename })),
+    generatedColumns: row.gencols === 's' ? 'stored' : 'none',
+  };
 }
 
 /**
- * Makes sure the publication exists and covers `tables`. Creates it when missing and allowed;
+ * The publication pgcdc creates. On PostgreSQL 18+ it publishes stored generated columns: without
+ * that, events lack them, and UPDATE and DELETE fail on a REPLICA IDENTITY FULL table that has one.
+ */
+export function createPublicationSql(publication: string, tables: readonly { schema: string; table: string }[], major: number): string {
+  const list = tables.map((t) => quoteQualified(t.schema, t.table)).join(', ');
+  return `CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list}${major >= 18 ? ' WITH (publish_generated_columns = stored)' : ''};`;
+}
+
+/**
+ * Tables among `tables` whose UPDATE and DELETE any publication would break: REPLICA IDENTITY FULL
+ * with a virtual generated column, which PostgreSQL 18 cannot publish ("Replica identity must not
+ * contain unpublished generated columns"). As `schema.table (column, ...)`.
+ */
+export async function unpublishableIdentities(client: pg.ClientBase, tables: readonly TableRef[], major: number): Promise<string[]> {
+  const full = tables.filter((t) => t.replicaIdentity === 'f');
+  if (major < 18 || full.length === 0) return [];
+  const { rows } = await client.query<{ schema: string; table: string; columns: string[] }>(
+    `select n.nspname as schema, c.relname as table, array_agg(a.attname::text order by a.attnum) as columns
+       from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+      where a.attrelid = any($1::oid[]) and a.attnum > 0 and not a.attisdropped and a.attgenerated = 'v'
+      group by 1, 2 order by 1, 2`,
+    [full.map((t) => t.oid)],
+  );
+  return rows.map((r) => `${r.schema}.${r.table} (${r.columns.join(', ')})`);
+}
+
+/**
+ * Makes sure the publication exists and covers `tables`. Creates it when missing and allowed (on
+ * 18+ publishing stored generated columns), unless that would break the application's writes;
  * otherwise fails with the SQL the user should run. Never alters an existing publication.
  */
 export async function ensurePublication(
@@ -159,6 +199,7 @@ export async function ensurePublication(
   publication: string,
   tables: readonly TableRef[],
   allowCreate: boolean,
+  major: number,
 ): Promise<PublicationState> {
   const state = await readPublication(client, publication);
   if (!state.exists) {
@@ -167,7 +208,13 @@ export async function ensurePublication(
         hint: `pass --tables schema.table,... or create it: CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ...;`,
       });
     }
-    const sql = createPublicationSql(publication, tables);
+    const sql = createPublicationSql(publication, tables, major);
+    const breaking = await unpublishableIdentities(client, tables, major);
+    if (breaking.length > 0) {
+      throw new CdcError('PUBLICATION_MISSING', `publication ${publication} does not exist, and pgcdc will not create it: publishing ${breaking.join(', ')} would make the application's UPDATEs and DELETEs on ${breaking.length > 1 ? 'them' : 'it'} fail (REPLICA IDENTITY FULL includes virtual generated columns, which PostgreSQL cannot publish)`, {
+        hint: 'give each such table a primary key and REPLICA IDENTITY DEFAULT (or USING INDEX), or leave it out of --tables',
+      });
+    }
     if (!allowCreate) {
       throw new CdcError('PUBLICATION_MISSING', `publication ${publication} does not exist`, { hint: `run as a table owner or superuser: ${sql}` });
     }

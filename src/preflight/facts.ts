@@ -47,6 +47,10 @@ export interface TableFacts {
   readonly owned: boolean;
   /** For partitioned tables: their leaf partitions, as `schema.table` keys. */
   readonly leaves: readonly string[];
+  /** Stored generated columns (PostgreSQL 12+), in column order; absent or empty when none. */
+  readonly storedGenerated?: readonly string[];
+  /** Virtual generated columns (PostgreSQL 18+), never published; absent or empty when none. */
+  readonly virtualGenerated?: readonly string[];
 }
 
 export interface PublicationFacts {
@@ -57,6 +61,8 @@ export interface PublicationFacts {
   readonly publishesUpdateOrDelete: boolean;
   /** `schema.table` keys as pg_publication_tables lists them. */
   readonly tables: ReadonlySet<string>;
+  /** publish_generated_columns (PostgreSQL 18+): `stored` or `none`; absent before 18. */
+  readonly generatedColumns?: 'none' | 'stored' | undefined;
 }
 
 export interface TlsFacts {
@@ -151,6 +157,8 @@ export async function readTables(client: pg.ClientBase, names: readonly { schema
     can_write: boolean;
     owned: boolean;
     leaves: string[][] | null;
+    stored_generated: string[];
+    virtual_generated: string[];
   }>(
     `select c.oid::int as oid, n.nspname as schema, c.relname as table, c.relkind::text as kind, c.relispartition as part,
             c.relreplident::text as ident,
@@ -164,7 +172,8 @@ export async function readTables(client: pg.ClientBase, names: readonly { schema
                select i.inhrelid from pg_inherits i where i.inhparent = c.oid
                union all select i.inhrelid from pg_inherits i join down on i.inhparent = down.relid)
              select array_agg(array[ln.nspname::text, lc.relname::text]) from down join pg_class lc on lc.oid = down.relid
-               join pg_namespace ln on ln.oid = lc.relnamespace where lc.relkind = 'r') as leaves
+               join pg_namespace ln on ln.oid = lc.relnamespace where lc.relkind = 'r') as leaves,
+            ${generatedColumnsOf('s')} as stored_generated, ${generatedColumnsOf('v')} as virtual_generated
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
        join unnest($1::text[], $2::text[]) as want(s, t) on n.nspname = want.s and c.relname = want.t
       where c.relkind in ('r', 'p')
@@ -183,13 +192,25 @@ export async function readTables(client: pg.ClientBase, names: readonly { schema
     canWrite: r.can_write,
     owned: r.owned,
     leaves: (r.leaves ?? []).map(([schema = '', table = '']) => tableKey({ schema, table })),
+    storedGenerated: r.stored_generated,
+    virtualGenerated: r.virtual_generated,
   }));
+}
+
+/**
+ * The names of table `c`'s generated columns of one kind ('s' stored, 'v' virtual) as a text[].
+ * attgenerated exists from PostgreSQL 12 ('v' from 18); to_jsonb reads it on every version.
+ */
+function generatedColumnsOf(kind: 's' | 'v'): string {
+  return `coalesce((select array_agg(a.attname::text order by a.attnum) from pg_attribute a
+                     where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and to_jsonb(a) ->> 'attgenerated' = '${kind}'), '{}')`;
 }
 
 export async function readPublicationFacts(client: pg.ClientBase, publication: string, major: number): Promise<PublicationFacts> {
   const viaRoot = major >= 13 ? 'pubviaroot' : 'false';
-  const pub = await client.query<{ all: boolean; via_root: boolean; upd: boolean }>(
-    `select puballtables as all, ${viaRoot} as via_root, pubupdate or pubdelete as upd from pg_publication where pubname = $1`,
+  const pub = await client.query<{ all: boolean; via_root: boolean; upd: boolean; gencols: string | null }>(
+    `select puballtables as all, ${viaRoot} as via_root, pubupdate or pubdelete as upd, to_jsonb(p) ->> 'pubgencols' as gencols
+       from pg_publication p where pubname = $1`,
     [publication],
   );
   const row = pub.rows[0];
@@ -203,6 +224,7 @@ export async function readPublicationFacts(client: pg.ClientBase, publication: s
     allTables: row.all,
     viaRoot: row.via_root,
     publishesUpdateOrDelete: row.upd,
+    generatedColumns: row.gencols === null ? undefined : row.gencols === 's' ? 'stored' : 'none',
     tables: new Set(tables.rows.map((t) => tableKey({ schema: t.schemaname, table: t.tablename }))),
   };
 }

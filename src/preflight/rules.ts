@@ -108,11 +108,23 @@ function serverRules(input: PreflightInput): Problem[] {
     out.push(problem('error', 'senders-exhausted', `all ${s.maxWalSenders} WAL senders are busy (max_wal_senders): the replication connection would be refused`,
       'raise max_wal_senders (restart needed) or stop an idle replication client'));
   }
+  const truncate = input.mode === 'check' ? truncateNotDecoded(s.major) : undefined;
+  if (truncate) out.push(truncate);
   if (s.walSenderTimeoutMs > 0 && s.walSenderTimeoutMs < 10_000) {
     out.push(problem('warning', 'wal-sender-timeout', `wal_sender_timeout is ${s.walSenderTimeoutMs} ms: a short network stall disconnects pgcdc (it reconnects, but restarts decoding)`,
       "set wal_sender_timeout to 60s or more (0 disables it, as the RDS guides suggest): ALTER SYSTEM SET wal_sender_timeout = '60s'; SELECT pg_reload_conf();"));
   }
   return out;
+}
+
+/**
+ * PostgreSQL 10's pgoutput cannot send TRUNCATE (11+ can): truncated rows get no event. Judged by
+ * `check`; `run` logs it itself at start (Capture), so it is not a preflight warning of run.
+ */
+export function truncateNotDecoded(major: number): Problem | undefined {
+  if (major !== 10) return undefined;
+  return problem('warning', 'truncate-not-decoded', 'PostgreSQL 10 does not decode TRUNCATE (pgoutput sends it from 11 on): a TRUNCATE of a captured table gives no event, and consumers keep the rows it removed',
+    'remove rows of captured tables with DELETE, not TRUNCATE (deletes are decoded), or upgrade to PostgreSQL 11 or newer');
 }
 
 function roleRules(input: PreflightInput): Problem[] {
@@ -166,6 +178,44 @@ function tableRules(input: PreflightInput): Problem[] {
   return out;
 }
 
+const withColumns = (tables: readonly TableFacts[], columns: (t: TableFacts) => readonly string[] | undefined): string =>
+  tables.map((t) => `${name(t)} (${(columns(t) ?? []).join(', ')})`).join(', ');
+
+/**
+ * Generated columns (PostgreSQL 12+): what pgoutput sends of them (stored ones on 18+ when the
+ * publication says publish_generated_columns = stored; virtual ones never), and tables whose writes
+ * a publication breaks on 18+ (REPLICA IDENTITY FULL must publish every column it includes).
+ */
+function generatedColumnRules(input: PreflightInput): Problem[] {
+  const { major } = input.settings;
+  if (major < 12) return [];
+  const { publication: pub, publicationName } = input;
+  const out: Problem[] = [];
+  const stored = input.tables.filter((t) => (t.storedGenerated ?? []).length > 0);
+  const are = (tables: readonly TableFacts[]): string => (tables.length > 1 ? 'have' : 'has');
+  if (stored.length > 0 && major < 18) {
+    out.push(problem('warning', 'generated-columns', `${withColumns(stored, (t) => t.storedGenerated)} ${are(stored)} stored generated columns, which pgoutput on PostgreSQL ${major} cannot send: events leave them out (snapshot reads too, so both have the same columns)`,
+      'compute them in the consumer from the other columns, or upgrade to PostgreSQL 18, where pgcdc publishes them (publish_generated_columns = stored)'));
+  } else if (stored.length > 0 && pub.exists && pub.generatedColumns !== 'stored') {
+    const full = stored.filter((t) => t.replicaIdentity === 'f');
+    out.push(problem('warning', 'generated-columns', `publication ${publicationName} does not publish generated columns: events of ${withColumns(stored, (t) => t.storedGenerated)} leave them out${full.length > 0 && pub.publishesUpdateOrDelete ? `, and UPDATEs and DELETEs of ${full.map(name).join(', ')} fail on the source (REPLICA IDENTITY FULL includes unpublished generated columns)` : ''}`,
+      `ALTER PUBLICATION ${quoteIdent(publicationName)} SET (publish_generated_columns = stored);`));
+  }
+  if (major < 18) return out;
+  const virtual = input.tables.filter((t) => (t.virtualGenerated ?? []).length > 0);
+  const breaking = pub.publishesUpdateOrDelete ? virtual.filter((t) => t.replicaIdentity === 'f') : [];
+  for (const t of breaking) {
+    out.push(problem(pub.exists ? 'warning' : 'error', 'generated-virtual-identity', `${name(t)} has REPLICA IDENTITY FULL and virtual generated columns (${(t.virtualGenerated ?? []).join(', ')}), which PostgreSQL cannot publish: ${pub.exists ? 'its UPDATEs and DELETEs fail on the source while it is published' : 'once it is published, its UPDATEs and DELETEs fail on the source'}`,
+      `give it a primary key and ALTER TABLE ${quoteQualified(t.schema, t.table)} REPLICA IDENTITY DEFAULT; or leave it out of the selection`));
+  }
+  const others = virtual.filter((t) => !breaking.includes(t));
+  if (others.length > 0) {
+    out.push(problem('warning', 'generated-virtual', `${withColumns(others, (t) => t.virtualGenerated)} ${are(others)} virtual generated columns, which PostgreSQL cannot publish: events leave them out (snapshot reads too)`,
+      'compute them in the consumer from the other columns, or define them as STORED generated columns'));
+  }
+  return out;
+}
+
 function covered(pub: PublicationFacts, t: TableFacts): boolean {
   if (pub.allTables || pub.tables.has(tableKey(t))) return true;
   return t.kind === 'p' && t.leaves.length > 0 && t.leaves.every((leaf) => pub.tables.has(leaf));
@@ -176,7 +226,8 @@ function publicationRules(input: PreflightInput): Problem[] {
   const out: Problem[] = [];
   const wanted = [...input.tables, ...(input.signal?.table ? [input.signal.table] : [])];
   const pubIdent = quoteIdent(publicationName);
-  const viaRootClause = input.settings.major >= 13 ? ' WITH (publish_via_partition_root = true)' : '';
+  const options = [...(input.settings.major >= 13 ? ['publish_via_partition_root = true'] : []), ...(input.settings.major >= 18 ? ['publish_generated_columns = stored'] : [])];
+  const viaRootClause = options.length > 0 ? ` WITH (${options.join(', ')})` : '';
   if (!pub.exists) {
     if (input.mode === 'run' && input.createPublication) return out; // ensurePublication creates it
     const list = wanted.map((t) => quoteQualified(t.schema, t.table)).join(', ');
@@ -260,6 +311,7 @@ export function evaluate(input: PreflightInput): Problem[] {
     ...roleRules(input),
     ...tlsRules(input),
     ...tableRules(input),
+    ...generatedColumnRules(input),
     ...publicationRules(input),
     ...signalRules(input),
     ...slotRules(input),

@@ -26,7 +26,7 @@ export interface SetupOptions {
   readonly signalSchema: string | undefined;
   readonly heartbeatSchema: string | undefined;
   readonly replicaIdentityFull: boolean;
-  /** Server major when known (publish_via_partition_root needs 13+); undefined assumes 13+. */
+  /** Server major when known (publish_via_partition_root needs 13+, publish_generated_columns 18+); undefined assumes 13 to 17. */
   readonly major: number | undefined;
 }
 
@@ -62,7 +62,10 @@ function publicationSteps(o: SetupOptions, extra: readonly { schema: string; tab
   const section = 'Publication';
   const pub = quoteIdent(o.publication);
   const viaRoot = o.major === undefined || o.major >= 13;
-  const withRoot = viaRoot ? ' WITH (publish_via_partition_root = true)' : '';
+  // On 18+ stored generated columns are published too: without them events lack those columns, and
+  // UPDATE and DELETE fail on REPLICA IDENTITY FULL tables that have one.
+  const options = [...(viaRoot ? ['publish_via_partition_root = true'] : []), ...(o.major !== undefined && o.major >= 18 ? ['publish_generated_columns = stored'] : [])];
+  const withRoot = options.length > 0 ? ` WITH (${options.join(', ')})` : '';
   const exists = `select exists (select 1 from pg_publication where pubname = ${quoteLiteral(o.publication)}) as done`;
   const steps: SetupStep[] = [];
   if (o.tables === 'all') {
@@ -80,6 +83,10 @@ function publicationSteps(o: SetupOptions, extra: readonly { schema: string; tab
   if (viaRoot) {
     steps.push(applyOnly(sqlStep(section, 'partitioned tables publish under their root name', `ALTER PUBLICATION ${pub} SET (publish_via_partition_root = true);`,
       `select coalesce((select pubviaroot from pg_publication where pubname = ${quoteLiteral(o.publication)}), false) as done`)));
+  }
+  if (o.major !== undefined && o.major >= 18) {
+    steps.push(applyOnly(sqlStep(section, 'stored generated columns are published', `ALTER PUBLICATION ${pub} SET (publish_generated_columns = stored);`,
+      `select coalesce((select pubgencols = 's' from pg_publication where pubname = ${quoteLiteral(o.publication)}), false) as done`)));
   }
   return steps;
 }

@@ -85,7 +85,7 @@ export async function readJsonl(dir: string): Promise<DeliveredEvent[]> {
   return events;
 }
 
-function lsnValue(text: string): bigint {
+export function lsnValue(text: string): bigint {
   const [hi = '0', lo = '0'] = text.split('/');
   return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
 }
@@ -97,8 +97,9 @@ export function commitOrder(events: readonly DeliveredEvent[]): DeliveredEvent[]
     const [bl = '', bo = '0'] = b.id.split(':');
     const d = lsnValue(al) - lsnValue(bl);
     // Snapshot reads (`<lsn>:r:...`) come before anything streamed at the same position; the sort is
-    // stable, so reads keep their delivery order.
-    const ordinal = (o: string): number => (o === 'r' ? -1 : Number(o));
+    // stable, so reads keep their delivery order. A non-transactional message (`<lsn>:message`) is
+    // decoded before the transaction that commits at its LSN.
+    const ordinal = (o: string): number => (o === 'r' ? -2 : o === 'message' ? -1 : Number(o));
     return d !== 0n ? (d < 0n ? -1 : 1) : ordinal(ao) - ordinal(bo);
   });
 }
