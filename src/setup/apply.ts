@@ -29,7 +29,7 @@ export async function applyPlan(client: pg.ClientBase, steps: readonly SetupStep
   const pending: string[] = [];
   for (const step of steps) {
     if (step.manual || step.sql === undefined || step.probe === undefined) {
-      if (step.section !== 'Connection' && step.section !== 'Verify') pending.push(step.title);
+      if (!step.note && step.section !== 'Connection' && step.section !== 'Verify') pending.push(step.title);
       continue;
     }
     if (await isDone(client, step.probe)) {
