@@ -81,9 +81,14 @@ async function setup(flags: SetupFlags): Promise<void> {
         hint: `put ${flags.database} in --admin-url, or leave --database out`,
       });
     }
+    if (adminPassword !== undefined) {
+      const fromEnv = process.env.PGCDC_ADMIN_PASSWORD !== undefined && process.env.PGCDC_ADMIN_PASSWORD !== '';
+      endpoint.passwordSource = fromEnv ? 'PGCDC_ADMIN_PASSWORD' : `the admin password file ${flags.adminPasswordFile ?? ''} (--admin-password-file)`;
+    }
     // Prompt only when no source has it; libpq's password file is matched line by line, as libpq does.
     if (endpoint.password === undefined && passwordFromPassfile(endpoint).password === undefined) {
       endpoint.password = await promptSecret(`password for ${describeEndpoint(endpoint)}: `);
+      if (endpoint.password !== undefined) endpoint.passwordSource = 'the password typed at the prompt';
     }
     client = await openConnection(endpoint, 'query', 'pgcdc-setup');
     client.on('error', () => undefined);
