@@ -14,6 +14,7 @@ import type { Sink } from '../sinks/sink.ts';
 import { CdcError } from '../errors.ts';
 import { splitTableList } from '../preflight/selection.ts';
 import { EXIT_OK, reportFatal } from './exit.ts';
+import { ProgressLog } from './progress-log.ts';
 import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
 
 export interface RunFlags extends ConnectionFlags {
@@ -113,12 +114,12 @@ export async function loadConfig(flags: RunFlags): Promise<Config> {
   return parseConfig(mergeLayers(file, flagLayer), flags.config ?? 'flags', flagNamer(flagLayer));
 }
 
-export function makeSink(config: Config): Sink {
-  return config.sink.kind === 'stdout' ? new StdoutSink() : new JsonlSink({ dir: config.sink.out });
+export function makeSink(config: Config, log?: Logger): Sink {
+  return config.sink.kind === 'stdout' ? new StdoutSink() : new JsonlSink({ dir: config.sink.out, ...(log === undefined ? {} : { log }) });
 }
 
 /** Runs until a signal or a failure; returns the process exit code. */
-export async function runCapture(config: Config, log: Logger, sink: Sink = makeSink(config)): Promise<number> {
+export async function runCapture(config: Config, log: Logger, sink: Sink = makeSink(config, log)): Promise<number> {
   // Handlers go in before start-up: a signal during the startup checks must still stop cleanly
   // (exit 0 once the capture is up and stopped), never kill the process with the default action.
   let capture: Capture | undefined;
@@ -136,12 +137,15 @@ export async function runCapture(config: Config, log: Logger, sink: Sink = makeS
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const progress = new ProgressLog(log, config.log.progressIntervalMs);
   try {
-    capture = await Capture.start(config, sink, log);
+    capture = await Capture.start(config, sink, log, progress.update);
+    progress.start();
     if (stopRequested) void capture.stop();
     await capture.stopped;
     return EXIT_OK;
   } finally {
+    progress.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
