@@ -11,7 +11,7 @@ import { CdcError } from '../errors.ts';
 import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/connect.ts';
 import { listCatalogTables } from '../preflight/facts.ts';
 import { parseTablePattern, patternsFromCsv, selectTables, splitTableList, type TablePattern } from '../preflight/selection.ts';
-import { applyPlan, promptSecret, secretFrom } from '../setup/apply.ts';
+import { applyPlan, promptSecret, secretFrom, stepsInPlace } from '../setup/apply.ts';
 import { buildPlan, formatPlan, SIGNAL_TABLE, type ServerState } from '../setup/plan.ts';
 import { checkCommand } from '../setup/check-command.ts';
 import { readKeylessTables, refuseKeyless, type KeylessTable } from '../setup/identity.ts';
@@ -136,7 +136,7 @@ async function setup(flags: SetupFlags): Promise<void> {
     };
     const steps = buildPlan(options);
     if (!flags.apply || !client) {
-      process.stdout.write(formatPlan(options, steps));
+      process.stdout.write(formatPlan(options, steps, client ? await stepsInPlace(client, steps) : undefined));
       return;
     }
     process.stdout.write(`pgcdc setup --apply (${flags.platform}) on ${database}:\n`);

@@ -87,11 +87,13 @@ function publicationSteps(o: SetupOptions, extra: readonly { schema: string; tab
   const exists = `select exists (select 1 from pg_publication where pubname = ${quoteLiteral(o.publication)}) as done`;
   const steps: SetupStep[] = [];
   if (o.tables === 'all') {
-    steps.push(sqlStep(section, `publication ${o.publication} for all tables (needs a superuser)`, `CREATE PUBLICATION ${pub} FOR ALL TABLES${withRoot};`, exists));
+    steps.push(sqlStep(section, `publication ${o.publication} for all tables (needs a superuser)${o.major === undefined ? '; the WITH clause needs PostgreSQL 13+: leave it out on 10-12' : ''}`,
+      `CREATE PUBLICATION ${pub} FOR ALL TABLES${withRoot};`, exists));
   } else {
     const all = [...o.tables, ...extra];
     const list = all.map((t) => quoteQualified(t.schema, t.table)).join(', ');
-    steps.push(sqlStep(section, `publication ${o.publication} for the captured tables${extra.length > 0 ? ' and the signal table' : ''}`, `CREATE PUBLICATION ${pub} FOR TABLE ${list}${withRoot};`, exists));
+    steps.push(sqlStep(section, `publication ${o.publication} for the captured tables${extra.length > 0 ? ' and the signal table' : ''}${o.major === undefined ? ' (the WITH clause needs PostgreSQL 13+: leave it out on 10-12)' : ''}`,
+      `CREATE PUBLICATION ${pub} FOR TABLE ${list}${withRoot};`, exists));
     for (const t of all) {
       steps.push(applyOnly(sqlStep(section, `${t.schema}.${t.table} is in the publication`, `ALTER PUBLICATION ${pub} ADD TABLE ${quoteQualified(t.schema, t.table)};`,
         `select exists (select 1 from pg_publication p where p.pubname = ${quoteLiteral(o.publication)} and (p.puballtables or exists (
@@ -229,8 +231,11 @@ export function buildPlan(o: SetupOptions): SetupStep[] {
   return steps;
 }
 
-/** The plan as a commented SQL script, safe to print (no password). */
-export function formatPlan(o: SetupOptions, steps: readonly SetupStep[]): string {
+/**
+ * The plan as a commented SQL script, safe to print (no password). Steps in `inPlace` (probed on
+ * the server) are listed as already done, without their SQL.
+ */
+export function formatPlan(o: SetupOptions, steps: readonly SetupStep[], inPlace: ReadonlySet<SetupStep> = new Set()): string {
   const lines = [`-- pgcdc setup: ${PROFILES[o.platform].title} (--platform ${o.platform}), user ${o.user}, database ${o.database}`,
     '-- Run the SQL as an admin user (superuser, rds_superuser, azure_pg_admin, cloudsqlsuperuser, neon_superuser), or pass --apply --admin-url.'];
   let section = '';
@@ -242,6 +247,7 @@ export function formatPlan(o: SetupOptions, steps: readonly SetupStep[]): string
       lines.push('', `-- ${++n}. ${section}`);
     }
     if (step.manual) lines.push(`--   * ${step.title}`);
+    else if (inPlace.has(step)) lines.push(`-- already in place: ${step.title}`);
     else lines.push(`-- ${step.title}`, step.display ?? '');
   }
   return `${lines.join('\n')}\n`;

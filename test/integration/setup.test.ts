@@ -187,6 +187,13 @@ test('the plan tells the truth about the server and the flags: no wal_level step
   assert.ok(plan.stdout.includes(printed), 'the plan prints the same check command');
   assert.ok(!printed.includes(USER_PW) && !printed.includes(`:${adminPw}@`), 'no password in the command');
 
+  // Printed again, the plan says what is now in place instead of SQL that would fail.
+  const again = await runPgcdc(['setup', ...common], { PGCDC_ADMIN_PASSWORD: adminPw });
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, /-- already in place: capture user cdc\n/);
+  assert.match(again.stdout, /-- already in place: slot s_\w+ \(pgoutput\)/);
+  assert.doesNotMatch(again.stdout, /CREATE ROLE|CREATE PUBLICATION|pg_create_logical_replication_slot/);
+
   // Run it as printed, through a shell, with the password from the environment.
   const shell = spawn('sh', ['-c', `${process.execPath} --import tsx ${MAIN} ${printed.replace(/^pgcdc /, '')}`], {
     cwd: path.dirname(path.dirname(path.dirname(MAIN))), env: { ...process.env, PGPASSWORD: USER_PW, PGCDC_TEST: undefined }, stdio: ['ignore', 'pipe', 'pipe'],
