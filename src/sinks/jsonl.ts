@@ -202,12 +202,10 @@ export class JsonlSink implements Sink {
     this.recoveries.push(recovery);
     const bytes = recovery.fromBytes - recovery.toBytes;
     const what = `${recovery.events} event${recovery.events === 1 ? '' : 's'}${recovery.tornLine ? ' and a torn last line' : ''}`;
-    this.log?.info(
-      { file: recovery.file, bytes, events: recovery.events, tornLine: recovery.tornLine, fromBytes: recovery.fromBytes, toBytes: recovery.toBytes },
-      `${recovery.action === 'removed' ? 'removed' : 'cut'} ${bytes} bytes (${what}) from ${recovery.file}${recovery.action === 'removed' ? ', a file the checkpoint does not know' : ''}: `
-        + 'they were written after the last stored checkpoint (pgcdc ended, by a crash, a kill or a failure, before storing the checkpoint that covers them); '
-        + 'they are written again as the capture resumes from that checkpoint',
-    );
+    const removed = recovery.action === 'removed';
+    this.log?.info({ ...recovery, bytes }, `${removed ? 'removed' : 'cut'} ${bytes} bytes (${what}) from ${recovery.file}${removed ? ', a file the checkpoint does not know' : ''}: `
+      + 'they were written after the last stored checkpoint (pgcdc ended, by a crash, a kill or a failure, before storing the checkpoint that covers them); '
+      + 'they are written again as the capture resumes from that checkpoint');
   }
 
   /** Opens a checkpointed file and cuts it back to its checkpointed length. */
@@ -366,7 +364,6 @@ async function writeFully(handle: FileHandle, data: Buffer, position: number): P
     done += bytesWritten;
   }
 }
-
 
 function firstRejection(results: readonly PromiseSettledResult<unknown>[]): unknown {
   for (const result of results) if (result.status === 'rejected') return (result.reason as unknown) ?? new Error('unknown failure');

@@ -154,7 +154,7 @@ void describe('JsonlSink', () => {
     assert.equal(records.length, 3, JSON.stringify(records));
     assert.ok(records.every((r) => r.level === 30), 'info level');
     assert.deepEqual({ ...byFile.get('a.jsonl'), time: 0, msg: '' }, {
-      level: 30, time: 0, msg: '', file: path.join(dir, 'a.jsonl'), bytes: cutA, events: 2, tornLine: false, fromBytes: Buffer.byteLength(lines('a', 0, 1)) + cutA,
+      level: 30, time: 0, msg: '', action: 'truncated', file: path.join(dir, 'a.jsonl'), bytes: cutA, events: 2, tornLine: false, fromBytes: Buffer.byteLength(lines('a', 0, 1)) + cutA,
       toBytes: Buffer.byteLength(lines('a', 0, 1)),
     });
     assert.match(String(byFile.get('a.jsonl')?.msg), new RegExp(`^cut ${cutA} bytes \\(2 events\\) from .*a\\.jsonl: they were written after the last stored checkpoint \\(pgcdc ended, by a crash, a kill or a failure, before storing the checkpoint that covers them\\); they are written again as the capture resumes from that checkpoint$`));
