@@ -56,7 +56,7 @@ export interface SetupStep {
   readonly title: string;
   /** Console or restart instructions: never executed. */
   readonly manual?: true;
-  /** A manual line that only informs (what setup found on the server): never listed as still to do. */
+  /** A manual line that only informs (what setup found on the server, or advice): never listed as still to do. */
   readonly note?: true;
   /** SQL to execute (may hold the password: never print it). */
   readonly sql?: string;
@@ -143,7 +143,7 @@ function parameterSteps(o: SetupOptions): SetupStep[] {
       else steps.push({ section, title: `${numbers}: raise them (a restart is needed) or free one, pgcdc needs a slot and a sender`, manual: true });
       continue;
     }
-    steps.push({ section, title: parameter.text.replaceAll('{user}', o.user).replaceAll('{database}', o.database), manual: true });
+    steps.push({ section, title: parameter.text.replaceAll('{user}', o.user).replaceAll('{database}', o.database), manual: true, ...(parameter.advice ? { note: true as const } : {}) });
   }
   return steps;
 }

@@ -17,6 +17,8 @@ export interface ParameterStep {
   readonly text: string;
   readonly forLogical?: true;
   readonly headroom?: true;
+  /** Information, not a task: printed in the plan, never listed as still to do after --apply. */
+  readonly advice?: true;
 }
 
 export interface PlatformProfile {
@@ -52,7 +54,7 @@ export const PROFILES: Readonly<Record<Platform, PlatformProfile>> = {
       { text: 'RDS console > Parameter groups > Create: family postgresNN, type DB Parameter Group (the default group cannot be edited)', forLogical: true },
       { text: 'edit it: rds.logical_replication = 1, wal_sender_timeout = 0', forLogical: true },
       { text: 'Modify the DB instance: attach the parameter group, then Reboot (the parameter is static; the status shows pending-reboot until then)', forLogical: true },
-      { text: 'logical replication runs on the primary only: not on a read replica before PostgreSQL 16' },
+      { text: 'logical replication runs on the primary only: not on a read replica before PostgreSQL 16', advice: true },
     ],
     connection: [`${TLS_NOTE} (RDS: the global-bundle.pem from AWS)`, 'use the instance endpoint, not an RDS Proxy endpoint (*.proxy-*.rds.amazonaws.com)'],
   },
@@ -93,7 +95,7 @@ export const PROFILES: Readonly<Record<Platform, PlatformProfile>> = {
     replicationGrant: 'attribute',
     parameters: [
       { text: 'Cloud SQL console > the instance > Edit > Flags: cloudsql.logical_decoding = on (the instance restarts)', forLogical: true },
-      { text: 'connect as a cloudsqlsuperuser member (the postgres user) for the SQL below' },
+      { text: 'connect as a cloudsqlsuperuser member (the postgres user) for the SQL below', advice: true },
     ],
     connection: [`${TLS_NOTE} (the instance's server-ca.pem)`, 'the Cloud SQL Auth Proxy works: point pgcdc at its local port'],
   },
@@ -102,7 +104,7 @@ export const PROFILES: Readonly<Record<Platform, PlatformProfile>> = {
     replicationGrant: 'attribute',
     parameters: [
       { text: 'Neon console > the project > Settings > Logical Replication > Enable (sets wal_level = logical; it cannot be turned off again); the compute restarts', forLogical: true },
-      { text: 'a slot keeps WAL until pgcdc confirms it, so keep pgcdc running or drop the slot' },
+      { text: 'a slot keeps WAL until pgcdc confirms it, so keep pgcdc running or drop the slot', advice: true },
     ],
     connection: [
       'use the direct host name: remove "-pooler" from ep-...-pooler.<region>.aws.neon.tech (the pooler is PgBouncer: "unsupported startup parameter: replication")',
