@@ -177,26 +177,36 @@ export const configSchema = z.strictObject({
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
       format: z.enum(['pretty', 'json']).default('pretty'),
+      /** `pgcdc run`'s progress line (events, rate, acknowledged LSN) at info level, every this many ms; 0: never. */
+      progressIntervalMs: z.number().int().min(0).max(86_400_000).default(60_000),
     })
-    .default({ level: 'info', format: 'pretty' }),
+    .default({ level: 'info', format: 'pretty', progressIntervalMs: 60_000 }),
 });
 
 export type Config = z.infer<typeof configSchema>;
 /** What a file or the flags may give: everything optional and nested. */
 export type ConfigInput = z.input<typeof configSchema>;
 
-/** Formats the first zod issue as `path.to.key: what is wrong`. */
-function describeIssues(error: z.ZodError, origin: string): string {
-  const issue = error.issues[0];
-  if (!issue) return `${origin}: invalid configuration`;
-  const where = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
-  return `${origin}: ${where}: ${issue.message}`;
-}
+/**
+ * Names what the user typed for a config path: the command-line flag when the value came from one
+ * (`--batch-size`), else undefined (the value came from the file: its key path is named).
+ */
+export type FlagNamer = (path: readonly PropertyKey[]) => string | undefined;
 
-export function parseConfig(input: unknown, origin = 'configuration'): Config {
+/**
+ * Throws CONFIG_INVALID naming the first bad value as the user wrote it: `--flag: what is wrong`
+ * when it came from a flag (`flagFor`), else `<origin>: path.to.key: what is wrong`.
+ */
+export function parseConfig(input: unknown, origin = 'configuration', flagFor?: FlagNamer): Config {
   const result = configSchema.safeParse(input);
   if (!result.success) {
-    throw new CdcError('CONFIG_INVALID', describeIssues(result.error, origin), {
+    const issue = result.error.issues[0];
+    const flag = issue === undefined ? undefined : flagFor?.(issue.path);
+    if (issue !== undefined && flag !== undefined) {
+      throw new CdcError('CONFIG_INVALID', `${flag}: ${issue.message}`, { hint: 'fix that flag (see pgcdc <command> --help and docs/config.md)' });
+    }
+    const where = issue === undefined ? undefined : issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+    throw new CdcError('CONFIG_INVALID', where === undefined ? `${origin}: invalid configuration` : `${origin}: ${where}: ${issue?.message ?? ''}`, {
       hint: 'fix that key (see docs/config.md)',
     });
   }

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import type { Config, ConfigInput } from '../config.ts';
+import type { Config, ConfigInput, FlagNamer } from '../config.ts';
 import { mergeLayers, parseConfig, readConfigFile, SNAPSHOT_METHODS, SNAPSHOT_MODES } from '../config.ts';
 import { Capture } from '../capture/run.ts';
 import { createLogger, type Logger } from '../log.ts';
@@ -14,6 +14,7 @@ import type { Sink } from '../sinks/sink.ts';
 import { CdcError } from '../errors.ts';
 import { splitTableList } from '../preflight/selection.ts';
 import { EXIT_OK, reportFatal } from './exit.ts';
+import { ProgressLog } from './progress-log.ts';
 import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
 
 export interface RunFlags extends ConnectionFlags {
@@ -80,17 +81,45 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
   };
 }
 
-export async function loadConfig(flags: RunFlags): Promise<Config> {
-  const file = flags.config ? await readConfigFile(flags.config) : {};
-  return parseConfig(mergeLayers(file, flagsToConfig(flags)), flags.config ?? 'flags');
+/** The flag that sets each config key (the longest listed prefix of a bad value's path wins). */
+const FLAG_OF_KEY: Readonly<Record<string, string>> = {
+  'source.url': '--source', 'source.passwordFile': '--password-file', 'source.ssh.host': '--ssh-host', 'source.ssh.port': '--ssh-host',
+  'source.ssh.user': '--ssh-user', 'source.ssh.privateKeyFile': '--ssh-key', 'source.ssh.hostKey': '--ssh-host-key',
+  'source.ssh.trustOnFirstUse': '--ssh-trust-on-first-use', 'source.ssh.passwordFile': '--ssh-password-file', 'source.ssh.passphraseFile': '--ssh-passphrase-file',
+  slot: '--slot', publication: '--publication', tables: '--tables', excludeTables: '--exclude-tables', tablesFile: '--tables-file',
+  signalTable: '--signal-table', createPublication: '--no-create-publication', 'sink.kind': '--sink', 'sink.out': '--out', offsets: '--offsets',
+  'topic.prefix': '--topic-prefix', 'topic.naming': '--topic-naming', 'batch.maxEvents': '--batch-size',
+  'snapshot.mode': '--snapshot-mode', 'snapshot.method': '--snapshot-method', 'snapshot.include': '--snapshot-include', 'snapshot.skip': '--snapshot-skip',
+  'snapshot.progress': '--snapshot-progress', 'snapshot.chunkSize': '--snapshot-chunk-size', 'snapshot.parallelism': '--snapshot-parallelism',
+  streaming: '--streaming', 'log.level': '--log-level', 'log.format': '--log-format',
+};
+
+/** The flag behind a bad value at `path`, when the flags (not the file) set it. */
+export function flagNamer(flagLayer: ConfigInput): FlagNamer {
+  return (path) => {
+    for (let length = path.length; length > 0; length--) {
+      const flag = FLAG_OF_KEY[path.slice(0, length).map(String).join('.')];
+      if (flag === undefined) continue;
+      let value: unknown = flagLayer;
+      for (const key of path.slice(0, length)) value = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+      return value === undefined ? undefined : flag;
+    }
+    return undefined;
+  };
 }
 
-export function makeSink(config: Config): Sink {
-  return config.sink.kind === 'stdout' ? new StdoutSink() : new JsonlSink({ dir: config.sink.out });
+export async function loadConfig(flags: RunFlags): Promise<Config> {
+  const file = flags.config ? await readConfigFile(flags.config) : {};
+  const flagLayer = flagsToConfig(flags);
+  return parseConfig(mergeLayers(file, flagLayer), flags.config ?? 'flags', flagNamer(flagLayer));
+}
+
+export function makeSink(config: Config, log?: Logger): Sink {
+  return config.sink.kind === 'stdout' ? new StdoutSink() : new JsonlSink({ dir: config.sink.out, ...(log === undefined ? {} : { log }) });
 }
 
 /** Runs until a signal or a failure; returns the process exit code. */
-export async function runCapture(config: Config, log: Logger, sink: Sink = makeSink(config)): Promise<number> {
+export async function runCapture(config: Config, log: Logger, sink: Sink = makeSink(config, log)): Promise<number> {
   // Handlers go in before start-up: a signal during the startup checks must still stop cleanly
   // (exit 0 once the capture is up and stopped), never kill the process with the default action.
   let capture: Capture | undefined;
@@ -108,12 +137,15 @@ export async function runCapture(config: Config, log: Logger, sink: Sink = makeS
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const progress = new ProgressLog(log, config.log.progressIntervalMs);
   try {
-    capture = await Capture.start(config, sink, log);
+    capture = await Capture.start(config, sink, log, progress.update);
+    progress.start();
     if (stopRequested) void capture.stop();
     await capture.stopped;
     return EXIT_OK;
   } finally {
+    progress.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

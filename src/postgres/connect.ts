@@ -36,6 +36,11 @@ export interface SourceEndpoint {
   password: string | undefined;
   /** libpq's password file (PGPASSFILE or ~/.pgpass), looked up when `password` is undefined. */
   passfile?: string | undefined;
+  /**
+   * Where `password` came from, as an authentication failure's hint names it (`PGPASSWORD`, `the
+   * source URL`...); undefined when `password` is (the password file is then the source).
+   */
+  passwordSource?: string | undefined;
   database: string;
   sslmode: SslMode;
   sslrootcert: string | undefined;
@@ -106,12 +111,19 @@ export function resolveEndpoint(source: Config['source'], env: NodeJS.ProcessEnv
     throw new CdcError('CONFIG_INVALID', 'source.password and source.passwordFile are both set', { hint: 'keep one of them (prefer passwordFile or PGPASSWORD)' });
   }
   const fromFile = source.passwordFile === undefined ? undefined : readSecretFile(source.passwordFile, 'the password file');
+  const fromEnv = env.PGPASSWORD === '' ? undefined : env.PGPASSWORD;
+  // The same order as `password` below.
+  const passwordSource = source.password !== undefined ? 'source.password in the config file'
+    : fromFile !== undefined ? `the password file ${source.passwordFile ?? ''} (--password-file or source.passwordFile)`
+      : fromUrl.password !== undefined ? 'the source URL'
+        : fromEnv !== undefined ? 'PGPASSWORD' : undefined;
   return {
     host: source.host ?? fromUrl.host ?? env.PGHOST ?? 'localhost',
     port: source.port ?? fromUrl.port ?? envPort(env) ?? 5432,
     user,
-    password: source.password ?? fromFile ?? fromUrl.password ?? (env.PGPASSWORD === '' ? undefined : env.PGPASSWORD),
+    password: source.password ?? fromFile ?? fromUrl.password ?? fromEnv,
     passfile: passfilePath(env),
+    passwordSource,
     database: source.database ?? fromUrl.database ?? env.PGDATABASE ?? user,
     // require, not libpq's prefer: the vendors' guides all ask for TLS, and prefer silently falls
     // back to clear text. A local server without TLS needs an explicit sslmode=disable.
@@ -249,10 +261,22 @@ export function connectError(endpoint: SourceEndpoint, cause: unknown): CdcError
   const where = describeEndpoint(endpoint);
   const err = cause as { code?: string; message?: string };
   const message = err.message ?? String(cause);
-  if (err.code === '28P01' || err.code === '28000') {
+  if (err.code === '28P01') {
+    // Name the one source the password came from: the user fixes that one, not another.
+    const origin = endpoint.password !== undefined
+      ? (endpoint.passwordSource ?? 'the connection settings')
+      : `the line of ${endpoint.passfile ?? '~/.pgpass'} matching ${endpoint.host}:${endpoint.port}:${endpoint.database}:${endpoint.user}`;
     return new CdcError('AUTH_FAILED', `authentication failed for ${where}`, {
       cause,
-      hint: 'check the user and password (PGPASSWORD, ~/.pgpass) and pg_hba.conf',
+      hint: `the password used came from ${origin}: check it and the user name`,
+    });
+  }
+  if (err.code === '28000') {
+    // No pg_hba.conf line admits this login, or the role may not log in: the server says which
+    // (its message names the user, database and address, never a password).
+    return new CdcError('AUTH_FAILED', `authentication failed for ${where}: ${message}`, {
+      cause,
+      hint: 'add a pg_hba.conf line for this user, database and address (then reload PostgreSQL), or let the role log in',
     });
   }
   if (err.code === '3D000') {

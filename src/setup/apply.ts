@@ -20,6 +20,19 @@ async function isDone(client: pg.ClientBase, probe: string): Promise<boolean> {
 }
 
 /**
+ * The SQL steps already in place, for a printed plan that is true for the server at hand. A probe
+ * that cannot run yet (it names a table an earlier step creates) counts as not in place.
+ */
+export async function stepsInPlace(client: pg.ClientBase, steps: readonly SetupStep[]): Promise<Set<SetupStep>> {
+  const done = new Set<SetupStep>();
+  for (const step of steps) {
+    if (step.manual || step.probe === undefined) continue;
+    if (await isDone(client, step.probe).catch(() => false)) done.add(step);
+  }
+  return done;
+}
+
+/**
  * Applies `steps` in order. `canCreateSlot` false (wal_level is not logical yet) leaves the slot
  * pending. Throws SETUP_FAILED naming the step that failed and the server's reason.
  */
@@ -29,7 +42,7 @@ export async function applyPlan(client: pg.ClientBase, steps: readonly SetupStep
   const pending: string[] = [];
   for (const step of steps) {
     if (step.manual || step.sql === undefined || step.probe === undefined) {
-      if (step.section !== 'Connection' && step.section !== 'Verify') pending.push(step.title);
+      if (!step.note && step.section !== 'Connection' && step.section !== 'Verify') pending.push(step.title);
       continue;
     }
     if (await isDone(client, step.probe)) {

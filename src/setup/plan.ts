@@ -10,6 +10,16 @@
 import { quoteIdent, quoteLiteral, quoteQualified } from '../postgres/quote.ts';
 import { PROFILES, type Platform } from './platforms.ts';
 import { HEARTBEAT_COLUMNS } from '../capture/heartbeat.ts';
+import { keylessReason, type KeylessTable } from './identity.ts';
+
+/** What setup read from the server it plans for. */
+export interface ServerState {
+  readonly walLevel: string;
+  readonly maxReplicationSlots: number;
+  readonly slotsInUse: number;
+  readonly maxWalSenders: number;
+  readonly sendersInUse: number;
+}
 
 export interface SetupOptions {
   readonly platform: Platform;
@@ -28,6 +38,15 @@ export interface SetupOptions {
   readonly replicaIdentityFull: boolean;
   /** Server major when known (publish_via_partition_root needs 13+, publish_generated_columns 18+); undefined assumes 13 to 17. */
   readonly major: number | undefined;
+  /** The server's state when setup is connected (--admin-url); undefined: the plan says it could not look. */
+  readonly server: ServerState | undefined;
+  /**
+   * Published tables without a replica identity (identity.ts), when setup is connected; with
+   * `replicaIdentityFull` they are made FULL, without it setup refused before planning.
+   */
+  readonly keyless: readonly KeylessTable[] | undefined;
+  /** The `pgcdc check` command to print last (check-command.ts). */
+  readonly checkCommand: string;
 }
 
 export interface SetupStep {
@@ -37,6 +56,8 @@ export interface SetupStep {
   readonly title: string;
   /** Console or restart instructions: never executed. */
   readonly manual?: true;
+  /** A manual line that only informs (what setup found on the server, or advice): never listed as still to do. */
+  readonly note?: true;
   /** SQL to execute (may hold the password: never print it). */
   readonly sql?: string;
   /** SQL to print. */
@@ -69,11 +90,13 @@ function publicationSteps(o: SetupOptions, extra: readonly { schema: string; tab
   const exists = `select exists (select 1 from pg_publication where pubname = ${quoteLiteral(o.publication)}) as done`;
   const steps: SetupStep[] = [];
   if (o.tables === 'all') {
-    steps.push(sqlStep(section, `publication ${o.publication} for all tables (needs a superuser)`, `CREATE PUBLICATION ${pub} FOR ALL TABLES${withRoot};`, exists));
+    steps.push(sqlStep(section, `publication ${o.publication} for all tables (needs a superuser)${o.major === undefined ? '; the WITH clause needs PostgreSQL 13+: leave it out on 10-12' : ''}`,
+      `CREATE PUBLICATION ${pub} FOR ALL TABLES${withRoot};`, exists));
   } else {
     const all = [...o.tables, ...extra];
     const list = all.map((t) => quoteQualified(t.schema, t.table)).join(', ');
-    steps.push(sqlStep(section, `publication ${o.publication} for the captured tables${extra.length > 0 ? ' and the signal table' : ''}`, `CREATE PUBLICATION ${pub} FOR TABLE ${list}${withRoot};`, exists));
+    steps.push(sqlStep(section, `publication ${o.publication} for the captured tables${extra.length > 0 ? ' and the signal table' : ''}${o.major === undefined ? ' (the WITH clause needs PostgreSQL 13+: leave it out on 10-12)' : ''}`,
+      `CREATE PUBLICATION ${pub} FOR TABLE ${list}${withRoot};`, exists));
     for (const t of all) {
       steps.push(applyOnly(sqlStep(section, `${t.schema}.${t.table} is in the publication`, `ALTER PUBLICATION ${pub} ADD TABLE ${quoteQualified(t.schema, t.table)};`,
         `select exists (select 1 from pg_publication p where p.pubname = ${quoteLiteral(o.publication)} and (p.puballtables or exists (
@@ -105,12 +128,60 @@ function ownTableSteps(o: SetupOptions, schema: string, table: string, ddl: stri
   ];
 }
 
+/**
+ * The platform's manual steps, for the server as setup found it: without a connection it says it
+ * could not look; with wal_level already logical the steps that only turn it on are left out.
+ */
+function parameterSteps(o: SetupOptions): SetupStep[] {
+  const profile = PROFILES[o.platform];
+  const section = `Parameters (${profile.title})`;
+  const server = o.server;
+  const steps: SetupStep[] = [];
+  const note = (title: string): void => void steps.push({ section, title, manual: true, note: true });
+  if (server === undefined) note('not connected (no --admin-url), so the server\'s wal_level is unknown: the steps below assume it is not logical yet');
+  else if (server.walLevel === 'logical') note('wal_level is already logical on this server: no parameter change or restart is needed for it');
+  else note(`wal_level is ${server.walLevel} on this server; logical replication needs logical`);
+  for (const parameter of profile.parameters) {
+    if (parameter.forLogical && server?.walLevel === 'logical') continue;
+    if (parameter.headroom && server !== undefined) {
+      const room = server.slotsInUse < server.maxReplicationSlots && server.sendersInUse < server.maxWalSenders;
+      const numbers = `max_replication_slots = ${server.maxReplicationSlots} (${server.slotsInUse} in use), max_wal_senders = ${server.maxWalSenders} (${server.sendersInUse} in use)`;
+      if (room) note(`${numbers}: room for pgcdc's slot and sender`);
+      else steps.push({ section, title: `${numbers}: raise them (a restart is needed) or free one, pgcdc needs a slot and a sender`, manual: true });
+      continue;
+    }
+    steps.push({ section, title: parameter.text.replaceAll('{user}', o.user).replaceAll('{database}', o.database), manual: true, ...(parameter.advice ? { note: true as const } : {}) });
+  }
+  return steps;
+}
+
+/**
+ * REPLICA IDENTITY FULL where asked: with a list of tables, on each captured table (full
+ * before-images) and on each keyless partition under them; with --all-tables, on the keyless
+ * tables (the only ones that need it). Without a connection, a note says what could not be checked.
+ */
+function replicaIdentitySteps(o: SetupOptions): SetupStep[] {
+  const section = 'Replica identity';
+  if (!o.replicaIdentityFull) {
+    if (o.keyless !== undefined) return [];
+    return [{ section, title: 'not connected (no --admin-url), so tables without a primary key could not be looked for: once published, their UPDATE and DELETE fail unless they are REPLICA IDENTITY FULL (--replica-identity-full) or left out', manual: true, note: true }];
+  }
+  const targets = new Map<string, { schema: string; table: string; why: string }>();
+  for (const t of o.tables === 'all' ? [] : o.tables) targets.set(quoteQualified(t.schema, t.table), { ...t, why: 'full before-images for updates and deletes' });
+  for (const t of o.keyless ?? []) targets.set(quoteQualified(t.schema, t.table), { ...t, why: `${keylessReason(t)}: FULL keeps its UPDATE and DELETE working once published` });
+  const steps = [...targets.entries()].map(([qualified, t]) => sqlStep(section, `${t.schema}.${t.table}: ${t.why}`, `ALTER TABLE ${qualified} REPLICA IDENTITY FULL;`,
+    `select relreplident = 'f' as done from pg_class where oid = ${regclass(t.schema, t.table)}`));
+  if (o.keyless === undefined && o.tables === 'all') {
+    steps.push({ section, title: 'not connected (no --admin-url), so the tables without a primary key are not known here: run setup with --admin-url to list them', manual: true, note: true });
+  }
+  return steps;
+}
+
 /** The whole plan for one platform, in the order it must be done. */
 export function buildPlan(o: SetupOptions): SetupStep[] {
   const profile = PROFILES[o.platform];
   const user = quoteIdent(o.user);
-  const steps: SetupStep[] = [];
-  for (const line of profile.parameters) steps.push({ section: `Parameters (${profile.title})`, title: line, manual: true });
+  const steps: SetupStep[] = [...parameterSteps(o)];
   for (const line of profile.connection) steps.push({ section: 'Connection', title: line, manual: true });
 
   const role = 'User and replication';
@@ -158,22 +229,20 @@ export function buildPlan(o: SetupOptions): SetupStep[] {
   if (o.heartbeatSchema !== undefined) {
     steps.push(...ownTableSteps(o, o.heartbeatSchema, HEARTBEAT_TABLE, HEARTBEAT_COLUMNS, 'heartbeat'));
   }
-  if (o.replicaIdentityFull && o.tables !== 'all') {
-    for (const t of o.tables) {
-      steps.push(sqlStep('Replica identity', `${t.schema}.${t.table}: full before-images for updates and deletes`, `ALTER TABLE ${quoteQualified(t.schema, t.table)} REPLICA IDENTITY FULL;`,
-        `select relreplident = 'f' as done from pg_class where oid = ${regclass(t.schema, t.table)}`));
-    }
-  }
+  steps.push(...replicaIdentitySteps(o));
   steps.push(...publicationSteps(o, extra));
   steps.push(sqlStep('Replication slot', `slot ${o.slot} (pgoutput); it holds WAL from now on until pgcdc confirms it, so start pgcdc soon`,
     `SELECT pg_create_logical_replication_slot(${quoteLiteral(o.slot)}, 'pgoutput');`,
     `select exists (select 1 from pg_replication_slots where slot_name = ${quoteLiteral(o.slot)}) as done`));
-  steps.push({ section: 'Verify', title: `SELECT * FROM pg_publication_tables WHERE pubname = ${quoteLiteral(o.publication)}; then: pgcdc check --source postgres://${o.user}@<host>:5432/${o.database}`, manual: true });
+  steps.push({ section: 'Verify', title: `SELECT * FROM pg_publication_tables WHERE pubname = ${quoteLiteral(o.publication)}; then: ${o.checkCommand}`, manual: true });
   return steps;
 }
 
-/** The plan as a commented SQL script, safe to print (no password). */
-export function formatPlan(o: SetupOptions, steps: readonly SetupStep[]): string {
+/**
+ * The plan as a commented SQL script, safe to print (no password). Steps in `inPlace` (probed on
+ * the server) are listed as already done, without their SQL.
+ */
+export function formatPlan(o: SetupOptions, steps: readonly SetupStep[], inPlace: ReadonlySet<SetupStep> = new Set()): string {
   const lines = [`-- pgcdc setup: ${PROFILES[o.platform].title} (--platform ${o.platform}), user ${o.user}, database ${o.database}`,
     '-- Run the SQL as an admin user (superuser, rds_superuser, azure_pg_admin, cloudsqlsuperuser, neon_superuser), or pass --apply --admin-url.'];
   let section = '';
@@ -185,6 +254,7 @@ export function formatPlan(o: SetupOptions, steps: readonly SetupStep[]): string
       lines.push('', `-- ${++n}. ${section}`);
     }
     if (step.manual) lines.push(`--   * ${step.title}`);
+    else if (inPlace.has(step)) lines.push(`-- already in place: ${step.title}`);
     else lines.push(`-- ${step.title}`, step.display ?? '');
   }
   return `${lines.join('\n')}\n`;

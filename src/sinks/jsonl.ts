@@ -9,7 +9,7 @@
  * is escaped), so two topics never share a file, and `/` can never leave the directory.
  * A name longer than 255 bytes is refused.
  */
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, createReadStream } from 'node:fs';
 import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -17,6 +17,7 @@ import { CdcError } from '../errors.ts';
 import { isLocalIoFailure, localIoError } from '../local-io.ts';
 import type { EventBatch, Sink, SinkPosition } from './sink.ts';
 import { syncDir } from '../durability.ts';
+import type { Logger } from '../log.ts';
 
 const SUFFIX = '.jsonl';
 /** NAME_MAX on Linux file systems. */
@@ -54,6 +55,9 @@ export interface JsonlRecovery {
   /** Size before and after, in bytes. */
   readonly fromBytes: number;
   readonly toBytes: number;
+  /** Whole events (lines) cut, and whether a torn last line (no newline) was cut too. */
+  readonly events: number;
+  readonly tornLine: boolean;
 }
 
 /** The JSONL sink's resume state: the durable byte length of every file it has written. */
@@ -99,9 +103,12 @@ export class JsonlSink implements Sink {
   /** A file was created and the directory entry is not yet known durable. */
   private dirDirty = false;
   private readonly recoveries: JsonlRecovery[] = [];
+  private readonly log: Logger | undefined;
 
-  constructor(options: { dir: string }) {
+  /** `log`: where `open` says what it cut (info level), if anywhere. */
+  constructor(options: { dir: string; log?: Logger }) {
     this.dir = options.dir;
+    this.log = options.log;
   }
 
   /** What the last `open` truncated or removed. */
@@ -179,11 +186,27 @@ export class JsonlSink implements Sink {
       if (listedNames.has(name)) continue;
       const filePath = path.join(this.dir, name);
       const info = await stat(filePath);
+      const cut = await countCut(filePath, 0, info.size);
       await unlink(filePath);
-      this.recoveries.push({ file: filePath, action: 'removed', fromBytes: info.size, toBytes: 0 });
+      this.noteRecovery({ file: filePath, action: 'removed', fromBytes: info.size, toBytes: 0, ...cut });
       removed = true;
     }
     if (removed) await syncDir(this.dir);
+  }
+
+  /**
+   * Records and logs one cut. Bytes past the checkpoint were written by a run that ended (a crash,
+   * a kill, a failure) before storing the checkpoint that covers them: the capture resumes from
+   * the stored checkpoint and writes those events again, so the cut keeps each event once.
+   */
+  private noteRecovery(recovery: JsonlRecovery): void {
+    this.recoveries.push(recovery);
+    const bytes = recovery.fromBytes - recovery.toBytes;
+    const what = `${recovery.events} event${recovery.events === 1 ? '' : 's'}${recovery.tornLine ? ' and a torn last line' : ''}`;
+    const removed = recovery.action === 'removed';
+    this.log?.info({ ...recovery, bytes }, `${removed ? 'removed' : 'cut'} ${bytes} bytes (${what}) from ${recovery.file}${removed ? ', a file the checkpoint does not know' : ''}: `
+      + 'they were written after the last stored checkpoint (pgcdc ended, by a crash, a kill or a failure, before storing the checkpoint that covers them); '
+      + 'they are written again as the capture resumes from that checkpoint');
   }
 
   /** Opens a checkpointed file and cuts it back to its checkpointed length. */
@@ -212,9 +235,10 @@ export class JsonlSink implements Sink {
       if (last[0] !== 0x0a) throw damaged(`does not end a line at its checkpointed length ${file.length} (was ${name} edited or replaced?)`);
     }
     if (size > file.length) {
+      const cut = await countCut(file.path, file.length, size);
       await file.handle.truncate(file.length);
       await file.handle.datasync();
-      this.recoveries.push({ file: file.path, action: 'truncated', fromBytes: size, toBytes: file.length });
+      this.noteRecovery({ file: file.path, action: 'truncated', fromBytes: size, toBytes: file.length, ...cut });
     }
   }
 
@@ -319,6 +343,19 @@ export class JsonlSink implements Sink {
   }
 }
 
+/** The lines between byte `from` and `to` of a file: whole events, and whether a torn line ends it. */
+async function countCut(file: string, from: number, to: number): Promise<{ events: number; tornLine: boolean }> {
+  if (to <= from) return { events: 0, tornLine: false };
+  let events = 0;
+  let last = 0x0a;
+  // Read in chunks: what is cut may be one huge transaction's events.
+  for await (const chunk of createReadStream(file, { start: from, end: to - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) events++;
+    if (chunk.length > 0) last = chunk[chunk.length - 1] ?? last;
+  }
+  return { events, tornLine: last !== 0x0a };
+}
+
 /** pwrite until every byte is written: a regular file may take a short write (e.g. near ENOSPC). */
 async function writeFully(handle: FileHandle, data: Buffer, position: number): Promise<void> {
   let done = 0;
@@ -328,7 +365,6 @@ async function writeFully(handle: FileHandle, data: Buffer, position: number): P
     done += bytesWritten;
   }
 }
-
 
 function firstRejection(results: readonly PromiseSettledResult<unknown>[]): unknown {
   for (const result of results) if (result.status === 'rejected') return (result.reason as unknown) ?? new Error('unknown failure');

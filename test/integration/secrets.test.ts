@@ -85,19 +85,26 @@ test('run with the password from ~/.pgpass, trace-level JSON logs: nothing writt
 test('failure paths: wrong password from each source, unreachable host, malformed URL, in one line without the password', async () => {
   const wrongPgpass = path.join(home, 'wrong.pgpass');
   await writeFile(wrongPgpass, `*:*:*:*:${WRONG}\n`, { mode: 0o600 });
-  const wrong: [string[], NodeJS.ProcessEnv][] = [
-    [['--source', bare()], { PGPASSWORD: WRONG }],
-    [['--source', bare(), '--password-file', path.join(home, 'wrong')], {}],
-    [['--source', bare()], { PGPASSFILE: wrongPgpass }],
-    [['--source', `postgres://postgres:${WRONG}@127.0.0.1:${port}/postgres?sslmode=disable`], {}],
+  // Each source, with the hint naming that source and no other (PGPASSWORD is set beside the URL
+  // and the file: the hint must still name the one that was used).
+  const wrong: [string[], NodeJS.ProcessEnv, RegExp][] = [
+    [['--source', bare()], { PGPASSWORD: WRONG }, /the password used came from PGPASSWORD: check it and the user name/],
+    [['--source', bare(), '--password-file', path.join(home, 'wrong')], { PGPASSWORD: CANARY },
+      /the password used came from the password file .*wrong \(--password-file or source\.passwordFile\): check it/],
+    [['--source', bare()], { PGPASSFILE: wrongPgpass }, /the password used came from the line of .*wrong\.pgpass matching 127\.0\.0\.1:\d+:postgres:postgres: check it/],
+    [['--source', `postgres://postgres:${WRONG}@127.0.0.1:${port}/postgres?sslmode=disable`], { PGPASSWORD: CANARY }, /the password used came from the source URL: check it/],
   ];
-  for (const [args, env] of wrong) {
+  for (const [args, env, hint] of wrong) {
     const check = await pgcdc(['check', ...args], env);
     assert.equal(check.code, 1);
     assert.match(check.stdout, /\[auth\] authentication failed for postgres@127\.0\.0\.1/);
+    assert.match(check.stdout, hint);
     const run = await pgcdc(['run', ...args, '--tables', 'public.orders', '--offsets', path.join(home, 'o.json'), '--out', path.join(home, 'ev')], env);
     assert.equal(run.code, 2, run.stderr);
     assert.match(run.stderr, /^pgcdc: error: authentication failed for postgres@127\.0\.0\.1:\d+\/postgres\..*\[AUTH_FAILED\]\n$/);
+    assert.match(run.stderr, hint);
+    const others = [/PGPASSWORD/, /--password-file/, /pgpass/, /URL/].filter((other) => !other.test(hint.source));
+    for (const other of others) assert.doesNotMatch(run.stderr, other, `the hint names only the source used (${hint.source})`);
   }
   const unreachable = `postgres://postgres:${CANARY}@127.0.0.1:1/postgres`;
   const check = await pgcdc(['check', '--source', unreachable]);
@@ -143,6 +150,10 @@ test('setup --apply with the admin password from a file and the user password fr
   const bad = await pgcdc([...args, '--admin-password-file', path.join(home, 'wrong')], { PGCDC_USER_PASSWORD: USER_PW });
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^pgcdc: error: authentication failed for postgres@127\.0\.0\.1:\d+\/postgres.*\[AUTH_FAILED\]\n$/);
+  assert.match(bad.stderr, /the password used came from the admin password file .*wrong \(--admin-password-file\)/);
+  const badEnv = await pgcdc(args, { PGCDC_ADMIN_PASSWORD: WRONG, PGCDC_USER_PASSWORD: USER_PW });
+  assert.equal(badEnv.code, 2);
+  assert.match(badEnv.stderr, /the password used came from PGCDC_ADMIN_PASSWORD: check it/);
   const unreachable = await pgcdc(['setup', '--platform', 'generic', '--all-tables', '--apply', '--admin-url', 'postgres://postgres@127.0.0.1:1/postgres'], { PGCDC_ADMIN_PASSWORD: CANARY });
   assert.notEqual(unreachable.code, 0);
   assert.match(unreachable.stderr, /cannot connect to postgres@127\.0\.0\.1:1\/postgres/);

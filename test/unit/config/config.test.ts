@@ -75,3 +75,24 @@ test('table names: schema.table, bare names in public, quoted parts', () => {
   assert.throws(() => parseTableName('a.b.c'), /schema\.table/);
   assert.throws(() => parseTableName('.x'), /schema\.table/);
 });
+
+test('a range error names what the user typed: the flag when it came from a flag, the key path when from the file', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-cfg-'));
+  const file = path.join(dir, 'pgcdc.yaml');
+  await writeFile(file, 'batch:\n  maxEvents: 5000\nsnapshot:\n  parallelism: 100\n');
+  const fromFile = await loadConfig({ config: file }).then(() => assert.fail('accepted'), (e: unknown) => e);
+  assert.ok(fromFile instanceof CdcError);
+  assert.match(fromFile.message, /^.*pgcdc\.yaml: snapshot\.parallelism: Too big/);
+  assert.match(fromFile.hint ?? '', /fix that key/);
+  await writeFile(file, 'batch:\n  maxEvents: 5000\n');
+  for (const flags of [{ config: file, batchSize: '2000000' }, { batchSize: '2000000' }]) {
+    const fromFlag = await loadConfig(flags).then(() => assert.fail('accepted'), (e: unknown) => e);
+    assert.ok(fromFlag instanceof CdcError);
+    assert.match(fromFlag.message, /^--batch-size: Too big: expected number to be <=1000000$/);
+    assert.doesNotMatch(fromFlag.message, /maxEvents/);
+    assert.match(fromFlag.hint ?? '', /fix that flag/);
+  }
+  const parallel = await loadConfig({ config: file, snapshotParallelism: '65' }).then(() => assert.fail('accepted'), (e: unknown) => e);
+  assert.ok(parallel instanceof CdcError);
+  assert.match(parallel.message, /^--snapshot-parallelism: Too big/);
+});

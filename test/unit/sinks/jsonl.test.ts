@@ -8,6 +8,8 @@ import { CdcError } from '../../../src/errors.ts';
 import { JsonlSink, jsonlFileName } from '../../../src/sinks/jsonl.ts';
 import type { SinkPosition } from '../../../src/sinks/sink.ts';
 import { EventBatch } from '../../../src/sinks/batch.ts';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../../src/log.ts';
 
 type SinkEvent = { topic: string; id: string; line: string };
 
@@ -125,6 +127,39 @@ void describe('JsonlSink', () => {
       assert.ok((cur.a ?? 0) > (prev.a ?? 0) && (cur.b ?? 0) > (prev.b ?? 0), 'positions grow in call order');
     }
     assert.equal(filesOf(positions.at(-1) ?? {}).a, Buffer.byteLength(a));
+  });
+
+  void it('says at info level, per file, how many bytes and events it cut and why', async () => {
+    const dir = await tempDir();
+    const first = new JsonlSink({ dir });
+    await first.open(undefined);
+    const checkpoint = await first.write(EventBatch.of([ev('a', 0), ev('b', 1)]));
+    // Written, never checkpointed: the process "crashes" here.
+    await first.write(EventBatch.of([ev('a', 2), ev('a', 3), ev('c', 4)]));
+    await first.close();
+    await appendFile(path.join(dir, 'b.jsonl'), '{"torn":');
+
+    const records: Record<string, unknown>[] = [];
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
+        callback();
+      },
+    });
+    const second = new JsonlSink({ dir, log: createLogger({ level: 'info', format: 'json' }, out) });
+    await second.open(checkpoint);
+    await second.close();
+    const cutA = Buffer.byteLength(lines('a', 2, 4));
+    const byFile = new Map(records.map((r) => [path.basename(String(r.file)), r]));
+    assert.equal(records.length, 3, JSON.stringify(records));
+    assert.ok(records.every((r) => r.level === 30), 'info level');
+    assert.deepEqual({ ...byFile.get('a.jsonl'), time: 0, msg: '' }, {
+      level: 30, time: 0, msg: '', action: 'truncated', file: path.join(dir, 'a.jsonl'), bytes: cutA, events: 2, tornLine: false, fromBytes: Buffer.byteLength(lines('a', 0, 1)) + cutA,
+      toBytes: Buffer.byteLength(lines('a', 0, 1)),
+    });
+    assert.match(String(byFile.get('a.jsonl')?.msg), new RegExp(`^cut ${cutA} bytes \\(2 events\\) from .*a\\.jsonl: they were written after the last stored checkpoint \\(pgcdc ended, by a crash, a kill or a failure, before storing the checkpoint that covers them\\); they are written again as the capture resumes from that checkpoint$`));
+    assert.match(String(byFile.get('b.jsonl')?.msg), /^cut 8 bytes \(0 events and a torn last line\) from /);
+    assert.match(String(byFile.get('c.jsonl')?.msg), /^removed \d+ bytes \(1 event\) from .*c\.jsonl, a file the checkpoint does not know: they were written after the last stored checkpoint/);
   });
 
   void it('restores exactly the checkpointed state after a crash: truncates, removes unlisted files', async () => {
