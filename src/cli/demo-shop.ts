@@ -9,6 +9,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 
 export const SHOP_TABLES = ['shop.customers', 'shop.products', 'shop.orders', 'shop.order_items'] as const;
+/**
+ * The one table with REPLICA IDENTITY FULL: its update events carry the old row (`before`), so the
+ * demo can show real old→new diffs; the others keep the default identity (no `before` on updates).
+ */
+export const SHOP_DIFF_TABLE = 'shop.orders';
 
 export const SHOP_DDL = `
 create schema shop;
@@ -39,6 +44,7 @@ create table shop.orders (
   placed_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
+alter table ${SHOP_DIFF_TABLE} replica identity full;
 create table shop.order_items (
   order_id bigint not null references shop.orders on delete cascade,
   line_no smallint not null,

