@@ -6,7 +6,7 @@
  * PostgreSQL refuses to run as root, so when we are root the server runs as the `postgres` user
  * (created if missing) and its data directory is handed to that user.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtemp, rm, chown, chmod, cp, mkdir, writeFile, appendFile, readFile, rename, symlink, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
@@ -267,6 +267,20 @@ export class EmbeddedCluster {
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     if (!this.running) return;
     await run(this.bins.pg_ctl, ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], this.runAs);
+    this.running = false;
+  }
+
+  /**
+   * Stops the server at once (immediate mode), synchronously: for a process-exit handler, where
+   * nothing can be awaited. Best effort; the files are left for the caller to remove.
+   */
+  stopNow(): void {
+    if (!this.running) return;
+    spawnSync(this.bins.pg_ctl, ['-D', this.dataDir, '-m', 'immediate', '-w', '-t', '30', 'stop'], {
+      ...(this.runAs ?? {}),
+      env: { ...process.env, LC_ALL: 'C' },
+      stdio: 'ignore',
+    });
     this.running = false;
   }
 
