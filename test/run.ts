@@ -14,12 +14,12 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, statSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { linkTsxCache, TSX_CACHE_NAME } from './harness/tsx-cache.ts';
+import { linkSharedCaches, SHARED_CACHES } from './harness/shared-caches.ts';
 
 const runRoot = mkdtempSync(path.join(tmpdir(), 'pgcdc-test-run-'));
 // As root the clusters run as the postgres user, which must be able to traverse it.
 chmodSync(runRoot, 0o755);
-linkTsxCache(runRoot, tmpdir());
+linkSharedCaches(runRoot, tmpdir());
 
 /** Bytes under `file`, symbolic links not followed. */
 function sizeOf(file: string): number {
@@ -65,7 +65,7 @@ async function stopServers(pids: number[]): Promise<void> {
 /** Reports and removes what the run left; true when it left nothing. */
 async function checkLeftovers(): Promise<boolean> {
   const servers = serversUnder(runRoot);
-  const entries = readdirSync(runRoot).filter((name) => name !== TSX_CACHE_NAME);
+  const entries = readdirSync(runRoot).filter((name) => !SHARED_CACHES.includes(name));
   const sizes = entries.map((name) => ({ name, bytes: sizeOf(path.join(runRoot, name)) }));
   if (servers.length > 0) await stopServers(servers);
   rmSync(runRoot, { recursive: true, force: true, maxRetries: 3 });

@@ -16,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 
 export const DEFAULT_MAJOR = 18;
 export const SUPPORTED_MAJORS = [10, 11, 12, 13, 14, 15, 16, 17, 18] as const;
+/** The folder of the temp directory that holds binaries copied where the server user can run them. */
+export const EMBEDDED_BINARIES_DIR = 'pgcdc-embedded-binaries';
 
 interface Binaries {
   postgres: string;
@@ -152,7 +154,7 @@ async function reachableBinaries(bins: Binaries, runAs: RunAs | undefined): Prom
   if (!runAs || (await unreachableAncestor(bins.postgres, runAs)) === undefined) return bins;
   const nativeDir = path.dirname(path.dirname(bins.postgres));
   const manifest = JSON.parse(await readFile(path.join(nativeDir, '..', 'package.json'), 'utf8')) as { name: string; version: string };
-  const shared = path.join(tmpdir(), 'pgcdc-embedded-binaries');
+  const shared = path.join(tmpdir(), EMBEDDED_BINARIES_DIR);
   const target = path.join(shared, `${manifest.name.replace(/[^a-zA-Z0-9.-]/g, '_')}-${manifest.version}`);
   if (!existsSync(path.join(target, '.complete'))) {
     await mkdir(shared, { recursive: true });

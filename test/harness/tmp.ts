@@ -16,7 +16,7 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { linkTsxCache } from './tsx-cache.ts';
+import { linkSharedCaches } from './shared-caches.ts';
 
 /** The prefix of every per-process root; test/run.ts looks for leftovers by it. */
 export const TEST_ROOT_PREFIX = 'pgcdc-test-';
@@ -25,7 +25,7 @@ export const TEST_ROOT_PREFIX = 'pgcdc-test-';
 export const TEST_TMP_ROOT = mkdtempSync(path.join(tmpdir(), `${TEST_ROOT_PREFIX}${process.pid}-`));
 // As root, clusters run as the postgres user, which must be able to traverse the root.
 chmodSync(TEST_TMP_ROOT, 0o755);
-linkTsxCache(TEST_TMP_ROOT, tmpdir());
+linkSharedCaches(TEST_TMP_ROOT, tmpdir());
 process.env.TMPDIR = TEST_TMP_ROOT;
 
 const exitSteps = new Set<() => void>();
