@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, statSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { linkSharedCaches, SHARED_CACHES } from './harness/shared-caches.ts';
+import { linkSharedCaches, SHARED_CACHES, TEST_ROOT_PREFIX } from './harness/temp-names.ts';
 
 const runRoot = mkdtempSync(path.join(tmpdir(), 'pgcdc-test-run-'));
 // As root the clusters run as the postgres user, which must be able to traverse it.
@@ -62,8 +62,21 @@ async function stopServers(pids: number[]): Promise<void> {
   for (let i = 0; i < 200 && pids.some(alive); i++) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/**
+ * Test processes still cleaning up (after Ctrl-C the runner may end before them): their roots are
+ * named after their pid (test/harness/tmp.ts). Waits for them, up to a minute.
+ */
+async function awaitTestProcesses(): Promise<void> {
+  const pids = readdirSync(runRoot).flatMap((name) => {
+    const match = new RegExp(`^${TEST_ROOT_PREFIX}(\\d+)-`).exec(name);
+    return match ? [Number(match[1])] : [];
+  });
+  for (let i = 0; i < 1200 && pids.some(alive); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
 /** Reports and removes what the run left; true when it left nothing. */
 async function checkLeftovers(): Promise<boolean> {
+  await awaitTestProcesses();
   const servers = serversUnder(runRoot);
   const entries = readdirSync(runRoot).filter((name) => !SHARED_CACHES.includes(name));
   const sizes = entries.map((name) => ({ name, bytes: sizeOf(path.join(runRoot, name)) }));

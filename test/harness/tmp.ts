@@ -16,10 +16,7 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { linkSharedCaches } from './shared-caches.ts';
-
-/** The prefix of every per-process root; test/run.ts looks for leftovers by it. */
-export const TEST_ROOT_PREFIX = 'pgcdc-test-';
+import { linkSharedCaches, TEST_ROOT_PREFIX } from './temp-names.ts';
 
 /** This process's temporary root (TMPDIR points here once this module is loaded). */
 export const TEST_TMP_ROOT = mkdtempSync(path.join(tmpdir(), `${TEST_ROOT_PREFIX}${process.pid}-`));

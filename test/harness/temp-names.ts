@@ -1,4 +1,7 @@
 /**
+ * What the test harness names in a temp directory: the per-process test roots (test/harness/tmp.ts)
+ * and the shared caches linked into them. No side effects (test/run.ts imports it).
+ *
  * Caches that live in the temp directory and are meant to outlive a process: tsx's compile cache
  * (`<tmpdir>/tsx-<euid>`) and the copy of the PostgreSQL binaries made when the checkout is private
  * (`<tmpdir>/pgcdc-embedded-binaries`, see src/embedded/cluster.ts). A process whose TMPDIR is a fresh
@@ -8,6 +11,9 @@
 import { mkdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { EMBEDDED_BINARIES_DIR } from '../../src/embedded/cluster.ts';
+
+/** The prefix of every per-process test root, followed by the process id and a dash. */
+export const TEST_ROOT_PREFIX = 'pgcdc-test-';
 
 /** The caches' names under a temp directory. */
 export const SHARED_CACHES: readonly string[] = [`tsx-${process.geteuid?.() ?? 0}`, EMBEDDED_BINARIES_DIR];
