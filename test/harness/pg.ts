@@ -3,7 +3,11 @@
  * file in its own process), a fresh database per test. `PGCDC_TEST_PG=10..18` picks the major;
  * `PGCDC_TEST_URL` points at an existing server (a superuser URL; its databases are created here);
  * give it an sslmode (`?sslmode=disable` for a server without TLS), since pgcdc defaults to require.
+ * Everything a test file creates in the temp directory, clusters included, is under one root that
+ * goes when its process ends (./tmp.ts). Decide skips inside tests, never by a top-level await
+ * (see assertTeardownPending).
  */
+// First: it points TMPDIR at this process's temp root.
 import { onProcessExit } from './tmp.ts';
 import { after } from 'node:test';
 import { randomBytes } from 'node:crypto';
