@@ -6,7 +6,7 @@
  * PostgreSQL refuses to run as root, so when we are root the server runs as the `postgres` user
  * (created if missing) and its data directory is handed to that user.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtemp, rm, chown, chmod, cp, mkdir, writeFile, appendFile, readFile, rename, symlink, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
@@ -16,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 
 export const DEFAULT_MAJOR = 18;
 export const SUPPORTED_MAJORS = [10, 11, 12, 13, 14, 15, 16, 17, 18] as const;
+/** The folder of the temp directory that holds binaries copied where the server user can run them. */
+export const EMBEDDED_BINARIES_DIR = 'pgcdc-embedded-binaries';
 
 interface Binaries {
   postgres: string;
@@ -170,7 +172,7 @@ async function reachableBinaries(bins: Binaries, runAs: RunAs | undefined): Prom
   if (!runAs || (await unreachableAncestor(bins.postgres, runAs)) === undefined) return bins;
   const nativeDir = path.dirname(path.dirname(bins.postgres));
   const manifest = JSON.parse(await readFile(path.join(nativeDir, '..', 'package.json'), 'utf8')) as { name: string; version: string };
-  const shared = path.join(tmpdir(), 'pgcdc-embedded-binaries');
+  const shared = path.join(tmpdir(), EMBEDDED_BINARIES_DIR);
   const target = path.join(shared, `${manifest.name.replace(/[^a-zA-Z0-9.-]/g, '_')}-${manifest.version}`);
   if (!existsSync(path.join(target, '.complete'))) {
     await mkdir(shared, { recursive: true });
@@ -285,6 +287,20 @@ export class EmbeddedCluster {
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     if (!this.running) return;
     await run(this.bins.pg_ctl, ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], this.runAs);
+    this.running = false;
+  }
+
+  /**
+   * Stops the server at once (immediate mode), synchronously: for a process-exit handler, where
+   * nothing can be awaited. Best effort; the files are left for the caller to remove.
+   */
+  stopNow(): void {
+    if (!this.running) return;
+    spawnSync(this.bins.pg_ctl, ['-D', this.dataDir, '-m', 'immediate', '-w', '-t', '30', 'stop'], {
+      ...(this.runAs ?? {}),
+      env: { ...process.env, LC_ALL: 'C' },
+      stdio: 'ignore',
+    });
     this.running = false;
   }
 

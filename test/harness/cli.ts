@@ -5,7 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { onTeardown } from './pg.ts';
+import { assertTeardownPending, onTeardown } from './pg.ts';
+import { onProcessExit } from './tmp.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MAIN = path.join(ROOT, 'src', 'cli', 'main.ts');
@@ -23,6 +24,7 @@ export interface PgcdcProcess {
 const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 export function startPgcdc(args: string[], env: NodeJS.ProcessEnv = {}): PgcdcProcess {
+  assertTeardownPending();
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, PGCDC_TEST: undefined, ...env },
@@ -35,6 +37,8 @@ export function startPgcdc(args: string[], env: NodeJS.ProcessEnv = {}): PgcdcPr
   const exited = new Promise<number>((resolve) => {
     child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? (SIGNAL_NUMBERS[signal] ?? 0) : 0)));
   });
+  const forget = onProcessExit(() => child.kill('SIGKILL'));
+  void exited.then(forget);
   onTeardown(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;

@@ -4,7 +4,8 @@
  */
 import { spawn, type SpawnOptions } from 'node:child_process';
 import net from 'node:net';
-import { eventually, onTeardown } from './pg.ts';
+import { assertTeardownPending, eventually, onTeardown } from './pg.ts';
+import { onProcessExit } from './tmp.ts';
 
 /** True when something accepts TCP connections on 127.0.0.1:`port`. */
 export function listening(port: number): Promise<boolean> {
@@ -25,11 +26,14 @@ export interface Daemon {
 
 /** Starts `file args` and resolves once it listens on `port`; its output is in the error if it dies first. */
 export async function startDaemon(name: string, file: string, args: string[], port: number, options: SpawnOptions = {}): Promise<Daemon> {
+  assertTeardownPending();
   const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const forget = onProcessExit(() => child.kill('SIGKILL'));
+  void exited.then(forget);
   onTeardown(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;

@@ -3,7 +3,12 @@
  * file in its own process), a fresh database per test. `PGCDC_TEST_PG=10..18` picks the major;
  * `PGCDC_TEST_URL` points at an existing server (a superuser URL; its databases are created here);
  * give it an sslmode (`?sslmode=disable` for a server without TLS), since pgcdc defaults to require.
+ * Everything a test file creates in the temp directory, clusters included, is under one root that
+ * goes when its process ends (./tmp.ts). Decide skips inside tests, never by a top-level await
+ * (see assertTeardownPending).
  */
+// First: it points TMPDIR at this process's temp root.
+import { onProcessExit } from './tmp.ts';
 import { after } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -23,19 +28,51 @@ let shared: Promise<TestServer> | undefined;
 
 /** Teardown steps, run last-registered first once the file's tests are done. */
 const teardown: (() => Promise<unknown>)[] = [];
+let tornDown = false;
 // Registered when this module is first imported (the top level of a test file), so it runs after
 // the whole file; an `after()` called inside a test would run when that test ends.
 after(async () => {
+  tornDown = true;
   while (teardown.length > 0) await teardown.pop()?.().catch(() => undefined);
 });
+
+/**
+ * Throws when the file's teardown already ran. node:test runs the root `after` hook as soon as the
+ * tests registered so far are done: a test registered after a top-level `await` of the test file
+ * comes too late when the tests before it end first (all filtered out by --test-name-pattern, say).
+ * What such a test started would never be stopped and would keep the process alive, so it fails
+ * here, before starting anything.
+ */
+export function assertTeardownPending(): void {
+  if (tornDown) {
+    throw new Error(
+      "the test file's teardown already ran: a test was registered after a top-level await of the test file; decide skips inside the test (t.skip) instead of awaiting at the top level",
+    );
+  }
+}
+
 export function onTeardown(step: () => Promise<unknown>): void {
+  assertTeardownPending();
   teardown.push(step);
 }
 
 /** Starts a dedicated cluster for this test (for tests that restart or crash the server). */
 export async function startCluster(options: ClusterOptions = {}): Promise<EmbeddedCluster> {
+  assertTeardownPending();
   const cluster = await EmbeddedCluster.start({ major: TEST_MAJOR, settings: { wal_sender_timeout: '10s' }, ...options });
-  onTeardown(() => cluster.destroy());
+  return stopWithTheFile(cluster);
+}
+
+/**
+ * Destroys `cluster` after the test file and, should the process end before that (a crash, a
+ * signal), stops it at exit: its files are under the process's temp root, removed then.
+ */
+export function stopWithTheFile(cluster: EmbeddedCluster): EmbeddedCluster {
+  const forget = onProcessExit(() => cluster.stopNow());
+  onTeardown(async () => {
+    await cluster.destroy();
+    forget();
+  });
   return cluster;
 }
 
@@ -75,6 +112,7 @@ export interface TestDatabase {
 
 /** A new, empty database on the shared server. Its slots are dropped after the file runs. */
 export async function freshDatabase(server?: TestServer): Promise<TestDatabase> {
+  assertTeardownPending();
   const srv = server ?? (await testServer());
   const name = `t_${randomBytes(5).toString('hex')}`;
   const admin = new pg.Client({ connectionString: srv.url('postgres') });

@@ -17,7 +17,7 @@ import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { EmbeddedCluster, freePort } from '../../src/embedded/cluster.ts';
-import { eventually, onTeardown } from './pg.ts';
+import { eventually, stopWithTheFile } from './pg.ts';
 
 export interface StandbyOptions {
   /** hot_standby_feedback on the standby (needed for logical decoding there); default on. */
@@ -129,8 +129,7 @@ export async function startStandby(primary: EmbeddedCluster, options: StandbyOpt
   await appendFile(path.join(dataDir, 'postgresql.conf'), `\n# pgcdc standby\n${lines.join('\n')}\n`);
   await chmod(dataDir, 0o700);
   if (userInfo().uid === 0) execFileSync('chown', ['-R', 'postgres:postgres', baseDir]);
-  const cluster = await EmbeddedCluster.start({ major: primary.major, baseDir, port, password: primary.password });
-  onTeardown(() => cluster.destroy());
+  const cluster = stopWithTheFile(await EmbeddedCluster.start({ major: primary.major, baseDir, port, password: primary.password }));
   const standby: Standby = {
     cluster,
     method,

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
-import { onTeardown, startCluster, type TestDatabase } from './pg.ts';
+import { assertTeardownPending, onTeardown, startCluster, type TestDatabase } from './pg.ts';
 
 const clusters = new Map<number, Promise<EmbeddedCluster>>();
 
@@ -21,6 +21,7 @@ export function streamingCluster(major: number): Promise<EmbeddedCluster> {
 
 /** A fresh database on `cluster`, with a connected client closed after the file. */
 export async function databaseOn(cluster: EmbeddedCluster): Promise<TestDatabase> {
+  assertTeardownPending();
   const name = `t_${randomBytes(5).toString('hex')}`;
   const admin = new pg.Client({ connectionString: cluster.url('postgres') });
   await admin.connect();
@@ -32,6 +33,7 @@ export async function databaseOn(cluster: EmbeddedCluster): Promise<TestDatabase
 
 /** Another connection to the same database (for a transaction left open while others run). */
 export async function connect(url: string): Promise<pg.Client> {
+  assertTeardownPending();
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => undefined);
   await client.connect();

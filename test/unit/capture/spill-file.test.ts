@@ -2,6 +2,7 @@
  * The spill file of a streamed transaction: framing round trip across read chunks, records larger
  * than a chunk, and dropping an aborted subtransaction (with what is nested in it).
  */
+import '../../harness/tmp.ts'; // temporary files go under a per-process root, removed at exit
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';

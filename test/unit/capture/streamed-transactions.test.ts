@@ -2,6 +2,7 @@
  * Streamed transactions without a server: hand-built pgoutput bytes go through `take` as the
  * capture loop sends them, and what the replay hands to the normal path is recorded.
  */
+import '../../harness/tmp.ts'; // temporary files go under a per-process root, removed at exit
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';

@@ -3,6 +3,7 @@
  * comments, first match wins, the 0600 rule), the password file option, sslmode's default, and
  * the SSH flags turned into `source.ssh`.
  */
+import '../../harness/tmp.ts'; // temporary files go under a per-process root, removed at exit
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, writeFile } from 'node:fs/promises';

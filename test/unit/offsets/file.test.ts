@@ -1,3 +1,4 @@
+import '../../harness/tmp.ts'; // temporary files go under a per-process root, removed at exit
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessByStdio } from 'node:child_process';

@@ -1,3 +1,4 @@
+import '../../harness/tmp.ts'; // temporary files go under a per-process root, removed at exit
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, appendFile } from 'node:fs/promises';
