@@ -95,7 +95,7 @@ async function probeReplication(endpoint: SourceEndpoint): Promise<Problem | und
     if (pooler) return pooler;
     if (/pg_hba\.conf.*replication/i.test(raw)) {
       return { severity: 'error', code: 'replication-hba', message: `the server refuses replication connections from here: ${raw}`,
-        fix: 'allow them in pg_hba.conf (host replication <user> <address> scram-sha-256; managed services allow it once the role has REPLICATION/rds_replication)' };
+        fix: 'allow them in pg_hba.conf: pgcdc\'s logical replication connections match a line naming the database (host <database> <user> <address> scram-sha-256), not the replication keyword, which only admits physical replication; managed services allow them once the role has REPLICATION/rds_replication' };
     }
     return { severity: 'error', code: 'replication-connect', message: `a replication connection failed: ${cdc.message}`, fix: cdc.hint ?? 'see the message' };
   } finally {
