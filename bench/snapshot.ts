@@ -7,7 +7,7 @@
  * - Reference: `COPY bench TO STDOUT` through pg-copy-streams, drained into /dev/null: the
  *   server's fastest way to hand out a table, and the transport the snapshot reader uses.
  * - pgcdc, one worker: a slot created with EXPORT_SNAPSHOT, then the product's initial snapshot
- *   (capture/initial-snapshot.ts) reading the table in keyset chunks of --chunk rows into the real
+ *   (snapshot/initial.ts) reading the table in keyset chunks of --chunk rows into the real
  *   JsonlSink (fdatasync per write) with its progress stored in a real offsets file, as `pgcdc run`
  *   does. Timed from the start of the read (the snapshot import included) to the last durable
  *   write and checkpoint. The output line count must equal --rows.
@@ -29,12 +29,12 @@ import { SESSION_OPTIONS, resolveEndpoint } from '../src/postgres/connect.ts';
 import { loadPgTypes } from '../src/postgres/pg-types.ts';
 import { resolveTables } from '../src/postgres/catalog.ts';
 import { formatLsn } from '../src/protocol/lsn.ts';
-import { JsonlSink } from '../src/sinks/jsonl.ts';
-import { createSlotWithSnapshot } from '../src/backfill/export.ts';
-import { takeInitialSnapshot } from '../src/capture/initial-snapshot.ts';
+import { JsonlSink } from '../src/sinks/jsonl/jsonl.ts';
+import { createSlotWithSnapshot } from '../src/snapshot/export.ts';
+import { takeInitialSnapshot } from '../src/snapshot/initial.ts';
 import { FileOffsetStore } from '../src/offsets/file.ts';
 import { parseConfig } from '../src/config.ts';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/core/log.ts';
 import { wholeNumber } from './flags.ts';
 import { countLines } from './output.ts';
 
@@ -85,7 +85,7 @@ async function copyReference(cluster: EmbeddedCluster): Promise<number> {
 }
 
 /**
- * Runs the product's initial snapshot (capture/initial-snapshot.ts: the reader, the serializer, the
+ * Runs the product's initial snapshot (snapshot/initial.ts: the reader, the serializer, the
  * JSONL sink and a checkpoint stored in a real offsets file) over `tables` with `workers` workers
  * into a fresh directory; returns elapsed ms.
  */

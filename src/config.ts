@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
-import { CdcError } from './errors.ts';
+import { CdcError } from './core/errors.ts';
 import { sshTunnelSchema } from './postgres/tunnel.ts';
 
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'must be a plain identifier: letters, digits, _ or $, at most 63 characters');

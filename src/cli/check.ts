@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { runCheck } from '../preflight/preflight.ts';
 import { errorsOf, formatReport, reportJson } from '../preflight/problem.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
-import { loadConfig, type RunFlags } from './run.ts';
+import { loadConfig, type RunFlags } from './run-command.ts';
 import { addConnectionOptions } from './connection-flags.ts';
 
 interface CheckFlags extends RunFlags {

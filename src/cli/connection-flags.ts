@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { ConfigInput } from '../config.ts';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 
 export interface ConnectionFlags {
   passwordFile?: string;

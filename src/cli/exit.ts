@@ -3,7 +3,7 @@
  * resume), 2 bad input (flags, config, URL, unknown table, unreachable host). Every failure prints
  * exactly one line on stderr naming what is wrong and what to do.
  */
-import { CdcError, USAGE_CODES, toCdcError } from '../errors.ts';
+import { CdcError, USAGE_CODES, toCdcError } from '../core/errors.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;

@@ -3,11 +3,11 @@
  */
 import { Command, CommanderError } from 'commander';
 import { PGCDC_VERSION } from '../envelope/json.ts';
-import { registerRun } from './run.ts';
+import { registerRun } from './run-command.ts';
 import { registerDemo } from './demo.ts';
 import { registerCheck } from './check.ts';
 import { registerSetup } from './setup.ts';
-import { registerSnapshot } from './snapshot.ts';
+import { registerSnapshot } from './snapshot-command.ts';
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
 export function buildProgram(): Command {

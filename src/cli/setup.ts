@@ -7,10 +7,10 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type pg from 'pg';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/connect.ts';
 import { listCatalogTables } from '../preflight/facts.ts';
-import { parseTablePattern, patternsFromCsv, selectTables, splitTableList, type TablePattern } from '../preflight/selection.ts';
+import { parseTablePattern, patternsFromCsv, selectTables, splitTableList, type TablePattern } from '../selection/patterns.ts';
 import { applyPlan, promptSecret, secretFrom, stepsInPlace } from '../setup/apply.ts';
 import { buildPlan, formatPlan, SIGNAL_TABLE, type ServerState } from '../setup/plan.ts';
 import { checkCommand } from '../setup/check-command.ts';

@@ -12,11 +12,11 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { CdcError } from '../errors.ts';
-import { errnoOf, isLocalIoFailure, localIoError } from '../local-io.ts';
+import { CdcError } from '../core/errors.ts';
+import { errnoOf, isLocalIoFailure, localIoError } from '../core/local-io.ts';
 import { LockFile } from './lock.ts';
 import { CHECKPOINT_VERSION, type Checkpoint, type OffsetStore } from './store.ts';
-import { syncDir } from '../durability.ts';
+import { syncDir } from '../core/durability.ts';
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
 const lsnString = z.string().regex(LSN, 'an LSN like "0/16B3748"');
@@ -177,7 +177,7 @@ async function readCheckpointFile(file: string): Promise<ReadResult | undefined>
  *   fsyncs the directory, so a crash leaves the old or the new checkpoint, never a mix.
  * - Monotonic: a checkpoint whose lsn is lower than the stored one is refused with INTERNAL (a
  *   bug upstream); an equal lsn is accepted (e.g. the same progress with a fresher time).
- * - A failed commit on a full, read-only or failing disk is CdcError('LOCAL_IO') (local-io.ts),
+ * - A failed commit on a full, read-only or failing disk is CdcError('LOCAL_IO') (core/local-io.ts),
  *   retryable when the cause may pass (ENOSPC, EDQUOT); other failures are INTERNAL. The stored
  *   checkpoint is then the old or the new one and `commit` may be called again.
  * - Sealed: every file written carries its checksum (see the top of this file).

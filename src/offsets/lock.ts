@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 
 interface Owner {
   readonly pid: number;

@@ -1,8 +1,8 @@
 /**
  * The offset store contract: where pgcdc remembers how far the sink is durable.
  */
-import type { SinkPosition } from '../sinks/sink.ts';
-import type { ChunkCursor } from '../backfill/query.ts';
+import type { SinkPosition } from '../sinks/contract.ts';
+import type { ChunkCursor } from '../snapshot/query.ts';
 
 /** One table of a snapshot and where its read stands. Plain JSON. */
 export interface TableProgress {
@@ -19,7 +19,7 @@ export interface TableProgress {
   /**
    * A keyless table continuing an interrupted initial snapshot online: the exported snapshot
    * (txid_current_snapshot text). Only row versions it sees are read; later rows come from the
-   * stream (backfill/visibility.ts).
+   * stream (snapshot/visibility.ts).
    */
   readonly asOf?: string;
 }
@@ -41,7 +41,7 @@ export interface IncrementalProgress {
 
 /**
  * The last transaction delivered before a checkpoint: which commit the stream must show again at
- * the same place when it replays up to the checkpoint (capture/history-check.ts). A restored or
+ * the same place when it replays up to the checkpoint (pipeline/history-check.ts). A restored or
  * rewound server that wrote a different history past that point is caught this way.
  */
 export interface CommitIdentity {
@@ -94,7 +94,7 @@ export interface Checkpoint {
   };
   /** The incremental snapshot, when one was ever requested. */
   readonly incremental?: IncrementalProgress;
-  /** Shapes of the captured tables by relation id, for schema-change events (capture/schema-changes.ts). */
+  /** Shapes of the captured tables by relation id, for schema-change events (pipeline/schema-changes.ts). */
   readonly schemas?: Readonly<Record<string, string>>;
 }
 
@@ -118,3 +118,9 @@ export interface OffsetStore {
   /** Releases the single-writer lock. */
   close(): Promise<void>;
 }
+
+/**
+ * Snapshot progress stored with the checkpoint. It is stored with the events written before it
+ * changed: set it (`setProgress`) only at a transaction boundary, right before `commit`.
+ */
+export type CheckpointProgress = Pick<Checkpoint, 'snapshot' | 'incremental' | 'schemas'>;

@@ -4,7 +4,7 @@
  * message names a table it has not seen.
  */
 import type pg from 'pg';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import { quoteIdent, quoteQualified } from './quote.ts';

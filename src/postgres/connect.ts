@@ -17,7 +17,7 @@ import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import type { Config, SslMode } from '../config.ts';
 import { SSL_MODES } from '../config.ts';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import { passfilePath, passwordFromPassfile, readSecretFile } from './password.ts';
 import { leaseTunnel, type SshTunnelConfig } from './tunnel.ts';
 

@@ -10,7 +10,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 
 /** What a password-file line is matched against (the real server, never a tunnel's local end). */
 export interface PasswordKey {

@@ -5,7 +5,7 @@
  * to 18.
  */
 import type pg from 'pg';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import type { PgType } from '../source/values.ts';
 
 // elemOid is set only for true array types, i.e. types some element type names as its typarray.

@@ -9,10 +9,10 @@ import { both as copyBoth } from 'pg-copy-streams';
 import type { Lsn } from '../protocol/messages.ts';
 import { formatLsn, parseLsn } from '../protocol/lsn.ts';
 import { encodeStandbyStatus, pgClockMicros } from '../protocol/replication.ts';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import { quoteIdent, quoteLiteral } from './quote.ts';
 import { openConnection, type SourceEndpoint } from './connect.ts';
-import { createSlotWithSnapshot, type ExportedSlot } from '../backfill/export.ts';
+import { createSlotWithSnapshot, type ExportedSlot } from '../snapshot/export.ts';
 
 export interface SystemIdentity {
   /** Decimal text: a u64 that does not fit a double. */
@@ -75,7 +75,7 @@ export class ReplicationStream extends EventEmitter<{ frame: [Buffer]; error: [C
 
   /**
    * Sends a standby status update. `flush` is what PostgreSQL may forget: only ever an LSN whose
-   * changes are durable in the sink with their checkpoint stored (see capture/acknowledgement.ts).
+   * changes are durable in the sink with their checkpoint stored (see ARCHITECTURE.md (the acknowledgement rule)).
    */
   sendStatus(received: Lsn, flush: Lsn, replyRequested = false): void {
     if (this.ended) return;
@@ -148,7 +148,7 @@ export class ReplicationSession {
   /**
    * Creates a permanent pgoutput slot and exports the snapshot of its consistent point. The
    * snapshot lives only while this connection stays idle: every reader must import it (see
-   * backfill/snapshot.ts `onImported`) before the next command on this session.
+   * snapshot/initial-reader.ts `onImported`) before the next command on this session.
    */
   async createSlotExportingSnapshot(slot: string): Promise<ExportedSlot> {
     return createSlotWithSnapshot(this.client, slot);

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Client, type ConnectConfig } from 'ssh2';
 import { z } from 'zod';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import type { SourceEndpoint } from './connect.ts';
 import { readSecretFile } from './password.ts';
 

@@ -5,17 +5,17 @@
  */
 import type pg from 'pg';
 import { parseTableName, type Config } from '../config.ts';
-import { CdcError, toCdcError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { CdcError, toCdcError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
 import type { ServerFacts } from '../postgres/catalog.ts';
 import { describeEndpoint, openConnection, resolveEndpoint, type SourceEndpoint } from '../postgres/connect.ts';
 import { openTunnelFor } from '../postgres/tunnel.ts';
 import { readPublicationFacts, readRole, readSettings, readSlotFacts, readTables, readTls, type PublicationFacts, type TableFacts } from './facts.ts';
 import { errorsOf, warningsOf, type CheckReport, type Problem } from './problem.ts';
 import { evaluate, poolerFromError, poolerFromHost, type PreflightMode } from './rules.ts';
-import { parseTablePattern, type TableName } from './selection.ts';
-import { displayName, partitionRoots, resolveSelection, selectionPatterns, type TableSelection } from './table-selection.ts';
-import { heartbeatTable } from '../capture/heartbeat.ts';
+import { parseTablePattern, type TableName } from '../selection/patterns.ts';
+import { displayName, partitionRoots, resolveSelection, selectionPatterns, type TableSelection } from '../selection/table-selection.ts';
+import { heartbeatTable } from '../pipeline/heartbeat.ts';
 
 interface Gathered {
   readonly problems: Problem[];

@@ -10,7 +10,7 @@
  * should use `tryParseLsn` and raise their own CONFIG_INVALID / OFFSETS_CORRUPT naming where the
  * text came from.
  */
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import type { Lsn } from './messages.ts';
 
 const TWO_POW_32 = 0x1_0000_0000;

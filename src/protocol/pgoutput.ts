@@ -17,7 +17,7 @@
  * - Tuple text is decoded as UTF-8, the client_encoding of the connection that reads the slot.
  * - Relation and Type namespaces are '' for pg_catalog, as the server sends them.
  */
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import { BufferReader } from './reader.ts';
 import { UNCHANGED_TOAST, type PgoutputMessage, type RelationColumn, type ReplicaIdentity, type TupleData, type TupleValue } from './messages.ts';
 

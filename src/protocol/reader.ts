@@ -14,7 +14,7 @@
  * It is meant to be allocated once and `reset` for every message: the decoder is on the hot path
  * (hundreds of thousands of messages per second), so reads allocate nothing but their results.
  */
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 
 const TWO_POW_32 = 0x1_0000_0000;
 /** 2^21: a high half at or above this puts a 64-bit value at or past 2^53. */

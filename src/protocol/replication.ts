@@ -6,7 +6,7 @@
  * `parseReplicationFrame`. Client to server: 'r' standby status update, built by `encodeStandbyStatus`.
  * Bytes only: no sockets, no timers; the slot layer decides when to send what.
  */
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import { BufferReader } from './reader.ts';
 import { PG_EPOCH_OFFSET_MICROS, type Lsn } from './messages.ts';
 

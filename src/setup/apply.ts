@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import type { SetupStep } from './plan.ts';
 
 export interface ApplyResult {

@@ -7,7 +7,7 @@
  * them unless it also makes them REPLICA IDENTITY FULL (`--replica-identity-full`).
  */
 import type pg from 'pg';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 
 /** A table (a leaf: partitions are checked, not their partitioned parent) without a replica identity. */
 export interface KeylessTable {

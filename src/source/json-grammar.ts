@@ -6,7 +6,7 @@
  * Scanners work on UTF-16 code units with `charCodeAt`: V8 keeps that loop tight on the flat
  * strings the pgoutput decoder produces, and nothing is allocated until output is built.
  */
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 
 const HINT =
   'pgcdc reads values as printed under DateStyle=ISO, TimeZone=UTC, IntervalStyle=iso_8601, ' +

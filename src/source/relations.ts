@@ -6,7 +6,7 @@
  * with a known id replaces the schema (columns added, dropped, renamed or retyped after DDL).
  */
 import type { PgoutputMessage, RelationColumn, ReplicaIdentity } from '../protocol/messages.ts';
-import { CdcError } from '../errors.ts';
+import { CdcError } from '../core/errors.ts';
 import { isPlainStringEncoder, jsonEncoderFor, type JsonEncoder, type TypeLookup, type ValueOptions } from './values.ts';
 
 export type RelationMessage = Extract<PgoutputMessage, { tag: 'relation' }>;

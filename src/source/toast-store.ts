@@ -19,8 +19,8 @@ import { createReadStream } from 'node:fs';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { CdcError } from '../errors.ts';
-import { syncDir } from '../durability.ts';
+import { CdcError } from '../core/errors.ts';
+import { syncDir } from '../core/durability.ts';
 
 /** Values shorter than this are never stored: PostgreSQL moves only large values out of line. */
 export const FILL_MIN_LENGTH = 256;

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { freshDatabase, onTeardown, TEST_MAJOR } from '../harness/pg.ts';
 import { SESSION_OPTIONS } from '../../src/postgres/connect.ts';
-import { copyRows, initialCursor, readChunk, selectColumns, type BackfillTable, type ChunkCursor } from '../../src/backfill/query.ts';
-import { chunkSizing, describeBackfillTable } from '../../src/backfill/tables.ts';
-import type { CopyRow } from '../../src/backfill/copy-text.ts';
+import { copyRows, initialCursor, readChunk, selectColumns, type BackfillTable, type ChunkCursor } from '../../src/snapshot/query.ts';
+import { chunkSizing, describeBackfillTable } from '../../src/snapshot/tables.ts';
+import type { CopyRow } from '../../src/snapshot/copy-text.ts';
 import { ALL_TYPES_TABLE, allTypesColumns, allTypesDdl, allTypesInserts } from '../fixtures/all-types.ts';
 
 let client: pg.Client;

@@ -10,13 +10,13 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { eventually, freshDatabase, onTeardown, TEST_MAJOR, type TestDatabase } from '../harness/pg.ts';
 import { SESSION_OPTIONS } from '../../src/postgres/connect.ts';
-import { createSlotWithSnapshot } from '../../src/backfill/export.ts';
-import { readSnapshot, tableKey, type SnapshotChunk } from '../../src/backfill/snapshot.ts';
-import { copyRows } from '../../src/backfill/query.ts';
-import type { CopyRow } from '../../src/backfill/copy-text.ts';
+import { createSlotWithSnapshot } from '../../src/snapshot/export.ts';
+import { readSnapshot, tableKey, type SnapshotChunk } from '../../src/snapshot/initial-reader.ts';
+import { copyRows } from '../../src/snapshot/query.ts';
+import type { CopyRow } from '../../src/snapshot/copy-text.ts';
 import { formatLsn } from '../../src/protocol/lsn.ts';
 import { PgoutputDecoder } from '../../src/protocol/pgoutput.ts';
-import { CdcError } from '../../src/errors.ts';
+import { CdcError } from '../../src/core/errors.ts';
 
 let db: TestDatabase;
 const sessionClient = async (): Promise<pg.Client> => {

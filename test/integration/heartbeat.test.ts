@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freshDatabase, eventually, startCluster, testServer, type TestDatabase, type TestServer } from '../harness/pg.ts';
 import { readJsonl, runPgcdc, startPgcdc } from '../harness/cli.ts';
-import { HEARTBEAT_COLUMNS } from '../../src/capture/heartbeat.ts';
+import { HEARTBEAT_COLUMNS } from '../../src/pipeline/heartbeat.ts';
 
 type Mode = 'confirm' | 'table' | 'message';
 

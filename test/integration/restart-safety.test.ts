@@ -17,7 +17,7 @@ import { caughtUp } from '../harness/snapshots.ts';
 import { readOffsets, resealOffsets } from '../harness/offsets.ts';
 import { copyDataDir, restoreDataDir } from '../harness/datadir.ts';
 import { readCheckpoint } from '../../src/offsets/file.ts';
-import { CdcError } from '../../src/errors.ts';
+import { CdcError } from '../../src/core/errors.ts';
 import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
 
 /** A temporary directory, removed after the file's tests. */

@@ -5,9 +5,9 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { mergeLayers, parseConfig, parseTableName, readConfigFile } from '../../../src/config.ts';
-import { loadConfig } from '../../../src/cli/run.ts';
+import { loadConfig } from '../../../src/cli/run-command.ts';
 import { describeEndpoint, resolveEndpoint } from '../../../src/postgres/connect.ts';
-import { CdcError } from '../../../src/errors.ts';
+import { CdcError } from '../../../src/core/errors.ts';
 
 function configError(fn: () => unknown): CdcError {
   try {

@@ -12,8 +12,8 @@ import path from 'node:path';
 import { parseConfig } from '../../../src/config.ts';
 import { resolveEndpoint } from '../../../src/postgres/connect.ts';
 import { matchPassfile, passwordFromPassfile } from '../../../src/postgres/password.ts';
-import { flagsToConfig } from '../../../src/cli/run.ts';
-import { CdcError } from '../../../src/errors.ts';
+import { flagsToConfig } from '../../../src/cli/run-command.ts';
+import { CdcError } from '../../../src/core/errors.ts';
 
 const key = { host: 'db.example.com', port: 5432, database: 'shop', user: 'pgcdc' };
 

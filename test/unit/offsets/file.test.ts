@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CdcError } from '../../../src/errors.ts';
+import { CdcError } from '../../../src/core/errors.ts';
 import { FileOffsetStore, readCheckpoint } from '../../../src/offsets/file.ts';
 import type { Checkpoint } from '../../../src/offsets/store.ts';
 

@@ -1,7 +1,7 @@
 /** Shared assertions for the protocol tests. */
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
-import { CdcError, type ErrorCode } from '../../../src/errors.ts';
+import { CdcError, type ErrorCode } from '../../../src/core/errors.ts';
 
 /** Asserts `run` throws a CdcError with `code` (and, when given, a message matching `message`). */
 export function assertCdcError(run: () => unknown, code: ErrorCode, message?: RegExp): CdcError {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CdcError } from '../../../src/errors.ts';
+import { CdcError } from '../../../src/core/errors.ts';
 import { PgoutputDecoder, type PgoutputProtoVersion } from '../../../src/protocol/pgoutput.ts';
 import { parseReplicationFrame } from '../../../src/protocol/replication.ts';
 import { SAMPLES, bytesOf, decoderFor } from './samples.ts';

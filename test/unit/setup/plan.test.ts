@@ -4,7 +4,7 @@ import { buildPlan, formatPlan, type SetupOptions } from '../../../src/setup/pla
 import { PLATFORMS } from '../../../src/setup/platforms.ts';
 import { checkCommand, shellQuote } from '../../../src/setup/check-command.ts';
 import { refuseKeyless } from '../../../src/setup/identity.ts';
-import { CdcError } from '../../../src/errors.ts';
+import { CdcError } from '../../../src/core/errors.ts';
 
 const base: SetupOptions = {
   platform: 'generic', user: 'cap"user', userPassword: "s3cr'et", database: 'shop', tables: [{ schema: 'public', table: 'orders' }], schemas: ['public'],

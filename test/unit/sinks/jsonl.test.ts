@@ -5,12 +5,12 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CdcError } from '../../../src/errors.ts';
-import { JsonlSink, jsonlFileName } from '../../../src/sinks/jsonl.ts';
-import type { SinkPosition } from '../../../src/sinks/sink.ts';
+import { CdcError } from '../../../src/core/errors.ts';
+import { JsonlSink, jsonlFileName } from '../../../src/sinks/jsonl/jsonl.ts';
+import type { SinkPosition } from '../../../src/sinks/contract.ts';
 import { EventBatch } from '../../../src/sinks/batch.ts';
 import { Writable } from 'node:stream';
-import { createLogger } from '../../../src/log.ts';
+import { createLogger } from '../../../src/core/log.ts';
 
 type SinkEvent = { topic: string; id: string; line: string };
 

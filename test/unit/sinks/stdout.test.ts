@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough, Writable } from 'node:stream';
-import { CdcError } from '../../../src/errors.ts';
-import { StdoutSink } from '../../../src/sinks/stdout.ts';
+import { CdcError } from '../../../src/core/errors.ts';
+import { StdoutSink } from '../../../src/sinks/stdout/stdout.ts';
 import { EventBatch } from '../../../src/sinks/batch.ts';
 
 type SinkEvent = { topic: string; id: string; line: string };

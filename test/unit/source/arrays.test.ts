@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CdcError } from '../../../src/errors.ts';
+import { CdcError } from '../../../src/core/errors.ts';
 import { arrayEncoder, encodeHstore } from '../../../src/source/arrays.ts';
 import { DEFAULT_VALUE_OPTIONS, jsonEncoderFor } from '../../../src/source/values.ts';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CdcError } from '../../../src/errors.ts';
+import { CdcError } from '../../../src/core/errors.ts';
 import { encodeDate, encodeInterval, encodeTime, encodeTimestamp, encodeTimestamptz, encodeTimetz } from '../../../src/source/temporal.ts';
 
 function rejects(encode: (text: string) => string, text: string, typeName: string): void {

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CdcError } from '../../../src/errors.ts';
+import { CdcError } from '../../../src/core/errors.ts';
 import { DEFAULT_VALUE_OPTIONS, jsonEncoderFor, type PgType, type TypeLookup, type ValueOptions } from '../../../src/source/values.ts';
 import { BUILTIN_ARRAY_ELEMENTS, OID } from '../../../src/source/type-oids.ts';
 

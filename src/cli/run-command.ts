@@ -1,0 +1,198 @@
+/**
+ * `pgcdc run`: stream changes from PostgreSQL into a sink until stopped.
+ * SIGINT/SIGTERM stop cleanly (flush, store the offset, confirm it, exit 0).
+ */
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import type { Config, ConfigInput, FlagNamer } from '../config.ts';
+import { mergeLayers, parseConfig, readConfigFile, SNAPSHOT_METHODS, SNAPSHOT_MODES } from '../config.ts';
+import { Capture } from '../lifecycle/engine.ts';
+import { createLogger, type Logger } from '../core/log.ts';
+import { JsonlSink } from '../sinks/jsonl/jsonl.ts';
+import { StdoutSink } from '../sinks/stdout/stdout.ts';
+import type { Sink } from '../sinks/contract.ts';
+import { CdcError } from '../core/errors.ts';
+import { splitTableList } from '../selection/patterns.ts';
+import { EXIT_OK, reportFatal } from './exit.ts';
+import { ProgressLog } from './status-line.ts';
+import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
+
+export interface RunFlags extends ConnectionFlags {
+  config?: string;
+  source?: string;
+  slot?: string;
+  publication?: string;
+  tables?: string;
+  excludeTables?: string;
+  tablesFile?: string;
+  signalTable?: string;
+  sink?: 'jsonl' | 'stdout';
+  out?: string;
+  offsets?: string;
+  topicPrefix?: string;
+  topicNaming?: 'prefix' | 'database';
+  createPublication?: boolean;
+  batchSize?: string;
+  snapshotMode?: Config['snapshot']['mode'];
+  snapshotMethod?: Config['snapshot']['method'];
+  snapshotInclude?: string;
+  snapshotSkip?: string;
+  snapshotProgress?: Config['snapshot']['progress'];
+  snapshotChunkSize?: string;
+  snapshotParallelism?: string;
+  streaming?: boolean;
+  logLevel?: Config['log']['level'];
+  logFormat?: Config['log']['format'];
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CdcError('CONFIG_INVALID', `${flag} must be a positive whole number, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Flags -> the config layer they describe (undefined entries are ignored by mergeLayers). */
+export function flagsToConfig(flags: RunFlags): ConfigInput {
+  return {
+    source: { url: flags.source, ...connectionFlagsToSource(flags) },
+    slot: flags.slot,
+    publication: flags.publication,
+    tables: flags.tables === undefined ? undefined : splitTableList(flags.tables),
+    excludeTables: flags.excludeTables === undefined ? undefined : splitTableList(flags.excludeTables),
+    tablesFile: flags.tablesFile,
+    signalTable: flags.signalTable,
+    createPublication: flags.createPublication === false ? false : undefined,
+    sink: { kind: flags.sink, out: flags.out },
+    offsets: flags.offsets,
+    topic: { prefix: flags.topicPrefix, naming: flags.topicNaming },
+    batch: { maxEvents: positiveInt(flags.batchSize, '--batch-size') },
+    snapshot: {
+      mode: flags.snapshotMode,
+      method: flags.snapshotMethod,
+      include: flags.snapshotInclude === undefined ? undefined : splitTableList(flags.snapshotInclude),
+      skip: flags.snapshotSkip === undefined ? undefined : splitTableList(flags.snapshotSkip),
+      progress: flags.snapshotProgress,
+      chunkSize: positiveInt(flags.snapshotChunkSize, '--snapshot-chunk-size'),
+      parallelism: positiveInt(flags.snapshotParallelism, '--snapshot-parallelism'),
+    },
+    streaming: flags.streaming,
+    log: { level: flags.logLevel, format: flags.logFormat },
+  };
+}
+
+/** The flag that sets each config key (the longest listed prefix of a bad value's path wins). */
+const FLAG_OF_KEY: Readonly<Record<string, string>> = {
+  'source.url': '--source', 'source.passwordFile': '--password-file', 'source.ssh.host': '--ssh-host', 'source.ssh.port': '--ssh-host',
+  'source.ssh.user': '--ssh-user', 'source.ssh.privateKeyFile': '--ssh-key', 'source.ssh.hostKey': '--ssh-host-key',
+  'source.ssh.trustOnFirstUse': '--ssh-trust-on-first-use', 'source.ssh.passwordFile': '--ssh-password-file', 'source.ssh.passphraseFile': '--ssh-passphrase-file',
+  slot: '--slot', publication: '--publication', tables: '--tables', excludeTables: '--exclude-tables', tablesFile: '--tables-file',
+  signalTable: '--signal-table', createPublication: '--no-create-publication', 'sink.kind': '--sink', 'sink.out': '--out', offsets: '--offsets',
+  'topic.prefix': '--topic-prefix', 'topic.naming': '--topic-naming', 'batch.maxEvents': '--batch-size',
+  'snapshot.mode': '--snapshot-mode', 'snapshot.method': '--snapshot-method', 'snapshot.include': '--snapshot-include', 'snapshot.skip': '--snapshot-skip',
+  'snapshot.progress': '--snapshot-progress', 'snapshot.chunkSize': '--snapshot-chunk-size', 'snapshot.parallelism': '--snapshot-parallelism',
+  streaming: '--streaming', 'log.level': '--log-level', 'log.format': '--log-format',
+};
+
+/** The flag behind a bad value at `path`, when the flags (not the file) set it. */
+export function flagNamer(flagLayer: ConfigInput): FlagNamer {
+  return (path) => {
+    for (let length = path.length; length > 0; length--) {
+      const flag = FLAG_OF_KEY[path.slice(0, length).map(String).join('.')];
+      if (flag === undefined) continue;
+      let value: unknown = flagLayer;
+      for (const key of path.slice(0, length)) value = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+      return value === undefined ? undefined : flag;
+    }
+    return undefined;
+  };
+}
+
+export async function loadConfig(flags: RunFlags): Promise<Config> {
+  const file = flags.config ? await readConfigFile(flags.config) : {};
+  const flagLayer = flagsToConfig(flags);
+  return parseConfig(mergeLayers(file, flagLayer), flags.config ?? 'flags', flagNamer(flagLayer));
+}
+
+export function makeSink(config: Config, log?: Logger): Sink {
+  return config.sink.kind === 'stdout' ? new StdoutSink() : new JsonlSink({ dir: config.sink.out, ...(log === undefined ? {} : { log }) });
+}
+
+/** Runs until a signal or a failure; returns the process exit code. */
+export async function runCapture(config: Config, log: Logger, sink: Sink = makeSink(config, log)): Promise<number> {
+  // Handlers go in before start-up: a signal during the startup checks must still stop cleanly
+  // (exit 0 once the capture is up and stopped), never kill the process with the default action.
+  let capture: Capture | undefined;
+  let stopRequested = false;
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting without a clean stop (nothing unconfirmed is lost; it is delivered again on restart)');
+      process.exit(1);
+    }
+    log.info({ signal }, 'stopping: delivering committed changes and confirming them');
+    stopRequested = true;
+    if (capture) void capture.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const progress = new ProgressLog(log, config.log.progressIntervalMs);
+  try {
+    capture = await Capture.start(config, sink, log, progress.update);
+    progress.start();
+    if (stopRequested) void capture.stop();
+    await capture.stopped;
+    return EXIT_OK;
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export function registerRun(program: Command): void {
+  const command = program
+    .command('run')
+    .description('stream every change of the selected tables into a sink until stopped (SIGINT/SIGTERM stop cleanly)')
+    .option('-c, --config <file>', 'YAML config file (flags override it; see docs/config.md)')
+    .option('--source <url>', 'postgres://user@host:5432/db?sslmode=verify-full (sslmode defaults to require; password: PGPASSWORD, ~/.pgpass or --password-file); PG* variables also work')
+    .option('--slot <name>', 'replication slot, created when missing (default pgcdc_slot)')
+    .option('--publication <name>', 'publication, created FOR TABLE the --tables when missing (default pgcdc_pub)')
+    .option('--tables <list>', 'schema.table,schema.*,... to capture (default: every table of the publication)')
+    .option('--exclude-tables <list>', 'patterns removed from the selection, e.g. public.tmp_*')
+    .option('--tables-file <csv>', 'CSV without a header, one schema,table per row (added to --tables)')
+    .option('--signal-table <schema.table>', 'signal table (checked: exists, writable, in the publication)')
+    .addOption(new Option('--sink <kind>', 'where events go (default jsonl)').choices(['jsonl', 'stdout']))
+    .option('--out <dir>', 'JSONL output directory, one file per topic (default ./events)')
+    .option('--offsets <file>', 'offsets file: the durable position (default ./pgcdc-offsets.json)')
+    .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')
+    .addOption(new Option('--topic-naming <naming>', 'prefix: <prefix>.<schema>.<table>; database: <db>_<topic>').choices(['prefix', 'database']))
+    .option('--no-create-publication', 'never create the publication; fail with the SQL to run instead')
+    .addOption(
+      new Option('--snapshot-mode <mode>', 'initial: read existing rows first (default); never; always: on every start; initial_only: read, then exit; when_needed: again when the offset is unusable')
+        .choices([...SNAPSHOT_MODES]),
+    )
+    .addOption(new Option('--snapshot-method <method>', 'incremental snapshot watermarks: auto (default), read-only (PG13+), signal-table, message (PG14+)').choices([...SNAPSHOT_METHODS]))
+    .option('--snapshot-include <list>', 'patterns of the captured tables to backfill (default: all)')
+    .option('--snapshot-skip <list>', 'patterns of captured tables not to backfill')
+    .addOption(new Option('--snapshot-progress <how>', 'snapshot progress: auto (bars on a terminal, else lines), bars, lines, off').choices(['auto', 'bars', 'lines', 'off']))
+    .option('--snapshot-chunk-size <n>', 'rows per snapshot chunk (default 20000)')
+    .option('--snapshot-parallelism <n>', 'tables read at once during the snapshot (default 1)')
+    .option('--streaming', 'PostgreSQL 14+: receive large transactions while they run, spilled to disk next to the offsets file until their commit')
+    .option('--batch-size <n>', 'events per sink write (default 50000; a batch is also written at 16 MiB)')
+    .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+    .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']));
+  addConnectionOptions(command)
+    .action(async (flags: RunFlags) => {
+      let code: number;
+      try {
+        const config = await loadConfig(flags);
+        const log = createLogger(config.log);
+        code = await runCapture(config, log);
+      } catch (error) {
+        code = reportFatal(error);
+      }
+      process.exitCode = code;
+    });
+}

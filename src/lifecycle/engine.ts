@@ -1,0 +1,326 @@
+/**
+ * A capture from start to stop: preflight, the restart rule (lifecycle/restart-rule.ts) and the snapshot mode
+ * (lifecycle/snapshot-mode.ts), slot creation, the initial snapshot, then streaming (pipeline/stream-loop.ts, with
+ * incremental snapshots alongside) until a clean stop or a failure. Snapshot mode initial_only
+ * reads the tables and stops (snapshot-only.ts).
+ */
+import type pg from 'pg';
+import type { Config } from '../config.ts';
+import { parseTableName } from '../config.ts';
+import { CdcError, toCdcError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { formatLsn } from '../protocol/lsn.ts';
+import type { Lsn } from '../protocol/messages.ts';
+import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/connect.ts';
+import { ensurePublication, readServerFacts, readSlot, type TableRef } from '../postgres/catalog.ts';
+import { loadPgTypes } from '../postgres/pg-types.ts';
+import { ReplicationSession } from '../postgres/slot.ts';
+import { FileOffsetStore } from '../offsets/file.ts';
+import type { TableProgress } from '../offsets/store.ts';
+import type { Sink, SinkPosition } from '../sinks/contract.ts';
+import { EventBatch } from '../sinks/batch.ts';
+import { takeInitialSnapshot } from '../snapshot/initial.ts';
+import { StreamLoop } from '../pipeline/stream-loop.ts';
+import { checkStreamingSupported } from '../pipeline/large-transactions.ts';
+import { decideStartup, isKeyless, keylessInexact, requestStartSnapshot } from './snapshot-mode.ts';
+import { takeSnapshotOnly } from './snapshot-only.ts';
+import { estimateRows, SnapshotProgressDisplay } from '../observability/snapshot-bars.ts';
+import type { TopicNaming } from '../envelope/json.ts';
+import type { ExportedSlot } from '../snapshot/export.ts';
+import type { TableName } from '../snapshot/initial-reader.ts';
+import { resolveMethod } from '../snapshot/watermarks.ts';
+import { continueInitial, pendingTables, stopTables } from '../snapshot/resume-state.ts';
+import { preflightForRun } from '../preflight/preflight.ts';
+import { truncateNotDecoded } from '../preflight/rules.ts';
+import { filterTables } from '../selection/patterns.ts';
+import { displayName, requireMatched, resolveSelection, uncaptured, uncapturedNames, type TableSelection } from '../selection/table-selection.ts';
+import type { CheckpointProgress } from '../offsets/store.ts';
+import { readRequests, removeRequest, writeCaptured } from '../snapshot/requests.ts';
+import { pauseBeforeStreamForTest } from './test-pause.ts';
+
+/** How often the requests directory of `pgcdc snapshot` is looked at. */
+const REQUEST_POLL_MS = 1000;
+import { Heartbeat, isHeartbeatTable } from '../pipeline/heartbeat.ts';
+import { openToastStore } from '../pipeline/toast.ts';
+
+export interface CaptureStatus {
+  readonly acked: string;
+  readonly received: string;
+  readonly delivered: number;
+}
+
+/** A running capture. `stopped` settles when it ends: resolved on a clean stop, rejected on failure. */
+export class Capture {
+  readonly stopped: Promise<void>;
+  private readonly log: Logger;
+  private stopRequested = false;
+  private resolveStopped!: () => void;
+  private rejectStopped!: (error: CdcError) => void;
+  private teardown: (() => Promise<void>) | undefined;
+  private loop: StreamLoop | undefined;
+
+  private constructor(log: Logger) {
+    this.log = log;
+    this.stopped = new Promise<void>((resolve, reject) => {
+      this.resolveStopped = resolve;
+      this.rejectStopped = reject;
+    });
+    // Observed by whoever awaits it; avoid an unhandled rejection when nobody does yet.
+    this.stopped.catch(() => undefined);
+  }
+
+  /** Runs the startup checks and starts streaming. Rejects (nothing started) when a check fails. */
+  static async start(config: Config, sink: Sink, log: Logger, onProgress?: (status: CaptureStatus) => void): Promise<Capture> {
+    const capture = new Capture(log);
+    await capture.begin(config, sink, onProgress);
+    return capture;
+  }
+
+
+  /** The snapshot progress as it will be stored next (undefined before streaming started). */
+  get snapshotProgress(): CheckpointProgress | undefined {
+    return this.loop?.snapshotProgress;
+  }
+
+  /** Asks for an incremental snapshot of `tables` (a `pgcdc snapshot` request with this id). */
+  requestSnapshot(id: string, tables: readonly TableName[]): void {
+    this.loop?.requestSnapshot(id, tables);
+  }
+
+  /** Clean stop: deliver what has committed, store the checkpoint, confirm it to PostgreSQL. */
+  async stop(): Promise<void> {
+    if (!this.stopRequested) {
+      this.stopRequested = true;
+      await this.teardown?.().then(
+        () => this.resolveStopped(),
+        (error: unknown) => this.rejectStopped(toCdcError(error)),
+      );
+    }
+    return this.stopped;
+  }
+
+  private async begin(config: Config, sink: Sink, onProgress?: (status: CaptureStatus) => void): Promise<void> {
+    const endpoint = resolveEndpoint(config.source);
+    const offsets = await FileOffsetStore.open(config.offsets);
+    const cleanups: (() => Promise<unknown>)[] = [() => offsets.close()];
+    const cleanup = async (): Promise<void> => {
+      for (const step of cleanups.reverse()) await step().catch(() => undefined);
+    };
+    try {
+      const checkpoint = await offsets.load();
+      if (offsets.upgradedFrom !== undefined) {
+        this.log.warn({ offsets: offsets.path, from: offsets.upgradedFrom }, 'the offsets file was written by an earlier pgcdc without a checksum: accepted this once and rewritten with one');
+      }
+      const query = await openConnection(endpoint, 'query', 'pgcdc-catalog');
+      query.on('error', () => undefined);
+      cleanups.push(() => query.end());
+      const facts = await readServerFacts(query);
+      const mode = config.snapshot.mode;
+      // The selection, once, for every mode: the preflight, the snapshots, the stream and requests.
+      const selection = await resolveSelection(query, config);
+      requireMatched(selection);
+      if (mode !== 'initial_only') await preflightForRun({ query, endpoint, config, selection, facts, log: this.log });
+      if (facts.walLevel !== 'logical' && mode !== 'initial_only') {
+        throw new CdcError('SOURCE_NOT_READY', `wal_level is ${facts.walLevel} on ${describeEndpoint(endpoint)}, logical replication needs logical`, {
+          hint: 'set wal_level = logical (rds.logical_replication = 1 on RDS/Aurora) and restart the server',
+        });
+      }
+      checkStreamingSupported(config.streaming, facts.major, describeEndpoint(endpoint));
+      if (config.origin === 'none' && facts.major < 16) {
+        throw new CdcError('CONFIG_INVALID', `origin: none needs PostgreSQL 16 or later, and ${describeEndpoint(endpoint)} runs PostgreSQL ${facts.major}`, {
+          hint: 'remove origin: none (the default, any, delivers changes whatever their origin)',
+        });
+      }
+      const tables = selection.tables;
+      const naming: TopicNaming = { prefix: config.topic.prefix ?? endpoint.database, database: endpoint.database, naming: config.topic.naming };
+      const types = await loadPgTypes(query);
+      const signalTable = config.signalTable ? parseTableName(config.signalTable) : undefined;
+      const method = resolveMethod(config.snapshot.method, facts.major, signalTable);
+      if (typeof method !== 'string' && config.snapshot.method !== 'auto') throw new CdcError('CONFIG_INVALID', method.unavailable);
+
+      if (mode === 'initial_only') {
+        if (selection.fromPublication) throw new CdcError('CONFIG_INVALID', 'snapshot mode initial_only needs --tables or --tables-file (it reads no publication)');
+        if (tables.length === 0) throw new CdcError('CONFIG_INVALID', 'the selection matches no table (every match is excluded)', { hint: 'check --tables and --exclude-tables' });
+        const chosen = filterTables(tables, config.snapshot.include, config.snapshot.skip);
+        await takeSnapshotOnly({
+          config, endpoint, query, major: facts.major, tables: chosen, types, naming, sink, offsets, checkpoint, log: this.log,
+          display: await this.display(config, query, chosen),
+        });
+        await cleanup();
+        this.teardown = () => Promise.resolve();
+        this.resolveStopped();
+        return;
+      }
+
+      const publication = await ensurePublication(query, config.publication, tables, config.createPublication, facts.major);
+      const truncate = truncateNotDecoded(facts.major);
+      if (truncate) this.log.warn({ code: truncate.code, fix: truncate.fix }, truncate.message);
+      const heartbeat = await Heartbeat.open(endpoint, config.heartbeat, this.log);
+      cleanups.push(() => heartbeat.close());
+      // The heartbeat table's rows are pgcdc's own: never read as events.
+      const snapshotTables = filterTables(tables, config.snapshot.include, config.snapshot.skip).filter((t) => !isHeartbeatTable(config.heartbeat, t));
+      const session = await ReplicationSession.open(endpoint);
+      cleanups.push(() => session.close());
+      const system = await session.identifySystem();
+      const slot = await readSlot(query, config.slot, facts.major);
+      const startup = await decideStartup({ config, checkpoint, system, slot, database: endpoint.database, method, snapshotTables, session, log: this.log });
+      const { plan } = startup;
+      let progress = dropUncapturedSnapshots(startup.progress, selection, this.log);
+
+      let startLsn: Lsn;
+      let exported: ExportedSlot | undefined;
+      if (plan.kind === 'create-slot') {
+        if (mode !== 'never' && snapshotTables.length > 0) {
+          exported = await session.createSlotExportingSnapshot(config.slot);
+          startLsn = exported.consistentPoint;
+        } else startLsn = (await session.createSlot(config.slot)).consistentPoint;
+        this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'created replication slot');
+      } else startLsn = plan.startLsn;
+      if (plan.kind === 'resume') this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'resuming after stored checkpoint');
+      progress = requestStartSnapshot({ plan, mode, method, progress, snapshotTables, startLsn, log: this.log });
+
+      // From here until every snapshot reader has imported the snapshot, the replication session
+      // must stay idle (no command may run on it).
+      await sink.open(startup.sinkFrom ?? checkpoint?.sink);
+      cleanups.push(() => sink.close());
+      const identity = { systemId: system.systemId, timeline: system.timeline, database: endpoint.database, slot: config.slot, publication: config.publication };
+      let startPosition = startup.sinkFrom ?? checkpoint?.sink;
+      if (!startPosition || exported || startup.rewind) {
+        // Store a first checkpoint before any event is written: a crash between the first write and
+        // the first commit then finds a checkpoint to truncate back to, instead of unknown files.
+        startPosition ??= await sink.write(EventBatch.of([]));
+        const first = {
+          version: 2 as const,
+          ...identity,
+          lsn: formatLsn(startLsn),
+          sink: startPosition,
+          updatedAt: new Date().toISOString(),
+          ...(exported ? { snapshot: { state: 'running' as const, tables: [], start: startPosition } } : {}),
+          ...(progress.incremental ? { incremental: progress.incremental } : {}),
+        };
+        if (startup.rewind) await offsets.replace(first);
+        else await offsets.commit(first);
+      }
+      const toastStore = await openToastStore(config, plan.kind === 'resume' ? checkpoint?.lsn : undefined);
+      if (exported) {
+        const lsnText = formatLsn(startLsn);
+        const display = await this.display(config, query, snapshotTables);
+        // Stored with the progress: the exported snapshot's xids and where the output was before it.
+        const meta: { asOf?: string; start?: SinkPosition } = startPosition ? { start: startPosition } : {};
+        const store = (position: SinkPosition, list: readonly TableProgress[], state: 'running' | 'done'): Promise<void> =>
+          offsets.commit({ version: 2, ...identity, lsn: lsnText, sink: position, updatedAt: new Date().toISOString(), snapshot: { state, tables: list, ...meta }, ...(progress.incremental ? { incremental: progress.incremental } : {}) });
+        const result = await takeInitialSnapshot({
+          exported, tables: snapshotTables, config, endpoint, major: facts.major, generatedColumns: publication.generatedColumns, types, naming, sink, log: this.log,
+          onSnapshotXids: (asOf) => (meta.asOf = asOf),
+          checkpoint: (position, list) => store(position, list, 'running'),
+          onProgress: display ? (list) => display.update(list) : undefined,
+        }).catch((error: unknown) => {
+          // DDL (a TRUNCATE, say) between the slot's creation and the readers' lock: the exported
+          // snapshot cannot be read, but nothing was delivered yet, so the tables are read online
+          // instead, from the stream's start at the same consistent point.
+          if (!(error instanceof CdcError) || error.code !== 'SNAPSHOT_CONFLICT' || typeof method !== 'string') throw error;
+          // Keyless tables are read as the exported snapshot saw them; when that is not exact, the
+          // error stands and the next start takes the snapshot again on a fresh slot.
+          const keyless = snapshotTables.filter(isKeyless);
+          if (keylessInexact(keyless, meta.asOf) !== undefined) throw error;
+          this.log.warn({ method }, 'concurrent DDL at the initial snapshot\'s start: reading the tables online (incremental snapshot) instead');
+          const asOf = meta.asOf !== undefined && keyless.length > 0 ? { xids: meta.asOf, tables: keyless } : undefined;
+          progress = { ...progress, incremental: continueInitial(progress.incremental, lsnText, snapshotTables, [], asOf) };
+          return { position: undefined, tables: [] };
+        });
+        display?.finish();
+        if (result.position) startPosition = result.position;
+        await store(startPosition, result.tables, 'done');
+        progress = { ...progress, snapshot: { state: 'done', tables: result.tables } };
+      }
+      const timers: { requests?: NodeJS.Timeout } = {};
+      const takenRequests = new Set(checkpoint?.incremental?.requests ?? []);
+      const loop = new StreamLoop({
+        config,
+        endpoint,
+        facts,
+        query,
+        session,
+        sink,
+        offsets,
+        tables,
+        selection,
+        generatedColumns: publication.generatedColumns,
+        log: this.log,
+        identity,
+        naming,
+        types,
+        heartbeat,
+        toastStore,
+        startLsn,
+        replayFrom: plan.kind === 'resume' ? plan.replayFrom : startLsn,
+        lastCommit: plan.kind === 'resume' ? checkpoint?.lastCommit : undefined,
+        skipBefore: plan.kind === 'resume' ? plan.skipBefore : 0,
+        startPosition,
+        progress,
+        method,
+        signalTable,
+        onStored: (stored) => {
+          for (const id of stored.incremental?.requests ?? []) takenRequests.add(id);
+        },
+        onFailure: (error) => {
+          if (this.stopRequested) return;
+          this.stopRequested = true;
+          clearInterval(timers.requests);
+          void loop.abort().finally(() => void cleanup().finally(() => this.rejectStopped(error)));
+        },
+        onProgress,
+      });
+      this.loop = loop;
+      await pauseBeforeStreamForTest();
+      loop.start();
+      // `pgcdc snapshot` requests: taken at the next boundary, their files deleted once stored. A
+      // request for a table outside the selection is dropped with a warning, never fatal.
+      await writeCaptured(config.offsets, selection.tables.map(displayName)).catch((error: unknown) => {
+        this.log.warn({ error: toCdcError(error).message }, 'cannot write the list of captured tables next to the offsets file: pgcdc snapshot cannot check table names before a request (the capture still does)');
+      });
+      const pollRequests = async (): Promise<void> => {
+        for (const request of await readRequests(config.offsets, (file, reason) => this.log.warn({ file }, `ignored a malformed snapshot request: ${reason}`))) {
+          const outside = uncapturedNames(selection, request.tables);
+          if (takenRequests.has(request.id)) await removeRequest(config.offsets, request.id);
+          else if (outside === undefined) loop.requestSnapshot(request.id, request.tables);
+          else {
+            this.log.warn({ request: request.id }, `dropped snapshot request ${request.id}: it names ${outside.names}, which this capture does not capture (it captures ${outside.captured})`);
+            await removeRequest(config.offsets, request.id);
+          }
+        }
+      };
+      void pollRequests();
+      timers.requests = setInterval(() => void pollRequests(), REQUEST_POLL_MS);
+      timers.requests.unref();
+      this.teardown = async () => {
+        clearInterval(timers.requests);
+        await loop.stop();
+        await cleanup();
+      };
+    } catch (error) {
+      await cleanup();
+      throw toCdcError(error);
+    }
+  }
+
+  /** The progress display of a snapshot of `tables`, or undefined when switched off. */
+  private async display(config: Config, query: pg.Client, tables: readonly TableRef[]): Promise<SnapshotProgressDisplay | undefined> {
+    if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
+    return new SnapshotProgressDisplay(config.snapshot.progress, await estimateRows(query, tables), this.log);
+  }
+}
+
+/**
+ * A stored incremental snapshot of tables this run does not capture (the selection changed, or a
+ * table was dropped) is stopped with a warning: reading it would deliver an uncaptured table, or
+ * fail on a missing one at every start.
+ */
+function dropUncapturedSnapshots(progress: CheckpointProgress, selection: TableSelection, log: Logger): CheckpointProgress {
+  const incremental = progress.incremental;
+  if (!incremental) return progress;
+  const outside = uncaptured(selection, pendingTables(incremental).flatMap((i) => incremental.tables[i] ?? []));
+  if (outside.length === 0) return progress;
+  log.warn({ tables: outside.map(displayName) }, `the stored incremental snapshot of ${outside.map(displayName).join(', ')} is dropped: this run does not capture ${outside.length === 1 ? 'it' : 'them'}`);
+  return { ...progress, incremental: stopTables(incremental, outside) };
+}

@@ -1,0 +1,128 @@
+/**
+ * The restart rule as a pure function: stored checkpoint + what the server says + config -> a plan
+ * or a refusal. PostgreSQL starts a slot at max(requested LSN, confirmed_flush_lsn) without any
+ * error, so every case where that would skip changes we never delivered is refused here, before
+ * START_REPLICATION. Never resume silently. What can change between this check and the start
+ * (the slot dropped and recreated) is checked again once the stream runs (pipeline/stream-loop.ts).
+ */
+import { CdcError } from '../core/errors.ts';
+import { formatLsn, parseLsn } from '../protocol/lsn.ts';
+import type { Lsn } from '../protocol/messages.ts';
+import type { Checkpoint } from '../offsets/store.ts';
+import type { SlotState } from '../postgres/catalog.ts';
+import type { SystemIdentity } from '../postgres/slot.ts';
+
+export interface StartupInput {
+  readonly checkpoint: Checkpoint | undefined;
+  readonly system: SystemIdentity;
+  readonly slot: SlotState | undefined;
+  readonly slotName: string;
+  readonly publication: string;
+  readonly database: string;
+  readonly offsetsPath: string;
+}
+
+export type StartupPlan =
+  /** First run and no slot: create it, stream from its consistent point. */
+  | { readonly kind: 'create-slot' }
+  /** First run, slot made beforehand (e.g. by `pgcdc setup`): stream from its confirmed position. */
+  | { readonly kind: 'adopt-slot'; readonly startLsn: Lsn }
+  /**
+   * Resume after the checkpoint (`startLsn`, the stored offset); transactions that committed
+   * before `skipBefore` were delivered already. START_REPLICATION asks for `replayFrom`, the
+   * slot's confirmed position (at most the stored offset), so that the transactions between it
+   * and the stored offset are replayed and checked against the checkpoint (history-check.ts).
+   */
+  | { readonly kind: 'resume'; readonly startLsn: Lsn; readonly skipBefore: Lsn; readonly replayFrom: Lsn };
+
+const START_OVER = 'to start over on purpose, remove the offsets file and the output it belongs to';
+
+export function planStartup(input: StartupInput): StartupPlan {
+  const { checkpoint, system, slot } = input;
+
+  if (slot) {
+    if (slot.slotType !== 'logical' || slot.plugin !== 'pgoutput') {
+      throw new CdcError('CONFIG_INVALID', `slot ${input.slotName} exists but is not a logical pgoutput slot (plugin ${slot.plugin ?? 'none'})`, {
+        hint: 'choose another --slot name or drop that slot',
+      });
+    }
+    if (slot.database !== input.database) {
+      throw new CdcError('CONFIG_INVALID', `slot ${input.slotName} belongs to database ${slot.database ?? '?'}, not ${input.database}`, {
+        hint: 'choose another --slot name',
+      });
+    }
+    if (slot.active) {
+      throw new CdcError('SOURCE_NOT_READY', `slot ${input.slotName} is in use by another process (pid ${slot.activePid ?? '?'})`, {
+        retryable: true,
+        hint: 'stop the other consumer, or use another --slot',
+      });
+    }
+  }
+
+  if (!checkpoint) {
+    if (!slot) return { kind: 'create-slot' };
+    if (slot.walStatus === 'lost') {
+      throw new CdcError('SLOT_LOST', `slot ${input.slotName} has lost WAL it needs (wal_status = lost)`, {
+        hint: `drop it (SELECT pg_drop_replication_slot('${input.slotName}')) and run again to create a new one`,
+      });
+    }
+    return { kind: 'adopt-slot', startLsn: slot.confirmedFlush ?? 0 };
+  }
+
+  if (checkpoint.slot !== input.slotName || checkpoint.publication !== input.publication || checkpoint.database !== input.database) {
+    throw new CdcError(
+      'CONFIG_INVALID',
+      `offsets file ${input.offsetsPath} belongs to slot ${checkpoint.slot}, publication ${checkpoint.publication}, database ${checkpoint.database}; ` +
+        `this run uses slot ${input.slotName}, publication ${input.publication}, database ${input.database}`,
+      { hint: 'use the same --slot/--publication/--source as before, or another --offsets file' },
+    );
+  }
+  if (checkpoint.systemId !== system.systemId) {
+    throw new CdcError(
+      'SYSTEM_CHANGED',
+      `the server is a different PostgreSQL cluster (system identifier ${system.systemId}, the offsets say ${checkpoint.systemId}): changes may have been lost`,
+      { hint: `pgcdc will not resume on another cluster; ${START_OVER}` },
+    );
+  }
+  if (checkpoint.timeline !== system.timeline) {
+    throw new CdcError(
+      'SYSTEM_CHANGED',
+      `the server's timeline changed from ${checkpoint.timeline} to ${system.timeline} (a failover or restore): changes may have been lost`,
+      { hint: `verify the slot survived the failover; ${START_OVER}` },
+    );
+  }
+  const stored = parseLsn(checkpoint.lsn);
+  if (stored > system.xlogPos) {
+    throw new CdcError(
+      'OFFSET_AHEAD_OF_SERVER',
+      `the stored offset ${checkpoint.lsn} in ${input.offsetsPath} is past the server's WAL (it ends at ${formatLsn(system.xlogPos)}): ` +
+        `the server was restored from an older copy, or the offsets file was edited; changes may have been lost`,
+      { hint: `pgcdc will not resume from a position the server never reached; ${START_OVER}` },
+    );
+  }
+  if (!slot) {
+    throw new CdcError('SLOT_MISSING', `replication slot ${input.slotName} is gone (it was dropped, or the server was replaced): changes since ${checkpoint.lsn} may have been lost`, {
+      hint: START_OVER,
+    });
+  }
+  if (slot.walStatus === 'lost') {
+    throw new CdcError('SLOT_LOST', `replication slot ${input.slotName} was invalidated (wal_status = lost): changes since ${checkpoint.lsn} are gone from the WAL`, {
+      hint: `raise max_slot_wal_keep_size to avoid this; ${START_OVER}`,
+    });
+  }
+  if (slot.confirmedFlush !== undefined && slot.confirmedFlush > stored) {
+    throw new CdcError(
+      'SLOT_AHEAD_OF_OFFSET',
+      `slot ${input.slotName} has confirmed ${formatLsn(slot.confirmedFlush)}, past the stored offset ${checkpoint.lsn}: changes in between were consumed by someone else and may be lost`,
+      { hint: `another consumer used this slot, or the offsets file is an old copy; ${START_OVER}` },
+    );
+  }
+  // START_REPLICATION at X streams from max(X, confirmed_flush_lsn) and skips every transaction
+  // whose commit record starts before that, unseen (checked on PostgreSQL 18: a request below the
+  // slot's position starts at the slot's position; a request past a commit skips it). Asking for
+  // the stored offset would so hide the transactions between the slot's position and it; asking
+  // for the slot's own position replays them, for history-check.ts to compare with the checkpoint.
+  // They are skipped as delivered (skipBefore), and nothing is confirmed past the slot's position
+  // until the check passed (pipeline/stream-loop.ts), so the stored offset is where delivery resumes.
+  return { kind: 'resume', startLsn: stored, skipBefore: stored, replayFrom: slot.confirmedFlush ?? stored };
+}

@@ -1,0 +1,173 @@
+/**
+ * The initial snapshot: every row that exists at the slot's consistent point, read through the
+ * snapshot the slot exported, delivered as op 'r' events before streaming starts from that same
+ * point. Nothing is lost or delivered twice across the hand-off: the snapshot shows exactly the
+ * transactions committed before the consistent point, and the slot streams exactly those after it.
+ *
+ * Resumable at chunk level: the progress of every table is stored after each durable chunk. The
+ * exported snapshot dies with its connection, so after a crash Capture continues the remaining
+ * chunks online, with the incremental (watermark) method, from the stored cursors.
+ */
+import { readSnapshot, tableKey, type SnapshotChunk } from './initial-reader.ts';
+import type { ChunkCursor } from './query.ts';
+import { FRESH_CURSOR } from './resume-state.ts';
+import type { TableProgress } from '../offsets/store.ts';
+import { backfillTableSchema } from './keys.ts';
+import type { ExportedSlot } from './export.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../core/log.ts';
+import { formatLsn } from '../protocol/lsn.ts';
+import { openConnection, type SourceEndpoint } from '../postgres/connect.ts';
+import type { GeneratedColumns, TableRef } from '../postgres/catalog.ts';
+import { readIdHead, TableSerializer, type TopicNaming } from '../envelope/json.ts';
+
+/** A batch of snapshot events is written (and its progress stored) once it holds this much. */
+const FLUSH_BYTES = 8 * 1024 * 1024;
+import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
+import type { Sink, SinkPosition } from '../sinks/contract.ts';
+import type { PgType } from '../source/values.ts';
+import type { TupleData } from '../protocol/messages.ts';
+
+export interface InitialSnapshotInput {
+  /** The snapshot to read and the LSN its events are stamped with (the slot's consistent point). */
+  readonly exported: ExportedSlot;
+  readonly tables: readonly TableRef[];
+  readonly config: Config;
+  readonly endpoint: SourceEndpoint;
+  readonly major: number;
+  /** The generated columns the stream carries (the publication's publish_generated_columns). */
+  readonly generatedColumns?: GeneratedColumns | undefined;
+  readonly types: ReadonlyMap<number, PgType>;
+  readonly naming: TopicNaming;
+  readonly sink: Sink;
+  readonly log: Logger;
+  /** Progress of an earlier, interrupted read of the same snapshot job (initial_only). */
+  readonly resume?: readonly TableProgress[];
+  /** Stores the progress once a chunk is durable in the sink (the checkpoint of the snapshot). */
+  readonly checkpoint: (position: SinkPosition, tables: readonly TableProgress[]) => Promise<void>;
+  /** The exported snapshot's xids (txid_current_snapshot text), once imported: store it with the progress. */
+  readonly onSnapshotXids?: (asOf: string) => void;
+  /** Progress display hook: rows delivered so far per table. */
+  readonly onProgress?: (tables: readonly TableProgress[]) => void;
+}
+
+export interface InitialSnapshotResult {
+  readonly position: SinkPosition | undefined;
+  readonly tables: readonly TableProgress[];
+}
+
+/**
+ * Reads and delivers the snapshot. Each chunk is written and then its progress stored, one chunk at
+ * a time, so a crash resumes after the last stored chunk (see Capture). The snapshot's very last
+ * row is marked "last" (also when the tables read last are empty): the final chunks of the most
+ * recently finished non-empty tables are held back (in memory, `parallelism` chunks at most) and
+ * written once every worker is done, the marked row last. A snapshot of empty tables only has no
+ * row to mark; neither has a resumed one whose remaining tables are empty.
+ */
+export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<InitialSnapshotResult> {
+  const { exported, config, log } = input;
+  const lsn = exported.consistentPoint;
+  const lsnText = formatLsn(lsn);
+  const registry = new TopicRegistry();
+  const serializers = new Map<string, TableSerializer>();
+  const progress: TableProgress[] = input.tables.map((t) => input.resume?.find((r) => r.schema === t.schema && r.table === t.table) ?? { schema: t.schema, table: t.table, cursor: FRESH_CURSOR, read: 0, emitted: 0 });
+  const indexOf = new Map(input.tables.map((t, i) => [tableKey(t), i]));
+  let position: SinkPosition | undefined;
+  const started = Date.now();
+  const startRows = progress.reduce((n, t) => n + t.emitted, 0);
+
+  const serializerFor = (chunk: SnapshotChunk): TableSerializer => {
+    const key = tableKey(chunk.table);
+    let found = serializers.get(key);
+    if (!found) {
+      const schema = backfillTableSchema(chunk.table, (oid) => input.types.get(oid), config.values);
+      found = new TableSerializer(schema, input.naming, registry);
+      serializers.set(key, found);
+    }
+    return found;
+  };
+
+  // Chunks are serialized one at a time, in the order they are handed over, into one batch; the
+  // batch is written (and the progress of the chunks in it stored) once it holds FLUSH_BYTES, while
+  // the next chunks are serialized. At most two writes are in flight, which bounds memory and passes
+  // the sink's pace back to the readers.
+  const builder = new EventBatchBuilder(registry, FLUSH_BYTES + (1 << 20), 65_536);
+  let writes: Promise<void> = Promise.resolve();
+  let inFlight = 0;
+  const flush = (): Promise<void> => {
+    const batch = builder.take(builder.count);
+    const stored = progress.slice();
+    inFlight++;
+    writes = writes.then(async () => {
+      if (batch.count > 0 || position === undefined) position = await input.sink.write(batch);
+      await input.checkpoint(position, stored);
+      inFlight--;
+    });
+    // A failed write surfaces where `writes` is awaited (the next full batch, or the end).
+    void writes.catch(() => undefined);
+    return writes;
+  };
+  let tail: Promise<void> = Promise.resolve();
+  const deliver = (chunk: SnapshotChunk, lastRowMarker: 'true' | 'last', final: boolean): Promise<void> => {
+    const run = tail.then(async () => {
+      const index = indexOf.get(tableKey(chunk.table)) ?? 0;
+      const entry = progress[index] as TableProgress;
+      const serializer = serializerFor(chunk);
+      const now = Date.now();
+      const idHead = readIdHead(`${lsnText}:r:${index}:`);
+      const n = chunk.rows.length;
+      const rowTail = serializer.readTail('true', lsn, lsnText, now);
+      for (let i = 0; i < n; i++) {
+        builder.startEvent();
+        serializer.writeRead(builder, chunk.rows[i] as TupleData, idHead, entry.read + i, i === n - 1 && lastRowMarker === 'last' ? serializer.readTail('last', lsn, lsnText, now) : rowTail);
+        builder.endEvent(serializer.topicNumber);
+      }
+      progress[index] = { ...entry, cursor: chunk.cursor, read: entry.read + n, emitted: entry.emitted + n };
+      if (final || builder.bytes >= FLUSH_BYTES || chunk.cursor.done) {
+        const written = flush();
+        if (final || inFlight > 1) await written;
+      }
+      input.onProgress?.(progress);
+      if (chunk.cursor.done) log.info({ table: `${chunk.table.schema}.${chunk.table.table}`, rows: progress[index]?.emitted }, 'snapshot: table read');
+    });
+    tail = run.catch(() => undefined);
+    return run;
+  };
+
+  // The final chunk of every non-empty table is held back until a later table's final chunk
+  // arrives; at most `parallelism` are held (older ones go out at once). Whatever tables come
+  // after, even empty ones, the last held chunk is then written last, with the snapshot's last row.
+  const held: SnapshotChunk[] = [];
+  const holdLimit = Math.max(1, config.snapshot.parallelism);
+  const onChunk = async (chunk: SnapshotChunk): Promise<void> => {
+    if (!chunk.lastOfTable || chunk.rows.length === 0) {
+      await deliver(chunk, 'true', false);
+      return;
+    }
+    held.push(chunk);
+    while (held.length > holdLimit) await deliver(held.shift() as SnapshotChunk, 'true', false);
+  };
+
+  log.info({ tables: input.tables.length, at: lsnText, parallelism: config.snapshot.parallelism }, 'snapshot: reading the existing rows');
+  const resume = new Map<string, ChunkCursor>();
+  for (const t of progress) if (t.read > 0 || t.cursor.done) resume.set(tableKey(t), t.cursor);
+  await readSnapshot({
+    snapshotName: exported.snapshotName,
+    tables: input.tables.map((t) => ({ schema: t.schema, table: t.table })),
+    major: input.major,
+    generatedColumns: input.generatedColumns,
+    connect: () => openConnection(input.endpoint, 'query', 'pgcdc-snapshot'),
+    chunkRows: config.snapshot.chunkSize,
+    parallelism: config.snapshot.parallelism,
+    resume,
+    onChunk,
+    ...(input.onSnapshotXids ? { onSnapshotXids: input.onSnapshotXids } : {}),
+  });
+  await tail;
+  for (let i = 0; i < held.length; i++) await deliver(held[i] as SnapshotChunk, i === held.length - 1 ? 'last' : 'true', i === held.length - 1);
+  await flush();
+  const total = progress.reduce((n, t) => n + t.emitted, 0) - startRows;
+  const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+  log.info({ rows: total, seconds: Number(seconds.toFixed(2)), rowsPerSecond: Math.round(total / seconds) }, 'snapshot: done');
+  return { position, tables: progress };
+}
