@@ -59,7 +59,10 @@ const show = (rowsPerSecond: number): string => `${Math.round(rowsPerSecond).toL
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
 async function connect(cluster: EmbeddedCluster, replication = false): Promise<pg.Client> {
-  const config: pg.ClientConfig & { replication?: string } = { connectionString: cluster.url(DATABASE), options: SESSION_OPTIONS };
+  const config: pg.ClientConfig & { replication?: string } = {
+    connectionString: cluster.url(DATABASE),
+    options: SESSION_OPTIONS,
+  };
   if (replication) config.replication = 'database';
   const client = new pg.Client(config);
   await client.connect();
@@ -69,7 +72,11 @@ async function connect(cluster: EmbeddedCluster, replication = false): Promise<p
 /** The same narrow shape as bench/stream.ts. */
 async function load(client: pg.Client, table: string, first: number, last: number): Promise<void> {
   await client.query(`create table ${table} (id bigint primary key, v integer not null, t text not null)`);
-  await client.query(`insert into ${table} select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from generate_series($1::bigint, $2::bigint) g`, [first, last]);
+  await client.query(
+    `insert into ${table} select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from ` +
+      `generate_series($1::bigint, $2::bigint) g`,
+    [first, last],
+  );
   await client.query(`vacuum analyze ${table}`);
 }
 
@@ -89,20 +96,39 @@ async function copyReference(cluster: EmbeddedCluster): Promise<number> {
  * JSONL sink and a checkpoint stored in a real offsets file) over `tables` with `workers` workers
  * into a fresh directory; returns elapsed ms.
  */
-async function runPgcdc(cluster: EmbeddedCluster, tables: readonly string[], workers: number, slot: string): Promise<number> {
+async function runPgcdc(
+  cluster: EmbeddedCluster,
+  tables: readonly string[],
+  workers: number,
+  slot: string,
+): Promise<number> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-snapshot-'));
   const replication = await connect(cluster, true);
   const catalog = await connect(cluster);
   const offsets = await FileOffsetStore.open(path.join(dir, 'offsets.json'));
   try {
-    const config = parseConfig({ source: { url: cluster.url(DATABASE) }, snapshot: { chunkSize: CHUNK, parallelism: workers, progress: 'off' }, log: { level: 'warn' } });
+    const config = parseConfig({
+      source: { url: cluster.url(DATABASE) },
+      snapshot: { chunkSize: CHUNK, parallelism: workers, progress: 'off' },
+      log: { level: 'warn' },
+    });
     const endpoint = resolveEndpoint(config.source);
     const types = await loadPgTypes(catalog);
-    const refs = await resolveTables(catalog, tables.map((table) => ({ schema: 'public', table })));
+    const refs = await resolveTables(
+      catalog,
+      tables.map((table) => ({ schema: 'public', table })),
+    );
     const exported = await createSlotWithSnapshot(replication, slot);
     const sink = new JsonlSink({ dir: path.join(dir, 'events') });
     await sink.open(undefined);
-    const identity = { version: 2 as const, systemId: '1', timeline: 1, database: DATABASE, slot, publication: 'bench' };
+    const identity = {
+      version: 2 as const,
+      systemId: '1',
+      timeline: 1,
+      database: DATABASE,
+      slot,
+      publication: 'bench',
+    };
     const lsn = formatLsn(exported.consistentPoint);
     const started = performance.now();
     await takeInitialSnapshot({
@@ -115,7 +141,14 @@ async function runPgcdc(cluster: EmbeddedCluster, tables: readonly string[], wor
       naming: { prefix: DATABASE, database: DATABASE, naming: 'prefix' },
       sink,
       log: createLogger({ level: 'warn', format: 'json' }),
-      checkpoint: (position, list) => offsets.commit({ ...identity, lsn, sink: position, updatedAt: new Date().toISOString(), snapshot: { state: 'running', tables: list } }),
+      checkpoint: (position, list) =>
+        offsets.commit({
+          ...identity,
+          lsn,
+          sink: position,
+          updatedAt: new Date().toISOString(),
+          snapshot: { state: 'running', tables: list },
+        }),
     });
     const elapsed = performance.now() - started;
     await sink.close();
@@ -132,14 +165,18 @@ async function runPgcdc(cluster: EmbeddedCluster, tables: readonly string[], wor
 }
 
 async function main(): Promise<void> {
-  const cluster = await EmbeddedCluster.start({ major: MAJOR, settings: { shared_buffers: '512MB', autovacuum: 'off' } });
+  const cluster = await EmbeddedCluster.start({
+    major: MAJOR,
+    settings: { shared_buffers: '512MB', autovacuum: 'off' },
+  });
   try {
     const admin = new pg.Client({ connectionString: cluster.url('postgres') });
     await admin.connect();
     await admin.query(`create database ${DATABASE}`);
     await admin.end();
     const client = await connect(cluster);
-    const version = (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
+    const version =
+      (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
     const loadStarted = performance.now();
     await load(client, 'bench', 1, ROWS);
     const parts: string[] = [];
@@ -149,7 +186,12 @@ async function main(): Promise<void> {
       await load(client, `bench_part${i + 1}`, i * per + 1, Math.min(ROWS, (i + 1) * per));
     }
     await client.end();
-    console.log(`PostgreSQL ${version}: ${ROWS.toLocaleString('en-US')} rows (and the same split over ${WORKERS} tables) loaded in ${seconds(performance.now() - loadStarted)}; chunks of ${CHUNK.toLocaleString('en-US')} rows`);
+    console.log(
+      `PostgreSQL ${version}: ` +
+        (`${ROWS.toLocaleString('en-US')} rows (and the same split over ` +
+          (`${WORKERS} tables) loaded in ` +
+            `${seconds(performance.now() - loadStarted)}; chunks of ${CHUNK.toLocaleString('en-US')} rows`)),
+    );
 
     // Warm the cache for everyone alike: the first read of a fresh table also sets hint bits.
     await copyReference(cluster);
@@ -159,11 +201,19 @@ async function main(): Promise<void> {
 
     const oneMs = await runPgcdc(cluster, ['bench'], 1, 'bench_one');
     const oneRate = rate(ROWS, oneMs);
-    console.log(`pgcdc snapshot, 1 worker -> JSONL (fsynced): ${seconds(oneMs)}, ${show(oneRate)} (${(oneRate / copyRate).toFixed(2)} x COPY)`);
+    console.log(
+      `pgcdc snapshot, 1 worker -> JSONL (fsynced): ` +
+        `${seconds(oneMs)}, ${show(oneRate)} (${(oneRate / copyRate).toFixed(2)} x COPY)`,
+    );
 
     const manyMs = await runPgcdc(cluster, parts, WORKERS, 'bench_many');
     const manyRate = rate(ROWS, manyMs);
-    console.log(`pgcdc snapshot, ${WORKERS} workers over ${WORKERS} tables -> JSONL (fsynced): ${seconds(manyMs)}, ${show(manyRate)} (${(manyRate / copyRate).toFixed(2)} x COPY)`);
+    console.log(
+      `pgcdc snapshot, ` +
+        (`${WORKERS} workers over ` +
+          (`${WORKERS} tables -> JSONL (fsynced): ` +
+            `${seconds(manyMs)}, ${show(manyRate)} (${(manyRate / copyRate).toFixed(2)} x COPY)`)),
+    );
     console.log(`ratio ${(oneRate / copyRate).toFixed(2)}`);
   } finally {
     await cluster.destroy();

@@ -54,7 +54,11 @@ const MAJOR = wholeNumber(flags.pg, '--pg');
 const PROFILE_DIR = flags['cpu-prof'] === undefined ? undefined : path.resolve(flags['cpu-prof']);
 
 function findRecvlogical(): string | undefined {
-  const candidates = [process.env.PG_RECVLOGICAL, '/usr/bin/pg_recvlogical', spawnSync('sh', ['-c', 'command -v pg_recvlogical']).stdout.toString().trim()];
+  const candidates = [
+    process.env.PG_RECVLOGICAL,
+    '/usr/bin/pg_recvlogical',
+    spawnSync('sh', ['-c', 'command -v pg_recvlogical']).stdout.toString().trim(),
+  ];
   return candidates.find((c): c is string => c !== undefined && c.length > 0 && existsSync(c));
 }
 
@@ -67,28 +71,49 @@ async function loadBacklog(client: pg.Client): Promise<{ endLsn: string; lastRow
   for (let first = 1; first <= ROWS; first += TX_SIZE) {
     const last = Math.min(ROWS, first + TX_SIZE - 1);
     await client.query('begin');
-    await client.query(`insert into bench select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from generate_series($1::bigint, $2::bigint) g`, [first, last]);
+    await client.query(
+      `insert into bench select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from ` +
+        `generate_series($1::bigint, $2::bigint) g`,
+      [first, last],
+    );
     // Past the last transaction's rows but before its commit record: a checkpoint at or after it
     // can only be that commit's end (or later), i.e. every row is durable.
-    if (last === ROWS) lastRowsLsn = (await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0';
+    if (last === ROWS)
+      lastRowsLsn =
+        (await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0';
     await client.query('commit');
   }
-  const endLsn = (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0';
+  const endLsn =
+    (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0';
   return { endLsn, lastRowsLsn };
 }
 
 function runReference(recvlogical: string, cluster: EmbeddedCluster, endLsn: string): Promise<number> {
   const args = [
-    '-d', `host=127.0.0.1 port=${cluster.port} user=postgres dbname=${DATABASE}`,
-    '--slot', SLOT_REFERENCE, '--start', '--no-loop',
-    '-o', 'proto_version=1', '-o', `publication_names=${PUBLICATION}`,
-    `--endpos=${endLsn}`, '-f', '/dev/null',
+    '-d',
+    `host=127.0.0.1 port=${cluster.port} user=postgres dbname=${DATABASE}`,
+    '--slot',
+    SLOT_REFERENCE,
+    '--start',
+    '--no-loop',
+    '-o',
+    'proto_version=1',
+    '-o',
+    `publication_names=${PUBLICATION}`,
+    `--endpos=${endLsn}`,
+    '-f',
+    '/dev/null',
   ];
   const started = performance.now();
-  const child = spawn(recvlogical, args, { env: { ...process.env, PGPASSWORD: cluster.password }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(recvlogical, args, {
+    env: { ...process.env, PGPASSWORD: cluster.password },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`pg_recvlogical exited with ${code}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(performance.now() - started) : reject(new Error(`pg_recvlogical exited with ${code}`)),
+    );
   });
 }
 
@@ -100,7 +125,11 @@ interface PgcdcRun {
 
 /** Builds dist/ so bin/pgcdc.js runs compiled JavaScript, as after `npm ci`. */
 function buildDist(): void {
-  const result = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  const result = spawnSync(
+    process.execPath,
+    [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')],
+    { stdio: 'inherit' },
+  );
   if (result.status !== 0) throw new Error('bench: building dist/ failed');
 }
 
@@ -109,14 +138,29 @@ async function runPgcdc(cluster: EmbeddedCluster, workDir: string, threshold: st
   const offsets = path.join(workDir, 'offsets.json');
   const nodeArgs = PROFILE_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR];
   const args = [
-    ...nodeArgs, path.join(ROOT, 'bin/pgcdc.js'), 'run',
-    '--source', `postgres://postgres@127.0.0.1:${cluster.port}/${DATABASE}`,
-    '--slot', SLOT_PGCDC, '--publication', PUBLICATION, '--tables', 'public.bench',
-    '--out', path.join(workDir, 'events'), '--offsets', offsets,
+    ...nodeArgs,
+    path.join(ROOT, 'bin/pgcdc.js'),
+    'run',
+    '--source',
+    `postgres://postgres@127.0.0.1:${cluster.port}/${DATABASE}`,
+    '--slot',
+    SLOT_PGCDC,
+    '--publication',
+    PUBLICATION,
+    '--tables',
+    'public.bench',
+    '--out',
+    path.join(workDir, 'events'),
+    '--offsets',
+    offsets,
   ];
   const target = parseLsn(threshold);
   const started = performance.now();
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, PGPASSWORD: cluster.password }, stdio: ['ignore', 'inherit', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, PGPASSWORD: cluster.password },
+    stdio: ['ignore', 'inherit', 'pipe'],
+  });
   let startupMs = 0;
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {
@@ -159,7 +203,8 @@ async function tsxSourceMaps(): Promise<Map<string, SourceMap>> {
       const source = entry.map?.sources[0];
       if (entry.map === undefined || source === undefined) continue;
       const seen = newest.get(source);
-      if (seen === undefined || seen.mtime < info.mtimeMs) newest.set(source, { map: new SourceMap(entry.map), mtime: info.mtimeMs });
+      if (seen === undefined || seen.mtime < info.mtimeMs)
+        newest.set(source, { map: new SourceMap(entry.map), mtime: info.mtimeMs });
     } catch {
       // Not a cache entry.
     }
@@ -173,14 +218,26 @@ async function summariseProfile(dir: string): Promise<void> {
   const files = (await readdir(dir)).filter((f) => /\.0\.\d+\.cpuprofile$/.test(f)).sort();
   const file = files[files.length - 1];
   if (file === undefined) return;
-  interface Frame { functionName: string; url: string; lineNumber: number; columnNumber: number }
-  const profile = JSON.parse(await readFile(path.join(dir, file), 'utf8')) as { nodes: { id: number; callFrame: Frame }[]; samples: number[]; timeDeltas: number[] };
+  interface Frame {
+    functionName: string;
+    url: string;
+    lineNumber: number;
+    columnNumber: number;
+  }
+  const profile = JSON.parse(await readFile(path.join(dir, file), 'utf8')) as {
+    nodes: { id: number; callFrame: Frame }[];
+    samples: number[];
+    timeDeltas: number[];
+  };
   const maps = await tsxSourceMaps();
   const where = (frame: Frame): string => {
     if (!frame.url) return '';
     const source = frame.url.startsWith('file://') ? fileURLToPath(frame.url) : frame.url;
     const entry = maps.get(source)?.findEntry(frame.lineNumber, frame.columnNumber);
-    const line = entry !== undefined && 'originalLine' in entry ? `${entry.originalLine + 1}` : `${frame.lineNumber + 1}:${frame.columnNumber + 1}`;
+    const line =
+      entry !== undefined && 'originalLine' in entry
+        ? `${entry.originalLine + 1}`
+        : `${frame.lineNumber + 1}:${frame.columnNumber + 1}`;
     return ` ${path.relative(ROOT, source) || source}:${line}`;
   };
   const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
@@ -194,14 +251,21 @@ async function summariseProfile(dir: string): Promise<void> {
     const name = `${frame.functionName || '(anonymous)'}${where(frame)}`;
     self.set(name, (self.get(name) ?? 0) + delta);
   });
-  console.log(`\nprofile ${path.join(dir, file)} (${seconds(total / 1000)} sampled): top self time, at the line where each function starts`);
-  for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`  ${((us / total) * 100).toFixed(1).padStart(5)}%  ${name}`);
+  console.log(
+    `\nprofile ${path.join(dir, file)} (${seconds(total / 1000)} sampled): top self time, at the line where ` +
+      `each function starts`,
+  );
+  for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 20))
+    console.log(`  ${((us / total) * 100).toFixed(1).padStart(5)}%  ${name}`);
 }
 
 async function main(): Promise<void> {
   const recvlogical = findRecvlogical();
   if (recvlogical === undefined) {
-    process.stderr.write('bench: pg_recvlogical is not installed (Debian: apt-get install postgresql-client); it is the reference this bench compares with\n');
+    process.stderr.write(
+      'bench: pg_recvlogical is not installed (Debian: apt-get install postgresql-client); it is the reference ' +
+        'this bench compares with\n',
+    );
     process.exit(1);
   }
   const workDir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-'));
@@ -210,7 +274,14 @@ async function main(): Promise<void> {
     major: MAJOR,
     // Room for the whole backlog without checkpoints, and no background writes (autovacuum's
     // analyze after the load) that would land in the stream being measured.
-    settings: { shared_buffers: '1GB', max_wal_size: '16GB', min_wal_size: '1GB', checkpoint_timeout: '1h', wal_buffers: '64MB', autovacuum: 'off' },
+    settings: {
+      shared_buffers: '1GB',
+      max_wal_size: '16GB',
+      min_wal_size: '1GB',
+      checkpoint_timeout: '1h',
+      wal_buffers: '64MB',
+      autovacuum: 'off',
+    },
   });
   try {
     const admin = new pg.Client({ connectionString: cluster.url('postgres') });
@@ -219,30 +290,45 @@ async function main(): Promise<void> {
     await admin.end();
     const client = new pg.Client({ connectionString: cluster.url(DATABASE) });
     await client.connect();
-    const version = (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
+    const version =
+      (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
     await client.query('create table bench (id bigint primary key, v integer not null, t text not null)');
     await client.query(`create publication ${PUBLICATION} for table bench`);
     await client.query(`select pg_create_logical_replication_slot('${SLOT_PGCDC}', 'pgoutput')`);
     // Same LSN, same backlog (pg_copy_logical_replication_slot needs PostgreSQL 12).
-    if (MAJOR >= 12) await client.query(`select pg_copy_logical_replication_slot('${SLOT_PGCDC}', '${SLOT_REFERENCE}')`);
+    if (MAJOR >= 12)
+      await client.query(`select pg_copy_logical_replication_slot('${SLOT_PGCDC}', '${SLOT_REFERENCE}')`);
     else await client.query(`select pg_create_logical_replication_slot('${SLOT_REFERENCE}', 'pgoutput')`);
-    const startLsn = (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0';
+    const startLsn =
+      (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0';
 
     const loadStarted = performance.now();
     const { endLsn, lastRowsLsn } = await loadBacklog(client);
     const walMb = (parseLsn(endLsn) - parseLsn(startLsn)) / 1024 / 1024;
-    console.log(`PostgreSQL ${version}: ${ROWS.toLocaleString('en-US')} rows in ${Math.ceil(ROWS / TX_SIZE)} transactions of ${TX_SIZE}, ${walMb.toFixed(0)} MB of WAL (${startLsn} -> ${endLsn}), loaded in ${seconds(performance.now() - loadStarted)}`);
+    console.log(
+      `PostgreSQL ${version}: ` +
+        (`${ROWS.toLocaleString('en-US')} rows in ` +
+          (`${Math.ceil(ROWS / TX_SIZE)} transactions of ` +
+            (`${TX_SIZE}, ` +
+              (`${walMb.toFixed(0)} MB of WAL ` +
+                `(${startLsn} -> ${endLsn}), loaded in ${seconds(performance.now() - loadStarted)}`)))),
+    );
     await client.end();
 
     const referenceMs = await runReference(recvlogical, cluster, endLsn);
-    console.log(`pg_recvlogical: ${seconds(referenceMs)}, ${rate(ROWS, referenceMs)} (${(walMb / (referenceMs / 1000)).toFixed(0)} MB/s of WAL)`);
+    console.log(
+      `pg_recvlogical: ` +
+        (`${seconds(referenceMs)}, ` +
+          `${rate(ROWS, referenceMs)} (${(walMb / (referenceMs / 1000)).toFixed(0)} MB/s of WAL)`),
+    );
 
     const run = await runPgcdc(cluster, workDir, lastRowsLsn);
     const lines = await countLines(path.join(workDir, 'events'));
     if (lines !== ROWS) throw new Error(`pgcdc wrote ${lines} lines, expected ${ROWS}`);
     console.log(
       `pgcdc:          ${seconds(run.totalMs)}, ${rate(ROWS, run.totalMs)} ` +
-        `(start-up ${seconds(run.startupMs)}; ${rate(ROWS, run.totalMs - run.startupMs)} after it), ${lines.toLocaleString('en-US')} lines checked`,
+        (`(start-up ${seconds(run.startupMs)}; ` +
+          `${rate(ROWS, run.totalMs - run.startupMs)} after it), ${lines.toLocaleString('en-US')} lines checked`),
     );
     if (PROFILE_DIR !== undefined) await summariseProfile(PROFILE_DIR);
     console.log(`ratio ${(referenceMs / run.totalMs).toFixed(2)}`);

@@ -32,13 +32,17 @@ const hasSources = existsSync(sourceMain);
 if (existsSync(compiled) && (!hasSources || statSync(compiled).mtimeMs >= newestSource(sources))) {
   await import(pathToFileURL(compiled).href);
 } else if (!hasSources) {
-  fail(`this installation has no compiled CLI (${compiled} is missing): reinstall pgcdc from a tarball made by npm pack, or run it from a checkout after npm ci`);
+  fail(
+    `this installation has no compiled CLI (${compiled} is missing): reinstall pgcdc from a tarball made by npm pack, or run it from a checkout after npm ci`,
+  );
 } else {
   let register;
   try {
     ({ register } = await import('tsx/esm/api'));
   } catch {
-    fail('the sources in this checkout are newer than dist/ and tsx is not installed: run npm ci (installs tsx), or npm run build');
+    fail(
+      'the sources in this checkout are newer than dist/ and tsx is not installed: run npm ci (installs tsx), or npm run build',
+    );
   }
   register();
   await import(pathToFileURL(sourceMain).href);

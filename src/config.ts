@@ -9,7 +9,12 @@ import { parse as parseYaml } from 'yaml';
 import { CdcError } from './core/errors.ts';
 import { sshTunnelSchema } from './postgres/tunnel.ts';
 
-const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'must be a plain identifier: letters, digits, _ or $, at most 63 characters');
+const identifier = z
+  .string()
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/,
+    'must be a plain identifier: letters, digits, _ or $, at most 63 characters',
+  );
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -113,7 +118,15 @@ export const configSchema = z.strictObject({
       /** Progress display: bars on a terminal, periodic lines otherwise (auto), or off. */
       progress: z.enum(['auto', 'bars', 'lines', 'off']).default('auto'),
     })
-    .default({ mode: 'initial', method: 'auto', chunkSize: 20_000, parallelism: 1, include: [], skip: [], progress: 'auto' }),
+    .default({
+      mode: 'initial',
+      method: 'auto',
+      chunkSize: 20_000,
+      parallelism: 1,
+      include: [],
+      skip: [],
+      progress: 'auto',
+    }),
   /** Standby status update interval; capped at a third of the server's wal_sender_timeout. */
   statusIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
   /**
@@ -142,7 +155,12 @@ export const configSchema = z.strictObject({
       /** placeholder: `__pgcdc_unavailable_value`; omit: left out of `after`; fill: last known value. */
       mode: z.enum(['placeholder', 'omit', 'fill']).default('placeholder'),
       /** Bound of the fill store (bytes of stored values). */
-      fillMaxBytes: z.number().int().min(1024).max(16 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
+      fillMaxBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(16 * 1024 * 1024 * 1024)
+        .default(256 * 1024 * 1024),
     })
     .default({ mode: 'placeholder', fillMaxBytes: 256 * 1024 * 1024 }),
   truncate: z
@@ -203,12 +221,18 @@ export function parseConfig(input: unknown, origin = 'configuration', flagFor?: 
     const issue = result.error.issues[0];
     const flag = issue === undefined ? undefined : flagFor?.(issue.path);
     if (issue !== undefined && flag !== undefined) {
-      throw new CdcError('CONFIG_INVALID', `${flag}: ${issue.message}`, { hint: 'fix that flag (see pgcdc <command> --help and docs/config.md)' });
+      throw new CdcError('CONFIG_INVALID', `${flag}: ${issue.message}`, {
+        hint: 'fix that flag (see pgcdc <command> --help and docs/config.md)',
+      });
     }
     const where = issue === undefined ? undefined : issue.path.length > 0 ? issue.path.join('.') : '(top level)';
-    throw new CdcError('CONFIG_INVALID', where === undefined ? `${origin}: invalid configuration` : `${origin}: ${where}: ${issue?.message ?? ''}`, {
-      hint: 'fix that key (see docs/config.md)',
-    });
+    throw new CdcError(
+      'CONFIG_INVALID',
+      where === undefined ? `${origin}: invalid configuration` : `${origin}: ${where}: ${issue?.message ?? ''}`,
+      {
+        hint: 'fix that key (see docs/config.md)',
+      },
+    );
   }
   return result.data;
 }
@@ -247,7 +271,8 @@ export function mergeLayers(...layers: unknown[]): Plain {
     for (const [key, value] of Object.entries(layer)) {
       if (value === undefined) continue;
       const current = out[key];
-      out[key] = isPlain(value) && isPlain(current) ? mergeLayers(current, value) : isPlain(value) ? mergeLayers(value) : value;
+      out[key] =
+        isPlain(value) && isPlain(current) ? mergeLayers(current, value) : isPlain(value) ? mergeLayers(value) : value;
     }
   }
   return out;
@@ -276,5 +301,7 @@ export function parseTableName(text: string): { schema: string; table: string } 
       hint: 'write tables as schema.table, comma separated',
     });
   }
-  return parts.length === 1 ? { schema: 'public', table: parts[0] ?? '' } : { schema: parts[0] ?? '', table: parts[1] ?? '' };
+  return parts.length === 1
+    ? { schema: 'public', table: parts[0] ?? '' }
+    : { schema: parts[0] ?? '', table: parts[1] ?? '' };
 }

@@ -43,7 +43,8 @@ function serversUnder(root: string): number[] {
       continue;
     }
     const dataDir = args[args.indexOf('-D') + 1];
-    if (path.basename(args[0] ?? '') === 'postgres' && args.includes('-D') && dataDir?.startsWith(`${root}/`)) found.push(Number(entry));
+    if (path.basename(args[0] ?? '') === 'postgres' && args.includes('-D') && dataDir?.startsWith(`${root}/`))
+      found.push(Number(entry));
   }
   return found;
 }
@@ -88,9 +89,13 @@ async function checkLeftovers(): Promise<boolean> {
   }
   const total = sizes.reduce((sum, s) => sum + s.bytes, 0);
   process.stderr.write(
-    `test run: LEFT BEHIND ${entries.length} temporary entries (${(total / 1024 / 1024).toFixed(1)} MB) and ${servers.length} running PostgreSQL servers; removed and stopped now:\n` +
+    `test run: LEFT BEHIND ` +
+      (`${entries.length} temporary entries ` +
+        (`(${(total / 1024 / 1024).toFixed(1)} MB) and ` +
+          `${servers.length} running PostgreSQL servers; removed and stopped now:\n`)) +
       sizes.map((s) => `  ${s.name} (${(s.bytes / 1024 / 1024).toFixed(1)} MB)\n`).join('') +
-      'a test process was killed, or a test writes temporary files without test/harness/tmp.ts (import it, or remove what the test creates)\n',
+      ('a test process was killed, or a test writes temporary files without test/harness/tmp.ts (import it, or ' +
+        'remove what the test creates)\n'),
   );
   return false;
 }

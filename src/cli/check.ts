@@ -16,9 +16,16 @@ interface CheckFlags extends RunFlags {
 export function registerCheck(program: Command): void {
   const command = program
     .command('check')
-    .description('read-only preflight: list every problem that would stop or endanger a capture, with its fix (exit 0 when there are no errors, 1 otherwise)')
+    .description(
+      'read-only preflight: list every problem that would stop or endanger a capture, with its fix (exit 0 ' +
+        'when there are no errors, 1 otherwise)',
+    )
     .option('-c, --config <file>', 'YAML config file (the same as for run)')
-    .option('--source <url>', 'postgres://user@host:5432/db?sslmode=verify-full (sslmode defaults to require; password: PGPASSWORD, ~/.pgpass or --password-file); PG* variables also work')
+    .option(
+      '--source <url>',
+      'postgres://user@host:5432/db?sslmode=verify-full (sslmode defaults to require; password: PGPASSWORD, ' +
+        '~/.pgpass or --password-file); PG* variables also work',
+    )
     .option('--slot <name>', 'replication slot (default pgcdc_slot)')
     .option('--publication <name>', 'publication (default pgcdc_pub)')
     .option('--tables <list>', 'schema.table,schema.*,... to capture (default: every table of the publication)')
@@ -27,17 +34,16 @@ export function registerCheck(program: Command): void {
     .option('--signal-table <schema.table>', 'signal table to verify')
     .option('--no-create-publication', 'a missing publication is an error (pgcdc run would not create it)')
     .option('--json', 'print the report as JSON on stdout');
-  addConnectionOptions(command)
-    .action(async (flags: CheckFlags) => {
-      let code: number;
-      try {
-        const config = await loadConfig(flags);
-        const report = await runCheck(config);
-        process.stdout.write(flags.json ? reportJson(report) : formatReport(report));
-        code = errorsOf(report).length > 0 ? EXIT_FAILURE : EXIT_OK;
-      } catch (error) {
-        code = reportFatal(error);
-      }
-      process.exitCode = code;
-    });
+  addConnectionOptions(command).action(async (flags: CheckFlags) => {
+    let code: number;
+    try {
+      const config = await loadConfig(flags);
+      const report = await runCheck(config);
+      process.stdout.write(flags.json ? reportJson(report) : formatReport(report));
+      code = errorsOf(report).length > 0 ? EXIT_FAILURE : EXIT_OK;
+    } catch (error) {
+      code = reportFatal(error);
+    }
+    process.exitCode = code;
+  });
 }

@@ -49,10 +49,16 @@ export interface RenderOptions {
 /** One event (a JSONL line of `topic`) as `time op topic key summary`. */
 export function renderEvent(topic: string, line: string, options: RenderOptions): string {
   const { colours: c, topicWidth, columns } = options;
-  const parsed = JSON.parse(line) as { key: unknown; value: { op: string; before: unknown; after: unknown; source: { ts_ms: number } } };
+  const parsed = JSON.parse(line) as {
+    key: unknown;
+    value: { op: string; before: unknown; after: unknown; source: { ts_ms: number } };
+  };
   const { op, before, after, source } = parsed.value;
   const key = isRow(parsed.key) ? parsed.key : {};
-  const keyText = Object.entries(key).map(([k, v]) => `${k}=${short(v, 13)}`).join(',') || '-';
+  const keyText =
+    Object.entries(key)
+      .map(([k, v]) => `${k}=${short(v, 13)}`)
+      .join(',') || '-';
   let summary: string;
   if (op === 'd') summary = 'deleted';
   else if (op === 't') summary = 'table truncated';
@@ -62,7 +68,9 @@ export function renderEvent(topic: string, line: string, options: RenderOptions)
     if (op === 'u' && isRow(before)) {
       const old = before;
       const changed = columnsShown.filter(([name, value]) => JSON.stringify(old[name]) !== JSON.stringify(value));
-      summary = changed.map(([name, value]) => `${name} ${short(old[name], 16)}→${short(value, 28)}`).join('  ') || '(no column changed)';
+      summary =
+        changed.map(([name, value]) => `${name} ${short(old[name], 16)}→${short(value, 28)}`).join('  ') ||
+        '(no column changed)';
     } else summary = columnsShown.map(([name, value]) => `${name}=${short(value)}`).join(' ');
   }
   const time = new Date(source.ts_ms).toTimeString().slice(0, 8) + `.${String(source.ts_ms % 1000).padStart(3, '0')}`;
@@ -76,10 +84,20 @@ export function renderEvent(topic: string, line: string, options: RenderOptions)
 export function printReport(say: (text: string) => void, c: Colours, report: VerifyReport, eventsDir: string): void {
   say('');
   say(c.bold('verification'));
-  say(`replayed ${report.events} events from ${eventsDir} onto empty tables (r/c/u: key -> after, d: remove, t: clear) and compared`);
-  say('every source row by primary key and every column, read in the event encoding (numeric as text, bytea as base64, timestamps as instants)');
+  say(
+    `replayed ${report.events} events from ` +
+      `${eventsDir} onto empty tables (r/c/u: key -> after, d: remove, t: clear) and compared`,
+  );
+  say(
+    'every source row by primary key and every column, read in the event encoding (numeric as text, bytea as ' +
+      'base64, timestamps as instants)',
+  );
   const opsHeader = `events ${DEMO_OPS.join('/')}`;
-  say(c.dim(`  ${'table'.padEnd(20)} ${opsHeader.padEnd(24)} ${'rows'.padStart(6)} ${'matched'.padStart(8)} ${'lost'.padStart(5)} ${'extra'.padStart(6)} ${'mismatched'.padStart(11)}`));
+  say(
+    c.dim(
+      `  ${'table'.padEnd(20)} ${opsHeader.padEnd(24)} ${'rows'.padStart(6)} ${'matched'.padStart(8)} ${'lost'.padStart(5)} ${'extra'.padStart(6)} ${'mismatched'.padStart(11)}`,
+    ),
+  );
   let rows = 0;
   let matched = 0;
   let lost = 0;
@@ -88,7 +106,9 @@ export function printReport(say: (text: string) => void, c: Colours, report: Ver
   for (const t of report.tables) {
     const ops = DEMO_OPS.map((op) => t.ops[op] ?? 0).join('/');
     const total = Object.values(t.ops).reduce((a, b) => a + b, 0);
-    say(`  ${t.table.padEnd(20)} ${`${total} (${ops})`.padEnd(24)} ${String(t.sourceRows).padStart(6)} ${String(t.matched).padStart(8)} ${String(t.lost).padStart(5)} ${String(t.extra).padStart(6)} ${String(t.mismatched).padStart(11)}`);
+    say(
+      `  ${t.table.padEnd(20)} ${`${total} (${ops})`.padEnd(24)} ${String(t.sourceRows).padStart(6)} ${String(t.matched).padStart(8)} ${String(t.lost).padStart(5)} ${String(t.extra).padStart(6)} ${String(t.mismatched).padStart(11)}`,
+    );
     for (const example of t.examples) say(c.red(`    ${example}`));
     rows += t.sourceRows;
     matched += t.matched;
@@ -98,5 +118,12 @@ export function printReport(say: (text: string) => void, c: Colours, report: Ver
   }
   const verdict = report.ok ? c.green('OK') : c.red('DIFFERENCES FOUND');
   const malformed = report.malformed > 0 ? `, ${report.malformed} malformed lines` : '';
-  say(`verified: ${report.tables.length} tables, ${rows} source rows, ${matched} matched, ${lost} lost, ${extra} extra, ${mismatched} mismatched, ${report.duplicates} duplicate events${malformed}: ${verdict}`);
+  say(
+    `verified: ${report.tables.length} tables, ` +
+      (`${rows} source rows, ` +
+        (`${matched} matched, ` +
+          (`${lost} lost, ` +
+            (`${extra} extra, ` +
+              `${mismatched} mismatched, ${report.duplicates} duplicate events${malformed}: ${verdict}`)))),
+  );
 }

@@ -101,10 +101,17 @@ async function describe(client: pg.Client, table: string): Promise<{ columns: Co
   );
   const key = await client.query<{ name: string }>(
     `select a.attname as name from pg_index i join lateral unnest(i.indkey) with ordinality k(attnum, n) on true
-      join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum where i.indrelid = ${oid} and i.indisprimary order by k.n`,
+      join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum where i.indrelid = ` +
+      `${oid} and i.indisprimary order by k.n`,
   );
   const kindOf = (type: string): Kind =>
-    type === 'numeric' || type === 'money' ? 'text' : type === 'bytea' ? 'bytea' : type === 'timestamptz' || type === 'timestamp' ? 'instant' : 'json';
+    type === 'numeric' || type === 'money'
+      ? 'text'
+      : type === 'bytea'
+        ? 'bytea'
+        : type === 'timestamptz' || type === 'timestamp'
+          ? 'instant'
+          : 'json';
   return { columns: cols.rows.map((r) => ({ name: r.name, kind: kindOf(r.type) })), key: key.rows.map((r) => r.name) };
 }
 
@@ -136,7 +143,13 @@ function parseEvent(text: string): EventLine | undefined {
   if (!isRow(json) || typeof json.id !== 'string' || !isRow(json.value)) return undefined;
   const value = json.value;
   const source = value.source;
-  if (!isRow(source) || typeof value.op !== 'string' || typeof source.schema !== 'string' || typeof source.table !== 'string') return undefined;
+  if (
+    !isRow(source) ||
+    typeof value.op !== 'string' ||
+    typeof source.schema !== 'string' ||
+    typeof source.table !== 'string'
+  )
+    return undefined;
   return {
     id: json.id,
     key: isRow(json.key) ? json.key : null,
@@ -148,7 +161,9 @@ function parseEvent(text: string): EventLine | undefined {
 }
 
 /** Replays every `*.jsonl` file of `dir`, in file order (per-table order is what matters). */
-async function replay(dir: string): Promise<{ tables: Map<string, Replayed>; events: number; duplicates: number; malformed: number }> {
+async function replay(
+  dir: string,
+): Promise<{ tables: Map<string, Replayed>; events: number; duplicates: number; malformed: number }> {
   const tables = new Map<string, Replayed>();
   const seen = new Set<string>();
   let events = 0;
@@ -179,7 +194,8 @@ async function replay(dir: string): Promise<{ tables: Map<string, Replayed>; eve
         if (event.before && keyOf(event.before, keyColumns) !== key) table.rows.delete(keyOf(event.before, keyColumns));
         const after: Row = { ...event.after };
         // Unchanged TOAST values are not in the event: keep what we had.
-        for (const [name, value] of Object.entries(after)) if (value === UNAVAILABLE && previous) after[name] = previous[name];
+        for (const [name, value] of Object.entries(after))
+          if (value === UNAVAILABLE && previous) after[name] = previous[name];
         table.rows.set(key, after);
       }
     }
@@ -188,7 +204,11 @@ async function replay(dir: string): Promise<{ tables: Map<string, Replayed>; eve
 }
 
 /** Replays `eventsDir` and compares with `tables` (`schema.table`) through `client`. */
-export async function verifyShop(client: pg.Client, tables: readonly string[], eventsDir: string): Promise<VerifyReport> {
+export async function verifyShop(
+  client: pg.Client,
+  tables: readonly string[],
+  eventsDir: string,
+): Promise<VerifyReport> {
   const replayed = await replay(eventsDir);
   await client.query(`set timezone = 'UTC'`);
   const reports: TableReport[] = [];
@@ -196,7 +216,9 @@ export async function verifyShop(client: pg.Client, tables: readonly string[], e
     const { columns, key } = await describe(client, table);
     const [schema = '', name = ''] = table.split('.');
     const select = columns.map((c) => `${quoteLiteral(c.name)}, ${sqlFor(c)}`).join(', ');
-    const result = await client.query<{ row: Row }>(`select jsonb_build_object(${select}) as row from ${quoteQualified(schema, name)}`);
+    const result = await client.query<{ row: Row }>(
+      `select jsonb_build_object(${select}) as row from ${quoteQualified(schema, name)}`,
+    );
     const source = new Map(result.rows.map(({ row }) => [keyOf(row, key), canonical(normalise(row, columns))]));
     const mine = replayed.tables.get(table) ?? { rows: new Map<string, Row>(), ops: {} };
     let matched = 0;
@@ -211,7 +233,8 @@ export async function verifyShop(client: pg.Client, tables: readonly string[], e
       } else if (canonical(normalise(got, columns)) === expected) matched++;
       else {
         mismatched++;
-        if (examples.length < 3) examples.push(`mismatch ${table} ${k}: source ${expected} events ${canonical(normalise(got, columns))}`);
+        if (examples.length < 3)
+          examples.push(`mismatch ${table} ${k}: source ${expected} events ${canonical(normalise(got, columns))}`);
       }
     }
     let extra = 0;
@@ -222,6 +245,15 @@ export async function verifyShop(client: pg.Client, tables: readonly string[], e
     }
     reports.push({ table, ops: mine.ops, sourceRows: source.size, matched, lost, extra, mismatched, examples });
   }
-  const ok = replayed.duplicates === 0 && replayed.malformed === 0 && reports.every((r) => r.lost === 0 && r.extra === 0 && r.mismatched === 0);
-  return { tables: reports, events: replayed.events, duplicates: replayed.duplicates, malformed: replayed.malformed, ok };
+  const ok =
+    replayed.duplicates === 0 &&
+    replayed.malformed === 0 &&
+    reports.every((r) => r.lost === 0 && r.extra === 0 && r.mismatched === 0);
+  return {
+    tables: reports,
+    events: replayed.events,
+    duplicates: replayed.duplicates,
+    malformed: replayed.malformed,
+    ok,
+  };
 }

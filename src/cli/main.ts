@@ -14,11 +14,16 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name('pgcdc')
-    .description('PostgreSQL change data capture: every insert, update and delete, delivered durably (logical replication, pgoutput)')
+    .description(
+      'PostgreSQL change data capture: every insert, update and delete, delivered durably (logical ' +
+        'replication, pgoutput)',
+    )
     .version(PGCDC_VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`pgcdc: ${text.replace(/^error: /, 'error: ').trimEnd()}\n`) });
+    .configureOutput({
+      outputError: (text, write) => write(`pgcdc: ${text.replace(/^error: /, 'error: ').trimEnd()}\n`),
+    });
   registerRun(program);
   registerCheck(program);
   registerSetup(program);
@@ -34,7 +39,10 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
-      const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
+      const ok =
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.code === 'commander.help';
       process.exitCode = ok ? EXIT_OK : EXIT_USAGE;
       return;
     }

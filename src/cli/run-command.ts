@@ -48,7 +48,8 @@ export interface RunFlags extends ConnectionFlags {
 function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new CdcError('CONFIG_INVALID', `${flag} must be a positive whole number, not ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CdcError('CONFIG_INVALID', `${flag} must be a positive whole number, not ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -83,15 +84,39 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
 
 /** The flag that sets each config key (the longest listed prefix of a bad value's path wins). */
 const FLAG_OF_KEY: Readonly<Record<string, string>> = {
-  'source.url': '--source', 'source.passwordFile': '--password-file', 'source.ssh.host': '--ssh-host', 'source.ssh.port': '--ssh-host',
-  'source.ssh.user': '--ssh-user', 'source.ssh.privateKeyFile': '--ssh-key', 'source.ssh.hostKey': '--ssh-host-key',
-  'source.ssh.trustOnFirstUse': '--ssh-trust-on-first-use', 'source.ssh.passwordFile': '--ssh-password-file', 'source.ssh.passphraseFile': '--ssh-passphrase-file',
-  slot: '--slot', publication: '--publication', tables: '--tables', excludeTables: '--exclude-tables', tablesFile: '--tables-file',
-  signalTable: '--signal-table', createPublication: '--no-create-publication', 'sink.kind': '--sink', 'sink.out': '--out', offsets: '--offsets',
-  'topic.prefix': '--topic-prefix', 'topic.naming': '--topic-naming', 'batch.maxEvents': '--batch-size',
-  'snapshot.mode': '--snapshot-mode', 'snapshot.method': '--snapshot-method', 'snapshot.include': '--snapshot-include', 'snapshot.skip': '--snapshot-skip',
-  'snapshot.progress': '--snapshot-progress', 'snapshot.chunkSize': '--snapshot-chunk-size', 'snapshot.parallelism': '--snapshot-parallelism',
-  streaming: '--streaming', 'log.level': '--log-level', 'log.format': '--log-format',
+  'source.url': '--source',
+  'source.passwordFile': '--password-file',
+  'source.ssh.host': '--ssh-host',
+  'source.ssh.port': '--ssh-host',
+  'source.ssh.user': '--ssh-user',
+  'source.ssh.privateKeyFile': '--ssh-key',
+  'source.ssh.hostKey': '--ssh-host-key',
+  'source.ssh.trustOnFirstUse': '--ssh-trust-on-first-use',
+  'source.ssh.passwordFile': '--ssh-password-file',
+  'source.ssh.passphraseFile': '--ssh-passphrase-file',
+  slot: '--slot',
+  publication: '--publication',
+  tables: '--tables',
+  excludeTables: '--exclude-tables',
+  tablesFile: '--tables-file',
+  signalTable: '--signal-table',
+  createPublication: '--no-create-publication',
+  'sink.kind': '--sink',
+  'sink.out': '--out',
+  offsets: '--offsets',
+  'topic.prefix': '--topic-prefix',
+  'topic.naming': '--topic-naming',
+  'batch.maxEvents': '--batch-size',
+  'snapshot.mode': '--snapshot-mode',
+  'snapshot.method': '--snapshot-method',
+  'snapshot.include': '--snapshot-include',
+  'snapshot.skip': '--snapshot-skip',
+  'snapshot.progress': '--snapshot-progress',
+  'snapshot.chunkSize': '--snapshot-chunk-size',
+  'snapshot.parallelism': '--snapshot-parallelism',
+  streaming: '--streaming',
+  'log.level': '--log-level',
+  'log.format': '--log-format',
 };
 
 /** The flag behind a bad value at `path`, when the flags (not the file) set it. */
@@ -101,7 +126,8 @@ export function flagNamer(flagLayer: ConfigInput): FlagNamer {
       const flag = FLAG_OF_KEY[path.slice(0, length).map(String).join('.')];
       if (flag === undefined) continue;
       let value: unknown = flagLayer;
-      for (const key of path.slice(0, length)) value = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+      for (const key of path.slice(0, length))
+        value = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
       return value === undefined ? undefined : flag;
     }
     return undefined;
@@ -115,7 +141,9 @@ export async function loadConfig(flags: RunFlags): Promise<Config> {
 }
 
 export function makeSink(config: Config, log?: Logger): Sink {
-  return config.sink.kind === 'stdout' ? new StdoutSink() : new JsonlSink({ dir: config.sink.out, ...(log === undefined ? {} : { log }) });
+  return config.sink.kind === 'stdout'
+    ? new StdoutSink()
+    : new JsonlSink({ dir: config.sink.out, ...(log === undefined ? {} : { log }) });
 }
 
 /** Runs until a signal or a failure; returns the process exit code. */
@@ -128,7 +156,10 @@ export async function runCapture(config: Config, log: Logger, sink: Sink = makeS
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
     if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting without a clean stop (nothing unconfirmed is lost; it is delivered again on restart)');
+      log.warn(
+        { signal },
+        'second signal: exiting without a clean stop (nothing unconfirmed is lost; it is delivered again on restart)',
+      );
       process.exit(1);
     }
     log.info({ signal }, 'stopping: delivering committed changes and confirming them');
@@ -156,7 +187,11 @@ export function registerRun(program: Command): void {
     .command('run')
     .description('stream every change of the selected tables into a sink until stopped (SIGINT/SIGTERM stop cleanly)')
     .option('-c, --config <file>', 'YAML config file (flags override it; see docs/config.md)')
-    .option('--source <url>', 'postgres://user@host:5432/db?sslmode=verify-full (sslmode defaults to require; password: PGPASSWORD, ~/.pgpass or --password-file); PG* variables also work')
+    .option(
+      '--source <url>',
+      'postgres://user@host:5432/db?sslmode=verify-full (sslmode defaults to require; password: PGPASSWORD, ' +
+        '~/.pgpass or --password-file); PG* variables also work',
+    )
     .option('--slot <name>', 'replication slot, created when missing (default pgcdc_slot)')
     .option('--publication <name>', 'publication, created FOR TABLE the --tables when missing (default pgcdc_pub)')
     .option('--tables <list>', 'schema.table,schema.*,... to capture (default: every table of the publication)')
@@ -167,32 +202,62 @@ export function registerRun(program: Command): void {
     .option('--out <dir>', 'JSONL output directory, one file per topic (default ./events)')
     .option('--offsets <file>', 'offsets file: the durable position (default ./pgcdc-offsets.json)')
     .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')
-    .addOption(new Option('--topic-naming <naming>', 'prefix: <prefix>.<schema>.<table>; database: <db>_<topic>').choices(['prefix', 'database']))
+    .addOption(
+      new Option('--topic-naming <naming>', 'prefix: <prefix>.<schema>.<table>; database: <db>_<topic>').choices([
+        'prefix',
+        'database',
+      ]),
+    )
     .option('--no-create-publication', 'never create the publication; fail with the SQL to run instead')
     .addOption(
-      new Option('--snapshot-mode <mode>', 'initial: read existing rows first (default); never; always: on every start; initial_only: read, then exit; when_needed: again when the offset is unusable')
-        .choices([...SNAPSHOT_MODES]),
+      new Option(
+        '--snapshot-mode <mode>',
+        'initial: read existing rows first (default); never; always: on every start; initial_only: read, then ' +
+          'exit; when_needed: again when the offset is unusable',
+      ).choices([...SNAPSHOT_MODES]),
     )
-    .addOption(new Option('--snapshot-method <method>', 'incremental snapshot watermarks: auto (default), read-only (PG13+), signal-table, message (PG14+)').choices([...SNAPSHOT_METHODS]))
+    .addOption(
+      new Option(
+        '--snapshot-method <method>',
+        'incremental snapshot watermarks: auto (default), read-only (PG13+), signal-table, message (PG14+)',
+      ).choices([...SNAPSHOT_METHODS]),
+    )
     .option('--snapshot-include <list>', 'patterns of the captured tables to backfill (default: all)')
     .option('--snapshot-skip <list>', 'patterns of captured tables not to backfill')
-    .addOption(new Option('--snapshot-progress <how>', 'snapshot progress: auto (bars on a terminal, else lines), bars, lines, off').choices(['auto', 'bars', 'lines', 'off']))
+    .addOption(
+      new Option(
+        '--snapshot-progress <how>',
+        'snapshot progress: auto (bars on a terminal, else lines), bars, lines, off',
+      ).choices(['auto', 'bars', 'lines', 'off']),
+    )
     .option('--snapshot-chunk-size <n>', 'rows per snapshot chunk (default 20000)')
     .option('--snapshot-parallelism <n>', 'tables read at once during the snapshot (default 1)')
-    .option('--streaming', 'PostgreSQL 14+: receive large transactions while they run, spilled to disk next to the offsets file until their commit')
+    .option(
+      '--streaming',
+      'PostgreSQL 14+: receive large transactions while they run, spilled to disk next to the offsets file ' +
+        'until their commit',
+    )
     .option('--batch-size <n>', 'events per sink write (default 50000; a batch is also written at 16 MiB)')
-    .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+    .addOption(
+      new Option('--log-level <level>', 'log level (default info)').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+      ]),
+    )
     .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']));
-  addConnectionOptions(command)
-    .action(async (flags: RunFlags) => {
-      let code: number;
-      try {
-        const config = await loadConfig(flags);
-        const log = createLogger(config.log);
-        code = await runCapture(config, log);
-      } catch (error) {
-        code = reportFatal(error);
-      }
-      process.exitCode = code;
-    });
+  addConnectionOptions(command).action(async (flags: RunFlags) => {
+    let code: number;
+    try {
+      const config = await loadConfig(flags);
+      const log = createLogger(config.log);
+      code = await runCapture(config, log);
+    } catch (error) {
+      code = reportFatal(error);
+    }
+    process.exitCode = code;
+  });
 }

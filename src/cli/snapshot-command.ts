@@ -48,18 +48,34 @@ const LISTED = 20;
  * Refuses `names` outside `captured`: the list of the running capture (pid `running`), or with none
  * running, of the last one to start with this offsets file.
  */
-function refuseUncaptured(names: readonly string[], captured: readonly string[], running: number | undefined, offsets: string): void {
+function refuseUncaptured(
+  names: readonly string[],
+  captured: readonly string[],
+  running: number | undefined,
+  offsets: string,
+): void {
   const known = new Set(captured);
   const outside = names.filter((n) => !known.has(n));
   if (outside.length === 0) return;
-  const list = captured.length === 0 ? 'no table' : `${captured.slice(0, LISTED).join(', ')}${captured.length > LISTED ? ` and ${captured.length - LISTED} more` : ''}`;
+  const list =
+    captured.length === 0
+      ? 'no table'
+      : `${captured.slice(0, LISTED).join(', ')}${captured.length > LISTED ? ` and ${captured.length - LISTED} more` : ''}`;
   const subject = `${outside.join(', ')} ${outside.length === 1 ? 'is' : 'are'} not captured by`;
   throw running === undefined
-    ? new CdcError('TABLE_MISSING', `${subject} the last pgcdc run using ${offsets} (it captured ${list}; none is running now)`, {
-        hint: 'name a captured table (schema.table, case-sensitive); if the next run captures more (a wider --tables), make the request once it runs',
-      })
+    ? new CdcError(
+        'TABLE_MISSING',
+        `${subject} the last pgcdc run using ${offsets} (it captured ${list}; none is running now)`,
+        {
+          hint:
+            'name a captured table (schema.table, case-sensitive); if the next run captures more (a wider ' +
+            '--tables), make the request once it runs',
+        },
+      )
     : new CdcError('TABLE_MISSING', `${subject} the pgcdc run using ${offsets} (pid ${running}; it captures ${list})`, {
-        hint: 'name a captured table (schema.table, case-sensitive); to capture another table, add it to that run\'s --tables and restart it',
+        hint:
+          'name a captured table (schema.table, case-sensitive); to capture another table, add it to that ' +
+          "run's --tables and restart it",
       });
 }
 
@@ -83,19 +99,33 @@ export function registerSnapshot(program: Command): void {
         const texts = tables.flatMap(splitTableList);
         const names = texts.map((text) => displayName(parseTableName(text)));
         const wait = Number(flags.wait);
-        if (!Number.isFinite(wait) || wait < 0) throw new CdcError('CONFIG_INVALID', `--wait must be a number of seconds, not ${JSON.stringify(flags.wait)}`);
+        if (!Number.isFinite(wait) || wait < 0)
+          throw new CdcError('CONFIG_INVALID', `--wait must be a number of seconds, not ${JSON.stringify(flags.wait)}`);
         const offsets = path.resolve(await offsetsPath(flags));
         const holder = await lockHolder(`${offsets}.lock`);
         const captured = await readCaptured(offsets);
         // While a capture runs, its list counts only once it wrote it (one still starting has not yet).
-        if (holder === undefined && captured !== undefined) refuseUncaptured(names, captured.tables, undefined, offsets);
-        else if (holder !== undefined && captured?.pid === holder.pid) refuseUncaptured(names, captured.tables, holder.pid, offsets);
+        if (holder === undefined && captured !== undefined)
+          refuseUncaptured(names, captured.tables, undefined, offsets);
+        else if (holder !== undefined && captured?.pid === holder.pid)
+          refuseUncaptured(names, captured.tables, holder.pid, offsets);
         const id = await writeRequest(offsets, texts);
         const say = (outcome: string, text: string, extra: Record<string, unknown> = {}): void => {
-          process.stdout.write(flags.json ? `${JSON.stringify({ outcome, request: id, tables: names, offsets, ...extra })}\n` : `${text}\n`);
+          process.stdout.write(
+            flags.json
+              ? `${JSON.stringify({ outcome, request: id, tables: names, offsets, ...extra })}\n`
+              : `${text}\n`,
+          );
         };
         if (holder === undefined) {
-          say('queued', `queued snapshot request ${id} for ${names.join(', ')}: no pgcdc run is using ${offsets} now; the next one to start takes it if it captures ${names.length === 1 ? 'that table' : 'those tables'} (and drops it with a warning otherwise)`);
+          say(
+            'queued',
+            `queued snapshot request ` +
+              (`${id} for ` +
+                (`${names.join(', ')}: no pgcdc run is using ` +
+                  (`${offsets} now; the next one to start takes it if it captures ` +
+                    `${names.length === 1 ? 'that table' : 'those tables'} (and drops it with a warning otherwise)`))),
+          );
           process.exitCode = EXIT_OK;
           return;
         }
@@ -107,13 +137,32 @@ export function registerSnapshot(program: Command): void {
         const pending = await requestPending(offsets, id);
         // The capture deletes the file only after storing the request as taken, or when it drops it.
         if (await storedAsTaken(offsets, id)) {
-          say('taken', `incremental snapshot of ${names.join(', ')} requested: taken by pgcdc (pid ${holder.pid}); progress is in ${offsets}`, { pid: holder.pid });
+          say(
+            'taken',
+            `incremental snapshot of ` +
+              `${names.join(', ')} requested: taken by pgcdc (pid ${holder.pid}); progress is in ${offsets}`,
+            { pid: holder.pid },
+          );
           process.exitCode = EXIT_OK;
         } else if (pending) {
-          say('pending', `pgcdc (pid ${holder.pid}) has not taken snapshot request ${id} within ${wait}s; the request stays queued and is taken at the capture's next transaction boundary (is it streaming? its log says)`, { pid: holder.pid });
+          say(
+            'pending',
+            `pgcdc (pid ` +
+              (`${holder.pid}) has not taken snapshot request ` +
+                (`${id} within ` +
+                  (`${wait}s; the request stays queued and is taken at the capture's next transaction boundary ` +
+                    `(is it streaming? its log says)`))),
+            { pid: holder.pid },
+          );
           process.exitCode = EXIT_FAILURE;
         } else {
-          say('dropped', `pgcdc (pid ${holder.pid}) dropped snapshot request ${id} without taking it; its log says why (a table it does not capture, most likely)`, { pid: holder.pid });
+          say(
+            'dropped',
+            `pgcdc (pid ` +
+              (`${holder.pid}) dropped snapshot request ` +
+                `${id} without taking it; its log says why (a table it does not capture, most likely)`),
+            { pid: holder.pid },
+          );
           process.exitCode = EXIT_USAGE;
         }
       } catch (error) {

@@ -56,9 +56,22 @@ export class ProgressLog {
     this.lastDelivered = status.delivered;
     this.lastAt = now;
     this.log.info(
-      { delivered: status.delivered, deliveredSinceLast: sinceLast, seconds: Math.round(seconds), perSecond, acked: status.acked, received: status.received, unackedBytes, lagBasis: 'received-minus-acked' },
-      `progress: ${status.delivered} events delivered since streaming started, ${sinceLast} in the last ${Math.round(seconds)} s (${perSecond}/s); `
-        + `acknowledged up to ${status.acked}; ${unackedBytes} bytes received and not yet acknowledged (received minus acknowledged, not the lag behind the server's current WAL, which is not read)`,
+      {
+        delivered: status.delivered,
+        deliveredSinceLast: sinceLast,
+        seconds: Math.round(seconds),
+        perSecond,
+        acked: status.acked,
+        received: status.received,
+        unackedBytes,
+        lagBasis: 'received-minus-acked',
+      },
+      `progress: ${status.delivered} events delivered since streaming started, ` +
+        `${sinceLast} in the last ${Math.round(seconds)} s (${perSecond}/s); ` +
+        (`acknowledged up to ` +
+          (`${status.acked}; ` +
+            (`${unackedBytes} bytes received and not yet acknowledged (received minus acknowledged, not the lag ` +
+              `behind the server's current WAL, which is not read)`))),
     );
   }
 }

@@ -39,7 +39,8 @@ export type ErrorCode =
   | 'VALUE_INVALID'
   // delivery
   | 'SINK_FAILED'
-  /** The local disk (offsets file, its lock or directory, JSONL output): full, read-only, failing, no access. Exit 1. */
+  /**
+   * The local disk (offsets file, its lock or directory, JSONL output): full, read-only, failing, no access. Exit 1. */
   | 'LOCAL_IO'
   | 'INTERNAL';
 

@@ -49,14 +49,20 @@ function hintFor(code: string | undefined, file: string): string {
   switch (code) {
     case 'ENOSPC':
     case 'EDQUOT':
-      return `free disk space on the file system of ${file} (or raise the quota); restarted, pgcdc resumes from its last checkpoint`;
+      return (
+        `free disk space on the file system of ` +
+        `${file} (or raise the quota); restarted, pgcdc resumes from its last checkpoint`
+      );
     case 'EROFS':
       return `the file system of ${file} is read-only: remount it read-write or choose another path`;
     case 'EACCES':
     case 'EPERM':
       return `give the user running pgcdc write access to ${file} and its directory`;
     default:
-      return `the disk reported an I/O error: check it (dmesg) before restarting pgcdc, which resumes from its last checkpoint`;
+      return (
+        `the disk reported an I/O error: check it (dmesg) before restarting pgcdc, which resumes from its ` +
+        `last checkpoint`
+      );
   }
 }
 

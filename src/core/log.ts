@@ -8,7 +8,14 @@ import { createColors } from 'picocolors';
 
 export type { Logger };
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warn',
+  50: 'error',
+  60: 'fatal',
+};
 const HIDDEN = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
 
 type Colors = ReturnType<typeof createColors>;
@@ -41,14 +48,19 @@ function prettyStream(out: NodeJS.WritableStream): Writable {
           .filter(([key]) => !HIDDEN.has(key))
           .map(([key, value]) => `${pc.dim(`${key}=`)}${typeof value === 'string' ? value : JSON.stringify(value)}`)
           .join(' ');
-        out.write(`${pc.dim(time)} ${colour(pc, level, (LEVEL_NAMES[level] ?? 'info').padEnd(5))} ${typeof record.msg === 'string' ? record.msg : ''}${extras ? ` ${extras}` : ''}\n`);
+        out.write(
+          `${pc.dim(time)} ${colour(pc, level, (LEVEL_NAMES[level] ?? 'info').padEnd(5))} ${typeof record.msg === 'string' ? record.msg : ''}${extras ? ` ${extras}` : ''}\n`,
+        );
       }
       callback();
     },
   });
 }
 
-export function createLogger(options: { level: string; format: 'pretty' | 'json' }, out: NodeJS.WritableStream = process.stderr): Logger {
+export function createLogger(
+  options: { level: string; format: 'pretty' | 'json' },
+  out: NodeJS.WritableStream = process.stderr,
+): Logger {
   const destination = options.format === 'json' ? out : prettyStream(out);
   return pino({ level: options.level, base: undefined, timestamp: pino.stdTimeFunctions.epochTime }, destination);
 }

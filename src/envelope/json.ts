@@ -98,13 +98,18 @@ const AFTER_KEY = {
   /** update or delete with an old row */
   before: { open: bytes('},"value":{"before":'), none: bytes('null,"value":{"before":') },
   /** truncate */
-  nothing: { open: bytes('},"value":{"before":null,"after":null'), none: bytes('null,"value":{"before":null,"after":null') },
+  nothing: {
+    open: bytes('},"value":{"before":null,"after":null'),
+    none: bytes('null,"value":{"before":null,"after":null'),
+  },
 };
 const BEFORE_THEN_AFTER = bytes('},"after":');
 const BEFORE_THEN_NO_AFTER = bytes('},"after":null');
 
 function commitTail(tx: TransactionContext, op: Op): Buffer {
-  return (tx.commitTail[op] ??= bytes(`,"commit_lsn":"${tx.commitLsn}","ts_ms":${tx.commitTimeMs}},"op":"${op}","ts_ms":`));
+  return (tx.commitTail[op] ??= bytes(
+    `,"commit_lsn":"${tx.commitLsn}","ts_ms":${tx.commitTimeMs}},"op":"${op}","ts_ms":`,
+  ));
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -156,7 +161,9 @@ export class TableSerializer {
     this.topicNumber = topics.number(this.topic);
     this.topicKey = bytes(`","topic":${JSON.stringify(this.topic)},"key":`);
     this.columnPrefixes = table.columns.map((c, i) => bytes(`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`));
-    this.keyPrefixes = table.keyIndexes.map((index, i) => bytes(`${i === 0 ? '{' : ','}${JSON.stringify(table.columns[index]?.name ?? '')}:`));
+    this.keyPrefixes = table.keyIndexes.map((index, i) =>
+      bytes(`${i === 0 ? '{' : ','}${JSON.stringify(table.columns[index]?.name ?? '')}:`),
+    );
     const firstColumn = this.columnPrefixes[0] ?? OPEN_OBJECT;
     const join = (...parts: Buffer[]): Buffer => Buffer.concat(parts);
     this.topicKeyOpen = join(this.topicKey, this.keyPrefixes[0] ?? OPEN_OBJECT);
@@ -202,7 +209,12 @@ export class TableSerializer {
       w.raw(this.topicKeyOpen);
       this.writeFields(w, key, this.table.keyIndexes, this.keyPrefixes);
     } else w.raw(this.topicKey);
-    const next = after === null && before === null ? this.afterKey.nothing : before === null ? this.afterKey.noBefore : this.afterKey.before;
+    const next =
+      after === null && before === null
+        ? this.afterKey.nothing
+        : before === null
+          ? this.afterKey.noBefore
+          : this.afterKey.before;
     w.raw(keyed ? next.open : next.none);
     if (before !== null) {
       this.writeFields(w, before, null, this.columnPrefixes);
@@ -249,8 +261,11 @@ export class TableSerializer {
    * `lsn` the row stands at, and the processing time.
    */
   readTail(snapshot: 'true' | 'last' | 'incremental', lsn: number, lsnText: string, nowMs: number): Buffer {
-    const head = snapshot === 'true' ? this.readHead : snapshot === 'last' ? this.lastReadHead : this.incrementalReadHead;
-    return bytes(`}${head}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},"op":"r","ts_ms":${nowMs},"transaction":null}}`);
+    const head =
+      snapshot === 'true' ? this.readHead : snapshot === 'last' ? this.lastReadHead : this.incrementalReadHead;
+    return bytes(
+      `}${head}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},"op":"r","ts_ms":${nowMs},"transaction":null}}`,
+    );
   }
 
   /** `,"unavailable_columns":["a",...]`: the columns of `tuple` that are unchanged TOAST. */
@@ -267,7 +282,12 @@ export class TableSerializer {
    * the closing brace (the next fragment closes the object). Unchanged TOAST values become the
    * placeholder (null in a key). Returns whether a placeholder was written.
    */
-  private writeFields(w: LineWriter, tuple: TupleData, indexes: readonly number[] | null, prefixes: readonly Buffer[]): boolean {
+  private writeFields(
+    w: LineWriter,
+    tuple: TupleData,
+    indexes: readonly number[] | null,
+    prefixes: readonly Buffer[],
+  ): boolean {
     let placeholders = false;
     // The first field's name (or the lone `{` of an empty object) was written with the fragment before.
     const columns = this.table.columns;

@@ -38,7 +38,14 @@ export function beginLine(naming: TopicNaming, tx: TransactionContext): string {
 }
 
 /** `eventCount` counts every event of the transaction (messages included); collections only tables. */
-export function endLine(naming: TopicNaming, tx: TransactionContext, eventCount: number, collections: readonly DataCollectionCount[]): string {
-  const list = collections.map((c) => `{"data_collection":${JSON.stringify(c.name)},"event_count":${c.count}}`).join(',');
+export function endLine(
+  naming: TopicNaming,
+  tx: TransactionContext,
+  eventCount: number,
+  collections: readonly DataCollectionCount[],
+): string {
+  const list = collections
+    .map((c) => `{"data_collection":${JSON.stringify(c.name)},"event_count":${c.count}}`)
+    .join(',');
   return line(naming, tx, 'END', `"event_count":${eventCount},"data_collections":[${list}]`);
 }

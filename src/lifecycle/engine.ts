@@ -33,7 +33,14 @@ import { continueInitial, pendingTables, stopTables } from '../snapshot/resume-s
 import { preflightForRun } from '../preflight/preflight.ts';
 import { truncateNotDecoded } from '../preflight/rules.ts';
 import { filterTables } from '../selection/patterns.ts';
-import { displayName, requireMatched, resolveSelection, uncaptured, uncapturedNames, type TableSelection } from '../selection/table-selection.ts';
+import {
+  displayName,
+  requireMatched,
+  resolveSelection,
+  uncaptured,
+  uncapturedNames,
+  type TableSelection,
+} from '../selection/table-selection.ts';
 import type { CheckpointProgress } from '../offsets/store.ts';
 import { readRequests, removeRequest, writeCaptured } from '../snapshot/requests.ts';
 import { pauseBeforeStreamForTest } from './test-pause.ts';
@@ -70,12 +77,16 @@ export class Capture {
   }
 
   /** Runs the startup checks and starts streaming. Rejects (nothing started) when a check fails. */
-  static async start(config: Config, sink: Sink, log: Logger, onProgress?: (status: CaptureStatus) => void): Promise<Capture> {
+  static async start(
+    config: Config,
+    sink: Sink,
+    log: Logger,
+    onProgress?: (status: CaptureStatus) => void,
+  ): Promise<Capture> {
     const capture = new Capture(log);
     await capture.begin(config, sink, onProgress);
     return capture;
   }
-
 
   /** The snapshot progress as it will be stored next (undefined before streaming started). */
   get snapshotProgress(): CheckpointProgress | undefined {
@@ -109,7 +120,11 @@ export class Capture {
     try {
       const checkpoint = await offsets.load();
       if (offsets.upgradedFrom !== undefined) {
-        this.log.warn({ offsets: offsets.path, from: offsets.upgradedFrom }, 'the offsets file was written by an earlier pgcdc without a checksum: accepted this once and rewritten with one');
+        this.log.warn(
+          { offsets: offsets.path, from: offsets.upgradedFrom },
+          'the offsets file was written by an earlier pgcdc without a checksum: accepted this once and ' +
+            'rewritten with one',
+        );
       }
       const query = await openConnection(endpoint, 'query', 'pgcdc-catalog');
       query.on('error', () => undefined);
@@ -121,29 +136,59 @@ export class Capture {
       requireMatched(selection);
       if (mode !== 'initial_only') await preflightForRun({ query, endpoint, config, selection, facts, log: this.log });
       if (facts.walLevel !== 'logical' && mode !== 'initial_only') {
-        throw new CdcError('SOURCE_NOT_READY', `wal_level is ${facts.walLevel} on ${describeEndpoint(endpoint)}, logical replication needs logical`, {
-          hint: 'set wal_level = logical (rds.logical_replication = 1 on RDS/Aurora) and restart the server',
-        });
+        throw new CdcError(
+          'SOURCE_NOT_READY',
+          `wal_level is ${facts.walLevel} on ${describeEndpoint(endpoint)}, logical replication needs logical`,
+          {
+            hint: 'set wal_level = logical (rds.logical_replication = 1 on RDS/Aurora) and restart the server',
+          },
+        );
       }
       checkStreamingSupported(config.streaming, facts.major, describeEndpoint(endpoint));
       if (config.origin === 'none' && facts.major < 16) {
-        throw new CdcError('CONFIG_INVALID', `origin: none needs PostgreSQL 16 or later, and ${describeEndpoint(endpoint)} runs PostgreSQL ${facts.major}`, {
-          hint: 'remove origin: none (the default, any, delivers changes whatever their origin)',
-        });
+        throw new CdcError(
+          'CONFIG_INVALID',
+          `origin: none needs PostgreSQL 16 or later, and ${describeEndpoint(endpoint)} runs PostgreSQL ${facts.major}`,
+          {
+            hint: 'remove origin: none (the default, any, delivers changes whatever their origin)',
+          },
+        );
       }
       const tables = selection.tables;
-      const naming: TopicNaming = { prefix: config.topic.prefix ?? endpoint.database, database: endpoint.database, naming: config.topic.naming };
+      const naming: TopicNaming = {
+        prefix: config.topic.prefix ?? endpoint.database,
+        database: endpoint.database,
+        naming: config.topic.naming,
+      };
       const types = await loadPgTypes(query);
       const signalTable = config.signalTable ? parseTableName(config.signalTable) : undefined;
       const method = resolveMethod(config.snapshot.method, facts.major, signalTable);
-      if (typeof method !== 'string' && config.snapshot.method !== 'auto') throw new CdcError('CONFIG_INVALID', method.unavailable);
+      if (typeof method !== 'string' && config.snapshot.method !== 'auto')
+        throw new CdcError('CONFIG_INVALID', method.unavailable);
 
       if (mode === 'initial_only') {
-        if (selection.fromPublication) throw new CdcError('CONFIG_INVALID', 'snapshot mode initial_only needs --tables or --tables-file (it reads no publication)');
-        if (tables.length === 0) throw new CdcError('CONFIG_INVALID', 'the selection matches no table (every match is excluded)', { hint: 'check --tables and --exclude-tables' });
+        if (selection.fromPublication)
+          throw new CdcError(
+            'CONFIG_INVALID',
+            'snapshot mode initial_only needs --tables or --tables-file (it reads no publication)',
+          );
+        if (tables.length === 0)
+          throw new CdcError('CONFIG_INVALID', 'the selection matches no table (every match is excluded)', {
+            hint: 'check --tables and --exclude-tables',
+          });
         const chosen = filterTables(tables, config.snapshot.include, config.snapshot.skip);
         await takeSnapshotOnly({
-          config, endpoint, query, major: facts.major, tables: chosen, types, naming, sink, offsets, checkpoint, log: this.log,
+          config,
+          endpoint,
+          query,
+          major: facts.major,
+          tables: chosen,
+          types,
+          naming,
+          sink,
+          offsets,
+          checkpoint,
+          log: this.log,
           display: await this.display(config, query, chosen),
         });
         await cleanup();
@@ -152,18 +197,36 @@ export class Capture {
         return;
       }
 
-      const publication = await ensurePublication(query, config.publication, tables, config.createPublication, facts.major);
+      const publication = await ensurePublication(
+        query,
+        config.publication,
+        tables,
+        config.createPublication,
+        facts.major,
+      );
       const truncate = truncateNotDecoded(facts.major);
       if (truncate) this.log.warn({ code: truncate.code, fix: truncate.fix }, truncate.message);
       const heartbeat = await Heartbeat.open(endpoint, config.heartbeat, this.log);
       cleanups.push(() => heartbeat.close());
       // The heartbeat table's rows are pgcdc's own: never read as events.
-      const snapshotTables = filterTables(tables, config.snapshot.include, config.snapshot.skip).filter((t) => !isHeartbeatTable(config.heartbeat, t));
+      const snapshotTables = filterTables(tables, config.snapshot.include, config.snapshot.skip).filter(
+        (t) => !isHeartbeatTable(config.heartbeat, t),
+      );
       const session = await ReplicationSession.open(endpoint);
       cleanups.push(() => session.close());
       const system = await session.identifySystem();
       const slot = await readSlot(query, config.slot, facts.major);
-      const startup = await decideStartup({ config, checkpoint, system, slot, database: endpoint.database, method, snapshotTables, session, log: this.log });
+      const startup = await decideStartup({
+        config,
+        checkpoint,
+        system,
+        slot,
+        database: endpoint.database,
+        method,
+        snapshotTables,
+        session,
+        log: this.log,
+      });
       const { plan } = startup;
       let progress = dropUncapturedSnapshots(startup.progress, selection, this.log);
 
@@ -176,14 +239,21 @@ export class Capture {
         } else startLsn = (await session.createSlot(config.slot)).consistentPoint;
         this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'created replication slot');
       } else startLsn = plan.startLsn;
-      if (plan.kind === 'resume') this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'resuming after stored checkpoint');
+      if (plan.kind === 'resume')
+        this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'resuming after stored checkpoint');
       progress = requestStartSnapshot({ plan, mode, method, progress, snapshotTables, startLsn, log: this.log });
 
       // From here until every snapshot reader has imported the snapshot, the replication session
       // must stay idle (no command may run on it).
       await sink.open(startup.sinkFrom ?? checkpoint?.sink);
       cleanups.push(() => sink.close());
-      const identity = { systemId: system.systemId, timeline: system.timeline, database: endpoint.database, slot: config.slot, publication: config.publication };
+      const identity = {
+        systemId: system.systemId,
+        timeline: system.timeline,
+        database: endpoint.database,
+        slot: config.slot,
+        publication: config.publication,
+      };
       let startPosition = startup.sinkFrom ?? checkpoint?.sink;
       if (!startPosition || exported || startup.rewind) {
         // Store a first checkpoint before any event is written: a crash between the first write and
@@ -207,10 +277,31 @@ export class Capture {
         const display = await this.display(config, query, snapshotTables);
         // Stored with the progress: the exported snapshot's xids and where the output was before it.
         const meta: { asOf?: string; start?: SinkPosition } = startPosition ? { start: startPosition } : {};
-        const store = (position: SinkPosition, list: readonly TableProgress[], state: 'running' | 'done'): Promise<void> =>
-          offsets.commit({ version: 2, ...identity, lsn: lsnText, sink: position, updatedAt: new Date().toISOString(), snapshot: { state, tables: list, ...meta }, ...(progress.incremental ? { incremental: progress.incremental } : {}) });
+        const store = (
+          position: SinkPosition,
+          list: readonly TableProgress[],
+          state: 'running' | 'done',
+        ): Promise<void> =>
+          offsets.commit({
+            version: 2,
+            ...identity,
+            lsn: lsnText,
+            sink: position,
+            updatedAt: new Date().toISOString(),
+            snapshot: { state, tables: list, ...meta },
+            ...(progress.incremental ? { incremental: progress.incremental } : {}),
+          });
         const result = await takeInitialSnapshot({
-          exported, tables: snapshotTables, config, endpoint, major: facts.major, generatedColumns: publication.generatedColumns, types, naming, sink, log: this.log,
+          exported,
+          tables: snapshotTables,
+          config,
+          endpoint,
+          major: facts.major,
+          generatedColumns: publication.generatedColumns,
+          types,
+          naming,
+          sink,
+          log: this.log,
           onSnapshotXids: (asOf) => (meta.asOf = asOf),
           checkpoint: (position, list) => store(position, list, 'running'),
           onProgress: display ? (list) => display.update(list) : undefined,
@@ -218,14 +309,21 @@ export class Capture {
           // DDL (a TRUNCATE, say) between the slot's creation and the readers' lock: the exported
           // snapshot cannot be read, but nothing was delivered yet, so the tables are read online
           // instead, from the stream's start at the same consistent point.
-          if (!(error instanceof CdcError) || error.code !== 'SNAPSHOT_CONFLICT' || typeof method !== 'string') throw error;
+          if (!(error instanceof CdcError) || error.code !== 'SNAPSHOT_CONFLICT' || typeof method !== 'string')
+            throw error;
           // Keyless tables are read as the exported snapshot saw them; when that is not exact, the
           // error stands and the next start takes the snapshot again on a fresh slot.
           const keyless = snapshotTables.filter(isKeyless);
           if (keylessInexact(keyless, meta.asOf) !== undefined) throw error;
-          this.log.warn({ method }, 'concurrent DDL at the initial snapshot\'s start: reading the tables online (incremental snapshot) instead');
+          this.log.warn(
+            { method },
+            "concurrent DDL at the initial snapshot's start: reading the tables online (incremental snapshot) instead",
+          );
           const asOf = meta.asOf !== undefined && keyless.length > 0 ? { xids: meta.asOf, tables: keyless } : undefined;
-          progress = { ...progress, incremental: continueInitial(progress.incremental, lsnText, snapshotTables, [], asOf) };
+          progress = {
+            ...progress,
+            incremental: continueInitial(progress.incremental, lsnText, snapshotTables, [], asOf),
+          };
           return { position: undefined, tables: [] };
         });
         display?.finish();
@@ -277,15 +375,26 @@ export class Capture {
       // `pgcdc snapshot` requests: taken at the next boundary, their files deleted once stored. A
       // request for a table outside the selection is dropped with a warning, never fatal.
       await writeCaptured(config.offsets, selection.tables.map(displayName)).catch((error: unknown) => {
-        this.log.warn({ error: toCdcError(error).message }, 'cannot write the list of captured tables next to the offsets file: pgcdc snapshot cannot check table names before a request (the capture still does)');
+        this.log.warn(
+          { error: toCdcError(error).message },
+          'cannot write the list of captured tables next to the offsets file: pgcdc snapshot cannot check ' +
+            'table names before a request (the capture still does)',
+        );
       });
       const pollRequests = async (): Promise<void> => {
-        for (const request of await readRequests(config.offsets, (file, reason) => this.log.warn({ file }, `ignored a malformed snapshot request: ${reason}`))) {
+        for (const request of await readRequests(config.offsets, (file, reason) =>
+          this.log.warn({ file }, `ignored a malformed snapshot request: ${reason}`),
+        )) {
           const outside = uncapturedNames(selection, request.tables);
           if (takenRequests.has(request.id)) await removeRequest(config.offsets, request.id);
           else if (outside === undefined) loop.requestSnapshot(request.id, request.tables);
           else {
-            this.log.warn({ request: request.id }, `dropped snapshot request ${request.id}: it names ${outside.names}, which this capture does not capture (it captures ${outside.captured})`);
+            this.log.warn(
+              { request: request.id },
+              `dropped snapshot request ` +
+                (`${request.id}: it names ` +
+                  `${outside.names}, which this capture does not capture (it captures ${outside.captured})`),
+            );
             await removeRequest(config.offsets, request.id);
           }
         }
@@ -305,7 +414,11 @@ export class Capture {
   }
 
   /** The progress display of a snapshot of `tables`, or undefined when switched off. */
-  private async display(config: Config, query: pg.Client, tables: readonly TableRef[]): Promise<SnapshotProgressDisplay | undefined> {
+  private async display(
+    config: Config,
+    query: pg.Client,
+    tables: readonly TableRef[],
+  ): Promise<SnapshotProgressDisplay | undefined> {
     if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
     return new SnapshotProgressDisplay(config.snapshot.progress, await estimateRows(query, tables), this.log);
   }
@@ -316,11 +429,23 @@ export class Capture {
  * table was dropped) is stopped with a warning: reading it would deliver an uncaptured table, or
  * fail on a missing one at every start.
  */
-function dropUncapturedSnapshots(progress: CheckpointProgress, selection: TableSelection, log: Logger): CheckpointProgress {
+function dropUncapturedSnapshots(
+  progress: CheckpointProgress,
+  selection: TableSelection,
+  log: Logger,
+): CheckpointProgress {
   const incremental = progress.incremental;
   if (!incremental) return progress;
-  const outside = uncaptured(selection, pendingTables(incremental).flatMap((i) => incremental.tables[i] ?? []));
+  const outside = uncaptured(
+    selection,
+    pendingTables(incremental).flatMap((i) => incremental.tables[i] ?? []),
+  );
   if (outside.length === 0) return progress;
-  log.warn({ tables: outside.map(displayName) }, `the stored incremental snapshot of ${outside.map(displayName).join(', ')} is dropped: this run does not capture ${outside.length === 1 ? 'it' : 'them'}`);
+  log.warn(
+    { tables: outside.map(displayName) },
+    `the stored incremental snapshot of ` +
+      (`${outside.map(displayName).join(', ')} is dropped: this run does not capture ` +
+        `${outside.length === 1 ? 'it' : 'them'}`),
+  );
   return { ...progress, incremental: stopTables(incremental, outside) };
 }

@@ -42,20 +42,32 @@ export function planStartup(input: StartupInput): StartupPlan {
 
   if (slot) {
     if (slot.slotType !== 'logical' || slot.plugin !== 'pgoutput') {
-      throw new CdcError('CONFIG_INVALID', `slot ${input.slotName} exists but is not a logical pgoutput slot (plugin ${slot.plugin ?? 'none'})`, {
-        hint: 'choose another --slot name or drop that slot',
-      });
+      throw new CdcError(
+        'CONFIG_INVALID',
+        `slot ${input.slotName} exists but is not a logical pgoutput slot (plugin ${slot.plugin ?? 'none'})`,
+        {
+          hint: 'choose another --slot name or drop that slot',
+        },
+      );
     }
     if (slot.database !== input.database) {
-      throw new CdcError('CONFIG_INVALID', `slot ${input.slotName} belongs to database ${slot.database ?? '?'}, not ${input.database}`, {
-        hint: 'choose another --slot name',
-      });
+      throw new CdcError(
+        'CONFIG_INVALID',
+        `slot ${input.slotName} belongs to database ${slot.database ?? '?'}, not ${input.database}`,
+        {
+          hint: 'choose another --slot name',
+        },
+      );
     }
     if (slot.active) {
-      throw new CdcError('SOURCE_NOT_READY', `slot ${input.slotName} is in use by another process (pid ${slot.activePid ?? '?'})`, {
-        retryable: true,
-        hint: 'stop the other consumer, or use another --slot',
-      });
+      throw new CdcError(
+        'SOURCE_NOT_READY',
+        `slot ${input.slotName} is in use by another process (pid ${slot.activePid ?? '?'})`,
+        {
+          retryable: true,
+          hint: 'stop the other consumer, or use another --slot',
+        },
+      );
     }
   }
 
@@ -69,10 +81,15 @@ export function planStartup(input: StartupInput): StartupPlan {
     return { kind: 'adopt-slot', startLsn: slot.confirmedFlush ?? 0 };
   }
 
-  if (checkpoint.slot !== input.slotName || checkpoint.publication !== input.publication || checkpoint.database !== input.database) {
+  if (
+    checkpoint.slot !== input.slotName ||
+    checkpoint.publication !== input.publication ||
+    checkpoint.database !== input.database
+  ) {
     throw new CdcError(
       'CONFIG_INVALID',
-      `offsets file ${input.offsetsPath} belongs to slot ${checkpoint.slot}, publication ${checkpoint.publication}, database ${checkpoint.database}; ` +
+      `offsets file ${input.offsetsPath} belongs to slot ` +
+        `${checkpoint.slot}, publication ${checkpoint.publication}, database ${checkpoint.database}; ` +
         `this run uses slot ${input.slotName}, publication ${input.publication}, database ${input.database}`,
       { hint: 'use the same --slot/--publication/--source as before, or another --offsets file' },
     );
@@ -80,14 +97,16 @@ export function planStartup(input: StartupInput): StartupPlan {
   if (checkpoint.systemId !== system.systemId) {
     throw new CdcError(
       'SYSTEM_CHANGED',
-      `the server is a different PostgreSQL cluster (system identifier ${system.systemId}, the offsets say ${checkpoint.systemId}): changes may have been lost`,
+      `the server is a different PostgreSQL cluster (system identifier ` +
+        `${system.systemId}, the offsets say ${checkpoint.systemId}): changes may have been lost`,
       { hint: `pgcdc will not resume on another cluster; ${START_OVER}` },
     );
   }
   if (checkpoint.timeline !== system.timeline) {
     throw new CdcError(
       'SYSTEM_CHANGED',
-      `the server's timeline changed from ${checkpoint.timeline} to ${system.timeline} (a failover or restore): changes may have been lost`,
+      `the server's timeline changed from ` +
+        `${checkpoint.timeline} to ${system.timeline} (a failover or restore): changes may have been lost`,
       { hint: `verify the slot survived the failover; ${START_OVER}` },
     );
   }
@@ -95,25 +114,40 @@ export function planStartup(input: StartupInput): StartupPlan {
   if (stored > system.xlogPos) {
     throw new CdcError(
       'OFFSET_AHEAD_OF_SERVER',
-      `the stored offset ${checkpoint.lsn} in ${input.offsetsPath} is past the server's WAL (it ends at ${formatLsn(system.xlogPos)}): ` +
+      `the stored offset ` +
+        (`${checkpoint.lsn} in ` +
+          `${input.offsetsPath} is past the server's WAL (it ends at ${formatLsn(system.xlogPos)}): `) +
         `the server was restored from an older copy, or the offsets file was edited; changes may have been lost`,
       { hint: `pgcdc will not resume from a position the server never reached; ${START_OVER}` },
     );
   }
   if (!slot) {
-    throw new CdcError('SLOT_MISSING', `replication slot ${input.slotName} is gone (it was dropped, or the server was replaced): changes since ${checkpoint.lsn} may have been lost`, {
-      hint: START_OVER,
-    });
+    throw new CdcError(
+      'SLOT_MISSING',
+      `replication slot ` +
+        (`${input.slotName} is gone (it was dropped, or the server was replaced): changes since ` +
+          `${checkpoint.lsn} may have been lost`),
+      {
+        hint: START_OVER,
+      },
+    );
   }
   if (slot.walStatus === 'lost') {
-    throw new CdcError('SLOT_LOST', `replication slot ${input.slotName} was invalidated (wal_status = lost): changes since ${checkpoint.lsn} are gone from the WAL`, {
-      hint: `raise max_slot_wal_keep_size to avoid this; ${START_OVER}`,
-    });
+    throw new CdcError(
+      'SLOT_LOST',
+      `replication slot ` +
+        `${input.slotName} was invalidated (wal_status = lost): changes since ${checkpoint.lsn} are gone from the WAL`,
+      {
+        hint: `raise max_slot_wal_keep_size to avoid this; ${START_OVER}`,
+      },
+    );
   }
   if (slot.confirmedFlush !== undefined && slot.confirmedFlush > stored) {
     throw new CdcError(
       'SLOT_AHEAD_OF_OFFSET',
-      `slot ${input.slotName} has confirmed ${formatLsn(slot.confirmedFlush)}, past the stored offset ${checkpoint.lsn}: changes in between were consumed by someone else and may be lost`,
+      `slot ${input.slotName} has confirmed ` +
+        (`${formatLsn(slot.confirmedFlush)}, past the stored offset ` +
+          `${checkpoint.lsn}: changes in between were consumed by someone else and may be lost`),
       { hint: `another consumer used this slot, or the offsets file is an old copy; ${START_OVER}` },
     );
   }

@@ -31,7 +31,13 @@ import { planStartup, type StartupPlan } from './restart-rule.ts';
 import type { CheckpointProgress } from '../offsets/store.ts';
 
 /** Refusals that mode when_needed answers with a new slot and a new snapshot. */
-const START_OVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SLOT_MISSING', 'SLOT_LOST', 'SLOT_AHEAD_OF_OFFSET', 'SYSTEM_CHANGED', 'OFFSET_AHEAD_OF_SERVER']);
+const START_OVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'SLOT_MISSING',
+  'SLOT_LOST',
+  'SLOT_AHEAD_OF_OFFSET',
+  'SYSTEM_CHANGED',
+  'OFFSET_AHEAD_OF_SERVER',
+]);
 
 export interface StartupInput {
   readonly config: Config;
@@ -72,11 +78,21 @@ export function keylessInexact(keyless: readonly TableRef[], asOf: string | unde
   const names = (list: readonly TableRef[]): string => list.map((t) => `${t.schema}.${t.table}`).join(', ');
   const full = keyless.filter((t) => t.replicaIdentity === 'f');
   if (full.length > 0) {
-    return `${names(full)} ha${full.length === 1 ? 's' : 've'} no key and REPLICA IDENTITY FULL: rows updated or deleted since the snapshot cannot be read as it saw them`;
+    return (
+      `${names(full)} ha${full.length === 1 ? 's' : 've'} no key and REPLICA IDENTITY FULL: rows updated ` +
+      `or deleted since the snapshot cannot be read as it saw them`
+    );
   }
-  if (asOf === undefined) return `${names(keyless)} ha${keyless.length === 1 ? 's' : 've'} no key and the snapshot's transaction ids were not stored`;
+  if (asOf === undefined)
+    return (
+      `${names(keyless)} ha${keyless.length === 1 ? 's' : 've'} no key and the snapshot's transaction ids ` +
+      `were not stored`
+    );
   if (!xminComparable(asOf)) {
-    return `${names(keyless)} ha${keyless.length === 1 ? 's' : 've'} no key and the server has used over 2^31 transaction ids: the 32-bit xmin of a row frozen long ago could look like a later one`;
+    return (
+      `${names(keyless)} ha${keyless.length === 1 ? 's' : 've'} no key and the server has used over 2^31 ` +
+      `transaction ids: the 32-bit xmin of a row frozen long ago could look like a later one`
+    );
   }
   return undefined;
 }
@@ -88,44 +104,76 @@ export async function decideStartup(input: StartupInput): Promise<StartupDecisio
     ...(checkpoint?.incremental ? { incremental: checkpoint.incremental } : {}),
     ...(checkpoint?.schemas ? { schemas: checkpoint.schemas } : {}),
   };
-  const interrupted = checkpoint?.snapshot?.state === 'running' && checkpoint.systemId === system.systemId && checkpoint.slot === config.slot && slot?.active !== true;
+  const interrupted =
+    checkpoint?.snapshot?.state === 'running' &&
+    checkpoint.systemId === system.systemId &&
+    checkpoint.slot === config.slot &&
+    slot?.active !== true;
   if (interrupted) {
     const done = checkpoint.snapshot?.tables;
-    const keyless = input.snapshotTables.filter((t) => isKeyless(t) && done?.find((d) => sameTable(d, t))?.cursor.done !== true);
+    const keyless = input.snapshotTables.filter(
+      (t) => isKeyless(t) && done?.find((d) => sameTable(d, t))?.cursor.done !== true,
+    );
     const inexact = keylessInexact(keyless, checkpoint.snapshot?.asOf);
     if (slot && typeof input.method === 'string' && done !== undefined && inexact === undefined) {
       const plan = planStartup(startupInput(input));
-      log.warn({ slot: config.slot, method: input.method }, 'the initial snapshot was interrupted: continuing it online after its last stored chunk');
+      log.warn(
+        { slot: config.slot, method: input.method },
+        'the initial snapshot was interrupted: continuing it online after its last stored chunk',
+      );
       const asOf = checkpoint.snapshot?.asOf;
-      if (keyless.length > 0) log.info({ tables: keyless.map((t) => `${t.schema}.${t.table}`) }, 'tables without a key are read online as the interrupted snapshot saw them: rows inserted since arrive from the stream');
+      if (keyless.length > 0)
+        log.info(
+          { tables: keyless.map((t) => `${t.schema}.${t.table}`) },
+          'tables without a key are read online as the interrupted snapshot saw them: rows inserted since ' +
+            'arrive from the stream',
+        );
       return {
         plan,
         rewind: false,
         progress: {
           ...stored,
           snapshot: { state: 'done', tables: done },
-          incremental: continueInitial(checkpoint.incremental, checkpoint.lsn, input.snapshotTables, done, asOf !== undefined ? { xids: asOf, tables: keyless } : undefined),
+          incremental: continueInitial(
+            checkpoint.incremental,
+            checkpoint.lsn,
+            input.snapshotTables,
+            done,
+            asOf !== undefined ? { xids: asOf, tables: keyless } : undefined,
+          ),
         },
       };
     }
     // Taken again from the start. The output is cut back to where the snapshot began (when that
     // position is stored), so an exactly-once sink holds the snapshot once.
     const start = checkpoint.snapshot?.start;
-    const reason = inexact ?? (typeof input.method === 'string' ? 'no snapshot progress was stored' : input.method.unavailable);
+    const reason =
+      inexact ?? (typeof input.method === 'string' ? 'no snapshot progress was stored' : input.method.unavailable);
     log.warn(
       { slot: config.slot, reason },
       start !== undefined
-        ? 'the initial snapshot was interrupted and cannot be continued exactly: taking it again on a fresh slot, the output cut back to where the snapshot began'
-        : 'the initial snapshot was interrupted and cannot be continued exactly: taking it again on a fresh slot (the rows delivered before stay in the output)',
+        ? 'the initial snapshot was interrupted and cannot be continued exactly: taking it again on a fresh ' +
+            'slot, the output cut back to where the snapshot began'
+        : 'the initial snapshot was interrupted and cannot be continued exactly: taking it again on a fresh ' +
+            'slot (the rows delivered before stay in the output)',
     );
     if (slot) await input.session.dropSlot(config.slot);
-    return { plan: { kind: 'create-slot' }, progress: {}, rewind: start !== undefined, ...(start !== undefined ? { sinkFrom: start } : {}) };
+    return {
+      plan: { kind: 'create-slot' },
+      progress: {},
+      rewind: start !== undefined,
+      ...(start !== undefined ? { sinkFrom: start } : {}),
+    };
   }
   try {
     return { plan: planStartup(startupInput(input)), progress: stored, rewind: false };
   } catch (error) {
     if (config.snapshot.mode !== 'when_needed' || !isCdcError(error) || !START_OVER_CODES.has(error.code)) throw error;
-    log.warn({ reason: error.message }, 'snapshot mode when_needed: the stored offset cannot be used, so pgcdc starts over with a new slot and a new snapshot (events so far stay in the sink)');
+    log.warn(
+      { reason: error.message },
+      'snapshot mode when_needed: the stored offset cannot be used, so pgcdc starts over with a new slot and a ' +
+        'new snapshot (events so far stay in the sink)',
+    );
     if (slot) await input.session.dropSlot(config.slot);
     return { plan: { kind: 'create-slot' }, progress: {}, rewind: true };
   }
@@ -155,16 +203,27 @@ export function requestStartSnapshot(input: {
 }): CheckpointProgress {
   const { plan, mode, method, progress, log } = input;
   if (mode === 'never' || input.snapshotTables.length === 0) return progress;
-  const wanted = (plan.kind === 'adopt-slot' && mode !== 'initial_only') || (plan.kind === 'resume' && mode === 'always');
+  const wanted =
+    (plan.kind === 'adopt-slot' && mode !== 'initial_only') || (plan.kind === 'resume' && mode === 'always');
   if (!wanted || pendingTables(progress.incremental).length > 0) return progress;
   if (typeof method !== 'string') {
-    if (plan.kind === 'resume') throw new CdcError('CONFIG_INVALID', `snapshot mode always needs an incremental snapshot method: ${method.unavailable}`);
-    log.warn({ reason: method.unavailable }, 'the slot existed before pgcdc first ran, so the existing rows cannot be read at its consistent point, and no incremental method is possible: they are not read');
+    if (plan.kind === 'resume')
+      throw new CdcError(
+        'CONFIG_INVALID',
+        `snapshot mode always needs an incremental snapshot method: ${method.unavailable}`,
+      );
+    log.warn(
+      { reason: method.unavailable },
+      'the slot existed before pgcdc first ran, so the existing rows cannot be read at its consistent point, ' +
+        'and no incremental method is possible: they are not read',
+    );
     return progress;
   }
   log.info(
     { tables: input.snapshotTables.length, method },
-    plan.kind === 'resume' ? 'snapshot mode always: taking an incremental snapshot' : 'the slot existed before pgcdc first ran: reading the existing rows online (incremental snapshot)',
+    plan.kind === 'resume'
+      ? 'snapshot mode always: taking an incremental snapshot'
+      : 'the slot existed before pgcdc first ran: reading the existing rows online (incremental snapshot)',
   );
   const tables = input.snapshotTables.map((t) => ({ schema: t.schema, table: t.table }));
   return { ...progress, incremental: requestTables(progress.incremental, formatLsn(input.startLsn), tables) };

@@ -44,44 +44,79 @@ export interface SnapshotOnlyInput {
 export async function takeSnapshotOnly(input: SnapshotOnlyInput): Promise<void> {
   const { checkpoint, config, log, query } = input;
   if (checkpoint && checkpoint.snapshot?.only !== true) {
-    throw new CdcError('CONFIG_INVALID', `the offsets file ${config.offsets} belongs to a streaming capture, not to an initial_only snapshot`, {
-      hint: 'give the initial_only run its own --offsets file and --out directory',
-    });
+    throw new CdcError(
+      'CONFIG_INVALID',
+      `the offsets file ${config.offsets} belongs to a streaming capture, not to an initial_only snapshot`,
+      {
+        hint: 'give the initial_only run its own --offsets file and --out directory',
+      },
+    );
   }
   if (checkpoint?.snapshot?.state === 'done') {
-    log.info({ offsets: config.offsets }, 'initial_only: the snapshot is already complete; nothing to do (remove the offsets file and the output to take it again)');
+    log.info(
+      { offsets: config.offsets },
+      'initial_only: the snapshot is already complete; nothing to do (remove the offsets file and the output ' +
+        'to take it again)',
+    );
     return;
   }
   // A keyless table is read by ctid: continued as of now, a row updated since could be read in its
   // old version before and its new one (on a later page) now. Such a snapshot starts over, the
   // output cut back to where it began.
-  const unfinishedKeyless = input.tables.filter((t) => isKeyless(t) && checkpoint?.snapshot?.tables?.find((d) => sameTable(d, t))?.cursor.done !== true);
-  const startOver = checkpoint?.snapshot?.start !== undefined && unfinishedKeyless.length > 0 ? checkpoint.snapshot.start : undefined;
+  const unfinishedKeyless = input.tables.filter(
+    (t) => isKeyless(t) && checkpoint?.snapshot?.tables?.find((d) => sameTable(d, t))?.cursor.done !== true,
+  );
+  const startOver =
+    checkpoint?.snapshot?.start !== undefined && unfinishedKeyless.length > 0 ? checkpoint.snapshot.start : undefined;
   if (startOver !== undefined) {
     log.warn(
       { tables: unfinishedKeyless.map((t) => `${t.schema}.${t.table}`) },
-      'initial_only: continuing the interrupted snapshot could read a row of these tables without a key twice (one updated since), so it is taken again from its start, the output cut back to where it began',
+      'initial_only: continuing the interrupted snapshot could read a row of these tables without a key twice ' +
+        '(one updated since), so it is taken again from its start, the output cut back to where it began',
     );
-  } else if (checkpoint) log.warn({}, 'initial_only: continuing an interrupted snapshot after its last stored chunk; the remaining rows are read as of now');
+  } else if (checkpoint)
+    log.warn(
+      {},
+      'initial_only: continuing an interrupted snapshot after its last stored chunk; the remaining rows are ' +
+        'read as of now',
+    );
 
   // Before the exporting transaction: a failing query would abort it.
   const systemId = await systemIdentifier(query);
   await query.query('begin isolation level repeatable read read only');
   try {
     const { rows } = await query.query<{ name: string; lsn: string | null }>(
-      `select pg_export_snapshot() as name, (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text as lsn`,
+      `select pg_export_snapshot() as name, (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else ` +
+        `pg_current_wal_lsn() end)::text as lsn`,
     );
     const exported = rows[0];
     if (!exported?.lsn) throw new CdcError('SOURCE_QUERY_FAILED', 'could not export a snapshot for initial_only');
     const lsn = parseLsn(exported.lsn);
-    const identity = { version: 2 as const, systemId, timeline: 1, database: input.endpoint.database, slot: config.slot, publication: config.publication };
+    const identity = {
+      version: 2 as const,
+      systemId,
+      timeline: 1,
+      database: input.endpoint.database,
+      slot: config.slot,
+      publication: config.publication,
+    };
     const resumeAt = startOver ?? checkpoint?.sink;
     await input.sink.open(resumeAt);
     const first = resumeAt ?? (await input.sink.write(EventBatch.of([])));
     const start = checkpoint?.snapshot?.start ?? (checkpoint ? undefined : first);
     const lsnText = formatLsn(lsn);
-    const store = (sink: Checkpoint['sink'], tables: NonNullable<Checkpoint['snapshot']>['tables'], state: 'running' | 'done'): Promise<void> =>
-      input.offsets.commit({ ...identity, lsn: lsnText, sink, updatedAt: new Date().toISOString(), snapshot: { state, only: true, tables, ...(start ? { start } : {}) } });
+    const store = (
+      sink: Checkpoint['sink'],
+      tables: NonNullable<Checkpoint['snapshot']>['tables'],
+      state: 'running' | 'done',
+    ): Promise<void> =>
+      input.offsets.commit({
+        ...identity,
+        lsn: lsnText,
+        sink,
+        updatedAt: new Date().toISOString(),
+        snapshot: { state, only: true, tables, ...(start ? { start } : {}) },
+      });
     if (!checkpoint || startOver !== undefined) await store(first, [], 'running');
     const result = await takeInitialSnapshot({
       exported: { slot: config.slot, consistentPoint: lsn, snapshotName: exported.name },

@@ -13,11 +13,15 @@ import type { Logger } from '../core/log.ts';
 export type ProgressMode = 'auto' | 'bars' | 'lines' | 'off';
 
 /** Estimated rows per `schema.table` (absent or <= 0: unknown). */
-export async function estimateRows(client: pg.ClientBase, tables: readonly { schema: string; table: string }[]): Promise<Map<string, number>> {
+export async function estimateRows(
+  client: pg.ClientBase,
+  tables: readonly { schema: string; table: string }[],
+): Promise<Map<string, number>> {
   if (tables.length === 0) return new Map();
   const { rows } = await client.query<{ name: string; rows: number }>(
     `select t.s || '.' || t.r as name,
-            coalesce((select sum(greatest(c2.reltuples, 0))::float8 from pg_inherits i join pg_class c2 on c2.oid = i.inhrelid where i.inhparent = c.oid), 0) + greatest(c.reltuples, 0)::float8 as rows
+            coalesce((select sum(greatest(c2.reltuples, 0))::float8 from pg_inherits i join pg_class c2 on ` +
+      `c2.oid = i.inhrelid where i.inhparent = c.oid), 0) + greatest(c.reltuples, 0)::float8 as rows
        from unnest($1::text[], $2::text[]) as t(s, r)
        join pg_namespace n on n.nspname = t.s join pg_class c on c.relnamespace = n.oid and c.relname = t.r`,
     [tables.map((t) => t.schema), tables.map((t) => t.table)],
@@ -44,7 +48,12 @@ export class SnapshotProgressDisplay {
   private lastDraw = 0;
   private drawnLines = 0;
 
-  constructor(mode: ProgressMode, estimates: Map<string, number>, log: Logger, out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr) {
+  constructor(
+    mode: ProgressMode,
+    estimates: Map<string, number>,
+    log: Logger,
+    out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
+  ) {
     this.out = out;
     this.mode = mode === 'auto' ? (out.isTTY === true ? 'bars' : 'lines') : mode;
     this.estimates = estimates;
@@ -73,7 +82,9 @@ export class SnapshotProgressDisplay {
   private draw(now: number): void {
     const rows = this.latest.filter((t) => t.stopped !== true);
     if (this.mode === 'lines') {
-      for (const t of rows) if (!t.cursor.done || this.rates.has(`${t.schema}.${t.table}`)) this.log.info(this.figures(t, now), 'snapshot progress');
+      for (const t of rows)
+        if (!t.cursor.done || this.rates.has(`${t.schema}.${t.table}`))
+          this.log.info(this.figures(t, now), 'snapshot progress');
       return;
     }
     let text = this.drawnLines > 0 ? `\x1b[${this.drawnLines}A` : '';
@@ -82,7 +93,17 @@ export class SnapshotProgressDisplay {
     this.out.write(text);
   }
 
-  private figures(t: TableProgress, now: number): { table: string; rows: number; percent: number | null; rowsPerSecond: number; etaSeconds: number | null; done: boolean } {
+  private figures(
+    t: TableProgress,
+    now: number,
+  ): {
+    table: string;
+    rows: number;
+    percent: number | null;
+    rowsPerSecond: number;
+    etaSeconds: number | null;
+    done: boolean;
+  } {
     const key = `${t.schema}.${t.table}`;
     const estimate = this.estimates.get(key) ?? 0;
     const rate = this.rates.get(key);
@@ -90,7 +111,8 @@ export class SnapshotProgressDisplay {
     const perSecond = rate && seconds > 0 ? Math.round((t.emitted - rate.startRows) / seconds) : 0;
     const done = t.cursor.done;
     const percent = done ? 100 : estimate > 0 ? Math.min(99, Math.floor((t.read / estimate) * 100)) : null;
-    const eta = !done && estimate > t.read && perSecond > 0 ? Math.round((estimate - t.read) / perSecond) : done ? 0 : null;
+    const eta =
+      !done && estimate > t.read && perSecond > 0 ? Math.round((estimate - t.read) / perSecond) : done ? 0 : null;
     return { table: key, rows: t.emitted, percent, rowsPerSecond: perSecond, etaSeconds: eta, done };
   }
 
@@ -100,7 +122,10 @@ export class SnapshotProgressDisplay {
     const bar = `${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}`;
     const percent = f.percent === null ? '  ?%' : `${String(f.percent).padStart(3)}%`;
     const eta = f.done ? 'done' : f.etaSeconds === null ? 'eta ?' : `eta ${formatDuration(f.etaSeconds)}`;
-    return `${f.table.padEnd(32).slice(0, 32)} [${bar}] ${percent} ${String(f.rows).padStart(10)} rows ${String(f.rowsPerSecond).padStart(8)} rows/s ${eta}`;
+    return (
+      `${f.table.padEnd(32).slice(0, 32)} [${bar}] ` +
+      `${percent} ${String(f.rows).padStart(10)} rows ${String(f.rowsPerSecond).padStart(8)} rows/s ${eta}`
+    );
   }
 }
 

@@ -60,7 +60,12 @@ const commonFields = {
     .optional(),
   schemas: z.record(z.string(), z.string()).optional(),
   incremental: z
-    .object({ id: z.string(), seq: z.number().int().nonnegative(), tables: z.array(tableProgressSchema), requests: z.array(z.string()) })
+    .object({
+      id: z.string(),
+      seq: z.number().int().nonnegative(),
+      tables: z.array(tableProgressSchema),
+      requests: z.array(z.string()),
+    })
     .optional(),
 };
 
@@ -135,7 +140,9 @@ async function readCheckpointFile(file: string): Promise<ReadResult | undefined>
   }
   const corrupt = (detail: string, cause?: unknown): CdcError =>
     new CdcError('OFFSETS_CORRUPT', `the offsets file ${file} is not a valid pgcdc checkpoint: ${detail}`, {
-      hint: 'restore it from a backup (never edit it by hand); deleting it makes pgcdc start over (a new snapshot) and refuse to reuse the existing output',
+      hint:
+        'restore it from a backup (never edit it by hand); deleting it makes pgcdc start over (a new ' +
+        'snapshot) and refuse to reuse the existing output',
       cause,
     });
   let json: unknown;
@@ -157,7 +164,10 @@ async function readCheckpointFile(file: string): Promise<ReadResult | undefined>
     return { checkpoint: { ...parsed.data, version: CHECKPOINT_VERSION }, legacy: true };
   }
   if (fields.version !== CHECKPOINT_VERSION) {
-    throw corrupt(`version ${JSON.stringify(fields.version)} is not one this pgcdc reads (1 or ${CHECKPOINT_VERSION}; was it written by a newer pgcdc?)`);
+    throw corrupt(
+      `version ${JSON.stringify(fields.version)} is not one this pgcdc reads (1 or ` +
+        `${CHECKPOINT_VERSION}; was it written by a newer pgcdc?)`,
+    );
   }
   if (typeof fields.checksum !== 'string') throw corrupt('it has no checksum');
   if (fields.checksum !== checkpointChecksum(fields)) {
@@ -202,8 +212,13 @@ export class FileOffsetStore implements OffsetStore {
     try {
       await mkdir(path.dirname(absolute), { recursive: true });
     } catch (error) {
-      if (isLocalIoFailure(error)) throw localIoError(error, 'cannot create the directory of the offsets file', absolute);
-      throw new CdcError('CONFIG_INVALID', `cannot create the directory of the offsets file ${absolute}: ${messageOf(error)}`, { cause: error });
+      if (isLocalIoFailure(error))
+        throw localIoError(error, 'cannot create the directory of the offsets file', absolute);
+      throw new CdcError(
+        'CONFIG_INVALID',
+        `cannot create the directory of the offsets file ${absolute}: ${messageOf(error)}`,
+        { cause: error },
+      );
     }
     try {
       const lock = await LockFile.acquire(`${absolute}.lock`, `offsets file ${absolute}`);
@@ -261,13 +276,20 @@ export class FileOffsetStore implements OffsetStore {
     this.assertOpen();
     const valid = checkpointSchema.safeParse(checkpoint);
     if (!valid.success) {
-      throw new CdcError('INTERNAL', `refusing to store an invalid checkpoint: ${valid.error.issues[0]?.message ?? 'invalid'}`);
+      throw new CdcError(
+        'INTERNAL',
+        `refusing to store an invalid checkpoint: ${valid.error.issues[0]?.message ?? 'invalid'}`,
+      );
     }
     if (!this.known) await this.loadNow();
     if (!rewind && this.stored !== undefined && lsnValue(checkpoint.lsn) < lsnValue(this.stored.lsn)) {
-      throw new CdcError('INTERNAL', `refusing to move the checkpoint back from ${this.stored.lsn} to ${checkpoint.lsn}`, {
-        hint: 'this is a bug in pgcdc; the stored checkpoint is unchanged',
-      });
+      throw new CdcError(
+        'INTERNAL',
+        `refusing to move the checkpoint back from ${this.stored.lsn} to ${checkpoint.lsn}`,
+        {
+          hint: 'this is a bug in pgcdc; the stored checkpoint is unchanged',
+        },
+      );
     }
     const temp = `${this.path}.tmp`;
     try {
@@ -297,7 +319,6 @@ export class FileOffsetStore implements OffsetStore {
     if (this.closed) throw new CdcError('INTERNAL', `the offsets store ${this.path} is closed`);
   }
 }
-
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -212,7 +212,10 @@ async function removeStaleBreaker(path: string, staleRaw: string): Promise<void>
 }
 
 function lockedError(what: string, path: string, owner: Owner | undefined): CdcError {
-  const who = owner === undefined ? 'another pgcdc process' : `another pgcdc process (pid ${owner.pid}${owner.host === hostname() ? '' : ` on ${owner.host}`})`;
+  const who =
+    owner === undefined
+      ? 'another pgcdc process'
+      : `another pgcdc process (pid ${owner.pid}${owner.host === hostname() ? '' : ` on ${owner.host}`})`;
   return new CdcError('OFFSETS_LOCKED', `${what} is in use by ${who}`, {
     hint: `stop that process first or use another offsets file; if it is surely not running, remove ${path}`,
   });

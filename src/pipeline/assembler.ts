@@ -7,12 +7,24 @@
  */
 import { CdcError } from '../core/errors.ts';
 import { formatLsn } from '../protocol/lsn.ts';
-import { pgTimeToUnixMs, UNCHANGED_TOAST, type Lsn, type PgoutputMessage, type TupleData } from '../protocol/messages.ts';
+import {
+  pgTimeToUnixMs,
+  UNCHANGED_TOAST,
+  type Lsn,
+  type PgoutputMessage,
+  type TupleData,
+} from '../protocol/messages.ts';
 import type { ChangeSink } from '../envelope/change-sink.ts';
 import type { RelationCache } from '../source/relations.ts';
 import { messageLine, messageTopic, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
 import type { ChangeObserver } from '../snapshot/window-tracker.ts';
-import { TableSerializer, transactionContext, type TableInTransaction, type TopicNaming, type TransactionContext } from '../envelope/json.ts';
+import {
+  TableSerializer,
+  transactionContext,
+  type TableInTransaction,
+  type TopicNaming,
+  type TransactionContext,
+} from '../envelope/json.ts';
 import { beginLine, endLine, transactionTopic, type DataCollectionCount } from '../envelope/transaction-events.ts';
 import type { ToastPolicy } from './toast.ts';
 import type { HistoryCheck } from './history-check.ts';
@@ -75,7 +87,8 @@ export class ChangeAssembler {
     this.observer = options.observer;
     this.messageTopicNumber = out.topics.number(messageTopic(options.naming));
     this.options = options;
-    this.transactionTopicNumber = options.transactionEvents === true ? out.topics.number(transactionTopic(options.naming)) : -1;
+    this.transactionTopicNumber =
+      options.transactionEvents === true ? out.topics.number(transactionTopic(options.naming)) : -1;
   }
 
   get inTransaction(): boolean {
@@ -136,7 +149,11 @@ export class ChangeAssembler {
           this.observer?.committed(message.endLsn, false);
           return;
         }
-        if (this.transactionTopicNumber >= 0 && tx.ordinal > 0) this.out.event(this.transactionTopicNumber, endLine(this.naming, tx.context, tx.ordinal, this.collections(tx)));
+        if (this.transactionTopicNumber >= 0 && tx.ordinal > 0)
+          this.out.event(
+            this.transactionTopicNumber,
+            endLine(this.naming, tx.context, tx.ordinal, this.collections(tx)),
+          );
         this.options.toast?.committed(message.endLsn);
         // Snapshot rows whose window closes here go after the transaction, in the same commit.
         this.observer?.committed(message.endLsn, true);
@@ -196,7 +213,8 @@ export class ChangeAssembler {
         }
         if (message.prefix.startsWith(RESERVED_MESSAGE_PREFIX)) {
           // Not from a replayed (skipped) transaction, nor a replayed message between transactions.
-          if (this.tx?.skip !== true && (this.tx !== undefined || message.lsn >= this.skipBefore)) this.observer?.message(message.prefix, message.content);
+          if (this.tx?.skip !== true && (this.tx !== undefined || message.lsn >= this.skipBefore))
+            this.observer?.message(message.prefix, message.content);
           return;
         }
         if (this.options.messageFilter && !this.options.messageFilter(message.prefix)) return;
@@ -206,7 +224,10 @@ export class ChangeAssembler {
           if (tx.skip) return;
           if (tx.ordinal === 0) this.begin(tx);
           const totalOrder = ++tx.ordinal;
-          this.out.event(this.messageTopicNumber, messageLine(this.naming, event, { context: tx.context, totalOrder }, formatLsn(message.lsn), Date.now()));
+          this.out.event(
+            this.messageTopicNumber,
+            messageLine(this.naming, event, { context: tx.context, totalOrder }, formatLsn(message.lsn), Date.now()),
+          );
           return;
         }
         // Non-transactional: it stands alone between transactions. Its LSN is the end of its WAL
@@ -214,7 +235,10 @@ export class ChangeAssembler {
         // that start before the confirmed position). Not one byte more: the transaction that emitted
         // it may commit right at that LSN, and is sent after it.
         if (message.lsn <= this.skipBefore) return;
-        this.out.event(this.messageTopicNumber, messageLine(this.naming, event, undefined, formatLsn(message.lsn), Date.now()));
+        this.out.event(
+          this.messageTopicNumber,
+          messageLine(this.naming, event, undefined, formatLsn(message.lsn), Date.now()),
+        );
         this.out.commit(message.lsn);
         return;
       }
@@ -232,7 +256,10 @@ export class ChangeAssembler {
       case 'commitPrepared':
       case 'rollbackPrepared':
       case 'streamPrepare':
-        throw new CdcError('PROTOCOL_INVALID', `unexpected ${message.tag} message: pgcdc requested protocol version 1 without streaming or two-phase`);
+        throw new CdcError(
+          'PROTOCOL_INVALID',
+          `unexpected ${message.tag} message: pgcdc requested protocol version 1 without streaming or two-phase`,
+        );
       default: {
         const unreachable: never = message;
         throw new CdcError('PROTOCOL_UNKNOWN_MESSAGE', `unhandled message ${String(unreachable)}`);
@@ -255,7 +282,8 @@ export class ChangeAssembler {
 
   /** Before a transaction's first event: its BEGIN event, when those are on. */
   private begin(tx: OpenTransaction): void {
-    if (this.transactionTopicNumber >= 0) this.out.event(this.transactionTopicNumber, beginLine(this.naming, tx.context));
+    if (this.transactionTopicNumber >= 0)
+      this.out.event(this.transactionTopicNumber, beginLine(this.naming, tx.context));
   }
 
   /** Events per table of `tx` (partitions reported under their root add up). */
@@ -303,5 +331,7 @@ export class ChangeAssembler {
  */
 function fillUnchangedToast(newTuple: TupleData, oldTuple: TupleData): TupleData {
   if (!newTuple.includes(UNCHANGED_TOAST)) return newTuple;
-  return newTuple.map((value, i) => (value === UNCHANGED_TOAST && oldTuple[i] !== UNCHANGED_TOAST ? (oldTuple[i] ?? null) : value));
+  return newTuple.map((value, i) =>
+    value === UNCHANGED_TOAST && oldTuple[i] !== UNCHANGED_TOAST ? (oldTuple[i] ?? null) : value,
+  );
 }

@@ -172,7 +172,10 @@ export class Delivery implements ChangeSink {
   }
 
   private openTransactionTooBig(): boolean {
-    return this.pending.count - this.boundary >= this.options.maxEvents * 2 || (this.boundary === 0 && this.pending.bytes >= MAX_BATCH_BYTES);
+    return (
+      this.pending.count - this.boundary >= this.options.maxEvents * 2 ||
+      (this.boundary === 0 && this.pending.bytes >= MAX_BATCH_BYTES)
+    );
   }
 
   /**
@@ -223,7 +226,11 @@ export class Delivery implements ChangeSink {
           const progress = this.boundaryProgress;
           if (this.lastCommitChanged) {
             this.lastCommitChanged = false;
-            this.lastCommit = { commitLsn: formatLsn(this.lastCommitLsn), endLsn: formatLsn(this.lastEndLsn), xid: this.lastXid };
+            this.lastCommit = {
+              commitLsn: formatLsn(this.lastCommitLsn),
+              endLsn: formatLsn(this.lastEndLsn),
+              xid: this.lastXid,
+            };
           }
           const lastCommit = this.lastCommit;
           const batch = this.pending.take(this.boundary);
@@ -266,7 +273,11 @@ export class Delivery implements ChangeSink {
   }
 
   private relievePressure(): void {
-    if (this.highWater && this.pending.count < this.options.maxEvents * 2 && this.pending.bytes < MAX_BUFFERED_BYTES / 2) {
+    if (
+      this.highWater &&
+      this.pending.count < this.options.maxEvents * 2 &&
+      this.pending.bytes < MAX_BUFFERED_BYTES / 2
+    ) {
       this.highWater = false;
       this.hooks.pressure(false);
     }

@@ -41,7 +41,9 @@ export function heartbeatTable(config: Config['heartbeat']): HeartbeatTarget | u
   try {
     return parseTableName(config.table);
   } catch (error) {
-    throw new CdcError('CONFIG_INVALID', `heartbeat.table: ${toCdcError(error).message}`, { hint: 'name it schema.table, e.g. pgcdc.pgcdc_heartbeat' });
+    throw new CdcError('CONFIG_INVALID', `heartbeat.table: ${toCdcError(error).message}`, {
+      hint: 'name it schema.table, e.g. pgcdc.pgcdc_heartbeat',
+    });
   }
 }
 
@@ -55,10 +57,12 @@ export function heartbeatStatements(table: HeartbeatTarget | undefined, message:
   const statements: string[] = [];
   if (table) {
     statements.push(
-      `INSERT INTO ${quoteQualified(table.schema, table.table)} (id, ts) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET ts = excluded.ts`,
+      `INSERT INTO ${quoteQualified(table.schema, table.table)} (id, ts) VALUES (1, now()) ON CONFLICT (id) DO ` +
+        `UPDATE SET ts = excluded.ts`,
     );
   }
-  if (message) statements.push(`SELECT pg_logical_emit_message(false, ${quoteLiteral(HEARTBEAT_MESSAGE_PREFIX)}, now()::text)`);
+  if (message)
+    statements.push(`SELECT pg_logical_emit_message(false, ${quoteLiteral(HEARTBEAT_MESSAGE_PREFIX)}, now()::text)`);
   return statements;
 }
 
@@ -72,7 +76,9 @@ function refusal(error: unknown, table: HeartbeatTarget | undefined): CdcError {
       return new CdcError('SOURCE_NOT_READY', `heartbeat: permission denied writing ${what} (${detail})`, {
         cause: error,
         hint: table
-          ? `GRANT SELECT, INSERT, UPDATE ON ${quoteQualified(table.schema, table.table)} TO the pgcdc user (pgcdc setup --heartbeat-schema does), or turn heartbeat.table off`
+          ? `GRANT SELECT, INSERT, UPDATE ON ` +
+            (`${quoteQualified(table.schema, table.table)} TO the pgcdc user (pgcdc setup --heartbeat-schema ` +
+              `does), or turn heartbeat.table off`)
           : 'let the pgcdc user execute pg_logical_emit_message, or turn heartbeat.message off',
       });
     case '42P01':
@@ -87,7 +93,10 @@ function refusal(error: unknown, table: HeartbeatTarget | undefined): CdcError {
         hint: 'heartbeat writes need the primary; turn heartbeat.table and heartbeat.message off on a standby',
       });
     default:
-      return new CdcError('SOURCE_QUERY_FAILED', `heartbeat: writing ${what} failed: ${detail}`, { cause: error, retryable: true });
+      return new CdcError('SOURCE_QUERY_FAILED', `heartbeat: writing ${what} failed: ${detail}`, {
+        cause: error,
+        retryable: true,
+      });
   }
 }
 

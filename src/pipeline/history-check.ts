@@ -26,7 +26,9 @@ import { formatLsn, parseLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import type { CommitIdentity } from '../offsets/store.ts';
 
-const START_OVER = 'pgcdc will not resume on a different history; to start over on purpose, remove the offsets file and the output it belongs to';
+const START_OVER =
+  'pgcdc will not resume on a different history; to start over on purpose, remove the offsets file and the ' +
+  'output it belongs to';
 
 export class HistoryCheck {
   private readonly stored: Lsn;
@@ -44,12 +46,18 @@ export class HistoryCheck {
    */
   constructor(stored: Lsn, lastCommit: CommitIdentity | undefined, from: Lsn) {
     this.stored = stored;
-    this.last = lastCommit && { commitLsn: parseLsn(lastCommit.commitLsn), endLsn: parseLsn(lastCommit.endLsn), xid: lastCommit.xid };
+    this.last = lastCommit && {
+      commitLsn: parseLsn(lastCommit.commitLsn),
+      endLsn: parseLsn(lastCommit.endLsn),
+      xid: lastCommit.xid,
+    };
     this.mustSee = this.last !== undefined && this.last.commitLsn >= from;
     this.confirmed = from >= stored;
   }
 
-  /** Nothing seen so far contradicts the stored history, and what must be seen was: acknowledging past the replay's start is safe. */
+  /**
+   * Nothing seen so far contradicts the stored history, and what must be seen was: acknowledging past the replay's
+   * start is safe. */
   get verified(): boolean {
     return this.confirmed;
   }
@@ -69,12 +77,20 @@ export class HistoryCheck {
     const last = this.last;
     if (last === undefined || commitLsn < last.commitLsn) return; // delivered before: replayed and skipped
     if (commitLsn === last.commitLsn) {
-      if (xid !== last.xid) throw this.differs(`the transaction committed at ${formatLsn(commitLsn)} is xid ${xid}, and pgcdc delivered xid ${last.xid} there`);
+      if (xid !== last.xid)
+        throw this.differs(
+          `the transaction committed at ` +
+            `${formatLsn(commitLsn)} is xid ${xid}, and pgcdc delivered xid ${last.xid} there`,
+        );
       this.inLast = true;
       return;
     }
     if (this.mustSee && !this.seen) throw this.missing(commitLsn);
-    throw this.differs(`a transaction (xid ${xid}) committed at ${formatLsn(commitLsn)}, before the stored offset ${formatLsn(this.stored)}, that pgcdc never delivered`);
+    throw this.differs(
+      `a transaction (xid ` +
+        (`${xid}) committed at ` +
+          `${formatLsn(commitLsn)}, before the stored offset ${formatLsn(this.stored)}, that pgcdc never delivered`),
+    );
   }
 
   /** A Commit of the open transaction. */
@@ -84,7 +100,11 @@ export class HistoryCheck {
     const last = this.last;
     if (last === undefined) return;
     if (endLsn !== last.endLsn) {
-      throw this.differs(`the transaction committed at ${formatLsn(last.commitLsn)} ends at ${formatLsn(endLsn)}, and the one pgcdc delivered ended at ${formatLsn(last.endLsn)}`);
+      throw this.differs(
+        `the transaction committed at ` +
+          (`${formatLsn(last.commitLsn)} ends at ` +
+            `${formatLsn(endLsn)}, and the one pgcdc delivered ended at ${formatLsn(last.endLsn)}`),
+      );
     }
     this.seen = true;
     this.confirmed = true;
@@ -109,14 +129,18 @@ export class HistoryCheck {
 
   private missing(position: Lsn): CdcError {
     const last = this.last;
-    const which = last === undefined ? 'the last delivered transaction' : `the last delivered transaction (xid ${last.xid}, committed at ${formatLsn(last.commitLsn)})`;
+    const which =
+      last === undefined
+        ? 'the last delivered transaction'
+        : `the last delivered transaction (xid ${last.xid}, committed at ${formatLsn(last.commitLsn)})`;
     return this.differs(`the stream reached ${formatLsn(position)} without ${which}`);
   }
 
   private differs(detail: string): CdcError {
     return new CdcError(
       'SYSTEM_CHANGED',
-      `the server's WAL is not the history pgcdc delivered up to the stored offset ${formatLsn(this.stored)} (a restored or rewound server?): ${detail}; changes may have been lost`,
+      `the server's WAL is not the history pgcdc delivered up to the stored offset ` +
+        `${formatLsn(this.stored)} (a restored or rewound server?): ${detail}; changes may have been lost`,
       { hint: START_OVER },
     );
   }

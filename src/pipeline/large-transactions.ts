@@ -57,9 +57,15 @@ const SPILL_NAME = /^\d+\.pgoutput$/;
 /** Refuses `streaming: true` on a server without protocol v2 streaming. */
 export function checkStreamingSupported(streaming: boolean, major: number, server: string): void {
   if (!streaming || major >= STREAMING_MIN_MAJOR) return;
-  throw new CdcError('CONFIG_INVALID', `streaming needs PostgreSQL ${STREAMING_MIN_MAJOR} or newer, and ${server} runs PostgreSQL ${major}`, {
-    hint: 'run without --streaming (streaming: false): large transactions are then delivered at their commit, still with bounded memory',
-  });
+  throw new CdcError(
+    'CONFIG_INVALID',
+    `streaming needs PostgreSQL ${STREAMING_MIN_MAJOR} or newer, and ${server} runs PostgreSQL ${major}`,
+    {
+      hint:
+        'run without --streaming (streaming: false): large transactions are then delivered at their ' +
+        'commit, still with bounded memory',
+    },
+  );
 }
 
 /** The spill directory of a capture: next to its offsets file, so it is as private as that file. */
@@ -116,7 +122,11 @@ export class StreamedTransactions {
     this.target = options.target;
     this.log = options.log;
     const stale = removeSpillFiles(this.dir);
-    if (stale > 0) this.log.info({ dir: this.dir, files: stale }, 'deleted spill files of streamed transactions left by an earlier run (the server sends them again)');
+    if (stale > 0)
+      this.log.info(
+        { dir: this.dir, files: stale },
+        'deleted spill files of streamed transactions left by an earlier run (the server sends them again)',
+      );
   }
 
   /** A streamed transaction is open (received in part, not yet committed or aborted, or replaying). */
@@ -153,7 +163,8 @@ export class StreamedTransactions {
         return true;
       case 'streamCommit': {
         const file = this.files.get(message.xid);
-        if (!file) throw new CdcError('PROTOCOL_INVALID', `Stream Commit for transaction ${message.xid}, which never streamed`);
+        if (!file)
+          throw new CdcError('PROTOCOL_INVALID', `Stream Commit for transaction ${message.xid}, which never streamed`);
         return this.commit(file, message);
       }
       default:
@@ -179,12 +190,19 @@ export class StreamedTransactions {
   private start(xid: number, firstSegment: boolean): void {
     let file = this.files.get(xid);
     if (firstSegment) {
-      if (file) throw new CdcError('PROTOCOL_INVALID', `Stream Start marks a first segment for transaction ${xid}, which is already streaming`);
+      if (file)
+        throw new CdcError(
+          'PROTOCOL_INVALID',
+          `Stream Start marks a first segment for transaction ${xid}, which is already streaming`,
+        );
       file = new SpillFile(path.join(this.dir, `${xid}.pgoutput`), this.writeBuffer);
       this.files.set(xid, file);
       this.log.info({ xid, file: file.path }, 'a large transaction streams in before its commit: spilling it to disk');
     } else if (!file) {
-      throw new CdcError('PROTOCOL_INVALID', `Stream Start continues transaction ${xid}, whose first segment was never received`);
+      throw new CdcError(
+        'PROTOCOL_INVALID',
+        `Stream Start continues transaction ${xid}, whose first segment was never received`,
+      );
     }
     this.stats.chunks++;
     this.current = file;
@@ -198,12 +216,18 @@ export class StreamedTransactions {
       file.remove();
       this.files.delete(xid);
       this.stats.aborted++;
-      this.log.info({ xid, messages: file.records }, 'streamed transaction rolled back: its spilled changes are dropped');
+      this.log.info(
+        { xid, messages: file.records },
+        'streamed transaction rolled back: its spilled changes are dropped',
+      );
       return;
     }
     const dropped = file.dropSubtransaction(subXid);
     if (dropped) this.stats.subtransactionsAborted++;
-    this.log.debug({ xid, subXid, dropped }, 'subtransaction of a streamed transaction rolled back: its changes are dropped');
+    this.log.debug(
+      { xid, subXid, dropped },
+      'subtransaction of a streamed transaction rolled back: its changes are dropped',
+    );
   }
 
   private async commit(file: SpillFile, message: Extract<PgoutputMessage, { tag: 'streamCommit' }>): Promise<void> {
@@ -226,7 +250,10 @@ export class StreamedTransactions {
     // The spilled messages carry their xid: decode them as inside a stream block.
     const decoder = new PgoutputDecoder({ protoVersion: 2 });
     decoder.decode(streamStartMessage(commit.xid));
-    target.handle({ tag: 'begin', finalLsn: commit.commitLsn, commitTime: commit.commitTime, xid: commit.xid }, commit.commitLsn);
+    target.handle(
+      { tag: 'begin', finalLsn: commit.commitLsn, commitTime: commit.commitTime, xid: commit.xid },
+      commit.commitLsn,
+    );
     for await (const record of readSpill(file)) {
       if (target.stopped() || this.closed) return;
       const message = decoder.decode(record.data);
@@ -235,7 +262,16 @@ export class StreamedTransactions {
       if (this.high) await this.room();
     }
     if (target.stopped() || this.closed) return;
-    target.handle({ tag: 'commit', flags: commit.flags, commitLsn: commit.commitLsn, endLsn: commit.endLsn, commitTime: commit.commitTime }, commit.commitLsn);
+    target.handle(
+      {
+        tag: 'commit',
+        flags: commit.flags,
+        commitLsn: commit.commitLsn,
+        endLsn: commit.endLsn,
+        commitTime: commit.commitTime,
+      },
+      commit.commitLsn,
+    );
   }
 
   private room(): Promise<void> {
@@ -271,9 +307,13 @@ function removeSpillFiles(dir: string): number {
     }
     return removed;
   } catch (cause) {
-    throw new CdcError('CONFIG_INVALID', `cannot prepare the spill directory ${dir}: ${cause instanceof Error ? cause.message : String(cause)}`, {
-      cause,
-      hint: 'streaming spills large transactions next to the offsets file: make its directory writable',
-    });
+    throw new CdcError(
+      'CONFIG_INVALID',
+      `cannot prepare the spill directory ${dir}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      {
+        cause,
+        hint: 'streaming spills large transactions next to the offsets file: make its directory writable',
+      },
+    );
   }
 }

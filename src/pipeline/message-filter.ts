@@ -22,5 +22,7 @@ export function messageFilter(include: readonly string[], exclude: readonly stri
   const included = include.map(matcher);
   const excluded = exclude.map(matcher);
   return (prefix) =>
-    !prefix.startsWith(RESERVED_MESSAGE_PREFIX) && (included.length === 0 || included.some((m) => m(prefix))) && !excluded.some((m) => m(prefix));
+    !prefix.startsWith(RESERVED_MESSAGE_PREFIX) &&
+    (included.length === 0 || included.some((m) => m(prefix))) &&
+    !excluded.some((m) => m(prefix));
 }

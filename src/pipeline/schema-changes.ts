@@ -42,7 +42,12 @@ function shapeOf(table: TableSchema): Shape {
     schema: table.schema,
     table: table.table,
     replica_identity: table.replicaIdentity,
-    columns: table.columns.map((c, i) => ({ name: c.name, type_oid: c.typeOid, type_mod: c.typeMod, key: keys.has(i) })),
+    columns: table.columns.map((c, i) => ({
+      name: c.name,
+      type_oid: c.typeOid,
+      type_mod: c.typeMod,
+      key: keys.has(i),
+    })),
   };
 }
 
@@ -96,7 +101,16 @@ export class SchemaChanges {
       value: {
         op: 'schema',
         change: previous === null ? 'create' : 'alter',
-        source: { version: PGCDC_VERSION, connector: 'postgresql', name: this.naming.prefix, db: this.naming.database, schema: shape.schema, table: shape.table, txId: tx.xid, commit_lsn: tx.commitLsn },
+        source: {
+          version: PGCDC_VERSION,
+          connector: 'postgresql',
+          name: this.naming.prefix,
+          db: this.naming.database,
+          schema: shape.schema,
+          table: shape.table,
+          txId: tx.xid,
+          commit_lsn: tx.commitLsn,
+        },
         ts_ms: nowMs,
         relation_id: table.relationId,
         table: shape,

@@ -185,7 +185,8 @@ export async function* readSpill(path: string): AsyncGenerator<SpillRecord> {
         }
       }
       if (eof) {
-        if (end > start) throw new CdcError('INTERNAL', `spill file ${path} ends inside a record (${end - start} bytes left)`);
+        if (end > start)
+          throw new CdcError('INTERNAL', `spill file ${path} ends inside a record (${end - start} bytes left)`);
         return;
       }
       if (start > 0) {

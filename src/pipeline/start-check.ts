@@ -49,15 +49,25 @@ export async function verifyStreamStart(check: StartCheck): Promise<Lsn | undefi
       if (confirmed > check.expected) {
         throw new CdcError(
           'SLOT_AHEAD_OF_OFFSET',
-          `slot ${check.slot} starts streaming at ${formatLsn(confirmed)}, past the stored offset ${formatLsn(check.expected)}: ` +
-            `it changed after pgcdc checked it (dropped and recreated, or used by another consumer), and changes in between may be lost`,
-          { hint: 'nothing was acknowledged; find out who changed the slot; to start over on purpose, remove the offsets file and the output it belongs to' },
+          `slot ${check.slot} starts streaming at ` +
+            `${formatLsn(confirmed)}, past the stored offset ${formatLsn(check.expected)}: ` +
+            (`it changed after pgcdc checked it (dropped and recreated, or used by another consumer), and ` +
+              `changes in between may be lost`),
+          {
+            hint:
+              'nothing was acknowledged; find out who changed the slot; to start over on purpose, remove ' +
+              'the offsets file and the output it belongs to',
+          },
         );
       }
       return Math.max(confirmed, check.requested);
     }
     if (Date.now() > deadline) {
-      throw new CdcError('REPLICATION_STREAM_FAILED', `slot ${check.slot} did not become active for this stream within ${ACTIVE_TIMEOUT_MS / 1000} s`, { retryable: true });
+      throw new CdcError(
+        'REPLICATION_STREAM_FAILED',
+        `slot ${check.slot} did not become active for this stream within ${ACTIVE_TIMEOUT_MS / 1000} s`,
+        { retryable: true },
+      );
     }
     await delay(POLL_MS);
   }
@@ -79,7 +89,10 @@ export interface StreamStart {
  * `verifyStreamStart` for the stream loop, then the check of the replay up to the stored offset
  * when the stream starts before it. Undefined when the stream stopped first.
  */
-export async function checkStreamStart(start: StreamStart, stopped: () => boolean): Promise<{ readonly history: HistoryCheck | undefined } | undefined> {
+export async function checkStreamStart(
+  start: StreamStart,
+  stopped: () => boolean,
+): Promise<{ readonly history: HistoryCheck | undefined } | undefined> {
   const from = await verifyStreamStart({
     query: start.query,
     slot: start.config.slot,
@@ -93,7 +106,8 @@ export async function checkStreamStart(start: StreamStart, stopped: () => boolea
   if (from >= start.startLsn) return { history: undefined };
   start.log.info(
     { from: formatLsn(from), to: formatLsn(start.startLsn) },
-    'the slot is behind the stored offset: replaying the transactions in between (skipped, as delivered) to check they are the ones delivered',
+    'the slot is behind the stored offset: replaying the transactions in between (skipped, as delivered) to ' +
+      'check they are the ones delivered',
   );
   return { history: new HistoryCheck(start.startLsn, start.lastCommit, from) };
 }

@@ -70,7 +70,8 @@ export interface LoopDeps {
   toastStore: ToastStore | undefined;
   /** Where delivery starts: the stored offset, or the new slot's consistent point. */
   startLsn: Lsn;
-  /** The position START_REPLICATION asks for (lifecycle/restart-rule.ts: the slot's own, to replay up to `startLsn`). */
+  /**
+   * The position START_REPLICATION asks for (lifecycle/restart-rule.ts: the slot's own, to replay up to `startLsn`). */
   replayFrom: Lsn;
   /** The checkpoint's last delivered commit, checked against the replay (history-check.ts). */
   lastCommit: CommitIdentity | undefined;
@@ -125,7 +126,11 @@ export class StreamLoop {
     this.decoder = new PgoutputDecoder({ protoVersion: deps.config.streaming ? 2 : 1 });
     for (const [oid, type] of deps.types) this.types.set(oid, type);
     for (const table of deps.tables) this.tableFacts.set(table.oid, table);
-    this.captured = new CapturedRelations(deps.selection, { signal: deps.signalTable, heartbeat: heartbeatTable(deps.config.heartbeat) }, deps.log);
+    this.captured = new CapturedRelations(
+      deps.selection,
+      { signal: deps.signalTable, heartbeat: heartbeatTable(deps.config.heartbeat) },
+      deps.log,
+    );
     const values = deps.config.values;
     this.relations = new RelationCache((oid) => this.types.get(oid), values);
     this.delivery = new Delivery(
@@ -146,7 +151,10 @@ export class StreamLoop {
       },
     );
     this.schemaChanges = deps.config.schemaChanges.events
-      ? { tracker: new SchemaChanges(deps.naming, deps.progress.schemas), topic: this.delivery.topics.number(schemaChangesTopic(deps.naming)) }
+      ? {
+          tracker: new SchemaChanges(deps.naming, deps.progress.schemas),
+          topic: this.delivery.topics.number(schemaChangesTopic(deps.naming)),
+        }
       : undefined;
     this.windows = new WindowTracker(this.delivery, {
       signalTable: deps.signalTable,
@@ -161,7 +169,11 @@ export class StreamLoop {
         ? new IncrementalSnapshotter({
             tracker: this.windows,
             connect: () => openConnection(deps.endpoint, 'query', 'pgcdc-snapshot'),
-            watermarks: watermarkWriter(method, () => openConnection(deps.endpoint, 'query', 'pgcdc-watermark'), deps.signalTable),
+            watermarks: watermarkWriter(
+              method,
+              () => openConnection(deps.endpoint, 'query', 'pgcdc-watermark'),
+              deps.signalTable,
+            ),
             major: deps.facts.major,
             generatedColumns: deps.generatedColumns,
             chunkRows: deps.config.snapshot.chunkSize,
@@ -181,7 +193,10 @@ export class StreamLoop {
       ignores: (relationId) => this.captured.drops(relationId),
       skipTruncate: deps.config.truncate.skip,
       messageFilter: messageFilter(deps.config.messages.include, deps.config.messages.exclude),
-      toast: deps.config.toast.mode === 'placeholder' ? undefined : new ToastPolicy(deps.config.toast.mode, deps.toastStore, deps.naming, this.delivery.topics, deps.log),
+      toast:
+        deps.config.toast.mode === 'placeholder'
+          ? undefined
+          : new ToastPolicy(deps.config.toast.mode, deps.toastStore, deps.naming, this.delivery.topics, deps.log),
       transactionEvents: deps.config.transactions.events,
     });
     this.streamed = deps.config.streaming
@@ -211,15 +226,33 @@ export class StreamLoop {
     this.stream = stream;
     stream.on('frame', (frame) => this.onFrame(frame));
     stream.on('error', (error) => this.fail(error));
-    stream.on('end', () => this.fail(new CdcError('REPLICATION_STREAM_FAILED', 'the server ended the replication stream', { retryable: true })));
+    stream.on('end', () =>
+      this.fail(
+        new CdcError('REPLICATION_STREAM_FAILED', 'the server ended the replication stream', { retryable: true }),
+      ),
+    );
     // No frame is processed before the slot is read again (start-check.ts).
     this.hold(this.verifyStart());
     // Status updates well inside wal_sender_timeout (a third of it, as the walsender itself assumes).
     const timeout = this.deps.facts.walSenderTimeoutMs;
-    const interval = timeout > 0 ? Math.min(this.deps.config.statusIntervalMs, Math.max(100, Math.floor(timeout / 3))) : this.deps.config.statusIntervalMs;
+    const interval =
+      timeout > 0
+        ? Math.min(this.deps.config.statusIntervalMs, Math.max(100, Math.floor(timeout / 3)))
+        : this.deps.config.statusIntervalMs;
     this.statusTimer = setInterval(() => this.tick(), interval);
-    this.deps.heartbeat.start(() => (this.stopping ? Promise.resolve() : this.confirmIdle()), (error) => this.fail(error));
-    this.deps.log.info({ source: describeEndpoint(this.deps.endpoint), slot: this.deps.config.slot, publication: this.deps.config.publication, from: formatLsn(this.deps.startLsn) }, 'streaming');
+    this.deps.heartbeat.start(
+      () => (this.stopping ? Promise.resolve() : this.confirmIdle()),
+      (error) => this.fail(error),
+    );
+    this.deps.log.info(
+      {
+        source: describeEndpoint(this.deps.endpoint),
+        slot: this.deps.config.slot,
+        publication: this.deps.config.publication,
+        from: formatLsn(this.deps.startLsn),
+      },
+      'streaming',
+    );
     this.wakeSnapshotter();
   }
 
@@ -277,7 +310,14 @@ export class StreamLoop {
     this.delivery.dispose();
     this.stream?.sendStatus(this.received, this.flushLsn);
     await this.stream?.stop();
-    this.deps.log.info({ acked: formatLsn(this.delivery.acked), delivered: this.delivery.delivered, skipped: this.assembler.skippedTransactions }, 'stopped');
+    this.deps.log.info(
+      {
+        acked: formatLsn(this.delivery.acked),
+        delivered: this.delivery.delivered,
+        skipped: this.assembler.skippedTransactions,
+      },
+      'stopped',
+    );
   }
 
   /** Stop after a failure: nothing more is acknowledged. */
@@ -302,7 +342,11 @@ export class StreamLoop {
       if (!this.assembler.inTransaction && !this.blocked) this.windows.idle();
       // A read-only window waits for the stream to pass a position: ask for a keepalive.
       this.stream?.sendStatus(this.received, this.flushLsn, this.windows.waitingForStream);
-      this.deps.onProgress?.({ acked: formatLsn(this.delivery.acked), received: formatLsn(this.received), delivered: this.delivery.delivered });
+      this.deps.onProgress?.({
+        acked: formatLsn(this.delivery.acked),
+        received: formatLsn(this.received),
+        delivered: this.delivery.delivered,
+      });
     } catch (error) {
       this.fail(toCdcError(error));
     }
@@ -410,7 +454,8 @@ export class StreamLoop {
       this.rootsLogged.add(message.relationId);
       this.deps.log.info(
         { partition: `${message.namespace}.${message.name}`, root: `${root.schema}.${root.table}` },
-        'changes of this partition are reported under its partitioned table (publish_via_partition_root = true on the publication makes PostgreSQL do this itself)',
+        'changes of this partition are reported under its partitioned table (publish_via_partition_root = true ' +
+          'on the publication makes PostgreSQL do this itself)',
       );
     }
     this.relations.apply(message, fresh ? { primaryKey: fresh.primaryKey, root } : { primaryKey: [], root });
@@ -420,7 +465,11 @@ export class StreamLoop {
     if (schemas) {
       // Inside the transaction that first uses the new shape: the event and the stored shape go
       // out with its commit.
-      const line = schemas.tracker.applied(this.relations.get(message.relationId), this.assembler.openTransaction, Date.now());
+      const line = schemas.tracker.applied(
+        this.relations.get(message.relationId),
+        this.assembler.openTransaction,
+        Date.now(),
+      );
       this.delivery.setProgress({ ...this.delivery.currentProgress, schemas: schemas.tracker.stored });
       if (line !== undefined) this.delivery.event(schemas.topic, line);
     }

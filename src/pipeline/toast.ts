@@ -27,7 +27,11 @@ import { parseLsn } from '../protocol/lsn.ts';
  */
 export async function openToastStore(config: Config, resumeLsn: string | undefined): Promise<ToastStore | undefined> {
   if (config.toast.mode !== 'fill') return undefined;
-  return ToastStore.open(`${config.offsets}.toast`, config.toast.fillMaxBytes, resumeLsn === undefined ? undefined : parseLsn(resumeLsn));
+  return ToastStore.open(
+    `${config.offsets}.toast`,
+    config.toast.fillMaxBytes,
+    resumeLsn === undefined ? undefined : parseLsn(resumeLsn),
+  );
 }
 
 /** What to write for one row. */
@@ -54,7 +58,13 @@ export class ToastPolicy {
   private readonly log: Logger;
   private readonly variants = new WeakMap<TableSerializer, Map<string, OmitVariant>>();
 
-  constructor(mode: 'omit' | 'fill', store: ToastStore | undefined, naming: TopicNaming, topics: TopicRegistry, log: Logger) {
+  constructor(
+    mode: 'omit' | 'fill',
+    store: ToastStore | undefined,
+    naming: TopicNaming,
+    topics: TopicRegistry,
+    log: Logger,
+  ) {
     this.mode = mode;
     this.store = store;
     this.naming = naming;
@@ -124,7 +134,11 @@ export class ToastPolicy {
       store.misses += missed;
       // Powers of two: the first misses are visible, a lasting stream of them does not flood the log.
       if ((store.misses & (store.misses - 1)) === 0) {
-        this.log.info({ table: tableName(table), misses: store.misses, hits: store.hits, ...store.size }, 'TOAST fill: cold miss, the placeholder was sent instead (the row was not seen since the store began, or was evicted)');
+        this.log.info(
+          { table: tableName(table), misses: store.misses, hits: store.hits, ...store.size },
+          'TOAST fill: cold miss, the placeholder was sent instead (the row was not seen since the store ' +
+            'began, or was evicted)',
+        );
       }
     }
     return filled;
@@ -165,7 +179,11 @@ export class ToastPolicy {
       columns: kept.map((i) => s.table.columns[i] as TableSchema['columns'][number]),
       keyIndexes: keyIndexes.map((k) => kept.indexOf(k)),
     };
-    const variant = { serializer: new TableSerializer(table, this.naming, this.topics), kept, unavailable: unavailableColumnsField(omitted) };
+    const variant = {
+      serializer: new TableSerializer(table, this.naming, this.topics),
+      kept,
+      unavailable: unavailableColumnsField(omitted),
+    };
     perTable.set(mask, variant);
     return variant;
   }

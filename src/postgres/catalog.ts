@@ -25,7 +25,12 @@ export async function readServerFacts(client: pg.ClientBase): Promise<ServerFact
   const row = rows[0];
   if (!row) throw new CdcError('SOURCE_QUERY_FAILED', 'could not read server settings');
   const versionNum = Number(row.v);
-  return { versionNum, major: Math.floor(versionNum / 10000), walLevel: row.wal_level, walSenderTimeoutMs: Number(row.wst) };
+  return {
+    versionNum,
+    major: Math.floor(versionNum / 10000),
+    walLevel: row.wal_level,
+    walSenderTimeoutMs: Number(row.wst),
+  };
 }
 
 export interface SlotState {
@@ -54,7 +59,8 @@ export async function readSlot(client: pg.ClientBase, slot: string, major: numbe
     restart_lsn: string | null;
     wal_status: string | null;
   }>(
-    `select slot_name, plugin, slot_type, database, active, active_pid, confirmed_flush_lsn::text, restart_lsn::text, ${walStatus}
+    `select slot_name, plugin, slot_type, database, active, active_pid, confirmed_flush_lsn::text, ` +
+      `restart_lsn::text, ${walStatus}
        from pg_replication_slots where slot_name = $1`,
     [slot],
   );
@@ -84,8 +90,10 @@ export interface TableRef {
   readonly primaryKey: readonly string[];
 }
 
-const TABLE_QUERY = `
-  select c.oid::int as oid, n.nspname as schema, c.relname as table, c.relkind::text as kind, c.relreplident::text as ident,
+const TABLE_QUERY =
+  `
+  select c.oid::int as oid, n.nspname as schema, c.relname as table, c.relkind::text as kind, ` +
+  `c.relreplident::text as ident,
          coalesce((select array_agg(a.attname::text order by array_position(i.indkey::int2[], a.attnum))
                      from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey::int2[])
                     where i.indrelid = c.oid and i.indisprimary), '{}') as pk
@@ -101,11 +109,21 @@ interface TableRow {
 }
 
 function toRef(row: TableRow): TableRef {
-  return { oid: row.oid, schema: row.schema, table: row.table, kind: row.kind, replicaIdentity: row.ident, primaryKey: row.pk };
+  return {
+    oid: row.oid,
+    schema: row.schema,
+    table: row.table,
+    kind: row.kind,
+    replicaIdentity: row.ident,
+    primaryKey: row.pk,
+  };
 }
 
 /** Looks up `schema.table` names; every missing one is named in a single TABLE_MISSING error. */
-export async function resolveTables(client: pg.ClientBase, names: readonly { schema: string; table: string }[]): Promise<TableRef[]> {
+export async function resolveTables(
+  client: pg.ClientBase,
+  names: readonly { schema: string; table: string }[],
+): Promise<TableRef[]> {
   if (names.length === 0) return [];
   const { rows } = await client.query<TableRow>(
     `${TABLE_QUERY} join unnest($1::text[], $2::text[]) as want(s, t) on n.nspname = want.s and c.relname = want.t
@@ -166,9 +184,16 @@ export async function readPublication(client: pg.ClientBase, publication: string
  * The publication pgcdc creates. On PostgreSQL 18+ it publishes stored generated columns: without
  * that, events lack them, and UPDATE and DELETE fail on a REPLICA IDENTITY FULL table that has one.
  */
-export function createPublicationSql(publication: string, tables: readonly { schema: string; table: string }[], major: number): string {
+export function createPublicationSql(
+  publication: string,
+  tables: readonly { schema: string; table: string }[],
+  major: number,
+): string {
   const list = tables.map((t) => quoteQualified(t.schema, t.table)).join(', ');
-  return `CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${list}${major >= 18 ? ' WITH (publish_generated_columns = stored)' : ''};`;
+  return (
+    `CREATE PUBLICATION ` +
+    `${quoteIdent(publication)} FOR TABLE ${list}${major >= 18 ? ' WITH (publish_generated_columns = stored)' : ''};`
+  );
 }
 
 /**
@@ -176,7 +201,11 @@ export function createPublicationSql(publication: string, tables: readonly { sch
  * with a virtual generated column, which PostgreSQL 18 cannot publish ("Replica identity must not
  * contain unpublished generated columns"). As `schema.table (column, ...)`.
  */
-export async function unpublishableIdentities(client: pg.ClientBase, tables: readonly TableRef[], major: number): Promise<string[]> {
+export async function unpublishableIdentities(
+  client: pg.ClientBase,
+  tables: readonly TableRef[],
+  major: number,
+): Promise<string[]> {
   const full = tables.filter((t) => t.replicaIdentity === 'f');
   if (major < 18 || full.length === 0) return [];
   const { rows } = await client.query<{ schema: string; table: string; columns: string[] }>(
@@ -205,27 +234,44 @@ export async function ensurePublication(
   if (!state.exists) {
     if (tables.length === 0) {
       throw new CdcError('PUBLICATION_MISSING', `publication ${publication} does not exist and no tables were given`, {
-        hint: `pass --tables schema.table,... or create it: CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ...;`,
+        hint:
+          `pass --tables schema.table,... or create it: CREATE PUBLICATION ` +
+          `${quoteIdent(publication)} FOR TABLE ...;`,
       });
     }
     const sql = createPublicationSql(publication, tables, major);
     const breaking = await unpublishableIdentities(client, tables, major);
     if (breaking.length > 0) {
-      throw new CdcError('PUBLICATION_MISSING', `publication ${publication} does not exist, and pgcdc will not create it: publishing ${breaking.join(', ')} would make the application's UPDATEs and DELETEs on ${breaking.length > 1 ? 'them' : 'it'} fail (REPLICA IDENTITY FULL includes virtual generated columns, which PostgreSQL cannot publish)`, {
-        hint: 'give each such table a primary key and REPLICA IDENTITY DEFAULT (or USING INDEX), or leave it out of --tables',
-      });
+      throw new CdcError(
+        'PUBLICATION_MISSING',
+        `publication ${publication} does not exist, and pgcdc will not create it: publishing ` +
+          (`${breaking.join(', ')} would make the application's UPDATEs and DELETEs on ` +
+            (`${breaking.length > 1 ? 'them' : 'it'} fail (REPLICA IDENTITY FULL includes virtual generated ` +
+              `columns, which PostgreSQL cannot publish)`)),
+        {
+          hint:
+            'give each such table a primary key and REPLICA IDENTITY DEFAULT (or USING INDEX), or leave it ' +
+            'out of --tables',
+        },
+      );
     }
     if (!allowCreate) {
-      throw new CdcError('PUBLICATION_MISSING', `publication ${publication} does not exist`, { hint: `run as a table owner or superuser: ${sql}` });
+      throw new CdcError('PUBLICATION_MISSING', `publication ${publication} does not exist`, {
+        hint: `run as a table owner or superuser: ${sql}`,
+      });
     }
     try {
       await client.query(sql);
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause);
-      throw new CdcError('PUBLICATION_MISSING', `publication ${publication} does not exist and could not be created (${message})`, {
-        cause,
-        hint: `run as a table owner or superuser: ${sql}`,
-      });
+      throw new CdcError(
+        'PUBLICATION_MISSING',
+        `publication ${publication} does not exist and could not be created (${message})`,
+        {
+          cause,
+          hint: `run as a table owner or superuser: ${sql}`,
+        },
+      );
     }
     return readPublication(client, publication);
   }
@@ -234,9 +280,13 @@ export async function ensurePublication(
   const missing = tables.filter((t) => !covered.has(`${t.schema}.${t.table}`));
   if (missing.length > 0) {
     const list = missing.map((t) => quoteQualified(t.schema, t.table)).join(', ');
-    throw new CdcError('PUBLICATION_MISSING', `publication ${publication} does not include ${missing.map((t) => `${t.schema}.${t.table}`).join(', ')}`, {
-      hint: `run: ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${list};`,
-    });
+    throw new CdcError(
+      'PUBLICATION_MISSING',
+      `publication ${publication} does not include ${missing.map((t) => `${t.schema}.${t.table}`).join(', ')}`,
+      {
+        hint: `run: ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${list};`,
+      },
+    );
   }
   return state;
 }

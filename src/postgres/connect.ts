@@ -22,7 +22,9 @@ import { passfilePath, passwordFromPassfile, readSecretFile } from './password.t
 import { leaseTunnel, type SshTunnelConfig } from './tunnel.ts';
 
 /** Session settings that make every output function print the same text on every server. */
-export const SESSION_OPTIONS = '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex -c lc_monetary=C';
+export const SESSION_OPTIONS =
+  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex -c ' +
+  'lc_monetary=C';
 
 /**
  * Where and how to connect. `host`/`port` are the database as the network (or the SSH server, when
@@ -32,7 +34,9 @@ export interface SourceEndpoint {
   host: string;
   port: number;
   user: string;
-  /** From the config, a password file, the URL or PGPASSWORD; the password file is consulted only when the server asks. */
+  /**
+   * From the config, a password file, the URL or PGPASSWORD; the password file is consulted only when the server asks.
+   * */
   password: string | undefined;
   /** libpq's password file (PGPASSFILE or ~/.pgpass), looked up when `password` is undefined. */
   passfile?: string | undefined;
@@ -67,7 +71,10 @@ function parseUrl(url: string): Partial<SourceEndpoint> {
     });
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw new CdcError('CONFIG_INVALID', `source URL scheme must be postgres:// or postgresql://, not ${parsed.protocol}//`);
+    throw new CdcError(
+      'CONFIG_INVALID',
+      `source URL scheme must be postgres:// or postgresql://, not ${parsed.protocol}//`,
+    );
   }
   const out: Partial<SourceEndpoint> = {};
   if (parsed.hostname) out.host = parsed.hostname.replace(/^\[|\]$/g, '');
@@ -108,15 +115,24 @@ export function resolveEndpoint(source: Config['source'], env: NodeJS.ProcessEnv
   }
   const user = source.user ?? fromUrl.user ?? env.PGUSER ?? env.USER ?? 'postgres';
   if (source.password !== undefined && source.passwordFile !== undefined) {
-    throw new CdcError('CONFIG_INVALID', 'source.password and source.passwordFile are both set', { hint: 'keep one of them (prefer passwordFile or PGPASSWORD)' });
+    throw new CdcError('CONFIG_INVALID', 'source.password and source.passwordFile are both set', {
+      hint: 'keep one of them (prefer passwordFile or PGPASSWORD)',
+    });
   }
-  const fromFile = source.passwordFile === undefined ? undefined : readSecretFile(source.passwordFile, 'the password file');
+  const fromFile =
+    source.passwordFile === undefined ? undefined : readSecretFile(source.passwordFile, 'the password file');
   const fromEnv = env.PGPASSWORD === '' ? undefined : env.PGPASSWORD;
   // The same order as `password` below.
-  const passwordSource = source.password !== undefined ? 'source.password in the config file'
-    : fromFile !== undefined ? `the password file ${source.passwordFile ?? ''} (--password-file or source.passwordFile)`
-      : fromUrl.password !== undefined ? 'the source URL'
-        : fromEnv !== undefined ? 'PGPASSWORD' : undefined;
+  const passwordSource =
+    source.password !== undefined
+      ? 'source.password in the config file'
+      : fromFile !== undefined
+        ? `the password file ${source.passwordFile ?? ''} (--password-file or source.passwordFile)`
+        : fromUrl.password !== undefined
+          ? 'the source URL'
+          : fromEnv !== undefined
+            ? 'PGPASSWORD'
+            : undefined;
   return {
     host: source.host ?? fromUrl.host ?? env.PGHOST ?? 'localhost',
     port: source.port ?? fromUrl.port ?? envPort(env) ?? 5432,
@@ -168,15 +184,25 @@ export function tlsPolicy(endpoint: SourceEndpoint, env: NodeJS.ProcessEnv = pro
   const mode = endpoint.sslmode;
   const rootCert = endpoint.sslrootcert ?? defaultPgFile('root.crt', env);
   if (rootCert === 'system' && mode !== 'verify-full' && mode !== 'disable') {
-    throw new CdcError('CONFIG_INVALID', `sslmode=${mode} may not be used with sslrootcert=system`, { hint: 'use sslmode=verify-full with sslrootcert=system' });
-  }
-  if ((mode === 'verify-ca' || mode === 'verify-full') && rootCert === undefined) {
-    throw new CdcError('CONFIG_INVALID', `sslmode=${mode} needs the server's root certificate, and none is configured (~/.postgresql/root.crt does not exist)`, {
-      hint: 'set sslrootcert=<CA file> (or sslrootcert=system for the system trusted roots), or use sslmode=require to encrypt without verifying',
+    throw new CdcError('CONFIG_INVALID', `sslmode=${mode} may not be used with sslrootcert=system`, {
+      hint: 'use sslmode=verify-full with sslrootcert=system',
     });
   }
+  if ((mode === 'verify-ca' || mode === 'verify-full') && rootCert === undefined) {
+    throw new CdcError(
+      'CONFIG_INVALID',
+      `sslmode=${mode} needs the server's root certificate, and none is configured (~/.postgresql/root.crt ` +
+        `does not exist)`,
+      {
+        hint:
+          'set sslrootcert=<CA file> (or sslrootcert=system for the system trusted roots), or use ' +
+          'sslmode=require to encrypt without verifying',
+      },
+    );
+  }
   if (mode === 'verify-full') return { verifyChain: true, verifyHost: true, rootCert };
-  if (mode === 'verify-ca' || (mode === 'require' && rootCert !== undefined)) return { verifyChain: true, verifyHost: false, rootCert };
+  if (mode === 'verify-ca' || (mode === 'require' && rootCert !== undefined))
+    return { verifyChain: true, verifyHost: false, rootCert };
   return { verifyChain: false, verifyHost: false, rootCert: undefined };
 }
 
@@ -189,7 +215,10 @@ function tlsFor(endpoint: SourceEndpoint, encrypted: boolean): false | Connectio
     try {
       return readFileSync(file);
     } catch (cause) {
-      throw new CdcError('CONFIG_INVALID', `cannot read ${what} ${file}`, { cause, hint: `check ${what} (and its permissions)` });
+      throw new CdcError('CONFIG_INVALID', `cannot read ${what} ${file}`, {
+        cause,
+        hint: `check ${what} (and its permissions)`,
+      });
     }
   };
   const options: ConnectionOptions = { rejectUnauthorized: policy.verifyChain };
@@ -200,9 +229,14 @@ function tlsFor(endpoint: SourceEndpoint, encrypted: boolean): false | Connectio
     options.cert = read(sslcert, 'sslcert');
     options.key = read(sslkey, 'sslkey');
   } else if (endpoint.sslcert !== undefined || endpoint.sslkey !== undefined) {
-    throw new CdcError('CONFIG_INVALID', `${endpoint.sslcert === undefined ? 'sslkey' : 'sslcert'} is set without ${endpoint.sslcert === undefined ? 'sslcert' : 'sslkey'}`, {
-      hint: 'a client certificate needs both sslcert and sslkey',
-    });
+    throw new CdcError(
+      'CONFIG_INVALID',
+      `${endpoint.sslcert === undefined ? 'sslkey' : 'sslcert'} is set without ` +
+        `${endpoint.sslcert === undefined ? 'sslcert' : 'sslkey'}`,
+      {
+        hint: 'a client certificate needs both sslcert and sslkey',
+      },
+    );
   }
   const name = endpoint.tlsHost ?? endpoint.host;
   if (endpoint.tlsHost !== undefined && isIP(endpoint.tlsHost) === 0) options.servername = endpoint.tlsHost;
@@ -227,13 +261,27 @@ function passwordFor(shown: SourceEndpoint): () => Promise<string> {
       shown.passfile === undefined ? process.env : { ...process.env, PGPASSFILE: shown.passfile },
     );
     if (found.password !== undefined) return Promise.resolve(found.password);
-    return Promise.reject(new CdcError('AUTH_FAILED', `${describeEndpoint(shown)} asks for a password and none is configured (${found.reason})`, {
-      hint: 'set PGPASSWORD, pass --password-file (source.passwordFile), or add a host:port:database:user:password line to ~/.pgpass (mode 0600)',
-    }));
+    return Promise.reject(
+      new CdcError(
+        'AUTH_FAILED',
+        `${describeEndpoint(shown)} asks for a password and none is configured (${found.reason})`,
+        {
+          hint:
+            'set PGPASSWORD, pass --password-file (source.passwordFile), or add a ' +
+            'host:port:database:user:password line to ~/.pgpass (mode 0600)',
+        },
+      ),
+    );
   };
 }
 
-function clientConfig(endpoint: SourceEndpoint, kind: ConnectionKind, encrypted: boolean, applicationName: string, shown: SourceEndpoint): pg.ClientConfig {
+function clientConfig(
+  endpoint: SourceEndpoint,
+  kind: ConnectionKind,
+  encrypted: boolean,
+  applicationName: string,
+  shown: SourceEndpoint,
+): pg.ClientConfig {
   const config: pg.ClientConfig = {
     host: endpoint.host,
     port: endpoint.port,
@@ -263,9 +311,12 @@ export function connectError(endpoint: SourceEndpoint, cause: unknown): CdcError
   const message = err.message ?? String(cause);
   if (err.code === '28P01') {
     // Name the one source the password came from: the user fixes that one, not another.
-    const origin = endpoint.password !== undefined
-      ? (endpoint.passwordSource ?? 'the connection settings')
-      : `the line of ${endpoint.passfile ?? '~/.pgpass'} matching ${endpoint.host}:${endpoint.port}:${endpoint.database}:${endpoint.user}`;
+    const origin =
+      endpoint.password !== undefined
+        ? (endpoint.passwordSource ?? 'the connection settings')
+        : `the line of ` +
+          (`${endpoint.passfile ?? '~/.pgpass'} matching ` +
+            `${endpoint.host}:${endpoint.port}:${endpoint.database}:${endpoint.user}`);
     return new CdcError('AUTH_FAILED', `authentication failed for ${where}`, {
       cause,
       hint: `the password used came from ${origin}: check it and the user name`,
@@ -276,26 +327,40 @@ export function connectError(endpoint: SourceEndpoint, cause: unknown): CdcError
     // (its message names the user, database and address, never a password).
     return new CdcError('AUTH_FAILED', `authentication failed for ${where}: ${message}`, {
       cause,
-      hint: 'add a pg_hba.conf line for this user, database and address (then reload PostgreSQL), or let the role log in',
+      hint:
+        'add a pg_hba.conf line for this user, database and address (then reload PostgreSQL), or let the ' +
+        'role log in',
     });
   }
   if (err.code === '3D000') {
     return new CdcError('CONNECT_FAILED', `database ${endpoint.database} does not exist on ${where}`, { cause });
   }
   if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') {
-    return new CdcError('CONNECT_FAILED', `cannot resolve host ${endpoint.host}`, { cause, hint: 'check the host name' });
+    return new CdcError('CONNECT_FAILED', `cannot resolve host ${endpoint.host}`, {
+      cause,
+      hint: 'check the host name',
+    });
   }
-  if (err.code === 'ECONNREFUSED' || err.code === 'ETIMEDOUT' || err.code === 'EHOSTUNREACH' || /timeout/i.test(message)) {
+  if (
+    err.code === 'ECONNREFUSED' ||
+    err.code === 'ETIMEDOUT' ||
+    err.code === 'EHOSTUNREACH' ||
+    /timeout/i.test(message)
+  ) {
     return new CdcError('CONNECT_FAILED', `cannot connect to ${where} (${err.code ?? 'timeout'})`, {
       cause,
       retryable: true,
       hint: 'check that PostgreSQL is running and reachable at that host and port',
     });
   }
-  return new CdcError('CONNECT_FAILED', `cannot connect to ${where}: ${message.replaceAll(endpoint.password ?? '\0', '***')}`, {
-    cause,
-    retryable: true,
-  });
+  return new CdcError(
+    'CONNECT_FAILED',
+    `cannot connect to ${where}: ${message.replaceAll(endpoint.password ?? '\0', '***')}`,
+    {
+      cause,
+      retryable: true,
+    },
+  );
 }
 
 /** Node's certificate-verification error codes, as a phrase a user can act on. */
@@ -316,35 +381,62 @@ function tlsError(endpoint: SourceEndpoint, cause: unknown): CdcError | undefine
   const phrase = err.code === undefined ? undefined : CERT_ERRORS[err.code];
   if (phrase !== undefined) {
     const name = endpoint.tlsHost ?? endpoint.host;
-    const detail = err.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? ` (${name}; ${(err.reason ?? '').replace(/^.*(?:altnames|list): /, 'it is for ')})` : '';
-    return new CdcError('CONNECT_FAILED', `TLS verification failed for ${where} (sslmode=${endpoint.sslmode}): ${phrase}${detail}`, {
-      cause,
-      hint: err.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
-        ? 'connect with a host name the certificate names (or fix the certificate); sslmode=verify-ca skips the host name check'
-        : 'point sslrootcert at the CA that signed the server certificate (your provider publishes it)',
-    });
+    const detail =
+      err.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? ` (${name}; ${(err.reason ?? '').replace(/^.*(?:altnames|list): /, 'it is for ')})`
+        : '';
+    return new CdcError(
+      'CONNECT_FAILED',
+      `TLS verification failed for ${where} (sslmode=${endpoint.sslmode}): ${phrase}${detail}`,
+      {
+        cause,
+        hint:
+          err.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+            ? 'connect with a host name the certificate names (or fix the certificate); sslmode=verify-ca ' +
+              'skips the host name check'
+            : 'point sslrootcert at the CA that signed the server certificate (your provider publishes it)',
+      },
+    );
   }
   if (/does not support SSL/i.test(err.message ?? '')) {
-    return new CdcError('CONNECT_FAILED', `${where} does not accept TLS connections, but sslmode=${endpoint.sslmode} requires TLS (require is pgcdc's default)`, {
-      cause,
-      hint: 'enable TLS on the server (ssl = on), or, for a local server you trust, add sslmode=disable to the URL (or set PGSSLMODE=disable)',
-    });
+    return new CdcError(
+      'CONNECT_FAILED',
+      `${where} does not accept TLS connections, but ` +
+        `sslmode=${endpoint.sslmode} requires TLS (require is pgcdc's default)`,
+      {
+        cause,
+        hint:
+          'enable TLS on the server (ssl = on), or, for a local server you trust, add sslmode=disable to ' +
+          'the URL (or set PGSSLMODE=disable)',
+      },
+    );
   }
   if (typeof err.code === 'string' && /^ERR_SSL_|^ERR_TLS_/.test(err.code)) {
-    return new CdcError('CONNECT_FAILED', `TLS handshake with ${where} failed (${err.code})`, { cause, hint: 'check the server TLS configuration and sslcert/sslkey' });
+    return new CdcError('CONNECT_FAILED', `TLS handshake with ${where} failed (${err.code})`, {
+      cause,
+      hint: 'check the server TLS configuration and sslcert/sslkey',
+    });
   }
   return undefined;
 }
 
 /** A server's own refusal (an ErrorResponse during start-up): pg gives these a severity. */
 function isServerError(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && 'severity' in error && typeof (error as { code?: unknown }).code === 'string';
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    'severity' in error &&
+    typeof (error as { code?: unknown }).code === 'string'
+  );
 }
 
 /** A TLS-level failure: no TLS on the server, or a handshake that failed. */
 function isTlsFailure(error: unknown): boolean {
   const err = error as { code?: string; message?: string };
-  return /does not support SSL|error establishing an SSL/i.test(err.message ?? '') || (typeof err.code === 'string' && (/^ERR_SSL_|^ERR_TLS_/.test(err.code) || err.code in CERT_ERRORS));
+  return (
+    /does not support SSL|error establishing an SSL/i.test(err.message ?? '') ||
+    (typeof err.code === 'string' && (/^ERR_SSL_|^ERR_TLS_/.test(err.code) || err.code in CERT_ERRORS))
+  );
 }
 
 /**
@@ -352,7 +444,11 @@ function isTlsFailure(error: unknown): boolean {
  * server refused; prefer TLS, then plain if the server has no TLS, the handshake failed or the
  * server refused; require, verify-ca and verify-full TLS only (see tlsPolicy for what they verify).
  */
-export async function openConnection(endpoint: SourceEndpoint, kind: ConnectionKind, applicationName = 'pgcdc'): Promise<pg.Client> {
+export async function openConnection(
+  endpoint: SourceEndpoint,
+  kind: ConnectionKind,
+  applicationName = 'pgcdc',
+): Promise<pg.Client> {
   if (endpoint.ssh === undefined) return connect(endpoint, endpoint, kind, applicationName);
   const lease = await leaseTunnel(endpoint.ssh, endpoint);
   try {
@@ -367,10 +463,21 @@ export async function openConnection(endpoint: SourceEndpoint, kind: ConnectionK
 }
 
 /** `dial` is where the socket goes (the tunnel's local end, or the server); `shown` names the server in messages. */
-async function connect(dial: SourceEndpoint, shown: SourceEndpoint, kind: ConnectionKind, applicationName: string): Promise<pg.Client> {
+async function connect(
+  dial: SourceEndpoint,
+  shown: SourceEndpoint,
+  kind: ConnectionKind,
+  applicationName: string,
+): Promise<pg.Client> {
   const endpoint = dial;
   const attempts: boolean[] =
-    endpoint.sslmode === 'disable' ? [false] : endpoint.sslmode === 'allow' ? [false, true] : endpoint.sslmode === 'prefer' ? [true, false] : [true];
+    endpoint.sslmode === 'disable'
+      ? [false]
+      : endpoint.sslmode === 'allow'
+        ? [false, true]
+        : endpoint.sslmode === 'prefer'
+          ? [true, false]
+          : [true];
   const errors: unknown[] = [];
   for (const [index, encrypted] of attempts.entries()) {
     const client = new pg.Client(clientConfig(endpoint, kind, encrypted, applicationName, shown));
@@ -389,6 +496,8 @@ async function connect(dial: SourceEndpoint, shown: SourceEndpoint, kind: Connec
     }
   }
   // The error worth showing: the one that is not just "this attempt's encryption was refused".
-  const meaningful = errors.find((e) => !isTlsFailure(e) && !/no encryption|SSL off|hostssl/i.test((e as Error).message ?? '')) ?? errors[errors.length - 1];
+  const meaningful =
+    errors.find((e) => !isTlsFailure(e) && !/no encryption|SSL off|hostssl/i.test((e as Error).message ?? '')) ??
+    errors[errors.length - 1];
   throw connectError(shown, meaningful);
 }

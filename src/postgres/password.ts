@@ -66,7 +66,9 @@ export function matchPassfile(text: string, key: PasswordKey): string | undefine
 
 /** PGPASSFILE, else ~/.pgpass. */
 export function passfilePath(env: NodeJS.ProcessEnv): string {
-  return env.PGPASSFILE !== undefined && env.PGPASSFILE !== '' ? env.PGPASSFILE : path.join(env.HOME ?? homedir(), '.pgpass');
+  return env.PGPASSFILE !== undefined && env.PGPASSFILE !== ''
+    ? env.PGPASSFILE
+    : path.join(env.HOME ?? homedir(), '.pgpass');
 }
 
 /** Looks `key` up in the password file, applying libpq's plain-file and 0600 rules. */
@@ -75,13 +77,17 @@ export function passwordFromPassfile(key: PasswordKey, env: NodeJS.ProcessEnv = 
   let mode: number;
   try {
     const info = statSync(file);
-    if (!info.isFile()) return { password: undefined, reason: `the password file ${file} is not a plain file, so it was ignored` };
+    if (!info.isFile())
+      return { password: undefined, reason: `the password file ${file} is not a plain file, so it was ignored` };
     mode = info.mode;
   } catch {
     return { password: undefined, reason: `no password file at ${file}` };
   }
   if ((mode & 0o077) !== 0) {
-    return { password: undefined, reason: `the password file ${file} was ignored because group or others can read it (run chmod 0600 ${file})` };
+    return {
+      password: undefined,
+      reason: `the password file ${file} was ignored because group or others can read it (run chmod 0600 ${file})`,
+    };
   }
   let text: string;
   try {
@@ -104,9 +110,13 @@ export function readSecretFile(file: string, what: string): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new CdcError('CONFIG_INVALID', `cannot read ${what} ${file}`, { cause, hint: `check the path and permissions of ${what}` });
+    throw new CdcError('CONFIG_INVALID', `cannot read ${what} ${file}`, {
+      cause,
+      hint: `check the path and permissions of ${what}`,
+    });
   }
   const first = text.split(/\r?\n/)[0] ?? '';
-  if (first === '') throw new CdcError('CONFIG_INVALID', `${what} ${file} is empty`, { hint: 'put the password on its first line' });
+  if (first === '')
+    throw new CdcError('CONFIG_INVALID', `${what} ${file} is empty`, { hint: 'put the password on its first line' });
   return first;
 }

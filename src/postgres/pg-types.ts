@@ -51,7 +51,10 @@ export async function loadPgTypes(client: pg.ClientBase): Promise<Map<number, Pg
     rows = (await client.query<TypeRow>(TYPES_SQL)).rows;
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause);
-    throw new CdcError('SOURCE_QUERY_FAILED', `reading the type catalog (pg_type) failed: ${message}`, { retryable: true, cause });
+    throw new CdcError('SOURCE_QUERY_FAILED', `reading the type catalog (pg_type) failed: ${message}`, {
+      retryable: true,
+      cause,
+    });
   }
   const types = new Map<number, PgType>();
   for (const row of rows) {

@@ -52,7 +52,13 @@ export class ReplicationStream extends EventEmitter<{ frame: [Buffer]; error: [C
     duplex.on('error', (error: Error) => {
       if (this.ended) return;
       this.ended = true;
-      this.emit('error', new CdcError('REPLICATION_STREAM_FAILED', `replication stream failed: ${error.message}`, { cause: error, retryable: true }));
+      this.emit(
+        'error',
+        new CdcError('REPLICATION_STREAM_FAILED', `replication stream failed: ${error.message}`, {
+          cause: error,
+          retryable: true,
+        }),
+      );
     });
     duplex.on('end', () => {
       if (this.ended) return;
@@ -79,7 +85,9 @@ export class ReplicationStream extends EventEmitter<{ frame: [Buffer]; error: [C
    */
   sendStatus(received: Lsn, flush: Lsn, replyRequested = false): void {
     if (this.ended) return;
-    this.duplex.write(encodeStandbyStatus({ write: received, flush, apply: flush, clock: pgClockMicros(), replyRequested }));
+    this.duplex.write(
+      encodeStandbyStatus({ write: received, flush, apply: flush, clock: pgClockMicros(), replyRequested }),
+    );
   }
 
   /** Ends streaming with CopyDone and waits (bounded) for the server to finish the exchange. */
@@ -125,21 +133,38 @@ export class ReplicationSession {
       return new ReplicationSession(client, Number(result.rows[0]?.pid));
     } catch (cause) {
       await client.end().catch(() => undefined);
-      throw new CdcError('SOURCE_QUERY_FAILED', `cannot read the backend pid of the replication connection: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+      throw new CdcError(
+        'SOURCE_QUERY_FAILED',
+        `cannot read the backend pid of the replication connection: ` +
+          `${cause instanceof Error ? cause.message : String(cause)}`,
+        { cause },
+      );
     }
   }
 
   async identifySystem(): Promise<SystemIdentity> {
-    const result = await this.run<{ systemid: string; timeline: string | number; xlogpos: string; dbname: string | null }>('IDENTIFY_SYSTEM');
+    const result = await this.run<{
+      systemid: string;
+      timeline: string | number;
+      xlogpos: string;
+      dbname: string | null;
+    }>('IDENTIFY_SYSTEM');
     const row = result.rows[0];
     if (!row) throw new CdcError('SOURCE_QUERY_FAILED', 'IDENTIFY_SYSTEM returned no row');
-    return { systemId: String(row.systemid), timeline: Number(row.timeline), xlogPos: parseLsn(row.xlogpos), database: row.dbname };
+    return {
+      systemId: String(row.systemid),
+      timeline: Number(row.timeline),
+      xlogPos: parseLsn(row.xlogpos),
+      database: row.dbname,
+    };
   }
 
   /** Creates a permanent pgoutput slot and returns its consistent point. */
   async createSlot(slot: string): Promise<{ consistentPoint: Lsn }> {
     // The pre-15 grammar is still accepted by every supported major (10 to 18).
-    const result = await this.run<{ consistent_point: string }>(`CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput NOEXPORT_SNAPSHOT`);
+    const result = await this.run<{ consistent_point: string }>(
+      `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput NOEXPORT_SNAPSHOT`,
+    );
     const row = result.rows[0];
     if (!row) throw new CdcError('SOURCE_QUERY_FAILED', `CREATE_REPLICATION_SLOT ${slot} returned no row`);
     return { consistentPoint: parseLsn(row.consistent_point) };
@@ -167,7 +192,9 @@ export class ReplicationSession {
     if (options.messages) pluginOptions.push(`messages 'true'`);
     if (options.streaming) pluginOptions.push(`streaming 'on'`);
     if (options.origin === 'none') pluginOptions.push(`origin ${quoteLiteral('none')}`);
-    const sql = `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL ${formatLsn(options.startLsn)} (${pluginOptions.join(', ')})`;
+    const sql =
+      `START_REPLICATION SLOT ` +
+      `${quoteIdent(options.slot)} LOGICAL ${formatLsn(options.startLsn)} (${pluginOptions.join(', ')})`;
     const duplex = this.client.query(copyBoth(sql, { alignOnCopyDataFrame: true }));
     return new ReplicationStream(duplex);
   }

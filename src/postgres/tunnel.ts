@@ -64,9 +64,15 @@ function pinnedKeys(hostKey: string): { blobs: string[]; fingerprints: string[] 
     const typeAt = fields.findIndex((f) => /^(ssh-|ecdsa-|sk-)/.test(f));
     const blob = typeAt >= 0 ? fields[typeAt + 1] : undefined;
     if (blob === undefined) {
-      throw new CdcError('CONFIG_INVALID', 'source.ssh.hostKey is neither a known_hosts line nor a SHA256 fingerprint', {
-        hint: 'use the output of ssh-keyscan -p <port> <host> (one line) or the SHA256:... fingerprint from ssh-keygen -lf',
-      });
+      throw new CdcError(
+        'CONFIG_INVALID',
+        'source.ssh.hostKey is neither a known_hosts line nor a SHA256 fingerprint',
+        {
+          hint:
+            'use the output of ssh-keyscan -p <port> <host> (one line) or the SHA256:... fingerprint from ' +
+            'ssh-keygen -lf',
+        },
+      );
     }
     blobs.push(blob);
   }
@@ -90,7 +96,11 @@ export interface Tunnel {
  * resolves it). Rejects with TUNNEL_FAILED on a refused or unknown host key, failed
  * authentication or an unreachable SSH server.
  */
-export async function openTunnel(ssh: SshTunnelConfig, target: SourceEndpoint, env: NodeJS.ProcessEnv = process.env): Promise<Tunnel> {
+export async function openTunnel(
+  ssh: SshTunnelConfig,
+  target: SourceEndpoint,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Tunnel> {
   const where = `${ssh.user}@${ssh.host}:${ssh.port}`;
   const pins = ssh.hostKey === undefined ? undefined : pinnedKeys(ssh.hostKey);
   let seen: Buffer | undefined;
@@ -108,34 +118,60 @@ export async function openTunnel(ssh: SshTunnelConfig, target: SourceEndpoint, e
       const print = fingerprint(key);
       if (pins) {
         if (pins.blobs.includes(key.toString('base64')) || pins.fingerprints.includes(print)) return true;
-        refusal = new CdcError('TUNNEL_FAILED', `the SSH host key of ${ssh.host}:${ssh.port} (${print}) does not match the pinned key: refusing to connect (possible man-in-the-middle)`, {
-          hint: 'if the server key really changed, verify the new fingerprint out of band and update source.ssh.hostKey',
-        });
+        refusal = new CdcError(
+          'TUNNEL_FAILED',
+          `the SSH host key of ` +
+            (`${ssh.host}:${ssh.port} (${print}) does not match the pinned key: refusing to connect (possible ` +
+              `man-in-the-middle)`),
+          {
+            hint:
+              'if the server key really changed, verify the new fingerprint out of band and update ' +
+              'source.ssh.hostKey',
+          },
+        );
         return false;
       }
       if (ssh.trustOnFirstUse) {
         tofu = true;
         return true;
       }
-      refusal = new CdcError('TUNNEL_FAILED', `the SSH host key of ${ssh.host}:${ssh.port} is not pinned (${print}): refusing to connect`, {
-        hint: `verify the fingerprint with the server's administrator, then set source.ssh.hostKey: "${print}" (or trustOnFirstUse: true to accept it unverified)`,
-      });
+      refusal = new CdcError(
+        'TUNNEL_FAILED',
+        `the SSH host key of ${ssh.host}:${ssh.port} is not pinned (${print}): refusing to connect`,
+        {
+          hint:
+            `verify the fingerprint with the server's administrator, then set source.ssh.hostKey: ` +
+            `"${print}" (or trustOnFirstUse: true to accept it unverified)`,
+        },
+      );
       return false;
     },
   };
-  const password = env.PGCDC_SSH_PASSWORD ?? ssh.password ?? (ssh.passwordFile === undefined ? undefined : readSecretFile(ssh.passwordFile, 'source.ssh.passwordFile'));
-  const passphrase = env.PGCDC_SSH_PASSPHRASE ?? ssh.passphrase ?? (ssh.passphraseFile === undefined ? undefined : readSecretFile(ssh.passphraseFile, 'source.ssh.passphraseFile'));
+  const password =
+    env.PGCDC_SSH_PASSWORD ??
+    ssh.password ??
+    (ssh.passwordFile === undefined ? undefined : readSecretFile(ssh.passwordFile, 'source.ssh.passwordFile'));
+  const passphrase =
+    env.PGCDC_SSH_PASSPHRASE ??
+    ssh.passphrase ??
+    (ssh.passphraseFile === undefined ? undefined : readSecretFile(ssh.passphraseFile, 'source.ssh.passphraseFile'));
   if (ssh.privateKeyFile !== undefined) {
     try {
       config.privateKey = readFileSync(ssh.privateKeyFile);
     } catch (cause) {
-      throw new CdcError('CONFIG_INVALID', `cannot read the SSH private key ${ssh.privateKeyFile}`, { cause, hint: 'check source.ssh.privateKeyFile and its permissions' });
+      throw new CdcError('CONFIG_INVALID', `cannot read the SSH private key ${ssh.privateKeyFile}`, {
+        cause,
+        hint: 'check source.ssh.privateKeyFile and its permissions',
+      });
     }
     if (passphrase !== undefined) config.passphrase = passphrase;
   }
   if (password !== undefined) config.password = password;
   if (config.privateKey === undefined && password === undefined) {
-    throw new CdcError('CONFIG_INVALID', 'source.ssh needs privateKeyFile (--ssh-key) or a password (PGCDC_SSH_PASSWORD or source.ssh.passwordFile)');
+    throw new CdcError(
+      'CONFIG_INVALID',
+      'source.ssh needs privateKeyFile (--ssh-key) or a password (PGCDC_SSH_PASSWORD or source.ssh.passwordFile)',
+    );
   }
 
   const client = new Client();
@@ -146,13 +182,19 @@ export async function openTunnel(ssh: SshTunnelConfig, target: SourceEndpoint, e
       for (const secret of [password, passphrase]) if (secret) secretFree = secretFree.replaceAll(secret, '***');
       reject(
         refusal ??
-          new CdcError('TUNNEL_FAILED', /authentication/i.test(secretFree)
-            ? `SSH authentication failed for ${where}`
-            : `cannot open the SSH tunnel through ${where}: ${secretFree}`, {
-            cause: error,
-            retryable: !/authentication|parse|passphrase/i.test(secretFree),
-            hint: /authentication/i.test(secretFree) ? 'check source.ssh.user and the key (authorized_keys) or password' : 'check source.ssh.host and port',
-          }),
+          new CdcError(
+            'TUNNEL_FAILED',
+            /authentication/i.test(secretFree)
+              ? `SSH authentication failed for ${where}`
+              : `cannot open the SSH tunnel through ${where}: ${secretFree}`,
+            {
+              cause: error,
+              retryable: !/authentication|parse|passphrase/i.test(secretFree),
+              hint: /authentication/i.test(secretFree)
+                ? 'check source.ssh.user and the key (authorized_keys) or password'
+                : 'check source.ssh.host and port',
+            },
+          ),
       );
     };
     const ready = (): void => {
@@ -251,7 +293,11 @@ export interface TunnelLease {
  * trust-on-first-use, reported) once, and the SSH server sees one login instead of one per
  * snapshot worker. A tunnel that fails to open or is lost is forgotten, so the next user reopens it.
  */
-export async function leaseTunnel(ssh: SshTunnelConfig, target: SourceEndpoint, env: NodeJS.ProcessEnv = process.env): Promise<TunnelLease> {
+export async function leaseTunnel(
+  ssh: SshTunnelConfig,
+  target: SourceEndpoint,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<TunnelLease> {
   const key = sharedKey(ssh, target);
   let entry = shared.get(key);
   if (entry === undefined) {
@@ -265,7 +311,12 @@ export async function leaseTunnel(ssh: SshTunnelConfig, target: SourceEndpoint, 
     opening.then((tunnel) => {
       created.open = tunnel;
       if (tunnel.trustedOnFirstUse) {
-        notice(`trusting the SSH host key of ${ssh.host}:${ssh.port} on first use (${tunnel.hostKeyFingerprint}): pin it with source.ssh.hostKey or --ssh-host-key "${tunnel.hostKeyFingerprint}"`);
+        notice(
+          `trusting the SSH host key of ` +
+            (`${ssh.host}:${ssh.port} on first use ` +
+              (`(${tunnel.hostKeyFingerprint}): pin it with source.ssh.hostKey or --ssh-host-key ` +
+                `"${tunnel.hostKeyFingerprint}"`)),
+        );
       }
       void tunnel.closed.then(forget);
     }, forget);

@@ -82,14 +82,16 @@ export function tableKey(t: { schema: string; table: string }): string {
 export async function readSettings(client: pg.ClientBase): Promise<ServerSettings> {
   const { rows } = await client.query<{ name: string; setting: string }>(
     `select name, setting from pg_settings
-      where name in ('server_version_num', 'wal_level', 'rds.logical_replication', 'max_replication_slots', 'max_wal_senders',
+      where name in ('server_version_num', 'wal_level', 'rds.logical_replication', 'max_replication_slots', ` +
+      `'max_wal_senders',
                      'wal_sender_timeout', 'hot_standby_feedback')`,
   );
   const s = new Map(rows.map((r) => [r.name, r.setting]));
   // current_setting(..., true) as well as pg_settings: it also sees a custom (placeholder) setting
   // of that name, which pg_settings hides, and is NULL where the parameter does not exist.
   const state = await client.query<{ slots: number; senders: number; recovery: boolean; rds: string | null }>(
-    `select (select count(*) from pg_replication_slots)::int as slots, (select count(*) from pg_stat_replication)::int as senders,
+    `select (select count(*) from pg_replication_slots)::int as slots, (select count(*) from ` +
+      `pg_stat_replication)::int as senders,
             pg_is_in_recovery() as recovery, current_setting('rds.logical_replication', true) as rds`,
   );
   const versionNum = Number(s.get('server_version_num'));
@@ -109,9 +111,16 @@ export async function readSettings(client: pg.ClientBase): Promise<ServerSetting
 }
 
 export async function readRole(client: pg.ClientBase): Promise<RoleFacts> {
-  const { rows } = await client.query<{ name: string; superuser: boolean; replication: boolean; rds: boolean | null; create_db: boolean }>(
+  const { rows } = await client.query<{
+    name: string;
+    superuser: boolean;
+    replication: boolean;
+    rds: boolean | null;
+    create_db: boolean;
+  }>(
     `select r.rolname as name, r.rolsuper as superuser, r.rolreplication as replication,
-            (select pg_has_role(current_user, x.oid, 'member') from pg_roles x where x.rolname = 'rds_replication') as rds,
+            (select pg_has_role(current_user, x.oid, 'member') from pg_roles x where x.rolname = ` +
+      `'rds_replication') as rds,
             has_database_privilege(current_database(), 'CREATE') as create_db
        from pg_roles r where r.rolname = current_user`,
   );
@@ -126,16 +135,21 @@ export async function readRole(client: pg.ClientBase): Promise<RoleFacts> {
 }
 
 export async function readTls(client: pg.ClientBase): Promise<TlsFacts> {
-  const { rows } = await client.query<{ ssl: boolean; version: string | null }>(`select ssl, version from pg_stat_ssl where pid = pg_backend_pid()`);
+  const { rows } = await client.query<{ ssl: boolean; version: string | null }>(
+    `select ssl, version from pg_stat_ssl where pid = pg_backend_pid()`,
+  );
   return { inUse: rows[0]?.ssl ?? false, version: rows[0]?.version ?? undefined };
 }
 
 /** Every ordinary and partitioned table outside the system schemas (for pattern matching). */
-export async function listCatalogTables(client: pg.ClientBase): Promise<{ schema: string; table: string; isPartition: boolean }[]> {
+export async function listCatalogTables(
+  client: pg.ClientBase,
+): Promise<{ schema: string; table: string; isPartition: boolean }[]> {
   const { rows } = await client.query<{ schema: string; table: string; part: boolean }>(
     `select n.nspname as schema, c.relname as table, c.relispartition as part
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%'
+      where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname ` +
+      `not like 'pg\\_toast%'
         and n.nspname not like 'pg\\_temp%'
       order by 1, 2`,
   );
@@ -143,7 +157,10 @@ export async function listCatalogTables(client: pg.ClientBase): Promise<{ schema
 }
 
 /** Facts for the named tables; names not found are simply absent from the result. */
-export async function readTables(client: pg.ClientBase, names: readonly { schema: string; table: string }[]): Promise<TableFacts[]> {
+export async function readTables(
+  client: pg.ClientBase,
+  names: readonly { schema: string; table: string }[],
+): Promise<TableFacts[]> {
   if (names.length === 0) return [];
   const { rows } = await client.query<{
     oid: number;
@@ -160,10 +177,12 @@ export async function readTables(client: pg.ClientBase, names: readonly { schema
     stored_generated: string[];
     virtual_generated: string[];
   }>(
-    `select c.oid::int as oid, n.nspname as schema, c.relname as table, c.relkind::text as kind, c.relispartition as part,
+    `select c.oid::int as oid, n.nspname as schema, c.relname as table, c.relkind::text as kind, ` +
+      `c.relispartition as part,
             c.relreplident::text as ident,
             coalesce((select array_agg(a.attname::text order by a.attnum)
-                        from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey::int2[])
+                        from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = ` +
+      `any(i.indkey::int2[])
                        where i.indrelid = c.oid and i.indisprimary), '{}') as pk,
             has_schema_privilege(n.oid, 'USAGE') and has_table_privilege(c.oid, 'SELECT') as can_select,
             has_table_privilege(c.oid, 'INSERT') and has_table_privilege(c.oid, 'UPDATE') as can_write,
@@ -171,7 +190,8 @@ export async function readTables(client: pg.ClientBase, names: readonly { schema
             (with recursive down(relid) as (
                select i.inhrelid from pg_inherits i where i.inhparent = c.oid
                union all select i.inhrelid from pg_inherits i join down on i.inhparent = down.relid)
-             select array_agg(array[ln.nspname::text, lc.relname::text]) from down join pg_class lc on lc.oid = down.relid
+             select array_agg(array[ln.nspname::text, lc.relname::text]) from down join pg_class lc on lc.oid ` +
+      `= down.relid
                join pg_namespace ln on ln.oid = lc.relnamespace where lc.relkind = 'r') as leaves,
             ${generatedColumnsOf('s')} as stored_generated, ${generatedColumnsOf('v')} as virtual_generated
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -202,19 +222,28 @@ export async function readTables(client: pg.ClientBase, names: readonly { schema
  * attgenerated exists from PostgreSQL 12 ('v' from 18); to_jsonb reads it on every version.
  */
 function generatedColumnsOf(kind: 's' | 'v'): string {
-  return `coalesce((select array_agg(a.attname::text order by a.attnum) from pg_attribute a
-                     where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and to_jsonb(a) ->> 'attgenerated' = '${kind}'), '{}')`;
+  return (
+    `coalesce((select array_agg(a.attname::text order by a.attnum) from pg_attribute a
+                     where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and to_jsonb(a) ->> ` +
+    `'attgenerated' = '${kind}'), '{}')`
+  );
 }
 
-export async function readPublicationFacts(client: pg.ClientBase, publication: string, major: number): Promise<PublicationFacts> {
+export async function readPublicationFacts(
+  client: pg.ClientBase,
+  publication: string,
+  major: number,
+): Promise<PublicationFacts> {
   const viaRoot = major >= 13 ? 'pubviaroot' : 'false';
   const pub = await client.query<{ all: boolean; via_root: boolean; upd: boolean; gencols: string | null }>(
-    `select puballtables as all, ${viaRoot} as via_root, pubupdate or pubdelete as upd, to_jsonb(p) ->> 'pubgencols' as gencols
+    `select puballtables as all, ` +
+      `${viaRoot} as via_root, pubupdate or pubdelete as upd, to_jsonb(p) ->> 'pubgencols' as gencols
        from pg_publication p where pubname = $1`,
     [publication],
   );
   const row = pub.rows[0];
-  if (!row) return { exists: false, allTables: false, viaRoot: false, publishesUpdateOrDelete: true, tables: new Set() };
+  if (!row)
+    return { exists: false, allTables: false, viaRoot: false, publishesUpdateOrDelete: true, tables: new Set() };
   const tables = await client.query<{ schemaname: string; tablename: string }>(
     `select schemaname, tablename from pg_publication_tables where pubname = $1`,
     [publication],
@@ -229,12 +258,19 @@ export async function readPublicationFacts(client: pg.ClientBase, publication: s
   };
 }
 
-export async function readSlotFacts(client: pg.ClientBase, slot: string, major: number): Promise<SlotFacts | undefined> {
+export async function readSlotFacts(
+  client: pg.ClientBase,
+  slot: string,
+  major: number,
+): Promise<SlotFacts | undefined> {
   const state = await readSlot(client, slot, major);
   if (!state) return undefined;
   let safeWalSize: number | undefined;
   if (major >= 13) {
-    const { rows } = await client.query<{ safe: string | null }>(`select safe_wal_size::text as safe from pg_replication_slots where slot_name = $1`, [slot]);
+    const { rows } = await client.query<{ safe: string | null }>(
+      `select safe_wal_size::text as safe from pg_replication_slots where slot_name = $1`,
+      [slot],
+    );
     safeWalSize = rows[0]?.safe == null ? undefined : Number(rows[0].safe);
   }
   return { ...state, safeWalSize };

@@ -60,7 +60,8 @@ export function formatReport(report: CheckReport): string {
     '',
     errors > 0
       ? `FAILED: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`
-      : `OK${warnings > 0 ? ` with ${warnings} warning${warnings === 1 ? '' : 's'}` : ''}: pgcdc can capture from this database`,
+      : `OK${warnings > 0 ? ` with ${warnings} warning${warnings === 1 ? '' : 's'}` : ''}: pgcdc can capture ` +
+          `from this database`,
   );
   return `${lines.join('\n')}\n`;
 }
@@ -68,7 +69,13 @@ export function formatReport(report: CheckReport): string {
 /** The machine form: `{ ok, target, notes, errors, warnings }`. */
 export function reportJson(report: CheckReport): string {
   return `${JSON.stringify(
-    { ok: errorsOf(report).length === 0, target: report.target, notes: report.notes, errors: errorsOf(report), warnings: warningsOf(report) },
+    {
+      ok: errorsOf(report).length === 0,
+      target: report.target,
+      notes: report.notes,
+      errors: errorsOf(report),
+      warnings: warningsOf(report),
+    },
     null,
     2,
   )}\n`;

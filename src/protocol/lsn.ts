@@ -40,14 +40,18 @@ export function parseLsn(text: string): Lsn {
     'PROTOCOL_INVALID',
     tooLarge
       ? `LSN "${shown}" is beyond 2^53 bytes of WAL, which pgcdc cannot represent exactly`
-      : `"${shown}" is not an LSN: expected two hexadecimal numbers of 1 to 8 digits separated by "/", like "16/B374D848"`,
+      : `"${shown}" is not an LSN: expected two hexadecimal numbers of 1 to 8 digits separated by "/", like ` +
+          `"16/B374D848"`,
   );
 }
 
 /** 0x16_B374D848 -> "16/B374D848": uppercase, unpadded, exactly as PostgreSQL prints pg_lsn. */
 export function formatLsn(lsn: Lsn): string {
   if (!Number.isSafeInteger(lsn) || lsn < 0) {
-    throw new CdcError('PROTOCOL_INVALID', `cannot format ${String(lsn)} as an LSN: it must be an integer from 0 to 2^53 - 1`);
+    throw new CdcError(
+      'PROTOCOL_INVALID',
+      `cannot format ${String(lsn)} as an LSN: it must be an integer from 0 to 2^53 - 1`,
+    );
   }
   const hi = Math.floor(lsn / TWO_POW_32);
   const lo = lsn - hi * TWO_POW_32;

@@ -57,7 +57,12 @@ export type PgoutputMessage =
       readonly namespace: string;
       readonly name: string;
     }
-  | { readonly tag: 'insert'; readonly xid: number | undefined; readonly relationId: number; readonly newTuple: TupleData }
+  | {
+      readonly tag: 'insert';
+      readonly xid: number | undefined;
+      readonly relationId: number;
+      readonly newTuple: TupleData;
+    }
   | {
       readonly tag: 'update';
       readonly xid: number | undefined;

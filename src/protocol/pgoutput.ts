@@ -19,7 +19,14 @@
  */
 import { CdcError } from '../core/errors.ts';
 import { BufferReader } from './reader.ts';
-import { UNCHANGED_TOAST, type PgoutputMessage, type RelationColumn, type ReplicaIdentity, type TupleData, type TupleValue } from './messages.ts';
+import {
+  UNCHANGED_TOAST,
+  type PgoutputMessage,
+  type RelationColumn,
+  type ReplicaIdentity,
+  type TupleData,
+  type TupleValue,
+} from './messages.ts';
 
 export type PgoutputProtoVersion = 1 | 2 | 3 | 4;
 
@@ -117,7 +124,8 @@ export class PgoutputDecoder {
           if (marker === TUPLE_KEY) keyTuple = before;
           else oldTuple = before;
           const next = r.u8('new tuple marker');
-          if (next !== TUPLE_NEW) throw r.invalid(`expected new tuple marker 'N' after the old row, got ${describeType(next)}`);
+          if (next !== TUPLE_NEW)
+            throw r.invalid(`expected new tuple marker 'N' after the old row, got ${describeType(next)}`);
         } else if (marker !== TUPLE_NEW) {
           throw r.invalid(`expected tuple marker 'K', 'O' or 'N', got ${describeType(marker)}`);
         }
@@ -131,7 +139,8 @@ export class PgoutputDecoder {
         const xid = this.streaming ? r.u32('xid') : undefined;
         const relationId = r.u32('relation oid');
         const marker = r.u8('tuple marker');
-        if (marker !== TUPLE_KEY && marker !== TUPLE_OLD) throw r.invalid(`expected tuple marker 'K' or 'O', got ${describeType(marker)}`);
+        if (marker !== TUPLE_KEY && marker !== TUPLE_OLD)
+          throw r.invalid(`expected tuple marker 'K' or 'O', got ${describeType(marker)}`);
         const tuple = this.tuple(marker === TUPLE_KEY ? 'key tuple' : 'old tuple');
         r.expectEnd();
         return marker === TUPLE_KEY
@@ -199,7 +208,8 @@ export class PgoutputDecoder {
         r.expectEnd();
         return { tag: 'type', xid, typeOid, namespace, name };
       }
-      // Truncate: Byte1('T') [Int32 xid] Int32 nrels Int8 options(1 cascade, 2 restart identity) Int32 relationOid*nrels
+      // Truncate: Byte1('T') [Int32 xid] Int32 nrels Int8 options(1 cascade, 2 restart identity) Int32
+      // relationOid*nrels
       case TRUNCATE: {
         r.reset(buf, 'pgoutput Truncate', 1);
         const xid = this.streaming ? r.u32('xid') : undefined;
@@ -211,7 +221,13 @@ export class PgoutputDecoder {
         for (let i = 0; i < count; i++) relationIds.push(r.u32('relation oid'));
         r.expectEnd();
         const cascade = (options & TRUNCATE_CASCADE) !== 0;
-        return { tag: 'truncate', xid, cascade, restartIdentity: (options & TRUNCATE_RESTART_IDENTITY) !== 0, relationIds };
+        return {
+          tag: 'truncate',
+          xid,
+          cascade,
+          restartIdentity: (options & TRUNCATE_RESTART_IDENTITY) !== 0,
+          relationIds,
+        };
       }
       // Message: Byte1('M') [Int32 xid] Int8 flags(1 transactional) Int64 lsn String prefix Int32 length Byte[length]
       case MESSAGE: {
@@ -326,15 +342,22 @@ export class PgoutputDecoder {
         return { tag: 'rollbackPrepared', flags, prepareEndLsn, rollbackEndLsn, prepareTime, rollbackTime, xid, gid };
       }
       default:
-        throw new CdcError('PROTOCOL_UNKNOWN_MESSAGE', `unknown pgoutput message type ${describeType(type)} (${buf.length} bytes)`, {
-          hint: 'The server sent a message this version of pgcdc does not know; report it with the server version',
-        });
+        throw new CdcError(
+          'PROTOCOL_UNKNOWN_MESSAGE',
+          `unknown pgoutput message type ${describeType(type)} (${buf.length} bytes)`,
+          {
+            hint: 'The server sent a message this version of pgcdc does not know; report it with the server version',
+          },
+        );
     }
   }
 
-  // TupleData: Int16 ncols { Byte1('n') | Byte1('u') | Byte1('t') Int32 len Byte[len] | Byte1('b') Int32 len Byte[len] }*ncols
+  // TupleData: Int16 ncols { Byte1('n') | Byte1('u') | Byte1('t') Int32 len Byte[len] | Byte1('b') Int32 len Byte[len]
+  // }*ncols
   // The hottest loop of the decoder: one switch per column, no closures, the array sized up front.
-  /** Points the reader past the type byte of a control message that needs `version` and may not come inside a stream block. */
+  /**
+   * Points the reader past the type byte of a control message that needs `version` and may not come inside a stream
+   * block. */
   private control(buf: Buffer, name: string, version: PgoutputProtoVersion, type: number): void {
     this.r.reset(buf, `pgoutput ${name}`, 1);
     this.needsVersion(version, name, type);
@@ -381,7 +404,8 @@ export class PgoutputDecoder {
     if (this.protoVersion >= min) return;
     throw new CdcError(
       'PROTOCOL_UNKNOWN_MESSAGE',
-      `pgoutput ${name} message (${describeType(type)}) does not exist in protocol version ${this.protoVersion}; it needs version ${min}`,
+      `pgoutput ${name} message ` +
+        `(${describeType(type)}) does not exist in protocol version ${this.protoVersion}; it needs version ${min}`,
       { hint: 'The server and pgcdc disagree on proto_version; report it with the server version' },
     );
   }

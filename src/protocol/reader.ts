@@ -36,8 +36,12 @@ const utf8Slice: Utf8Slice =
         return this.toString('utf8', start, end);
       };
 
-const TRUNCATED_HINT = 'The replication stream ended inside a message; this is a bug in framing or a corrupt stream, report it with the server version';
-const INVALID_HINT = 'The server sent bytes pgcdc does not understand; report it with the server version and the negotiated protocol version';
+const TRUNCATED_HINT =
+  'The replication stream ended inside a message; this is a bug in framing or a corrupt stream, report it with ' +
+  'the server version';
+const INVALID_HINT =
+  'The server sent bytes pgcdc does not understand; report it with the server version and the negotiated ' +
+  'protocol version';
 
 export class BufferReader {
   private buf: Buffer = EMPTY;
@@ -128,7 +132,8 @@ export class BufferReader {
     if (nul < 0) {
       throw new CdcError(
         'PROTOCOL_TRUNCATED',
-        `${this.context} message truncated reading ${what}: no NUL terminator after offset ${at} (message is ${buf.length} bytes)`,
+        `${this.context} message truncated reading ` +
+          `${what}: no NUL terminator after offset ${at} (message is ${buf.length} bytes)`,
         { hint: TRUNCATED_HINT },
       );
     }
@@ -171,7 +176,8 @@ export class BufferReader {
     if (this.pos !== this.buf.length) {
       throw new CdcError(
         'PROTOCOL_INVALID',
-        `${this.context} message has ${this.buf.length - this.pos} unexpected trailing byte(s) after offset ${this.pos}`,
+        `${this.context} message has ` +
+          `${this.buf.length - this.pos} unexpected trailing byte(s) after offset ${this.pos}`,
         { hint: INVALID_HINT },
       );
     }
@@ -187,7 +193,8 @@ export class BufferReader {
   private truncated(what: string, needed: number): never {
     throw new CdcError(
       'PROTOCOL_TRUNCATED',
-      `${this.context} message truncated reading ${what}: needs ${needed} byte(s) at offset ${this.pos}, ${this.buf.length - this.pos} left`,
+      `${this.context} message truncated reading ` +
+        `${what}: needs ${needed} byte(s) at offset ${this.pos}, ${this.buf.length - this.pos} left`,
       { hint: TRUNCATED_HINT },
     );
   }
@@ -195,14 +202,19 @@ export class BufferReader {
   private tooLarge(what: string, at: number): never {
     throw new CdcError(
       'PROTOCOL_INVALID',
-      `${this.context} message: ${what} at offset ${at} does not fit in 53 bits (bytes ${this.buf.toString('hex', at, at + 8)})`,
+      `${this.context} message: ` +
+        `${what} at offset ${at} does not fit in 53 bits (bytes ${this.buf.toString('hex', at, at + 8)})`,
       { hint: INVALID_HINT },
     );
   }
 
   private negativeLength(what: string, length: number, at: number): never {
-    throw new CdcError('PROTOCOL_INVALID', `${this.context} message: negative length ${length} for ${what} before offset ${at}`, {
-      hint: INVALID_HINT,
-    });
+    throw new CdcError(
+      'PROTOCOL_INVALID',
+      `${this.context} message: negative length ${length} for ${what} before offset ${at}`,
+      {
+        hint: INVALID_HINT,
+      },
+    );
   }
 }

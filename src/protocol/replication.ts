@@ -98,7 +98,9 @@ export function parseReplicationFrame(buf: Buffer): ReplicationFrame {
     default:
       throw new CdcError(
         'PROTOCOL_UNKNOWN_MESSAGE',
-        `unknown replication message type 0x${type.toString(16).padStart(2, '0')} (${JSON.stringify(String.fromCharCode(type))}) in a ${buf.length}-byte CopyData frame`,
+        `unknown replication message type ` +
+          (`0x${type.toString(16).padStart(2, '0')} (${JSON.stringify(String.fromCharCode(type))}) in a ` +
+            `${buf.length}-byte CopyData frame`),
         { hint: 'Expected XLogData (w) or keepalive (k); report this with the server version' },
       );
   }
@@ -116,7 +118,10 @@ export function encodeStandbyStatus(status: StandbyStatus): Buffer {
   writeUint64(out, 9, status.flush, 'flush LSN');
   writeUint64(out, 17, status.apply, 'apply LSN');
   if (!Number.isSafeInteger(status.clock)) {
-    throw new CdcError('INTERNAL', `standby status clock ${String(status.clock)} is not a safe integer of microseconds`);
+    throw new CdcError(
+      'INTERNAL',
+      `standby status clock ${String(status.clock)} is not a safe integer of microseconds`,
+    );
   }
   const hi = Math.floor(status.clock / TWO_POW_32);
   out.writeInt32BE(hi, 25);

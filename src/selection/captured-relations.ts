@@ -25,7 +25,11 @@ export class CapturedRelations {
   /** Relation ids whose changes are dropped. */
   private readonly dropped = new Set<number>();
 
-  constructor(selection: TableSelection, own: { signal: TableName | undefined; heartbeat: TableName | undefined }, log: Logger) {
+  constructor(
+    selection: TableSelection,
+    own: { signal: TableName | undefined; heartbeat: TableName | undefined },
+    log: Logger,
+  ) {
     this.selection = selection;
     this.selectedOids = new Set(selection.tables.map((t) => t.oid));
     this.signalTable = own.signal;
@@ -42,13 +46,21 @@ export class CapturedRelations {
   relation(message: RelationMessage, root: TableName | undefined): void {
     const own = { schema: message.namespace, table: message.name };
     const reported = root ?? own;
-    const same = (t: TableName | undefined): boolean => t !== undefined && t.schema === reported.schema && t.table === reported.table;
+    const same = (t: TableName | undefined): boolean =>
+      t !== undefined && t.schema === reported.schema && t.table === reported.table;
     const heartbeat = same(this.heartbeatTable);
-    const captured = same(this.signalTable) || (!heartbeat && (this.selectedOids.has(message.relationId) || this.selection.captures(own, root)));
+    const captured =
+      same(this.signalTable) ||
+      (!heartbeat && (this.selectedOids.has(message.relationId) || this.selection.captures(own, root)));
     if (captured) this.dropped.delete(message.relationId);
     else if (!this.dropped.has(message.relationId)) {
       this.dropped.add(message.relationId);
-      if (!heartbeat) this.log.info({ table: displayName(own) }, 'the publication sends changes of a table outside the selection: they are dropped (pgcdc check says how to stop sending them)');
+      if (!heartbeat)
+        this.log.info(
+          { table: displayName(own) },
+          'the publication sends changes of a table outside the selection: they are dropped (pgcdc check says ' +
+            'how to stop sending them)',
+        );
     }
   }
 }

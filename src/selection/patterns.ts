@@ -27,7 +27,10 @@ export interface CatalogTable {
 
 function matcher(part: string, hadQuotes: boolean): NameMatcher {
   if (hadQuotes || !part.includes('*')) return { exact: part };
-  const source = part.split('*').map((piece) => piece.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  const source = part
+    .split('*')
+    .map((piece) => piece.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
   return { glob: new RegExp(`^${source}$`, 's'), text: part };
 }
 
@@ -123,7 +126,10 @@ export function parseCsv(text: string): string[][] {
     } else if (!fieldStarted) field += ch;
     // text after a closing quote (`"a"b`) is ignored, as spreadsheets do
   }
-  if (quoted) throw new CdcError('CONFIG_INVALID', 'tables file: a quoted field is not closed', { hint: 'close every " in the CSV' });
+  if (quoted)
+    throw new CdcError('CONFIG_INVALID', 'tables file: a quoted field is not closed', {
+      hint: 'close every " in the CSV',
+    });
   if (field !== '' || row.length > 0) endRow();
   return rows;
 }
@@ -138,10 +144,16 @@ export function patternsFromCsv(text: string, origin: string): TablePattern[] {
     const [schema, table, extra] = fields;
     const where = `${origin} row ${index + 1}`;
     if (extra !== undefined || schema === undefined || schema === '' || table === '') {
-      throw new CdcError('CONFIG_INVALID', `${where}: expected schema,table`, { hint: 'one schema,table per row, no header' });
+      throw new CdcError('CONFIG_INVALID', `${where}: expected schema,table`, {
+        hint: 'one schema,table per row, no header',
+      });
     }
     if (table === undefined) return { ...parseTablePattern(schema), text: schema };
-    return { text: `${schema}.${table}`, schema: { exact: schema }, table: table === '*' ? matcher('*', false) : { exact: table } };
+    return {
+      text: `${schema}.${table}`,
+      schema: { exact: schema },
+      table: table === '*' ? matcher('*', false) : { exact: table },
+    };
   });
 }
 
@@ -164,7 +176,11 @@ export interface Selection {
  * Applies include and exclude patterns to the catalog's tables. A glob never selects a partition
  * (the partitioned table is captured instead); an exact name selects whatever it names.
  */
-export function selectTables(catalog: readonly CatalogTable[], include: readonly TablePattern[], exclude: readonly TablePattern[]): Selection {
+export function selectTables(
+  catalog: readonly CatalogTable[],
+  include: readonly TablePattern[],
+  exclude: readonly TablePattern[],
+): Selection {
   const chosen = new Map<string, CatalogTable>();
   const unmatched: string[] = [];
   for (const pattern of include) {
@@ -177,7 +193,9 @@ export function selectTables(catalog: readonly CatalogTable[], include: readonly
     }
     if (!hit) unmatched.push(pattern.text);
   }
-  const kept = [...chosen.values()].filter((t) => !exclude.some((p) => matches(p.schema, t.schema) && matches(p.table, t.table)));
+  const kept = [...chosen.values()].filter(
+    (t) => !exclude.some((p) => matches(p.schema, t.schema) && matches(p.table, t.table)),
+  );
   kept.sort((a, b) => (a.schema === b.schema ? cmp(a.table, b.table) : cmp(a.schema, b.schema)));
   return { tables: kept, unmatched };
 }
@@ -195,12 +213,18 @@ export interface TableName {
  * partitions. Without include patterns every table is selected but the excluded ones (the
  * publication decides what is sent).
  */
-export function selectionMatcher(include: readonly TablePattern[], exclude: readonly TablePattern[]): (name: TableName, root?: TableName) => boolean {
+export function selectionMatcher(
+  include: readonly TablePattern[],
+  exclude: readonly TablePattern[],
+): (name: TableName, root?: TableName) => boolean {
   const hit = (p: TablePattern, t: TableName): boolean => matches(p.schema, t.schema) && matches(p.table, t.table);
   return (name, root) => {
     if (exclude.some((p) => hit(p, name) || (root !== undefined && hit(p, root)))) return false;
     if (include.length === 0) return true;
-    return include.some((p) => (root === undefined || isExact(p)) && hit(p, name)) || (root !== undefined && include.some((p) => hit(p, root)));
+    return (
+      include.some((p) => (root === undefined || isExact(p)) && hit(p, name)) ||
+      (root !== undefined && include.some((p) => hit(p, root)))
+    );
   };
 }
 
@@ -217,9 +241,14 @@ export function qualifiedName(t: { schema: string; table: string }): string {
  * The tables among `tables` that `include` selects (all when empty) and `skip` does not. Used for
  * `snapshot.include` / `snapshot.skip`; patterns as in `--tables`.
  */
-export function filterTables<T extends { readonly schema: string; readonly table: string }>(tables: readonly T[], include: readonly string[], skip: readonly string[]): T[] {
+export function filterTables<T extends { readonly schema: string; readonly table: string }>(
+  tables: readonly T[],
+  include: readonly string[],
+  skip: readonly string[],
+): T[] {
   const keep = include.map(parseTablePattern);
   const drop = skip.map(parseTablePattern);
-  const hit = (patterns: readonly TablePattern[], t: T): boolean => patterns.some((p) => matches(p.schema, t.schema) && matches(p.table, t.table));
+  const hit = (patterns: readonly TablePattern[], t: T): boolean =>
+    patterns.some((p) => matches(p.schema, t.schema) && matches(p.table, t.table));
   return tables.filter((t) => (keep.length === 0 || hit(keep, t)) && !hit(drop, t));
 }

@@ -11,7 +11,14 @@ import type { Config } from '../config.ts';
 import { CdcError } from '../core/errors.ts';
 import { readPublication, resolveTables, type TableRef } from '../postgres/catalog.ts';
 import { listCatalogTables } from '../preflight/facts.ts';
-import { parseTablePattern, patternsFromCsv, selectionMatcher, selectTables, type TableName, type TablePattern } from './patterns.ts';
+import {
+  parseTablePattern,
+  patternsFromCsv,
+  selectionMatcher,
+  selectTables,
+  type TableName,
+  type TablePattern,
+} from './patterns.ts';
 
 export interface TableSelection {
   /** The selected tables as found at start, sorted by schema and table: the snapshots read these. */
@@ -35,7 +42,10 @@ export async function selectionPatterns(config: Config): Promise<{ include: Tabl
     try {
       text = await readFile(config.tablesFile, 'utf8');
     } catch (cause) {
-      throw new CdcError('CONFIG_INVALID', `cannot read tables file ${config.tablesFile}`, { cause, hint: 'check --tables-file' });
+      throw new CdcError('CONFIG_INVALID', `cannot read tables file ${config.tablesFile}`, {
+        cause,
+        hint: 'check --tables-file',
+      });
     }
     include.push(...patternsFromCsv(text, config.tablesFile));
   }
@@ -48,7 +58,10 @@ const keyOf = (t: TableName): string => JSON.stringify([t.schema, t.table]);
 export const displayName = (t: TableName): string => `${t.schema}.${t.table}`;
 
 /** The partitioned root of each of `names` that is a partition, by keyOf. */
-export async function partitionRoots(client: pg.ClientBase, names: readonly TableName[]): Promise<Map<string, TableName>> {
+export async function partitionRoots(
+  client: pg.ClientBase,
+  names: readonly TableName[],
+): Promise<Map<string, TableName>> {
   if (names.length === 0) return new Map();
   const { rows } = await client.query<{ schema: string; table: string; root_schema: string; root_table: string }>(
     `with recursive want as (
@@ -61,7 +74,8 @@ export async function partitionRoots(client: pg.ClientBase, names: readonly Tabl
        select up.leaf, i.inhparent, up.depth + 1 from pg_inherits i join up on i.inhrelid = up.relid
          join pg_class p on p.oid = i.inhparent and p.relkind = 'p')
      select distinct on (up.leaf) want.s as schema, want.t as table, rn.nspname as root_schema, rc.relname as root_table
-       from up join want on want.oid = up.leaf join pg_class rc on rc.oid = up.relid join pg_namespace rn on rn.oid = rc.relnamespace
+       from up join want on want.oid = up.leaf join pg_class rc on rc.oid = up.relid join pg_namespace rn on ` +
+      `rn.oid = rc.relnamespace
       where up.depth > 0
       order by up.leaf, up.depth desc`,
     [names.map((n) => n.schema), names.map((n) => n.table)],
@@ -116,7 +130,12 @@ export function capturedList(selection: TableSelection): string {
 }
 
 /** For messages: the names among `wanted` that are not selected, and what is; undefined when all are. */
-export function uncapturedNames(selection: TableSelection, wanted: readonly TableName[]): { names: string; captured: string } | undefined {
+export function uncapturedNames(
+  selection: TableSelection,
+  wanted: readonly TableName[],
+): { names: string; captured: string } | undefined {
   const outside = uncaptured(selection, wanted);
-  return outside.length === 0 ? undefined : { names: outside.map(displayName).join(', '), captured: capturedList(selection) };
+  return outside.length === 0
+    ? undefined
+    : { names: outside.map(displayName).join(', '), captured: capturedList(selection) };
 }

@@ -36,7 +36,12 @@ export async function stepsInPlace(client: pg.ClientBase, steps: readonly SetupS
  * Applies `steps` in order. `canCreateSlot` false (wal_level is not logical yet) leaves the slot
  * pending. Throws SETUP_FAILED naming the step that failed and the server's reason.
  */
-export async function applyPlan(client: pg.ClientBase, steps: readonly SetupStep[], options: { canCreateSlot: boolean; hasUserPassword: boolean }, say: (line: string) => void): Promise<ApplyResult> {
+export async function applyPlan(
+  client: pg.ClientBase,
+  steps: readonly SetupStep[],
+  options: { canCreateSlot: boolean; hasUserPassword: boolean },
+  say: (line: string) => void,
+): Promise<ApplyResult> {
   const applied: string[] = [];
   const already: string[] = [];
   const pending: string[] = [];
@@ -51,7 +56,9 @@ export async function applyPlan(client: pg.ClientBase, steps: readonly SetupStep
       continue;
     }
     if (step.section === 'Replication slot' && !options.canCreateSlot) {
-      pending.push(`${step.title}: wal_level is not logical yet (set the parameters above, restart, then run setup --apply again)`);
+      pending.push(
+        `${step.title}: wal_level is not logical yet (set the parameters above, restart, then run setup --apply again)`,
+      );
       say(`  ! ${step.title}: waits for wal_level = logical`);
       continue;
     }
@@ -64,7 +71,10 @@ export async function applyPlan(client: pg.ClientBase, steps: readonly SetupStep
       await client.query(step.sql);
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);
-      throw new CdcError('SETUP_FAILED', `setup step failed: ${step.title}: ${reason}`, { cause, hint: 'fix the cause and run setup --apply again (steps already done are skipped)' });
+      throw new CdcError('SETUP_FAILED', `setup step failed: ${step.title}: ${reason}`, {
+        cause,
+        hint: 'fix the cause and run setup --apply again (steps already done are skipped)',
+      });
     }
     applied.push(step.title);
     say(`  + ${step.title}`);
@@ -73,7 +83,11 @@ export async function applyPlan(client: pg.ClientBase, steps: readonly SetupStep
 }
 
 /** A secret from an environment variable, else a file (first line), else undefined. */
-export async function secretFrom(env: NodeJS.ProcessEnv, variable: string, file: string | undefined): Promise<string | undefined> {
+export async function secretFrom(
+  env: NodeJS.ProcessEnv,
+  variable: string,
+  file: string | undefined,
+): Promise<string | undefined> {
   const fromEnv = env[variable];
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   if (file === undefined) return undefined;

@@ -24,9 +24,11 @@ const REASONS: Readonly<Record<KeylessTable['reason'], string>> = {
 };
 
 /** The identity rule on a pg_class row `c`: which leaf tables have no replica identity. */
-const WITHOUT_IDENTITY = `c.relkind = 'r' and (c.relreplident = 'n'
+const WITHOUT_IDENTITY =
+  `c.relkind = 'r' and (c.relreplident = 'n'
      or (c.relreplident = 'd' and not exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary))
-     or (c.relreplident = 'i' and not exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisreplident)))`;
+     or (c.relreplident = 'i' and not exists (select 1 from pg_index i where i.indrelid = c.oid and ` +
+  `i.indisreplident)))`;
 
 const REASON_OF = `case c.relreplident when 'n' then 'nothing' when 'i' then 'index-gone' else 'no-key' end`;
 
@@ -34,13 +36,17 @@ const REASON_OF = `case c.relreplident when 'n' then 'nothing' when 'i' then 'in
  * The tables among `tables` (and the partitions of partitioned ones, at any depth) that have no
  * replica identity; for 'all' (a FOR ALL TABLES publication), every ordinary permanent table.
  */
-export async function readKeylessTables(client: pg.ClientBase, tables: readonly { schema: string; table: string }[] | 'all'): Promise<KeylessTable[]> {
+export async function readKeylessTables(
+  client: pg.ClientBase,
+  tables: readonly { schema: string; table: string }[] | 'all',
+): Promise<KeylessTable[]> {
   if (tables === 'all') {
     const { rows } = await client.query<KeylessTable>(
       `select n.nspname as schema, c.relname as table, ${REASON_OF} as reason
          from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where ${WITHOUT_IDENTITY} and c.relpersistence = 'p'
-          and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'
+          and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%' and ` +
+        `n.nspname not like 'pg\\_temp%'
         order by 1, 2`,
     );
     return rows;
@@ -76,13 +82,27 @@ export function describeKeyless(t: KeylessTable): string {
  * Throws (exit 2) when `keyless` is not empty and `--replica-identity-full` was not given: the
  * refusal names the tables, says why, and what to do. Nothing has been changed at that point.
  */
-export function refuseKeyless(keyless: readonly KeylessTable[], replicaIdentityFull: boolean, allTables: boolean): void {
+export function refuseKeyless(
+  keyless: readonly KeylessTable[],
+  replicaIdentityFull: boolean,
+  allTables: boolean,
+): void {
   if (keyless.length === 0 || replicaIdentityFull) return;
   const shown = keyless.slice(0, 10).map(describeKeyless).join(', ');
   const more = keyless.length > 10 ? ` and ${keyless.length - 10} more` : '';
-  const leaveOut = allTables ? 'publish a list of tables instead of --all-tables (--tables, --exclude-tables)' : 'leave them out with --exclude-tables';
-  throw new CdcError('USAGE', `setup refuses to publish ${keyless.length === 1 ? 'a table' : `${keyless.length} tables`} without a replica identity: ${shown}${more}; `
-    + 'once published, the application\'s own UPDATE and DELETE on them would fail ("does not have a replica identity and publishes updates")', {
-    hint: `pass --replica-identity-full to make them REPLICA IDENTITY FULL as part of the setup, give them a primary key, or ${leaveOut}`,
-  });
+  const leaveOut = allTables
+    ? 'publish a list of tables instead of --all-tables (--tables, --exclude-tables)'
+    : 'leave them out with --exclude-tables';
+  throw new CdcError(
+    'USAGE',
+    `setup refuses to publish ` +
+      `${keyless.length === 1 ? 'a table' : `${keyless.length} tables`} without a replica identity: ${shown}${more}; ` +
+      ('once published, the application\'s own UPDATE and DELETE on them would fail ("does not have a replica ' +
+        'identity and publishes updates")'),
+    {
+      hint:
+        `pass --replica-identity-full to make them REPLICA IDENTITY FULL as part of the setup, give them a ` +
+        `primary key, or ${leaveOut}`,
+    },
+  );
 }

@@ -258,7 +258,13 @@ export class EventBatchBuilder {
   /** Removes and returns the first `count` events; the rest stay, in order. */
   take(count: number): EventBatch {
     const cut = count === 0 ? 0 : (this.ends[count - 1] as number);
-    const batch = new EventBatch(this.slab.subarray(0, cut), this.ends.slice(0, count), this.topics.slice(0, count), count, this.registry);
+    const batch = new EventBatch(
+      this.slab.subarray(0, cut),
+      this.ends.slice(0, count),
+      this.topics.slice(0, count),
+      count,
+      this.registry,
+    );
     const restEvents = this.n - count;
     const restBytes = this.used - cut;
     // The batch keeps the old slab alive until it is written: do not also keep a huge new one.

@@ -157,7 +157,15 @@ export function unescapeCopyText(raw: string): string {
 
 // Characters COPY TO escapes, and their escapes; everything else goes out as is.
 const NEEDS_ESCAPE = /[\\\n\r\t\b\f\v]/g;
-const ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f', '\v': '\\v' };
+const ESCAPES: Readonly<Record<string, string>> = {
+  '\\': '\\\\',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\t': '\\t',
+  '\b': '\\b',
+  '\f': '\\f',
+  '\v': '\\v',
+};
 
 /** One field as COPY TO writes it (for tests and tools; the reader never needs it). */
 export function escapeCopyText(value: string | null): string {

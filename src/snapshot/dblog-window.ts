@@ -113,7 +113,8 @@ export class ChunkWindow<R> {
   close(): WindowResult<R> {
     this.assertOpen('close');
     this.state = 'closed';
-    if (this.chunk === undefined) throw new CdcError('INTERNAL', 'the high watermark arrived before the chunk was read');
+    if (this.chunk === undefined)
+      throw new CdcError('INTERNAL', 'the high watermark arrived before the chunk was read');
     if (this.unknown) return { kind: 'retry', reason: 'a change in the window had no usable key' };
     // After a truncate in the window every row the read saw was either deleted by it (read before
     // it) or inserted in the window (read after it, so its insert is in the log): none survives.
@@ -127,7 +128,11 @@ export class ChunkWindow<R> {
 }
 
 /** The window as one function: `events` in log order, all between the watermarks. */
-export function reconcileChunk<R>(rows: readonly R[], keyOf: (row: R) => string, events: Iterable<WindowEvent>): WindowResult<R> {
+export function reconcileChunk<R>(
+  rows: readonly R[],
+  keyOf: (row: R) => string,
+  events: Iterable<WindowEvent>,
+): WindowResult<R> {
   const window = new ChunkWindow(keyOf);
   window.setChunk(rows);
   for (const event of events) window.observe(event);

@@ -37,7 +37,8 @@ export async function createSlotWithSnapshot(replication: pg.ClientBase, slot: s
     throw new CdcError('SOURCE_QUERY_FAILED', `CREATE_REPLICATION_SLOT ${slot} failed: ${message}`, { cause });
   }
   const row = result.rows[0];
-  if (!row?.snapshot_name) throw new CdcError('SOURCE_QUERY_FAILED', `CREATE_REPLICATION_SLOT ${slot} returned no snapshot`);
+  if (!row?.snapshot_name)
+    throw new CdcError('SOURCE_QUERY_FAILED', `CREATE_REPLICATION_SLOT ${slot} returned no snapshot`);
   return { slot, consistentPoint: parseLsn(row.consistent_point), snapshotName: row.snapshot_name };
 }
 

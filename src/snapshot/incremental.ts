@@ -104,19 +104,34 @@ export class IncrementalSnapshotter {
     client.on('error', () => undefined);
     const name = `${first.schema}.${first.table}`;
     try {
-      let table = await describeBackfillTable(client, first.schema, first.table, this.deps.major, this.deps.generatedColumns);
+      let table = await describeBackfillTable(
+        client,
+        first.schema,
+        first.table,
+        this.deps.major,
+        this.deps.generatedColumns,
+      );
       let schema = backfillTableSchema(table, this.deps.types, this.deps.values);
       let serializer = new TableSerializer(schema, this.deps.naming, this.deps.topics);
       const sizing = await chunkSizing(client, table, this.deps.chunkRows);
       if (table.keyIndexes.length === 0 && first.asOf === undefined) {
         log.warn(
           { table: name },
-          'incremental snapshot: the table has no primary key and no replica identity index, so it is read in ctid ranges and a chunk is read again whenever the table changes during its read; its rows cannot be told from rows already delivered, so its read events restate the table (docs/snapshots.md)',
+          'incremental snapshot: the table has no primary key and no replica identity index, so it is read in ' +
+            ('ctid ranges and a chunk is read again whenever the table changes during its read; its rows cannot ' +
+              'be told from rows already delivered, so its read events restate the table (docs/snapshots.md)'),
         );
       } else if (table.keyIndexes.length === 0) {
-        log.info({ table: name }, 'incremental snapshot: continuing the initial snapshot of a table without a key, as the exported snapshot saw it (rows inserted since come from the stream)');
+        log.info(
+          { table: name },
+          'incremental snapshot: continuing the initial snapshot of a table without a key, as the exported ' +
+            'snapshot saw it (rows inserted since come from the stream)',
+        );
       }
-      log.info({ table: name, snapshot: snapshotId, method: this.deps.watermarks.method }, 'incremental snapshot: reading the table');
+      log.info(
+        { table: name, snapshot: snapshotId, method: this.deps.watermarks.method },
+        'incremental snapshot: reading the table',
+      );
       let retries = 0;
       while (!this.stopping) {
         const progress = tracker.progress;
@@ -125,9 +140,13 @@ export class IncrementalSnapshotter {
         let cursor = entry.cursor;
         if (cursor.kind !== initialCursor(table).kind) {
           if (entry.read > 0) {
-            throw new CdcError('CONFIG_INVALID', `${name} gained or lost its key (primary key or replica identity index) during its incremental snapshot`, {
-              hint: `stop and request the snapshot of ${name} again`,
-            });
+            throw new CdcError(
+              'CONFIG_INVALID',
+              `${name} gained or lost its key (primary key or replica identity index) during its incremental snapshot`,
+              {
+                hint: `stop and request the snapshot of ${name} again`,
+              },
+            );
           }
           cursor = initialCursor(table);
         }
@@ -156,17 +175,28 @@ export class IncrementalSnapshotter {
         this.deps.onWindow?.(index, outcome);
         if (outcome.kind === 'retry') {
           retries++;
-          if (retries % RETRY_WARN_EVERY === 0) log.warn({ table: name, retries, reason: outcome.reason }, 'incremental snapshot: a chunk keeps being read again');
+          if (retries % RETRY_WARN_EVERY === 0)
+            log.warn(
+              { table: name, retries, reason: outcome.reason },
+              'incremental snapshot: a chunk keeps being read again',
+            );
           else log.debug({ table: name, reason: outcome.reason }, 'incremental snapshot: reading the chunk again');
           if (outcome.schemaChanged) {
-            table = await describeBackfillTable(client, entry.schema, entry.table, this.deps.major, this.deps.generatedColumns);
+            table = await describeBackfillTable(
+              client,
+              entry.schema,
+              entry.table,
+              this.deps.major,
+              this.deps.generatedColumns,
+            );
             schema = backfillTableSchema(table, this.deps.types, this.deps.values);
             serializer = new TableSerializer(schema, this.deps.naming, this.deps.topics);
           }
         } else if (outcome.kind === 'emitted') retries = 0;
       }
       const done = tracker.progress?.tables[index];
-      if (done?.cursor.done === true && tracker.progress?.id === snapshotId) log.info({ table: name, rows: done.emitted }, 'incremental snapshot: table done');
+      if (done?.cursor.done === true && tracker.progress?.id === snapshotId)
+        log.info({ table: name, rows: done.emitted }, 'incremental snapshot: table done');
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -59,7 +59,9 @@ export interface SnapshotOptions {
   readonly tables: readonly TableName[];
   /** Server major (generated columns exist from 12). */
   readonly major: number;
-  /** The generated columns the stream carries (see describeBackfillTable); by default those of pgcdc's own publication. */
+  /**
+   * The generated columns the stream carries (see describeBackfillTable); by default those of pgcdc's own publication.
+   * */
   readonly generatedColumns?: GeneratedColumns | undefined;
   /** Opens a query connection with pgcdc's session settings (connect.ts SESSION_OPTIONS). Closed by the reader. */
   readonly connect: () => Promise<pg.Client>;
@@ -124,9 +126,16 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
     const key = tableKey(name);
     let cursor = options.resume?.get(key) ?? initialCursor(table);
     if (cursor.kind !== initialCursor(table).kind) {
-      throw new CdcError('CONFIG_INVALID', `the stored snapshot progress of ${key} is by ${cursor.kind} but the table is now read by ${initialCursor(table).kind}`, {
-        hint: 'its key (primary key or replica identity index) was added or dropped since; restart the snapshot of this table',
-      });
+      throw new CdcError(
+        'CONFIG_INVALID',
+        `the stored snapshot progress of ` +
+          `${key} is by ${cursor.kind} but the table is now read by ${initialCursor(table).kind}`,
+        {
+          hint:
+            'its key (primary key or replica identity index) was added or dropped since; restart the ' +
+            'snapshot of this table',
+        },
+      );
     }
     let tableRows = 0;
     // One chunk of lookahead, so each chunk is known to be the table's last non-empty one (or
@@ -150,7 +159,14 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
       rows.set(key, tableRows);
       chunks++;
       try {
-        await options.onChunk({ table, rows: chunk.rows, cursor, tableRows, lastOfTable: last, tablesWaiting: queue.length });
+        await options.onChunk({
+          table,
+          rows: chunk.rows,
+          cursor,
+          tableRows,
+          lastOfTable: last,
+          tablesWaiting: queue.length,
+        });
       } catch (error) {
         // Let the read in flight finish (its client is reused for nothing else) before giving up.
         await ahead?.catch(() => undefined);
@@ -178,7 +194,14 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
   try {
     await Promise.all(clients.map(worker));
   } finally {
-    await Promise.all(clients.map((c) => c.query('COMMIT').catch(() => undefined).then(() => c.end().catch(() => undefined))));
+    await Promise.all(
+      clients.map((c) =>
+        c
+          .query('COMMIT')
+          .catch(() => undefined)
+          .then(() => c.end().catch(() => undefined)),
+      ),
+    );
   }
   if (failure !== undefined) throw failure.error;
   return { rows, chunks };
@@ -195,10 +218,12 @@ async function guardAgainstDdl(client: pg.Client, options: SnapshotOptions): Pro
   if (options.tables.length === 0) return;
   const list = options.tables.map((t) => quoteQualified(t.schema, t.table)).join(', ');
   await client.query(`LOCK TABLE ${list} IN ACCESS SHARE MODE`);
-  const definitionSql = `select c.oid::int as oid, c.relfilenode::text as file,
+  const definitionSql =
+    `select c.oid::int as oid, c.relfilenode::text as file,
       coalesce((select string_agg(a.attname || ':' || a.atttypid::text, ',' order by a.attnum)
                   from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '') as columns
-    from pg_class c join pg_namespace n on n.oid = c.relnamespace join unnest($1::text[], $2::text[]) as t(s, r) on n.nspname = t.s and c.relname = t.r
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace join unnest($1::text[], $2::text[]) as t(s, ` +
+    `r) on n.nspname = t.s and c.relname = t.r
    order by 1`;
   const params = [options.tables.map((t) => t.schema), options.tables.map((t) => t.table)];
   const seenBySnapshot = await client.query<{ oid: number; file: string; columns: string }>(definitionSql, params);
@@ -208,10 +233,14 @@ async function guardAgainstDdl(client: pg.Client, options: SnapshotOptions): Pro
     const now = await current.query<{ oid: number; file: string; columns: string }>(definitionSql, params);
     const before = JSON.stringify(seenBySnapshot.rows);
     if (before !== JSON.stringify(now.rows)) {
-      throw new CdcError('SNAPSHOT_CONFLICT', 'a snapshot table changed (DDL) while the snapshot was starting, so the snapshot cannot be read consistently', {
-        retryable: true,
-        hint: 'run pgcdc again: it takes the snapshot again on a fresh slot',
-      });
+      throw new CdcError(
+        'SNAPSHOT_CONFLICT',
+        'a snapshot table changed (DDL) while the snapshot was starting, so the snapshot cannot be read consistently',
+        {
+          retryable: true,
+          hint: 'run pgcdc again: it takes the snapshot again on a fresh slot',
+        },
+      );
     }
   } finally {
     await current.end().catch(() => undefined);

@@ -70,7 +70,16 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   const lsnText = formatLsn(lsn);
   const registry = new TopicRegistry();
   const serializers = new Map<string, TableSerializer>();
-  const progress: TableProgress[] = input.tables.map((t) => input.resume?.find((r) => r.schema === t.schema && r.table === t.table) ?? { schema: t.schema, table: t.table, cursor: FRESH_CURSOR, read: 0, emitted: 0 });
+  const progress: TableProgress[] = input.tables.map(
+    (t) =>
+      input.resume?.find((r) => r.schema === t.schema && r.table === t.table) ?? {
+        schema: t.schema,
+        table: t.table,
+        cursor: FRESH_CURSOR,
+        read: 0,
+        emitted: 0,
+      },
+  );
   const indexOf = new Map(input.tables.map((t, i) => [tableKey(t), i]));
   let position: SinkPosition | undefined;
   const started = Date.now();
@@ -119,7 +128,13 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
       const rowTail = serializer.readTail('true', lsn, lsnText, now);
       for (let i = 0; i < n; i++) {
         builder.startEvent();
-        serializer.writeRead(builder, chunk.rows[i] as TupleData, idHead, entry.read + i, i === n - 1 && lastRowMarker === 'last' ? serializer.readTail('last', lsn, lsnText, now) : rowTail);
+        serializer.writeRead(
+          builder,
+          chunk.rows[i] as TupleData,
+          idHead,
+          entry.read + i,
+          i === n - 1 && lastRowMarker === 'last' ? serializer.readTail('last', lsn, lsnText, now) : rowTail,
+        );
         builder.endEvent(serializer.topicNumber);
       }
       progress[index] = { ...entry, cursor: chunk.cursor, read: entry.read + n, emitted: entry.emitted + n };
@@ -128,7 +143,11 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
         if (final || inFlight > 1) await written;
       }
       input.onProgress?.(progress);
-      if (chunk.cursor.done) log.info({ table: `${chunk.table.schema}.${chunk.table.table}`, rows: progress[index]?.emitted }, 'snapshot: table read');
+      if (chunk.cursor.done)
+        log.info(
+          { table: `${chunk.table.schema}.${chunk.table.table}`, rows: progress[index]?.emitted },
+          'snapshot: table read',
+        );
     });
     tail = run.catch(() => undefined);
     return run;
@@ -148,7 +167,10 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     while (held.length > holdLimit) await deliver(held.shift() as SnapshotChunk, 'true', false);
   };
 
-  log.info({ tables: input.tables.length, at: lsnText, parallelism: config.snapshot.parallelism }, 'snapshot: reading the existing rows');
+  log.info(
+    { tables: input.tables.length, at: lsnText, parallelism: config.snapshot.parallelism },
+    'snapshot: reading the existing rows',
+  );
   const resume = new Map<string, ChunkCursor>();
   for (const t of progress) if (t.read > 0 || t.cursor.done) resume.set(tableKey(t), t.cursor);
   await readSnapshot({
@@ -164,10 +186,14 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     ...(input.onSnapshotXids ? { onSnapshotXids: input.onSnapshotXids } : {}),
   });
   await tail;
-  for (let i = 0; i < held.length; i++) await deliver(held[i] as SnapshotChunk, i === held.length - 1 ? 'last' : 'true', i === held.length - 1);
+  for (let i = 0; i < held.length; i++)
+    await deliver(held[i] as SnapshotChunk, i === held.length - 1 ? 'last' : 'true', i === held.length - 1);
   await flush();
   const total = progress.reduce((n, t) => n + t.emitted, 0) - startRows;
   const seconds = Math.max(0.001, (Date.now() - started) / 1000);
-  log.info({ rows: total, seconds: Number(seconds.toFixed(2)), rowsPerSecond: Math.round(total / seconds) }, 'snapshot: done');
+  log.info(
+    { rows: total, seconds: Number(seconds.toFixed(2)), rowsPerSecond: Math.round(total / seconds) },
+    'snapshot: done',
+  );
   return { position, tables: progress };
 }

@@ -23,7 +23,8 @@ export function backfillTableSchema(table: BackfillTable, lookup: TypeLookup, op
     relationId: table.oid,
     schema: table.schema,
     table: table.table,
-    // The backfill keys as the stream does (primary key, else replica identity index); the stream's replica identity is read from its Relation message.
+    // The backfill keys as the stream does (primary key, else replica identity index); the stream's replica identity is
+    // read from its Relation message.
     replicaIdentity: 'd',
     columns,
     keyIndexes: table.keyIndexes,

@@ -42,7 +42,9 @@ export interface BackfillTable {
   readonly schema: string;
   readonly table: string;
   readonly columns: readonly BackfillColumn[];
-  /** Indexes into `columns` of the event key (primary key, else replica identity index), in key order; empty: read by ctid ranges. */
+  /**
+   * Indexes into `columns` of the event key (primary key, else replica identity index), in key order; empty: read by
+   * ctid ranges. */
   readonly keyIndexes: readonly number[];
 }
 
@@ -56,12 +58,15 @@ export type ChunkCursor =
   | { readonly kind: 'ctid'; readonly nextPage: number; readonly done: boolean };
 
 export function initialCursor(table: BackfillTable): ChunkCursor {
-  return table.keyIndexes.length > 0 ? { kind: 'key', after: null, done: false } : { kind: 'ctid', nextPage: 0, done: false };
+  return table.keyIndexes.length > 0
+    ? { kind: 'key', after: null, done: false }
+    : { kind: 'ctid', nextPage: 0, done: false };
 }
 
 function keyColumn(table: BackfillTable, index: number): BackfillColumn {
   const column = table.columns[index];
-  if (column === undefined) throw new CdcError('INTERNAL', `key index ${index} is outside ${table.schema}.${table.table}'s columns`);
+  if (column === undefined)
+    throw new CdcError('INTERNAL', `key index ${index} is outside ${table.schema}.${table.table}'s columns`);
   return column;
 }
 
@@ -86,22 +91,27 @@ export function selectColumns(table: BackfillTable): string {
  * in key order. `after` holds one text per key column.
  */
 export function keysetChunkSql(table: BackfillTable, after: readonly string[] | null, limit: number): string {
-  if (table.keyIndexes.length === 0) throw new CdcError('INTERNAL', `${table.schema}.${table.table} has no key; read it by ctid`);
-  if (!Number.isInteger(limit) || limit < 1) throw new CdcError('INTERNAL', `chunk size must be a positive integer, not ${limit}`);
+  if (table.keyIndexes.length === 0)
+    throw new CdcError('INTERNAL', `${table.schema}.${table.table} has no key; read it by ctid`);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new CdcError('INTERNAL', `chunk size must be a positive integer, not ${limit}`);
   const keys = table.keyIndexes.map((i) => keyColumn(table, i));
   let where = '';
   if (after !== null) {
-    if (after.length !== keys.length) throw new CdcError('INTERNAL', `a cursor of ${after.length} values for a key of ${keys.length} columns`);
+    if (after.length !== keys.length)
+      throw new CdcError('INTERNAL', `a cursor of ${after.length} values for a key of ${keys.length} columns`);
     const left = keys.map(columnRef);
     const right = keys.map((k, i) => keyLiteral(k, after[i] as string));
     // A row comparison is lexicographic, as the ORDER BY; a single column needs no row.
-    where = keys.length === 1 ? ` WHERE ${left[0]} > ${right[0]}` : ` WHERE (${left.join(', ')}) > (${right.join(', ')})`;
+    where =
+      keys.length === 1 ? ` WHERE ${left[0]} > ${right[0]}` : ` WHERE (${left.join(', ')}) > (${right.join(', ')})`;
   }
   return `${selectColumns(table)}${where} ORDER BY ${keys.map(columnRef).join(', ')} LIMIT ${limit}`;
 }
 
 function tid(page: number): string {
-  if (!Number.isInteger(page) || page < 0 || page > 0xffffffff) throw new CdcError('INTERNAL', `${page} is not a heap page number`);
+  if (!Number.isInteger(page) || page < 0 || page > 0xffffffff)
+    throw new CdcError('INTERNAL', `${page} is not a heap page number`);
   return `${quoteLiteral(`(${page},0)`)}::tid`;
 }
 
@@ -111,7 +121,9 @@ function tid(page: number): string {
  */
 export function ctidChunkSql(table: BackfillTable, fromPage: number, toPage: number | null, filter?: string): string {
   const upper = toPage === null ? '' : ` AND ctid < ${tid(toPage)}`;
-  return `${selectColumns(table)} WHERE ctid >= ${tid(fromPage)}${upper}${filter === undefined ? '' : ` AND ${filter}`}`;
+  return (
+    `${selectColumns(table)} WHERE ctid >= ` + `${tid(fromPage)}${upper}${filter === undefined ? '' : ` AND ${filter}`}`
+  );
 }
 
 /** Wraps a SELECT for reading in COPY's text format. */
@@ -134,7 +146,10 @@ export async function copyRows(client: pg.ClientBase, select: string, columns: n
   } catch (cause) {
     if (cause instanceof CdcError) throw cause;
     const message = cause instanceof Error ? cause.message : String(cause);
-    throw new CdcError('SOURCE_QUERY_FAILED', `reading ${select.slice(0, 120)} failed: ${message}`, { cause, retryable: true });
+    throw new CdcError('SOURCE_QUERY_FAILED', `reading ${select.slice(0, 120)} failed: ${message}`, {
+      cause,
+      retryable: true,
+    });
   }
   return rows;
 }
@@ -155,7 +170,13 @@ export interface ChunkSizing {
 }
 
 /** Reads the chunk after `cursor`. A cursor that is `done` yields no rows. `ctidFilter`: see ctidChunkSql. */
-export async function readChunk(client: pg.ClientBase, table: BackfillTable, cursor: ChunkCursor, sizing: ChunkSizing, ctidFilter?: string): Promise<Chunk> {
+export async function readChunk(
+  client: pg.ClientBase,
+  table: BackfillTable,
+  cursor: ChunkCursor,
+  sizing: ChunkSizing,
+  ctidFilter?: string,
+): Promise<Chunk> {
   if (cursor.done) return { rows: [], next: cursor };
   const width = table.columns.length;
   if (cursor.kind === 'key') {
@@ -165,13 +186,21 @@ export async function readChunk(client: pg.ClientBase, table: BackfillTable, cur
     const after = table.keyIndexes.map((i) => {
       const value = last[i];
       // A primary key or replica identity index column is never NULL.
-      if (value === null || value === undefined) throw new CdcError('INTERNAL', `a key column of ${table.schema}.${table.table} read as NULL`);
+      if (value === null || value === undefined)
+        throw new CdcError('INTERNAL', `a key column of ${table.schema}.${table.table} read as NULL`);
       return value;
     });
     return { rows, next: { kind: 'key', after, done: rows.length < sizing.chunkRows } };
   }
   // The last chunk is open-ended, so pages added since the size was read are read too.
-  const toPage = cursor.nextPage + sizing.chunkPages >= sizing.relationPages ? null : cursor.nextPage + sizing.chunkPages;
+  const toPage =
+    cursor.nextPage + sizing.chunkPages >= sizing.relationPages ? null : cursor.nextPage + sizing.chunkPages;
   const rows = await copyRows(client, ctidChunkSql(table, cursor.nextPage, toPage, ctidFilter), width);
-  return { rows, next: toPage === null ? { kind: 'ctid', nextPage: cursor.nextPage, done: true } : { kind: 'ctid', nextPage: toPage, done: false } };
+  return {
+    rows,
+    next:
+      toPage === null
+        ? { kind: 'ctid', nextPage: cursor.nextPage, done: true }
+        : { kind: 'ctid', nextPage: toPage, done: false },
+  };
 }

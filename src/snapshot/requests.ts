@@ -50,7 +50,10 @@ export async function requestPending(offsetsPath: string, id: string): Promise<b
 }
 
 /** The waiting requests, oldest first; a malformed file is reported through `bad` and deleted. */
-export async function readRequests(offsetsPath: string, bad: (file: string, reason: string) => void): Promise<SnapshotRequest[]> {
+export async function readRequests(
+  offsetsPath: string,
+  bad: (file: string, reason: string) => void,
+): Promise<SnapshotRequest[]> {
   const dir = requestsDir(offsetsPath);
   let names: string[];
   try {
@@ -65,7 +68,7 @@ export async function readRequests(offsetsPath: string, bad: (file: string, reas
       const parsed = requestSchema.parse(JSON.parse(await readFile(file, 'utf8')));
       out.push({ id: name.slice(0, -'.json'.length), tables: parsed.tables.map(parseTableName) });
     } catch (error) {
-      bad(file, error instanceof Error ? error.message.split('\n')[0] ?? 'invalid' : 'invalid');
+      bad(file, error instanceof Error ? (error.message.split('\n')[0] ?? 'invalid') : 'invalid');
       await unlink(file).catch(() => undefined);
     }
   }

@@ -41,12 +41,25 @@ function freshTable(name: TableName, cursor: ChunkCursor = FRESH_CURSOR): TableP
  * none is running. A table already waiting or being read is not added twice; a table read before
  * is read again.
  */
-export function requestTables(progress: IncrementalProgress | undefined, lsn: string, tables: readonly TableName[]): IncrementalProgress {
+export function requestTables(
+  progress: IncrementalProgress | undefined,
+  lsn: string,
+  tables: readonly TableName[],
+): IncrementalProgress {
   const running = progress !== undefined && pendingTables(progress).length > 0;
   const base: IncrementalProgress = running
     ? progress
-    : { id: `${lsn}:i${(progress?.seq ?? 0) + 1}`, seq: (progress?.seq ?? 0) + 1, tables: [], requests: progress?.requests ?? [] };
-  const added = tables.filter((name, i) => tables.findIndex((other) => sameTable(other, name)) === i && !base.tables.some((t) => isPending(t) && sameTable(t, name)));
+    : {
+        id: `${lsn}:i${(progress?.seq ?? 0) + 1}`,
+        seq: (progress?.seq ?? 0) + 1,
+        tables: [],
+        requests: progress?.requests ?? [],
+      };
+  const added = tables.filter(
+    (name, i) =>
+      tables.findIndex((other) => sameTable(other, name)) === i &&
+      !base.tables.some((t) => isPending(t) && sameTable(t, name)),
+  );
   if (running && added.length === 0) return progress;
   return { ...base, tables: [...base.tables, ...added.map((name) => freshTable(name))] };
 }
@@ -73,7 +86,10 @@ export function continueInitial(
 }
 
 /** Stops the reading of `tables` (all of them when undefined); what was delivered stays delivered. */
-export function stopTables(progress: IncrementalProgress | undefined, tables: readonly TableName[] | undefined): IncrementalProgress | undefined {
+export function stopTables(
+  progress: IncrementalProgress | undefined,
+  tables: readonly TableName[] | undefined,
+): IncrementalProgress | undefined {
   if (!progress) return progress;
   let changed = false;
   const list = progress.tables.map((t) => {
@@ -85,7 +101,13 @@ export function stopTables(progress: IncrementalProgress | undefined, tables: re
 }
 
 /** The table at `index` read one more chunk: `read` rows, `emitted` of them delivered, cursor now `cursor`. */
-export function advanceTable(progress: IncrementalProgress, index: number, cursor: ChunkCursor, read: number, emitted: number): IncrementalProgress {
+export function advanceTable(
+  progress: IncrementalProgress,
+  index: number,
+  cursor: ChunkCursor,
+  read: number,
+  emitted: number,
+): IncrementalProgress {
   const table = progress.tables[index];
   if (table === undefined) return progress;
   const tables = progress.tables.slice();

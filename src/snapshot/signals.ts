@@ -66,25 +66,45 @@ export function parseSignal(type: string, data: string | null, id: string): Sign
     case WINDOW_OPEN:
     case WINDOW_CLOSE: {
       const suffix = type === WINDOW_OPEN ? '-open' : '-close';
-      if (!id.endsWith(suffix)) return { kind: 'rejected', reason: `a ${type} row must have an id ending in ${suffix}` };
+      if (!id.endsWith(suffix))
+        return { kind: 'rejected', reason: `a ${type} row must have an id ending in ${suffix}` };
       return { kind: 'watermark', window: id.slice(0, -suffix.length), edge: type === WINDOW_OPEN ? 'low' : 'high' };
     }
     case 'execute-snapshot': {
       const parsed = executeData.safeParse(parseJson(data));
-      if (!parsed.success) return { kind: 'rejected', reason: `execute-snapshot data must be JSON like {"data-collections": ["public.orders"], "type": "incremental"}` };
+      if (!parsed.success)
+        return {
+          kind: 'rejected',
+          reason:
+            `execute-snapshot data must be JSON like {"data-collections": ["public.orders"], "type": ` +
+            `"incremental"}`,
+        };
       const value = parsed.data;
       if (value['additional-conditions'] !== undefined || value['additional-condition'] !== undefined) {
-        return { kind: 'rejected', reason: 'additional-conditions are not supported: pgcdc executes no SQL taken from a signal' };
+        return {
+          kind: 'rejected',
+          reason: 'additional-conditions are not supported: pgcdc executes no SQL taken from a signal',
+        };
       }
       const kind = (value.type ?? 'incremental').toLowerCase();
-      if (kind !== 'incremental') return { kind: 'rejected', reason: `snapshot type ${JSON.stringify(value.type)} is not supported (only "incremental")` };
+      if (kind !== 'incremental')
+        return {
+          kind: 'rejected',
+          reason: `snapshot type ${JSON.stringify(value.type)} is not supported (only "incremental")`,
+        };
       const tables = tableNames(value['data-collections']);
       if (typeof tables === 'string') return { kind: 'rejected', reason: tables };
       return { kind: 'execute-snapshot', tables };
     }
     case 'stop-snapshot': {
       const parsed = stopData.safeParse(parseJson(data));
-      if (!parsed.success) return { kind: 'rejected', reason: 'stop-snapshot data must be JSON like {"data-collections": ["public.orders"], "type": "incremental"} or empty' };
+      if (!parsed.success)
+        return {
+          kind: 'rejected',
+          reason:
+            'stop-snapshot data must be JSON like {"data-collections": ["public.orders"], "type": ' +
+            '"incremental"} or empty',
+        };
       const list = parsed.data['data-collections'];
       if (list === undefined || list.length === 0) return { kind: 'stop-snapshot', tables: undefined };
       const tables = tableNames(list);
@@ -92,7 +112,12 @@ export function parseSignal(type: string, data: string | null, id: string): Sign
       return { kind: 'stop-snapshot', tables };
     }
     default:
-      return { kind: 'rejected', reason: `unknown signal type ${JSON.stringify(type.slice(0, 64))} (pgcdc knows execute-snapshot and stop-snapshot)` };
+      return {
+        kind: 'rejected',
+        reason:
+          `unknown signal type ` +
+          `${JSON.stringify(type.slice(0, 64))} (pgcdc knows execute-snapshot and stop-snapshot)`,
+      };
   }
 }
 
@@ -101,11 +126,19 @@ export function parseSignal(type: string, data: string | null, id: string): Sign
  * them) becomes a rejected one, saying which and what is captured: reading a table that is not
  * captured, or does not exist, must neither deliver it nor stop the capture.
  */
-export function capturedOnly(signal: Signal, uncaptured: ((tables: readonly TableName[]) => { names: string; captured: string } | undefined) | undefined): Signal {
+export function capturedOnly(
+  signal: Signal,
+  uncaptured: ((tables: readonly TableName[]) => { names: string; captured: string } | undefined) | undefined,
+): Signal {
   if (signal.kind !== 'execute-snapshot' || uncaptured === undefined) return signal;
   const outside = uncaptured(signal.tables);
   if (outside === undefined) return signal;
-  return { kind: 'rejected', reason: `execute-snapshot names ${outside.names}, which this capture does not capture (it captures ${outside.captured})` };
+  return {
+    kind: 'rejected',
+    reason:
+      `execute-snapshot names ` +
+      `${outside.names}, which this capture does not capture (it captures ${outside.captured})`,
+  };
 }
 
 /** A watermark message of the message method: `<window>:low` or `<window>:high`. */
@@ -113,6 +146,7 @@ export function parseWatermarkMessage(content: Buffer): Signal {
   const text = content.toString('utf8');
   const colon = text.lastIndexOf(':');
   const edge = text.slice(colon + 1);
-  if (colon <= 0 || (edge !== 'low' && edge !== 'high')) return { kind: 'rejected', reason: `malformed watermark message ${JSON.stringify(text.slice(0, 80))}` };
+  if (colon <= 0 || (edge !== 'low' && edge !== 'high'))
+    return { kind: 'rejected', reason: `malformed watermark message ${JSON.stringify(text.slice(0, 80))}` };
   return { kind: 'watermark', window: text.slice(0, colon), edge };
 }

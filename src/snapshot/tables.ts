@@ -44,10 +44,12 @@ export async function describeBackfillTable(
   const found = await client.query<{ oid: number; pk: string[] }>(
     `select c.oid::int as oid,
             coalesce((select array_agg(a.attname::text order by array_position(i.indkey::int2[], a.attnum))
-                        from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey::int2[])
+                        from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = ` +
+      `any(i.indkey::int2[])
                        where i.indrelid = c.oid and i.indisprimary),
                      (select array_agg(a.attname::text order by a.attnum)
-                        from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey::int2[])
+                        from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = ` +
+      `any(i.indkey::int2[])
                        where i.indrelid = c.oid and i.indisreplident and c.relreplident = 'i'),
                      '{}') as pk
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -56,7 +58,12 @@ export async function describeBackfillTable(
   );
   const row = found.rows[0];
   if (row === undefined) throw new CdcError('TABLE_MISSING', `table not found: ${schema}.${table}`);
-  const generatedFilter = major < 12 ? '' : generated === 'stored' && major >= 18 ? `and a.attgenerated in ('', 's')` : `and a.attgenerated = ''`;
+  const generatedFilter =
+    major < 12
+      ? ''
+      : generated === 'stored' && major >= 18
+        ? `and a.attgenerated in ('', 's')`
+        : `and a.attgenerated = ''`;
   const columns = await client.query<ColumnRow>(
     `select a.attname::text as name, a.atttypid::int as type_oid, a.atttypmod as type_mod,
             tn.nspname::text as type_schema, t.typname::text as type_name, a.attcollation <> 0 as collatable
@@ -76,14 +83,18 @@ export async function describeBackfillTable(
   const byName = new Map(list.map((c, i) => [c.name, i]));
   const keyIndexes = row.pk.map((name) => {
     const index = byName.get(name);
-    if (index === undefined) throw new CdcError('INTERNAL', `key column ${name} of ${schema}.${table} is not a readable column`);
+    if (index === undefined)
+      throw new CdcError('INTERNAL', `key column ${name} of ${schema}.${table} is not a readable column`);
     return index;
   });
   return { oid: row.oid, schema, table, columns: list, keyIndexes };
 }
 
 /** Size facts for sizing chunks: heap pages now, and the planner's row estimate (-1 or 0 when never analyzed). */
-export async function relationSize(client: pg.ClientBase, oid: number): Promise<{ pages: number; estimatedRows: number }> {
+export async function relationSize(
+  client: pg.ClientBase,
+  oid: number,
+): Promise<{ pages: number; estimatedRows: number }> {
   const { rows } = await client.query<{ pages: string; tuples: number }>(
     `select (pg_relation_size($1::oid) / current_setting('block_size')::int)::text as pages, reltuples::float8 as tuples
        from pg_class where oid = $1::oid`,
@@ -98,8 +109,16 @@ export async function relationSize(client: pg.ClientBase, oid: number): Promise<
  * Chunk sizing for one table: `chunkRows` per keyset chunk, and for ctid chunks as many pages as
  * hold about `chunkRows` rows by the planner's estimate (at least 1; 32 rows a page when unknown).
  */
-export async function chunkSizing(client: pg.ClientBase, table: BackfillTable, chunkRows: number): Promise<ChunkSizing> {
+export async function chunkSizing(
+  client: pg.ClientBase,
+  table: BackfillTable,
+  chunkRows: number,
+): Promise<ChunkSizing> {
   const size = await relationSize(client, table.oid);
   const perPage = size.estimatedRows > 0 && size.pages > 0 ? size.estimatedRows / size.pages : 32;
-  return { chunkRows, chunkPages: Math.max(1, Math.floor(chunkRows / Math.max(1, perPage))), relationPages: size.pages };
+  return {
+    chunkRows,
+    chunkPages: Math.max(1, Math.floor(chunkRows / Math.max(1, perPage))),
+    relationPages: size.pages,
+  };
 }

@@ -38,7 +38,11 @@ export function parseSnapshotText(text: string): SnapshotXids {
   const match = /^([0-9]+):([0-9]+):([0-9,]*)$/.exec(text);
   if (!match) throw new CdcError('PROTOCOL_INVALID', `unexpected snapshot text ${JSON.stringify(text.slice(0, 80))}`);
   const list = match[3] ?? '';
-  return { xmin: BigInt(match[1] ?? '0'), xmax: BigInt(match[2] ?? '0'), xip: list === '' ? [] : list.split(',').map((x) => BigInt(x)) };
+  return {
+    xmin: BigInt(match[1] ?? '0'),
+    xmax: BigInt(match[2] ?? '0'),
+    xip: list === '' ? [] : list.split(',').map((x) => BigInt(x)),
+  };
 }
 
 /**
@@ -59,14 +63,21 @@ export function visibleInSnapshotSql(asOf: string, read: string): string {
   const now = parseSnapshotText(read);
   const since = now.xmax > old.xmax ? now.xmax - old.xmax : 0n;
   if (!xminComparable(asOf) || since >= XID_SPACE / 2n) {
-    throw new CdcError('SNAPSHOT_CONFLICT', `too many transaction ids for the snapshot ${asOf} (a 32-bit xmin could be taken for another): its rows cannot be told apart any more`, {
-      hint: 'take the snapshot again (a new offsets file and output directory)',
-    });
+    throw new CdcError(
+      'SNAPSHOT_CONFLICT',
+      `too many transaction ids for the snapshot ` +
+        `${asOf} (a 32-bit xmin could be taken for another): its rows cannot be told apart any more`,
+      {
+        hint: 'take the snapshot again (a new offsets file and output directory)',
+      },
+    );
   }
   const xmin = `xmin::text::bigint`;
   const base = old.xmax % XID_SPACE;
   const after = `(${xmin} - ${base} + ${XID_SPACE}) % ${XID_SPACE} < ${since}`;
-  const running = old.xip.length === 0 ? '' : ` OR ${xmin} = ANY ('{${[...new Set(old.xip.map((x) => x % XID_SPACE))].join(',')}}'::bigint[])`;
+  const running =
+    old.xip.length === 0
+      ? ''
+      : ` OR ${xmin} = ANY ('{${[...new Set(old.xip.map((x) => x % XID_SPACE))].join(',')}}'::bigint[])`;
   return `NOT (${after}${running})`;
 }
-

@@ -36,18 +36,44 @@ export interface WatermarkWriter {
  * The method to use, or a one-line reason why incremental snapshots are not possible here.
  * auto: read-only on 13+ (writes nothing), else the signal table when one is configured.
  */
-export function resolveMethod(method: SnapshotMethod, major: number, signalTable: TableName | undefined): ResolvedMethod | { readonly unavailable: string } {
+export function resolveMethod(
+  method: SnapshotMethod,
+  major: number,
+  signalTable: TableName | undefined,
+): ResolvedMethod | { readonly unavailable: string } {
   switch (method) {
     case 'auto':
       if (major >= 13) return 'read-only';
       if (signalTable) return 'signal-table';
-      return { unavailable: `PostgreSQL ${major} has no pg_current_snapshot for the read-only method: configure a signal table (signalTable) for incremental snapshots` };
+      return {
+        unavailable:
+          `PostgreSQL ` +
+          (`${major} has no pg_current_snapshot for the read-only method: configure a signal table ` +
+            `(signalTable) for incremental snapshots`),
+      };
     case 'read-only':
-      return major >= 13 ? 'read-only' : { unavailable: `snapshot.method read-only needs PostgreSQL 13 or later (the server is ${major}): use signal-table` };
+      return major >= 13
+        ? 'read-only'
+        : {
+            unavailable:
+              `snapshot.method read-only needs PostgreSQL 13 or later (the server is ` + `${major}): use signal-table`,
+          };
     case 'message':
-      return major >= 14 ? 'message' : { unavailable: `snapshot.method message needs PostgreSQL 14 or later, where pgoutput forwards logical messages (the server is ${major}): use signal-table` };
+      return major >= 14
+        ? 'message'
+        : {
+            unavailable:
+              `snapshot.method message needs PostgreSQL 14 or later, where pgoutput forwards ` +
+              `logical messages (the server is ${major}): use signal-table`,
+          };
     case 'signal-table':
-      return signalTable ? 'signal-table' : { unavailable: 'snapshot.method signal-table needs signalTable (schema.table of the signal table; see docs/snapshots.md)' };
+      return signalTable
+        ? 'signal-table'
+        : {
+            unavailable:
+              'snapshot.method signal-table needs signalTable (schema.table of the signal table; see ' +
+              'docs/snapshots.md)',
+          };
     default: {
       const never: never = method;
       throw new CdcError('INTERNAL', `unknown snapshot method ${String(never)}`);
@@ -56,7 +82,11 @@ export function resolveMethod(method: SnapshotMethod, major: number, signalTable
 }
 
 /** A writer for `method`; `connect` opens a writable query connection (used lazily, one for all windows). */
-export function watermarkWriter(method: ResolvedMethod, connect: () => Promise<pg.Client>, signalTable: TableName | undefined): WatermarkWriter {
+export function watermarkWriter(
+  method: ResolvedMethod,
+  connect: () => Promise<pg.Client>,
+  signalTable: TableName | undefined,
+): WatermarkWriter {
   if (method === 'read-only') {
     const nothing = (): Promise<void> => Promise.resolve();
     return { method, low: nothing, high: nothing, finished: nothing, close: nothing };
@@ -74,11 +104,18 @@ export function watermarkWriter(method: ResolvedMethod, connect: () => Promise<p
       await (await conn()).query(sql, params);
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);
-      throw new CdcError('SOURCE_QUERY_FAILED', `writing an incremental snapshot watermark (${method}) failed: ${reason}`, {
-        cause,
-        retryable: true,
-        hint: method === 'signal-table' ? 'the user needs INSERT and DELETE on the signal table' : 'the message method needs a writable primary; use snapshot.method read-only on a standby',
-      });
+      throw new CdcError(
+        'SOURCE_QUERY_FAILED',
+        `writing an incremental snapshot watermark (${method}) failed: ${reason}`,
+        {
+          cause,
+          retryable: true,
+          hint:
+            method === 'signal-table'
+              ? 'the user needs INSERT and DELETE on the signal table'
+              : 'the message method needs a writable primary; use snapshot.method read-only on a standby',
+        },
+      );
     }
   };
   const close = async (): Promise<void> => {
@@ -88,7 +125,13 @@ export function watermarkWriter(method: ResolvedMethod, connect: () => Promise<p
   };
   if (method === 'message') {
     const emit = `select pg_logical_emit_message(true, '${WATERMARK_MESSAGE_PREFIX}', $1)`;
-    return { method, low: (id) => run(emit, [`${id}:low`]), high: (id) => run(emit, [`${id}:high`]), finished: () => Promise.resolve(), close };
+    return {
+      method,
+      low: (id) => run(emit, [`${id}:low`]),
+      high: (id) => run(emit, [`${id}:high`]),
+      finished: () => Promise.resolve(),
+      close,
+    };
   }
   if (!signalTable) throw new CdcError('INTERNAL', 'the signal-table method without a signal table');
   const table = quoteQualified(signalTable.schema, signalTable.table);

@@ -29,7 +29,8 @@ export interface WindowChunk {
 /** `xmin:xmax:xip,xip,...` -> the xip list. */
 export function parseSnapshotXip(text: string): number[] {
   const parts = text.split(':');
-  if (parts.length !== 3) throw new CdcError('PROTOCOL_INVALID', `unexpected snapshot text ${JSON.stringify(text.slice(0, 80))}`);
+  if (parts.length !== 3)
+    throw new CdcError('PROTOCOL_INVALID', `unexpected snapshot text ${JSON.stringify(text.slice(0, 80))}`);
   const list = parts[2] ?? '';
   return list === '' ? [] : list.split(',').map((x) => Number(x));
 }
@@ -58,20 +59,28 @@ export async function readWindowChunk(
 ): Promise<WindowChunk> {
   const snapshot = options.major >= 13 ? 'pg_current_snapshot()' : 'txid_current_snapshot()';
   const high = options.wantHighLsn
-    ? `, (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end)::text as high,
+    ? `, (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() ` +
+      `end)::text as high,
          current_setting('wal_block_size')::int as block`
     : '';
   await client.query('begin isolation level repeatable read read only');
   try {
-    const facts = await client.query<{ snap: string; high?: string | null; block?: number }>(`select ${snapshot}::text as snap${high}`);
+    const facts = await client.query<{ snap: string; high?: string | null; block?: number }>(
+      `select ${snapshot}::text as snap${high}`,
+    );
     const row = facts.rows[0];
     if (row === undefined) throw new CdcError('INTERNAL', 'the snapshot query returned no row');
-    const filter = options.asOf !== undefined && cursor.kind === 'ctid' ? visibleInSnapshotSql(options.asOf, row.snap) : undefined;
+    const filter =
+      options.asOf !== undefined && cursor.kind === 'ctid' ? visibleInSnapshotSql(options.asOf, row.snap) : undefined;
     const chunk = await readChunk(client, table, cursor, sizing, filter);
     await client.query('commit');
     const xip = parseSnapshotXip(row.snap);
     if (!options.wantHighLsn) return { rows: chunk.rows, next: chunk.next, xip };
-    if (row.high === null || row.high === undefined) throw new CdcError('SOURCE_NOT_READY', 'the server reported no WAL position for the read (a standby that replays nothing?)');
+    if (row.high === null || row.high === undefined)
+      throw new CdcError(
+        'SOURCE_NOT_READY',
+        'the server reported no WAL position for the read (a standby that replays nothing?)',
+      );
     return { rows: chunk.rows, next: chunk.next, xip, highLsn: highWatermark(parseLsn(row.high), row.block ?? 8192) };
   } catch (error) {
     await client.query('rollback').catch(() => undefined);

@@ -165,7 +165,9 @@ export class WindowTracker implements ChangeObserver {
       key,
       // A keyless table's rows are told apart by their place in the chunk; any change of such a
       // table in the window is an unknown key, so its chunk is read again (see snapshot/dblog-window.ts).
-      window: new ChunkWindow<CopyRow>((row) => keyText(spec.schema, row) ?? `#${tracked.read?.ordinals.get(row) ?? -1}`),
+      window: new ChunkWindow<CopyRow>(
+        (row) => keyText(spec.schema, row) ?? `#${tracked.read?.ordinals.get(row) ?? -1}`,
+      ),
       state: spec.opensAt === 'now' ? 'open' : 'waiting-low',
       openedAt: this.recent.position,
       read: undefined,
@@ -217,7 +219,12 @@ export class WindowTracker implements ChangeObserver {
     }
     const tracked = this.byTable.get(key);
     // An insert cannot touch a chunk whose read leaves out rows inserted since its snapshot.
-    if (tracked === undefined || tracked.state === 'waiting-low' || (old === null && tracked.spec.insertsStreamed === true)) return false;
+    if (
+      tracked === undefined ||
+      tracked.state === 'waiting-low' ||
+      (old === null && tracked.spec.insertsStreamed === true)
+    )
+      return false;
     tracked.window.observe(this.keysOf(table, old, row));
     return false;
   }
@@ -330,11 +337,17 @@ export class WindowTracker implements ChangeObserver {
   private apply(signal: Signal, lsn: string): void {
     const current = this.out.currentProgress;
     if (signal.kind === 'execute-snapshot') {
-      this.options.log.info({ tables: signal.tables.map(nameOf) }, 'execute-snapshot signal: incremental snapshot requested');
+      this.options.log.info(
+        { tables: signal.tables.map(nameOf) },
+        'execute-snapshot signal: incremental snapshot requested',
+      );
       this.out.setProgress({ ...current, incremental: requestTables(current.incremental, lsn, signal.tables) });
       this.options.onProgress();
     } else if (signal.kind === 'stop-snapshot') {
-      this.options.log.info({ tables: signal.tables?.map(nameOf) ?? 'all' }, 'stop-snapshot signal: incremental snapshot stopped');
+      this.options.log.info(
+        { tables: signal.tables?.map(nameOf) ?? 'all' },
+        'stop-snapshot signal: incremental snapshot stopped',
+      );
       // Windows of stopped tables emit nothing when they close (see `close`).
       this.out.setProgress({ ...current, incremental: stopTables(current.incremental, signal.tables) });
       this.options.onProgress();
@@ -348,7 +361,10 @@ export class WindowTracker implements ChangeObserver {
     let incremental = this.out.currentProgress.incremental;
     for (const request of requests) {
       incremental = withRequest(requestTables(incremental, formatLsn(lsn), request.tables), request.id);
-      this.options.log.info({ tables: request.tables.map(nameOf), request: request.id }, 'pgcdc snapshot: incremental snapshot requested');
+      this.options.log.info(
+        { tables: request.tables.map(nameOf), request: request.id },
+        'pgcdc snapshot: incremental snapshot requested',
+      );
     }
     this.out.setProgress({ ...this.out.currentProgress, incremental });
     if (commit) this.out.commit(this.out.committedLsn);
@@ -373,11 +389,19 @@ export class WindowTracker implements ChangeObserver {
       return;
     }
     if (tracked.schemaChanged) {
-      tracked.resolve({ kind: 'retry', reason: 'the table changed (DDL) while the chunk was read', schemaChanged: true });
+      tracked.resolve({
+        kind: 'retry',
+        reason: 'the table changed (DDL) while the chunk was read',
+        schemaChanged: true,
+      });
       return;
     }
     if (this.recent.anyBegunBefore(read.xip, tracked.openedAt)) {
-      tracked.resolve({ kind: 'retry', reason: 'a transaction streamed before the window was still running for the read', schemaChanged: false });
+      tracked.resolve({
+        kind: 'retry',
+        reason: 'a transaction streamed before the window was still running for the read',
+        schemaChanged: false,
+      });
       return;
     }
     const result = tracked.window.close();

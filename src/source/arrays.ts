@@ -69,7 +69,8 @@ export function arrayEncoder(element: JsonEncoder, delimiter: string, typeName: 
     for (;;) {
       const c = text.charCodeAt(pos);
       if (c === delim || c === CLOSE) break;
-      if (c === OPEN || c === QUOTE || c === BACKSLASH || Number.isNaN(c)) throw invalidValue(typeName, text, `unexpected character at ${pos}`);
+      if (c === OPEN || c === QUOTE || c === BACKSLASH || Number.isNaN(c))
+        throw invalidValue(typeName, text, `unexpected character at ${pos}`);
       pos++;
     }
     if (pos === start) throw invalidValue(typeName, text, `empty element at ${pos}`);
@@ -85,7 +86,8 @@ export function arrayEncoder(element: JsonEncoder, delimiter: string, typeName: 
     // lists, so the bounds are checked for shape and dropped.
     if (input.charCodeAt(0) === 91 /* [ */) {
       const eq = input.indexOf('=');
-      if (eq < 0 || !/^(\[-?\d+:-?\d+\])+$/.test(input.slice(0, eq))) throw invalidValue(typeName, input, 'malformed dimensions');
+      if (eq < 0 || !/^(\[-?\d+:-?\d+\])+$/.test(input.slice(0, eq)))
+        throw invalidValue(typeName, input, 'malformed dimensions');
       pos = eq + 1;
     }
     if (input.charCodeAt(pos) !== OPEN) throw invalidValue(typeName, input, "expected '{'");

@@ -7,7 +7,13 @@
  */
 import type { PgoutputMessage, RelationColumn, ReplicaIdentity } from '../protocol/messages.ts';
 import { CdcError } from '../core/errors.ts';
-import { isPlainStringEncoder, jsonEncoderFor, type JsonEncoder, type TypeLookup, type ValueOptions } from './values.ts';
+import {
+  isPlainStringEncoder,
+  jsonEncoderFor,
+  type JsonEncoder,
+  type TypeLookup,
+  type ValueOptions,
+} from './values.ts';
 
 export type RelationMessage = Extract<PgoutputMessage, { tag: 'relation' }>;
 
@@ -26,7 +32,9 @@ export interface TableSchema {
   readonly table: string;
   readonly replicaIdentity: ReplicaIdentity;
   readonly columns: readonly ColumnSchema[];
-  /** Indexes into `columns` of the event key: the primary key, else the replica identity key; empty for keyless tables. */
+  /**
+   * Indexes into `columns` of the event key: the primary key, else the replica identity key; empty for keyless tables.
+   * */
   readonly keyIndexes: readonly number[];
 }
 
@@ -37,7 +45,11 @@ export interface TableFacts {
   readonly root?: { readonly schema: string; readonly table: string } | undefined;
 }
 
-function keyIndexesFor(columns: readonly RelationColumn[], facts: TableFacts | undefined, identity: ReplicaIdentity): number[] {
+function keyIndexesFor(
+  columns: readonly RelationColumn[],
+  facts: TableFacts | undefined,
+  identity: ReplicaIdentity,
+): number[] {
   const byName = new Map(columns.map((c, i) => [c.name, i]));
   if (facts && facts.primaryKey.length > 0) {
     const indexes = facts.primaryKey.map((name) => byName.get(name));
@@ -66,7 +78,13 @@ export class RelationCache {
   apply(message: RelationMessage, facts: TableFacts | undefined): TableSchema {
     const columns = message.columns.map((c) => {
       const encode = jsonEncoderFor(c.typeOid, this.lookup, this.options);
-      return { name: c.name, typeOid: c.typeOid, typeMod: c.typeMod, encode, plainString: isPlainStringEncoder(encode) };
+      return {
+        name: c.name,
+        typeOid: c.typeOid,
+        typeMod: c.typeMod,
+        encode,
+        plainString: isPlainStringEncoder(encode),
+      };
     });
     const schema: TableSchema = {
       relationId: message.relationId,
@@ -83,9 +101,13 @@ export class RelationCache {
   get(relationId: number): TableSchema {
     const table = this.tables.get(relationId);
     if (!table) {
-      throw new CdcError('DECODE_UNKNOWN_RELATION', `change for relation ${relationId} arrived before its Relation message`, {
-        hint: 'this is a protocol violation by the server or a bug in pgcdc; restart to re-read the schema',
-      });
+      throw new CdcError(
+        'DECODE_UNKNOWN_RELATION',
+        `change for relation ${relationId} arrived before its Relation message`,
+        {
+          hint: 'this is a protocol violation by the server or a bug in pgcdc; restart to re-read the schema',
+        },
+      );
     }
     return table;
   }

@@ -88,7 +88,12 @@ function isoYear(digits: string, bc: boolean): string {
 
 /** True when the text ends with " BC" at `at`, the only suffix ISO DateStyle prints. */
 function isBc(text: string, at: number): boolean {
-  return text.length === at + 3 && text.charCodeAt(at) === 32 && text.charCodeAt(at + 1) === 66 && text.charCodeAt(at + 2) === 67;
+  return (
+    text.length === at + 3 &&
+    text.charCodeAt(at) === 32 &&
+    text.charCodeAt(at + 1) === 66 &&
+    text.charCodeAt(at + 2) === 67
+  );
 }
 
 export function encodeDate(text: string): string {
@@ -118,7 +123,12 @@ function encodeTimestampText(text: string, withZone: boolean): string {
   const bc = text.length !== zoneEnd;
   if (bc && !isBc(text, zoneEnd)) throw invalidValue(typeName, text);
   // "+00" is the only offset under TimeZone=UTC; say it the ISO way.
-  const utc = withZone && zoneEnd - clock === 3 && text.charCodeAt(clock) === 43 && text.charCodeAt(clock + 1) === 48 && text.charCodeAt(clock + 2) === 48;
+  const utc =
+    withZone &&
+    zoneEnd - clock === 3 &&
+    text.charCodeAt(clock) === 43 &&
+    text.charCodeAt(clock + 1) === 48 &&
+    text.charCodeAt(clock + 2) === 48;
   const zone = !withZone ? '' : utc ? 'Z' : isoOffset(text, clock, zoneEnd);
   if (y === 4 && !bc) return `"${text.slice(0, 10)}T${text.slice(11, clock)}${zone}"`;
   return `"${isoYear(text.slice(0, y), bc)}${text.slice(y, y + 6)}T${text.slice(y + 7, clock)}${zone}"`;
@@ -162,7 +172,18 @@ export function encodeInterval(text: string): string {
   for (let i = 1; i < n; i++) {
     const c = text.charCodeAt(i);
     // digits - . and the designators Y M W D T H S
-    if (!isDigit(c) && c !== 45 && c !== 46 && c !== 89 && c !== 77 && c !== 87 && c !== 68 && c !== 84 && c !== 72 && c !== 83) {
+    if (
+      !isDigit(c) &&
+      c !== 45 &&
+      c !== 46 &&
+      c !== 89 &&
+      c !== 77 &&
+      c !== 87 &&
+      c !== 68 &&
+      c !== 84 &&
+      c !== 72 &&
+      c !== 83
+    ) {
       throw invalidValue('interval', text, 'expected an ISO 8601 duration (IntervalStyle=iso_8601)');
     }
   }

@@ -126,7 +126,12 @@ export class ToastStore {
     this.journalBytes += Buffer.byteLength(text);
     // Compact when the journal is mostly dead operations, and only when nothing is pending beyond
     // `lsn`, so the snapshot written is exactly the state at `lsn`.
-    if (this.committed.length === 0 && this.pending.length === 0 && this.journalBytes > 2 * this.bytes + 16 * 1024 * 1024) await this.rewrite(lsn);
+    if (
+      this.committed.length === 0 &&
+      this.pending.length === 0 &&
+      this.journalBytes > 2 * this.bytes + 16 * 1024 * 1024
+    )
+      await this.rewrite(lsn);
   }
 
   private apply(op: Operation): void {
@@ -179,7 +184,9 @@ export class ToastStore {
       }
     } catch (error) {
       if ((error as { code?: string }).code === 'ENOENT') return;
-      throw new CdcError('INTERNAL', `cannot read the TOAST fill store ${this.file}: ${(error as Error).message}`, { cause: error });
+      throw new CdcError('INTERNAL', `cannot read the TOAST fill store ${this.file}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 
@@ -202,7 +209,9 @@ export class ToastStore {
       this.journalBytes = (await stat(this.file)).size;
     } catch (error) {
       await unlink(temp).catch(() => undefined);
-      throw new CdcError('INTERNAL', `cannot write the TOAST fill store ${this.file}: ${(error as Error).message}`, { cause: error });
+      throw new CdcError('INTERNAL', `cannot write the TOAST fill store ${this.file}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 }

@@ -121,4 +121,3 @@ export const BUILTIN_ARRAY_ELEMENTS: ReadonlyMap<number, readonly [elemOid: numb
   [1263, [2275, 'cstring']],
   [2287, [2249, 'record']],
 ]);
-

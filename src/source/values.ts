@@ -21,7 +21,14 @@ import {
   isJsonInteger,
   scanNumber,
 } from './json-grammar.ts';
-import { encodeDate, encodeInterval, encodeTime, encodeTimestamp, encodeTimestamptz, encodeTimetz } from './temporal.ts';
+import {
+  encodeDate,
+  encodeInterval,
+  encodeTime,
+  encodeTimestamp,
+  encodeTimestamptz,
+  encodeTimetz,
+} from './temporal.ts';
 import { BUILTIN_ARRAY_ELEMENTS, OID } from './type-oids.ts';
 
 /** One row of pg_type, as loaded by postgres/pg-types.ts. */
@@ -226,7 +233,11 @@ function builtinScalar(oid: number, options: ValueOptions): JsonEncoder | undefi
     case OID.jsonb:
       return options.json === 'string' ? encodeText : encodeJsonbValue;
     case OID.bytea:
-      return options.bytea === 'hex' ? encodeByteaHex : options.bytea === 'base64url' ? encodeByteaBase64url : encodeByteaBase64;
+      return options.bytea === 'hex'
+        ? encodeByteaHex
+        : options.bytea === 'base64url'
+          ? encodeByteaBase64url
+          : encodeByteaBase64;
     case OID.date:
       return encodeDate;
     case OID.time:

@@ -47,7 +47,10 @@ export function startPgcdc(args: string[], env: NodeJS.ProcessEnv = {}): PgcdcPr
 }
 
 /** Runs pgcdc to completion. */
-export async function runPgcdc(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runPgcdc(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const proc = startPgcdc(args, env);
   const code = await proc.exited;
   return { code, stdout: proc.stdout(), stderr: proc.stderr() };
@@ -85,7 +88,8 @@ export async function readJsonl(dir: string): Promise<DeliveredEvent[]> {
   }
   const events: DeliveredEvent[] = [];
   // A loop, not push(...all): spreading 100k+ elements overflows the call stack.
-  for (const file of files) for (const event of parseLines(await readFile(path.join(dir, file), 'utf8'))) events.push(event);
+  for (const file of files)
+    for (const event of parseLines(await readFile(path.join(dir, file), 'utf8'))) events.push(event);
   return events;
 }
 
@@ -154,7 +158,10 @@ export interface Comparison {
 }
 
 /** Compares replayed rows with source rows (both keyed by the event key JSON). */
-export function compareRows(replayed: Map<string, Record<string, unknown>> | undefined, source: Map<string, Record<string, unknown>>): Comparison {
+export function compareRows(
+  replayed: Map<string, Record<string, unknown>> | undefined,
+  source: Map<string, Record<string, unknown>>,
+): Comparison {
   const got = replayed ?? new Map<string, Record<string, unknown>>();
   let lost = 0;
   let mismatched = 0;

@@ -25,7 +25,13 @@ export interface Daemon {
 }
 
 /** Starts `file args` and resolves once it listens on `port`; its output is in the error if it dies first. */
-export async function startDaemon(name: string, file: string, args: string[], port: number, options: SpawnOptions = {}): Promise<Daemon> {
+export async function startDaemon(
+  name: string,
+  file: string,
+  args: string[],
+  port: number,
+  options: SpawnOptions = {},
+): Promise<Daemon> {
   assertTeardownPending();
   const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -38,9 +44,13 @@ export async function startDaemon(name: string, file: string, args: string[], po
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
   });
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${output}`);
-    return (await listening(port)) ? true : undefined;
-  }, `${name} to listen`, 30_000);
+  await eventually(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${output}`);
+      return (await listening(port)) ? true : undefined;
+    },
+    `${name} to listen`,
+    30_000,
+  );
   return { output: () => output };
 }

@@ -33,7 +33,10 @@ let tornDown = false;
 // the whole file; an `after()` called inside a test would run when that test ends.
 after(async () => {
   tornDown = true;
-  while (teardown.length > 0) await teardown.pop()?.().catch(() => undefined);
+  while (teardown.length > 0)
+    await teardown
+      .pop()?.()
+      .catch(() => undefined);
 });
 
 /**
@@ -46,7 +49,8 @@ after(async () => {
 export function assertTeardownPending(): void {
   if (tornDown) {
     throw new Error(
-      "the test file's teardown already ran: a test was registered after a top-level await of the test file; decide skips inside the test (t.skip) instead of awaiting at the top level",
+      "the test file's teardown already ran: a test was registered after a top-level await of the test file; " +
+        'decide skips inside the test (t.skip) instead of awaiting at the top level',
     );
   }
 }
@@ -59,7 +63,11 @@ export function onTeardown(step: () => Promise<unknown>): void {
 /** Starts a dedicated cluster for this test (for tests that restart or crash the server). */
 export async function startCluster(options: ClusterOptions = {}): Promise<EmbeddedCluster> {
   assertTeardownPending();
-  const cluster = await EmbeddedCluster.start({ major: TEST_MAJOR, settings: { wal_sender_timeout: '10s' }, ...options });
+  const cluster = await EmbeddedCluster.start({
+    major: TEST_MAJOR,
+    settings: { wal_sender_timeout: '10s' },
+    ...options,
+  });
   return stopWithTheFile(cluster);
 }
 
@@ -124,7 +132,10 @@ export async function freshDatabase(server?: TestServer): Promise<TestDatabase> 
   await sql.connect();
   onTeardown(async () => {
     await sql
-      .query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = current_database() and not active`)
+      .query(
+        `select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = ` +
+          `current_database() and not active`,
+      )
       .catch(() => undefined);
     await sql.end().catch(() => undefined);
   });
@@ -135,7 +146,11 @@ export async function freshDatabase(server?: TestServer): Promise<TestDatabase> 
  * Polls `probe` until it returns a value that is not undefined. Tests await state this way and never
  * sleep a fixed time; the deadline only bounds a hung test, it is not a timing assertion.
  */
-export async function eventually<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 60_000): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {

@@ -31,7 +31,8 @@ export function logRecords(stderr: string): LogRecord[] {
     if (!line.startsWith('{')) continue;
     try {
       const parsed = JSON.parse(line) as unknown;
-      if (typeof parsed === 'object' && parsed !== null && 'msg' in parsed && typeof parsed.msg === 'string') records.push(parsed as LogRecord);
+      if (typeof parsed === 'object' && parsed !== null && 'msg' in parsed && typeof parsed.msg === 'string')
+        records.push(parsed as LogRecord);
     } catch {
       // a line cut short by SIGKILL
     }

@@ -53,7 +53,10 @@ export class ReadGate {
 
   /** Resolves once a reader waits at the gate: until it is let through, it reads nothing more. */
   async readerWaiting(): Promise<void> {
-    await eventually(async () => ((await this.waiting()) >= 1 ? true : undefined), `a reader of ${this.table} waiting at the gate`);
+    await eventually(
+      async () => ((await this.waiting()) >= 1 ? true : undefined),
+      `a reader of ${this.table} waiting at the gate`,
+    );
   }
 
   /** Lets the waiting reader through for one statement or transaction; the gate is closed again after it. */
@@ -62,7 +65,10 @@ export class ReadGate {
     const next = this.idle.query(`begin; lock table ${this.table} in access exclusive mode`);
     next.catch(() => undefined); // awaited below; not an unhandled rejection should a wait fail first
     // Queued behind the reader (both wait for the holder)...
-    await eventually(async () => ((await this.waiting()) >= 2 ? true : undefined), `the next holder queued behind the reader of ${this.table}`);
+    await eventually(
+      async () => ((await this.waiting()) >= 2 ? true : undefined),
+      `the next holder queued behind the reader of ${this.table}`,
+    );
     // ...so the reader goes first, and the next holder closes the gate once the reader is done.
     await this.holder.query('commit');
     await next;

@@ -11,8 +11,23 @@ import type { TestDatabase } from './pg.ts';
 
 export interface StoredProgress {
   lsn: string;
-  snapshot?: { state: string; only?: boolean; tables?: { table: string; emitted: number; cursor: { done: boolean } }[] };
-  incremental?: { id: string; tables: { schema: string; table: string; read: number; emitted: number; stopped?: boolean; cursor: { done: boolean } }[]; requests: string[] };
+  snapshot?: {
+    state: string;
+    only?: boolean;
+    tables?: { table: string; emitted: number; cursor: { done: boolean } }[];
+  };
+  incremental?: {
+    id: string;
+    tables: {
+      schema: string;
+      table: string;
+      read: number;
+      emitted: number;
+      stopped?: boolean;
+      cursor: { done: boolean };
+    }[];
+    requests: string[];
+  };
 }
 
 export async function storedProgress(offsets: string): Promise<StoredProgress | undefined> {
@@ -77,7 +92,12 @@ export interface Verdict {
  * Replays every delivered event of `topicTable` onto an empty map and compares with the table,
  * selected by `select` (its columns must be the event's, its key `id`).
  */
-export async function verifyTable(db: TestDatabase, out: string, table: string, select = `select * from ${table}`): Promise<Verdict & { events: DeliveredEvent[] }> {
+export async function verifyTable(
+  db: TestDatabase,
+  out: string,
+  table: string,
+  select = `select * from ${table}`,
+): Promise<Verdict & { events: DeliveredEvent[] }> {
   const events = (await readJsonl(out)).filter((e) => e.topic === `${db.name}.public.${table}`);
   const { rows } = await db.sql.query<Record<string, unknown>>(select);
   const source = new Map(rows.map((r) => [JSON.stringify({ id: r.id }), r]));
@@ -96,7 +116,13 @@ export async function verifyTable(db: TestDatabase, out: string, table: string, 
 
 export function assertExact(verdict: Verdict, what: string): void {
   assert.deepEqual(
-    { lost: verdict.lost, extra: verdict.extra, mismatched: verdict.mismatched, duplicates: verdict.duplicates, rereads: verdict.rereads },
+    {
+      lost: verdict.lost,
+      extra: verdict.extra,
+      mismatched: verdict.mismatched,
+      duplicates: verdict.duplicates,
+      rereads: verdict.rereads,
+    },
     { lost: 0, extra: 0, mismatched: 0, duplicates: 0, rereads: 0 },
     what,
   );
@@ -121,7 +147,10 @@ export interface MultisetVerdict {
  * removes one copy of `before` and adds `after`, `d` removes one copy of `before`, `t` empties it)
  * in delivery order, and compares it with `rows` (the table read with the events' columns in order).
  */
-export function replayMultiset(events: readonly DeliveredEvent[], rows: readonly Record<string, unknown>[]): MultisetVerdict {
+export function replayMultiset(
+  events: readonly DeliveredEvent[],
+  rows: readonly Record<string, unknown>[],
+): MultisetVerdict {
   const bag = new Map<string, number>();
   const add = (row: Record<string, unknown>): void => {
     const key = JSON.stringify(row);

@@ -44,7 +44,9 @@ export async function startSshd(passphrase: string): Promise<Sshd> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-sshd-'));
   onTeardown(() => rm(dir, { recursive: true, force: true }));
   const keygen = (file: string, secret = ''): void => {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', secret, '-C', 'pgcdc-test', '-f', path.join(dir, file)], { stdio: 'pipe' });
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', secret, '-C', 'pgcdc-test', '-f', path.join(dir, file)], {
+      stdio: 'pipe',
+    });
   };
   keygen('host_key');
   keygen('other_host_key');
@@ -52,21 +54,24 @@ export async function startSshd(passphrase: string): Promise<Sshd> {
   keygen('stranger_key');
   await writeFile(path.join(dir, 'authorized_keys'), await readFile(path.join(dir, 'client_key.pub')));
   const port = await freePort();
-  await writeFile(path.join(dir, 'sshd_config'), [
-    `Port ${port}`,
-    'ListenAddress 127.0.0.1',
-    `HostKey ${path.join(dir, 'host_key')}`,
-    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-    `PidFile ${path.join(dir, 'sshd.pid')}`,
-    'PermitRootLogin prohibit-password',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'UsePAM no',
-    'StrictModes no',
-    'AllowTcpForwarding yes',
-    'LogLevel DEBUG1',
-    '',
-  ].join('\n'));
+  await writeFile(
+    path.join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${path.join(dir, 'host_key')}`,
+      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+      `PidFile ${path.join(dir, 'sshd.pid')}`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'AllowTcpForwarding yes',
+      'LogLevel DEBUG1',
+      '',
+    ].join('\n'),
+  );
   if (userInfo().uid === 0) {
     // sshd's privilege separation directory (the package's service normally creates it).
     await mkdir('/run/sshd', { recursive: true });
@@ -75,7 +80,10 @@ export async function startSshd(passphrase: string): Promise<Sshd> {
   const daemon = await startDaemon('sshd', SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], port);
   const pub = (await readFile(path.join(dir, 'host_key.pub'), 'utf8')).trim().split(/\s+/);
   const other = (await readFile(path.join(dir, 'other_host_key.pub'), 'utf8')).trim().split(/\s+/);
-  const print = (file: string): string => execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', path.join(dir, file)]).toString().split(/\s+/)[1] ?? '';
+  const print = (file: string): string =>
+    execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', path.join(dir, file)])
+      .toString()
+      .split(/\s+/)[1] ?? '';
   return {
     port,
     dir,

@@ -12,7 +12,18 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readlink, symlink, writeFile, appendFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readlink,
+  symlink,
+  writeFile,
+  appendFile,
+} from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -39,7 +50,16 @@ export interface Standby {
 }
 
 /** Directories whose contents a base backup leaves out (PostgreSQL recreates them); WAL comes by streaming. */
-const EMPTY_DIRS = new Set(['pg_wal', 'pg_replslot', 'pg_stat_tmp', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_subtrans']);
+const EMPTY_DIRS = new Set([
+  'pg_wal',
+  'pg_replslot',
+  'pg_stat_tmp',
+  'pg_dynshmem',
+  'pg_notify',
+  'pg_serial',
+  'pg_snapshots',
+  'pg_subtrans',
+]);
 const SKIP_FILES = new Set(['postmaster.pid', 'postmaster.opts', 'backup_label', 'tablespace_map']);
 
 /**
@@ -79,10 +99,14 @@ function confConninfo(parts: Record<string, string | number>): string {
 async function lowLevelBackup(primary: pg.Client, major: number, dataDir: string, from: string): Promise<void> {
   const label = `pgcdc-standby-${randomBytes(3).toString('hex')}`;
   // Non-exclusive backups end in the same session that started them.
-  await primary.query(major >= 15 ? 'select pg_backup_start($1, true)' : 'select pg_start_backup($1, true, false)', [label]);
+  await primary.query(major >= 15 ? 'select pg_backup_start($1, true)' : 'select pg_start_backup($1, true, false)', [
+    label,
+  ]);
   await copyLive(from, dataDir);
   const { rows } = await primary.query<{ labelfile: string; spcmapfile: string | null }>(
-    major >= 15 ? 'select labelfile, spcmapfile from pg_backup_stop(false)' : 'select labelfile, spcmapfile from pg_stop_backup(false, false)',
+    major >= 15
+      ? 'select labelfile, spcmapfile from pg_backup_stop(false)'
+      : 'select labelfile, spcmapfile from pg_stop_backup(false, false)',
   );
   await writeFile(path.join(dataDir, 'backup_label'), rows[0]?.labelfile ?? '');
   if (rows[0]?.spcmapfile) await writeFile(path.join(dataDir, 'tablespace_map'), rows[0].spcmapfile);
@@ -104,10 +128,28 @@ export async function startStandby(primary: EmbeddedCluster, options: StandbyOpt
   try {
     await client.query('select pg_create_physical_replication_slot($1, true)', [slot]);
     if (method === 'pg_basebackup') {
-      execFileSync(basebackup, ['-D', dataDir, '-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-X', 'stream', '-S', slot, '--checkpoint=fast'], {
-        env: { ...process.env, PGPASSWORD: primary.password },
-        stdio: 'pipe',
-      });
+      execFileSync(
+        basebackup,
+        [
+          '-D',
+          dataDir,
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(primary.port),
+          '-U',
+          'postgres',
+          '-X',
+          'stream',
+          '-S',
+          slot,
+          '--checkpoint=fast',
+        ],
+        {
+          env: { ...process.env, PGPASSWORD: primary.password },
+          stdio: 'pipe',
+        },
+      );
     } else {
       await lowLevelBackup(client, primary.major, dataDir, primary.dataDir);
     }
@@ -121,15 +163,25 @@ export async function startStandby(primary: EmbeddedCluster, options: StandbyOpt
     unix_socket_directories: `'${baseDir}'`,
     hot_standby: 'on',
     hot_standby_feedback: options.hotStandbyFeedback === false ? 'off' : 'on',
-    primary_conninfo: confConninfo({ host: '127.0.0.1', port: primary.port, user: 'postgres', password: primary.password, application_name: slot }),
+    primary_conninfo: confConninfo({
+      host: '127.0.0.1',
+      port: primary.port,
+      user: 'postgres',
+      password: primary.password,
+      application_name: slot,
+    }),
     primary_slot_name: slot,
     ...options.settings,
   };
-  const lines = Object.entries(settings).map(([k, v]) => (typeof v === 'number' || String(v).startsWith("'") ? `${k} = ${v}` : `${k} = '${v}'`));
+  const lines = Object.entries(settings).map(([k, v]) =>
+    typeof v === 'number' || String(v).startsWith("'") ? `${k} = ${v}` : `${k} = '${v}'`,
+  );
   await appendFile(path.join(dataDir, 'postgresql.conf'), `\n# pgcdc standby\n${lines.join('\n')}\n`);
   await chmod(dataDir, 0o700);
   if (userInfo().uid === 0) execFileSync('chown', ['-R', 'postgres:postgres', baseDir]);
-  const cluster = stopWithTheFile(await EmbeddedCluster.start({ major: primary.major, baseDir, port, password: primary.password }));
+  const cluster = stopWithTheFile(
+    await EmbeddedCluster.start({ major: primary.major, baseDir, port, password: primary.password }),
+  );
   const standby: Standby = {
     cluster,
     method,
@@ -137,7 +189,9 @@ export async function startStandby(primary: EmbeddedCluster, options: StandbyOpt
     caughtUp: async () => {
       const p = new pg.Client({ connectionString: primary.url('postgres') });
       await p.connect();
-      const { rows } = await p.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn').finally(() => p.end());
+      const { rows } = await p
+        .query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')
+        .finally(() => p.end());
       const target = rows[0]?.lsn ?? '0/0';
       const s = new pg.Client({ connectionString: cluster.url('postgres') });
       await s.connect();

@@ -9,7 +9,14 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { freshDatabase, onTeardown, TEST_MAJOR } from '../harness/pg.ts';
 import { SESSION_OPTIONS } from '../../src/postgres/connect.ts';
-import { copyRows, initialCursor, readChunk, selectColumns, type BackfillTable, type ChunkCursor } from '../../src/snapshot/query.ts';
+import {
+  copyRows,
+  initialCursor,
+  readChunk,
+  selectColumns,
+  type BackfillTable,
+  type ChunkCursor,
+} from '../../src/snapshot/query.ts';
 import { chunkSizing, describeBackfillTable } from '../../src/snapshot/tables.ts';
 import type { CopyRow } from '../../src/snapshot/copy-text.ts';
 import { ALL_TYPES_TABLE, allTypesColumns, allTypesDdl, allTypesInserts } from '../fixtures/all-types.ts';
@@ -56,12 +63,44 @@ test(`COPY text equals the output-function text for every type (PostgreSQL ${TES
   assert.deepEqual(copied, reference.rows);
   // And through the table description and a keyset chunk.
   const table = await describeBackfillTable(client, 'public', ALL_TYPES_TABLE, major);
-  assert.deepEqual(table.columns.map((c) => c.name), columns.map((c) => c.name));
+  assert.deepEqual(
+    table.columns.map((c) => c.name),
+    columns.map((c) => c.name),
+  );
   const { rows } = await readAll(table, 2);
   assert.deepEqual(rows, reference.rows);
 });
 
-const TRICKY = ['', ' ', 'a', 'A', 'b', 'B', 'ä', 'é', 'e', 'ß', 'ss', 'Z', 'z', '\\', '\\N', 'a\tb', 'a\nb', "o'k", '"q"', '😀', '日本', '-', '_', '0', '10', '9', 'a ', 'a  '];
+const TRICKY = [
+  '',
+  ' ',
+  'a',
+  'A',
+  'b',
+  'B',
+  'ä',
+  'é',
+  'e',
+  'ß',
+  'ss',
+  'Z',
+  'z',
+  '\\',
+  '\\N',
+  'a\tb',
+  'a\nb',
+  "o'k",
+  '"q"',
+  '😀',
+  '日本',
+  '-',
+  '_',
+  '0',
+  '10',
+  '9',
+  'a ',
+  'a  ',
+];
 
 test('composite text+int keys: every row once, in COLLATE "C" order, whatever the chunk size', async () => {
   await client.query(`create table "Multi Key" ("Region" text, n int4, payload text, primary key ("Region", n))`);
@@ -69,7 +108,10 @@ test('composite text+int keys: every row once, in COLLATE "C" order, whatever th
   for (const [r, n, p] of values) await client.query(`insert into "Multi Key" values ($1, $2, $3)`, [r, n, p]);
   const table = await describeBackfillTable(client, 'public', 'Multi Key', major);
   assert.deepEqual(table.keyIndexes, [0, 1]);
-  assert.deepEqual(table.columns.map((c) => c.collatable), [true, false, true]);
+  assert.deepEqual(
+    table.columns.map((c) => c.collatable),
+    [true, false, true],
+  );
   const expected = await copyRows(client, `${selectColumns(table)} ORDER BY "Region" COLLATE "C", n`, 3);
   assert.equal(expected.length, values.length);
   for (const size of [1, 2, 7, 1000]) {
@@ -79,29 +121,41 @@ test('composite text+int keys: every row once, in COLLATE "C" order, whatever th
   }
 });
 
-test('a text key whose column collation is case-insensitive (ICU, nondeterministic) still gets every row once', async (t) => {
-  const icu = await client.query(`select 1 from pg_collation where collprovider = 'i' limit 1`);
-  if (major < 12 || icu.rowCount === 0) {
-    t.skip('needs PostgreSQL 12+ built with ICU');
-    return;
-  }
-  await client.query(`create collation if not exists ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`);
-  // Under `ci`, 'a' = 'A': a keyset on the column's own collation would skip one of them. The
-  // primary key itself also uses `ci`, so only case-distinct values that are unique under it go in.
-  await client.query(`create table ci_keys (k text collate ci primary key, v int)`);
-  const keys = ['a', 'B', 'c', 'É', 'ß', '😀', 'Zz', ' ', 'y', 'x\\', '\\N'];
-  for (const [i, k] of keys.entries()) await client.query(`insert into ci_keys values ($1, $2)`, [k, i]);
-  const table = await describeBackfillTable(client, 'public', 'ci_keys', major);
-  const { rows } = await readAll(table, 2);
-  const sortedC = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-  assert.deepEqual(rows.map((r) => r[0]), sortedC);
-});
+test(
+  'a text key whose column collation is case-insensitive (ICU, nondeterministic) still gets every row ' + 'once',
+  async (t) => {
+    const icu = await client.query(`select 1 from pg_collation where collprovider = 'i' limit 1`);
+    if (major < 12 || icu.rowCount === 0) {
+      t.skip('needs PostgreSQL 12+ built with ICU');
+      return;
+    }
+    await client.query(
+      `create collation if not exists ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`,
+    );
+    // Under `ci`, 'a' = 'A': a keyset on the column's own collation would skip one of them. The
+    // primary key itself also uses `ci`, so only case-distinct values that are unique under it go in.
+    await client.query(`create table ci_keys (k text collate ci primary key, v int)`);
+    const keys = ['a', 'B', 'c', 'É', 'ß', '😀', 'Zz', ' ', 'y', 'x\\', '\\N'];
+    for (const [i, k] of keys.entries()) await client.query(`insert into ci_keys values ($1, $2)`, [k, i]);
+    const table = await describeBackfillTable(client, 'public', 'ci_keys', major);
+    const { rows } = await readAll(table, 2);
+    const sortedC = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    assert.deepEqual(
+      rows.map((r) => r[0]),
+      sortedC,
+    );
+  },
+);
 
 test('varchar, uuid and numeric keys with values that need exact literals', async () => {
   await client.query(`create table typed_keys (a varchar(20), b uuid, c numeric(30,10), primary key (a, b, c))`);
   const rows: [string, string, string][] = [];
   for (let i = 0; i < 40; i++) {
-    rows.push([i % 3 === 0 ? 'x' : `v'${i % 5}\\`, `00000000-0000-0000-0000-0000000000${String(i % 7).padStart(2, '0')}`, `12345678901234567890.${String(i).padStart(10, '0')}`]);
+    rows.push([
+      i % 3 === 0 ? 'x' : `v'${i % 5}\\`,
+      `00000000-0000-0000-0000-0000000000${String(i % 7).padStart(2, '0')}`,
+      `12345678901234567890.${String(i).padStart(10, '0')}`,
+    ]);
   }
   for (const r of rows) await client.query(`insert into typed_keys values ($1, $2, $3) on conflict do nothing`, r);
   const table = await describeBackfillTable(client, 'public', 'typed_keys', major);

@@ -17,13 +17,20 @@ async function workdir(): Promise<string> {
 function runArgs(db: TestDatabase, dir: string, tables: string, extra: string[] = []): string[] {
   return [
     'run',
-    '--source', db.url,
-    '--slot', slotName(db),
-    '--publication', 'it_pub',
-    '--tables', tables,
-    '--out', path.join(dir, 'events'),
-    '--offsets', path.join(dir, 'offsets.json'),
-    '--log-format', 'json',
+    '--source',
+    db.url,
+    '--slot',
+    slotName(db),
+    '--publication',
+    'it_pub',
+    '--tables',
+    tables,
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
     ...extra,
   ];
 }
@@ -34,63 +41,80 @@ function slotName(db: TestDatabase): string {
 }
 
 async function slotConfirmed(db: TestDatabase): Promise<string | undefined> {
-  const { rows } = await db.sql.query<{ lsn: string | null }>(`select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1`, [slotName(db)]);
+  const { rows } = await db.sql.query<{ lsn: string | null }>(
+    `select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1`,
+    [slotName(db)],
+  );
   return rows[0]?.lsn ?? undefined;
 }
 
-async function sourceRows(db: TestDatabase, table: string, key: string[]): Promise<Map<string, Record<string, unknown>>> {
+async function sourceRows(
+  db: TestDatabase,
+  table: string,
+  key: string[],
+): Promise<Map<string, Record<string, unknown>>> {
   const { rows } = await db.sql.query<Record<string, unknown>>(`select * from ${table}`);
   return new Map(rows.map((r) => [JSON.stringify(Object.fromEntries(key.map((k) => [k, r[k]]))), r]));
 }
 
-test('insert, update, delete and truncate arrive as c/u/d/t events; SIGTERM stops cleanly and confirms the offset', async () => {
-  const db = await freshDatabase();
-  const dir = await workdir();
-  await db.sql.query(`create table items (id int primary key, name text not null, qty int)`);
-  const proc = startPgcdc(runArgs(db, dir, 'public.items'));
-  await eventually(() => slotConfirmed(db), 'slot created');
-  // A first checkpoint exists before any event is written, so a crash right after the first write recovers.
-  const first = await eventually(async () => {
-    const text = await readFile(path.join(dir, 'offsets.json'), 'utf8').catch(() => undefined);
-    return text === undefined ? undefined : (JSON.parse(text) as { lsn: string; sink: unknown });
-  }, 'initial checkpoint');
-  assert.deepEqual(first.sink, { files: {} });
-  await db.sql.query(`insert into items values (1, 'apple', 3), (2, 'pear', 5)`);
-  await db.sql.query(`update items set qty = 4 where id = 1`);
-  await db.sql.query(`delete from items where id = 2`);
-  await db.sql.query(`truncate items`);
-  const events = await eventually(async () => {
-    const all = await readJsonl(path.join(dir, 'events'));
-    return all.length >= 5 ? all : undefined;
-  }, 'five events');
-  proc.kill('SIGTERM');
-  assert.equal(await proc.exited, 0, proc.stderr());
+test(
+  'insert, update, delete and truncate arrive as c/u/d/t events; SIGTERM stops cleanly and confirms the ' + 'offset',
+  async () => {
+    const db = await freshDatabase();
+    const dir = await workdir();
+    await db.sql.query(`create table items (id int primary key, name text not null, qty int)`);
+    const proc = startPgcdc(runArgs(db, dir, 'public.items'));
+    await eventually(() => slotConfirmed(db), 'slot created');
+    // A first checkpoint exists before any event is written, so a crash right after the first write recovers.
+    const first = await eventually(async () => {
+      const text = await readFile(path.join(dir, 'offsets.json'), 'utf8').catch(() => undefined);
+      return text === undefined ? undefined : (JSON.parse(text) as { lsn: string; sink: unknown });
+    }, 'initial checkpoint');
+    assert.deepEqual(first.sink, { files: {} });
+    await db.sql.query(`insert into items values (1, 'apple', 3), (2, 'pear', 5)`);
+    await db.sql.query(`update items set qty = 4 where id = 1`);
+    await db.sql.query(`delete from items where id = 2`);
+    await db.sql.query(`truncate items`);
+    const events = await eventually(async () => {
+      const all = await readJsonl(path.join(dir, 'events'));
+      return all.length >= 5 ? all : undefined;
+    }, 'five events');
+    proc.kill('SIGTERM');
+    assert.equal(await proc.exited, 0, proc.stderr());
 
-  const ordered = commitOrder(events);
-  assert.deepEqual(ordered.map((e) => e.value.op), ['c', 'c', 'u', 'd', 't']);
-  const [c1, , u, d, t] = ordered;
-  const dbName = db.name;
-  assert.equal(c1?.topic, `${dbName}.public.items`);
-  assert.deepEqual(c1?.key, { id: 1 });
-  assert.deepEqual(c1?.value.after, { id: 1, name: 'apple', qty: 3 });
-  assert.equal(c1?.value.before, null);
-  assert.equal(c1?.value.source.table, 'items');
-  assert.equal(c1?.value.source.db, dbName);
-  assert.equal(c1?.value.source.snapshot, 'false');
-  assert.match(c1?.id ?? '', /^[0-9A-F]+\/[0-9A-F]+:0$/);
-  assert.equal(c1?.id.split(':')[0], c1?.value.source.commit_lsn);
-  assert.equal(c1?.value.transaction.total_order, 1);
-  assert.deepEqual(u?.value.after, { id: 1, name: 'apple', qty: 4 });
-  assert.equal(u?.value.before, null, 'REPLICA IDENTITY DEFAULT sends no before image for updates');
-  assert.deepEqual(d?.key, { id: 2 });
-  assert.deepEqual(d?.value.before, { id: 2, name: null, qty: null }, 'DEFAULT identity: delete carries the key only');
-  assert.equal(t?.key, null);
+    const ordered = commitOrder(events);
+    assert.deepEqual(
+      ordered.map((e) => e.value.op),
+      ['c', 'c', 'u', 'd', 't'],
+    );
+    const [c1, , u, d, t] = ordered;
+    const dbName = db.name;
+    assert.equal(c1?.topic, `${dbName}.public.items`);
+    assert.deepEqual(c1?.key, { id: 1 });
+    assert.deepEqual(c1?.value.after, { id: 1, name: 'apple', qty: 3 });
+    assert.equal(c1?.value.before, null);
+    assert.equal(c1?.value.source.table, 'items');
+    assert.equal(c1?.value.source.db, dbName);
+    assert.equal(c1?.value.source.snapshot, 'false');
+    assert.match(c1?.id ?? '', /^[0-9A-F]+\/[0-9A-F]+:0$/);
+    assert.equal(c1?.id.split(':')[0], c1?.value.source.commit_lsn);
+    assert.equal(c1?.value.transaction.total_order, 1);
+    assert.deepEqual(u?.value.after, { id: 1, name: 'apple', qty: 4 });
+    assert.equal(u?.value.before, null, 'REPLICA IDENTITY DEFAULT sends no before image for updates');
+    assert.deepEqual(d?.key, { id: 2 });
+    assert.deepEqual(
+      d?.value.before,
+      { id: 2, name: null, qty: null },
+      'DEFAULT identity: delete carries the key only',
+    );
+    assert.equal(t?.key, null);
 
-  // The clean stop stored the offset and confirmed exactly it to PostgreSQL.
-  const stored = JSON.parse(await readFile(path.join(dir, 'offsets.json'), 'utf8')) as { lsn: string };
-  assert.equal(await slotConfirmed(db), stored.lsn);
-  assert.match(proc.stderr(), /"msg":"stopped"/);
-});
+    // The clean stop stored the offset and confirmed exactly it to PostgreSQL.
+    const stored = JSON.parse(await readFile(path.join(dir, 'offsets.json'), 'utf8')) as { lsn: string };
+    assert.equal(await slotConfirmed(db), stored.lsn);
+    assert.match(proc.stderr(), /"msg":"stopped"/);
+  },
+);
 
 test('REPLICA IDENTITY FULL gives whole before images; multi-table transactions keep commit order', async () => {
   const db = await freshDatabase();
@@ -100,7 +124,10 @@ test('REPLICA IDENTITY FULL gives whole before images; multi-table transactions 
   await db.sql.query(`insert into a values (1, 'a1'); insert into b values (1, 'b1')`);
   const proc = startPgcdc([...runArgs(db, dir, 'public.a,public.b'), '--sink', 'stdout']);
   await eventually(() => slotConfirmed(db), 'slot created');
-  await db.sql.query(`begin; update b set v = 'b2' where id = 1; insert into a values (2, 'a2'); update a set v = 'a1x' where id = 1; delete from b where id = 1; commit`);
+  await db.sql.query(
+    `begin; update b set v = 'b2' where id = 1; insert into a values (2, 'a2'); update a set v = 'a1x' where ` +
+      `id = 1; delete from b where id = 1; commit`,
+  );
   await db.sql.query(`begin; insert into b values (5, 'b5'); insert into a values (5, 'a5'); commit`);
   const all = await eventually(() => {
     const got = parseLines(proc.stdout());
@@ -116,15 +143,30 @@ test('REPLICA IDENTITY FULL gives whole before images; multi-table transactions 
   assert.equal(ra?.value.transaction, null);
   const events = all.slice(2);
   // stdout is one stream: it must already be in commit order.
-  assert.deepEqual(events.map((e) => `${e.value.source.table}:${e.value.op}`), ['b:u', 'a:c', 'a:u', 'b:d', 'b:c', 'a:c']);
+  assert.deepEqual(
+    events.map((e) => `${e.value.source.table}:${e.value.op}`),
+    ['b:u', 'a:c', 'a:u', 'b:d', 'b:c', 'a:c'],
+  );
   assert.deepEqual(events[0]?.value.before, { id: 1, v: 'b1' }, 'FULL identity: whole old row');
   assert.deepEqual(events[3]?.value.before, { id: 1, v: 'b2' });
   assert.equal(events[2]?.value.before, null, 'DEFAULT identity: no before image');
   const first = events.slice(0, 4);
-  assert.ok(first.every((e) => e.value.source.txId === first[0]?.value.source.txId), 'one transaction');
-  assert.deepEqual(first.map((e) => e.value.transaction.total_order), [1, 2, 3, 4]);
-  assert.deepEqual(first.map((e) => e.value.transaction.data_collection_order), [1, 1, 2, 2]);
-  assert.deepEqual(first.map((e) => e.id.split(':')[1]), ['0', '1', '2', '3']);
+  assert.ok(
+    first.every((e) => e.value.source.txId === first[0]?.value.source.txId),
+    'one transaction',
+  );
+  assert.deepEqual(
+    first.map((e) => e.value.transaction.total_order),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    first.map((e) => e.value.transaction.data_collection_order),
+    [1, 1, 2, 2],
+  );
+  assert.deepEqual(
+    first.map((e) => e.id.split(':')[1]),
+    ['0', '1', '2', '3'],
+  );
 });
 
 test('SIGKILL mid-stream, then the same command again: nothing lost, nothing duplicated in the JSONL', async () => {
@@ -152,7 +194,10 @@ test('SIGKILL mid-stream, then the same command again: nothing lost, nothing dup
 
   for (let kill = 0; kill < 3; kill++) {
     const target = (kill + 1) * 1500;
-    await eventually(async () => ((await readJsonl(path.join(dir, 'events'))).length > target ? true : undefined), `more than ${target} events`);
+    await eventually(
+      async () => ((await readJsonl(path.join(dir, 'events'))).length > target ? true : undefined),
+      `more than ${target} events`,
+    );
     proc.kill('SIGKILL');
     await proc.exited;
     proc = startPgcdc(args);
@@ -165,7 +210,9 @@ test('SIGKILL mid-stream, then the same command again: nothing lost, nothing dup
     const stored = JSON.parse(await readFile(path.join(dir, 'offsets.json'), 'utf8')) as { lsn: string };
     const [sh = '', sl = ''] = stored.lsn.split('/');
     const [eh = '', el = ''] = end.split('/');
-    return BigInt(`0x${sh}`) * 2n ** 32n + BigInt(`0x${sl}`) >= BigInt(`0x${eh}`) * 2n ** 32n + BigInt(`0x${el}`) ? true : undefined;
+    return BigInt(`0x${sh}`) * 2n ** 32n + BigInt(`0x${sl}`) >= BigInt(`0x${eh}`) * 2n ** 32n + BigInt(`0x${el}`)
+      ? true
+      : undefined;
   }, 'offset to reach the end of the workload');
   proc.kill('SIGTERM');
   assert.equal(await proc.exited, 0, proc.stderr());
@@ -201,7 +248,10 @@ test('refuses to resume when the slot is gone or the server is another cluster',
   const proc = startPgcdc(args);
   await eventually(() => slotConfirmed(db), 'slot created');
   await db.sql.query(`insert into t values (1)`);
-  await eventually(async () => ((await readJsonl(path.join(dir, 'events'))).length === 1 ? true : undefined), 'one event');
+  await eventually(
+    async () => ((await readJsonl(path.join(dir, 'events'))).length === 1 ? true : undefined),
+    'one event',
+  );
   proc.kill('SIGTERM');
   assert.equal(await proc.exited, 0);
 
@@ -213,7 +263,14 @@ test('refuses to resume when the slot is gone or the server is another cluster',
   assert.equal(changed.code, 1);
   assert.match(changed.stderr, /different PostgreSQL cluster.*changes may have been lost/);
   // One error line (the start-up's preflight warnings, TLS off here, are log lines before it).
-  assert.equal(changed.stderr.trim().split('\n').filter((l) => l.startsWith('pgcdc:')).length, 1, 'one error line');
+  assert.equal(
+    changed.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('pgcdc:')).length,
+    1,
+    'one error line',
+  );
   await writeFile(offsetsPath, original);
 
   // Someone else consumed the slot past our offset (PostgreSQL 11+ can advance a slot by hand).
@@ -241,7 +298,9 @@ test('bad input gives one clear line and exit code 2', async () => {
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown option '--no-such-flag'/);
 
-  const malformed = await runPgcdc(runArgs(db, dir, 'public.t').map((a) => (a === db.url ? 'postgres://user:s3cret@[bad' : a)));
+  const malformed = await runPgcdc(
+    runArgs(db, dir, 'public.t').map((a) => (a === db.url ? 'postgres://user:s3cret@[bad' : a)),
+  );
   assert.equal(malformed.code, 2);
   assert.match(malformed.stderr, /source URL is malformed/);
   assert.doesNotMatch(malformed.stderr, /s3cret/);
@@ -256,14 +315,28 @@ test('bad input gives one clear line and exit code 2', async () => {
   const noTable = await runPgcdc(runArgs(db, dir, 'public.t,public.nope'));
   assert.equal(noTable.code, 2);
   assert.match(noTable.stderr, /table not found: public\.nope/);
-  for (const r of [unknown, malformed, unreachable, noTable]) assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('pgcdc:')).length, 1, r.stderr);
+  for (const r of [unknown, malformed, unreachable, noTable])
+    assert.equal(
+      r.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('pgcdc:')).length,
+      1,
+      r.stderr,
+    );
 });
 
 test('an unchanged TOASTed column carries the placeholder; REPLICA IDENTITY FULL sends the real value', async () => {
   const db = await freshDatabase();
   const dir = await workdir();
-  await db.sql.query(`create table docs (id int primary key, title text, body text); alter table docs alter column body set storage external`);
-  await db.sql.query(`create table full_docs (id int primary key, title text, body text); alter table full_docs alter column body set storage external; alter table full_docs replica identity full`);
+  await db.sql.query(
+    `create table docs (id int primary key, title text, body text); alter table docs alter column body set ` +
+      `storage external`,
+  );
+  await db.sql.query(
+    `create table full_docs (id int primary key, title text, body text); alter table full_docs alter column ` +
+      `body set storage external; alter table full_docs replica identity full`,
+  );
   const big = 'x'.repeat(20_000);
   await db.sql.query(`insert into docs values (1, 'a', $1)`, [big]);
   await db.sql.query(`insert into full_docs values (1, 'a', $1)`, [big]);
@@ -279,7 +352,10 @@ test('an unchanged TOASTed column carries the placeholder; REPLICA IDENTITY FULL
   assert.equal(await proc.exited, 0, proc.stderr());
   const reads = (await readJsonl(path.join(dir, 'events'))).filter((e) => e.value.op === 'r');
   assert.equal(reads.length, 2, 'the snapshot read both documents');
-  assert.ok(reads.every((e) => e.value.after?.body === big), 'snapshot reads carry the whole TOASTed value');
+  assert.ok(
+    reads.every((e) => e.value.after?.body === big),
+    'snapshot reads carry the whole TOASTed value',
+  );
   const plain = events.find((e) => e.value.source.table === 'docs');
   const full = events.find((e) => e.value.source.table === 'full_docs');
   assert.deepEqual(plain?.value.after, { id: 1, title: 'b', body: '__pgcdc_unavailable_value' });
@@ -298,7 +374,10 @@ test('a user who may not create the publication gets one line with the SQL to ru
   url.password = 'pw-canary-7';
   const result = await runPgcdc(runArgs(db, dir, 'public.owned').map((a) => (a === db.url ? url.toString() : a)));
   assert.equal(result.code, 2, result.stderr);
-  assert.match(result.stderr, /publication it_pub does not exist and could not be created .* run as a table owner or superuser: CREATE PUBLICATION "it_pub" FOR TABLE "public"."owned"( WITH \(publish_generated_columns = stored\))?;/);
+  assert.match(
+    result.stderr,
+    /publication it_pub does not exist and could not be created .* run as a table owner or superuser: CREATE PUBLICATION "it_pub" FOR TABLE "public"."owned"( WITH \(publish_generated_columns = stored\))?;/,
+  );
   assert.doesNotMatch(result.stderr, /pw-canary-7/);
   assert.equal(await slotConfirmed(db), undefined, 'nothing was created');
 });

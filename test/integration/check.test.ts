@@ -33,7 +33,8 @@ async function check(url: string, args: string[] = []): Promise<{ code: number; 
   const env = { PGPASSWORD: CANARY };
   const json = await runPgcdc(['check', '--source', url, '--json', ...args], env);
   const text = await runPgcdc(['check', '--source', url, ...args], env);
-  for (const out of [json.stdout, json.stderr, text.stdout, text.stderr]) assert.ok(!out.includes(CANARY), 'the password must never be printed');
+  for (const out of [json.stdout, json.stderr, text.stdout, text.stderr])
+    assert.ok(!out.includes(CANARY), 'the password must never be printed');
   assert.equal(text.code, json.code, text.stderr);
   let report: JsonReport;
   try {
@@ -67,39 +68,79 @@ test('a misconfigured database: every error at once, each with its fix', async (
   assert.equal(code, 1, text);
   assert.equal(report.ok, false);
   const errors = codes(report.errors);
-  for (const expected of ['publication-missing', 'replica-identity-missing', 'replication-privilege', 'select-privilege']) {
+  for (const expected of [
+    'publication-missing',
+    'replica-identity-missing',
+    'replication-privilege',
+    'select-privilege',
+  ]) {
     assert.ok(errors.includes(expected), `${expected} in ${errors.join(', ')}`);
   }
   assert.ok(report.errors.every((e) => e.fix.length > 0));
-  assert.match(report.errors.find((e) => e.code === 'replication-privilege')?.fix ?? '', /ALTER ROLE "u_t_[0-9a-f]+" WITH REPLICATION;/);
-  assert.match(report.errors.find((e) => e.code === 'replica-identity-missing')?.fix ?? '', /ALTER TABLE "public"\."keyless" REPLICA IDENTITY FULL;/);
-  assert.match(report.errors.find((e) => e.code === 'publication-missing')?.fix ?? '', /CREATE PUBLICATION "pgcdc_pub" FOR TABLE "public"\."keyless", "public"\."orders"/);
+  assert.match(
+    report.errors.find((e) => e.code === 'replication-privilege')?.fix ?? '',
+    /ALTER ROLE "u_t_[0-9a-f]+" WITH REPLICATION;/,
+  );
+  assert.match(
+    report.errors.find((e) => e.code === 'replica-identity-missing')?.fix ?? '',
+    /ALTER TABLE "public"\."keyless" REPLICA IDENTITY FULL;/,
+  );
+  assert.match(
+    report.errors.find((e) => e.code === 'publication-missing')?.fix ?? '',
+    /CREATE PUBLICATION "pgcdc_pub" FOR TABLE "public"\."keyless", "public"\."orders"/,
+  );
   assert.match(text, /Errors \(\d+\):[\s\S]*fix: [\s\S]*FAILED: \d+ errors/);
 });
 
-test('publication coverage, partitioned table without via_root, signal table, DEFAULT identity, foreign slot', async (t) => {
-  const db = await freshDatabase();
-  if (db.server.major < 13) return t.skip('partitioned tables join publications from PostgreSQL 13');
-  const { user, url } = await captureUser(db, 'replication');
-  await db.sql.query(`create table m (id int, at date, primary key (id, at)) partition by range (at);
+test(
+  'publication coverage, partitioned table without via_root, signal table, DEFAULT identity, foreign ' + 'slot',
+  async (t) => {
+    const db = await freshDatabase();
+    if (db.server.major < 13) return t.skip('partitioned tables join publications from PostgreSQL 13');
+    const { user, url } = await captureUser(db, 'replication');
+    await db.sql.query(
+      `create table m (id int, at date, primary key (id, at)) partition by range (at);
     create table m_2025 partition of m for values from ('2025-01-01') to ('2026-01-01');
     create table plain (id int primary key); create table other (id int primary key);
     create publication pgcdc_pub for table m, plain;
-    create schema pgcdc; create table pgcdc.pgcdc_signal (id varchar(255) primary key, type varchar(32) not null, data varchar(2000));
-    grant usage on schema pgcdc to ${user}; grant select on all tables in schema public to ${user}; grant select on pgcdc.pgcdc_signal to ${user}`);
-  await db.sql.query(`select pg_create_logical_replication_slot('slot_${db.name}', 'test_decoding')`);
-  const { code, report, text } = await check(url, ['--tables', 'public.m,public.plain,public.other', '--signal-table', 'pgcdc.pgcdc_signal', '--slot', `slot_${db.name}`]);
-  assert.equal(code, 1, text);
-  const errors = codes(report.errors);
-  assert.deepEqual(errors, ['publication-coverage', 'signal-table-privilege', 'slot-plugin'], text);
-  assert.match(report.errors.find((e) => e.code === 'publication-coverage')?.message ?? '', /public\.other, pgcdc\.pgcdc_signal/);
-  const warnings = codes(report.warnings);
-  assert.ok(warnings.includes('partition-root') && warnings.includes('replica-identity-default'), warnings.join(', '));
-  assert.match(report.warnings.find((w) => w.code === 'partition-root')?.fix ?? '', /SET \(publish_via_partition_root = true\)/);
-});
+    create schema pgcdc; create table pgcdc.pgcdc_signal (id varchar(255) primary key, type varchar(32) not ` +
+        `null, data varchar(2000));
+    grant usage on schema pgcdc to ` +
+        (`${user}; grant select on all tables in schema public to ` +
+          `${user}; grant select on pgcdc.pgcdc_signal to ${user}`),
+    );
+    await db.sql.query(`select pg_create_logical_replication_slot('slot_${db.name}', 'test_decoding')`);
+    const { code, report, text } = await check(url, [
+      '--tables',
+      'public.m,public.plain,public.other',
+      '--signal-table',
+      'pgcdc.pgcdc_signal',
+      '--slot',
+      `slot_${db.name}`,
+    ]);
+    assert.equal(code, 1, text);
+    const errors = codes(report.errors);
+    assert.deepEqual(errors, ['publication-coverage', 'signal-table-privilege', 'slot-plugin'], text);
+    assert.match(
+      report.errors.find((e) => e.code === 'publication-coverage')?.message ?? '',
+      /public\.other, pgcdc\.pgcdc_signal/,
+    );
+    const warnings = codes(report.warnings);
+    assert.ok(
+      warnings.includes('partition-root') && warnings.includes('replica-identity-default'),
+      warnings.join(', '),
+    );
+    assert.match(
+      report.warnings.find((w) => w.code === 'partition-root')?.fix ?? '',
+      /SET \(publish_via_partition_root = true\)/,
+    );
+  },
+);
 
 test('wal_level=replica: check names it, and run stops before streaming with the same error', async () => {
-  const cluster = await startCluster({ settings: { wal_level: 'replica', max_wal_senders: 5, wal_sender_timeout: '10s' } });
+  const cluster = await startCluster({
+    settings: { wal_level: 'replica', max_wal_senders: 5, wal_sender_timeout: '10s' },
+  });
   const admin = cluster.url('postgres');
   const { code, report, text } = await check(admin, ['--tables', 'pg_catalog.*']);
   assert.equal(code, 1, text);
@@ -108,9 +149,12 @@ test('wal_level=replica: check names it, and run stops before streaming with the
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-check-run-'));
   const url = new URL(admin);
   url.password = '';
-  const run = await runPgcdc(['run', '--source', url.toString(), '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'o.json')], {
-    PGPASSWORD: cluster.password,
-  });
+  const run = await runPgcdc(
+    ['run', '--source', url.toString(), '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'o.json')],
+    {
+      PGPASSWORD: cluster.password,
+    },
+  );
   assert.equal(run.code, 1, run.stderr);
   assert.match(run.stderr, /wal_level is replica.*\[PREFLIGHT_FAILED\]/);
 });

@@ -14,8 +14,25 @@ import { storedProgress } from '../harness/snapshots.ts';
 import { compareRows, readJsonl, replay, startPgcdc } from '../harness/cli.ts';
 
 function args(db: TestDatabase, dir: string): string[] {
-  return ['run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'fault_pub', '--tables', 'public.acct',
-    '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json', '--batch-size', '300'];
+  return [
+    'run',
+    '--source',
+    db.url,
+    '--slot',
+    `s_${db.name}`,
+    '--publication',
+    'fault_pub',
+    '--tables',
+    'public.acct',
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+    '--batch-size',
+    '300',
+  ];
 }
 
 async function lsnReached(db: TestDatabase, dir: string): Promise<true | undefined> {
@@ -23,7 +40,10 @@ async function lsnReached(db: TestDatabase, dir: string): Promise<true | undefin
   const text = await readFile(path.join(dir, 'offsets.json'), 'utf8').catch(() => undefined);
   if (!text) return undefined;
   const stored = (JSON.parse(text) as { lsn: string }).lsn;
-  const { rows: cmp } = await db.sql.query<{ ok: boolean }>(`select $1::pg_lsn >= $2::pg_lsn as ok`, [stored, rows[0]?.lsn]);
+  const { rows: cmp } = await db.sql.query<{ ok: boolean }>(`select $1::pg_lsn >= $2::pg_lsn as ok`, [
+    stored,
+    rows[0]?.lsn,
+  ]);
   return cmp[0]?.ok ? true : undefined;
 }
 
@@ -32,7 +52,11 @@ async function verify(db: TestDatabase, dir: string): Promise<void> {
   assert.equal(new Set(events.map((e) => e.id)).size, events.length, 'no duplicated events in the files');
   const { rows } = await db.sql.query<{ id: number; balance: number }>(`select id, balance from acct`);
   const source = new Map(rows.map((r) => [JSON.stringify({ id: r.id }), { id: r.id, balance: r.balance }]));
-  assert.deepEqual(compareRows(replay(events).tables.get(`${db.name}.public.acct`), source), { lost: 0, extra: 0, mismatched: 0 });
+  assert.deepEqual(compareRows(replay(events).tables.get(`${db.name}.public.acct`), source), {
+    lost: 0,
+    extra: 0,
+    mismatched: 0,
+  });
 }
 
 test('the walsender is terminated mid-stream: one clear line, exit 1, then an exact resume', async () => {
@@ -43,12 +67,22 @@ test('the walsender is terminated mid-stream: one clear line, exit 1, then an ex
   // Streaming, not the slot's brief activity while it is created: the snapshot is done first.
   await eventually(async () => {
     if ((await storedProgress(path.join(dir, 'offsets.json')))?.snapshot?.state !== 'done') return undefined;
-    return (await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [`s_${db.name}`])).rowCount === 1 ? true : undefined;
+    return (await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [`s_${db.name}`]))
+      .rowCount === 1
+      ? true
+      : undefined;
   }, 'streaming from an active slot');
-  for (let i = 0; i < 20; i++) await db.sql.query(`insert into acct select g, g from generate_series(${i * 100 + 1}, ${i * 100 + 100}) g`);
-  await db.sql.query(`select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1`, [`s_${db.name}`]);
+  for (let i = 0; i < 20; i++)
+    await db.sql.query(`insert into acct select g, g from generate_series(${i * 100 + 1}, ${i * 100 + 100}) g`);
+  await db.sql.query(`select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1`, [
+    `s_${db.name}`,
+  ]);
   assert.equal(await proc.exited, 1);
-  const lines = proc.stderr().trim().split('\n').filter((l) => l.startsWith('pgcdc:'));
+  const lines = proc
+    .stderr()
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('pgcdc:'));
   assert.equal(lines.length, 1, proc.stderr());
   assert.match(lines[0] ?? '', /replication stream|ended the replication stream|terminat/i);
   await db.sql.query(`update acct set balance = balance + 1 where id % 3 = 0; delete from acct where id % 10 = 0`);
@@ -69,15 +103,33 @@ test('PostgreSQL crashes (immediate stop) while changes stream: exit 1, then an 
   const sql = new pg.Client({ connectionString: cluster.url('crashdb') });
   sql.on('error', () => undefined);
   await sql.connect();
-  const db: TestDatabase = { name: 'crashdb', url: cluster.url('crashdb'), server: { major: cluster.major, url: (d) => cluster.url(d), cluster }, sql };
+  const db: TestDatabase = {
+    name: 'crashdb',
+    url: cluster.url('crashdb'),
+    server: { major: cluster.major, url: (d) => cluster.url(d), cluster },
+    sql,
+  };
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-crash-'));
   await sql.query(`create table acct (id int primary key, balance int not null)`);
   let proc = startPgcdc(args(db, dir));
-  await eventually(async () => ((await sql.query(`select 1 from pg_replication_slots where active`)).rowCount === 1 ? true : undefined), 'active slot');
-  for (let i = 0; i < 20; i++) await sql.query(`insert into acct select g, g from generate_series(${i * 100 + 1}, ${i * 100 + 100}) g`);
+  await eventually(
+    async () =>
+      (await sql.query(`select 1 from pg_replication_slots where active`)).rowCount === 1 ? true : undefined,
+    'active slot',
+  );
+  for (let i = 0; i < 20; i++)
+    await sql.query(`insert into acct select g, g from generate_series(${i * 100 + 1}, ${i * 100 + 100}) g`);
   await cluster.stop('immediate');
   assert.equal(await proc.exited, 1);
-  assert.equal(proc.stderr().trim().split('\n').filter((l) => l.startsWith('pgcdc:')).length, 1, proc.stderr());
+  assert.equal(
+    proc
+      .stderr()
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('pgcdc:')).length,
+    1,
+    proc.stderr(),
+  );
   await cluster.restart();
   const after = new pg.Client({ connectionString: cluster.url('crashdb') });
   await after.connect();

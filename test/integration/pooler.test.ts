@@ -46,21 +46,24 @@ async function startPgbouncer(serverPort: number, ignoreStartupParameters: strin
   const port = await freePort();
   const ini = path.join(dir, 'pgbouncer.ini');
   await writeFile(path.join(dir, 'userlist.txt'), `"postgres" "${CANARY}"\n`);
-  await writeFile(ini, [
-    '[databases]',
-    `* = host=127.0.0.1 port=${serverPort}`,
-    '[pgbouncer]',
-    'listen_addr = 127.0.0.1',
-    `listen_port = ${port}`,
-    `unix_socket_dir = ${dir}`,
-    'auth_type = md5',
-    `auth_file = ${path.join(dir, 'userlist.txt')}`,
-    'pool_mode = transaction',
-    `ignore_startup_parameters = ${ignoreStartupParameters}`,
-    `logfile = ${path.join(dir, 'pgbouncer.log')}`,
-    `pidfile = ${path.join(dir, 'pgbouncer.pid')}`,
-    '',
-  ].join('\n'));
+  await writeFile(
+    ini,
+    [
+      '[databases]',
+      `* = host=127.0.0.1 port=${serverPort}`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${port}`,
+      `unix_socket_dir = ${dir}`,
+      'auth_type = md5',
+      `auth_file = ${path.join(dir, 'userlist.txt')}`,
+      'pool_mode = transaction',
+      `ignore_startup_parameters = ${ignoreStartupParameters}`,
+      `logfile = ${path.join(dir, 'pgbouncer.log')}`,
+      `pidfile = ${path.join(dir, 'pgbouncer.pid')}`,
+      '',
+    ].join('\n'),
+  );
   const user = runAs();
   await chmod(dir, 0o700);
   if (user) {
@@ -88,7 +91,8 @@ async function checkThrough(port: number): Promise<{ code: number; report: JsonR
   const env = { PGPASSWORD: CANARY };
   const json = await runPgcdc(['check', '--source', source, '--json'], env);
   const text = await runPgcdc(['check', '--source', source], env);
-  for (const out of [json.stdout, json.stderr, text.stdout, text.stderr]) assert.ok(!out.includes(CANARY), 'the password must never be printed');
+  for (const out of [json.stdout, json.stderr, text.stdout, text.stderr])
+    assert.ok(!out.includes(CANARY), 'the password must never be printed');
   assert.equal(text.code, json.code);
   let report: JsonReport;
   try {
@@ -108,20 +112,33 @@ function assertNamesPooler(result: { code: number; report: JsonReport; text: str
   assert.match(result.text, /pooler-pgbouncer[\s\S]*fix: connect pgcdc straight to PostgreSQL/);
 }
 
-test('check through PgBouncer that rejects startup options names the pooler and the fix, exit 1', { skip }, async () => {
-  const port = await startPgbouncer(serverPort, 'extra_float_digits');
-  const result = await checkThrough(port);
-  // Only the pooler: a generic "check the host, port and credentials" would send the user the wrong way.
-  assert.deepEqual(result.report.errors.map((e) => e.code), ['pooler-pgbouncer'], result.text);
-  assertNamesPooler(result);
-});
+test(
+  'check through PgBouncer that rejects startup options names the pooler and the fix, exit 1',
+  { skip },
+  async () => {
+    const port = await startPgbouncer(serverPort, 'extra_float_digits');
+    const result = await checkThrough(port);
+    // Only the pooler: a generic "check the host, port and credentials" would send the user the wrong way.
+    assert.deepEqual(
+      result.report.errors.map((e) => e.code),
+      ['pooler-pgbouncer'],
+      result.text,
+    );
+    assertNamesPooler(result);
+  },
+);
 
-test('check through PgBouncer that lets the session options through still names it (the replication connection fails), exit 1', { skip }, async () => {
-  const port = await startPgbouncer(serverPort, 'extra_float_digits,options');
-  const result = await checkThrough(port);
-  assertNamesPooler(result);
-  assert.match(result.report.errors.find((e) => e.code === 'pooler-pgbouncer')?.message ?? '', /replication/);
-});
+test(
+  'check through PgBouncer that lets the session options through still names it (the replication connection ' +
+    'fails), exit 1',
+  { skip },
+  async () => {
+    const port = await startPgbouncer(serverPort, 'extra_float_digits,options');
+    const result = await checkThrough(port);
+    assertNamesPooler(result);
+    assert.match(result.report.errors.find((e) => e.code === 'pooler-pgbouncer')?.message ?? '', /replication/);
+  },
+);
 
 test('the same server checked directly has no pooler problem', { skip }, async () => {
   const result = await checkThrough(serverPort);

@@ -22,20 +22,47 @@ interface SchemaValue {
 async function start(db: TestDatabase, dir: string): Promise<ReturnType<typeof startPgcdc>> {
   const config = path.join(dir, 'pgcdc.yaml');
   await writeFile(config, 'schemaChanges:\n  events: true\n');
-  const proc = startPgcdc(['run', '--config', config, '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'sc_pub', '--tables', 'public.shapes',
-    '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json', '--snapshot-mode', 'never']);
+  const proc = startPgcdc([
+    'run',
+    '--config',
+    config,
+    '--source',
+    db.url,
+    '--slot',
+    `s_${db.name}`,
+    '--publication',
+    'sc_pub',
+    '--tables',
+    'public.shapes',
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+    '--snapshot-mode',
+    'never',
+  ]);
   await eventually(() => (proc.stderr().includes('"msg":"streaming"') ? true : undefined), 'pgcdc to stream');
   return proc;
 }
 
 async function stop(db: TestDatabase, dir: string, proc: ReturnType<typeof startPgcdc>): Promise<void> {
-  await eventually(async () => ((await caughtUp(db.sql, path.join(dir, 'offsets.json'))) ? true : undefined), 'caught up');
+  await eventually(
+    async () => ((await caughtUp(db.sql, path.join(dir, 'offsets.json'))) ? true : undefined),
+    'caught up',
+  );
   proc.kill('SIGTERM');
   assert.equal(await proc.exited, 0, proc.stderr());
 }
 
-async function schemaEvents(db: TestDatabase, dir: string): Promise<(DeliveredEvent & { value: DeliveredEvent['value'] & SchemaValue })[]> {
-  return (await readJsonl(path.join(dir, 'events'))).filter((e) => e.topic === `${db.name}.schema_changes`) as (DeliveredEvent & { value: DeliveredEvent['value'] & SchemaValue })[];
+async function schemaEvents(
+  db: TestDatabase,
+  dir: string,
+): Promise<(DeliveredEvent & { value: DeliveredEvent['value'] & SchemaValue })[]> {
+  return (await readJsonl(path.join(dir, 'events'))).filter(
+    (e) => e.topic === `${db.name}.schema_changes`,
+  ) as (DeliveredEvent & { value: DeliveredEvent['value'] & SchemaValue })[];
 }
 
 test('schema-change events: one per new shape, none for a restart, DDL while down, drop and recreate', async () => {
@@ -49,10 +76,22 @@ test('schema-change events: one per new shape, none for a restart, DDL while dow
   await db.sql.query(`insert into shapes values (3, 3, 'x')`); // same shape: no event
   await stop(db, dir, proc);
   let events = await schemaEvents(db, dir);
-  assert.deepEqual(events.map((e) => e.value.change), ['create', 'alter', 'alter']);
-  assert.deepEqual(events[1]?.value.table.columns.map((c) => c.name), ['id', 'a', 'b']);
-  assert.deepEqual(events[1]?.value.previous?.map((c) => c.name), ['id', 'a']);
-  assert.deepEqual(events[2]?.value.table.columns.map((c) => c.name), ['id', 'aa', 'b']);
+  assert.deepEqual(
+    events.map((e) => e.value.change),
+    ['create', 'alter', 'alter'],
+  );
+  assert.deepEqual(
+    events[1]?.value.table.columns.map((c) => c.name),
+    ['id', 'a', 'b'],
+  );
+  assert.deepEqual(
+    events[1]?.value.previous?.map((c) => c.name),
+    ['id', 'a'],
+  );
+  assert.deepEqual(
+    events[2]?.value.table.columns.map((c) => c.name),
+    ['id', 'aa', 'b'],
+  );
   assert.equal(events[0]?.value.table.columns[0]?.key, true);
 
   // A restart sends every Relation again: no event, the shape is unchanged.
@@ -65,10 +104,16 @@ test('schema-change events: one per new shape, none for a restart, DDL while dow
   await db.sql.query(`alter table shapes alter column aa type bigint`);
   proc = await start(db, dir);
   await db.sql.query(`insert into shapes values (5, 5, 'z')`);
-  await db.sql.query(`drop table shapes; create table shapes (id int primary key, note text); alter publication sc_pub add table shapes; insert into shapes values (1, 'n')`);
+  await db.sql.query(
+    `drop table shapes; create table shapes (id int primary key, note text); alter publication sc_pub add ` +
+      `table shapes; insert into shapes values (1, 'n')`,
+  );
   await stop(db, dir, proc);
   events = await schemaEvents(db, dir);
-  assert.deepEqual(events.map((e) => e.value.change), ['create', 'alter', 'alter', 'alter', 'create']);
+  assert.deepEqual(
+    events.map((e) => e.value.change),
+    ['create', 'alter', 'alter', 'alter', 'create'],
+  );
   assert.equal(events[3]?.value.table.columns[1]?.type_oid, 20, 'aa is bigint now');
   assert.notEqual(events[4]?.value.relation_id, events[0]?.value.relation_id, 'the recreated table is a new relation');
   assert.equal(new Set(events.map((e) => e.id)).size, events.length);

@@ -11,8 +11,25 @@ import { freshDatabase, eventually, type TestDatabase } from '../harness/pg.ts';
 import { commitOrder, readJsonl, startPgcdc, type DeliveredEvent } from '../harness/cli.ts';
 
 function args(db: TestDatabase, dir: string): string[] {
-  return ['run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'schema_pub', '--tables', 'public.evolving',
-    '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json', '--snapshot-mode', 'never'];
+  return [
+    'run',
+    '--source',
+    db.url,
+    '--slot',
+    `s_${db.name}`,
+    '--publication',
+    'schema_pub',
+    '--tables',
+    'public.evolving',
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+    '--snapshot-mode',
+    'never',
+  ];
 }
 
 async function events(dir: string, count: number): Promise<DeliveredEvent[]> {
@@ -27,7 +44,13 @@ test('added, dropped, renamed and retyped columns; restart after DDL; drop and r
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-schema-'));
   await db.sql.query(`create table evolving (id int primary key, a int, b text)`);
   let proc = startPgcdc(args(db, dir));
-  await eventually(async () => ((await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1`, [`s_${db.name}`])).rowCount === 1 ? true : undefined), 'slot');
+  await eventually(
+    async () =>
+      (await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1`, [`s_${db.name}`])).rowCount === 1
+        ? true
+        : undefined,
+    'slot',
+  );
   await db.sql.query(`insert into evolving values (1, 10, 'x')`);
   await db.sql.query(`alter table evolving add column c numeric default 1.5`);
   await db.sql.query(`insert into evolving values (2, 20, 'y', 2.25)`);
@@ -38,13 +61,16 @@ test('added, dropped, renamed and retyped columns; restart after DDL; drop and r
   await db.sql.query(`alter table evolving alter column label type int using length(label)`);
   await db.sql.query(`insert into evolving values (4, 42, 4)`);
   let all = await events(dir, 5);
-  assert.deepEqual(all.map((e) => e.value.after), [
-    { id: 1, a: 10, b: 'x' },
-    { id: 2, a: 20, b: 'y', c: '2.25' },
-    { id: 2, b: 'z', c: '2.25' },
-    { id: 3, label: 'w', c: '3' },
-    { id: 4, label: 42, c: '4' },
-  ]);
+  assert.deepEqual(
+    all.map((e) => e.value.after),
+    [
+      { id: 1, a: 10, b: 'x' },
+      { id: 2, a: 20, b: 'y', c: '2.25' },
+      { id: 2, b: 'z', c: '2.25' },
+      { id: 3, label: 'w', c: '3' },
+      { id: 4, label: 42, c: '4' },
+    ],
+  );
 
   // Stop, change the schema while pgcdc is down, restart: the new Relation message decodes it.
   proc.kill('SIGTERM');
@@ -55,7 +81,10 @@ test('added, dropped, renamed and retyped columns; restart after DDL; drop and r
   assert.deepEqual(all[5]?.value.after, { id: 5, label: 5, c: '5', d: { k: [1] } });
 
   // Dropped and recreated under the same name: a new relation with its own columns.
-  await db.sql.query(`drop table evolving; create table evolving (id text primary key, note text); alter publication schema_pub add table evolving`);
+  await db.sql.query(
+    `drop table evolving; create table evolving (id text primary key, note text); alter publication schema_pub ` +
+      `add table evolving`,
+  );
   await db.sql.query(`insert into evolving values ('k1', 'new table')`);
   all = await events(dir, 7);
   assert.deepEqual(all[6]?.key, { id: 'k1' });

@@ -16,11 +16,31 @@ import { outDir, replayMultiset, storedProgress } from '../harness/snapshots.ts'
 const ROWS = 200_000;
 
 function runArgs(db: TestDatabase, dir: string, extra: string[] = []): string[] {
-  return ['run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'keyless_pub', '--tables', 'public.bag', '--out', outDir(dir),
-    '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json', '--snapshot-progress', 'off', ...extra];
+  return [
+    'run',
+    '--source',
+    db.url,
+    '--slot',
+    `s_${db.name}`,
+    '--publication',
+    'keyless_pub',
+    '--tables',
+    'public.bag',
+    '--out',
+    outDir(dir),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+    '--snapshot-progress',
+    'off',
+    ...extra,
+  ];
 }
 
-/** Writes to `bag` until stopped: identical rows inserted, and (FULL) one row updated and one deleted per transaction. */
+/**
+ * Writes to `bag` until stopped: identical rows inserted, and (FULL) one row updated and one deleted per transaction.
+ * */
 function keylessWorkload(db: TestDatabase, updates: boolean): { stop: () => Promise<number> } {
   let running = true;
   const done = (async () => {
@@ -57,7 +77,10 @@ async function caughtUp(db: TestDatabase, dir: string): Promise<true | undefined
   return rows[0]?.ok ? true : undefined;
 }
 
-async function crashMidSnapshot(db: TestDatabase, identity: 'full' | 'insert-only'): Promise<{ stderr: string; events: number }> {
+async function crashMidSnapshot(
+  db: TestDatabase,
+  identity: 'full' | 'insert-only',
+): Promise<{ stderr: string; events: number }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-keyless-'));
   onTeardown(() => rm(dir, { recursive: true, force: true }));
   // Many identical rows: a replay cannot tell copies apart, so one row too many or too few shows.
@@ -73,78 +96,118 @@ async function crashMidSnapshot(db: TestDatabase, identity: 'full' | 'insert-onl
     await eventually(async () => {
       const table = (await storedProgress(path.join(dir, 'offsets.json')))?.snapshot;
       const progress = table?.tables?.[0];
-      return table?.state === 'running' && progress !== undefined && progress.emitted > 0 && !progress.cursor.done ? true : undefined;
+      return table?.state === 'running' && progress !== undefined && progress.emitted > 0 && !progress.cursor.done
+        ? true
+        : undefined;
     }, 'a part of the table stored').catch((error: unknown) => {
       throw new Error(`${String(error)}\n${proc.stderr()}`);
     });
     proc.kill('SIGKILL');
     await proc.exited;
     const stored = (await storedProgress(path.join(dir, 'offsets.json')))?.snapshot?.tables?.[0];
-    assert.ok(stored !== undefined && !stored.cursor.done && stored.emitted < ROWS, 'killed in the middle of the table');
+    assert.ok(
+      stored !== undefined && !stored.cursor.done && stored.emitted < ROWS,
+      'killed in the middle of the table',
+    );
     proc = startPgcdc(runArgs(db, dir, ['--snapshot-chunk-size', '5000']));
     // The workload goes on while the snapshot is finished, and stops once it is.
-    await eventually(() => snapshotFinished(db, dir), 'the snapshot finished after the restart', 120_000).catch((error: unknown) => {
-      throw new Error(`${String(error)}\n${proc.stderr()}`);
-    });
+    await eventually(() => snapshotFinished(db, dir), 'the snapshot finished after the restart', 120_000).catch(
+      (error: unknown) => {
+        throw new Error(`${String(error)}\n${proc.stderr()}`);
+      },
+    );
     assert.ok((await writes.stop()) > 0, 'the workload wrote');
     await eventually(() => caughtUp(db, dir), 'caught up', 120_000);
     proc.kill('SIGTERM');
     assert.equal(await proc.exited, 0, proc.stderr());
     const events = (await readJsonl(outDir(dir))).filter((e) => e.topic === `${db.name}.public.bag`);
     const { rows } = await db.sql.query<Record<string, unknown>>('select v, note from bag');
-    assert.deepEqual(replayMultiset(events, rows), { lost: 0, extra: 0, duplicates: 0, missingBefore: 0 }, `replay of ${identity} onto an empty multiset`);
+    assert.deepEqual(
+      replayMultiset(events, rows),
+      { lost: 0, extra: 0, duplicates: 0, missingBefore: 0 },
+      `replay of ${identity} onto an empty multiset`,
+    );
     return { stderr: proc.stderr(), events: events.length };
   } finally {
     await writes.stop();
   }
 }
 
-test('keyless table, REPLICA IDENTITY FULL: SIGKILL mid initial snapshot under inserts, updates and deletes, then a restart: exact', async () => {
-  const db = await freshDatabase();
-  const { stderr } = await crashMidSnapshot(db, 'full');
-  // Rows updated or deleted since the snapshot cannot be read as it saw them: taken again, the
-  // output cut back to where it began.
-  assert.match(stderr, /cannot be continued exactly: taking it again on a fresh slot, the output cut back/);
-  assert.match(stderr, /public\.bag has no key and REPLICA IDENTITY FULL/);
-});
+test(
+  'keyless table, REPLICA IDENTITY FULL: SIGKILL mid initial snapshot under inserts, updates and deletes, ' +
+    'then a restart: exact',
+  async () => {
+    const db = await freshDatabase();
+    const { stderr } = await crashMidSnapshot(db, 'full');
+    // Rows updated or deleted since the snapshot cannot be read as it saw them: taken again, the
+    // output cut back to where it began.
+    assert.match(stderr, /cannot be continued exactly: taking it again on a fresh slot, the output cut back/);
+    assert.match(stderr, /public\.bag has no key and REPLICA IDENTITY FULL/);
+  },
+);
 
-test('keyless table in an insert-only publication: SIGKILL mid initial snapshot under inserts, then a restart: exact', async () => {
-  const db = await freshDatabase();
-  const { stderr } = await crashMidSnapshot(db, 'insert-only');
-  // Continued online, leaving out by xmin the rows inserted since the snapshot.
-  assert.match(stderr, /continuing it online after its last stored chunk/);
-  assert.match(stderr, /read online as the interrupted snapshot saw them/);
-  assert.doesNotMatch(stderr, /taking it again/);
-});
+test(
+  'keyless table in an insert-only publication: SIGKILL mid initial snapshot under inserts, then a restart: ' + 'exact',
+  async () => {
+    const db = await freshDatabase();
+    const { stderr } = await crashMidSnapshot(db, 'insert-only');
+    // Continued online, leaving out by xmin the rows inserted since the snapshot.
+    assert.match(stderr, /continuing it online after its last stored chunk/);
+    assert.match(stderr, /read online as the interrupted snapshot saw them/);
+    assert.doesNotMatch(stderr, /taking it again/);
+  },
+);
 
-test('initial_only, keyless table: SIGKILL mid-table while rows are updated, then a rerun: every row once', async () => {
-  const db = await freshDatabase();
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-keyless-only-'));
-  onTeardown(() => rm(dir, { recursive: true, force: true }));
-  await db.sql.query(`create table bag (v int not null, note text not null)`);
-  await db.sql.query(`insert into bag select g % 1000, 'n' || (g % 1000) from generate_series(1, ${ROWS}) g`);
-  // No publication: initial_only needs none, and PostgreSQL lets the keyless table be updated.
-  const writes = keylessWorkload(db, true);
-  const args = ['run', '--source', db.url, '--snapshot-mode', 'initial_only', '--tables', 'public.bag', '--out', outDir(dir),
-    '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json', '--snapshot-progress', 'off', '--snapshot-chunk-size', '500'];
-  try {
+test(
+  'initial_only, keyless table: SIGKILL mid-table while rows are updated, then a rerun: every row ' + 'once',
+  async () => {
+    const db = await freshDatabase();
+    const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-keyless-only-'));
+    onTeardown(() => rm(dir, { recursive: true, force: true }));
+    await db.sql.query(`create table bag (v int not null, note text not null)`);
+    await db.sql.query(`insert into bag select g % 1000, 'n' || (g % 1000) from generate_series(1, ${ROWS}) g`);
+    // No publication: initial_only needs none, and PostgreSQL lets the keyless table be updated.
+    const writes = keylessWorkload(db, true);
+    const args = [
+      'run',
+      '--source',
+      db.url,
+      '--snapshot-mode',
+      'initial_only',
+      '--tables',
+      'public.bag',
+      '--out',
+      outDir(dir),
+      '--offsets',
+      path.join(dir, 'offsets.json'),
+      '--log-format',
+      'json',
+      '--snapshot-progress',
+      'off',
+      '--snapshot-chunk-size',
+      '500',
+    ];
+    try {
+      const proc = startPgcdc(args);
+      await eventually(async () => {
+        const snapshot = (await storedProgress(path.join(dir, 'offsets.json')))?.snapshot;
+        const progress = snapshot?.tables?.[0];
+        return snapshot?.state === 'running' && progress !== undefined && progress.emitted > 0 && !progress.cursor.done
+          ? true
+          : undefined;
+      }, 'a part of the table stored');
+      proc.kill('SIGKILL');
+      await proc.exited;
+      // Rows updated after the first run's snapshot, some of them on pages it already delivered.
+      await db.sql.query(`update bag set note = note || '*' where ctid in (select ctid from bag limit 2000)`);
+    } finally {
+      await writes.stop();
+    }
     const proc = startPgcdc(args);
-    await eventually(async () => {
-      const snapshot = (await storedProgress(path.join(dir, 'offsets.json')))?.snapshot;
-      const progress = snapshot?.tables?.[0];
-      return snapshot?.state === 'running' && progress !== undefined && progress.emitted > 0 && !progress.cursor.done ? true : undefined;
-    }, 'a part of the table stored');
-    proc.kill('SIGKILL');
-    await proc.exited;
-    // Rows updated after the first run's snapshot, some of them on pages it already delivered.
-    await db.sql.query(`update bag set note = note || '*' where ctid in (select ctid from bag limit 2000)`);
-  } finally {
-    await writes.stop();
-  }
-  const proc = startPgcdc(args);
-  assert.equal(await proc.exited, 0, proc.stderr());
-  const events = (await readJsonl(outDir(dir))).filter((e) => e.topic === `${db.name}.public.bag`);
-  const { rows } = await db.sql.query<Record<string, unknown>>('select v, note from bag');
-  assert.deepEqual(replayMultiset(events, rows), { lost: 0, extra: 0, duplicates: 0, missingBefore: 0 });
-  assert.match(proc.stderr(), /taken again from its start, the output cut back/);
-});
+    assert.equal(await proc.exited, 0, proc.stderr());
+    const events = (await readJsonl(outDir(dir))).filter((e) => e.topic === `${db.name}.public.bag`);
+    const { rows } = await db.sql.query<Record<string, unknown>>('select v, note from bag');
+    assert.deepEqual(replayMultiset(events, rows), { lost: 0, extra: 0, duplicates: 0, missingBefore: 0 });
+    assert.match(proc.stderr(), /taken again from its start, the output cut back/);
+  },
+);

@@ -14,8 +14,24 @@ import { compareRows, readJsonl, replay, startPgcdc } from '../harness/cli.ts';
 import { storedProgress, type StoredProgress } from '../harness/snapshots.ts';
 
 function args(db: TestDatabase, dir: string, extra: string[] = []): string[] {
-  return ['run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'snap_pub', '--tables', 'public.items',
-    '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json', ...extra];
+  return [
+    'run',
+    '--source',
+    db.url,
+    '--slot',
+    `s_${db.name}`,
+    '--publication',
+    'snap_pub',
+    '--tables',
+    'public.items',
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+    ...extra,
+  ];
 }
 
 function checkpointState(dir: string): Promise<StoredProgress | undefined> {
@@ -33,15 +49,26 @@ async function caughtUp(db: TestDatabase, dir: string): Promise<true | undefined
 async function verify(db: TestDatabase, dir: string): Promise<number> {
   const events = await readJsonl(path.join(dir, 'events'));
   assert.equal(new Set(events.map((e) => e.id)).size, events.length, 'no event twice in the files');
-  const { rows } = await db.sql.query<{ region: string; id: number; qty: number; note: string | null }>(`select region, id, qty, note from items`);
-  const source = new Map(rows.map((r) => [JSON.stringify({ region: r.region, id: r.id }), r as Record<string, unknown>]));
-  assert.deepEqual(compareRows(replay(events).tables.get(`${db.name}.public.items`), source), { lost: 0, extra: 0, mismatched: 0 });
+  const { rows } = await db.sql.query<{ region: string; id: number; qty: number; note: string | null }>(
+    `select region, id, qty, note from items`,
+  );
+  const source = new Map(
+    rows.map((r) => [JSON.stringify({ region: r.region, id: r.id }), r as Record<string, unknown>]),
+  );
+  assert.deepEqual(compareRows(replay(events).tables.get(`${db.name}.public.items`), source), {
+    lost: 0,
+    extra: 0,
+    mismatched: 0,
+  });
   return events.filter((e) => e.value.op === 'r').length;
 }
 
 async function seed(db: TestDatabase, count: number): Promise<void> {
   await db.sql.query(`create table items (region text, id int, qty int not null, note text, primary key (region, id))`);
-  await db.sql.query(`insert into items select (array['eu','us','Ä','z z'])[1 + g % 4], g, g % 50, 'n' || g from generate_series(1, ${count}) g`);
+  await db.sql.query(
+    `insert into items select (array['eu','us','Ä','z z'])[1 + g % 4], g, g % 50, 'n' || g from ` +
+      `generate_series(1, ${count}) g`,
+  );
 }
 
 test('existing rows arrive as snapshot reads, consistent with a concurrent workload on the same keys', async () => {
@@ -52,7 +79,8 @@ test('existing rows arrive as snapshot reads, consistent with a concurrent workl
   await eventually(() => checkpointState(dir), 'the first checkpoint');
   // Writes to the same keys while the snapshot is being read, and after.
   for (let i = 0; i < 30; i++) {
-    await db.sql.query(`update items set qty = qty + 1 where id % 30 = ${i}; delete from items where id = ${i * 100 + 7};
+    await db.sql
+      .query(`update items set qty = qty + 1 where id % 30 = ${i}; delete from items where id = ${i * 100 + 7};
       insert into items values ('new', ${i}, ${i}, null) on conflict do nothing`);
   }
   await eventually(() => caughtUp(db, dir), 'snapshot done and stream caught up');
@@ -63,27 +91,37 @@ test('existing rows arrive as snapshot reads, consistent with a concurrent workl
   assert.equal(reads.filter((e) => e.value.source.snapshot === 'last').length, 1);
 });
 
-test('a crash in the middle of the snapshot continues after the last stored chunk, exactly once in the files', async () => {
-  const db = await freshDatabase();
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-snapkill-'));
-  await seed(db, 60_000);
-  let proc = startPgcdc(args(db, dir, ['--snapshot-chunk-size', '500']));
-  await eventually(async () => ((await readJsonl(path.join(dir, 'events'))).length > 2000 && (await checkpointState(dir))?.snapshot?.state === 'running' ? true : undefined), 'a snapshot under way');
-  proc.kill('SIGKILL');
-  await proc.exited;
-  await db.sql.query(`update items set qty = -1 where id < 100`);
-  proc = startPgcdc(args(db, dir, ['--snapshot-chunk-size', '5000']));
-  await eventually(() => caughtUp(db, dir), 'snapshot continued and stream caught up');
-  proc.kill('SIGTERM');
-  assert.equal(await proc.exited, 0, proc.stderr());
-  assert.match(proc.stderr(), /continuing it online after its last stored chunk/);
-  // Every row read once: the chunks stored before the crash are not read again.
-  assert.equal(await verify(db, dir), 60_000);
-  const reads = (await readJsonl(path.join(dir, 'events'))).filter((e) => e.value.op === 'r');
-  const before = reads.filter((e) => e.value.source.snapshot === 'true').length;
-  assert.ok(before >= 2000, `rows delivered before the crash kept (${before})`);
-  assert.equal(reads.filter((e) => e.value.source.snapshot === 'incremental').length, 60_000 - before);
-});
+test(
+  'a crash in the middle of the snapshot continues after the last stored chunk, exactly once in the ' + 'files',
+  async () => {
+    const db = await freshDatabase();
+    const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-snapkill-'));
+    await seed(db, 60_000);
+    let proc = startPgcdc(args(db, dir, ['--snapshot-chunk-size', '500']));
+    await eventually(
+      async () =>
+        (await readJsonl(path.join(dir, 'events'))).length > 2000 &&
+        (await checkpointState(dir))?.snapshot?.state === 'running'
+          ? true
+          : undefined,
+      'a snapshot under way',
+    );
+    proc.kill('SIGKILL');
+    await proc.exited;
+    await db.sql.query(`update items set qty = -1 where id < 100`);
+    proc = startPgcdc(args(db, dir, ['--snapshot-chunk-size', '5000']));
+    await eventually(() => caughtUp(db, dir), 'snapshot continued and stream caught up');
+    proc.kill('SIGTERM');
+    assert.equal(await proc.exited, 0, proc.stderr());
+    assert.match(proc.stderr(), /continuing it online after its last stored chunk/);
+    // Every row read once: the chunks stored before the crash are not read again.
+    assert.equal(await verify(db, dir), 60_000);
+    const reads = (await readJsonl(path.join(dir, 'events'))).filter((e) => e.value.op === 'r');
+    const before = reads.filter((e) => e.value.source.snapshot === 'true').length;
+    assert.ok(before >= 2000, `rows delivered before the crash kept (${before})`);
+    assert.equal(reads.filter((e) => e.value.source.snapshot === 'incremental').length, 60_000 - before);
+  },
+);
 
 test('--snapshot-mode never streams only', async () => {
   const db = await freshDatabase();
@@ -98,5 +136,8 @@ test('--snapshot-mode never streams only', async () => {
   }, 'the insert');
   proc.kill('SIGTERM');
   assert.equal(await proc.exited, 0, proc.stderr());
-  assert.deepEqual(events.map((e) => e.value.op), ['c']);
+  assert.deepEqual(
+    events.map((e) => e.value.op),
+    ['c'],
+  );
 });

@@ -31,9 +31,32 @@ test('read-only incremental snapshot from a PostgreSQL 16 standby while the prim
     await standby.caughtUp();
     const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-standby-snap-'));
     const offsets = path.join(dir, 'offsets.json');
-    const proc = startPgcdc(['run', '--source', standby.cluster.url('shop'), '--slot', 'standby_slot', '--publication', 'standby_pub', '--tables', 'public.items',
-      '--no-create-publication', '--snapshot-mode', 'never', '--snapshot-method', 'read-only', '--snapshot-chunk-size', '1500',
-      '--out', outDir(dir), '--offsets', offsets, '--log-format', 'json', '--snapshot-progress', 'off']);
+    const proc = startPgcdc([
+      'run',
+      '--source',
+      standby.cluster.url('shop'),
+      '--slot',
+      'standby_slot',
+      '--publication',
+      'standby_pub',
+      '--tables',
+      'public.items',
+      '--no-create-publication',
+      '--snapshot-mode',
+      'never',
+      '--snapshot-method',
+      'read-only',
+      '--snapshot-chunk-size',
+      '1500',
+      '--out',
+      outDir(dir),
+      '--offsets',
+      offsets,
+      '--log-format',
+      'json',
+      '--snapshot-progress',
+      'off',
+    ]);
     // A logical slot on a standby waits for the primary to log the running transactions.
     await eventually(async () => {
       await sql.query('select pg_log_standby_snapshot()');
@@ -43,7 +66,11 @@ test('read-only incremental snapshot from a PostgreSQL 16 standby while the prim
     const load = workload(db, 'items', 21_000);
     const asked = await runPgcdc(['snapshot', 'public.items', '--offsets', offsets]);
     assert.equal(asked.code, 0, asked.stderr);
-    await eventually(async () => (incrementalDone(await storedProgress(offsets)) ? true : undefined), 'the backfill on the standby', 240_000);
+    await eventually(
+      async () => (incrementalDone(await storedProgress(offsets)) ? true : undefined),
+      'the backfill on the standby',
+      240_000,
+    );
     await load.stop();
     // Everything the primary wrote has reached the standby and pgcdc's checkpoint.
     const { rows } = await sql.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');

@@ -40,10 +40,20 @@ test('PostgreSQL 15 standby: check reports an error, logical decoding on a stand
   const standby = await startStandby(await primary(15));
   const { code, report, text } = await check(standby.cluster);
   assert.equal(code, 1, text);
-  assert.deepEqual(report.errors.map((e) => e.code), ['standby'], text);
-  assert.match(report.errors[0]?.message ?? '', /standby \(read replica\) running PostgreSQL 15: logical decoding on a standby needs 16 or newer/);
+  assert.deepEqual(
+    report.errors.map((e) => e.code),
+    ['standby'],
+    text,
+  );
+  assert.match(
+    report.errors[0]?.message ?? '',
+    /standby \(read replica\) running PostgreSQL 15: logical decoding on a standby needs 16 or newer/,
+  );
   assert.match(report.errors[0]?.fix ?? '', /point pgcdc at the primary/);
-  assert.ok(report.notes.some((n) => /^PostgreSQL 15\.\d+ \(standby\)/.test(n)), report.notes.join('\n'));
+  assert.ok(
+    report.notes.some((n) => /^PostgreSQL 15\.\d+ \(standby\)/.test(n)),
+    report.notes.join('\n'),
+  );
   await standby.cluster.destroy();
 });
 
@@ -52,12 +62,22 @@ test('PostgreSQL 16 standby: check passes as read-only capable, and needs hot_st
   const standby = await startStandby(source, { hotStandbyFeedback: true });
   const ok = await check(standby.cluster);
   assert.equal(ok.code, 0, ok.text);
-  assert.ok(ok.report.warnings.some((w) => w.code === 'standby' && /pgcdc can only read here/.test(w.message)), ok.text);
-  assert.ok(ok.report.notes.some((n) => /^PostgreSQL 16\.\d+ \(standby\)/.test(n)), ok.report.notes.join('\n'));
+  assert.ok(
+    ok.report.warnings.some((w) => w.code === 'standby' && /pgcdc can only read here/.test(w.message)),
+    ok.text,
+  );
+  assert.ok(
+    ok.report.notes.some((n) => /^PostgreSQL 16\.\d+ \(standby\)/.test(n)),
+    ok.report.notes.join('\n'),
+  );
 
   const feedbackOff = await startStandby(source, { hotStandbyFeedback: false });
   const off = await check(feedbackOff.cluster);
   assert.equal(off.code, 1, off.text);
-  assert.deepEqual(off.report.errors.map((e) => e.code), ['hot-standby-feedback'], off.text);
+  assert.deepEqual(
+    off.report.errors.map((e) => e.code),
+    ['hot-standby-feedback'],
+    off.text,
+  );
   assert.match(off.report.errors[0]?.fix ?? '', /hot_standby_feedback = on/);
 });

@@ -43,11 +43,44 @@ async function makePki(): Promise<Pki> {
     execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   };
   for (const name of ['ca', 'other-ca']) {
-    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=pgcdc test ${name}`, '-keyout', `${name}.key`, '-out', `${name}.crt`);
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=pgcdc test ${name}`,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+    );
   }
   ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
-  await writeFile(path.join(dir, 'san.ext'), 'subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\n');
-  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.crt');
+  await writeFile(
+    path.join(dir, 'san.ext'),
+    'subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\n',
+  );
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+    '-out',
+    'server.crt',
+  );
   // The server runs as postgres when we are root: it must read the files, and the key must be 0600 and its own.
   await chmod(dir, 0o755);
   await chmod(path.join(dir, 'server.crt'), 0o644);
@@ -108,7 +141,8 @@ async function check(source: string): Promise<{ code: number; report: JsonReport
   const env = { PGPASSWORD: CANARY, HOME: pki.dir };
   const json = await runPgcdc(['check', '--source', source, '--json'], env);
   const text = await runPgcdc(['check', '--source', source], env);
-  for (const out of [json.stdout, json.stderr, text.stdout, text.stderr]) assert.ok(!out.includes(CANARY), 'the password must never be printed');
+  for (const out of [json.stdout, json.stderr, text.stdout, text.stderr])
+    assert.ok(!out.includes(CANARY), 'the password must never be printed');
   let report: JsonReport;
   try {
     report = JSON.parse(json.stdout) as JsonReport;
@@ -118,7 +152,8 @@ async function check(source: string): Promise<{ code: number; report: JsonReport
   return { code: json.code, report, text: `${text.stdout}${text.stderr}` };
 }
 
-const tlsCodes = (r: JsonReport): string[] => [...r.errors, ...r.warnings].map((p) => p.code).filter((c) => c.startsWith('tls') || c === 'connect');
+const tlsCodes = (r: JsonReport): string[] =>
+  [...r.errors, ...r.warnings].map((p) => p.code).filter((c) => c.startsWith('tls') || c === 'connect');
 
 test('verify-full with sslrootcert passes the TLS check for 127.0.0.1 and localhost', { skip }, async () => {
   for (const host of ['127.0.0.1', 'localhost']) {
@@ -131,19 +166,35 @@ test('verify-full with sslrootcert passes the TLS check for 127.0.0.1 and localh
 test('verify-full with a host name the certificate does not name fails with one clear line', { skip }, async () => {
   const { code, report, text } = await check(url('127.0.0.2', { sslmode: 'verify-full', sslrootcert: pki.ca }));
   assert.equal(code, 1, text);
-  assert.deepEqual(report.errors.map((e) => e.code), ['connect'], text);
+  assert.deepEqual(
+    report.errors.map((e) => e.code),
+    ['connect'],
+    text,
+  );
   const message = report.errors[0]?.message ?? '';
   assert.ok(!message.includes('\n'), message);
-  assert.match(message, /TLS verification failed .*sslmode=verify-full.*not valid for this host name \(127\.0\.0\.2; it is for .*127\.0\.0\.1/, message);
+  assert.match(
+    message,
+    /TLS verification failed .*sslmode=verify-full.*not valid for this host name \(127\.0\.0\.2; it is for .*127\.0\.0\.1/,
+    message,
+  );
   // verify-ca checks the chain only, as libpq: the same host passes.
   const ca = await check(url('127.0.0.2', { sslmode: 'verify-ca', sslrootcert: pki.ca }));
-  assert.deepEqual(ca.report.errors.filter((e) => e.code === 'connect'), [], ca.text);
+  assert.deepEqual(
+    ca.report.errors.filter((e) => e.code === 'connect'),
+    [],
+    ca.text,
+  );
   assert.ok(tlsCodes(ca.report).includes('tls-unverified'), ca.text);
 });
 
 test('require without a CA encrypts and warns that the server is not verified', { skip }, async () => {
   const { report, text } = await check(url('127.0.0.1', { sslmode: 'require' }));
-  assert.deepEqual(report.errors.filter((e) => e.code === 'connect'), [], text);
+  assert.deepEqual(
+    report.errors.filter((e) => e.code === 'connect'),
+    [],
+    text,
+  );
   const warning = report.warnings.find((w) => w.code === 'tls-unverified');
   assert.ok(warning, text);
   assert.match(warning.message, /sslmode=require does not verify/);
@@ -151,34 +202,60 @@ test('require without a CA encrypts and warns that the server is not verified', 
 
 test('require with sslrootcert verifies the chain as libpq does; a wrong CA is refused', { skip }, async () => {
   const good = await check(url('127.0.0.2', { sslmode: 'require', sslrootcert: pki.ca }));
-  assert.deepEqual(good.report.errors.filter((e) => e.code === 'connect'), [], good.text);
+  assert.deepEqual(
+    good.report.errors.filter((e) => e.code === 'connect'),
+    [],
+    good.text,
+  );
   const bad = await check(url('127.0.0.1', { sslmode: 'require', sslrootcert: pki.otherCa }));
   assert.equal(bad.code, 1, bad.text);
-  assert.match(bad.report.errors[0]?.message ?? '', /TLS verification failed .*sslmode=require\): the server certificate is not signed by a CA in sslrootcert/, bad.text);
+  assert.match(
+    bad.report.errors[0]?.message ?? '',
+    /TLS verification failed .*sslmode=require\): the server certificate is not signed by a CA in sslrootcert/,
+    bad.text,
+  );
 });
 
-test('tlsHost names the server behind a local end (tunnel): verified against it, not against host', { skip }, async () => {
-  const env = { PGPASSWORD: CANARY, HOME: pki.dir };
-  const endpoint = resolveEndpoint({ url: url('127.0.0.1', { sslmode: 'verify-full', sslrootcert: pki.ca }), connectTimeoutMs: 10_000 }, env);
-  const client = await openConnection({ ...endpoint, tlsHost: 'localhost' }, 'query');
-  const { rows } = await client.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()');
-  await client.end();
-  assert.equal(rows[0]?.ssl, true);
-  await assert.rejects(openConnection({ ...endpoint, tlsHost: 'db.example.com' }, 'query'), /not valid for this host name \(db\.example\.com/);
-});
-
-test('sslmode semantics: prefer and allow connect, disable stays plain, verify-ca without a root certificate is refused before connecting', { skip }, async () => {
-  const env = { PGPASSWORD: CANARY, HOME: pki.dir };
-  const sslOf = async (sslmode: string): Promise<boolean | undefined> => {
-    const endpoint = resolveEndpoint({ url: url('127.0.0.1', { sslmode }), connectTimeoutMs: 10_000 }, env);
-    const client = await openConnection(endpoint, 'query');
+test(
+  'tlsHost names the server behind a local end (tunnel): verified against it, not against host',
+  { skip },
+  async () => {
+    const env = { PGPASSWORD: CANARY, HOME: pki.dir };
+    const endpoint = resolveEndpoint(
+      { url: url('127.0.0.1', { sslmode: 'verify-full', sslrootcert: pki.ca }), connectTimeoutMs: 10_000 },
+      env,
+    );
+    const client = await openConnection({ ...endpoint, tlsHost: 'localhost' }, 'query');
     const { rows } = await client.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()');
     await client.end();
-    return rows[0]?.ssl;
-  };
-  assert.equal(await sslOf('prefer'), true);
-  assert.equal(await sslOf('allow'), false); // allow tries plain first; the server accepts it
-  assert.equal(await sslOf('disable'), false);
-  const endpoint = resolveEndpoint({ url: url('127.0.0.1', { sslmode: 'verify-ca' }), connectTimeoutMs: 10_000 }, env);
-  await assert.rejects(openConnection(endpoint, 'query'), /sslmode=verify-ca needs the server's root certificate/);
-});
+    assert.equal(rows[0]?.ssl, true);
+    await assert.rejects(
+      openConnection({ ...endpoint, tlsHost: 'db.example.com' }, 'query'),
+      /not valid for this host name \(db\.example\.com/,
+    );
+  },
+);
+
+test(
+  'sslmode semantics: prefer and allow connect, disable stays plain, verify-ca without a root certificate is ' +
+    'refused before connecting',
+  { skip },
+  async () => {
+    const env = { PGPASSWORD: CANARY, HOME: pki.dir };
+    const sslOf = async (sslmode: string): Promise<boolean | undefined> => {
+      const endpoint = resolveEndpoint({ url: url('127.0.0.1', { sslmode }), connectTimeoutMs: 10_000 }, env);
+      const client = await openConnection(endpoint, 'query');
+      const { rows } = await client.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()');
+      await client.end();
+      return rows[0]?.ssl;
+    };
+    assert.equal(await sslOf('prefer'), true);
+    assert.equal(await sslOf('allow'), false); // allow tries plain first; the server accepts it
+    assert.equal(await sslOf('disable'), false);
+    const endpoint = resolveEndpoint(
+      { url: url('127.0.0.1', { sslmode: 'verify-ca' }), connectTimeoutMs: 10_000 },
+      env,
+    );
+    await assert.rejects(openConnection(endpoint, 'query'), /sslmode=verify-ca needs the server's root certificate/);
+  },
+);

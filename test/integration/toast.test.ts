@@ -24,7 +24,9 @@ async function setup(db: TestDatabase): Promise<{ big: string; early: string }> 
   const random = `(select string_agg(md5(random()::text), '') from generate_series(1, 300))`;
   // A row that exists before pgcdc starts: the fill store has never seen it.
   await db.sql.query(`insert into docs values (2, 0, ${random})`);
-  const { rows } = await db.sql.query<{ big: string; early: string }>(`select ${random} as big, (select body from docs where id = 2) as early`);
+  const { rows } = await db.sql.query<{ big: string; early: string }>(
+    `select ${random} as big, (select body from docs where id = 2) as early`,
+  );
   const big = rows[0]?.big ?? '';
   const early = rows[0]?.early ?? '';
   assert.ok(big.length > 8192 && early.length > 8192);
@@ -32,9 +34,29 @@ async function setup(db: TestDatabase): Promise<{ big: string; early: string }> 
 }
 
 function start(db: TestDatabase, dir: string): PgcdcProcess {
-  return startPgcdc(['run', '--config', path.join(dir, 'pgcdc.yaml'), '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'toast_pub',
-    '--tables', 'public.docs,public.fulldocs', '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'),
-    '--log-format', 'json', '--log-level', 'debug', '--snapshot-mode', 'never']);
+  return startPgcdc([
+    'run',
+    '--config',
+    path.join(dir, 'pgcdc.yaml'),
+    '--source',
+    db.url,
+    '--slot',
+    `s_${db.name}`,
+    '--publication',
+    'toast_pub',
+    '--tables',
+    'public.docs,public.fulldocs',
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+    '--log-level',
+    'debug',
+    '--snapshot-mode',
+    'never',
+  ]);
 }
 
 async function events(dir: string, count: number): Promise<DeliveredEvent[]> {
@@ -60,7 +82,14 @@ for (const mode of ['placeholder', 'omit', 'fill'] as const) {
     const { big, early } = await setup(db);
     await writeFile(path.join(dir, 'pgcdc.yaml'), JSON.stringify({ toast: { mode } }));
     let proc = start(db, dir);
-    await eventually(async () => ((await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [`s_${db.name}`])).rowCount === 1 ? true : undefined), 'slot');
+    await eventually(
+      async () =>
+        (await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [`s_${db.name}`]))
+          .rowCount === 1
+          ? true
+          : undefined,
+      'slot',
+    );
     await db.sql.query(`insert into docs values (1, 0, $1)`, [big]);
     await db.sql.query(`insert into fulldocs values (1, 0, $1)`, [big]);
     await db.sql.query(`update docs set n = 1 where id = 1`);
@@ -103,16 +132,27 @@ for (const mode of ['placeholder', 'omit', 'fill'] as const) {
     await db.sql.query(`update docs set n = 4 where id = 1`);
     proc = start(db, dir);
     all = await events(dir, 8);
-    await db.sql.query(`delete from docs where id = 1; insert into docs values (1, 5, 'short'); update docs set n = 6 where id = 1`);
+    await db.sql.query(
+      `delete from docs where id = 1; insert into docs values (1, 5, 'short'); update docs set n = 6 where id = 1`,
+    );
     all = await events(dir, 11);
     await stop(proc);
-    assert.deepEqual(all.slice(5).map((e) => [e.value.op, e.value.after?.n, e.value.after?.body === big ? 'big' : e.value.after?.body === newer ? 'newer' : e.value.after?.body]), [
-      ['u', 2, 'big'],
-      ['u', 3, 'newer'],
-      ['u', 4, 'newer'],
-      ['d', undefined, undefined],
-      ['c', 5, 'short'],
-      ['u', 6, 'short'],
-    ]);
+    assert.deepEqual(
+      all
+        .slice(5)
+        .map((e) => [
+          e.value.op,
+          e.value.after?.n,
+          e.value.after?.body === big ? 'big' : e.value.after?.body === newer ? 'newer' : e.value.after?.body,
+        ]),
+      [
+        ['u', 2, 'big'],
+        ['u', 3, 'newer'],
+        ['u', 4, 'newer'],
+        ['d', undefined, undefined],
+        ['c', 5, 'short'],
+        ['u', 6, 'short'],
+      ],
+    );
   });
 }

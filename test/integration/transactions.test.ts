@@ -24,22 +24,55 @@ test('BEGIN/END events, commit metadata on every event, truncate.skip, message p
   const db = await freshDatabase();
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-tx-'));
   await db.sql.query(`create table a (id int primary key); create table b (id int primary key)`);
-  await writeFile(path.join(dir, 'pgcdc.yaml'), JSON.stringify({
-    transactions: { events: true },
-    truncate: { skip: true },
-    messages: { include: ['audit*'], exclude: ['audit.debug'] },
-  }));
-  const args = ['run', '--config', path.join(dir, 'pgcdc.yaml'), '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'tx_pub',
-    '--tables', 'public.a,public.b', '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json',
-    '--snapshot-mode', 'never'];
+  await writeFile(
+    path.join(dir, 'pgcdc.yaml'),
+    JSON.stringify({
+      transactions: { events: true },
+      truncate: { skip: true },
+      messages: { include: ['audit*'], exclude: ['audit.debug'] },
+    }),
+  );
+  const args = [
+    'run',
+    '--config',
+    path.join(dir, 'pgcdc.yaml'),
+    '--source',
+    db.url,
+    '--slot',
+    `s_${db.name}`,
+    '--publication',
+    'tx_pub',
+    '--tables',
+    'public.a,public.b',
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+    '--snapshot-mode',
+    'never',
+  ];
   let proc = startPgcdc(args);
-  await eventually(async () => ((await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [`s_${db.name}`])).rowCount === 1 ? true : undefined), 'slot');
-  await db.sql.query(`begin; insert into a values (1), (2); insert into b values (1); update a set id = 3 where id = 2; commit`);
+  await eventually(
+    async () =>
+      (await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [`s_${db.name}`]))
+        .rowCount === 1
+        ? true
+        : undefined,
+    'slot',
+  );
+  await db.sql.query(
+    `begin; insert into a values (1), (2); insert into b values (1); update a set id = 3 where id = 2; commit`,
+  );
   const messages = db.server.major >= 14;
   if (messages) {
-    await db.sql.query(`begin; insert into b values (2);
-      select pg_logical_emit_message(true, 'audit.login', 'x'); select pg_logical_emit_message(true, 'audit.debug', 'y');
-      select pg_logical_emit_message(true, 'other', 'z'); commit`);
+    await db.sql.query(
+      `begin; insert into b values (2);
+      select pg_logical_emit_message(true, 'audit.login', 'x'); select pg_logical_emit_message(true, ` +
+        `'audit.debug', 'y');
+      select pg_logical_emit_message(true, 'other', 'z'); commit`,
+    );
   } else await db.sql.query(`insert into b values (2)`);
   await db.sql.query(`truncate a`);
   await db.sql.query(`insert into a values (10)`);
@@ -59,7 +92,11 @@ test('BEGIN/END events, commit metadata on every event, truncate.skip, message p
   proc.kill('SIGTERM');
   assert.equal(await proc.exited, 0, proc.stderr());
   assert.equal(new Set(after.map((e) => e.id)).size, after.length, 'no id twice');
-  for (const event of all) assert.ok(after.some((e) => e.id === event.id), `${event.id} kept its id`);
+  for (const event of all)
+    assert.ok(
+      after.some((e) => e.id === event.id),
+      `${event.id} kept its id`,
+    );
 
   const txTopic = `${db.name}.transaction`;
   const data = after.filter((e) => e.topic !== txTopic);
@@ -78,11 +115,31 @@ test('BEGIN/END events, commit metadata on every event, truncate.skip, message p
   const commitLsn = first.value.source.commit_lsn;
   const xid = `${first.value.source.txId}:${commitLsn}`;
   const ofFirst = tx.filter((e) => e.id.startsWith(`${commitLsn}:`));
-  assert.deepEqual(ofFirst.map((e) => [e.id, e.key]), [[`${commitLsn}:begin`, { id: xid }], [`${commitLsn}:end`, { id: xid }]]);
+  assert.deepEqual(
+    ofFirst.map((e) => [e.id, e.key]),
+    [
+      [`${commitLsn}:begin`, { id: xid }],
+      [`${commitLsn}:end`, { id: xid }],
+    ],
+  );
   const [begin, end] = ofFirst.map((e) => e.value as unknown as TxValue);
-  assert.deepEqual(begin, { status: 'BEGIN', id: xid, ts_ms: first.value.source.ts_ms, event_count: null, data_collections: null });
-  assert.deepEqual(end, { status: 'END', id: xid, ts_ms: first.value.source.ts_ms, event_count: 4,
-    data_collections: [{ data_collection: 'public.a', event_count: 3 }, { data_collection: 'public.b', event_count: 1 }] });
+  assert.deepEqual(begin, {
+    status: 'BEGIN',
+    id: xid,
+    ts_ms: first.value.source.ts_ms,
+    event_count: null,
+    data_collections: null,
+  });
+  assert.deepEqual(end, {
+    status: 'END',
+    id: xid,
+    ts_ms: first.value.source.ts_ms,
+    event_count: 4,
+    data_collections: [
+      { data_collection: 'public.a', event_count: 3 },
+      { data_collection: 'public.b', event_count: 1 },
+    ],
+  });
   const ofSecond = data.filter((e) => e.key?.id === 2 && e.topic.endsWith('.b'))[0] as DeliveredEvent;
   const secondEnd = tx.find((e) => e.id === `${ofSecond.value.source.commit_lsn}:end`)?.value as unknown as TxValue;
   assert.equal(secondEnd.event_count, messages ? 2 : 1, 'messages count as events of their transaction');

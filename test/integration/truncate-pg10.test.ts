@@ -28,7 +28,16 @@ test('TRUNCATE on PostgreSQL 10: check and run say it is not decoded (and nothin
   if (on10) assert.match(warned?.message ?? '', /PostgreSQL 10 does not decode TRUNCATE/, check.stdout);
   else assert.equal(warned, undefined);
 
-  const proc = startPgcdc(['run', ...common, '--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json']);
+  const proc = startPgcdc([
+    'run',
+    ...common,
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+  ]);
   // Streaming, not just an active slot: the slot is active during the initial snapshot too, and a
   // TRUNCATE racing the snapshot's start makes pgcdc stop on PostgreSQL 10 (no online method).
   await eventually(() => {

@@ -14,12 +14,23 @@ import pg from 'pg';
 import { SESSION_OPTIONS } from '../../src/postgres/connect.ts';
 import { freshDatabase, eventually } from '../harness/pg.ts';
 import { startPgcdc } from '../harness/cli.ts';
-import { ALL_TYPES_TABLE, allTypesColumns, allTypesDdl, allTypesInserts, JsonNumber, normalise, parseJsonLossless, type LosslessJson } from '../fixtures/all-types.ts';
+import {
+  ALL_TYPES_TABLE,
+  allTypesColumns,
+  allTypesDdl,
+  allTypesInserts,
+  JsonNumber,
+  normalise,
+  parseJsonLossless,
+  type LosslessJson,
+} from '../fixtures/all-types.ts';
 
 type LosslessObject = { [key: string]: LosslessJson };
 
 function field(value: LosslessJson | undefined, key: string): LosslessJson | undefined {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof JsonNumber) ? value[key] : undefined;
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof JsonNumber)
+    ? value[key]
+    : undefined;
 }
 
 test('every type through the replication stream equals to_jsonb', async () => {
@@ -27,13 +38,37 @@ test('every type through the replication stream equals to_jsonb', async () => {
   const major = db.server.major;
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-types-'));
   for (const statement of allTypesDdl(major)) await db.sql.query(statement);
-  const proc = startPgcdc(['run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'types_pub', '--tables', `public.${ALL_TYPES_TABLE}`,
-    '--sink', 'stdout', '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json']);
-  await eventually(async () => ((await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1`, [`s_${db.name}`])).rowCount === 1 ? true : undefined), 'slot');
+  const proc = startPgcdc([
+    'run',
+    '--source',
+    db.url,
+    '--slot',
+    `s_${db.name}`,
+    '--publication',
+    'types_pub',
+    '--tables',
+    `public.${ALL_TYPES_TABLE}`,
+    '--sink',
+    'stdout',
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+  ]);
+  await eventually(
+    async () =>
+      (await db.sql.query(`select 1 from pg_replication_slots where slot_name = $1`, [`s_${db.name}`])).rowCount === 1
+        ? true
+        : undefined,
+    'slot',
+  );
   const inserts = allTypesInserts(major);
   for (const statement of inserts) await db.sql.query(statement);
   const lines = await eventually(() => {
-    const got = proc.stdout().split('\n').filter((l) => l.length > 0);
+    const got = proc
+      .stdout()
+      .split('\n')
+      .filter((l) => l.length > 0);
     return got.length >= inserts.length ? got : undefined;
   }, 'one event per row');
   proc.kill('SIGTERM');
@@ -42,7 +77,9 @@ test('every type through the replication stream equals to_jsonb', async () => {
   // The reference reads with the same session settings pgcdc uses (IntervalStyle, DateStyle, ...).
   const refClient = new pg.Client({ connectionString: db.url, options: SESSION_OPTIONS });
   await refClient.connect();
-  const reference = await refClient.query<{ id: number; j: string }>(`select id, to_jsonb(t)::text as j from ${ALL_TYPES_TABLE} t`);
+  const reference = await refClient.query<{ id: number; j: string }>(
+    `select id, to_jsonb(t)::text as j from ${ALL_TYPES_TABLE} t`,
+  );
   await refClient.end();
   const expectedById = new Map(reference.rows.map((r) => [r.id, parseJsonLossless(r.j) as LosslessObject]));
   const columns = allTypesColumns(major);
@@ -58,7 +95,10 @@ test('every type through the replication stream equals to_jsonb', async () => {
       const got = normalise(column.name, after[column.name] ?? null, 'pgcdc');
       const want = normalise(column.name, expected[column.name] ?? null, 'to_jsonb');
       compared++;
-      if (!isDeepStrictEqual(got, want)) mismatches.push(`row ${id} ${column.name} (${column.sqlType}): ${JSON.stringify(got)} vs ${JSON.stringify(want)}`);
+      if (!isDeepStrictEqual(got, want))
+        mismatches.push(
+          `row ${id} ${column.name} (${column.sqlType}): ${JSON.stringify(got)} vs ${JSON.stringify(want)}`,
+        );
     }
   }
   assert.deepEqual(mismatches, [], `${mismatches.length} of ${compared} values differ`);

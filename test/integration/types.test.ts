@@ -39,7 +39,8 @@ before(async () => {
 test(`every column of every row matches to_jsonb (PostgreSQL ${TEST_MAJOR})`, async () => {
   const columns = allTypesColumns(major);
   const oids = await client.query<{ name: string; oid: string }>(
-    `select attname as name, atttypid::text as oid from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped`,
+    `select attname as name, atttypid::text as oid from pg_attribute where attrelid = $1::regclass and attnum ` +
+      `> 0 and not attisdropped`,
     [ALL_TYPES_TABLE],
   );
   const typeOf = new Map(oids.rows.map((r) => [r.name, Number(r.oid)]));
@@ -53,7 +54,9 @@ test(`every column of every row matches to_jsonb (PostgreSQL ${TEST_MAJOR})`, as
     rowMode: 'array',
     types: { getTypeParser: () => (value: string) => value },
   });
-  const reference = await client.query<{ j: string }>(`select to_jsonb(t)::text as j from ${ALL_TYPES_TABLE} t order by id`);
+  const reference = await client.query<{ j: string }>(
+    `select to_jsonb(t)::text as j from ${ALL_TYPES_TABLE} t order by id`,
+  );
   assert.equal(texts.rows.length, reference.rows.length);
   assert.ok(texts.rows.length >= 5);
 
@@ -76,7 +79,10 @@ test(`every column of every row matches to_jsonb (PostgreSQL ${TEST_MAJOR})`, as
       try {
         assert.deepStrictEqual(got, want);
       } catch {
-        mismatches.push(`row ${r + 1} ${column.name} (${column.sqlType}): text ${JSON.stringify(text)} -> ${json}; to_jsonb ${JSON.stringify(expected[column.name])}`);
+        mismatches.push(
+          `row ${r + 1} ${column.name} (${column.sqlType}): text ` +
+            `${JSON.stringify(text)} -> ${json}; to_jsonb ${JSON.stringify(expected[column.name])}`,
+        );
       }
     });
   });
@@ -96,9 +102,16 @@ test('the built-in OID tables agree with pg_type on this major', () => {
   }
   // Every array type in pg_catalog is in the static table, except arrays of catalog row types.
   const missing = [...types.values()].filter(
-    (t) => t.schema === 'pg_catalog' && t.elemOid !== 0 && types.get(t.elemOid)?.kind !== 'c' && !BUILTIN_ARRAY_ELEMENTS.has(t.oid),
+    (t) =>
+      t.schema === 'pg_catalog' &&
+      t.elemOid !== 0 &&
+      types.get(t.elemOid)?.kind !== 'c' &&
+      !BUILTIN_ARRAY_ELEMENTS.has(t.oid),
   );
-  assert.deepEqual(missing.map((t) => `${t.name} (${t.oid})`), []);
+  assert.deepEqual(
+    missing.map((t) => `${t.name} (${t.oid})`),
+    [],
+  );
   for (const [name, oid] of Object.entries(OID)) {
     if (name === 'xid8' && major < 13) continue; // added in PostgreSQL 13
     assert.equal(types.get(oid)?.name, name, `OID.${name}`);

@@ -31,7 +31,8 @@ export function jsonlFileName(topic: string): string {
   if (PLAIN_TOPIC.test(topic)) {
     base = topic;
   } else {
-    if (topic.length === 0) throw new CdcError('SINK_FAILED', 'an event has an empty topic, which cannot name a JSONL file');
+    if (topic.length === 0)
+      throw new CdcError('SINK_FAILED', 'an event has an empty topic, which cannot name a JSONL file');
     base = '';
     for (const byte of Buffer.from(topic, 'utf8')) {
       const char = String.fromCharCode(byte);
@@ -41,9 +42,13 @@ export function jsonlFileName(topic: string): string {
   }
   const name = base + SUFFIX;
   if (Buffer.byteLength(name) > NAME_MAX) {
-    throw new CdcError('SINK_FAILED', `topic ${JSON.stringify(topic.slice(0, 80))}... is too long for a file name (${NAME_MAX} bytes at most)`, {
-      hint: 'use a shorter topic prefix or table names',
-    });
+    throw new CdcError(
+      'SINK_FAILED',
+      `topic ${JSON.stringify(topic.slice(0, 80))}... is too long for a file name (${NAME_MAX} bytes at most)`,
+      {
+        hint: 'use a shorter topic prefix or table names',
+      },
+    );
   }
   return name;
 }
@@ -156,7 +161,10 @@ export class JsonlSink implements Sink {
       if (withData.length > 0) {
         throw new CdcError(
           'CONFIG_INVALID',
-          `the output directory ${this.dir} already has event files (${withData.slice(0, 3).join(', ')}${withData.length > 3 ? ', ...' : ''}) but there is no checkpoint, so pgcdc cannot tell which of their events were delivered`,
+          `the output directory ` +
+            (`${this.dir} already has event files ` +
+              (`(${withData.slice(0, 3).join(', ')}${withData.length > 3 ? ', ...' : ''}) but there is no ` +
+                `checkpoint, so pgcdc cannot tell which of their events were delivered`)),
           { hint: 'choose a new output directory (--out), or remove its *.jsonl files to start over' },
         );
       }
@@ -169,9 +177,15 @@ export class JsonlSink implements Sink {
 
     const parsed = positionSchema.safeParse(resume);
     if (!parsed.success) {
-      throw new CdcError('CONFIG_INVALID', 'the checkpoint holds no JSONL sink position (was it written with a different sink?)', {
-        hint: 'use the sink the checkpoint was written with, or a new offsets file and a new output directory to start over',
-      });
+      throw new CdcError(
+        'CONFIG_INVALID',
+        'the checkpoint holds no JSONL sink position (was it written with a different sink?)',
+        {
+          hint:
+            'use the sink the checkpoint was written with, or a new offsets file and a new output ' +
+            'directory to start over',
+        },
+      );
     }
     const listedNames = new Set<string>();
     for (const [topic, length] of Object.entries(parsed.data.files)) {
@@ -204,9 +218,14 @@ export class JsonlSink implements Sink {
     const bytes = recovery.fromBytes - recovery.toBytes;
     const what = `${recovery.events} event${recovery.events === 1 ? '' : 's'}${recovery.tornLine ? ' and a torn last line' : ''}`;
     const removed = recovery.action === 'removed';
-    this.log?.info({ ...recovery, bytes }, `${removed ? 'removed' : 'cut'} ${bytes} bytes (${what}) from ${recovery.file}${removed ? ', a file the checkpoint does not know' : ''}: `
-      + 'they were written after the last stored checkpoint (pgcdc ended, by a crash, a kill or a failure, before storing the checkpoint that covers them); '
-      + 'they are written again as the capture resumes from that checkpoint');
+    this.log?.info(
+      { ...recovery, bytes },
+      `${removed ? 'removed' : 'cut'} ${bytes} bytes ` +
+        `(${what}) from ${recovery.file}${removed ? ', a file the checkpoint does not know' : ''}: ` +
+        ('they were written after the last stored checkpoint (pgcdc ended, by a crash, a kill or a failure, ' +
+          'before storing the checkpoint that covers them); ') +
+        'they are written again as the capture resumes from that checkpoint',
+    );
   }
 
   /** Opens a checkpointed file and cuts it back to its checkpointed length. */
@@ -219,9 +238,13 @@ export class JsonlSink implements Sink {
       },
     );
     const damaged = (detail: string): CdcError =>
-      new CdcError('SINK_FAILED', `${file.path} ${detail}, so it no longer holds the events the checkpoint says were delivered`, {
-        hint: 'restore the file, or start over with a new output directory (--out) and a new offsets file',
-      });
+      new CdcError(
+        'SINK_FAILED',
+        `${file.path} ${detail}, so it no longer holds the events the checkpoint says were delivered`,
+        {
+          hint: 'restore the file, or start over with a new output directory (--out) and a new offsets file',
+        },
+      );
     if (size === undefined) {
       if (file.length > 0) throw damaged(`is gone but the checkpoint says it had ${file.length} bytes`);
       return;
@@ -232,7 +255,10 @@ export class JsonlSink implements Sink {
       // A checkpointed length always ends a line; anything else means the file was replaced.
       const last = Buffer.alloc(1);
       await file.handle.read(last, 0, 1, file.length - 1);
-      if (last[0] !== 0x0a) throw damaged(`does not end a line at its checkpointed length ${file.length} (was ${name} edited or replaced?)`);
+      if (last[0] !== 0x0a)
+        throw damaged(
+          `does not end a line at its checkpointed length ${file.length} (was ${name} edited or replaced?)`,
+        );
     }
     if (size > file.length) {
       const cut = await countCut(file.path, file.length, size);
@@ -244,10 +270,14 @@ export class JsonlSink implements Sink {
 
   private async writeNow(batch: EventBatch): Promise<SinkPosition> {
     if (this.state === 'failed') {
-      throw new CdcError('SINK_FAILED', `the JSONL sink in ${this.dir} failed earlier and cannot promise durability any more`, {
-        hint: 'restart pgcdc: on start the JSONL sink restores the last checkpointed state',
-        cause: this.failure,
-      });
+      throw new CdcError(
+        'SINK_FAILED',
+        `the JSONL sink in ${this.dir} failed earlier and cannot promise durability any more`,
+        {
+          hint: 'restart pgcdc: on start the JSONL sink restores the last checkpointed state',
+          cause: this.failure,
+        },
+      );
     }
     if (this.state !== 'open') throw new CdcError('INTERNAL', `JsonlSink.write called while ${this.state}`);
     if (batch.count === 0) return this.position();
@@ -315,7 +345,7 @@ export class JsonlSink implements Sink {
     } catch (error) {
       if (errnoOf(error) === 'EEXIST') {
         throw new CdcError('SINK_FAILED', `${file.path} appeared in the output directory but pgcdc did not create it`, {
-          hint: 'do not write into pgcdc\'s output directory; restart pgcdc to restore the checkpointed state',
+          hint: "do not write into pgcdc's output directory; restart pgcdc to restore the checkpointed state",
           cause: error,
         });
       }
@@ -349,7 +379,11 @@ async function countCut(file: string, from: number, to: number): Promise<{ event
   let events = 0;
   let last = 0x0a;
   // Read in chunks: what is cut may be one huge transaction's events.
-  for await (const chunk of createReadStream(file, { start: from, end: to - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+  for await (const chunk of createReadStream(file, {
+    start: from,
+    end: to - 1,
+    highWaterMark: 1 << 20,
+  }) as AsyncIterable<Buffer>) {
     for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) events++;
     if (chunk.length > 0) last = chunk[chunk.length - 1] ?? last;
   }
@@ -367,7 +401,8 @@ async function writeFully(handle: FileHandle, data: Buffer, position: number): P
 }
 
 function firstRejection(results: readonly PromiseSettledResult<unknown>[]): unknown {
-  for (const result of results) if (result.status === 'rejected') return (result.reason as unknown) ?? new Error('unknown failure');
+  for (const result of results)
+    if (result.status === 'rejected') return (result.reason as unknown) ?? new Error('unknown failure');
   return undefined;
 }
 
@@ -392,4 +427,3 @@ function fsError(error: unknown, what: string, dir: string, mayRetry = true): Cd
     cause: error,
   });
 }
-

@@ -77,7 +77,7 @@ export class StdoutSink implements Sink {
 function streamFailed(error: Error): CdcError {
   const code = 'code' in error ? error.code : undefined;
   return new CdcError('SINK_FAILED', `cannot write events to the output stream: ${error.message}`, {
-    hint: code === 'EPIPE' ? 'the program reading pgcdc\'s output exited; restart both' : undefined,
+    hint: code === 'EPIPE' ? "the program reading pgcdc's output exited; restart both" : undefined,
     cause: error,
   });
 }

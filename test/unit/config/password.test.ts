@@ -43,7 +43,7 @@ test('password file escapes: \\: and \\\\ in fields and in the password', () => 
   assert.equal(matchPassfile('*x:*:*:*:lit', key), undefined);
 });
 
-test('the password file is ignored unless only its owner can read it (libpq\'s 0600 rule)', async () => {
+test("the password file is ignored unless only its owner can read it (libpq's 0600 rule)", async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-pgpass-'));
   const file = path.join(dir, 'pgpass');
   await writeFile(file, '*:*:*:*:from-file\n');
@@ -59,24 +59,55 @@ test('the password file is ignored unless only its owner can read it (libpq\'s 0
   assert.equal(passwordFromPassfile(key, { PGPASSFILE: dir }).password, undefined); // a directory is not a plain file
 });
 
-test('sslmode defaults to require; source.passwordFile is read; password and passwordFile together are refused', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-pwfile-'));
-  const file = path.join(dir, 'pw');
-  await writeFile(file, 'canary-file-pw\nignored second line\n', { mode: 0o600 });
-  const endpoint = resolveEndpoint(parseConfig({ source: { url: 'postgres://u:urlpw@h/db', passwordFile: file } }).source, { PGPASSWORD: 'envpw' });
-  assert.equal(endpoint.sslmode, 'require');
-  assert.equal(endpoint.password, 'canary-file-pw');
-  assert.equal(resolveEndpoint(parseConfig({ source: { url: 'postgres://u:urlpw@h/db' } }).source, { PGPASSWORD: 'envpw' }).password, 'urlpw');
-  assert.equal(resolveEndpoint(parseConfig({}).source, { PGSSLMODE: 'disable' }).sslmode, 'disable');
-  assert.throws(() => resolveEndpoint(parseConfig({ source: { password: 'x', passwordFile: file } }).source, {}), (e: unknown) => e instanceof CdcError && /both set/.test(e.message));
-  assert.throws(() => resolveEndpoint(parseConfig({ source: { passwordFile: path.join(dir, 'missing') } }).source, {}), /cannot read the password file/);
-});
+test(
+  'sslmode defaults to require; source.passwordFile is read; password and passwordFile together are ' + 'refused',
+  async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-pwfile-'));
+    const file = path.join(dir, 'pw');
+    await writeFile(file, 'canary-file-pw\nignored second line\n', { mode: 0o600 });
+    const endpoint = resolveEndpoint(
+      parseConfig({ source: { url: 'postgres://u:urlpw@h/db', passwordFile: file } }).source,
+      { PGPASSWORD: 'envpw' },
+    );
+    assert.equal(endpoint.sslmode, 'require');
+    assert.equal(endpoint.password, 'canary-file-pw');
+    assert.equal(
+      resolveEndpoint(parseConfig({ source: { url: 'postgres://u:urlpw@h/db' } }).source, { PGPASSWORD: 'envpw' })
+        .password,
+      'urlpw',
+    );
+    assert.equal(resolveEndpoint(parseConfig({}).source, { PGSSLMODE: 'disable' }).sslmode, 'disable');
+    assert.throws(
+      () => resolveEndpoint(parseConfig({ source: { password: 'x', passwordFile: file } }).source, {}),
+      (e: unknown) => e instanceof CdcError && /both set/.test(e.message),
+    );
+    assert.throws(
+      () => resolveEndpoint(parseConfig({ source: { passwordFile: path.join(dir, 'missing') } }).source, {}),
+      /cannot read the password file/,
+    );
+  },
+);
 
 test('SSH flags become source.ssh; --ssh-host takes host:port; keepalives and TOFU keep their defaults', () => {
-  const config = parseConfig(flagsToConfig({ sshHost: 'bastion.example.com:2222', sshUser: 'me', sshKey: '/keys/id', sshHostKey: 'SHA256:abc', passwordFile: '/pw' }));
+  const config = parseConfig(
+    flagsToConfig({
+      sshHost: 'bastion.example.com:2222',
+      sshUser: 'me',
+      sshKey: '/keys/id',
+      sshHostKey: 'SHA256:abc',
+      passwordFile: '/pw',
+    }),
+  );
   assert.equal(config.source.passwordFile, '/pw');
   assert.deepEqual(
-    [config.source.ssh?.host, config.source.ssh?.port, config.source.ssh?.user, config.source.ssh?.privateKeyFile, config.source.ssh?.hostKey, config.source.ssh?.trustOnFirstUse],
+    [
+      config.source.ssh?.host,
+      config.source.ssh?.port,
+      config.source.ssh?.user,
+      config.source.ssh?.privateKeyFile,
+      config.source.ssh?.hostKey,
+      config.source.ssh?.trustOnFirstUse,
+    ],
     ['bastion.example.com', 2222, 'me', '/keys/id', 'SHA256:abc', false],
   );
   assert.equal(parseConfig(flagsToConfig({ sshHost: 'b', sshUser: 'me', sshKey: '/k' })).source.ssh?.port, 22);

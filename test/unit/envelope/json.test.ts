@@ -26,14 +26,33 @@ interface Parsed {
   id: string;
   topic: string;
   key: unknown;
-  value: { before: unknown; after: unknown; op: string; ts_ms: number; source: Record<string, unknown>; transaction: Record<string, unknown> };
+  value: {
+    before: unknown;
+    after: unknown;
+    op: string;
+    ts_ms: number;
+    source: Record<string, unknown>;
+    transaction: Record<string, unknown>;
+  };
 }
 
-function serialize(t: TableSchema, op: Op, key: TupleData | null, before: TupleData | null, after: TupleData | null): Parsed {
+function serialize(
+  t: TableSchema,
+  op: Op,
+  key: TupleData | null,
+  before: TupleData | null,
+  after: TupleData | null,
+): Parsed {
   return JSON.parse(serializeLine(t, op, key, before, after)) as Parsed;
 }
 
-function serializeLine(t: TableSchema, op: Op, key: TupleData | null, before: TupleData | null, after: TupleData | null): string {
+function serializeLine(
+  t: TableSchema,
+  op: Op,
+  key: TupleData | null,
+  before: TupleData | null,
+  after: TupleData | null,
+): string {
   const topics = new TopicRegistry();
   const s = new TableSerializer(t, naming, topics);
   const tx = transactionContext(7712, '0/1A2B3C8', 1763719200123);
@@ -49,7 +68,14 @@ function serializeLine(t: TableSchema, op: Op, key: TupleData | null, before: Tu
   return batch.line(0);
 }
 
-const orders = table([['id', 23], ['note', 25], ['total', 1700]], [0]);
+const orders = table(
+  [
+    ['id', 23],
+    ['note', 25],
+    ['total', 1700],
+  ],
+  [0],
+);
 
 test('every op writes the documented envelope', () => {
   const row: TupleData = ['42', 'gift "wrap" ☕\n', '19.90'];
@@ -61,7 +87,19 @@ test('every op writes the documented envelope', () => {
     value: {
       before: null,
       after: { id: 42, note: 'gift "wrap" ☕\n', total: '19.90' },
-      source: { version: '0.1.0', connector: 'postgresql', name: 'shop', db: 'shopdb', schema: 'public', table: 'orders', snapshot: 'false', txId: 7712, lsn: 27409352, commit_lsn: '0/1A2B3C8', ts_ms: 1763719200123 },
+      source: {
+        version: '0.1.0',
+        connector: 'postgresql',
+        name: 'shop',
+        db: 'shopdb',
+        schema: 'public',
+        table: 'orders',
+        snapshot: 'false',
+        txId: 7712,
+        lsn: 27409352,
+        commit_lsn: '0/1A2B3C8',
+        ts_ms: 1763719200123,
+      },
       op: 'c',
       ts_ms: 1763719200125,
       transaction: { id: '7712:0/1A2B3C8', total_order: 3, data_collection_order: 2 },
@@ -83,7 +121,14 @@ test('keyless and zero-column tables, TOAST placeholders, composite keys', () =>
   assert.deepEqual(serialize(empty, 'c', [], null, []).value.after, {});
   const toast = serialize(orders, 'u', ['1', UNCHANGED_TOAST, '2'], null, ['1', UNCHANGED_TOAST, '2']);
   assert.deepEqual(toast.value.after, { id: 1, note: '__pgcdc_unavailable_value', total: '2' });
-  const composite = table([['order_id', 20], ['line_no', 21], ['qty', 23]], [0, 1]);
+  const composite = table(
+    [
+      ['order_id', 20],
+      ['line_no', 21],
+      ['qty', 23],
+    ],
+    [0, 1],
+  );
   // int8 keeps every digit: 2^53 + 1 would not survive a double.
   const line = serializeLine(composite, 'c', ['9007199254740993', '2', '5'], null, ['9007199254740993', '2', '5']);
   assert.match(line, /"key":\{"order_id":9007199254740993,"line_no":2\}/);
@@ -100,7 +145,10 @@ test('a batch gathers interleaved topics in order and keeps an open transaction 
   b.add(a, '{"id":"0/2:0"}');
   const first = b.take(3);
   assert.equal(first.count, 3);
-  assert.deepEqual([0, 1, 2].map((i) => first.id(i)), ['0/1:0', '0/1:1', '0/1:2']);
+  assert.deepEqual(
+    [0, 1, 2].map((i) => first.id(i)),
+    ['0/1:0', '0/1:1', '0/1:2'],
+  );
   const byTopic = first.byTopic();
   assert.equal(byTopic.get(a)?.toString(), '{"id":"0/1:0","v":"é"}\n{"id":"0/1:2"}\n');
   assert.equal(byTopic.get(z)?.toString(), '{"id":"0/1:1"}\n');
@@ -114,11 +162,31 @@ test('a batch gathers interleaved topics in order and keeps an open transaction 
 });
 
 test('strings are escaped exactly as JSON.stringify does, whatever they hold', () => {
-  const text = table([['id', 23], ['s', 25]], [0]);
-  const samples = ['plain', '', 'q"uote', 'back\\slash', 'tab\tnew\nline', '\u0001\u001f\u007f', 'é☕😀', 'x'.repeat(200), '\ud800 lone', '</script>'];
+  const text = table(
+    [
+      ['id', 23],
+      ['s', 25],
+    ],
+    [0],
+  );
+  const samples = [
+    'plain',
+    '',
+    'q"uote',
+    'back\\slash',
+    'tab\tnew\nline',
+    '\u0001\u001f\u007f',
+    'é☕😀',
+    'x'.repeat(200),
+    '\ud800 lone',
+    '</script>',
+  ];
   for (const sample of samples) {
     const line = serializeLine(text, 'c', ['1', sample], null, ['1', sample]);
     assert.ok(line.includes(`"s":${JSON.stringify(sample)}}`), sample);
-    assert.equal((JSON.parse(line) as Parsed).value.after && ((JSON.parse(line) as Parsed).value.after as { s: string }).s, sample);
+    assert.equal(
+      (JSON.parse(line) as Parsed).value.after && ((JSON.parse(line) as Parsed).value.after as { s: string }).s,
+      sample,
+    );
   }
 });

@@ -30,7 +30,16 @@ const checkpoint: Checkpoint = {
 };
 
 function input(over: Partial<StartupInput>): StartupInput {
-  return { checkpoint, system, slot, slotName: 's', publication: 'p', database: 'shop', offsetsPath: 'o.json', ...over };
+  return {
+    checkpoint,
+    system,
+    slot,
+    slotName: 's',
+    publication: 'p',
+    database: 'shop',
+    offsetsPath: 'o.json',
+    ...over,
+  };
 }
 
 function refusal(over: Partial<StartupInput>): CdcError {
@@ -48,11 +57,20 @@ test('first run without a slot creates one; with a slot adopts its confirmed pos
   assert.deepEqual(planStartup(input({ checkpoint: undefined })), { kind: 'adopt-slot', startLsn: 0x3000 });
 });
 
-test('resume starts at the stored offset and filters what was delivered before it; the stream replays from the slot\'s position', () => {
-  assert.deepEqual(planStartup(input({})), { kind: 'resume', startLsn: 0x4000, skipBefore: 0x4000, replayFrom: 0x3000 });
-  // confirmed_flush equal to the stored offset is the normal case after a clean stop.
-  assert.equal(planStartup(input({ slot: { ...slot, confirmedFlush: 0x4000 } })).kind, 'resume');
-});
+test(
+  'resume starts at the stored offset and filters what was delivered before it; the stream replays from the ' +
+    "slot's position",
+  () => {
+    assert.deepEqual(planStartup(input({})), {
+      kind: 'resume',
+      startLsn: 0x4000,
+      skipBefore: 0x4000,
+      replayFrom: 0x3000,
+    });
+    // confirmed_flush equal to the stored offset is the normal case after a clean stop.
+    assert.equal(planStartup(input({ slot: { ...slot, confirmedFlush: 0x4000 } })).kind, 'resume');
+  },
+);
 
 test('every way changes may have been lost is refused, never resumed silently', () => {
   assert.equal(refusal({ slot: undefined }).code, 'SLOT_MISSING');
@@ -63,13 +81,17 @@ test('every way changes may have been lost is refused, never resumed silently', 
   assert.match(refusal({ slot: undefined }).message, /may have been lost/);
 });
 
-test('a stored offset past the server\'s WAL (IDENTIFY_SYSTEM xlogpos) is refused: OFFSET_AHEAD_OF_SERVER', () => {
+test("a stored offset past the server's WAL (IDENTIFY_SYSTEM xlogpos) is refused: OFFSET_AHEAD_OF_SERVER", () => {
   const ahead = refusal({ checkpoint: { ...checkpoint, lsn: 'F/FFFFFF00' } });
   assert.equal(ahead.code, 'OFFSET_AHEAD_OF_SERVER');
   assert.match(ahead.message, /F\/FFFFFF00 in o\.json is past the server's WAL \(it ends at 0\/5000\)/);
   assert.equal(refusal({ checkpoint: { ...checkpoint, lsn: '0/5001' } }).code, 'OFFSET_AHEAD_OF_SERVER');
   // Exactly at the server's position is the normal case after an idle stop.
-  assert.equal(planStartup(input({ checkpoint: { ...checkpoint, lsn: '0/5000' }, slot: { ...slot, confirmedFlush: 0x5000 } })).kind, 'resume');
+  assert.equal(
+    planStartup(input({ checkpoint: { ...checkpoint, lsn: '0/5000' }, slot: { ...slot, confirmedFlush: 0x5000 } }))
+      .kind,
+    'resume',
+  );
 });
 
 test('a slot that is not ours to use is refused', () => {

@@ -170,7 +170,10 @@ void describe('FileOffsetStore: checkpoints', () => {
   void it('every file is sealed with a checksum: a hand-edited lsn or a flipped digit is OFFSETS_CORRUPT', async () => {
     const file = await offsetsPath();
     const store = await FileOffsetStore.open(file);
-    const sealed = { ...checkpoint('0/16B3748'), lastCommit: { commitLsn: '0/16B3700', endLsn: '0/16B3748', xid: 755 } };
+    const sealed = {
+      ...checkpoint('0/16B3748'),
+      lastCommit: { commitLsn: '0/16B3700', endLsn: '0/16B3748', xid: 755 },
+    };
     await store.commit(sealed);
     await store.close();
     const text = await readFile(file, 'utf8');
@@ -227,7 +230,10 @@ void describe('FileOffsetStore: single writer', () => {
     const holder = contender(file);
     assert.equal(await holder.outcome, 'won');
     const error = await rejectsWith(FileOffsetStore.open(file), 'OFFSETS_LOCKED');
-    assert.match(error.message, new RegExp(`offsets file .*offsets\\.json is in use by another pgcdc process \\(pid ${holder.child.pid}\\)`));
+    assert.match(
+      error.message,
+      new RegExp(`offsets file .*offsets\\.json is in use by another pgcdc process \\(pid ${holder.child.pid}\\)`),
+    );
     assert.ok((error.hint ?? '').length > 0);
     await release(holder.child);
     const store = await FileOffsetStore.open(file);
@@ -239,7 +245,11 @@ void describe('FileOffsetStore: single writer', () => {
     const holder = contender(file);
     assert.equal(await holder.outcome, 'won');
     await kill(holder.child);
-    assert.match(await readFile(`${file}.lock`, 'utf8'), new RegExp(`"pid":${holder.child.pid}`), 'the stale lock is still there');
+    assert.match(
+      await readFile(`${file}.lock`, 'utf8'),
+      new RegExp(`"pid":${holder.child.pid}`),
+      'the stale lock is still there',
+    );
     const store = await FileOffsetStore.open(file);
     assert.match(await readFile(`${file}.lock`, 'utf8'), new RegExp(`"pid":${process.pid}`));
     await store.commit(checkpoint('0/1'));
@@ -253,7 +263,8 @@ void describe('FileOffsetStore: single writer', () => {
       const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
       assert.equal(won.length, 1);
       for (const r of results) {
-        if (r.status === 'rejected') assert.ok(r.reason instanceof CdcError && r.reason.code === 'OFFSETS_LOCKED', String(r.reason));
+        if (r.status === 'rejected')
+          assert.ok(r.reason instanceof CdcError && r.reason.code === 'OFFSETS_LOCKED', String(r.reason));
       }
       await Promise.all(won.map((s) => s.close()));
     };
@@ -286,7 +297,10 @@ void describe('FileOffsetStore: single writer', () => {
 
     // A breaker left by a process killed while it was taking over a stale lock.
     await writeFile(lock, 'not a lock');
-    await writeFile(`${lock}.break`, JSON.stringify({ pid: process.pid, host: hostname(), startTime: '1', nonce: 'x' }));
+    await writeFile(
+      `${lock}.break`,
+      JSON.stringify({ pid: process.pid, host: hostname(), startTime: '1', nonce: 'x' }),
+    );
     await (await FileOffsetStore.open(file)).close();
     assert.deepEqual(await readdir(path.dirname(file)), []);
 

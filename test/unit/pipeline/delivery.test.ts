@@ -53,11 +53,18 @@ function setup(maxEvents = 10) {
   const offsets = new MemoryOffsets();
   const failures: CdcErrorType[] = [];
   const pressure: boolean[] = [];
-  const delivery = new Delivery(sink, offsets, identity, { lsn: 100, position: {} }, { maxEvents, maxDelayMs: 1 }, {
-    pressure: (high) => pressure.push(high),
-    failed: (e) => failures.push(e),
-    stored: () => undefined,
-  });
+  const delivery = new Delivery(
+    sink,
+    offsets,
+    identity,
+    { lsn: 100, position: {} },
+    { maxEvents, maxDelayMs: 1 },
+    {
+      pressure: (high) => pressure.push(high),
+      failed: (e) => failures.push(e),
+      stored: () => undefined,
+    },
+  );
   return { sink, offsets, delivery, failures, pressure };
 }
 
@@ -91,7 +98,11 @@ test('idle: the keepalive position is confirmed only when nothing is in flight',
   await delivery.drain();
   await delivery.confirmIdle(500, false);
   assert.equal(delivery.acked, 500);
-  assert.equal(offsets.stored.at(-1)?.lsn, '0/1F4', 'the checkpoint moves with it, so a restart never sees the slot ahead of the offset');
+  assert.equal(
+    offsets.stored.at(-1)?.lsn,
+    '0/1F4',
+    'the checkpoint moves with it, so a restart never sees the slot ahead of the offset',
+  );
 });
 
 test('a failed sink write stops acknowledgement for good', async () => {
@@ -126,22 +137,25 @@ async function eventuallyWritten(sink: MemorySink, count: number): Promise<void>
   while (sink.written.length < count) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
-test('every checkpoint names the last delivered commit; an idle move and a non-transactional message keep it', async () => {
-  const { offsets, delivery } = setup();
-  delivery.event(0, line(1));
-  delivery.commit(0x200, 0x1f0, 755);
-  await delivery.drain();
-  const identity = { commitLsn: '0/1F0', endLsn: '0/200', xid: 755 };
-  assert.deepEqual(offsets.stored.at(-1)?.lastCommit, identity);
-  await delivery.confirmIdle(0x500, false);
-  assert.equal(offsets.stored.at(-1)?.lsn, '0/500');
-  assert.deepEqual(offsets.stored.at(-1)?.lastCommit, identity, 'moved over idle WAL: the last commit before it');
-  delivery.event(0, line(2));
-  delivery.commit(0x601); // a message between transactions: no transaction of its own
-  await delivery.drain();
-  assert.equal(offsets.stored.at(-1)?.lsn, '0/601');
-  assert.deepEqual(offsets.stored.at(-1)?.lastCommit, identity);
-  delivery.commit(0x700, 0x6f0, 756);
-  await delivery.drain();
-  assert.deepEqual(offsets.stored.at(-1)?.lastCommit, { commitLsn: '0/6F0', endLsn: '0/700', xid: 756 });
-});
+test(
+  'every checkpoint names the last delivered commit; an idle move and a non-transactional message keep ' + 'it',
+  async () => {
+    const { offsets, delivery } = setup();
+    delivery.event(0, line(1));
+    delivery.commit(0x200, 0x1f0, 755);
+    await delivery.drain();
+    const identity = { commitLsn: '0/1F0', endLsn: '0/200', xid: 755 };
+    assert.deepEqual(offsets.stored.at(-1)?.lastCommit, identity);
+    await delivery.confirmIdle(0x500, false);
+    assert.equal(offsets.stored.at(-1)?.lsn, '0/500');
+    assert.deepEqual(offsets.stored.at(-1)?.lastCommit, identity, 'moved over idle WAL: the last commit before it');
+    delivery.event(0, line(2));
+    delivery.commit(0x601); // a message between transactions: no transaction of its own
+    await delivery.drain();
+    assert.equal(offsets.stored.at(-1)?.lsn, '0/601');
+    assert.deepEqual(offsets.stored.at(-1)?.lastCommit, identity);
+    delivery.commit(0x700, 0x6f0, 756);
+    await delivery.drain();
+    assert.deepEqual(offsets.stored.at(-1)?.lastCommit, { commitLsn: '0/6F0', endLsn: '0/700', xid: 756 });
+  },
+);

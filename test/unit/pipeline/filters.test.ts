@@ -8,7 +8,15 @@ test('message prefixes: exact or * globs, include then exclude, pgcdc never', ()
   assert.equal(all('audit'), true);
   assert.equal(all('pgcdc-heartbeat'), false);
   const some = messageFilter(['audit', 'app.*'], ['app.debug*']);
-  assert.deepEqual(['audit', 'audit2', 'app.x', 'app.', 'app.debug.1', 'appx', 'pgcdc'].map(some), [true, false, true, true, false, false, false]);
+  assert.deepEqual(['audit', 'audit2', 'app.x', 'app.', 'app.debug.1', 'appx', 'pgcdc'].map(some), [
+    true,
+    false,
+    true,
+    true,
+    false,
+    false,
+    false,
+  ]);
   assert.equal(messageFilter(['a.b'], [])('aXb'), false, 'a dot is a dot');
   assert.equal(messageFilter([], ['*'])('x'), false);
 });

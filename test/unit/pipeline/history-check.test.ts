@@ -35,16 +35,31 @@ test('the same history: earlier transactions replay, the last one matches, the s
 });
 
 test('a different history is refused: another xid, another end, a missing commit, an undelivered transaction', () => {
-  assert.match(refused(() => new HistoryCheck(stored, last, 0x7000).begin(0x8000, 999)).message, /is xid 999, and pgcdc delivered xid 700/);
+  assert.match(
+    refused(() => new HistoryCheck(stored, last, 0x7000).begin(0x8000, 999)).message,
+    /is xid 999, and pgcdc delivered xid 700/,
+  );
   const check = new HistoryCheck(stored, last, 0x7000);
   check.begin(0x8000, 700);
   assert.match(refused(() => check.commit(0x8048)).message, /ends at 0\/8048/);
-  assert.match(refused(() => new HistoryCheck(stored, last, 0x7000).begin(0x8010, 700)).message, /without the last delivered transaction \(xid 700/);
-  assert.match(refused(() => new HistoryCheck(stored, last, 0x7000).begin(0x9100, 5)).message, /reached 0\/9100 without/);
-  assert.match(refused(() => new HistoryCheck(stored, last, 0x7000).message(0x9100)).message, /reached 0\/9100 without/);
+  assert.match(
+    refused(() => new HistoryCheck(stored, last, 0x7000).begin(0x8010, 700)).message,
+    /without the last delivered transaction \(xid 700/,
+  );
+  assert.match(
+    refused(() => new HistoryCheck(stored, last, 0x7000).begin(0x9100, 5)).message,
+    /reached 0\/9100 without/,
+  );
+  assert.match(
+    refused(() => new HistoryCheck(stored, last, 0x7000).message(0x9100)).message,
+    /reached 0\/9100 without/,
+  );
   // Replay starting after the last commit: it cannot be seen, but nothing may commit before the offset.
   const after = new HistoryCheck(stored, last, 0x8040);
-  assert.match(refused(() => after.begin(0x8800, 701)).message, /committed at 0\/8800, before the stored offset 0\/9000, that pgcdc never delivered/);
+  assert.match(
+    refused(() => after.begin(0x8800, 701)).message,
+    /committed at 0\/8800, before the stored offset 0\/9000, that pgcdc never delivered/,
+  );
 });
 
 test('without a last commit, or with nothing to replay, only the position is checked', () => {

@@ -68,33 +68,70 @@ async function harness(setup?: (dir: string) => Promise<void>): Promise<Harness>
   return { streamed, seen, dir, feed, commit };
 }
 
-const insert = (xid: number | undefined, id: string): PgoutputMessage => ({ tag: 'insert', xid, relationId: REL, newTuple: [id] });
+const insert = (xid: number | undefined, id: string): PgoutputMessage => ({
+  tag: 'insert',
+  xid,
+  relationId: REL,
+  newTuple: [id],
+});
 const start = (xid: number, firstSegment: boolean): PgoutputMessage => ({ tag: 'streamStart', xid, firstSegment });
 const stop: PgoutputMessage = { tag: 'streamStop' };
-const streamCommit = (xid: number): PgoutputMessage => ({ tag: 'streamCommit', xid, flags: 0, commitLsn: 5000, endLsn: 5100, commitTime: 777 });
-const abort = (xid: number, subXid: number): PgoutputMessage => ({ tag: 'streamAbort', xid, subXid, abortLsn: undefined, abortTime: undefined });
-
-test('chunks spill until Stream Commit, then replay as one transaction with the commit LSN; other messages are left to the loop', async () => {
-  const h = await harness();
-  assert.equal(h.feed(start(500, true)), true);
-  assert.equal(h.streamed.open, true);
-  h.feed({ tag: 'relation', xid: 500, relationId: REL, namespace: 'public', name: 't', replicaIdentity: 'd', columns: [{ isKey: true, name: 'id', typeOid: 23, typeMod: -1 }] });
-  assert.equal(h.feed(insert(500, '1'), 100), true);
-  assert.equal(h.feed(insert(501, '2'), 200), true); // a subtransaction's change
-  h.feed(stop);
-  // A non-streamed transaction in between is not taken.
-  assert.equal(h.feed({ tag: 'begin', finalLsn: 300, commitTime: 1, xid: 600 }), false);
-  assert.equal(h.feed(insert(undefined, 'x')), false);
-  assert.equal(h.feed({ tag: 'commit', flags: 0, commitLsn: 300, endLsn: 310, commitTime: 1 }), false);
-  h.feed(start(500, false));
-  h.feed(insert(500, '3'), 400);
-  h.feed(stop);
-  assert.deepEqual(h.seen, [], 'nothing replayed before the commit');
-  await h.commit(500);
-  assert.deepEqual(h.seen, ['begin 500 5000 777', `relation ${REL} 1`, 'insert 500 1 @100', 'insert 501 2 @200', 'insert 500 3 @400', 'commit 5000 5100']);
-  assert.equal(h.streamed.open, false);
-  assert.deepEqual(await readdir(h.dir), [], 'spill file removed after the commit');
+const streamCommit = (xid: number): PgoutputMessage => ({
+  tag: 'streamCommit',
+  xid,
+  flags: 0,
+  commitLsn: 5000,
+  endLsn: 5100,
+  commitTime: 777,
 });
+const abort = (xid: number, subXid: number): PgoutputMessage => ({
+  tag: 'streamAbort',
+  xid,
+  subXid,
+  abortLsn: undefined,
+  abortTime: undefined,
+});
+
+test(
+  'chunks spill until Stream Commit, then replay as one transaction with the commit LSN; other messages are ' +
+    'left to the loop',
+  async () => {
+    const h = await harness();
+    assert.equal(h.feed(start(500, true)), true);
+    assert.equal(h.streamed.open, true);
+    h.feed({
+      tag: 'relation',
+      xid: 500,
+      relationId: REL,
+      namespace: 'public',
+      name: 't',
+      replicaIdentity: 'd',
+      columns: [{ isKey: true, name: 'id', typeOid: 23, typeMod: -1 }],
+    });
+    assert.equal(h.feed(insert(500, '1'), 100), true);
+    assert.equal(h.feed(insert(501, '2'), 200), true); // a subtransaction's change
+    h.feed(stop);
+    // A non-streamed transaction in between is not taken.
+    assert.equal(h.feed({ tag: 'begin', finalLsn: 300, commitTime: 1, xid: 600 }), false);
+    assert.equal(h.feed(insert(undefined, 'x')), false);
+    assert.equal(h.feed({ tag: 'commit', flags: 0, commitLsn: 300, endLsn: 310, commitTime: 1 }), false);
+    h.feed(start(500, false));
+    h.feed(insert(500, '3'), 400);
+    h.feed(stop);
+    assert.deepEqual(h.seen, [], 'nothing replayed before the commit');
+    await h.commit(500);
+    assert.deepEqual(h.seen, [
+      'begin 500 5000 777',
+      `relation ${REL} 1`,
+      'insert 500 1 @100',
+      'insert 501 2 @200',
+      'insert 500 3 @400',
+      'commit 5000 5100',
+    ]);
+    assert.equal(h.streamed.open, false);
+    assert.deepEqual(await readdir(h.dir), [], 'spill file removed after the commit');
+  },
+);
 
 test('Stream Abort drops the transaction, or only the aborted subtransaction', async () => {
   const h = await harness();
@@ -145,13 +182,22 @@ test('stale spill files are deleted at start (other files are left alone); proto
     await writeFile(path.join(dir, 'notes.txt'), 'mine');
   });
   assert.deepEqual(await readdir(h.dir), ['notes.txt']);
-  assert.throws(() => h.feed(start(9, false)), (e: unknown) => e instanceof CdcError && e.code === 'PROTOCOL_INVALID');
+  assert.throws(
+    () => h.feed(start(9, false)),
+    (e: unknown) => e instanceof CdcError && e.code === 'PROTOCOL_INVALID',
+  );
   h.feed(stop); // the loop fails the capture on such an error; here the test goes on
   h.feed(start(9, true));
   h.feed(stop);
-  assert.throws(() => h.feed(start(9, true)), (e: unknown) => e instanceof CdcError && e.code === 'PROTOCOL_INVALID');
+  assert.throws(
+    () => h.feed(start(9, true)),
+    (e: unknown) => e instanceof CdcError && e.code === 'PROTOCOL_INVALID',
+  );
   h.feed(stop);
-  assert.throws(() => h.commit(10), (e: unknown) => e instanceof CdcError && e.code === 'PROTOCOL_INVALID' && /never streamed/.test(e.message));
+  assert.throws(
+    () => h.commit(10),
+    (e: unknown) => e instanceof CdcError && e.code === 'PROTOCOL_INVALID' && /never streamed/.test(e.message),
+  );
   h.streamed.close();
   assert.equal(existsSync(path.join(h.dir, '9.pgoutput')), false, 'close removes open spill files');
 });
@@ -159,5 +205,8 @@ test('stale spill files are deleted at start (other files are left alone); proto
 test('streaming is refused below PostgreSQL 14 with a usage error', () => {
   assert.doesNotThrow(() => checkStreamingSupported(true, 14, 'db:5432'));
   assert.doesNotThrow(() => checkStreamingSupported(false, 10, 'db:5432'));
-  assert.throws(() => checkStreamingSupported(true, 13, 'db:5432'), (e: unknown) => e instanceof CdcError && e.code === 'CONFIG_INVALID' && /PostgreSQL 14/.test(e.message));
+  assert.throws(
+    () => checkStreamingSupported(true, 13, 'db:5432'),
+    (e: unknown) => e instanceof CdcError && e.code === 'CONFIG_INVALID' && /PostgreSQL 14/.test(e.message),
+  );
 });

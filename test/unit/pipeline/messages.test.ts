@@ -38,31 +38,52 @@ const MESSAGE_LSN = 0x1927b70;
 function scenario(skipBefore: Lsn): Collected {
   const out = new Collected();
   const relations = new RelationCache(() => undefined, DEFAULT_VALUE_OPTIONS);
-  const assembler = new ChangeAssembler(relations, out, { naming: { prefix: 'db', database: 'db', naming: 'prefix' }, skipBefore });
+  const assembler = new ChangeAssembler(relations, out, {
+    naming: { prefix: 'db', database: 'db', naming: 'prefix' },
+    skipBefore,
+  });
   const relation: Extract<PgoutputMessage, { tag: 'relation' }> = {
-    tag: 'relation', xid: undefined, relationId: 16384, namespace: 'public', name: 't', replicaIdentity: 'd',
+    tag: 'relation',
+    xid: undefined,
+    relationId: 16384,
+    namespace: 'public',
+    name: 't',
+    replicaIdentity: 'd',
     columns: [{ name: 'id', typeOid: 25, typeMod: -1, isKey: true }],
   };
   relations.apply(relation, { primaryKey: ['id'] });
   assembler.relationChanged(16384);
   // The non-transactional message is decoded when its record is read: before its transaction,
   // whose commit record starts where the message's record ends.
-  assembler.handle({ tag: 'message', xid: undefined, transactional: false, lsn: MESSAGE_LSN, prefix: 'p', content: Buffer.from('x') }, MESSAGE_LSN);
+  assembler.handle(
+    { tag: 'message', xid: undefined, transactional: false, lsn: MESSAGE_LSN, prefix: 'p', content: Buffer.from('x') },
+    MESSAGE_LSN,
+  );
   assembler.handle({ tag: 'begin', finalLsn: MESSAGE_LSN, commitTime: 0, xid: 750 }, MESSAGE_LSN);
   assembler.handle({ tag: 'insert', xid: undefined, relationId: 16384, newTuple: ['1'] }, MESSAGE_LSN - 0x40);
-  assembler.handle({ tag: 'commit', flags: 0, commitLsn: MESSAGE_LSN, endLsn: MESSAGE_LSN + 0x30, commitTime: 0 }, MESSAGE_LSN);
+  assembler.handle(
+    { tag: 'commit', flags: 0, commitLsn: MESSAGE_LSN, endLsn: MESSAGE_LSN + 0x30, commitTime: 0 },
+    MESSAGE_LSN,
+  );
   return out;
 }
 
-test('a non-transactional message and the first change of the transaction committing at its LSN have different ids', () => {
-  const out = scenario(0);
-  assert.deepEqual(out.ids, ['0/1927B70:message', '0/1927B70:0']);
-});
+test(
+  'a non-transactional message and the first change of the transaction committing at its LSN have different ' + 'ids',
+  () => {
+    const out = scenario(0);
+    assert.deepEqual(out.ids, ['0/1927B70:message', '0/1927B70:0']);
+  },
+);
 
-test('the position acknowledged for a non-transactional message is its LSN: a restart there skips the message, not its transaction', () => {
-  const first = scenario(0);
-  const acknowledged = first.commits[0] as Lsn;
-  assert.equal(acknowledged, MESSAGE_LSN, 'not past the LSN the transaction commits at');
-  const resumed = scenario(acknowledged);
-  assert.deepEqual(resumed.ids, ['0/1927B70:0'], 'the message is not delivered again, the transaction is');
-});
+test(
+  'the position acknowledged for a non-transactional message is its LSN: a restart there skips the message, ' +
+    'not its transaction',
+  () => {
+    const first = scenario(0);
+    const acknowledged = first.commits[0] as Lsn;
+    assert.equal(acknowledged, MESSAGE_LSN, 'not past the LSN the transaction commits at');
+    const resumed = scenario(acknowledged);
+    assert.deepEqual(resumed.ids, ['0/1927B70:0'], 'the message is not delivered again, the transaction is');
+  },
+);

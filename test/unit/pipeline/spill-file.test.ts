@@ -72,7 +72,10 @@ test('dropping a subtransaction truncates at its first record, taking nested sub
   assert.equal(file.dropSubtransaction(13), true);
   file.append(top, 9, message(top, 10, 9));
   file.close();
-  assert.deepEqual((await readAll(file.path)).map((r) => r.walStart), [1, 2, 3, 9]);
+  assert.deepEqual(
+    (await readAll(file.path)).map((r) => r.walStart),
+    [1, 2, 3, 9],
+  );
   file.remove();
 });
 
@@ -89,8 +92,14 @@ test('files sharing one write buffer, flushed between turns, keep their own reco
   }
   a.close();
   b.close();
-  assert.deepEqual((await readAll(a.path)).map((r) => r.walStart), [0, 1, 20, 21, 40, 41]);
+  assert.deepEqual(
+    (await readAll(a.path)).map((r) => r.walStart),
+    [0, 1, 20, 21, 40, 41],
+  );
   const fromB = await readAll(b.path);
-  assert.deepEqual(fromB.map((r) => r.walStart), [10, 11, 30, 31, 50, 51]);
+  assert.deepEqual(
+    fromB.map((r) => r.walStart),
+    [10, 11, 30, 31, 50, 51],
+  );
   assert.ok(fromB[1]?.data.equals(message(1, 100, 1)));
 });

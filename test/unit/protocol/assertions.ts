@@ -11,7 +11,10 @@ export function assertCdcError(run: () => unknown, code: ErrorCode, message?: Re
   } catch (error) {
     thrown = error;
   }
-  assert.ok(thrown instanceof CdcError, `expected a CdcError ${code}, got ${thrown === undefined ? 'no error' : inspect(thrown)}`);
+  assert.ok(
+    thrown instanceof CdcError,
+    `expected a CdcError ${code}, got ${thrown === undefined ? 'no error' : inspect(thrown)}`,
+  );
   assert.equal(thrown.code, code, `expected ${code}, got ${thrown.code}: ${thrown.message}`);
   if (message) assert.match(thrown.message, message);
   return thrown;

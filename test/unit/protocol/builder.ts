@@ -2,7 +2,12 @@
  * Test-only byte builders: one per pgoutput message and replication frame, written from the
  * protocol documentation independently of the decoder, so a round trip checks both against it.
  */
-import { UNCHANGED_TOAST, type PgoutputMessage, type PgoutputTag, type TupleData } from '../../../src/protocol/messages.ts';
+import {
+  UNCHANGED_TOAST,
+  type PgoutputMessage,
+  type PgoutputTag,
+  type TupleData,
+} from '../../../src/protocol/messages.ts';
 import type { KeepaliveFrame, XLogDataFrame } from '../../../src/protocol/replication.ts';
 
 export type Msg<T extends PgoutputTag> = Extract<PgoutputMessage, { tag: T }>;
@@ -78,7 +83,8 @@ export class Bytes {
   }
 }
 
-export const begin = (m: Msg<'begin'>): Buffer => new Bytes().char('B').u64(m.finalLsn).i64(m.commitTime).u32(m.xid).build();
+export const begin = (m: Msg<'begin'>): Buffer =>
+  new Bytes().char('B').u64(m.finalLsn).i64(m.commitTime).u32(m.xid).build();
 
 export const commit = (m: Msg<'commit'>): Buffer =>
   new Bytes().char('C').u8(m.flags).u64(m.commitLsn).u64(m.endLsn).i64(m.commitTime).build();
@@ -88,7 +94,11 @@ export const origin = (m: Msg<'origin'>): Buffer => new Bytes().char('O').u64(m.
 export function relation(m: Msg<'relation'>): Buffer {
   const b = new Bytes().char('R').optionalXid(m.xid).u32(m.relationId).cstring(m.namespace).cstring(m.name);
   b.char(m.replicaIdentity).i16(m.columns.length);
-  for (const c of m.columns) b.u8(c.isKey ? 1 : 0).cstring(c.name).u32(c.typeOid).i32(c.typeMod);
+  for (const c of m.columns)
+    b.u8(c.isKey ? 1 : 0)
+      .cstring(c.name)
+      .u32(c.typeOid)
+      .i32(c.typeMod);
   return b.build();
 }
 
@@ -130,7 +140,12 @@ export const message = (m: Msg<'message'>): Buffer =>
     .raw(m.content)
     .build();
 
-export const streamStart = (m: Msg<'streamStart'>): Buffer => new Bytes().char('S').u32(m.xid).u8(m.firstSegment ? 1 : 0).build();
+export const streamStart = (m: Msg<'streamStart'>): Buffer =>
+  new Bytes()
+    .char('S')
+    .u32(m.xid)
+    .u8(m.firstSegment ? 1 : 0)
+    .build();
 
 export const streamStop = (): Buffer => new Bytes().char('E').build();
 
@@ -147,7 +162,15 @@ export const beginPrepare = (m: Msg<'beginPrepare'>): Buffer =>
   new Bytes().char('b').u64(m.prepareLsn).u64(m.endLsn).i64(m.prepareTime).u32(m.xid).cstring(m.gid).build();
 
 export const prepare = (m: Msg<'prepare'>): Buffer =>
-  new Bytes().char('P').u8(m.flags).u64(m.prepareLsn).u64(m.endLsn).i64(m.prepareTime).u32(m.xid).cstring(m.gid).build();
+  new Bytes()
+    .char('P')
+    .u8(m.flags)
+    .u64(m.prepareLsn)
+    .u64(m.endLsn)
+    .i64(m.prepareTime)
+    .u32(m.xid)
+    .cstring(m.gid)
+    .build();
 
 export const commitPrepared = (m: Msg<'commitPrepared'>): Buffer =>
   new Bytes().char('K').u8(m.flags).u64(m.commitLsn).u64(m.endLsn).i64(m.commitTime).u32(m.xid).cstring(m.gid).build();
@@ -165,7 +188,15 @@ export const rollbackPrepared = (m: Msg<'rollbackPrepared'>): Buffer =>
     .build();
 
 export const streamPrepare = (m: Msg<'streamPrepare'>): Buffer =>
-  new Bytes().char('p').u8(m.flags).u64(m.prepareLsn).u64(m.endLsn).i64(m.prepareTime).u32(m.xid).cstring(m.gid).build();
+  new Bytes()
+    .char('p')
+    .u8(m.flags)
+    .u64(m.prepareLsn)
+    .u64(m.endLsn)
+    .i64(m.prepareTime)
+    .u32(m.xid)
+    .cstring(m.gid)
+    .build();
 
 /** The bytes of any message, through the builder for its tag. */
 export function encode(m: PgoutputMessage): Buffer {
@@ -215,4 +246,9 @@ export const xlogData = (f: Omit<XLogDataFrame, 'kind'>): Buffer =>
   new Bytes().char('w').u64(f.walStart).u64(f.walEnd).i64(f.sendTime).raw(f.data).build();
 
 export const keepalive = (f: Omit<KeepaliveFrame, 'kind'>): Buffer =>
-  new Bytes().char('k').u64(f.walEnd).i64(f.sendTime).u8(f.replyRequested ? 1 : 0).build();
+  new Bytes()
+    .char('k')
+    .u64(f.walEnd)
+    .i64(f.sendTime)
+    .u8(f.replyRequested ? 1 : 0)
+    .build();

@@ -7,7 +7,12 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { UNCHANGED_TOAST, type PgoutputMessage, type PgoutputTag, type TupleData } from '../../../src/protocol/messages.ts';
+import {
+  UNCHANGED_TOAST,
+  type PgoutputMessage,
+  type PgoutputTag,
+  type TupleData,
+} from '../../../src/protocol/messages.ts';
 import { PgoutputDecoder, type PgoutputProtoVersion } from '../../../src/protocol/pgoutput.ts';
 import { parseLsn } from '../../../src/protocol/lsn.ts';
 import { parseReplicationFrame, pgClockMicros } from '../../../src/protocol/replication.ts';
@@ -33,7 +38,11 @@ function all<T extends PgoutputTag>(messages: readonly PgoutputMessage[], tag: T
   return messages.filter((m): m is Msg<T> => m.tag === tag);
 }
 
-function one<T extends PgoutputTag>(messages: readonly PgoutputMessage[], tag: T, where: (m: Msg<T>) => boolean = () => true): Msg<T> {
+function one<T extends PgoutputTag>(
+  messages: readonly PgoutputMessage[],
+  tag: T,
+  where: (m: Msg<T>) => boolean = () => true,
+): Msg<T> {
   const found = all(messages, tag).filter(where);
   assert.equal(found.length, 1, `exactly one ${tag} expected, found ${found.length}`);
   return found[0] as Msg<T>;
@@ -65,17 +74,29 @@ const NINE_NULLS = [null, null, null, null, null, null, null, null, null];
 const ORIGIN_TIME = pgClockMicros(Date.UTC(2026, 0, 1));
 
 /** What basicChanges() in capture.ts did, as text values (proto 1 without binary). */
-function assertBasicTextChanges(messages: readonly PgoutputMessage[], options: { messages: boolean; truncate: boolean }): void {
+function assertBasicTextChanges(
+  messages: readonly PgoutputMessage[],
+  options: { messages: boolean; truncate: boolean },
+): void {
   assertTransactionsConsistent(messages);
   assert.match(tags(messages), /^begin type type relation insert commit begin insert commit /);
 
   const items = one(messages, 'relation', (r) => r.name === 'items');
   assert.equal(items.namespace, 'public');
   assert.equal(items.replicaIdentity, 'd');
-  assert.deepEqual(items.columns.map((c) => c.name), ITEM_COLUMNS);
-  assert.deepEqual(items.columns.map((c) => c.isKey), [true, false, false, false, false, false, false, false, false, false]);
+  assert.deepEqual(
+    items.columns.map((c) => c.name),
+    ITEM_COLUMNS,
+  );
+  assert.deepEqual(
+    items.columns.map((c) => c.isKey),
+    [true, false, false, false, false, false, false, false, false, false],
+  );
   const typeOf = (name: string): number => items.columns.find((c) => c.name === name)?.typeOid ?? -1;
-  assert.deepEqual(['id', 'name', 'price', 'tags', 'data', 'blob', 'created'].map(typeOf), [23, 25, 1700, 1009, 3802, 17, 1184]);
+  assert.deepEqual(
+    ['id', 'name', 'price', 'tags', 'data', 'blob', 'created'].map(typeOf),
+    [23, 25, 1700, 1009, 3802, 17, 1184],
+  );
   assert.equal(items.columns[3]?.typeMod, ((10 << 16) | 2) + 4, 'numeric(10,2)');
   assert.equal(items.columns[0]?.typeMod, -1);
 
@@ -86,7 +107,18 @@ function assertBasicTextChanges(messages: readonly PgoutputMessage[], options: {
   assert.deepEqual([domain.namespace, domain.name], ['', 'int4']);
 
   const inserts = all(messages, 'insert');
-  assert.deepEqual(inserts[0]?.newTuple, ['1', 'widget', 'happy', '19.90', '{a,b}', '{"gift": true}', '\\xdeadbeef', null, '7', '2026-11-21 10:00:00.123456+00']);
+  assert.deepEqual(inserts[0]?.newTuple, [
+    '1',
+    'widget',
+    'happy',
+    '19.90',
+    '{a,b}',
+    '{"gift": true}',
+    '\\xdeadbeef',
+    null,
+    '7',
+    '2026-11-21 10:00:00.123456+00',
+  ]);
   assert.deepEqual(inserts[1]?.newTuple, ['2', 'Zoë ☃ 🐘', 'sad', null, null, null, null, null, null, null]);
   const toasted = inserts[2]?.newTuple[7];
   assert.equal(typeof toasted === 'string' ? toasted.length : 0, 9600);
@@ -103,9 +135,18 @@ function assertBasicTextChanges(messages: readonly PgoutputMessage[], options: {
   const audit = all(messages, 'relation').filter((r) => r.name === 'audit');
   if (options.truncate) assert.ok(audit.length >= 2, 'Relation is sent again after the truncate invalidated it');
   assert.deepEqual(audit[0]?.replicaIdentity, 'f');
-  assert.deepEqual(audit[0]?.columns.map((c) => [c.name, c.isKey, c.typeOid]), [['id', true, 20], ['msg', true, 25]]);
+  assert.deepEqual(
+    audit[0]?.columns.map((c) => [c.name, c.isKey, c.typeOid]),
+    [
+      ['id', true, 20],
+      ['msg', true, 25],
+    ],
+  );
   const auditUpdate = one(messages, 'update', (u) => u.relationId === audit[0]?.relationId);
-  assert.deepEqual([auditUpdate.oldTuple, auditUpdate.newTuple, auditUpdate.keyTuple], [['1', 'first'], ['1', 'second'], undefined]);
+  assert.deepEqual(
+    [auditUpdate.oldTuple, auditUpdate.newTuple, auditUpdate.keyTuple],
+    [['1', 'first'], ['1', 'second'], undefined],
+  );
   assert.deepEqual(one(messages, 'delete', (d) => d.relationId === audit[0]?.relationId).oldTuple, ['1', 'second']);
 
   if (options.messages) {
@@ -116,7 +157,11 @@ function assertBasicTextChanges(messages: readonly PgoutputMessage[], options: {
     const loose = one(messages, 'message', (m) => !m.transactional);
     assert.deepEqual([loose.prefix, loose.content], ['pgcdc-nt', Buffer.from([0, 255])]);
     const j = messages.indexOf(loose);
-    assert.deepEqual([messages[j - 1]?.tag, messages[j + 1]?.tag], ['commit', 'begin'], 'a non-transactional message stands alone');
+    assert.deepEqual(
+      [messages[j - 1]?.tag, messages[j + 1]?.tag],
+      ['commit', 'begin'],
+      'a non-transactional message stands alone',
+    );
   } else {
     assert.equal(all(messages, 'message').length, 0);
   }
@@ -124,7 +169,10 @@ function assertBasicTextChanges(messages: readonly PgoutputMessage[], options: {
   if (options.truncate) {
     const t = one(messages, 'truncate');
     const big = one(messages, 'relation', (r) => r.name === 'big');
-    assert.deepEqual([t.cascade, t.restartIdentity, t.relationIds], [true, true, [audit[0]?.relationId, big.relationId]]);
+    assert.deepEqual(
+      [t.cascade, t.restartIdentity, t.relationIds],
+      [true, true, [audit[0]?.relationId, big.relationId]],
+    );
   } else {
     assert.equal(all(messages, 'truncate').length, 0);
   }
@@ -156,7 +204,10 @@ void describe('golden: proto 1 (PostgreSQL 18)', () => {
     const toastUpdate = all(messages, 'update')[2];
     assert.equal(toastUpdate?.newTuple[7], UNCHANGED_TOAST, 'unchanged TOAST is still u in binary mode');
     const every: TupleData = all(messages, 'insert').flatMap((i) => i.newTuple);
-    assert.ok(every.every((v) => v === null || Buffer.isBuffer(v)), 'no text values in binary mode');
+    assert.ok(
+      every.every((v) => v === null || Buffer.isBuffer(v)),
+      'no text values in binary mode',
+    );
   });
 });
 
@@ -188,7 +239,10 @@ void describe('golden: proto 2, streaming', () => {
     for (const commit of commits) {
       const blocks = starts.filter((s) => s.xid === commit.xid);
       assert.ok(blocks.length >= 2);
-      assert.deepEqual(blocks.map((s) => s.firstSegment), [true, ...blocks.slice(1).map(() => false)]);
+      assert.deepEqual(
+        blocks.map((s) => s.firstSegment),
+        [true, ...blocks.slice(1).map(() => false)],
+      );
       assert.ok(commit.endLsn > commit.commitLsn);
     }
   });
@@ -201,8 +255,17 @@ void describe('golden: proto 2, streaming', () => {
     const big = one(txn, 'relation', (r) => r.name === 'big');
     assert.equal(all(txn, 'insert').filter((i) => i.relationId === big.relationId).length, 600);
     assert.equal(one(txn, 'message').content.toString(), 'in stream');
-    assert.deepEqual(all(txn, 'type').map((t) => t.name).sort(), ['int4', 'mood']);
-    assert.deepEqual(one(txn, 'insert', (i) => i.newTuple[1] === 'streamed').newTuple.slice(0, 3), ['100', 'streamed', 'ok']);
+    assert.deepEqual(
+      all(txn, 'type')
+        .map((t) => t.name)
+        .sort(),
+      ['int4', 'mood'],
+    );
+    assert.deepEqual(one(txn, 'insert', (i) => i.newTuple[1] === 'streamed').newTuple.slice(0, 3), [
+      '100',
+      'streamed',
+      'ok',
+    ]);
     assert.deepEqual(one(txn, 'update').newTuple, ['1', 'changed']);
     assert.deepEqual(one(txn, 'delete').keyTuple, ['2', null]);
     assert.deepEqual(one(txn, 'truncate').relationIds, [one(txn, 'relation', (r) => r.name === 'audit').relationId]);
@@ -213,21 +276,27 @@ void describe('golden: proto 2, streaming', () => {
     assert.ok(!values.some((v) => typeof v === 'string' && v.startsWith('aborted ')));
   });
 
-  void test('a rolled-back savepoint: Stream Abort for the subtransaction, data messages carry subtransaction xids', () => {
-    const abort = one(messages, 'streamAbort');
-    assert.equal(abort.xid, commits[1]?.xid);
-    assert.notEqual(abort.subXid, abort.xid);
-    assert.deepEqual([abort.abortLsn, abort.abortTime], [undefined, undefined]);
-    const start = messages.indexOf(commits[0] as PgoutputMessage) + 1;
-    const txn = all(messages.slice(start), 'insert');
-    const text = (t: TupleData): string => String(t[1]);
-    assert.equal(txn.filter((i) => i.xid === abort.xid && text(i.newTuple).startsWith('kept ')).length, 600);
-    const undone = txn.filter((i) => i.xid === abort.subXid);
-    assert.ok(undone.length > 0 && undone.every((i) => text(i.newTuple).startsWith('undone ')));
-    const after = one(txn, 'insert', (i) => i.newTuple[0] === '4001');
-    assert.ok(after.xid !== abort.xid && after.xid !== abort.subXid, 'the row after ROLLBACK TO is in a new subtransaction');
-    assert.ok(messages.indexOf(after) > messages.indexOf(abort));
-  });
+  void test(
+    'a rolled-back savepoint: Stream Abort for the subtransaction, data messages carry subtransaction ' + 'xids',
+    () => {
+      const abort = one(messages, 'streamAbort');
+      assert.equal(abort.xid, commits[1]?.xid);
+      assert.notEqual(abort.subXid, abort.xid);
+      assert.deepEqual([abort.abortLsn, abort.abortTime], [undefined, undefined]);
+      const start = messages.indexOf(commits[0] as PgoutputMessage) + 1;
+      const txn = all(messages.slice(start), 'insert');
+      const text = (t: TupleData): string => String(t[1]);
+      assert.equal(txn.filter((i) => i.xid === abort.xid && text(i.newTuple).startsWith('kept ')).length, 600);
+      const undone = txn.filter((i) => i.xid === abort.subXid);
+      assert.ok(undone.length > 0 && undone.every((i) => text(i.newTuple).startsWith('undone ')));
+      const after = one(txn, 'insert', (i) => i.newTuple[0] === '4001');
+      assert.ok(
+        after.xid !== abort.xid && after.xid !== abort.subXid,
+        'the row after ROLLBACK TO is in a new subtransaction',
+      );
+      assert.ok(messages.indexOf(after) > messages.indexOf(abort));
+    },
+  );
 });
 
 void describe('golden: proto 3, two-phase', () => {
@@ -238,8 +307,14 @@ void describe('golden: proto 3, two-phase', () => {
     const i = messages.indexOf(bp);
     assert.equal(tags(messages.slice(i, i + 5)), 'beginPrepare relation insert prepare commitPrepared');
     const p = one(messages, 'prepare', (m) => m.gid === 'gid-commit');
-    assert.deepEqual([p.xid, p.prepareLsn, p.endLsn, p.prepareTime, p.flags], [bp.xid, bp.prepareLsn, bp.endLsn, bp.prepareTime, 0]);
-    assert.deepEqual(one(messages, 'insert', (m) => m.newTuple[1] === 'prepared then committed').newTuple, ['1', 'prepared then committed']);
+    assert.deepEqual(
+      [p.xid, p.prepareLsn, p.endLsn, p.prepareTime, p.flags],
+      [bp.xid, bp.prepareLsn, bp.endLsn, bp.prepareTime, 0],
+    );
+    assert.deepEqual(one(messages, 'insert', (m) => m.newTuple[1] === 'prepared then committed').newTuple, [
+      '1',
+      'prepared then committed',
+    ]);
     const cp = one(messages, 'commitPrepared', (m) => m.gid === 'gid-commit');
     assert.equal(cp.xid, bp.xid);
     assert.ok(cp.commitLsn >= p.endLsn && cp.endLsn > cp.commitLsn && cp.commitTime >= p.prepareTime);
@@ -251,7 +326,10 @@ void describe('golden: proto 3, two-phase', () => {
     assert.equal(tags(messages.slice(i, i + 4)), 'beginPrepare insert prepare rollbackPrepared');
     const p = one(messages, 'prepare', (m) => m.gid === 'gid-rollback');
     const rp = one(messages, 'rollbackPrepared');
-    assert.deepEqual([rp.xid, rp.prepareEndLsn, rp.prepareTime, rp.gid], [bp.xid, p.endLsn, p.prepareTime, 'gid-rollback']);
+    assert.deepEqual(
+      [rp.xid, rp.prepareEndLsn, rp.prepareTime, rp.gid],
+      [bp.xid, p.endLsn, p.prepareTime, 'gid-rollback'],
+    );
     assert.ok(rp.rollbackEndLsn > rp.prepareEndLsn && rp.rollbackTime >= rp.prepareTime);
   });
 
@@ -279,7 +357,9 @@ void describe('golden: proto 4, streaming parallel (walsender)', () => {
     assert.ok(abort.abortLsn !== undefined && abort.abortLsn > 0);
     assert.ok(abort.abortTime !== undefined && abort.abortTime > pgClockMicros(Date.UTC(2024, 0, 1)));
     const rows = all(messages.slice(0, messages.indexOf(abort)), 'insert');
-    assert.ok(rows.length > 0 && rows.every((r) => String(r.newTuple[1]).startsWith('aborted ') && r.xid === abort.xid));
+    assert.ok(
+      rows.length > 0 && rows.every((r) => String(r.newTuple[1]).startsWith('aborted ') && r.xid === abort.xid),
+    );
   });
 
   void test('then one committed', () => {
@@ -330,11 +410,18 @@ describe('golden: replication frames over a walsender', () => {
     const decoder = new PgoutputDecoder({ protoVersion: 1 });
     const data = frames.flatMap((f) => (f.kind === 'xlogData' ? [{ frame: f, message: decoder.decode(f.data) }] : []));
     assert.equal(tags(data.map((d) => d.message)), 'begin relation insert commit');
-    for (const { frame } of data) assert.equal(frame.walEnd, frame.walStart, 'a logical walsender sends walEnd = walStart');
+    for (const { frame } of data)
+      assert.equal(frame.walEnd, frame.walStart, 'a logical walsender sends walEnd = walStart');
     assert.equal(data[1]?.frame.walStart, 0, 'Relation messages come with WAL position 0');
     const commit = data[3]?.message;
-    assert.equal(commit?.tag === 'commit' ? commit.endLsn : -1, data[3]?.frame.walStart, 'the Commit frame is at the end LSN');
-    assert.deepEqual(data[2]?.message.tag === 'insert' ? data[2].message.newTuple.slice(1) : [], ['over the walsender']);
+    assert.equal(
+      commit?.tag === 'commit' ? commit.endLsn : -1,
+      data[3]?.frame.walStart,
+      'the Commit frame is at the end LSN',
+    );
+    assert.deepEqual(data[2]?.message.tag === 'insert' ? data[2].message.newTuple.slice(1) : [], [
+      'over the walsender',
+    ]);
     const last = frames.at(-1);
     assert.ok(last?.kind === 'keepalive' && commit?.tag === 'commit' && last.walEnd >= commit.endLsn);
   });

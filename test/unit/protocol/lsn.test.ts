@@ -29,7 +29,23 @@ void test('format and parse round-trip every safe LSN', () => {
 });
 
 void test('invalid text throws PROTOCOL_INVALID naming the input; tryParseLsn returns undefined', () => {
-  for (const text of ['', '0', '/', '1/', '/1', 'g/1', '1/g', '1/2/3', ' 1/2', '1/2 ', '123456789/0', '0/123456789', '-1/0', '0x1/0', '1.5/0']) {
+  for (const text of [
+    '',
+    '0',
+    '/',
+    '1/',
+    '/1',
+    'g/1',
+    '1/g',
+    '1/2/3',
+    ' 1/2',
+    '1/2 ',
+    '123456789/0',
+    '0/123456789',
+    '-1/0',
+    '0x1/0',
+    '1.5/0',
+  ]) {
     assertCdcError(() => parseLsn(text), 'PROTOCOL_INVALID', /is not an LSN/);
     assert.equal(tryParseLsn(text), undefined, text);
   }

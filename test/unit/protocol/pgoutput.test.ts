@@ -2,7 +2,20 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PgoutputDecoder, type PgoutputProtoVersion } from '../../../src/protocol/pgoutput.ts';
 import { UNCHANGED_TOAST } from '../../../src/protocol/messages.ts';
-import { Bytes, type Msg, begin, del, insert, message, relation, streamAbort, streamStart, streamStop, truncate, update } from './builder.ts';
+import {
+  Bytes,
+  type Msg,
+  begin,
+  del,
+  insert,
+  message,
+  relation,
+  streamAbort,
+  streamStart,
+  streamStop,
+  truncate,
+  update,
+} from './builder.ts';
 import { SAMPLES, bytesOf, decoderFor } from './samples.ts';
 import { assertCdcError } from './assertions.ts';
 
@@ -54,18 +67,31 @@ void describe('pgoutput stream block state', () => {
     const decoder = decoderFor({ protoVersion: 2, inStream: true });
     assertCdcError(() => decoder.decode(start), 'PROTOCOL_INVALID', /Stream Start inside a stream block/);
     assert.equal(decoder.inStreamBlock, true);
-    assertCdcError(() => new PgoutputDecoder({ protoVersion: 2 }).decode(streamStop()), 'PROTOCOL_INVALID', /outside a stream block/);
+    assertCdcError(
+      () => new PgoutputDecoder({ protoVersion: 2 }).decode(streamStop()),
+      'PROTOCOL_INVALID',
+      /outside a stream block/,
+    );
   });
 
   void test('transaction boundaries inside a block are invalid', () => {
     const decoder = decoderFor({ protoVersion: 3, inStream: true });
     const boundaries = SAMPLES.filter((s) =>
-      ['begin', 'commit', 'streamCommit', 'streamAbort', 'beginPrepare', 'prepare', 'commitPrepared', 'rollbackPrepared', 'streamPrepare'].includes(
-        s.message.tag,
-      ),
+      [
+        'begin',
+        'commit',
+        'streamCommit',
+        'streamAbort',
+        'beginPrepare',
+        'prepare',
+        'commitPrepared',
+        'rollbackPrepared',
+        'streamPrepare',
+      ].includes(s.message.tag),
     );
     assert.ok(boundaries.length >= 9);
-    for (const sample of boundaries) assertCdcError(() => decoder.decode(bytesOf(sample)), 'PROTOCOL_INVALID', /inside a stream block/);
+    for (const sample of boundaries)
+      assertCdcError(() => decoder.decode(bytesOf(sample)), 'PROTOCOL_INVALID', /inside a stream block/);
   });
 });
 
@@ -79,7 +105,11 @@ void describe('pgoutput protocol versions', () => {
   void test('streaming messages need version 2', () => {
     const decoder = new PgoutputDecoder({ protoVersion: 1 });
     for (const tag of ['streamStart', 'streamStop', 'streamCommit', 'streamAbort']) {
-      assertCdcError(() => decoder.decode(byTag(tag)), 'PROTOCOL_UNKNOWN_MESSAGE', /protocol version 1; it needs version 2/);
+      assertCdcError(
+        () => decoder.decode(byTag(tag)),
+        'PROTOCOL_UNKNOWN_MESSAGE',
+        /protocol version 1; it needs version 2/,
+      );
     }
   });
 
@@ -103,7 +133,10 @@ void describe('pgoutput protocol versions', () => {
   });
 
   void test('the constructor refuses versions it does not know', () => {
-    assert.throws(() => new PgoutputDecoder({ protoVersion: Number('5') as PgoutputProtoVersion }), { name: 'CdcError', code: 'INTERNAL' });
+    assert.throws(() => new PgoutputDecoder({ protoVersion: Number('5') as PgoutputProtoVersion }), {
+      name: 'CdcError',
+      code: 'INTERNAL',
+    });
   });
 });
 
@@ -121,39 +154,85 @@ void describe('pgoutput malformed input', () => {
     for (const sample of SAMPLES) {
       const bytes = Buffer.concat([bytesOf(sample), Buffer.from([0])]);
       // v4 Stream Abort without the optional fields: one more byte reads as the start of them.
-      const expected = sample.protoVersion === 4 && sample.message.tag === 'streamAbort' && sample.message.abortLsn === undefined;
+      const expected =
+        sample.protoVersion === 4 && sample.message.tag === 'streamAbort' && sample.message.abortLsn === undefined;
       assertCdcError(() => decoderFor(sample).decode(bytes), expected ? 'PROTOCOL_TRUNCATED' : 'PROTOCOL_INVALID');
     }
   });
 
   void test('errors name the message and the field', () => {
     const bytes = insert({ tag: 'insert', xid: undefined, relationId: 1, newTuple: ['hello'] });
-    assertCdcError(() => decoder.decode(bytes.subarray(0, bytes.length - 2)), 'PROTOCOL_TRUNCATED', /pgoutput Insert .*text value/);
-    const rel = relation({ tag: 'relation', xid: undefined, relationId: 1, namespace: 'public', name: 'items', replicaIdentity: 'd', columns: [] });
-    assertCdcError(() => decoder.decode(rel.subarray(0, 8)), 'PROTOCOL_TRUNCATED', /pgoutput Relation .*namespace: no NUL/);
+    assertCdcError(
+      () => decoder.decode(bytes.subarray(0, bytes.length - 2)),
+      'PROTOCOL_TRUNCATED',
+      /pgoutput Insert .*text value/,
+    );
+    const rel = relation({
+      tag: 'relation',
+      xid: undefined,
+      relationId: 1,
+      namespace: 'public',
+      name: 'items',
+      replicaIdentity: 'd',
+      columns: [],
+    });
+    assertCdcError(
+      () => decoder.decode(rel.subarray(0, 8)),
+      'PROTOCOL_TRUNCATED',
+      /pgoutput Relation .*namespace: no NUL/,
+    );
   });
 
   void test('tuple markers and value kinds', () => {
     const head = (type: string): Bytes => new Bytes().char(type).u32(1);
     assertCdcError(() => decoder.decode(head('I').char('K').tuple([]).build()), 'PROTOCOL_INVALID', /'N'/);
     assertCdcError(() => decoder.decode(head('U').char('X').build()), 'PROTOCOL_INVALID', /'K', 'O' or 'N'/);
-    assertCdcError(() => decoder.decode(head('U').char('K').tuple([]).char('O').tuple([]).build()), 'PROTOCOL_INVALID', /after the old row/);
+    assertCdcError(
+      () => decoder.decode(head('U').char('K').tuple([]).char('O').tuple([]).build()),
+      'PROTOCOL_INVALID',
+      /after the old row/,
+    );
     assertCdcError(() => decoder.decode(head('D').char('N').tuple([]).build()), 'PROTOCOL_INVALID', /'K' or 'O'/);
-    assertCdcError(() => decoder.decode(head('I').char('N').i16(1).char('x').build()), 'PROTOCOL_INVALID', /column kind 'x'/);
-    assertCdcError(() => decoder.decode(head('I').char('N').i16(-1).build()), 'PROTOCOL_INVALID', /negative column count/);
-    assertCdcError(() => decoder.decode(head('I').char('N').i16(1).char('t').i32(-1).build()), 'PROTOCOL_INVALID', /negative length/);
-    assertCdcError(() => decoder.decode(head('I').char('N').i16(1).char('b').i32(-5).build()), 'PROTOCOL_INVALID', /negative length/);
+    assertCdcError(
+      () => decoder.decode(head('I').char('N').i16(1).char('x').build()),
+      'PROTOCOL_INVALID',
+      /column kind 'x'/,
+    );
+    assertCdcError(
+      () => decoder.decode(head('I').char('N').i16(-1).build()),
+      'PROTOCOL_INVALID',
+      /negative column count/,
+    );
+    assertCdcError(
+      () => decoder.decode(head('I').char('N').i16(1).char('t').i32(-1).build()),
+      'PROTOCOL_INVALID',
+      /negative length/,
+    );
+    assertCdcError(
+      () => decoder.decode(head('I').char('N').i16(1).char('b').i32(-5).build()),
+      'PROTOCOL_INVALID',
+      /negative length/,
+    );
   });
 
   void test('relation enums and counts', () => {
-    const rel = (identity: string, count: number): Buffer => new Bytes().char('R').u32(1).cstring('s').cstring('t').char(identity).i16(count).build();
+    const rel = (identity: string, count: number): Buffer =>
+      new Bytes().char('R').u32(1).cstring('s').cstring('t').char(identity).i16(count).build();
     assertCdcError(() => decoder.decode(rel('x', 0)), 'PROTOCOL_INVALID', /replica identity 'x'/);
     assertCdcError(() => decoder.decode(rel('d', -2)), 'PROTOCOL_INVALID', /negative column count/);
   });
 
   void test('truncate counts are checked before allocating', () => {
-    assertCdcError(() => decoder.decode(new Bytes().char('T').i32(-1).u8(0).build()), 'PROTOCOL_INVALID', /negative relation count/);
-    assertCdcError(() => decoder.decode(new Bytes().char('T').i32(2_147_483_647).u8(0).u32(1).build()), 'PROTOCOL_TRUNCATED', /relation oids/);
+    assertCdcError(
+      () => decoder.decode(new Bytes().char('T').i32(-1).u8(0).build()),
+      'PROTOCOL_INVALID',
+      /negative relation count/,
+    );
+    assertCdcError(
+      () => decoder.decode(new Bytes().char('T').i32(2_147_483_647).u8(0).u32(1).build()),
+      'PROTOCOL_TRUNCATED',
+      /relation oids/,
+    );
   });
 
   void test('64-bit values beyond 2^53 are refused, not rounded', () => {
@@ -174,9 +253,21 @@ void describe('pgoutput malformed input', () => {
 void describe('pgoutput decoded messages never alias the input', () => {
   void test('binary values and message contents are copies', () => {
     const decoder = new PgoutputDecoder({ protoVersion: 1 });
-    const rowBytes = insert({ tag: 'insert', xid: undefined, relationId: 1, newTuple: [Buffer.from([1, 2, 3]), 'text'] });
+    const rowBytes = insert({
+      tag: 'insert',
+      xid: undefined,
+      relationId: 1,
+      newTuple: [Buffer.from([1, 2, 3]), 'text'],
+    });
     const row = decoder.decode(rowBytes);
-    const msgBytes = message({ tag: 'message', xid: undefined, transactional: true, lsn: 1, prefix: 'p', content: Buffer.from([4, 5]) });
+    const msgBytes = message({
+      tag: 'message',
+      xid: undefined,
+      transactional: true,
+      lsn: 1,
+      prefix: 'p',
+      content: Buffer.from([4, 5]),
+    });
     const msg = decoder.decode(msgBytes);
     rowBytes.fill(0);
     msgBytes.fill(0);
@@ -187,9 +278,22 @@ void describe('pgoutput decoded messages never alias the input', () => {
 
   void test('one decoder decodes many messages in a row (the reader is reused)', () => {
     const decoder = new PgoutputDecoder({ protoVersion: 1 });
-    const first = update({ tag: 'update', xid: undefined, relationId: 1, keyTuple: undefined, oldTuple: ['a', null], newTuple: ['b', UNCHANGED_TOAST] });
+    const first = update({
+      tag: 'update',
+      xid: undefined,
+      relationId: 1,
+      keyTuple: undefined,
+      oldTuple: ['a', null],
+      newTuple: ['b', UNCHANGED_TOAST],
+    });
     const second = del({ tag: 'delete', xid: undefined, relationId: 2, keyTuple: ['k'], oldTuple: undefined });
-    const third = truncate({ tag: 'truncate', xid: undefined, cascade: false, restartIdentity: false, relationIds: [1, 2, 3] });
+    const third = truncate({
+      tag: 'truncate',
+      xid: undefined,
+      cascade: false,
+      restartIdentity: false,
+      relationIds: [1, 2, 3],
+    });
     const fourth = begin({ tag: 'begin', finalLsn: 10, commitTime: 20, xid: 30 });
     for (let i = 0; i < 3; i++) {
       assert.equal(decoder.decode(first).tag, 'update');

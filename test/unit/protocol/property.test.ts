@@ -38,10 +38,16 @@ void test('random bytes decode to a message or a CdcError', () => {
 
 void test('random bodies behind every known type byte decode to a message or a CdcError', () => {
   fc.assert(
-    fc.property(fc.constantFrom(...TYPE_BYTES), fc.uint8Array({ maxLength: 80 }), version, fc.boolean(), (type, body, protoVersion, inStream) => {
-      const decoder = decoderFor({ protoVersion: inStream && protoVersion === 1 ? 2 : protoVersion, inStream });
-      return messageOrCdcError(() => decoder.decode(Buffer.concat([Buffer.from([type]), body])));
-    }),
+    fc.property(
+      fc.constantFrom(...TYPE_BYTES),
+      fc.uint8Array({ maxLength: 80 }),
+      version,
+      fc.boolean(),
+      (type, body, protoVersion, inStream) => {
+        const decoder = decoderFor({ protoVersion: inStream && protoVersion === 1 ? 2 : protoVersion, inStream });
+        return messageOrCdcError(() => decoder.decode(Buffer.concat([Buffer.from([type]), body])));
+      },
+    ),
     { numRuns: 10000 },
   );
 });
@@ -81,8 +87,14 @@ void test('a decoder keeps working after any sequence of bad messages', () => {
 
 void test('random replication frames parse or throw a CdcError', () => {
   fc.assert(
-    fc.property(fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.tuple(fc.constantFrom(0x77, 0x6b), fc.uint8Array({ maxLength: 40 })).map(([t, b]) => Uint8Array.from([t, ...b]))), (bytes) =>
-      messageOrCdcError(() => parseReplicationFrame(Buffer.from(bytes))),
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 40 }),
+        fc
+          .tuple(fc.constantFrom(0x77, 0x6b), fc.uint8Array({ maxLength: 40 }))
+          .map(([t, b]) => Uint8Array.from([t, ...b])),
+      ),
+      (bytes) => messageOrCdcError(() => parseReplicationFrame(Buffer.from(bytes))),
     ),
     { numRuns: 5000 },
   );

@@ -66,7 +66,11 @@ void test('every read is bounds-checked and names what it was reading', () => {
   ];
   for (const [name, read] of reads) {
     r.reset(Buffer.alloc(0), 'pgoutput Test');
-    assertCdcError(() => read(`the ${name} field`), 'PROTOCOL_TRUNCATED', new RegExp(`pgoutput Test message truncated reading the ${name} field`));
+    assertCdcError(
+      () => read(`the ${name} field`),
+      'PROTOCOL_TRUNCATED',
+      new RegExp(`pgoutput Test message truncated reading the ${name} field`),
+    );
   }
   r.reset(Buffer.from('abc'), 'pgoutput Test');
   assertCdcError(() => r.cstring('name'), 'PROTOCOL_TRUNCATED', /no NUL terminator/);

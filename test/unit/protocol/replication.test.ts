@@ -1,15 +1,36 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PG_EPOCH_OFFSET_MICROS } from '../../../src/protocol/messages.ts';
-import { STANDBY_STATUS_LENGTH, encodeStandbyStatus, parseReplicationFrame, pgClockMicros } from '../../../src/protocol/replication.ts';
+import {
+  STANDBY_STATUS_LENGTH,
+  encodeStandbyStatus,
+  parseReplicationFrame,
+  pgClockMicros,
+} from '../../../src/protocol/replication.ts';
 import { keepalive, xlogData } from './builder.ts';
 import { assertCdcError } from './assertions.ts';
 
 void test('parses XLogData with the payload as a view of the frame', () => {
-  const frame = xlogData({ walStart: 0x2d4d720, walEnd: 0x16_b374d848, sendTime: 817_000_000_000_123, data: Buffer.from('E') });
+  const frame = xlogData({
+    walStart: 0x2d4d720,
+    walEnd: 0x16_b374d848,
+    sendTime: 817_000_000_000_123,
+    data: Buffer.from('E'),
+  });
   const parsed = parseReplicationFrame(frame);
-  assert.deepEqual(parsed, { kind: 'xlogData', walStart: 0x2d4d720, walEnd: 0x16_b374d848, sendTime: 817_000_000_000_123, data: Buffer.from('E') });
-  assert.equal(parsed.kind === 'xlogData' && parsed.data.buffer === frame.buffer && parsed.data.byteOffset === frame.byteOffset + 25, true);
+  assert.deepEqual(parsed, {
+    kind: 'xlogData',
+    walStart: 0x2d4d720,
+    walEnd: 0x16_b374d848,
+    sendTime: 817_000_000_000_123,
+    data: Buffer.from('E'),
+  });
+  assert.equal(
+    parsed.kind === 'xlogData' &&
+      parsed.data.buffer === frame.buffer &&
+      parsed.data.byteOffset === frame.byteOffset + 25,
+    true,
+  );
 });
 
 void test('parses XLogData with an empty payload', () => {
@@ -54,7 +75,13 @@ void test('a WAL position beyond 2^53 is refused', () => {
 });
 
 void test('encodes a 34-byte standby status update', () => {
-  const out = encodeStandbyStatus({ write: 0x16_b374d848, flush: 0x1_0000_0000, apply: 7, clock: 817_000_000_000_123, replyRequested: true });
+  const out = encodeStandbyStatus({
+    write: 0x16_b374d848,
+    flush: 0x1_0000_0000,
+    apply: 7,
+    clock: 817_000_000_000_123,
+    replyRequested: true,
+  });
   assert.equal(out.length, STANDBY_STATUS_LENGTH);
   assert.equal(out.length, 34);
   assert.equal(String.fromCharCode(out[0] ?? 0), 'r');

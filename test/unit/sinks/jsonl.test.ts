@@ -65,8 +65,14 @@ void describe('jsonlFileName', () => {
   });
 
   void it('refuses empty and over-long topics', () => {
-    assert.throws(() => jsonlFileName(''), (e: unknown) => e instanceof CdcError && e.code === 'SINK_FAILED');
-    assert.throws(() => jsonlFileName('x'.repeat(250)), (e: unknown) => e instanceof CdcError && e.code === 'SINK_FAILED');
+    assert.throws(
+      () => jsonlFileName(''),
+      (e: unknown) => e instanceof CdcError && e.code === 'SINK_FAILED',
+    );
+    assert.throws(
+      () => jsonlFileName('x'.repeat(250)),
+      (e: unknown) => e instanceof CdcError && e.code === 'SINK_FAILED',
+    );
   });
 });
 
@@ -75,20 +81,28 @@ void describe('JsonlSink', () => {
     const dir = path.join(await tempDir(), 'out', 'nested');
     const sink = new JsonlSink({ dir });
     await sink.open(undefined);
-    const p1 = await sink.write(EventBatch.of([ev('shop.public.orders', 1), ev('shop.public.items', 2), ev('shop.public.orders', 3)]));
+    const p1 = await sink.write(
+      EventBatch.of([ev('shop.public.orders', 1), ev('shop.public.items', 2), ev('shop.public.orders', 3)]),
+    );
     const p2 = await sink.write(EventBatch.of([ev('shop.public.orders', 4)]));
     await sink.close();
 
     const orders = await readFile(path.join(dir, 'shop.public.orders.jsonl'), 'utf8');
     const items = await readFile(path.join(dir, 'shop.public.items.jsonl'), 'utf8');
-    assert.equal(orders, `${ev('shop.public.orders', 1).line}\n${ev('shop.public.orders', 3).line}\n${ev('shop.public.orders', 4).line}\n`);
+    assert.equal(
+      orders,
+      `${ev('shop.public.orders', 1).line}\n${ev('shop.public.orders', 3).line}\n${ev('shop.public.orders', 4).line}\n`,
+    );
     assert.equal(items, `${ev('shop.public.items', 2).line}\n`);
     assert.deepEqual(filesOf(p1), {
       'shop.public.orders': Buffer.byteLength(orders) - Buffer.byteLength(`${ev('shop.public.orders', 4).line}\n`),
       'shop.public.items': Buffer.byteLength(items),
     });
     // untouched files keep their length in later positions
-    assert.deepEqual(filesOf(p2), { 'shop.public.orders': Buffer.byteLength(orders), 'shop.public.items': Buffer.byteLength(items) });
+    assert.deepEqual(filesOf(p2), {
+      'shop.public.orders': Buffer.byteLength(orders),
+      'shop.public.items': Buffer.byteLength(items),
+    });
   });
 
   void it('counts bytes, not characters, and escapes unsafe topics into their own file', async () => {
@@ -116,11 +130,17 @@ void describe('JsonlSink', () => {
     const dir = await tempDir();
     const sink = new JsonlSink({ dir });
     await sink.open(undefined);
-    const batches = Array.from({ length: 20 }, (_, b) => Array.from({ length: 50 }, (_, i) => ev(i % 2 === 0 ? 'a' : 'b', b * 50 + i)));
+    const batches = Array.from({ length: 20 }, (_, b) =>
+      Array.from({ length: 50 }, (_, i) => ev(i % 2 === 0 ? 'a' : 'b', b * 50 + i)),
+    );
     const positions = await Promise.all(batches.map((batch) => sink.write(EventBatch.of(batch))));
     await sink.close();
     const a = await readFile(path.join(dir, 'a.jsonl'), 'utf8');
-    const expectedA = batches.flat().filter((e) => e.topic === 'a').map((e) => `${e.line}\n`).join('');
+    const expectedA = batches
+      .flat()
+      .filter((e) => e.topic === 'a')
+      .map((e) => `${e.line}\n`)
+      .join('');
     assert.equal(a, expectedA);
     for (let i = 1; i < positions.length; i++) {
       const prev = filesOf(positions[i - 1] ?? {});
@@ -143,7 +163,8 @@ void describe('JsonlSink', () => {
     const records: Record<string, unknown>[] = [];
     const out = new Writable({
       write(chunk: Buffer, _encoding, callback) {
-        for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
+        for (const line of chunk.toString('utf8').split('\n'))
+          if (line) records.push(JSON.parse(line) as Record<string, unknown>);
         callback();
       },
     });
@@ -153,14 +174,38 @@ void describe('JsonlSink', () => {
     const cutA = Buffer.byteLength(lines('a', 2, 4));
     const byFile = new Map(records.map((r) => [path.basename(String(r.file)), r]));
     assert.equal(records.length, 3, JSON.stringify(records));
-    assert.ok(records.every((r) => r.level === 30), 'info level');
-    assert.deepEqual({ ...byFile.get('a.jsonl'), time: 0, msg: '' }, {
-      level: 30, time: 0, msg: '', action: 'truncated', file: path.join(dir, 'a.jsonl'), bytes: cutA, events: 2, tornLine: false, fromBytes: Buffer.byteLength(lines('a', 0, 1)) + cutA,
-      toBytes: Buffer.byteLength(lines('a', 0, 1)),
-    });
-    assert.match(String(byFile.get('a.jsonl')?.msg), new RegExp(`^cut ${cutA} bytes \\(2 events\\) from .*a\\.jsonl: they were written after the last stored checkpoint \\(pgcdc ended, by a crash, a kill or a failure, before storing the checkpoint that covers them\\); they are written again as the capture resumes from that checkpoint$`));
+    assert.ok(
+      records.every((r) => r.level === 30),
+      'info level',
+    );
+    assert.deepEqual(
+      { ...byFile.get('a.jsonl'), time: 0, msg: '' },
+      {
+        level: 30,
+        time: 0,
+        msg: '',
+        action: 'truncated',
+        file: path.join(dir, 'a.jsonl'),
+        bytes: cutA,
+        events: 2,
+        tornLine: false,
+        fromBytes: Buffer.byteLength(lines('a', 0, 1)) + cutA,
+        toBytes: Buffer.byteLength(lines('a', 0, 1)),
+      },
+    );
+    assert.match(
+      String(byFile.get('a.jsonl')?.msg),
+      new RegExp(
+        `^cut ${cutA} bytes \\(2 events\\) from .*a\\.jsonl: they were written after the last stored ` +
+          (`checkpoint \\(pgcdc ended, by a crash, a kill or a failure, before storing the checkpoint that ` +
+            `covers them\\); they are written again as the capture resumes from that checkpoint$`),
+      ),
+    );
     assert.match(String(byFile.get('b.jsonl')?.msg), /^cut 8 bytes \(0 events and a torn last line\) from /);
-    assert.match(String(byFile.get('c.jsonl')?.msg), /^removed \d+ bytes \(1 event\) from .*c\.jsonl, a file the checkpoint does not know: they were written after the last stored checkpoint/);
+    assert.match(
+      String(byFile.get('c.jsonl')?.msg),
+      /^removed \d+ bytes \(1 event\) from .*c\.jsonl, a file the checkpoint does not know: they were written after the last stored checkpoint/,
+    );
   });
 
   void it('restores exactly the checkpointed state after a crash: truncates, removes unlisted files', async () => {
@@ -176,10 +221,11 @@ void describe('JsonlSink', () => {
 
     const second = new JsonlSink({ dir });
     await second.open(checkpoint);
-    assert.deepEqual(
-      second.recovered.map((r) => [path.basename(r.file), r.action]).sort(),
-      [['a.jsonl', 'truncated'], ['b.jsonl', 'truncated'], ['c.jsonl', 'removed']],
-    );
+    assert.deepEqual(second.recovered.map((r) => [path.basename(r.file), r.action]).sort(), [
+      ['a.jsonl', 'truncated'],
+      ['b.jsonl', 'truncated'],
+      ['c.jsonl', 'removed'],
+    ]);
     assert.equal(await readFile(path.join(dir, 'a.jsonl'), 'utf8'), lines('a', 0, 2) + lines('a', 3, 4));
     assert.equal(await readFile(path.join(dir, 'b.jsonl'), 'utf8'), lines('b', 2, 3));
     assert.deepEqual((await readdir(dir)).sort(), ['a.jsonl', 'b.jsonl']);
@@ -222,7 +268,9 @@ void describe('JsonlSink', () => {
     await writeFile(path.join(dir, 'README'), 'x');
     const sink = new JsonlSink({ dir });
     await sink.open(undefined);
-    assert.deepEqual(filesOf(await sink.write(EventBatch.of([ev('a', 1)]))), { a: Buffer.byteLength(lines('a', 1, 2)) });
+    assert.deepEqual(filesOf(await sink.write(EventBatch.of([ev('a', 1)]))), {
+      a: Buffer.byteLength(lines('a', 1, 2)),
+    });
     await sink.close();
   });
 
@@ -241,7 +289,10 @@ void describe('JsonlSink', () => {
     const dir = await tempDir();
     const sink = new JsonlSink({ dir });
     await sink.open({ files: { a: 0 } });
-    assert.deepEqual(filesOf(await sink.write(EventBatch.of([ev('b', 1)]))), { a: 0, b: Buffer.byteLength(lines('b', 1, 2)) });
+    assert.deepEqual(filesOf(await sink.write(EventBatch.of([ev('b', 1)]))), {
+      a: 0,
+      b: Buffer.byteLength(lines('b', 1, 2)),
+    });
     await sink.close();
   });
 
@@ -257,28 +308,38 @@ void describe('JsonlSink', () => {
     assert.equal(await readFile(path.join(dir, 'a.jsonl'), 'utf8'), lines('a', 1, 2));
     // Nothing was written, so the sink is still consistent and usable.
     assert.deepEqual(await sink.write(EventBatch.of([])), before);
-    assert.deepEqual(filesOf(await sink.write(EventBatch.of([ev('a', 2)]))), { a: Buffer.byteLength(lines('a', 1, 3)) });
+    assert.deepEqual(filesOf(await sink.write(EventBatch.of([ev('a', 2)]))), {
+      a: Buffer.byteLength(lines('a', 1, 3)),
+    });
     await sink.close();
   });
 
-  void it('after a write it cannot undo, the sink refuses every later write', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async () => {
-    const dir = await tempDir();
-    await writeFile(path.join(dir, 'a.jsonl'), lines('a', 0, 1));
-    // /dev/full fails every write with ENOSPC and cannot be truncated: the rollback fails too.
-    await symlink('/dev/full', path.join(dir, 'full.jsonl'));
-    const sink = new JsonlSink({ dir });
-    await sink.open({ files: { a: Buffer.byteLength(lines('a', 0, 1)), full: 0 } });
-    // A full disk is LOCAL_IO (exit 1), naming the output directory and the free space there.
-    const error = await isCdcError(sink.write(EventBatch.of([ev('a', 1), ev('full', 2)])), 'LOCAL_IO');
-    assert.match(error.message, /no space|ENOSPC/i);
-    assert.ok(error.message.includes(dir), error.message);
-    assert.match(error.message, /\((\d+ bytes|[\d.]+ [KMGT]iB) free on that file system\)/);
-    assert.equal(error.retryable, false);
-    assert.equal(await readFile(path.join(dir, 'a.jsonl'), 'utf8'), lines('a', 0, 1), 'the other file was rolled back');
-    const later = await isCdcError(sink.write(EventBatch.of([ev('a', 1)])), 'SINK_FAILED');
-    assert.match(later.hint ?? '', /restart/);
-    await sink.close();
-  });
+  void it(
+    'after a write it cannot undo, the sink refuses every later write',
+    { skip: !existsSync('/dev/full') && 'no /dev/full' },
+    async () => {
+      const dir = await tempDir();
+      await writeFile(path.join(dir, 'a.jsonl'), lines('a', 0, 1));
+      // /dev/full fails every write with ENOSPC and cannot be truncated: the rollback fails too.
+      await symlink('/dev/full', path.join(dir, 'full.jsonl'));
+      const sink = new JsonlSink({ dir });
+      await sink.open({ files: { a: Buffer.byteLength(lines('a', 0, 1)), full: 0 } });
+      // A full disk is LOCAL_IO (exit 1), naming the output directory and the free space there.
+      const error = await isCdcError(sink.write(EventBatch.of([ev('a', 1), ev('full', 2)])), 'LOCAL_IO');
+      assert.match(error.message, /no space|ENOSPC/i);
+      assert.ok(error.message.includes(dir), error.message);
+      assert.match(error.message, /\((\d+ bytes|[\d.]+ [KMGT]iB) free on that file system\)/);
+      assert.equal(error.retryable, false);
+      assert.equal(
+        await readFile(path.join(dir, 'a.jsonl'), 'utf8'),
+        lines('a', 0, 1),
+        'the other file was rolled back',
+      );
+      const later = await isCdcError(sink.write(EventBatch.of([ev('a', 1)])), 'SINK_FAILED');
+      assert.match(later.hint ?? '', /restart/);
+      await sink.close();
+    },
+  );
 
   void it('refuses writes before open and after close, and a second open', async () => {
     const dir = await tempDir();

@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CopyTextParser, escapeCopyText, parseLines, unescapeCopyText, type CopyRow } from '../../../src/snapshot/copy-text.ts';
+import {
+  CopyTextParser,
+  escapeCopyText,
+  parseLines,
+  unescapeCopyText,
+  type CopyRow,
+} from '../../../src/snapshot/copy-text.ts';
 import { CdcError } from '../../../src/core/errors.ts';
 
 const value = fc.oneof(
@@ -27,7 +33,14 @@ test('escape then unescape is the identity for every string', () => {
 test('rows survive encoding and parsing, whatever the chunk boundaries', () => {
   fc.assert(
     fc.property(
-      fc.integer({ min: 1, max: 5 }).chain((width) => fc.tuple(fc.constant(width), fc.array(fc.array(value, { minLength: width, maxLength: width }), { maxLength: 8 }))),
+      fc
+        .integer({ min: 1, max: 5 })
+        .chain((width) =>
+          fc.tuple(
+            fc.constant(width),
+            fc.array(fc.array(value, { minLength: width, maxLength: width }), { maxLength: 8 }),
+          ),
+        ),
       fc.array(fc.nat(), { maxLength: 6 }),
       ([width, rows], cuts) => {
         const bytes = Buffer.from(encodeRows(rows), 'utf8');
@@ -64,7 +77,11 @@ test('the escapes only COPY FROM writes: octal, hex (as UTF-8 bytes), other char
 
 test('malformed input is a typed error', () => {
   const bad = (text: string, width: number): void => {
-    assert.throws(() => parseLines(text, width, []), (e: unknown) => e instanceof CdcError && e.code === 'SOURCE_QUERY_FAILED', JSON.stringify(text));
+    assert.throws(
+      () => parseLines(text, width, []),
+      (e: unknown) => e instanceof CdcError && e.code === 'SOURCE_QUERY_FAILED',
+      JSON.stringify(text),
+    );
   };
   bad('a\tb\n', 1);
   bad('a\n', 2);

@@ -16,7 +16,11 @@ const row = (key: string, value = 0): Row => ({ key, value });
 const change = (...keys: string[]): WindowEvent => ({ kind: 'change', keys });
 
 test('rows whose key changed in the window are dropped, the rest survive in chunk order', () => {
-  const result = reconcileChunk([row('a'), row('b'), row('c'), row('d')], keyOf, [change('b'), change('x'), change('d', 'e')]);
+  const result = reconcileChunk([row('a'), row('b'), row('c'), row('d')], keyOf, [
+    change('b'),
+    change('x'),
+    change('d', 'e'),
+  ]);
   assert.deepEqual(result, { kind: 'emit', survivors: [row('a'), row('c')], dropped: 2 });
 });
 
@@ -30,12 +34,18 @@ test('events before and after the chunk read count the same', () => {
 });
 
 test('keys are compared exactly', () => {
-  const result = reconcileChunk([row('{"id":"a"}'), row('{"id":"A"}'), row('{"id":"a "}')], keyOf, [change('{"id":"a"}')]);
+  const result = reconcileChunk([row('{"id":"a"}'), row('{"id":"A"}'), row('{"id":"a "}')], keyOf, [
+    change('{"id":"a"}'),
+  ]);
   assert.deepEqual(result.kind === 'emit' ? result.survivors.map(keyOf) : [], ['{"id":"A"}', '{"id":"a "}']);
 });
 
 test('a truncate in the window drops the whole chunk, before or after the read', () => {
-  assert.deepEqual(reconcileChunk([row('a'), row('b')], keyOf, [{ kind: 'truncate' }, change('z')]), { kind: 'emit', survivors: [], dropped: 2 });
+  assert.deepEqual(reconcileChunk([row('a'), row('b')], keyOf, [{ kind: 'truncate' }, change('z')]), {
+    kind: 'emit',
+    survivors: [],
+    dropped: 2,
+  });
   const w = new ChunkWindow(keyOf);
   w.observe({ kind: 'truncate' });
   w.setChunk([row('a')]);
@@ -77,14 +87,39 @@ test('keyText: the event key JSON from a tuple; undefined when it cannot be know
 
 // ---- The DBLog property: a whole incremental backfill interleaved with random writes. ----
 
-type Op = { kind: 'set'; key: number; value: number } | { kind: 'delete'; key: number } | { kind: 'move'; from: number; to: number } | { kind: 'truncate' };
-type LogEntry = { kind: 'change'; keys: number[]; apply: (m: Map<number, number>) => void } | { kind: 'truncate' } | { kind: 'low'; chunk: number } | { kind: 'high'; chunk: number };
+type Op =
+  | { kind: 'set'; key: number; value: number }
+  | { kind: 'delete'; key: number }
+  | { kind: 'move'; from: number; to: number }
+  | { kind: 'truncate' };
+type LogEntry =
+  | { kind: 'change'; keys: number[]; apply: (m: Map<number, number>) => void }
+  | { kind: 'truncate' }
+  | { kind: 'low'; chunk: number }
+  | { kind: 'high'; chunk: number };
 
 const KEYS = 12;
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('set' as const), key: fc.integer({ min: 0, max: KEYS - 1 }), value: fc.integer({ min: 0, max: 99 }) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: KEYS - 1 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('move' as const), from: fc.integer({ min: 0, max: KEYS - 1 }), to: fc.integer({ min: 0, max: KEYS - 1 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('set' as const),
+      key: fc.integer({ min: 0, max: KEYS - 1 }),
+      value: fc.integer({ min: 0, max: 99 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: KEYS - 1 }) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('move' as const),
+      from: fc.integer({ min: 0, max: KEYS - 1 }),
+      to: fc.integer({ min: 0, max: KEYS - 1 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: 'truncate' as const }) },
 );
 
@@ -143,7 +178,10 @@ function simulate(s: Scenario, naive: boolean): { replay: Map<number, number>; t
     if (done && phase === 0) return;
     if (phase === 0) log.push({ kind: 'low', chunk: chunks.length });
     else if (phase === 1) {
-      const rows = [...table.keys()].filter((k) => k > after).sort((a, b) => a - b).slice(0, s.chunkSize);
+      const rows = [...table.keys()]
+        .filter((k) => k > after)
+        .sort((a, b) => a - b)
+        .slice(0, s.chunkSize);
       chunks.push(rows.map((k) => ({ key: String(k), value: table.get(k) as number })));
       if (rows.length > 0) after = rows[rows.length - 1] as number;
       if (rows.length < s.chunkSize) done = true;

@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copySql, ctidChunkSql, initialCursor, keysetChunkSql, selectColumns, type BackfillColumn, type BackfillTable } from '../../../src/snapshot/query.ts';
+import {
+  copySql,
+  ctidChunkSql,
+  initialCursor,
+  keysetChunkSql,
+  selectColumns,
+  type BackfillColumn,
+  type BackfillTable,
+} from '../../../src/snapshot/query.ts';
 import { CdcError } from '../../../src/core/errors.ts';
 
 const col = (name: string, typeName: string, collatable = false, typeSchema = 'pg_catalog'): BackfillColumn => ({
@@ -30,18 +38,38 @@ test('first chunk: every column, key order with COLLATE "C" on text keys, limit'
 test('next chunk: a row comparison against typed literals, with the same collation as the order', () => {
   assert.equal(
     keysetChunkSql(orders, ["eu'west\\1", '42'], 10),
-    `SELECT "id", "region", "total" FROM "shop"."Orders" WHERE ("region" COLLATE "C", "id") > (E'eu''west\\\\1'::"pg_catalog"."text" COLLATE "C", '42'::"pg_catalog"."int4") ORDER BY "region" COLLATE "C", "id" LIMIT 10`,
+    `SELECT "id", "region", "total" FROM "shop"."Orders" WHERE ("region" COLLATE "C", "id") > ` +
+      (`(E'eu''west\\\\1'::"pg_catalog"."text" COLLATE "C", '42'::"pg_catalog"."int4") ORDER BY "region" ` +
+        `COLLATE "C", "id" LIMIT 10`),
   );
 });
 
 test('a single-column key needs no row; identifiers and type names are quoted', () => {
-  const t: BackfillTable = { oid: 2, schema: 'we"ird', table: 'a b', columns: [col('k"ey', 'my type', false, 'Types')], keyIndexes: [0] };
-  assert.equal(keysetChunkSql(t, ['x'], 1), `SELECT "k""ey" FROM "we""ird"."a b" WHERE "k""ey" > 'x'::"Types"."my type" ORDER BY "k""ey" LIMIT 1`);
+  const t: BackfillTable = {
+    oid: 2,
+    schema: 'we"ird',
+    table: 'a b',
+    columns: [col('k"ey', 'my type', false, 'Types')],
+    keyIndexes: [0],
+  };
+  assert.equal(
+    keysetChunkSql(t, ['x'], 1),
+    `SELECT "k""ey" FROM "we""ird"."a b" WHERE "k""ey" > 'x'::"Types"."my type" ORDER BY "k""ey" LIMIT 1`,
+  );
 });
 
 test('keyless tables: ctid page ranges, open-ended last range', () => {
-  const t: BackfillTable = { oid: 3, schema: 'public', table: 'log', columns: [col('line', 'text', true)], keyIndexes: [] };
-  assert.equal(ctidChunkSql(t, 0, 128), `SELECT "line" FROM "public"."log" WHERE ctid >= '(0,0)'::tid AND ctid < '(128,0)'::tid`);
+  const t: BackfillTable = {
+    oid: 3,
+    schema: 'public',
+    table: 'log',
+    columns: [col('line', 'text', true)],
+    keyIndexes: [],
+  };
+  assert.equal(
+    ctidChunkSql(t, 0, 128),
+    `SELECT "line" FROM "public"."log" WHERE ctid >= '(0,0)'::tid AND ctid < '(128,0)'::tid`,
+  );
   assert.equal(ctidChunkSql(t, 128, null), `SELECT "line" FROM "public"."log" WHERE ctid >= '(128,0)'::tid`);
   assert.deepEqual(initialCursor(t), { kind: 'ctid', nextPage: 0, done: false });
   assert.throws(() => keysetChunkSql(t, null, 10), CdcError);

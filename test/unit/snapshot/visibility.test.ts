@@ -16,9 +16,13 @@ test('parses snapshot text with 64-bit xids', () => {
   assert.throws(() => parseSnapshotText('10:x:'), /unexpected snapshot text/);
 });
 
-test('leaves out the xids from the old xmax to the read\'s xmax and the old running list', () => {
+test("leaves out the xids from the old xmax to the read's xmax and the old running list", () => {
   const sql = visibleInSnapshotSql('1000:1010:1003,1005', '1100:1200:1150');
-  assert.equal(sql, "NOT ((xmin::text::bigint - 1010 + 4294967296) % 4294967296 < 190 OR xmin::text::bigint = ANY ('{1003,1005}'::bigint[]))");
+  assert.equal(
+    sql,
+    'NOT ((xmin::text::bigint - 1010 + 4294967296) % 4294967296 < 190 OR xmin::text::bigint = ANY ' +
+      "('{1003,1005}'::bigint[]))",
+  );
   assert.equal(visibleInSnapshotSql('5:9:', '5:9:'), 'NOT ((xmin::text::bigint - 9 + 4294967296) % 4294967296 < 0)');
 });
 

@@ -22,7 +22,10 @@ test('one dimension, NULLs, quoted elements and escapes', () => {
   assert.equal(int4('{1,2,3}'), '[1,2,3]');
   assert.equal(int4('{}'), '[]');
   assert.equal(int4('{NULL,-5}'), '[null,-5]');
-  assert.equal(text('{"a\\"b","NULL",NULL,null,"","x y","a,b","a\\\\b","{x}"}'), '["a\\"b","NULL",null,null,"","x y","a,b","a\\\\b","{x}"]');
+  assert.equal(
+    text('{"a\\"b","NULL",NULL,null,"","x y","a,b","a\\\\b","{x}"}'),
+    '["a\\"b","NULL",null,null,"","x y","a,b","a\\\\b","{x}"]',
+  );
   assert.equal(text('{"tab\there","new\nline"}'), '["tab\\there","new\\nline"]');
   assert.equal(text('{"ünï ✓ 𝄞"}'), '["ünï ✓ 𝄞"]');
 });
@@ -42,7 +45,23 @@ test('elements go through the element encoder', () => {
 });
 
 test('malformed array text is refused', () => {
-  for (const bad of ['', '1,2', '{1,2', '{1,2}}', '{1,,2}', '{,}', '{1;2}', '{"a}', '{a"b}', '{a\\b}', '{1}x', '[0:1]{1,2}', '[a:b]={1}', '[0:1]=1', '{{{{{{{1}}}}}}}']) {
+  for (const bad of [
+    '',
+    '1,2',
+    '{1,2',
+    '{1,2}}',
+    '{1,,2}',
+    '{,}',
+    '{1;2}',
+    '{"a}',
+    '{a"b}',
+    '{a\\b}',
+    '{1}x',
+    '[0:1]{1,2}',
+    '[a:b]={1}',
+    '[0:1]=1',
+    '{{{{{{{1}}}}}}}',
+  ]) {
     rejects(int4, bad, 'int4'); // by the array parser ("int4[]") or by the element encoder ("int4")
   }
   // The closure keeps no state from a failed value.
@@ -61,9 +80,12 @@ function arrayOut(values: (string | null)[]): string {
 
 test('property: every text[] printed by array_out comes back as the same list', () => {
   fc.assert(
-    fc.property(fc.array(fc.option(fc.string({ unit: 'binary', maxLength: 12 }), { nil: null }), { maxLength: 8 }), (values) => {
-      assert.deepEqual(JSON.parse(text(arrayOut(values))), values);
-    }),
+    fc.property(
+      fc.array(fc.option(fc.string({ unit: 'binary', maxLength: 12 }), { nil: null }), { maxLength: 8 }),
+      (values) => {
+        assert.deepEqual(JSON.parse(text(arrayOut(values))), values);
+      },
+    ),
     { numRuns: 2_000 },
   );
 });
@@ -73,19 +95,27 @@ test('hstore', () => {
   assert.equal(encodeHstore('"a"=>"1"'), '{"a":"1"}');
   assert.equal(encodeHstore('"a"=>"1", "b c"=>NULL, "q\\"x"=>"\\\\"'), '{"a":"1","b c":null,"q\\"x":"\\\\"}');
   assert.equal(encodeHstore('"ü"=>"✓\n"'), '{"ü":"✓\\n"}');
-  for (const bad of ['a=>1', '"a"=>', '"a"=>"1",', '"a"=>"1","b"=>"2"', '"a"->"1"', '"a"=>NULLX', '"a', '"a"=>"1"x']) rejects(encodeHstore, bad, 'hstore');
+  for (const bad of ['a=>1', '"a"=>', '"a"=>"1",', '"a"=>"1","b"=>"2"', '"a"->"1"', '"a"=>NULLX', '"a', '"a"=>"1"x'])
+    rejects(encodeHstore, bad, 'hstore');
 });
 
 test('property: every hstore printed by hstore_out comes back as the same object', () => {
   const quote = (s: string): string => `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`;
   fc.assert(
-    fc.property(fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), fc.option(fc.string({ unit: 'binary', maxLength: 8 }), { nil: null }), { maxKeys: 5 }), (pairs) => {
-      const printed = Object.entries(pairs)
-        .map(([k, v]) => `${quote(k)}=>${v === null ? 'NULL' : quote(v)}`)
-        .join(', ');
-      // Entries, not objects: a "__proto__" key is an own property of both, but with different prototypes.
-      assert.deepEqual(Object.entries(JSON.parse(encodeHstore(printed)) as object), Object.entries(pairs));
-    }),
+    fc.property(
+      fc.dictionary(
+        fc.string({ unit: 'binary', maxLength: 8 }),
+        fc.option(fc.string({ unit: 'binary', maxLength: 8 }), { nil: null }),
+        { maxKeys: 5 },
+      ),
+      (pairs) => {
+        const printed = Object.entries(pairs)
+          .map(([k, v]) => `${quote(k)}=>${v === null ? 'NULL' : quote(v)}`)
+          .join(', ');
+        // Entries, not objects: a "__proto__" key is an own property of both, but with different prototypes.
+        assert.deepEqual(Object.entries(JSON.parse(encodeHstore(printed)) as object), Object.entries(pairs));
+      },
+    ),
     { numRuns: 1_000 },
   );
 });

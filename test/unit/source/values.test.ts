@@ -2,7 +2,13 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CdcError } from '../../../src/core/errors.ts';
-import { DEFAULT_VALUE_OPTIONS, jsonEncoderFor, type PgType, type TypeLookup, type ValueOptions } from '../../../src/source/values.ts';
+import {
+  DEFAULT_VALUE_OPTIONS,
+  jsonEncoderFor,
+  type PgType,
+  type TypeLookup,
+  type ValueOptions,
+} from '../../../src/source/values.ts';
 import { BUILTIN_ARRAY_ELEMENTS, OID } from '../../../src/source/type-oids.ts';
 
 const none: TypeLookup = () => undefined;
@@ -72,7 +78,8 @@ describe('scalars', () => {
   });
 
   test('floats are numbers; NaN and the infinities are strings', () => {
-    for (const t of ['1.5', '-0', '1e+308', '1.5e-05', '0.100000000000000006', '3.4028235e+38']) assert.equal(enc(OID.float8)(t), t);
+    for (const t of ['1.5', '-0', '1e+308', '1.5e-05', '0.100000000000000006', '3.4028235e+38'])
+      assert.equal(enc(OID.float8)(t), t);
     assert.equal(enc(OID.float4)('NaN'), '"NaN"');
     assert.equal(enc(OID.float4)('Infinity'), '"Infinity"');
     assert.equal(enc(OID.float8)('-Infinity'), '"-Infinity"');
@@ -117,7 +124,8 @@ describe('scalars', () => {
     assert.equal(enc(OID.json)(' 12 '), ' 12 ');
     assert.equal(enc(OID.json, { json: 'string' })('{"a": 1}'), '"{\\"a\\": 1}"');
     assert.equal(enc(OID.jsonb, { json: 'string' })('[1]'), '"[1]"');
-    for (const bad of ['', '{', '{"a":}', '[1,]', 'tru', 'NaN', '{"a" 1}', '"\n"', '[1] [2]', "{'a':1}"]) rejects(OID.json, bad, 'json');
+    for (const bad of ['', '{', '{"a":}', '[1,]', 'tru', 'NaN', '{"a" 1}', '"\n"', '[1] [2]', "{'a':1}"])
+      rejects(OID.json, bad, 'json');
     rejects(OID.jsonb, '{', 'jsonb');
   });
 
@@ -126,7 +134,8 @@ describe('scalars', () => {
     assert.equal(enc(OID.bytea)('\\x'), '""');
     assert.equal(enc(OID.bytea, { bytea: 'hex' })('\\x0a0bff'), '"0a0bff"');
     assert.equal(enc(OID.bytea, { bytea: 'base64url' })('\\x0a0bff'), '"Cgv_"');
-    for (const bad of ['', '0a0b', '\\x0', '\\x0g', '\\000', '\\xzz', '\\x0a\u01000b']) rejects(OID.bytea, bad, 'bytea');
+    for (const bad of ['', '0a0b', '\\x0', '\\x0g', '\\000', '\\xzz', '\\x0a\u01000b'])
+      rejects(OID.bytea, bad, 'bytea');
     // Past the reused buffer's initial size, and past the size it may grow to.
     for (const size of [5000, (1 << 20) + 3]) {
       const bytes = Buffer.alloc(size, 0xab);
@@ -186,7 +195,11 @@ test('errors show at most 32 characters of the value and carry a hint', () => {
   const long = 'x'.repeat(100);
   assert.throws(
     () => enc(OID.int4)(long),
-    (error: unknown) => error instanceof CdcError && error.message.includes(`${'x'.repeat(32)}...`) && !error.message.includes('x'.repeat(33)) && error.hint !== undefined,
+    (error: unknown) =>
+      error instanceof CdcError &&
+      error.message.includes(`${'x'.repeat(32)}...`) &&
+      !error.message.includes('x'.repeat(33)) &&
+      error.hint !== undefined,
   );
 });
 
@@ -205,23 +218,68 @@ const ENCODERS = OPTION_SETS.flatMap((options) =>
 
 /** Strings over the characters the parsers care about, so they reach deep into each grammar. */
 const grammarText = fc.string({
-  unit: fc.constantFrom('{', '}', '[', ']', '"', '\\', ',', ';', ':', '=', '>', ' ', '\n', '\t', 'N', 'U', 'L', 'x', '0', '1', '9', '-', '+', '.', 'e', 'E', 'T', 'P', 'D', 'S', 'B', 'C', 'a', 'f', 't', 'u', '$', '\u0001', 'é', '𝄞'),
+  unit: fc.constantFrom(
+    '{',
+    '}',
+    '[',
+    ']',
+    '"',
+    '\\',
+    ',',
+    ';',
+    ':',
+    '=',
+    '>',
+    ' ',
+    '\n',
+    '\t',
+    'N',
+    'U',
+    'L',
+    'x',
+    '0',
+    '1',
+    '9',
+    '-',
+    '+',
+    '.',
+    'e',
+    'E',
+    'T',
+    'P',
+    'D',
+    'S',
+    'B',
+    'C',
+    'a',
+    'f',
+    't',
+    'u',
+    '$',
+    '\u0001',
+    'é',
+    '𝄞',
+  ),
   maxLength: 40,
 });
 
 test('property: every text gives one line of valid JSON or a VALUE_INVALID CdcError', () => {
   fc.assert(
-    fc.property(fc.constantFrom(...ENCODERS), fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), grammarText), ({ oid, encode }, text) => {
-      let out: string;
-      try {
-        out = encode(text);
-      } catch (error) {
-        assert.ok(error instanceof CdcError && error.code === 'VALUE_INVALID', `type ${oid}: ${String(error)}`);
-        return;
-      }
-      assert.doesNotThrow(() => JSON.parse(out), `type ${oid}: ${JSON.stringify(text)} -> ${out}`);
-      assert.ok(!/[\n\r]/.test(out), `type ${oid}: output spans lines`);
-    }),
+    fc.property(
+      fc.constantFrom(...ENCODERS),
+      fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), grammarText),
+      ({ oid, encode }, text) => {
+        let out: string;
+        try {
+          out = encode(text);
+        } catch (error) {
+          assert.ok(error instanceof CdcError && error.code === 'VALUE_INVALID', `type ${oid}: ${String(error)}`);
+          return;
+        }
+        assert.doesNotThrow(() => JSON.parse(out), `type ${oid}: ${JSON.stringify(text)} -> ${out}`);
+        assert.ok(!/[\n\r]/.test(out), `type ${oid}: output spans lines`);
+      },
+    ),
     { numRuns: 20_000 },
   );
 });
