@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { CdcError } from './core/errors.ts';
-import { sshTunnelSchema } from './postgres/tunnel.ts';
+import { SOURCE_DEFAULTS, sourceSchema } from './postgres/connect-config.ts';
 
 const identifier = z
   .string()
@@ -16,37 +16,17 @@ const identifier = z
     'must be a plain identifier: letters, digits, _ or $, at most 63 characters',
   );
 
-export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
-export type SslMode = (typeof SSL_MODES)[number];
+export { SSL_MODES, type SslMode } from './postgres/connect-config.ts';
 
 export const SNAPSHOT_MODES = ['initial', 'never', 'always', 'initial_only', 'when_needed'] as const;
 export type SnapshotMode = (typeof SNAPSHOT_MODES)[number];
+/** Default silence limit of a snapshot chunk read: 30 minutes. */
+const SNAPSHOT_QUERY_TIMEOUT_MS = 1_800_000;
 export const SNAPSHOT_METHODS = ['auto', 'signal-table', 'message', 'read-only'] as const;
 export type SnapshotMethod = (typeof SNAPSHOT_METHODS)[number];
 
-const sourceSchema = z.strictObject({
-  /** postgres://user[:password]@host[:port]/database[?sslmode=...]; fields below override its parts. */
-  url: z.string().optional(),
-  host: z.string().optional(),
-  port: z.number().int().min(1).max(65535).optional(),
-  user: z.string().optional(),
-  /** Prefer `passwordFile`, PGPASSWORD or ~/.pgpass (PGPASSFILE): a config file is easily shared. */
-  password: z.string().optional(),
-  /** File whose first line is the password (`--password-file`). */
-  passwordFile: z.string().min(1).optional(),
-  database: z.string().optional(),
-  /** Default `require` (libpq's is prefer); `disable` for a local server without TLS. */
-  sslmode: z.enum(SSL_MODES).optional(),
-  sslrootcert: z.string().optional(),
-  sslcert: z.string().optional(),
-  sslkey: z.string().optional(),
-  connectTimeoutMs: z.number().int().positive().default(10_000),
-  /** Reach the database through an SSH server (every connection: replication, snapshot, check). */
-  ssh: sshTunnelSchema.optional(),
-});
-
 export const configSchema = z.strictObject({
-  source: sourceSchema.default({ connectTimeoutMs: 10_000 }),
+  source: sourceSchema.default(SOURCE_DEFAULTS),
   slot: identifier.default('pgcdc_slot'),
   publication: identifier.default('pgcdc_pub'),
   /**
@@ -117,6 +97,11 @@ export const configSchema = z.strictObject({
       skip: z.array(z.string().min(1)).default([]),
       /** Progress display: bars on a terminal, periodic lines otherwise (auto), or off. */
       progress: z.enum(['auto', 'bars', 'lines', 'off']).default('auto'),
+      /**
+       * A snapshot chunk read that gets no byte back for this long is abandoned (SOURCE_TIMEOUT, retried):
+       * generous, as a chunk of a large table without a usable index may scan for minutes before its first row.
+       */
+      queryTimeoutMs: z.number().int().min(1000).max(86_400_000).default(SNAPSHOT_QUERY_TIMEOUT_MS),
     })
     .default({
       mode: 'initial',
@@ -126,6 +111,7 @@ export const configSchema = z.strictObject({
       include: [],
       skip: [],
       progress: 'auto',
+      queryTimeoutMs: SNAPSHOT_QUERY_TIMEOUT_MS,
     }),
   /** Standby status update interval; capped at a third of the server's wal_sender_timeout. */
   statusIntervalMs: z.number().int().min(100).max(600_000).default(5_000),

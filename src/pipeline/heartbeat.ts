@@ -23,6 +23,8 @@ import { CdcError, toCdcError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { parseTableName, type Config } from '../config.ts';
 import { openConnection, type SourceEndpoint } from '../postgres/connect.ts';
+import { sourceError } from '../postgres/source-errors.ts';
+import { endWithin } from '../postgres/link-watch.ts';
 import { quoteLiteral, quoteQualified } from '../postgres/quote.ts';
 
 /** Prefix of heartbeat messages; starts with the reserved `pgcdc` so it is never an event. */
@@ -66,10 +68,12 @@ export function heartbeatStatements(table: HeartbeatTarget | undefined, message:
   return statements;
 }
 
-/** One clear line for a heartbeat write the server refused. */
+/** One clear line for a heartbeat write the server refused (or a timeout or lost connection, as such). */
 function refusal(error: unknown, table: HeartbeatTarget | undefined): CdcError {
   const err = error as { code?: string; message?: string };
   const what = table ? `the heartbeat table ${table.schema}.${table.table}` : 'heartbeat messages';
+  const typed = sourceError(error, `heartbeat: writing ${what}`);
+  if (typed.code === 'SOURCE_TIMEOUT' || typed.code === 'CONNECTION_LOST') return typed;
   const detail = err.message ?? String(error);
   switch (err.code) {
     case '42501':
@@ -103,7 +107,9 @@ function refusal(error: unknown, table: HeartbeatTarget | undefined): CdcError {
 /** The heartbeat timer. Contract: `confirm` is only ever called from here one at a time. */
 export class Heartbeat {
   private readonly intervalMs: number;
-  private readonly client: pg.Client | undefined;
+  /** The write connection; undefined without writes, or after it broke (reopened by the next write). */
+  private client: pg.Client | undefined;
+  private readonly endpoint: SourceEndpoint | undefined;
   private readonly statements: readonly string[];
   private readonly table: HeartbeatTarget | undefined;
   private readonly log: Logger;
@@ -115,8 +121,14 @@ export class Heartbeat {
   /** Heartbeat writes done (for logs and tests). */
   writes = 0;
 
-  private constructor(config: Config['heartbeat'], client: pg.Client | undefined, log: Logger) {
+  private constructor(
+    config: Config['heartbeat'],
+    endpoint: SourceEndpoint | undefined,
+    client: pg.Client | undefined,
+    log: Logger,
+  ) {
     this.intervalMs = config.interval;
+    this.endpoint = endpoint;
     this.client = client;
     this.table = heartbeatTable(config);
     this.statements = heartbeatStatements(this.table, config.message);
@@ -130,10 +142,10 @@ export class Heartbeat {
   static async open(endpoint: SourceEndpoint, config: Config['heartbeat'], log: Logger): Promise<Heartbeat> {
     const table = heartbeatTable(config);
     const writes = config.interval > 0 && heartbeatStatements(table, config.message).length > 0;
-    if (!writes) return new Heartbeat(config, undefined, log);
+    if (!writes) return new Heartbeat(config, undefined, undefined, log);
     const client = await openConnection(endpoint, 'query', 'pgcdc-heartbeat');
     client.on('error', () => undefined); // reported by the next write
-    const heartbeat = new Heartbeat(config, client, log);
+    const heartbeat = new Heartbeat(config, endpoint, client, log);
     try {
       await heartbeat.write();
     } catch (error) {
@@ -160,8 +172,21 @@ export class Heartbeat {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    // Ended first, so a write stuck on a dead link fails now instead of at its timeout.
+    const client = this.client;
+    this.client = undefined;
+    if (client) await endWithin(client);
     await this.running;
-    await this.client?.end().catch(() => undefined);
+  }
+
+  private async reopen(): Promise<pg.Client> {
+    const client = await openConnection(this.endpoint as SourceEndpoint, 'query', 'pgcdc-heartbeat');
+    client.on('error', () => undefined);
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      throw new CdcError('SOURCE_QUERY_FAILED', 'heartbeat: closed while reconnecting');
+    }
+    return client;
   }
 
   /**
@@ -181,12 +206,19 @@ export class Heartbeat {
   }
 
   private async write(): Promise<void> {
-    if (!this.client) return;
+    if (!this.endpoint) return;
+    // A connection that broke (a timeout, a restart) is replaced here: heartbeats resume by themselves.
+    const client = (this.client ??= await this.reopen());
     for (const sql of this.statements) {
       try {
-        await this.client.query(sql);
+        await client.query(sql);
       } catch (error) {
-        throw refusal(error, this.table);
+        const failure = refusal(error, this.table);
+        if (failure.code === 'SOURCE_TIMEOUT' || failure.code === 'CONNECTION_LOST') {
+          this.client = undefined;
+          await client.end().catch(() => undefined);
+        }
+        throw failure;
       }
     }
     this.writes++;

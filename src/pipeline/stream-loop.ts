@@ -168,7 +168,10 @@ export class StreamLoop {
       typeof method === 'string'
         ? new IncrementalSnapshotter({
             tracker: this.windows,
-            connect: () => openConnection(deps.endpoint, 'query', 'pgcdc-snapshot'),
+            connect: () =>
+              openConnection(deps.endpoint, 'query', 'pgcdc-snapshot', {
+                statementTimeoutMs: deps.config.snapshot.queryTimeoutMs,
+              }),
             watermarks: watermarkWriter(
               method,
               () => openConnection(deps.endpoint, 'query', 'pgcdc-watermark'),

@@ -8,6 +8,7 @@ import { CdcError } from '../core/errors.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import { quoteIdent, quoteQualified } from './quote.ts';
+import { sourceError } from './source-errors.ts';
 
 export interface ServerFacts {
   readonly versionNum: number;
@@ -142,7 +143,13 @@ export async function resolveTables(
 
 /** Tables by relation id (for Relation messages naming tables not seen at start). */
 export async function tablesByOid(client: pg.ClientBase, oids: readonly number[]): Promise<Map<number, TableRef>> {
-  const { rows } = await client.query<TableRow>(`${TABLE_QUERY} where c.oid = any($1::oid[])`, [oids]);
+  let rows: TableRow[];
+  try {
+    rows = (await client.query<TableRow>(`${TABLE_QUERY} where c.oid = any($1::oid[])`, [oids])).rows;
+  } catch (cause) {
+    // A Relation message waits on this lookup: a timeout or a lost connection must say so (retried).
+    throw sourceError(cause, `looking up relation ${oids.join(', ')} in the catalog`);
+  }
   return new Map(rows.map((r) => [r.oid, toRef(r)]));
 }
 

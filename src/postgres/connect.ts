@@ -15,50 +15,19 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import type { Config, SslMode } from '../config.ts';
-import { SSL_MODES } from '../config.ts';
 import { CdcError } from '../core/errors.ts';
+import { LIVENESS_DEFAULTS, SSL_MODES, type SourceSettings, type SslMode } from './connect-config.ts';
+import type { SourceEndpoint } from './endpoint.ts';
 import { passfilePath, passwordFromPassfile, readSecretFile } from './password.ts';
-import { leaseTunnel, type SshTunnelConfig } from './tunnel.ts';
+import { QueryWatch } from './link-watch.ts';
+import { leaseTunnel } from './tunnel.ts';
+
+export type { SourceEndpoint } from './endpoint.ts';
 
 /** Session settings that make every output function print the same text on every server. */
 export const SESSION_OPTIONS =
   '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 -c extra_float_digits=3 -c bytea_output=hex -c ' +
   'lc_monetary=C';
-
-/**
- * Where and how to connect. `host`/`port` are the database as the network (or the SSH server, when
- * `ssh` is set) reaches it; messages always name these, never a tunnel's local end.
- */
-export interface SourceEndpoint {
-  host: string;
-  port: number;
-  user: string;
-  /**
-   * From the config, a password file, the URL or PGPASSWORD; the password file is consulted only when the server asks.
-   * */
-  password: string | undefined;
-  /** libpq's password file (PGPASSFILE or ~/.pgpass), looked up when `password` is undefined. */
-  passfile?: string | undefined;
-  /**
-   * Where `password` came from, as an authentication failure's hint names it (`PGPASSWORD`, `the
-   * source URL`...); undefined when `password` is (the password file is then the source).
-   */
-  passwordSource?: string | undefined;
-  database: string;
-  sslmode: SslMode;
-  sslrootcert: string | undefined;
-  sslcert: string | undefined;
-  sslkey: string | undefined;
-  connectTimeoutMs: number;
-  /**
-   * The server's real host name when `host`/`port` point at a local tunnel end: TLS verifies the
-   * certificate against this name, and checks judge it (pooler host names).
-   */
-  tlsHost?: string;
-  /** Reach the database through this SSH server (every connection, through one shared tunnel). */
-  ssh?: SshTunnelConfig | undefined;
-}
 
 function parseUrl(url: string): Partial<SourceEndpoint> {
   let parsed: URL;
@@ -107,7 +76,7 @@ function envPort(env: NodeJS.ProcessEnv): number | undefined {
 }
 
 /** Resolves the source endpoint: config fields > URL > PG* environment > libpq defaults. */
-export function resolveEndpoint(source: Config['source'], env: NodeJS.ProcessEnv = process.env): SourceEndpoint {
+export function resolveEndpoint(source: SourceSettings, env: NodeJS.ProcessEnv = process.env): SourceEndpoint {
   const fromUrl = source.url ? parseUrl(source.url) : {};
   const envSslmode = env.PGSSLMODE;
   if (envSslmode !== undefined && !(SSL_MODES as readonly string[]).includes(envSslmode)) {
@@ -149,6 +118,9 @@ export function resolveEndpoint(source: Config['source'], env: NodeJS.ProcessEnv
     sslkey: source.sslkey ?? fromUrl.sslkey ?? env.PGSSLKEY,
     connectTimeoutMs: source.connectTimeoutMs,
     ssh: source.ssh,
+    statementTimeoutMs: source.statementTimeoutMs,
+    tcpKeepaliveMs: source.tcpKeepaliveMs,
+    receiveTimeoutMs: source.receiveTimeoutMs,
   };
 }
 
@@ -281,17 +253,25 @@ function clientConfig(
   encrypted: boolean,
   applicationName: string,
   shown: SourceEndpoint,
+  statementTimeoutMs: number,
 ): pg.ClientConfig {
+  const keepaliveMs = endpoint.tcpKeepaliveMs ?? LIVENESS_DEFAULTS.tcpKeepaliveMs;
   const config: pg.ClientConfig = {
     host: endpoint.host,
     port: endpoint.port,
     user: endpoint.user,
     database: endpoint.database,
     ssl: tlsFor(endpoint, encrypted),
-    options: SESSION_OPTIONS,
+    // The server ends a statement a little after the client gave up on it (QueryWatch), so one
+    // abandoned on a dead link does not run on. Never on the walsender: START_REPLICATION lasts.
+    options:
+      kind === 'replication'
+        ? SESSION_OPTIONS
+        : `${SESSION_OPTIONS} -c statement_timeout=${serverStatementTimeoutMs(statementTimeoutMs)}`,
     application_name: applicationName,
     connectionTimeoutMillis: endpoint.connectTimeoutMs,
-    keepAlive: true,
+    keepAlive: keepaliveMs > 0,
+    keepAliveInitialDelayMillis: keepaliveMs,
     password: passwordFor(shown),
   };
   if (kind === 'replication') {
@@ -299,6 +279,11 @@ function clientConfig(
     (config as pg.ClientConfig & { replication: string }).replication = 'database';
   }
   return config;
+}
+
+/** The server-side statement_timeout for a client-side limit: a little longer, so the client's verdict comes first. */
+export function serverStatementTimeoutMs(clientLimitMs: number): number {
+  return clientLimitMs + Math.max(1000, Math.round(clientLimitMs / 10));
 }
 
 /** Turns a connection failure into one clear line, without secrets. */
@@ -439,20 +424,30 @@ function isTlsFailure(error: unknown): boolean {
   );
 }
 
+/** Per-connection liveness choices (docs/config.md#liveness). */
+export interface LinkOptions {
+  /** Overrides the endpoint's statementTimeoutMs: snapshot chunk reads get their own, larger limit. */
+  readonly statementTimeoutMs?: number | undefined;
+}
+
 /**
  * Opens a connection, trying TLS as libpq does: disable plain only; allow plain, then TLS if the
  * server refused; prefer TLS, then plain if the server has no TLS, the handshake failed or the
  * server refused; require, verify-ca and verify-full TLS only (see tlsPolicy for what they verify).
+ * Every connection has TCP keepalives and a QueryWatch (postgres/link-watch.ts); a query connection
+ * also a server-side statement_timeout.
  */
 export async function openConnection(
   endpoint: SourceEndpoint,
   kind: ConnectionKind,
   applicationName = 'pgcdc',
+  link: LinkOptions = {},
 ): Promise<pg.Client> {
-  if (endpoint.ssh === undefined) return connect(endpoint, endpoint, kind, applicationName);
+  const limitMs = link.statementTimeoutMs ?? endpoint.statementTimeoutMs ?? LIVENESS_DEFAULTS.statementTimeoutMs;
+  if (endpoint.ssh === undefined) return connect(endpoint, endpoint, kind, applicationName, limitMs);
   const lease = await leaseTunnel(endpoint.ssh, endpoint);
   try {
-    const client = await connect(lease.tunnel.endpoint, endpoint, kind, applicationName);
+    const client = await connect(lease.tunnel.endpoint, endpoint, kind, applicationName, limitMs);
     // However the connection ends (end(), a server error, a lost network), this use of the tunnel ends.
     client.once('end', () => lease.release());
     return client;
@@ -468,6 +463,7 @@ async function connect(
   shown: SourceEndpoint,
   kind: ConnectionKind,
   applicationName: string,
+  limitMs: number,
 ): Promise<pg.Client> {
   const endpoint = dial;
   const attempts: boolean[] =
@@ -480,9 +476,10 @@ async function connect(
           : [true];
   const errors: unknown[] = [];
   for (const [index, encrypted] of attempts.entries()) {
-    const client = new pg.Client(clientConfig(endpoint, kind, encrypted, applicationName, shown));
+    const client = new pg.Client(clientConfig(endpoint, kind, encrypted, applicationName, shown, limitMs));
     try {
       await client.connect();
+      QueryWatch.attach(client, `the ${applicationName} connection to ${describeEndpoint(shown)}`, limitMs);
       return client;
     } catch (error) {
       errors.push(error);

@@ -3,6 +3,7 @@
  * landed in; pgcdc reports it under the partitioned table users asked for, as Debezium users expect.
  */
 import type pg from 'pg';
+import { sourceError } from './source-errors.ts';
 
 export interface PartitionRoot {
   readonly schema: string;
@@ -14,8 +15,9 @@ export interface PartitionRoot {
  * pg_inherits (pg_partition_root exists only from PostgreSQL 12).
  */
 export async function partitionRoot(client: pg.ClientBase, relid: number): Promise<PartitionRoot | undefined> {
-  const { rows } = await client.query<{ schema: string; table: string }>(
-    `with recursive up(relid, depth) as (
+  const { rows } = await client
+    .query<{ schema: string; table: string }>(
+      `with recursive up(relid, depth) as (
        select $1::oid, 0
        union all
        select i.inhparent, up.depth + 1 from pg_inherits i join up on i.inhrelid = up.relid
@@ -25,7 +27,10 @@ export async function partitionRoot(client: pg.ClientBase, relid: number): Promi
        from up join pg_class c on c.oid = up.relid join pg_namespace n on n.oid = c.relnamespace
       where up.depth > 0
       order by up.depth desc limit 1`,
-    [relid],
-  );
+      [relid],
+    )
+    .catch((cause: unknown) => {
+      throw sourceError(cause, `looking up the partition root of relation ${relid}`);
+    });
   return rows[0];
 }

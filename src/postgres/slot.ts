@@ -4,6 +4,7 @@
  * query protocol (the only one a walsender accepts), so every name is quoted with postgres/quote.ts.
  */
 import { EventEmitter } from 'node:events';
+import net from 'node:net';
 import type pg from 'pg';
 import { both as copyBoth } from 'pg-copy-streams';
 import type { Lsn } from '../protocol/messages.ts';
@@ -11,7 +12,10 @@ import { formatLsn, parseLsn } from '../protocol/lsn.ts';
 import { encodeStandbyStatus, pgClockMicros } from '../protocol/replication.ts';
 import { CdcError } from '../core/errors.ts';
 import { quoteIdent, quoteLiteral } from './quote.ts';
-import { openConnection, type SourceEndpoint } from './connect.ts';
+import { describeEndpoint, openConnection, type SourceEndpoint } from './connect.ts';
+import { LIVENESS_DEFAULTS } from './connect-config.ts';
+import { endWithin, queryWatchOf, ReceiveWatch } from './link-watch.ts';
+import { isConnectionLoss, sourceError } from './source-errors.ts';
 import { createSlotWithSnapshot, type ExportedSlot } from '../snapshot/export.ts';
 
 export interface SystemIdentity {
@@ -35,43 +39,74 @@ export interface StartOptions {
   readonly origin?: 'any' | 'none';
 }
 
+/** How the receive timeout of a stream was chosen (see ReplicationSession.open). */
+export interface ReceiveTimeout {
+  readonly timeoutMs: number;
+  /** Where it came from, for the error: `source.receiveTimeoutMs`, `twice wal_sender_timeout`... */
+  readonly origin: string;
+}
+
 /**
  * One CopyBoth replication stream. Emits 'frame' (one CopyData payload, a Buffer), 'error'
  * (CdcError) and 'end'. Reading stops while paused; the walsender then blocks on its socket but
  * keeps processing our status updates, so a paused stream does not hit wal_sender_timeout as long
  * as `sendStatus` keeps being called.
+ *
+ * Liveness: a ReceiveWatch (link-watch.ts) fails the stream with SOURCE_TIMEOUT when nothing arrives
+ * for the receive timeout while reading; after a third of it, it asks the walsender for a keepalive
+ * by repeating the last status update with reply-requested (its positions: never more than was sent).
  */
 export class ReplicationStream extends EventEmitter<{ frame: [Buffer]; error: [CdcError]; end: [] }> {
   private readonly duplex: ReturnType<typeof copyBoth>;
+  private readonly watch: ReceiveWatch;
   private ended = false;
+  private paused = false;
+  /** The positions of the last status update sent; zero (InvalidXLogRecPtr: "nothing to report") before one. */
+  private lastWrite: Lsn = 0;
+  private lastFlush: Lsn = 0;
 
-  constructor(duplex: ReturnType<typeof copyBoth>) {
+  constructor(
+    duplex: ReturnType<typeof copyBoth>,
+    socket: () => net.Socket | undefined,
+    receive: ReceiveTimeout,
+    what: string,
+  ) {
     super();
     this.duplex = duplex;
     duplex.on('data', (frame: Buffer) => this.emit('frame', frame));
-    duplex.on('error', (error: Error) => {
-      if (this.ended) return;
-      this.ended = true;
-      this.emit(
-        'error',
-        new CdcError('REPLICATION_STREAM_FAILED', `replication stream failed: ${error.message}`, {
-          cause: error,
-          retryable: true,
-        }),
-      );
-    });
+    duplex.on('error', (error: Error) => this.failWith(streamError(error)));
     duplex.on('end', () => {
+      this.watch.stop();
       if (this.ended) return;
       this.ended = true;
       this.emit('end');
     });
+    this.watch = new ReceiveWatch({
+      timeoutMs: receive.timeoutMs,
+      askAfterMs: Math.max(100, Math.floor(receive.timeoutMs / 3)),
+      what,
+      origin: receive.origin,
+      socket,
+      paused: () => this.paused,
+      askKeepalive: () => this.writeStatus(this.lastWrite, this.lastFlush, true),
+      expired: (error) => this.failWith(error),
+    });
+  }
+
+  private failWith(error: CdcError): void {
+    this.watch.stop();
+    if (this.ended) return;
+    this.ended = true;
+    this.emit('error', error);
   }
 
   pause(): void {
+    this.paused = true;
     this.duplex.pause();
   }
 
   resume(): void {
+    this.paused = false;
     this.duplex.resume();
   }
 
@@ -84,14 +119,19 @@ export class ReplicationStream extends EventEmitter<{ frame: [Buffer]; error: [C
    * changes are durable in the sink with their checkpoint stored (see ARCHITECTURE.md (the acknowledgement rule)).
    */
   sendStatus(received: Lsn, flush: Lsn, replyRequested = false): void {
+    this.lastWrite = received;
+    this.lastFlush = flush;
+    this.writeStatus(received, flush, replyRequested);
+  }
+
+  private writeStatus(write: Lsn, flush: Lsn, replyRequested: boolean): void {
     if (this.ended) return;
-    this.duplex.write(
-      encodeStandbyStatus({ write: received, flush, apply: flush, clock: pgClockMicros(), replyRequested }),
-    );
+    this.duplex.write(encodeStandbyStatus({ write, flush, apply: flush, clock: pgClockMicros(), replyRequested }));
   }
 
   /** Ends streaming with CopyDone and waits (bounded) for the server to finish the exchange. */
   async stop(timeoutMs = 10_000): Promise<void> {
+    this.watch.stop();
     if (this.ended) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
@@ -116,30 +156,35 @@ export class ReplicationSession {
   private closed = false;
   /** This walsender's backend pid: pg_replication_slots.active_pid of the slot it streams. */
   readonly backendPid: number;
+  /** The receive timeout of the stream `start` opens. */
+  readonly receiveTimeout: ReceiveTimeout;
+  private readonly describe: string;
 
-  private constructor(client: pg.Client, backendPid: number) {
+  private constructor(client: pg.Client, backendPid: number, receiveTimeout: ReceiveTimeout, describe: string) {
     this.client = client;
     this.backendPid = backendPid;
+    this.receiveTimeout = receiveTimeout;
+    this.describe = describe;
     // An error after connect (server gone) must not crash the process; the stream reports it.
     client.on('error', () => undefined);
   }
 
   static async open(endpoint: SourceEndpoint): Promise<ReplicationSession> {
     const client = await openConnection(endpoint, 'replication', 'pgcdc');
+    let row: { pid: number; wst: string | null } | undefined;
     try {
       // SQL is accepted on a replication=database connection (PostgreSQL 10+). Asked here, not
       // taken from BackendKeyData, which a pooler in between may make up.
-      const result = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-      return new ReplicationSession(client, Number(result.rows[0]?.pid));
+      const result = await client.query<{ pid: number; wst: string | null }>(
+        `SELECT pg_backend_pid() AS pid, (SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout') AS wst`,
+      );
+      row = result.rows[0];
     } catch (cause) {
       await client.end().catch(() => undefined);
-      throw new CdcError(
-        'SOURCE_QUERY_FAILED',
-        `cannot read the backend pid of the replication connection: ` +
-          `${cause instanceof Error ? cause.message : String(cause)}`,
-        { cause },
-      );
+      throw sourceError(cause, 'reading the backend pid of the replication connection');
     }
+    const receive = receiveTimeoutFor(endpoint.receiveTimeoutMs, Number(row?.wst ?? 0));
+    return new ReplicationSession(client, Number(row?.pid), receive, describeEndpoint(endpoint));
   }
 
   async identifySystem(): Promise<SystemIdentity> {
@@ -162,8 +207,10 @@ export class ReplicationSession {
   /** Creates a permanent pgoutput slot and returns its consistent point. */
   async createSlot(slot: string): Promise<{ consistentPoint: Lsn }> {
     // The pre-15 grammar is still accepted by every supported major (10 to 18).
-    const result = await this.run<{ consistent_point: string }>(
-      `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput NOEXPORT_SNAPSHOT`,
+    const result = await this.unwatched(() =>
+      this.run<{ consistent_point: string }>(
+        `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput NOEXPORT_SNAPSHOT`,
+      ),
     );
     const row = result.rows[0];
     if (!row) throw new CdcError('SOURCE_QUERY_FAILED', `CREATE_REPLICATION_SLOT ${slot} returned no row`);
@@ -176,7 +223,23 @@ export class ReplicationSession {
    * snapshot/initial-reader.ts `onImported`) before the next command on this session.
    */
   async createSlotExportingSnapshot(slot: string): Promise<ExportedSlot> {
-    return createSlotWithSnapshot(this.client, slot);
+    return this.unwatched(() => createSlotWithSnapshot(this.client, slot));
+  }
+
+  /**
+   * Runs `command` without the connection's silence limit: creating a slot waits, silently, for every
+   * transaction running at that moment to end, which may legitimately take long (TCP keepalives still
+   * notice a dead peer).
+   */
+  private async unwatched<T>(command: () => Promise<T>): Promise<T> {
+    const watch = queryWatchOf(this.client);
+    const limit = watch?.limit;
+    watch?.setLimit(undefined);
+    try {
+      return await command();
+    } finally {
+      watch?.setLimit(limit);
+    }
   }
 
   async dropSlot(slot: string): Promise<void> {
@@ -195,22 +258,61 @@ export class ReplicationSession {
     const sql =
       `START_REPLICATION SLOT ` +
       `${quoteIdent(options.slot)} LOGICAL ${formatLsn(options.startLsn)} (${pluginOptions.join(', ')})`;
+    // While streaming, the stream's receive timeout watches this connection instead.
+    queryWatchOf(this.client)?.stop();
     const duplex = this.client.query(copyBoth(sql, { alignOnCopyDataFrame: true }));
-    return new ReplicationStream(duplex);
+    const stream = this.client.connection.stream;
+    return new ReplicationStream(
+      duplex,
+      () => (stream instanceof net.Socket ? stream : undefined),
+      this.receiveTimeout,
+      `the replication connection (slot ${options.slot}) to ${this.describe}`,
+    );
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.client.end().catch(() => undefined);
+    await endWithin(this.client);
   }
 
   private async run<R extends pg.QueryResultRow>(sql: string): Promise<pg.QueryResult<R>> {
     try {
       return await this.client.query<R>(sql);
     } catch (cause) {
-      const message = cause instanceof Error ? cause.message : String(cause);
-      throw new CdcError('SOURCE_QUERY_FAILED', `${sql.split(' ')[0] ?? sql} failed: ${message}`, { cause });
+      throw sourceError(cause, sql.split(' ')[0] ?? sql);
     }
   }
+}
+
+/**
+ * The receive timeout: the configured one, else twice wal_sender_timeout (the server's own patience
+ * with us, doubled), else, with wal_sender_timeout 0, LIVENESS_DEFAULTS: never infinite.
+ */
+export function receiveTimeoutFor(configuredMs: number | undefined, walSenderTimeoutMs: number): ReceiveTimeout {
+  if (configuredMs !== undefined) return { timeoutMs: configuredMs, origin: 'source.receiveTimeoutMs' };
+  if (walSenderTimeoutMs > 0)
+    return {
+      timeoutMs: Math.max(1000, 2 * walSenderTimeoutMs),
+      origin: `twice the server's wal_sender_timeout of ${walSenderTimeoutMs} ms; set source.receiveTimeoutMs to change`,
+    };
+  return {
+    timeoutMs: LIVENESS_DEFAULTS.receiveTimeoutWithoutServerTimeoutMs,
+    origin: "the default while the server's wal_sender_timeout is 0; set source.receiveTimeoutMs to change",
+  };
+}
+
+/** A replication stream's failure: a lost connection says so (CONNECTION_LOST), anything else is the stream's. */
+function streamError(error: Error): CdcError {
+  if (error instanceof CdcError) return error;
+  if (isConnectionLoss(error)) {
+    return new CdcError('CONNECTION_LOST', `the replication connection was lost: ${error.message}`, {
+      cause: error,
+      retryable: true,
+    });
+  }
+  return new CdcError('REPLICATION_STREAM_FAILED', `replication stream failed: ${error.message}`, {
+    cause: error,
+    retryable: true,
+  });
 }

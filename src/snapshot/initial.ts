@@ -178,7 +178,8 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     tables: input.tables.map((t) => ({ schema: t.schema, table: t.table })),
     major: input.major,
     generatedColumns: input.generatedColumns,
-    connect: () => openConnection(input.endpoint, 'query', 'pgcdc-snapshot'),
+    connect: () =>
+      openConnection(input.endpoint, 'query', 'pgcdc-snapshot', { statementTimeoutMs: config.snapshot.queryTimeoutMs }),
     chunkRows: config.snapshot.chunkSize,
     parallelism: config.snapshot.parallelism,
     resume,

@@ -7,7 +7,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { openConnection, resolveEndpoint, type SourceEndpoint } from '../../src/postgres/connect.ts';
-import { openTunnel, openTunnelFor, sshTunnelSchema, type SshTunnelConfig } from '../../src/postgres/tunnel.ts';
+import { openTunnel, openTunnelFor } from '../../src/postgres/tunnel.ts';
+import { sshTunnelSchema, type SshTunnelConfig } from '../../src/postgres/tunnel-config.ts';
 import { CdcError } from '../../src/core/errors.ts';
 import { requireOrSkip, startCluster } from '../harness/pg.ts';
 import { SSH_USER as USER, sshdAvailable, startSshd, type Sshd } from '../harness/sshd.ts';
