@@ -36,7 +36,7 @@ import { openConnection } from '../postgres/connect.ts';
 import { watermarkWriter, type ResolvedMethod } from '../snapshot/watermarks.ts';
 import { pendingTables } from '../snapshot/resume-state.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
-import type { CaptureStatus } from '../lifecycle/engine.ts';
+import type { StreamPositions } from '../core/engine-events.ts';
 import { heartbeatTable, type Heartbeat } from './heartbeat.ts';
 import { ToastPolicy } from './toast.ts';
 import type { ToastStore } from '../source/toast-store.ts';
@@ -83,9 +83,9 @@ export interface LoopDeps {
   method: ResolvedMethod | { readonly unavailable: string };
   signalTable: TableName | undefined;
   /** A checkpoint was stored. */
-  onStored?: ((checkpoint: Checkpoint) => void) | undefined;
+  onStored?: ((checkpoint: Checkpoint, delivered: number) => void) | undefined;
   onFailure: (error: CdcError) => void;
-  onProgress: ((status: CaptureStatus) => void) | undefined;
+  onProgress: ((positions: StreamPositions) => void) | undefined;
 }
 
 /** The streaming part of a capture, from START_REPLICATION to CopyDone. */
@@ -146,7 +146,7 @@ export class StreamLoop {
           this.streamed?.pressure(high);
         },
         failed: (error) => deps.onFailure(error),
-        stored: (checkpoint) => deps.onStored?.(checkpoint),
+        stored: (checkpoint, delivered) => deps.onStored?.(checkpoint, delivered),
         beforeStore: deps.toastStore ? (lsn) => (deps.toastStore as ToastStore).persist(lsn) : undefined,
       },
     );
