@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config.ts';
-import { parseTableName } from '../config.ts';
+import { parseTableName } from '../selection/table-name.ts';
 import { CdcError, toCdcError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
@@ -29,7 +29,7 @@ import { EngineEventBus } from '../observability/event-bus.ts';
 import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
 import type { EngineEvents } from '../core/engine-events.ts';
 import type { TopicNaming } from '../envelope/json.ts';
-import type { ExportedSlot } from '../snapshot/export.ts';
+import type { ExportedSlot } from '../postgres/exported-snapshot.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
 import { resolveMethod } from '../snapshot/watermarks.ts';
 import { continueInitial, pendingTables, stopTables } from '../snapshot/resume-state.ts';
@@ -50,7 +50,8 @@ import { pauseBeforeStreamForTest } from './test-pause.ts';
 
 /** How often the requests directory of `pgcdc snapshot` is looked at. */
 const REQUEST_POLL_MS = 1000;
-import { Heartbeat, isHeartbeatTable } from '../pipeline/heartbeat.ts';
+import { Heartbeat } from '../pipeline/heartbeat.ts';
+import { isHeartbeatTable } from '../selection/heartbeat-table.ts';
 import { openToastStore } from '../pipeline/toast.ts';
 
 /** A running capture. `stopped` settles when it ends: resolved on a clean stop, rejected on failure. */

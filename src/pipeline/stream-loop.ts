@@ -37,7 +37,8 @@ import { watermarkWriter, type ResolvedMethod } from '../snapshot/watermarks.ts'
 import { pendingTables } from '../snapshot/resume-state.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
 import type { StreamPositions } from '../core/engine-events.ts';
-import { heartbeatTable, type Heartbeat } from './heartbeat.ts';
+import type { Heartbeat } from './heartbeat.ts';
+import { heartbeatTable } from '../selection/heartbeat-table.ts';
 import { ToastPolicy } from './toast.ts';
 import type { ToastStore } from '../source/toast-store.ts';
 import { messageFilter } from './message-filter.ts';

@@ -9,11 +9,11 @@
  * chunks online, with the incremental (watermark) method, from the stored cursors.
  */
 import { readSnapshot, tableKey, type SnapshotChunk } from './initial-reader.ts';
-import type { ChunkCursor } from './query.ts';
+import type { ChunkCursor } from '../offsets/store.ts';
 import { FRESH_CURSOR } from './resume-state.ts';
 import type { TableProgress } from '../offsets/store.ts';
 import { backfillTableSchema } from './keys.ts';
-import type { ExportedSlot } from './export.ts';
+import type { ExportedSlot } from '../postgres/exported-snapshot.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../core/log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
