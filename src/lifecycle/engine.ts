@@ -28,7 +28,7 @@ import { estimateRows, SnapshotProgressDisplay } from '../observability/snapshot
 import { EngineEventBus } from '../observability/event-bus.ts';
 import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
 import type { EngineEvents } from '../core/engine-events.ts';
-import type { TopicNaming } from '../envelope/json.ts';
+import type { TopicNaming } from '../envelope/topics.ts';
 import type { ExportedSlot } from '../postgres/exported-snapshot.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
 import { resolveMethod } from '../snapshot/watermarks.ts';

@@ -24,13 +24,13 @@ import type { Checkpoint, CommitIdentity } from '../offsets/store.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { RelationCache, type RelationMessage } from '../source/relations.ts';
 import type { PgType } from '../source/values.ts';
-import type { TopicNaming } from '../envelope/json.ts';
+import { topicName, type TopicNaming } from '../envelope/topics.ts';
 import { ChangeAssembler } from './assembler.ts';
 import { Delivery } from './delivery.ts';
 import type { CheckpointProgress } from '../offsets/store.ts';
 import { spillDirectory, StreamedTransactions } from './large-transactions.ts';
 import { WindowTracker } from '../snapshot/window-tracker.ts';
-import { SchemaChanges, schemaChangesTopic } from './schema-changes.ts';
+import { SchemaChanges } from './schema-changes.ts';
 import { IncrementalSnapshotter } from '../snapshot/incremental.ts';
 import { openConnection } from '../postgres/connect.ts';
 import { watermarkWriter, type ResolvedMethod } from '../snapshot/watermarks.ts';
@@ -154,7 +154,7 @@ export class StreamLoop {
     this.schemaChanges = deps.config.schemaChanges.events
       ? {
           tracker: new SchemaChanges(deps.naming, deps.progress.schemas),
-          topic: this.delivery.topics.number(schemaChangesTopic(deps.naming)),
+          topic: this.delivery.topics.number(topicName(deps.naming, 'schema_changes')),
         }
       : undefined;
     this.windows = new WindowTracker(this.delivery, {

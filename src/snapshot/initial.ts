@@ -19,7 +19,8 @@ import type { Logger } from '../core/log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import { openConnection, type SourceEndpoint } from '../postgres/connect.ts';
 import type { GeneratedColumns, TableRef } from '../postgres/catalog.ts';
-import { readIdHead, TableSerializer, type TopicNaming } from '../envelope/json.ts';
+import { readIdHead, TableSerializer } from '../envelope/json.ts';
+import type { TopicNaming } from '../envelope/topics.ts';
 
 /** A batch of snapshot events is written (and its progress stored) once it holds this much. */
 const FLUSH_BYTES = 8 * 1024 * 1024;
