@@ -16,7 +16,7 @@ import { describeEndpoint, openConnection, type SourceEndpoint } from './connect
 import { LIVENESS_DEFAULTS } from './connect-config.ts';
 import { endWithin, queryWatchOf, ReceiveWatch } from './link-watch.ts';
 import { isConnectionLoss, sourceError } from './source-errors.ts';
-import { createSlotWithSnapshot, type ExportedSlot } from '../snapshot/export.ts';
+import { createSlotWithSnapshot, type ExportedSlot } from './exported-snapshot.ts';
 
 export interface SystemIdentity {
   /** Decimal text: a u64 that does not fit a double. */
