@@ -16,6 +16,7 @@ import { Client, type ConnectConfig } from 'ssh2';
 import { CdcError } from '../core/errors.ts';
 import type { SourceEndpoint } from './endpoint.ts';
 import type { SshTunnelConfig } from './tunnel-config.ts';
+import { LIVENESS_DEFAULTS } from './connect-config.ts';
 import { readSecretFile } from './password.ts';
 
 /** OpenSSH's fingerprint of a raw host key blob: `SHA256:` + unpadded base64 of its SHA-256. */
@@ -179,6 +180,13 @@ export async function openTunnel(
     client.once('ready', ready);
     client.once('error', fail);
     try {
+      // Our own socket, for TCP keepalives under the SSH ones (a dead path is noticed even while SSH is idle).
+      const keepaliveMs = target.tcpKeepaliveMs ?? LIVENESS_DEFAULTS.tcpKeepaliveMs;
+      if (keepaliveMs > 0) {
+        const sock = net.connect({ host: ssh.host, port: ssh.port });
+        sock.setKeepAlive(true, keepaliveMs);
+        config.sock = sock;
+      }
       client.connect(config);
     } catch (error) {
       fail(error instanceof Error ? error : new Error(String(error)));
