@@ -1,6 +1,6 @@
 /**
- * The resolved source endpoint, shared by connect.ts and tunnel.ts (a types module, so neither imports
- * the other's types in a cycle).
+ * The resolved source endpoint, shared by connect.ts, tls.ts and tunnel.ts (so none of them imports another
+ * in a cycle), and its printable name.
  */
 import type { SslMode } from './connect-config.ts';
 import type { SshTunnelConfig } from './tunnel-config.ts';
@@ -46,4 +46,10 @@ export interface SourceEndpoint {
   tcpKeepaliveMs?: number | undefined;
   /** The replication connection's receive timeout; absent: twice wal_sender_timeout (postgres/slot.ts). */
   receiveTimeoutMs?: number | undefined;
+}
+
+/** `user@host:port/database`: safe to print (never the password). */
+export function describeEndpoint(endpoint: SourceEndpoint): string {
+  const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
+  return `${endpoint.user}@${host}:${endpoint.port}/${endpoint.database}`;
 }
