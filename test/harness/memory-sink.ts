@@ -134,8 +134,8 @@ export class MemorySink implements Sink {
   private state: State = 'new';
   private failure: CdcError | undefined;
   private tail: Promise<unknown> = Promise.resolve();
-  /** Failures so far: a write issued before the latest one is refused (see the class comment). */
-  private failures = 0;
+  /** Writes rejected so far: a write issued before the latest rejection is refused (see the class comment). */
+  private rejections = 0;
   private readonly injected: { error: CdcError; mode: InjectedFailureMode }[] = [];
   private stall: Stall | undefined;
   /** Whether `open(undefined)` refuses a store that already holds events. */
@@ -205,9 +205,12 @@ export class MemorySink implements Sink {
   }
 
   write(batch: EventBatch): Promise<SinkPosition> {
-    const issuedAfter = this.failures;
-    const run = this.tail.then(() => this.writeNow(batch, issuedAfter));
-    this.tail = run.catch(() => undefined);
+    const rejectionsBefore = this.rejections;
+    const run = this.tail.then(() => this.writeNow(batch, rejectionsBefore));
+    // Counted before the caller sees the rejection, so a write it issues then is not refused.
+    this.tail = run.catch(() => {
+      this.rejections++;
+    });
     return run;
   }
 
@@ -218,11 +221,11 @@ export class MemorySink implements Sink {
     await this.tail;
   }
 
-  private async writeNow(batch: EventBatch, issuedAfter: number): Promise<SinkPosition> {
+  private async writeNow(batch: EventBatch, rejectionsBefore: number): Promise<SinkPosition> {
     if (this.state === 'closed' || this.state === 'new')
       throw new CdcError('INTERNAL', `MemorySink.write called while ${this.state}`);
     if (this.state === 'failed') throw this.refused(this.failure);
-    if (issuedAfter !== this.failures) throw this.refused(this.failure);
+    if (rejectionsBefore !== this.rejections) throw this.refused(this.failure);
     const events: MemoryEvent[] = [];
     for (let i = 0; i < batch.count; i++) events.push({ topic: batch.topic(i), id: batch.id(i), line: batch.line(i) });
     try {
@@ -239,7 +242,6 @@ export class MemorySink implements Sink {
         throw injected.error;
       }
     } catch (error) {
-      this.failures++;
       this.failure = error instanceof CdcError ? error : new CdcError('SINK_FAILED', String(error), { cause: error });
       throw this.failure;
     }
