@@ -24,7 +24,7 @@ import type { Logger } from '../core/log.ts';
 import type { Config } from '../config.ts';
 import { HEARTBEAT_COLUMNS, heartbeatTable, type HeartbeatTarget } from '../selection/heartbeat-table.ts';
 import { openConnection, type SourceEndpoint } from '../postgres/connect.ts';
-import { sourceError } from '../postgres/source-errors.ts';
+import { sourceFailure } from '../postgres/source-errors.ts';
 import { endWithin } from '../postgres/link-watch.ts';
 import { quoteLiteral, quoteQualified } from '../postgres/quote.ts';
 
@@ -48,7 +48,7 @@ export function heartbeatStatements(table: HeartbeatTarget | undefined, message:
 function refusal(error: unknown, table: HeartbeatTarget | undefined): CdcError {
   const err = error as { code?: string; message?: string };
   const what = table ? `the heartbeat table ${table.schema}.${table.table}` : 'heartbeat messages';
-  const typed = sourceError(error, `heartbeat: writing ${what}`);
+  const typed = sourceFailure(error, `heartbeat: writing ${what}`);
   if (typed.code === 'SOURCE_TIMEOUT' || typed.code === 'CONNECTION_LOST') return typed;
   const detail = err.message ?? String(error);
   switch (err.code) {

@@ -8,7 +8,7 @@ import { CdcError } from '../core/errors.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import { quoteIdent, quoteQualified } from './quote.ts';
-import { sourceError } from './source-errors.ts';
+import { sourceFailure } from './source-errors.ts';
 
 export interface ServerFacts {
   readonly versionNum: number;
@@ -148,7 +148,7 @@ export async function tablesByOid(client: pg.ClientBase, oids: readonly number[]
     rows = (await client.query<TableRow>(`${TABLE_QUERY} where c.oid = any($1::oid[])`, [oids])).rows;
   } catch (cause) {
     // A Relation message waits on this lookup: a timeout or a lost connection must say so (retried).
-    throw sourceError(cause, `looking up relation ${oids.join(', ')} in the catalog`);
+    throw sourceFailure(cause, `looking up relation ${oids.join(', ')} in the catalog`);
   }
   return new Map(rows.map((r) => [r.oid, toRef(r)]));
 }

@@ -3,7 +3,7 @@
  * landed in; pgcdc reports it under the partitioned table users asked for, as Debezium users expect.
  */
 import type pg from 'pg';
-import { sourceError } from './source-errors.ts';
+import { sourceFailure } from './source-errors.ts';
 
 export interface PartitionRoot {
   readonly schema: string;
@@ -30,7 +30,7 @@ export async function partitionRoot(client: pg.ClientBase, relid: number): Promi
       [relid],
     )
     .catch((cause: unknown) => {
-      throw sourceError(cause, `looking up the partition root of relation ${relid}`);
+      throw sourceFailure(cause, `looking up the partition root of relation ${relid}`);
     });
   return rows[0];
 }

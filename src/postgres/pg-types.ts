@@ -5,7 +5,7 @@
  * to 18.
  */
 import type pg from 'pg';
-import { sourceError } from './source-errors.ts';
+import { sourceFailure } from './source-errors.ts';
 import type { PgType } from '../source/values.ts';
 
 // elemOid is set only for true array types, i.e. types some element type names as its typarray.
@@ -50,7 +50,7 @@ export async function loadPgTypes(client: pg.ClientBase): Promise<Map<number, Pg
   try {
     rows = (await client.query<TypeRow>(TYPES_SQL)).rows;
   } catch (cause) {
-    throw sourceError(cause, 'reading the type catalog (pg_type)');
+    throw sourceFailure(cause, 'reading the type catalog (pg_type)');
   }
   const types = new Map<number, PgType>();
   for (const row of rows) {

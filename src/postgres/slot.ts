@@ -15,7 +15,7 @@ import { quoteIdent, quoteLiteral } from './quote.ts';
 import { describeEndpoint, openConnection, type SourceEndpoint } from './connect.ts';
 import { LIVENESS_DEFAULTS } from './connect-config.ts';
 import { endWithin, queryWatchOf, ReceiveWatch } from './link-watch.ts';
-import { isConnectionLoss, sourceError } from './source-errors.ts';
+import { isConnectionLoss, sourceFailure } from './source-errors.ts';
 import { createSlotWithSnapshot, type ExportedSlot } from './exported-snapshot.ts';
 
 export interface SystemIdentity {
@@ -181,7 +181,7 @@ export class ReplicationSession {
       row = result.rows[0];
     } catch (cause) {
       await client.end().catch(() => undefined);
-      throw sourceError(cause, 'reading the backend pid of the replication connection');
+      throw sourceFailure(cause, 'reading the backend pid of the replication connection');
     }
     const receive = receiveTimeoutFor(endpoint.receiveTimeoutMs, Number(row?.wst ?? 0));
     return new ReplicationSession(client, Number(row?.pid), receive, describeEndpoint(endpoint));
@@ -280,7 +280,7 @@ export class ReplicationSession {
     try {
       return await this.client.query<R>(sql);
     } catch (cause) {
-      throw sourceError(cause, sql.split(' ')[0] ?? sql);
+      throw sourceFailure(cause, sql.split(' ')[0] ?? sql);
     }
   }
 }

@@ -23,7 +23,7 @@ export function isConnectionLoss(error: unknown): boolean {
 }
 
 /** `what` failed with `cause`: one CdcError naming it (the message never holds a password: it comes from the server or node). */
-export function sourceError(cause: unknown, what: string): CdcError {
+export function sourceFailure(cause: unknown, what: string): CdcError {
   if (cause instanceof CdcError) return cause;
   const message = cause instanceof Error ? cause.message : String(cause);
   const code = (cause as { code?: unknown }).code;

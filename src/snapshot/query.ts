@@ -23,7 +23,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { CdcError } from '../core/errors.ts';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../postgres/quote.ts';
-import { sourceError } from '../postgres/source-errors.ts';
+import { sourceFailure } from '../postgres/source-errors.ts';
 import { CopyTextParser, type CopyRow } from './copy-text.ts';
 import type { ChunkCursor } from '../offsets/store.ts';
 
@@ -138,7 +138,7 @@ export async function copyRows(client: pg.ClientBase, select: string, columns: n
     parser.end();
   } catch (cause) {
     if (cause instanceof CdcError) throw cause;
-    const typed = sourceError(cause, `reading ${select.slice(0, 120)}`);
+    const typed = sourceFailure(cause, `reading ${select.slice(0, 120)}`);
     if (typed.code !== 'SOURCE_QUERY_FAILED') throw typed;
     const message = cause instanceof Error ? cause.message : String(cause);
     throw new CdcError('SOURCE_QUERY_FAILED', `reading ${select.slice(0, 120)} failed: ${message}`, {
