@@ -188,9 +188,14 @@ export interface Verdict {
 export async function verdict(bench: FaultBench): Promise<Verdict> {
   const events = await readJsonl(path.join(bench.dir, 'events'));
   const replayed = replay(events);
-  const { rows } = await bench.db.sql.query<Record<string, unknown>>('select * from acct');
+  // id and balance only: the columns the catalog faults add (always null) are absent from the events of
+  // rows not changed since.
+  const { rows } = await bench.db.sql.query<Record<string, unknown>>('select id, balance from acct');
   const source = new Map(rows.map((r) => [JSON.stringify({ id: r.id }), r]));
-  const compared = compareRows(replayed.tables.get(`${bench.db.name}.public.acct`), source);
+  const projected = new Map<string, Record<string, unknown>>();
+  for (const [key, row] of replayed.tables.get(`${bench.db.name}.public.acct`) ?? [])
+    projected.set(key, { id: row.id, balance: row.balance });
+  const compared = compareRows(projected, source);
   return { events: events.length, ...compared, duplicated: replayed.duplicates };
 }
 
