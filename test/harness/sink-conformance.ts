@@ -252,6 +252,7 @@ export function sinkConformance(target: SinkConformanceTarget): void {
           sorted(expected(spread(0, 6))),
           'cut back to the position',
         );
+        assert.deepEqual(await second.write(batchOf([], topics)), checkpoint, 'and reports that position');
         // The capture sends the lost batch again from the checkpoint: each event appears once.
         await second.write(batchOf(spread(6, 4), topics));
         await second.write(batchOf(spread(10, 2), topics));
