@@ -47,6 +47,8 @@ import { pauseBeforeStreamForTest } from './test-pause.ts';
 
 /** How often the requests directory of `pgcdc snapshot` is looked at. */
 const REQUEST_POLL_MS = 1000;
+/** The longest one teardown step may take after a fault (see `bounded`). */
+const TEARDOWN_STEP_MS = 5000;
 import { Heartbeat, isHeartbeatTable } from '../pipeline/heartbeat.ts';
 import { openToastStore } from '../pipeline/toast.ts';
 
@@ -115,7 +117,7 @@ export class Capture {
     const offsets = await FileOffsetStore.open(config.offsets);
     const cleanups: (() => Promise<unknown>)[] = [() => offsets.close()];
     const cleanup = async (): Promise<void> => {
-      for (const step of cleanups.reverse()) await step().catch(() => undefined);
+      for (const step of cleanups.reverse()) await bounded(step());
     };
     try {
       const checkpoint = await offsets.load();
@@ -365,7 +367,7 @@ export class Capture {
           if (this.stopRequested) return;
           this.stopRequested = true;
           clearInterval(timers.requests);
-          void loop.abort().finally(() => void cleanup().finally(() => this.rejectStopped(error)));
+          void bounded(loop.abort()).finally(() => void cleanup().finally(() => this.rejectStopped(error)));
         },
         onProgress,
       });
@@ -422,6 +424,22 @@ export class Capture {
     if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
     return new SnapshotProgressDisplay(config.snapshot.progress, await estimateRows(query, tables), this.log);
   }
+}
+
+/**
+ * A teardown step that cannot hold up a restart (the supervisor starts the capture again once this
+ * one is torn down): closing a client whose server vanished may never settle. Errors are dropped:
+ * the step is best effort, and nothing it does acknowledges anything.
+ */
+async function bounded(step: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    step.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, TEARDOWN_STEP_MS);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /**

@@ -1,0 +1,273 @@
+/**
+ * Keeps a capture running: a fault the error policy retries (core/error-policy.ts) tears the capture
+ * down and starts it again in the same process, after an exponential backoff with jitter
+ * (backoff.ts). Every attempt is a full start-up (Capture.start): the offsets are read again, the
+ * restart rule and the slot checks run again, the sink is opened again at the stored position, so
+ * a restart never skips a check a fresh process would make. Nothing is acknowledged by the
+ * supervisor itself: acknowledgements stay with the stream loop, after the sink is durable.
+ *
+ * An outage ends when a capture has streamed for `resetAfterMs` without a fault: the backoff and
+ * the give-up clock start again from zero. Faults for `giveUpAfterMs` without such a stretch, or one
+ * fault that is not retried, end the supervisor with that cause (pgcdc exits 1, or 2 for bad input).
+ *
+ * A stop (SIGINT/SIGTERM) is bounded by `stopTimeoutMs` in every state: in a backoff it ends at
+ * once; during a start-up it waits for the attempt to settle, then stops the capture it made; while
+ * streaming it is the capture's clean stop. When the bound passes (a stalled sink, a start-up stuck
+ * on the network), `stop()` resolves false and the caller exits without confirming anything more.
+ */
+import type { Config } from '../config.ts';
+import { type CdcError, type ErrorCode, toCdcError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { Sink } from '../sinks/contract.ts';
+import { Backoff, type BackoffSettings } from './backoff.ts';
+import { Capture, type CaptureStatus } from './engine.ts';
+
+/** What the supervisor needs of a capture (Capture implements it). */
+export interface SupervisedCapture {
+  /** Settles when the capture ends: resolved on a clean stop or completion, rejected (CdcError) on a fault. */
+  readonly stopped: Promise<void>;
+  /** A clean stop: deliver what committed, store and confirm the checkpoint. */
+  stop(): Promise<void>;
+}
+
+export interface RetrySettings extends BackoffSettings {
+  /** Faults for this long (ms) without a healthy stretch: give up. 0: never retry. */
+  readonly giveUpAfterMs: number;
+  /** Streaming this long (ms) without a fault ends the outage. */
+  readonly resetAfterMs: number;
+}
+
+/**
+ * - starting: the first start-up is running.
+ * - running: a capture is up (streaming, or taking its initial snapshot).
+ * - retrying: a fault was retried: waiting out the backoff, or running the next start-up.
+ * - stopping: a stop was asked for. stopped: it finished (or the capture completed). failed: gave up.
+ */
+export type SupervisorState = 'starting' | 'running' | 'retrying' | 'stopping' | 'stopped' | 'failed';
+
+/** The supervisor's state for status displays and metrics (observability). */
+export interface SupervisorStatus {
+  readonly state: SupervisorState;
+  /** Retries since the process started (not reset by a healthy stretch). */
+  readonly retries: number;
+  /** The last fault retried or given up on. Its message never holds a password or connection string. */
+  readonly lastCause: { readonly code: ErrorCode; readonly message: string } | undefined;
+  /** The delay before the next attempt while in a backoff, in ms. */
+  readonly nextDelayMs: number | undefined;
+}
+
+export interface SupervisorOptions {
+  /** One full start-up; resolves once the capture is up (after its initial snapshot, if any). */
+  readonly start: () => Promise<SupervisedCapture>;
+  readonly retry: RetrySettings;
+  /** The bound of a stop, in ms, whatever the state. */
+  readonly stopTimeoutMs: number;
+  readonly log: Logger;
+  /** Called at every change of state and every retry (the typed hook for an event bus). */
+  readonly onStatus?: ((status: SupervisorStatus) => void) | undefined;
+  /** For tests: the random source of the jitter and the clock. */
+  readonly random?: () => number;
+  readonly now?: () => number;
+}
+
+export class Supervisor {
+  /** Settles when supervision ends: resolved after a stop or a completed capture, rejected with the cause that ended it. */
+  readonly done: Promise<void>;
+  private readonly options: SupervisorOptions;
+  private readonly backoff: Backoff;
+  private readonly now: () => number;
+  private state: SupervisorState = 'starting';
+  private retries = 0;
+  private lastCause: CdcError | undefined;
+  private nextDelayMs: number | undefined;
+  private current: SupervisedCapture | undefined;
+  private stopRequested = false;
+  private wakeFromBackoff: (() => void) | undefined;
+
+  constructor(options: SupervisorOptions) {
+    this.options = options;
+    this.backoff = new Backoff(options.retry, options.random);
+    this.now = options.now ?? Date.now;
+    this.done = this.supervise();
+    // Observed by whoever awaits it; avoid an unhandled rejection before anyone does.
+    this.done.catch(() => undefined);
+  }
+
+  get status(): SupervisorStatus {
+    return {
+      state: this.state,
+      retries: this.retries,
+      lastCause: this.lastCause && { code: this.lastCause.code, message: this.lastCause.message },
+      nextDelayMs: this.nextDelayMs,
+    };
+  }
+
+  /**
+   * Stops within `stopTimeoutMs`: true when supervision ended cleanly in time (a capture that was
+   * up stopped and confirmed what it delivered), false when the bound passed first.
+   */
+  async stop(): Promise<boolean> {
+    if (!this.stopRequested) {
+      this.stopRequested = true;
+      if (this.state !== 'stopped' && this.state !== 'failed') this.setState('stopping');
+      this.wakeFromBackoff?.();
+      if (this.current) void this.current.stop().catch(() => undefined);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.options.stopTimeoutMs);
+      timer.unref();
+    });
+    const ended = this.done.then(
+      () => true,
+      () => true,
+    );
+    try {
+      return await Promise.race([ended, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async supervise(): Promise<void> {
+    let outageStart: number | undefined;
+    try {
+      for (;;) {
+        const ended = await this.attempt(() => (outageStart = undefined));
+        if (ended === undefined) break;
+        const { fault, whileUp } = ended;
+        // Stopping: a start-up that failed had nothing up to stop; a capture that was up and failed
+        // its stop did not confirm everything, which the exit code says.
+        if (this.stopRequested && !whileUp && fault.retryable) break;
+        if (this.stopRequested || !fault.retryable) {
+          this.lastCause = fault;
+          throw fault;
+        }
+        outageStart ??= this.now();
+        const elapsed = this.now() - outageStart;
+        const { giveUpAfterMs } = this.options.retry;
+        if (elapsed >= giveUpAfterMs) {
+          this.lastCause = fault;
+          if (giveUpAfterMs > 0) {
+            this.options.log.error(
+              { code: fault.code, cause: fault.message, retries: this.backoff.attempts, outageMs: elapsed },
+              `giving up: faults for ${Math.round(elapsed / 1000)} s without recovering (retry.giveUpAfterMs)`,
+            );
+          }
+          throw fault;
+        }
+        // The last attempt comes at the give-up time, not after it.
+        const delay = Math.min(this.backoff.next(), giveUpAfterMs - elapsed);
+        this.retries++;
+        this.lastCause = fault;
+        this.nextDelayMs = delay;
+        this.options.log.warn(
+          { code: fault.code, retry: this.retries, delayMs: delay },
+          `${fault.code}: ${fault.message}; starting the capture again in ${formatDelay(delay)}`,
+        );
+        this.setState('retrying');
+        await this.sleep(delay);
+        this.nextDelayMs = undefined;
+        if (this.stopRequested) break;
+      }
+      this.setState('stopped');
+    } catch (error) {
+      this.setState('failed');
+      throw toCdcError(error);
+    }
+  }
+
+  /**
+   * One start-up and the run of the capture it made. Undefined when it ended cleanly (stopped, or
+   * completed by itself), else the fault and whether a capture was up. `onHealthy` runs once the
+   * capture streamed `resetAfterMs`.
+   */
+  private async attempt(onHealthy: () => void): Promise<{ fault: CdcError; whileUp: boolean } | undefined> {
+    if (this.stopRequested) return undefined;
+    let capture: SupervisedCapture;
+    try {
+      capture = await this.options.start();
+    } catch (error) {
+      return { fault: toCdcError(error), whileUp: false };
+    }
+    this.current = capture;
+    // A stop asked for during the start-up: stop the capture it made.
+    if (this.stopRequested) void capture.stop().catch(() => undefined);
+    else this.setState('running');
+    const healthy = setTimeout(() => {
+      this.backoff.reset();
+      onHealthy();
+    }, this.options.retry.resetAfterMs);
+    healthy.unref();
+    try {
+      await capture.stopped;
+      return undefined;
+    } catch (error) {
+      return { fault: toCdcError(error), whileUp: true };
+    } finally {
+      clearTimeout(healthy);
+      this.current = undefined;
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeFromBackoff = done;
+    }).finally(() => (this.wakeFromBackoff = undefined));
+  }
+
+  private setState(state: SupervisorState): void {
+    this.state = state;
+    this.options.onStatus?.(this.status);
+  }
+}
+
+function formatDelay(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+export interface SupervisedRunHooks {
+  /** The capture's status, with `delivered` counted across restarts. */
+  readonly onProgress?: ((status: CaptureStatus) => void) | undefined;
+  readonly onStatus?: ((status: SupervisorStatus) => void) | undefined;
+}
+
+/**
+ * The library entry point of a capture that keeps running: Capture.start under a Supervisor, with
+ * a fresh sink from `makeSink` for every attempt (a sink is opened once).
+ */
+export function superviseCapture(
+  config: Config,
+  makeSink: () => Sink,
+  log: Logger,
+  hooks: SupervisedRunHooks = {},
+): Supervisor {
+  let deliveredBefore = 0;
+  let deliveredNow = 0;
+  const onProgress = hooks.onProgress;
+  return new Supervisor({
+    start: () => {
+      deliveredBefore += deliveredNow;
+      deliveredNow = 0;
+      return Capture.start(
+        config,
+        makeSink(),
+        log,
+        onProgress &&
+          ((status) => {
+            deliveredNow = status.delivered;
+            onProgress({ ...status, delivered: deliveredBefore + status.delivered });
+          }),
+      );
+    },
+    retry: config.retry,
+    stopTimeoutMs: config.shutdown.timeoutMs,
+    log,
+    onStatus: hooks.onStatus,
+  });
+}
