@@ -66,7 +66,7 @@ export const ERROR_POLICY: { readonly [code in ErrorCode]: ErrorPolicy } = {
   DECODE_UNKNOWN_RELATION: { class: 'bug', why: 'a change arrived for a relation never described' },
   VALUE_INVALID: { class: 'bug', why: 'a value could not be decoded' },
   SINK_FAILED: { class: 'transient-if', why: 'the sink says whether its failure is transient' },
-  LOCAL_IO: { class: 'transient-if', why: 'a full disk is retried (space may be freed); a read-only one is not' },
+  LOCAL_IO: { class: 'user', why: 'the local disk is full, read-only or failing: free space or fix it' },
   INTERNAL: { class: 'bug', why: 'a bug in pgcdc' },
 };
 

@@ -54,6 +54,8 @@ export interface SupervisorStatus {
   readonly lastCause: { readonly code: ErrorCode; readonly message: string } | undefined;
   /** The delay before the next attempt while in a backoff, in ms. */
   readonly nextDelayMs: number | undefined;
+  /** The running capture has streamed `resetAfterMs` without a fault: the outage, if any, is over. */
+  readonly healthy: boolean;
 }
 
 export interface SupervisorOptions {
@@ -80,6 +82,7 @@ export class Supervisor {
   private retries = 0;
   private lastCause: CdcError | undefined;
   private nextDelayMs: number | undefined;
+  private healthy = false;
   private current: SupervisedCapture | undefined;
   private stopRequested = false;
   private wakeFromBackoff: (() => void) | undefined;
@@ -99,6 +102,7 @@ export class Supervisor {
       retries: this.retries,
       lastCause: this.lastCause && { code: this.lastCause.code, message: this.lastCause.message },
       nextDelayMs: this.nextDelayMs,
+      healthy: this.healthy,
     };
   }
 
@@ -115,8 +119,8 @@ export class Supervisor {
     }
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<false>((resolve) => {
+      // Not unref'd: a stalled sink may hold no handle, and the bound must still fire.
       timer = setTimeout(() => resolve(false), this.options.stopTimeoutMs);
-      timer.unref();
     });
     const ended = this.done.then(
       () => true,
@@ -197,6 +201,8 @@ export class Supervisor {
     const healthy = setTimeout(() => {
       this.backoff.reset();
       onHealthy();
+      this.healthy = true;
+      this.options.onStatus?.(this.status);
     }, this.options.retry.resetAfterMs);
     healthy.unref();
     try {
@@ -206,6 +212,7 @@ export class Supervisor {
       return { fault: toCdcError(error), whileUp: true };
     } finally {
       clearTimeout(healthy);
+      this.healthy = false;
       this.current = undefined;
     }
   }
