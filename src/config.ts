@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { CdcError } from './core/errors.ts';
 import { sshTunnelSchema } from './postgres/tunnel.ts';
+import { sinkConfigSchema } from './sinks/registry.ts';
 
 const identifier = z
   .string()
@@ -103,13 +104,8 @@ export const configSchema = z.strictObject({
   signalTable: z.string().min(1).optional(),
   /** Create the publication when it is missing (FOR TABLE the selected tables). */
   createPublication: z.boolean().default(true),
-  sink: z
-    .strictObject({
-      kind: z.enum(['jsonl', 'stdout']).default('jsonl'),
-      /** Directory of the JSONL files (one per topic). */
-      out: z.string().default('./events'),
-    })
-    .default({ kind: 'jsonl', out: './events' }),
+  /** `kind` (default jsonl) and that kind's options; each kind brings its schema (sinks/registry.ts). */
+  sink: sinkConfigSchema,
   offsets: z.string().default('./pgcdc-offsets.json'),
   topic: z
     .strictObject({
@@ -319,32 +315,4 @@ export function mergeLayers(...layers: unknown[]): Plain {
     }
   }
   return out;
-}
-
-/** `public.orders` -> ['public', 'orders']; a bare name means schema public. Quoted parts keep dots. */
-export function parseTableName(text: string): { schema: string; table: string } {
-  const parts: string[] = [];
-  let current = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (ch === '"') {
-      if (quoted && text[i + 1] === '"') {
-        current += '"';
-        i++;
-      } else quoted = !quoted;
-    } else if (ch === '.' && !quoted) {
-      parts.push(current);
-      current = '';
-    } else current += ch;
-  }
-  parts.push(current);
-  if (quoted || parts.some((p) => p.length === 0) || parts.length > 2) {
-    throw new CdcError('CONFIG_INVALID', `table name ${JSON.stringify(text)} is not of the form schema.table`, {
-      hint: 'write tables as schema.table, comma separated',
-    });
-  }
-  return parts.length === 1
-    ? { schema: 'public', table: parts[0] ?? '' }
-    : { schema: parts[0] ?? '', table: parts[1] ?? '' };
 }

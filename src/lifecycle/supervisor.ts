@@ -17,10 +17,13 @@
  */
 import type { Config } from '../config.ts';
 import { type CdcError, type ErrorCode, toCdcError } from '../core/errors.ts';
+import { noEngineEvents, type EngineEvents } from '../core/engine-events.ts';
 import type { Logger } from '../core/log.ts';
 import type { Sink } from '../sinks/contract.ts';
+import { EngineEventBus } from '../observability/event-bus.ts';
+import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
 import { Backoff, type BackoffSettings } from './backoff.ts';
-import { Capture, type CaptureStatus } from './engine.ts';
+import { Capture } from './engine.ts';
 
 /** What the supervisor needs of a capture (Capture implements it). */
 export interface SupervisedCapture {
@@ -45,7 +48,10 @@ export interface RetrySettings extends BackoffSettings {
  */
 export type SupervisorState = 'starting' | 'running' | 'retrying' | 'stopping' | 'stopped' | 'failed';
 
-/** The supervisor's state for status displays and metrics (observability). */
+/**
+ * The supervisor's own state (the engine's, over every attempt, is `EngineStatus`: see
+ * `superviseCapture`).
+ */
 export interface SupervisorStatus {
   readonly state: SupervisorState;
   /** Retries since the process started (not reset by a healthy stretch). */
@@ -65,8 +71,12 @@ export interface SupervisorOptions {
   /** The bound of a stop, in ms, whatever the state. */
   readonly stopTimeoutMs: number;
   readonly log: Logger;
-  /** Called at every change of state and every retry (the typed hook for an event bus). */
-  readonly onStatus?: ((status: SupervisorStatus) => void) | undefined;
+  /**
+   * Hears `fault` (a start-up that failed; a running capture reports its own), `retry-scheduled`
+   * and the `retrying` state (core/engine-events.ts). The captures that `start` makes should emit
+   * to the same place, so one listener sees every attempt.
+   */
+  readonly events?: EngineEvents | undefined;
   /** For tests: the random source of the jitter and the clock. */
   readonly random?: () => number;
   readonly now?: () => number;
@@ -78,6 +88,7 @@ export class Supervisor {
   private readonly options: SupervisorOptions;
   private readonly backoff: Backoff;
   private readonly now: () => number;
+  private readonly events: EngineEvents;
   private state: SupervisorState = 'starting';
   private retries = 0;
   private lastCause: CdcError | undefined;
@@ -91,6 +102,7 @@ export class Supervisor {
     this.options = options;
     this.backoff = new Backoff(options.retry, options.random);
     this.now = options.now ?? Date.now;
+    this.events = options.events ?? noEngineEvents;
     this.done = this.supervise();
     // Observed by whoever awaits it; avoid an unhandled rejection before anyone does.
     this.done.catch(() => undefined);
@@ -140,6 +152,7 @@ export class Supervisor {
         const ended = await this.attempt(() => (outageStart = undefined));
         if (ended === undefined) break;
         const { fault, whileUp } = ended;
+        if (!whileUp) this.events.emit({ type: 'fault', code: fault.code, message: fault.message });
         // Stopping: a start-up that failed had nothing up to stop; a capture that was up and failed
         // its stop did not confirm everything, which the exit code says.
         if (this.stopRequested && !whileUp && fault.retryable) break;
@@ -170,6 +183,8 @@ export class Supervisor {
           `${fault.code}: ${fault.message}; starting the capture again in ${formatDelay(delay)}`,
         );
         this.setState('retrying');
+        this.events.emit({ type: 'state', state: 'retrying' });
+        this.events.emit({ type: 'retry-scheduled', attempt: this.retries, delayMs: delay, cause: fault.code });
         await this.sleep(delay);
         this.nextDelayMs = undefined;
         if (this.stopRequested) break;
@@ -202,7 +217,6 @@ export class Supervisor {
       this.backoff.reset();
       onHealthy();
       this.healthy = true;
-      this.options.onStatus?.(this.status);
     }, this.options.retry.resetAfterMs);
     healthy.unref();
     try {
@@ -230,7 +244,6 @@ export class Supervisor {
 
   private setState(state: SupervisorState): void {
     this.state = state;
-    this.options.onStatus?.(this.status);
   }
 }
 
@@ -238,43 +251,34 @@ function formatDelay(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-export interface SupervisedRunHooks {
-  /** The capture's status, with `delivered` counted across restarts. */
-  readonly onProgress?: ((status: CaptureStatus) => void) | undefined;
-  readonly onStatus?: ((status: SupervisorStatus) => void) | undefined;
+/** A supervised capture: the supervisor, and the engine's status over every attempt. */
+export interface SupervisedCaptureRun {
+  readonly supervisor: Supervisor;
+  /** Folded from the events of every attempt (delivered counts add up across restarts). */
+  status(): EngineStatus;
 }
 
 /**
  * The library entry point of a capture that keeps running: Capture.start under a Supervisor, with
- * a fresh sink from `makeSink` for every attempt (a sink is opened once).
+ * a fresh sink from `makeSink` for every attempt (a sink is opened once). `events` (optional) hears
+ * every engine event of every attempt and of the supervisor.
  */
 export function superviseCapture(
   config: Config,
   makeSink: () => Sink,
   log: Logger,
-  hooks: SupervisedRunHooks = {},
-): Supervisor {
-  let deliveredBefore = 0;
-  let deliveredNow = 0;
-  const onProgress = hooks.onProgress;
-  return new Supervisor({
-    start: () => {
-      deliveredBefore += deliveredNow;
-      deliveredNow = 0;
-      return Capture.start(
-        config,
-        makeSink(),
-        log,
-        onProgress &&
-          ((status) => {
-            deliveredNow = status.delivered;
-            onProgress({ ...status, delivered: deliveredBefore + status.delivered });
-          }),
-      );
-    },
+  events?: EngineEvents,
+): SupervisedCaptureRun {
+  const bus = new EngineEventBus();
+  const tracker = new StatusTracker();
+  bus.subscribe((event) => tracker.emit(event));
+  if (events) bus.subscribe((event) => events.emit(event));
+  const supervisor = new Supervisor({
+    start: () => Capture.start(config, makeSink(), log, bus),
     retry: config.retry,
     stopTimeoutMs: config.shutdown.timeoutMs,
     log,
-    onStatus: hooks.onStatus,
+    events: bus,
   });
+  return { supervisor, status: () => tracker.status() };
 }

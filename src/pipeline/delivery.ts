@@ -29,8 +29,8 @@ export interface DeliveryHooks {
   pressure(high: boolean): void;
   /** A sink or offset store failure: nothing after `acked` is durable; the run must stop. */
   failed(error: CdcError): void;
-  /** A checkpoint was stored (for status and logs). */
-  stored(checkpoint: Checkpoint): void;
+  /** A checkpoint was stored (for status and logs); `delivered` counts the events durable with it since start. */
+  stored(checkpoint: Checkpoint, delivered: number): void;
   /**
    * Called before the checkpoint at `lsn` is stored; the checkpoint waits for it. For state that
    * must be durable at least as far as the checkpoint (the TOAST fill store).
@@ -237,8 +237,8 @@ export class Delivery implements ChangeSink {
           this.boundary = 0;
           this.relievePressure();
           if (batch.count > 0) this.position = await this.sink.write(batch);
-          await this.store(lsn, progress, lastCommit);
           this.delivered += batch.count;
+          await this.store(lsn, progress, lastCommit);
         } else if (this.openTransactionTooBig()) {
           // Part of one huge transaction: durable in the sink, but no checkpoint until its commit.
           const batch = this.pending.take(this.pending.count);
@@ -269,7 +269,7 @@ export class Delivery implements ChangeSink {
     await this.offsets.commit(checkpoint);
     this.ackedLsn = lsn;
     this.storedProgress = progress;
-    this.hooks.stored(checkpoint);
+    this.hooks.stored(checkpoint, this.delivered);
   }
 
   private relievePressure(): void {

@@ -24,20 +24,21 @@ import type { Checkpoint, CommitIdentity } from '../offsets/store.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { RelationCache, type RelationMessage } from '../source/relations.ts';
 import type { PgType } from '../source/values.ts';
-import type { TopicNaming } from '../envelope/json.ts';
+import { topicName, type TopicNaming } from '../envelope/topics.ts';
 import { ChangeAssembler } from './assembler.ts';
 import { Delivery } from './delivery.ts';
 import type { CheckpointProgress } from '../offsets/store.ts';
 import { spillDirectory, StreamedTransactions } from './large-transactions.ts';
 import { WindowTracker } from '../snapshot/window-tracker.ts';
-import { SchemaChanges, schemaChangesTopic } from './schema-changes.ts';
+import { SchemaChanges } from './schema-changes.ts';
 import { IncrementalSnapshotter } from '../snapshot/incremental.ts';
 import { openConnection } from '../postgres/connect.ts';
 import { watermarkWriter, type ResolvedMethod } from '../snapshot/watermarks.ts';
 import { pendingTables } from '../snapshot/resume-state.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
-import type { CaptureStatus } from '../lifecycle/engine.ts';
-import { heartbeatTable, type Heartbeat } from './heartbeat.ts';
+import type { StreamPositions } from '../core/engine-events.ts';
+import type { Heartbeat } from './heartbeat.ts';
+import { heartbeatTable } from '../selection/heartbeat-table.ts';
 import { ToastPolicy } from './toast.ts';
 import type { ToastStore } from '../source/toast-store.ts';
 import { messageFilter } from './message-filter.ts';
@@ -83,9 +84,9 @@ export interface LoopDeps {
   method: ResolvedMethod | { readonly unavailable: string };
   signalTable: TableName | undefined;
   /** A checkpoint was stored. */
-  onStored?: ((checkpoint: Checkpoint) => void) | undefined;
+  onStored?: ((checkpoint: Checkpoint, delivered: number) => void) | undefined;
   onFailure: (error: CdcError) => void;
-  onProgress: ((status: CaptureStatus) => void) | undefined;
+  onProgress: ((positions: StreamPositions) => void) | undefined;
 }
 
 /** The streaming part of a capture, from START_REPLICATION to CopyDone. */
@@ -146,14 +147,14 @@ export class StreamLoop {
           this.streamed?.pressure(high);
         },
         failed: (error) => deps.onFailure(error),
-        stored: (checkpoint) => deps.onStored?.(checkpoint),
+        stored: (checkpoint, delivered) => deps.onStored?.(checkpoint, delivered),
         beforeStore: deps.toastStore ? (lsn) => (deps.toastStore as ToastStore).persist(lsn) : undefined,
       },
     );
     this.schemaChanges = deps.config.schemaChanges.events
       ? {
           tracker: new SchemaChanges(deps.naming, deps.progress.schemas),
-          topic: this.delivery.topics.number(schemaChangesTopic(deps.naming)),
+          topic: this.delivery.topics.number(topicName(deps.naming, 'schema_changes')),
         }
       : undefined;
     this.windows = new WindowTracker(this.delivery, {

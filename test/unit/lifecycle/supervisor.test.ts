@@ -8,12 +8,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { CdcError } from '../../../src/core/errors.ts';
-import {
-  Supervisor,
-  type RetrySettings,
-  type SupervisedCapture,
-  type SupervisorStatus,
-} from '../../../src/lifecycle/supervisor.ts';
+import type { EngineEvent } from '../../../src/core/engine-events.ts';
+import { Supervisor, type RetrySettings, type SupervisedCapture } from '../../../src/lifecycle/supervisor.ts';
 
 interface Stand {
   readonly capture: SupervisedCapture;
@@ -81,7 +77,7 @@ function until(probe: () => boolean, what: string): Promise<void> {
 
 test('a retried start-up failure is logged with its cause and delay, counted, then the capture runs', async () => {
   const { log, lines } = logger();
-  const statuses: SupervisorStatus[] = [];
+  const events: EngineEvent[] = [];
   let attempts = 0;
   const running = standIn();
   const supervisor = new Supervisor({
@@ -89,7 +85,7 @@ test('a retried start-up failure is logged with its cause and delay, counted, th
     retry: retry(),
     stopTimeoutMs: 1000,
     log,
-    onStatus: (status) => statuses.push(status),
+    events: { emit: (event) => events.push(event) },
   });
   await until(() => supervisor.status.state === 'running', 'running');
   assert.equal(attempts, 3);
@@ -101,8 +97,10 @@ test('a retried start-up failure is logged with its cause and delay, counted, th
   assert.equal(typeof warns[0]?.delayMs, 'number');
   assert.match(String(warns[0]?.msg), /^CONNECTION_LOST: cannot connect to u@h:5432\/db \(ECONNREFUSED\); starting/);
   assert.deepEqual(
-    statuses.map((s) => s.state),
-    ['retrying', 'retrying', 'running'],
+    events.map((e) =>
+      e.type === 'state' ? e.state : e.type === 'retry-scheduled' ? `${e.type} ${e.attempt}` : e.type,
+    ),
+    ['fault', 'retrying', 'retry-scheduled 1', 'fault', 'retrying', 'retry-scheduled 2'],
   );
   assert.equal(await supervisor.stop(), true);
   await supervisor.done;
@@ -174,8 +172,10 @@ test('streaming for resetAfterMs ends the outage: the next delay is the first on
     stopTimeoutMs: 1000,
     log,
     random: () => 0.999999,
-    onStatus: (status) => {
-      if (status.state === 'retrying' && status.nextDelayMs !== undefined) delays.push(status.nextDelayMs);
+    events: {
+      emit: (event) => {
+        if (event.type === 'retry-scheduled') delays.push(event.delayMs);
+      },
     },
   });
   await until(() => stands.length === 1 && supervisor.status.healthy, 'a capture that streamed resetAfterMs');
