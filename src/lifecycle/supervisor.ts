@@ -167,7 +167,7 @@ export class Supervisor {
           this.lastCause = fault;
           if (giveUpAfterMs > 0) {
             this.options.log.error(
-              { code: fault.code, cause: fault.message, retries: this.backoff.attempts, outageMs: elapsed },
+              { code: fault.code, cause: fault.message, outageRetries: this.backoff.attempts, outageMs: elapsed },
               `giving up: faults for ${Math.round(elapsed / 1000)} s without recovering (retry.giveUpAfterMs)`,
             );
           }
