@@ -273,12 +273,48 @@ export function superviseCapture(
   const tracker = new StatusTracker();
   bus.subscribe((event) => tracker.emit(event));
   if (events) bus.subscribe((event) => events.emit(event));
+  const warnings = new StartupWarnings();
   const supervisor = new Supervisor({
-    start: () => Capture.start(config, makeSink(), log, bus),
+    start: async () => {
+      const attempt = warnings.logger(log);
+      try {
+        return await Capture.start(config, makeSink(), attempt.log, bus);
+      } finally {
+        attempt.started();
+      }
+    },
     retry: config.retry,
     stopTimeoutMs: config.shutdown.timeoutMs,
     log,
     events: bus,
   });
   return { supervisor, status: () => tracker.status() };
+}
+
+/**
+ * A restart runs the same start-up checks again, and their warnings (an unencrypted connection, a
+ * replica identity) would repeat at every retry of a long outage. While a start-up runs, a warning
+ * an earlier start-up already gave goes to debug level instead; once the capture is up, its
+ * warnings are logged as they come.
+ */
+export class StartupWarnings {
+  private readonly given = new Set<string>();
+
+  /** The logger for one attempt; call `started` once its start-up ended (up or failed). */
+  logger(log: Logger): { log: Logger; started: () => void } {
+    let startingUp = true;
+    const child = log.child({});
+    const warn: (...args: unknown[]) => void = child.warn.bind(child);
+    const debug: (...args: unknown[]) => void = child.debug.bind(child);
+    const given = this.given;
+    child.warn = (...args: unknown[]): void => {
+      const message = typeof args[0] === 'string' ? args[0] : args[1];
+      if (startingUp && typeof message === 'string') {
+        if (given.has(message)) return debug(...args);
+        given.add(message);
+      }
+      warn(...args);
+    };
+    return { log: child, started: () => (startingUp = false) };
+  }
 }

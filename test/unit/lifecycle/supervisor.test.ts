@@ -9,7 +9,12 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { CdcError } from '../../../src/core/errors.ts';
 import type { EngineEvent } from '../../../src/core/engine-events.ts';
-import { Supervisor, type RetrySettings, type SupervisedCapture } from '../../../src/lifecycle/supervisor.ts';
+import {
+  StartupWarnings,
+  Supervisor,
+  type RetrySettings,
+  type SupervisedCapture,
+} from '../../../src/lifecycle/supervisor.ts';
 
 interface Stand {
   readonly capture: SupervisedCapture;
@@ -233,4 +238,27 @@ test('a stop during a start-up stops the capture it makes; nothing is retried af
   await supervisor.done;
   assert.equal(attempts, 1);
   assert.equal(supervisor.status.state, 'stopped');
+});
+
+test("a restart's start-up repeats no warning an earlier start-up gave; later warnings are untouched", () => {
+  const { log, lines } = logger();
+  const warnings = new StartupWarnings();
+  const first = warnings.logger(log);
+  first.log.warn({ code: 'tls-off' }, 'the connection is not encrypted');
+  first.started();
+  first.log.warn('a warning while streaming');
+  const second = warnings.logger(log);
+  second.log.warn({ code: 'tls-off' }, 'the connection is not encrypted');
+  second.log.warn('a new start-up warning');
+  second.started();
+  second.log.warn('a warning while streaming');
+  assert.deepEqual(
+    lines().map((r) => `${String(r.level)} ${String(r.msg)}`),
+    [
+      '40 the connection is not encrypted',
+      '40 a warning while streaming',
+      '40 a new start-up warning',
+      '40 a warning while streaming',
+    ],
+  );
 });
