@@ -11,11 +11,12 @@ import type { Lsn } from '../protocol/messages.ts';
 import { formatLsn, parseLsn } from '../protocol/lsn.ts';
 import { encodeStandbyStatus, pgClockMicros } from '../protocol/replication.ts';
 import { CdcError } from '../core/errors.ts';
+import { isConnectionLoss } from '../core/error-policy.ts';
 import { quoteIdent, quoteLiteral } from './quote.ts';
 import { describeEndpoint, openConnection, type SourceEndpoint } from './connect.ts';
 import { LIVENESS_DEFAULTS } from './connect-config.ts';
 import { endWithin, queryWatchOf, ReceiveWatch } from './link-watch.ts';
-import { isConnectionLoss, sourceFailure } from './source-errors.ts';
+import { sourceFailure } from './source-errors.ts';
 import { createSlotWithSnapshot, type ExportedSlot } from './exported-snapshot.ts';
 
 export interface SystemIdentity {
