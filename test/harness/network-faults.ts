@@ -58,8 +58,9 @@ export async function faultBench(): Promise<FaultBench> {
   return { db, proxy, dir, slot, args };
 }
 
-export function startThroughProxy(bench: FaultBench): PgcdcProcess {
-  return startPgcdc(bench.args);
+/** pgcdc through the proxy; `retry: false` makes the first fault final (`--retry-give-up-after 0`). */
+export function startThroughProxy(bench: FaultBench, retry = true): PgcdcProcess {
+  return startPgcdc(retry ? bench.args : [...bench.args, '--retry-give-up-after', '0']);
 }
 
 /**
