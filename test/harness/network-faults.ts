@@ -4,7 +4,7 @@
  * deletes, pgcdc pointed at the proxy, markers to see what was delivered, and the final verdict by
  * replay. Times are measured and printed, never asserted.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -34,7 +34,14 @@ export async function faultBench(): Promise<FaultBench> {
   onTeardown(() => proxy.close());
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-netfault-'));
   const config = path.join(dir, 'pgcdc.yaml');
-  await writeFile(config, `source:\n  statementTimeoutMs: ${STATEMENT_TIMEOUT_MS}\n`);
+  // Faults follow each other closely here: without a short healthy stretch (resetAfterMs) they would
+  // make one outage that hits the give-up time; the backoff is capped low so recovery times show pgcdc,
+  // not the wait between attempts.
+  await writeFile(
+    config,
+    `source:\n  statementTimeoutMs: ${STATEMENT_TIMEOUT_MS}\n` +
+      'retry:\n  giveUpAfterMs: 3600000\n  resetAfterMs: 5000\n  maxDelayMs: 5000\n',
+  );
   const slot = `s_${db.name}`;
   const args = [
     'run',
@@ -126,20 +133,29 @@ export class Workload {
 
 let markers = 0;
 
-/** Inserts a marker row (directly) and resolves once pgcdc delivered it, with the time that took. */
-export async function markerDelivered(bench: FaultBench, timeoutMs = 600_000): Promise<number> {
+/**
+ * Inserts a marker row (directly) and resolves once pgcdc delivered it, with the time that took.
+ * Fails at once, with pgcdc's last words, when `proc` has exited meanwhile.
+ */
+export async function markerDelivered(bench: FaultBench, proc: PgcdcProcess, timeoutMs = 600_000): Promise<number> {
   const id = ++markers;
   const started = Date.now();
   await bench.db.sql.query('insert into marker values ($1, $2)', [id, `marker ${id}`]);
-  const file = `${bench.db.name}.public.marker`;
+  // Only the marker topic's file: the acct file grows with the workload and is read once, at the end.
+  const file = path.join(bench.dir, 'events', `${bench.db.name}.public.marker.jsonl`);
+  const needle = `"key":{"id":${id}}`;
   await eventually(
     async () => {
-      const events = await readJsonl(path.join(bench.dir, 'events'));
-      return events.some((e) => e.topic === file && e.key?.id === id) ? true : undefined;
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) return 'exited';
+      const text = await readFile(file, 'utf8').catch(() => '');
+      return text.includes(needle) ? 'delivered' : undefined;
     },
     `marker ${id} delivered`,
     timeoutMs,
-  );
+  ).then((outcome) => {
+    if (outcome === 'exited')
+      throw new Error(`pgcdc exited (${proc.child.exitCode}) before marker ${id}: ${proc.stderr().slice(-2000)}`);
+  });
   return Date.now() - started;
 }
 

@@ -71,7 +71,7 @@ async function runDetection(t: TestContext, bench: FaultBench, faults: readonly 
   for (const [index, fault] of faults.entries()) {
     await slotInactive(bench);
     const proc = startThroughProxy(bench, false);
-    await markerDelivered(bench, 120_000);
+    await markerDelivered(bench, proc, 120_000);
     const offset = proc.stderr().length;
     const injected = await inject(bench, fault, 30_000, index);
     const seen = await lineAfter(proc, offset, FAULT_LINE, `pgcdc to notice the ${fault}`, 180_000);
@@ -80,7 +80,7 @@ async function runDetection(t: TestContext, bench: FaultBench, faults: readonly 
     const resumeFrom = injected.stalled ? await injected.stalled : seen.at;
     await slotInactive(bench);
     const again = startThroughProxy(bench);
-    await markerDelivered(bench, 120_000);
+    await markerDelivered(bench, again, 120_000);
     const row: FaultRow = {
       fault,
       iteration: index + 1,
@@ -103,7 +103,7 @@ test('each network fault makes pgcdc stop promptly with a retryable error, and a
   await workload.stop();
   await slotInactive(bench);
   const last = startThroughProxy(bench);
-  await markerDelivered(bench, 120_000);
+  await markerDelivered(bench, last, 120_000);
   last.kill('SIGTERM');
   assert.equal(await last.exited, 0);
   for (const line of faultTable(rows)) t.diagnostic(line);
@@ -140,7 +140,7 @@ async function rideThrough(t: TestContext, bench: FaultBench, proc: PgcdcProcess
     const iteration = (iterations.get(fault) ?? 0) + 1;
     iterations.set(fault, iteration);
     // Streaming before each fault: a marker delivered.
-    await markerDelivered(bench);
+    await markerDelivered(bench, proc);
     const offset = proc.stderr().length;
     const injected = await inject(bench, fault, stallMs, index);
     // A stall shorter than the receive timeout may pass unnoticed: then there is no line to wait for.
@@ -149,7 +149,7 @@ async function rideThrough(t: TestContext, bench: FaultBench, proc: PgcdcProcess
       ...(injected.stalled ? [injected.stalled.then(() => undefined)] : []),
     ]);
     const resumeFrom = injected.stalled ? await injected.stalled : (seen?.at ?? Date.now());
-    await markerDelivered(bench);
+    await markerDelivered(bench, proc);
     assert.equal(proc.child.exitCode, null, `pgcdc still runs after ${fault} ${iteration}`);
     const row: FaultRow = {
       fault: fault === 'stall' ? `stall ${stallMs / 1000} s` : fault,
@@ -159,9 +159,8 @@ async function rideThrough(t: TestContext, bench: FaultBench, proc: PgcdcProcess
       cause: seen === undefined ? 'not noticed' : causeOf(seen.line),
     };
     rows.push(row);
-    t.diagnostic(
-      `${row.fault} #${iteration}: detection ${row.detectionMs ?? '-'} ms (${row.cause}), recovery ${row.recoveryMs} ms`,
-    );
+    const line = `${row.fault} #${iteration}: detection ${row.detectionMs ?? '-'} ms (${row.cause}), recovery ${row.recoveryMs} ms`;
+    t.diagnostic(line);
   }
   return rows;
 }
@@ -172,7 +171,7 @@ test('one pgcdc process rides through cuts, stalls and half-open connections: no
   const proc = startThroughProxy(bench);
   const rows = await rideThrough(t, bench, proc);
   await workload.stop();
-  await markerDelivered(bench);
+  await markerDelivered(bench, proc);
   proc.kill('SIGTERM');
   assert.equal(await proc.exited, 0, 'the one pgcdc process stops cleanly at the end, and only then');
   for (const line of faultTable(rows)) t.diagnostic(line);
