@@ -33,6 +33,7 @@ import type { RelationUpdates } from './relation-updates.ts';
 import { buildStreamParts } from './stream-parts.ts';
 import { idleState, nextAction, nextDeadline, statusInterval, type LoopAction } from './scheduler.ts';
 import { FrameQueue } from './frame-queue.ts';
+import { Wakeup } from './wakeup.ts';
 
 export type { LoopDeps } from './loop-ports.ts';
 
@@ -55,11 +56,9 @@ export class StreamLoop {
   private readonly statusIntervalMs: number;
   /** Frames received and not yet processed. */
   private readonly inbox = new FrameQueue();
-  /** The scheduler's one timer, armed for `timerAt`. */
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = Infinity;
+  /** The scheduler's one timer, and its runs after something it waits for happened. */
+  private readonly wakeup = new Wakeup(() => this.drive());
   private driving = false;
-  private wakeQueued = false;
   /** Frames are held: the start check, a catalog lookup or a streamed transaction's replay is pending. */
   private blocked = false;
   private pressure = false;
@@ -227,8 +226,7 @@ export class StreamLoop {
 
   private halt(): void {
     this.stopping = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.wakeup.close();
   }
 
   private fail(error: CdcError): void {
@@ -270,7 +268,7 @@ export class StreamLoop {
       this.driving = false;
     }
     this.updateFlow();
-    this.arm(nextDeadline(this.state));
+    this.wakeup.at(nextDeadline(this.state));
   }
 
   private refreshState(): typeof this.state {
@@ -326,35 +324,12 @@ export class StreamLoop {
         } catch (error) {
           this.fail(toCdcError(error, 'PROTOCOL_INVALID'));
         }
-        return;
-      case 'wait':
-        return;
     }
   }
 
   /** Runs `drive` soon (outside the current call stack); many wakes before it runs cost one. */
   private wake(): void {
-    if (this.wakeQueued || this.driving || this.stopping) return;
-    this.wakeQueued = true;
-    setImmediate(() => {
-      this.wakeQueued = false;
-      this.drive();
-    });
-  }
-
-  /** Arms the one timer for `at`, unless it is armed for that time or earlier (an early timer just looks again). */
-  private arm(at: number): void {
-    if (at === Infinity || (this.timer !== undefined && this.timerAt <= at)) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.timerAt = Infinity;
-        this.drive();
-      },
-      Math.max(0, at - Date.now()),
-    );
+    if (!this.driving && !this.stopping) this.wakeup.soon();
   }
 
   /**
