@@ -155,6 +155,8 @@ function golden(file: string, protoVersion: 1 | 2): Golden {
 class RelationCatalog implements StreamCatalog {
   /** Holds `table()` while set (a slow catalog lookup). */
   gate: Promise<void> | undefined;
+  /** Makes `table()` fail (a lost catalog connection). */
+  failure: Error | undefined;
   readonly keys = new Map<number, string[]>();
   checkStart(): Promise<{ readonly history: undefined }> {
     return Promise.resolve({ history: undefined });
@@ -164,6 +166,7 @@ class RelationCatalog implements StreamCatalog {
   }
   async table(relationId: number): Promise<TableRef | undefined> {
     await this.gate;
+    if (this.failure) throw this.failure;
     const primaryKey = this.keys.get(relationId) ?? [];
     return {
       oid: relationId,
@@ -190,14 +193,14 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(options: { streaming?: boolean; startLsn?: Lsn } = {}): Promise<Harness> {
+async function harness(options: { streaming?: boolean; heartbeatMs?: number } = {}): Promise<Harness> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-stream-loop-'));
   const config = parseConfig({
     offsets: path.join(dir, 'offsets.json'),
     streaming: options.streaming ?? false,
     // Only the loop's own reasons send status updates here: the interval never comes round in a test.
     statusIntervalMs: 600_000,
-    heartbeat: { interval: 0 },
+    heartbeat: { interval: options.heartbeatMs ?? 0 },
     batch: { maxEvents: 50, maxDelayMs: 0 },
   });
   const log: Entry[] = [];
@@ -208,7 +211,7 @@ async function harness(options: { streaming?: boolean; startLsn?: Lsn } = {}): P
   const failures: CdcError[] = [];
   const quiet = pino({ level: 'silent' });
   const endpoint = resolveEndpoint(config.source, {});
-  const startLsn = options.startLsn ?? 0;
+  const startLsn = 0;
   const loop = new StreamLoop({
     config,
     endpoint,
@@ -391,6 +394,41 @@ void test('a keepalive that asks for a reply is answered before the next frame i
     );
     assertDeliveredInOrder(h.sink, expected);
     assertFlushNeverPastCheckpoint(h.log, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+void test('a heartbeat moves the checkpoint over idle WAL, and a status update reports it at once', async () => {
+  const expected = golden('v1-pg10.hex', 1);
+  const h = await harness({ heartbeatMs: 20 });
+  try {
+    for (const frame of expected.frames) h.stream.frame(frame);
+    const idleEnd = expected.lastEnd + 0x1000;
+    // Writes elsewhere: the server's position moves on past the last captured commit.
+    h.stream.frame(keepalive({ walEnd: idleEnd, sendTime: 0, replyRequested: false }));
+    await until('the checkpoint at the idle position', () => h.offsets.stored.some((c) => parseLsn(c.lsn) === idleEnd));
+    await until('a status update reporting it', () => h.log.some((e) => e.kind === 'status' && e.flush === idleEnd));
+    assert.deepEqual(h.failures, []);
+    assertFlushNeverPastCheckpoint(h.log, 0);
+    assertStatusAfterEachCheckpoint(h.log);
+  } finally {
+    await h.close();
+  }
+});
+
+void test('a failed catalog lookup stops the loop with one error, and nothing past it is acknowledged', async () => {
+  const expected = golden('v1-basic.hex', 1);
+  const h = await harness();
+  try {
+    h.catalog.failure = new Error('connection to the catalog lost');
+    for (const frame of expected.frames) h.stream.frame(frame);
+    await until('the failure', () => h.failures.length > 0);
+    assert.equal(h.failures.length, 1);
+    assert.equal(h.failures[0]?.code, 'SOURCE_QUERY_FAILED');
+    assert.match(h.failures[0]?.message ?? '', /catalog lost/);
+    assert.deepEqual(h.sink.ids, [], 'nothing after the Relation message was processed');
+    assert.ok(h.log.every((e) => e.kind !== 'status' || e.flush === 0));
   } finally {
     await h.close();
   }
