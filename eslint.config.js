@@ -2,6 +2,89 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The folder rules (ARCHITECTURE.md, "Folder rules"): src/ by layer, lowest first. A folder imports
+ * only folders of earlier layers; folders of one layer do not import each other. `sinks` here is the
+ * contract (contract.ts, batch.ts, kind.ts, registry.ts); a sink kind (sinks/<kind>/) has its own rule.
+ */
+const LAYERS = [
+  ['core'],
+  ['protocol'],
+  ['source'],
+  ['postgres'],
+  ['sinks'],
+  ['envelope'],
+  ['offsets'],
+  ['selection'],
+  ['snapshot'],
+  ['pipeline'],
+  ['preflight', 'setup'],
+  ['observability'],
+  ['lifecycle'],
+  ['embedded'],
+  ['cli'],
+];
+
+/**
+ * An import of `folders` from anywhere below src/ (imports are relative: `../x/`, `../../x/`).
+ * @param {string[]} folders
+ */
+const importOf = (folders) => `^(\\.\\./)+(${folders.join('|')})/`;
+
+/**
+ * The no-restricted-imports patterns of the files of `folder`.
+ * @param {string} folder
+ * @returns {{ regex: string, message: string, allowTypeImports?: boolean }[]}
+ */
+function folderPatterns(folder) {
+  const layer = LAYERS.findIndex((l) => l.includes(folder));
+  const forbidden = LAYERS.flatMap((l, i) => (i > layer ? l : i === layer ? l.filter((f) => f !== folder) : []));
+  const patterns = [];
+  if (forbidden.length > 0) {
+    patterns.push({
+      regex: importOf(forbidden),
+      message: `${folder}/ may import only folders of earlier layers (ARCHITECTURE.md, "Folder rules")`,
+    });
+  }
+  if (folder !== 'cli') {
+    patterns.push({
+      regex: '^(\\.\\./)+sinks/([^/]+/|registry\\.ts$)',
+      message: 'only the CLI picks sink kinds (through sinks/registry.ts); the rest of pgcdc sees the Sink contract',
+    });
+    // config.ts composes every component's config schema: below the CLI, only its types are used.
+    patterns.push({
+      regex: '^(\\.\\./)+config\\.ts$',
+      allowTypeImports: true,
+      message: `below the CLI, import only types from config.ts (each component owns its schema and helpers)`,
+    });
+  }
+  return patterns;
+}
+
+const folderRules = [
+  ...LAYERS.flat().map((folder) => ({
+    files: folder === 'sinks' ? ['src/sinks/*.ts'] : [`src/${folder}/**/*.ts`],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: folderPatterns(folder) }] },
+  })),
+  {
+    // A sink kind uses the core and the sink contract only: never another kind, never the engine.
+    files: ['src/sinks/*/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(\\.\\./\\.\\./(?!core/)|\\.\\./[^./][^/]*/|\\.\\./registry\\.ts$)',
+              message: 'a sink kind imports only core/ and the sink contract (sinks/contract.ts, batch.ts, kind.ts)',
+            },
+          ],
+        },
+      ],
+    },
+  },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'pgcdc-demo/**', 'bin/**'] },
   js.configs.recommended,
@@ -28,6 +111,18 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  ...folderRules,
+  {
+    // Temporary, until postgres/ owns the source config section (issue 10's config split): connect.ts
+    // still reads SSL_MODES from config.ts. Remove this block when that lands.
+    files: ['src/postgres/connect.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { patterns: folderPatterns('postgres').filter((p) => !p.regex.includes('config')) },
+      ],
     },
   },
 );

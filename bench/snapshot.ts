@@ -30,7 +30,7 @@ import { loadPgTypes } from '../src/postgres/pg-types.ts';
 import { resolveTables } from '../src/postgres/catalog.ts';
 import { formatLsn } from '../src/protocol/lsn.ts';
 import { JsonlSink } from '../src/sinks/jsonl/jsonl.ts';
-import { createSlotWithSnapshot } from '../src/snapshot/export.ts';
+import { createSlotWithSnapshot } from '../src/postgres/exported-snapshot.ts';
 import { takeInitialSnapshot } from '../src/snapshot/initial.ts';
 import { FileOffsetStore } from '../src/offsets/file.ts';
 import { parseConfig } from '../src/config.ts';

@@ -270,7 +270,6 @@ async function runDemo(flags: DemoFlags): Promise<number> {
       topicWidth: Math.max(...SHOP_TABLES.map((t) => `${DATABASE}.${t}`.length)),
       columns: process.stdout.columns ?? 200,
     };
-    let acked = 0;
     const sink = new PrintingSink(new JsonlSink({ dir: files.events }), (batch) => {
       let text = '';
       for (let i = 0; i < batch.count; i++) text += `${renderEvent(batch.topic(i), batch.line(i), render)}\n`;
@@ -282,12 +281,8 @@ async function runDemo(flags: DemoFlags): Promise<number> {
           `${SLOT}): the seeded rows first, then the live workload; events appear once durable:`,
       ),
     );
-    const capture = await Capture.start(
-      config,
-      sink,
-      createLogger(config.log),
-      (status) => (acked = parseLsn(status.acked)),
-    );
+    const capture = await Capture.start(config, sink, createLogger(config.log));
+    const acked = (): number => parseLsn(capture.status().ackedLsn ?? '0/0');
 
     let workloadError: unknown;
     const workload = new ShopWorkload(client, rate, (error) => {
@@ -311,11 +306,11 @@ async function runDemo(flags: DemoFlags): Promise<number> {
       (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0',
     );
     const deadline = Date.now() + 30_000;
-    while (acked < target && Date.now() < deadline) {
+    while (acked() < target && Date.now() < deadline) {
       const ended = await Promise.race([captureFailed, new Promise<'wait'>((r) => setTimeout(() => r('wait'), 50))]);
       if (ended !== 'wait') throw toCdcError(ended ?? new CdcError('INTERNAL', 'the capture ended by itself'));
     }
-    if (acked < target)
+    if (acked() < target)
       say(c.yellow('the capture did not confirm the final position within 30 s; verifying what it delivered'));
     await capture.stop();
     say(c.dim(`${workload.transactions} workload transactions; capture stopped cleanly`));

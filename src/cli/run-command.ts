@@ -14,7 +14,7 @@ import type { Sink } from '../sinks/contract.ts';
 import { CdcError } from '../core/errors.ts';
 import { splitTableList } from '../selection/patterns.ts';
 import { EXIT_OK, reportFatal } from './exit.ts';
-import { ProgressLog } from './status-line.ts';
+import { StatusLine } from './status-line.ts';
 import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
 
 export interface RunFlags extends ConnectionFlags {
@@ -168,15 +168,16 @@ export async function runCapture(config: Config, log: Logger, sink: Sink = makeS
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const progress = new ProgressLog(log, config.log.progressIntervalMs);
+  const statusLine = new StatusLine(log, config.log.progressIntervalMs);
   try {
-    capture = await Capture.start(config, sink, log, progress.update);
-    progress.start();
+    capture = await Capture.start(config, sink, log);
+    const started = capture;
+    statusLine.start(() => started.status());
     if (stopRequested) void capture.stop();
     await capture.stopped;
     return EXIT_OK;
   } finally {
-    progress.stop();
+    statusLine.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

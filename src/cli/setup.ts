@@ -9,7 +9,7 @@ import { Option } from 'commander';
 import type pg from 'pg';
 import { CdcError } from '../core/errors.ts';
 import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/connect.ts';
-import { listCatalogTables } from '../preflight/facts.ts';
+import { listCatalogTables } from '../selection/table-selection.ts';
 import {
   parseTablePattern,
   patternsFromCsv,

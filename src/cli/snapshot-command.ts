@@ -15,7 +15,8 @@
 import type { Command } from 'commander';
 import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
-import { parseTableName, readConfigFile } from '../config.ts';
+import { readConfigFile } from '../config.ts';
+import { parseTableName } from '../selection/table-name.ts';
 import { CdcError } from '../core/errors.ts';
 import { lockHolder } from '../offsets/lock.ts';
 import { readCheckpoint } from '../offsets/file.ts';

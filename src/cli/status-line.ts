@@ -1,25 +1,25 @@
 /**
- * `pgcdc run`'s progress line: every `log.progressIntervalMs` (default a minute), at info level,
- * what the capture delivered since it started streaming and since the last line, the rate, the
- * acknowledged LSN, and how far behind it is.
+ * `pgcdc run`'s periodic status line: every `log.progressIntervalMs` (default a minute), at info
+ * level, what the capture delivered since it started streaming and since the last line, the rate,
+ * the acknowledged LSN, and how far behind it is.
  *
- * It reads the capture's own status (Capture's onProgress, refreshed at every standby status
- * update), so the stream loop carries no work for it. The server's current WAL position is not
- * known there without a query, so the distance given is received minus acknowledged (WAL received
- * whose changes are not yet durable and confirmed), and the line says so (`lagBasis`).
+ * It reads the capture's `status()` (observability/status-tracker.ts, refreshed at every standby
+ * status update), so the stream loop carries no work for it. The server's current WAL position is
+ * not known there without a query, so the distance given is received minus acknowledged (WAL
+ * received whose changes are not yet durable and confirmed), and the line says so (`lagBasis`).
  */
-import type { CaptureStatus } from '../lifecycle/engine.ts';
 import type { Logger } from '../core/log.ts';
+import type { EngineStatus } from '../observability/status-tracker.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 
-export class ProgressLog {
+export class StatusLine {
   private readonly log: Logger;
   private readonly intervalMs: number;
-  private latest: CaptureStatus | undefined;
+  private status: (() => EngineStatus) | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** `delivered` and the time at the last line (or when the first status arrived). */
+  /** `eventsDelivered` and the time at the last line (or when the first line was due with positions). */
   private lastDelivered = 0;
-  private lastAt = 0;
+  private lastAt: number | undefined;
 
   /** `intervalMs` 0 turns the line off. */
   constructor(log: Logger, intervalMs: number) {
@@ -27,14 +27,11 @@ export class ProgressLog {
     this.intervalMs = intervalMs;
   }
 
-  /** The capture's latest status (its onProgress callback). */
-  readonly update = (status: CaptureStatus): void => {
-    if (this.latest === undefined) this.lastAt = Date.now();
-    this.latest = status;
-  };
-
-  start(): void {
+  /** Starts printing what `status` returns. */
+  start(status: () => EngineStatus): void {
     if (this.intervalMs <= 0 || this.timer !== undefined) return;
+    this.status = status;
+    this.lastAt = Date.now();
     this.timer = setInterval(() => this.line(), this.intervalMs);
     this.timer.unref();
   }
@@ -45,31 +42,34 @@ export class ProgressLog {
   }
 
   private line(): void {
-    const status = this.latest;
+    const status = this.status?.();
+    const acked = status?.ackedLsn;
+    const received = status?.receivedLsn;
     // Nothing before streaming starts: the initial snapshot has its own progress display.
-    if (status === undefined) return;
+    if (status === undefined || acked === undefined || received === undefined) return;
     const now = Date.now();
-    const seconds = Math.max(0.001, (now - this.lastAt) / 1000);
-    const sinceLast = status.delivered - this.lastDelivered;
+    const seconds = Math.max(0.001, (now - (this.lastAt ?? now)) / 1000);
+    const delivered = status.eventsDelivered;
+    const sinceLast = delivered - this.lastDelivered;
     const perSecond = Math.round((sinceLast / seconds) * 10) / 10;
-    const unackedBytes = Math.max(0, parseLsn(status.received) - parseLsn(status.acked));
-    this.lastDelivered = status.delivered;
+    const unackedBytes = Math.max(0, parseLsn(received) - parseLsn(acked));
+    this.lastDelivered = delivered;
     this.lastAt = now;
     this.log.info(
       {
-        delivered: status.delivered,
+        delivered,
         deliveredSinceLast: sinceLast,
         seconds: Math.round(seconds),
         perSecond,
-        acked: status.acked,
-        received: status.received,
+        acked,
+        received,
         unackedBytes,
         lagBasis: 'received-minus-acked',
       },
-      `progress: ${status.delivered} events delivered since streaming started, ` +
+      `progress: ${delivered} events delivered since streaming started, ` +
         `${sinceLast} in the last ${Math.round(seconds)} s (${perSecond}/s); ` +
         (`acknowledged up to ` +
-          (`${status.acked}; ` +
+          (`${acked}; ` +
             (`${unackedBytes} bytes received and not yet acknowledged (received minus acknowledged, not the lag ` +
               `behind the server's current WAL, which is not read)`))),
     );

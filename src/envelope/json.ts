@@ -13,6 +13,7 @@
 import { UNCHANGED_TOAST, type TupleData } from '../protocol/messages.ts';
 import type { TableSchema } from '../source/relations.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
+import { topicName, type TopicNaming } from './topics.ts';
 
 export const PGCDC_VERSION = '0.1.0';
 export const UNAVAILABLE_VALUE = '__pgcdc_unavailable_value';
@@ -67,20 +68,9 @@ export interface TableInTransaction {
   readonly closeSourceHead: Buffer;
 }
 
-export interface TopicNaming {
-  readonly prefix: string;
-  readonly database: string;
-  readonly naming: 'prefix' | 'database';
-}
-
 /** `{"id":"<prefix>`: the start of the ids of read events, ended by an ordinal (TableSerializer.writeRead). */
 export function readIdHead(prefix: string): Buffer {
   return bytes(`{"id":${JSON.stringify(prefix).slice(0, -1)}`);
-}
-
-export function topicFor(naming: TopicNaming, schema: string, table: string): string {
-  const base = `${naming.prefix}.${schema}.${table}`;
-  return naming.naming === 'database' ? `${naming.database}_${base}` : base;
 }
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
@@ -157,7 +147,7 @@ export class TableSerializer {
 
   constructor(table: TableSchema, naming: TopicNaming, topics: TopicRegistry) {
     this.table = table;
-    this.topic = topicFor(naming, table.schema, table.table);
+    this.topic = topicName(naming, table);
     this.topicNumber = topics.number(this.topic);
     this.topicKey = bytes(`","topic":${JSON.stringify(this.topic)},"key":`);
     this.columnPrefixes = table.columns.map((c, i) => bytes(`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`));

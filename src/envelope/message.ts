@@ -8,18 +8,14 @@
  *
  * Messages are rare next to row changes, so this builds the line as a string.
  */
-import { PGCDC_VERSION, type TopicNaming, type TransactionContext } from './json.ts';
+import { PGCDC_VERSION, type TransactionContext } from './json.ts';
+import { topicName, type TopicNaming } from './topics.ts';
 
 /** Messages whose prefix starts with this are pgcdc's own (watermarks, heartbeats): never emitted. */
 export const RESERVED_MESSAGE_PREFIX = 'pgcdc';
 
 /** The second part of a non-transactional message's id, `<message lsn>:message`. */
 export const NON_TRANSACTIONAL_ID_MARK = 'message';
-
-export function messageTopic(naming: TopicNaming): string {
-  const base = `${naming.prefix}.message`;
-  return naming.naming === 'database' ? `${naming.database}_${base}` : base;
-}
 
 export interface MessageEvent {
   readonly prefix: string;
@@ -54,7 +50,7 @@ export function messageLine(
     ? `{"id":"${tx.context.xid}:${tx.context.commitLsn}","total_order":${tx.totalOrder},"data_collection_order":${tx.totalOrder}}`
     : 'null';
   return (
-    `{"id":"${id}","topic":${JSON.stringify(messageTopic(naming))},"key":{"prefix":${prefix}},` +
+    `{"id":"${id}","topic":${JSON.stringify(topicName(naming, 'message'))},"key":{"prefix":${prefix}},` +
     `"value":{"op":"m","ts_ms":${nowMs},"source":${source},"message":{"prefix":${prefix},"content":"${message.content.toString('base64')}"},` +
     `"transaction":${transaction}}}`
   );

@@ -12,12 +12,8 @@
  * are the same whether these events are on or off. `ts_ms` is the commit time for the same reason:
  * the same transaction delivered again gives byte-identical lines.
  */
-import type { TopicNaming, TransactionContext } from './json.ts';
-
-export function transactionTopic(naming: TopicNaming): string {
-  const base = `${naming.prefix}.transaction`;
-  return naming.naming === 'database' ? `${naming.database}_${base}` : base;
-}
+import type { TransactionContext } from './json.ts';
+import { topicName, type TopicNaming } from './topics.ts';
 
 export interface DataCollectionCount {
   /** `schema.table` */
@@ -28,7 +24,7 @@ export interface DataCollectionCount {
 function line(naming: TopicNaming, tx: TransactionContext, status: 'BEGIN' | 'END', tail: string): string {
   const id = `${tx.xid}:${tx.commitLsn}`;
   return (
-    `{"id":"${tx.commitLsn}:${status === 'BEGIN' ? 'begin' : 'end'}","topic":${JSON.stringify(transactionTopic(naming))},"key":{"id":"${id}"},` +
+    `{"id":"${tx.commitLsn}:${status === 'BEGIN' ? 'begin' : 'end'}","topic":${JSON.stringify(topicName(naming, 'transaction'))},"key":{"id":"${id}"},` +
     `"value":{"status":"${status}","id":"${id}","ts_ms":${tx.commitTimeMs},${tail}}}`
   );
 }

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config.ts';
-import { parseTableName } from '../config.ts';
+import { parseTableName } from '../selection/table-name.ts';
 import { CdcError, toCdcError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
@@ -25,8 +25,11 @@ import { checkStreamingSupported } from '../pipeline/large-transactions.ts';
 import { decideStartup, isKeyless, keylessInexact, requestStartSnapshot } from './snapshot-mode.ts';
 import { takeSnapshotOnly } from './snapshot-only.ts';
 import { estimateRows, SnapshotProgressDisplay } from '../observability/snapshot-bars.ts';
-import type { TopicNaming } from '../envelope/json.ts';
-import type { ExportedSlot } from '../snapshot/export.ts';
+import { EngineEventBus } from '../observability/event-bus.ts';
+import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
+import type { EngineEvents } from '../core/engine-events.ts';
+import type { TopicNaming } from '../envelope/topics.ts';
+import type { ExportedSlot } from '../postgres/exported-snapshot.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
 import { resolveMethod } from '../snapshot/watermarks.ts';
 import { continueInitial, pendingTables, stopTables } from '../snapshot/resume-state.ts';
@@ -47,14 +50,9 @@ import { pauseBeforeStreamForTest } from './test-pause.ts';
 
 /** How often the requests directory of `pgcdc snapshot` is looked at. */
 const REQUEST_POLL_MS = 1000;
-import { Heartbeat, isHeartbeatTable } from '../pipeline/heartbeat.ts';
+import { Heartbeat } from '../pipeline/heartbeat.ts';
+import { isHeartbeatTable } from '../selection/heartbeat-table.ts';
 import { openToastStore } from '../pipeline/toast.ts';
-
-export interface CaptureStatus {
-  readonly acked: string;
-  readonly received: string;
-  readonly delivered: number;
-}
 
 /** A running capture. `stopped` settles when it ends: resolved on a clean stop, rejected on failure. */
 export class Capture {
@@ -65,27 +63,38 @@ export class Capture {
   private rejectStopped!: (error: CdcError) => void;
   private teardown: (() => Promise<void>) | undefined;
   private loop: StreamLoop | undefined;
+  /** Every event of this capture goes through `events`: to `tracker` and to the caller's listener. */
+  private readonly events = new EngineEventBus();
+  private readonly tracker = new StatusTracker();
 
-  private constructor(log: Logger) {
+  private constructor(log: Logger, listener: EngineEvents | undefined) {
     this.log = log;
+    this.events.subscribe((event) => this.tracker.emit(event));
+    if (listener) this.events.subscribe((event) => listener.emit(event));
     this.stopped = new Promise<void>((resolve, reject) => {
       this.resolveStopped = resolve;
       this.rejectStopped = reject;
     });
-    // Observed by whoever awaits it; avoid an unhandled rejection when nobody does yet.
-    this.stopped.catch(() => undefined);
+    // Observed by whoever awaits it; this handler also keeps a rejection from being unhandled.
+    this.stopped.then(
+      () => this.events.emit({ type: 'state', state: 'stopped' }),
+      (error: CdcError) => this.stoppedBy(error),
+    );
   }
 
-  /** Runs the startup checks and starts streaming. Rejects (nothing started) when a check fails. */
-  static async start(
-    config: Config,
-    sink: Sink,
-    log: Logger,
-    onProgress?: (status: CaptureStatus) => void,
-  ): Promise<Capture> {
-    const capture = new Capture(log);
-    await capture.begin(config, sink, onProgress);
+  /**
+   * Runs the startup checks and starts streaming. Rejects (nothing started) when a check fails.
+   * `events` hears every engine event (core/engine-events.ts), start-up included.
+   */
+  static async start(config: Config, sink: Sink, log: Logger, events?: EngineEvents): Promise<Capture> {
+    const capture = new Capture(log, events);
+    await capture.begin(config, sink);
     return capture;
+  }
+
+  /** The capture's status now, folded from its events (observability/status-tracker.ts). */
+  status(): EngineStatus {
+    return this.tracker.status();
   }
 
   /** The snapshot progress as it will be stored next (undefined before streaming started). */
@@ -102,6 +111,7 @@ export class Capture {
   async stop(): Promise<void> {
     if (!this.stopRequested) {
       this.stopRequested = true;
+      this.events.emit({ type: 'state', state: 'stopping' });
       await this.teardown?.().then(
         () => this.resolveStopped(),
         (error: unknown) => this.rejectStopped(toCdcError(error)),
@@ -110,7 +120,13 @@ export class Capture {
     return this.stopped;
   }
 
-  private async begin(config: Config, sink: Sink, onProgress?: (status: CaptureStatus) => void): Promise<void> {
+  private stoppedBy(error: CdcError): void {
+    this.events.emit({ type: 'fault', code: error.code, message: error.message });
+    this.events.emit({ type: 'state', state: 'stopped' });
+  }
+
+  private async begin(config: Config, sink: Sink): Promise<void> {
+    this.events.emit({ type: 'state', state: 'starting' });
     const endpoint = resolveEndpoint(config.source);
     const offsets = await FileOffsetStore.open(config.offsets);
     const cleanups: (() => Promise<unknown>)[] = [() => offsets.close()];
@@ -177,6 +193,7 @@ export class Capture {
             hint: 'check --tables and --exclude-tables',
           });
         const chosen = filterTables(tables, config.snapshot.include, config.snapshot.skip);
+        this.events.emit({ type: 'state', state: 'snapshotting' });
         await takeSnapshotOnly({
           config,
           endpoint,
@@ -274,7 +291,12 @@ export class Capture {
       const toastStore = await openToastStore(config, plan.kind === 'resume' ? checkpoint?.lsn : undefined);
       if (exported) {
         const lsnText = formatLsn(startLsn);
-        const display = await this.display(config, query, snapshotTables);
+        this.events.emit({ type: 'state', state: 'snapshotting' });
+        const estimates = await estimateRows(query, snapshotTables);
+        const display =
+          config.snapshot.progress === 'off' || snapshotTables.length === 0
+            ? undefined
+            : new SnapshotProgressDisplay(config.snapshot.progress, estimates, this.log);
         // Stored with the progress: the exported snapshot's xids and where the output was before it.
         const meta: { asOf?: string; start?: SinkPosition } = startPosition ? { start: startPosition } : {};
         const store = (
@@ -304,7 +326,10 @@ export class Capture {
           log: this.log,
           onSnapshotXids: (asOf) => (meta.asOf = asOf),
           checkpoint: (position, list) => store(position, list, 'running'),
-          onProgress: display ? (list) => display.update(list) : undefined,
+          onProgress: (list) => {
+            display?.update(list);
+            this.snapshotRead(list, estimates);
+          },
         }).catch((error: unknown) => {
           // DDL (a TRUNCATE, say) between the slot's creation and the readers' lock: the exported
           // snapshot cannot be read, but nothing was delivered yet, so the tables are read online
@@ -358,8 +383,9 @@ export class Capture {
         progress,
         method,
         signalTable,
-        onStored: (stored) => {
+        onStored: (stored, delivered) => {
           for (const id of stored.incremental?.requests ?? []) takenRequests.add(id);
+          this.events.emit({ type: 'checkpoint-stored', lsn: stored.lsn, events: delivered });
         },
         onFailure: (error) => {
           if (this.stopRequested) return;
@@ -367,11 +393,12 @@ export class Capture {
           clearInterval(timers.requests);
           void loop.abort().finally(() => void cleanup().finally(() => this.rejectStopped(error)));
         },
-        onProgress,
+        onProgress: (positions) => this.events.emit({ type: 'status-sent', ...positions }),
       });
       this.loop = loop;
       await pauseBeforeStreamForTest();
       loop.start();
+      this.events.emit({ type: 'state', state: 'streaming' });
       // `pgcdc snapshot` requests: taken at the next boundary, their files deleted once stored. A
       // request for a table outside the selection is dropped with a warning, never fatal.
       await writeCaptured(config.offsets, selection.tables.map(displayName)).catch((error: unknown) => {
@@ -409,7 +436,9 @@ export class Capture {
       };
     } catch (error) {
       await cleanup();
-      throw toCdcError(error);
+      const failure = toCdcError(error);
+      this.stoppedBy(failure);
+      throw failure;
     }
   }
 
@@ -421,6 +450,21 @@ export class Capture {
   ): Promise<SnapshotProgressDisplay | undefined> {
     if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
     return new SnapshotProgressDisplay(config.snapshot.progress, await estimateRows(query, tables), this.log);
+  }
+
+  /** One snapshot-progress event per table of the initial snapshot. */
+  private snapshotRead(tables: readonly TableProgress[], estimates: Map<string, number>): void {
+    for (const t of tables) {
+      const table = `${t.schema}.${t.table}`;
+      const estimate = estimates.get(table);
+      this.events.emit({
+        type: 'snapshot-progress',
+        table,
+        rows: t.read,
+        total: estimate !== undefined && estimate > 0 ? estimate : undefined,
+        done: t.cursor.done,
+      });
+    }
   }
 }
 

@@ -19,7 +19,7 @@ import type { Checkpoint, OffsetStore } from '../offsets/store.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { EventBatch } from '../sinks/batch.ts';
 import type { PgType } from '../source/values.ts';
-import type { TopicNaming } from '../envelope/json.ts';
+import type { TopicNaming } from '../envelope/topics.ts';
 import { takeInitialSnapshot } from '../snapshot/initial.ts';
 import { isKeyless } from './snapshot-mode.ts';
 import { sameTable } from '../snapshot/resume-state.ts';

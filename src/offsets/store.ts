@@ -2,7 +2,15 @@
  * The offset store contract: where pgcdc remembers how far the sink is durable.
  */
 import type { SinkPosition } from '../sinks/contract.ts';
-import type { ChunkCursor } from '../snapshot/query.ts';
+
+/**
+ * Where a table's backfill stands, as plain JSON for the checkpoint. `after` is the key (server
+ * text per key column) of the last row delivered; `nextPage` the first heap page not yet read.
+ * `done` once the table has been read to its end.
+ */
+export type ChunkCursor =
+  | { readonly kind: 'key'; readonly after: readonly string[] | null; readonly done: boolean }
+  | { readonly kind: 'ctid'; readonly nextPage: number; readonly done: boolean };
 
 /** One table of a snapshot and where its read stands. Plain JSON. */
 export interface TableProgress {

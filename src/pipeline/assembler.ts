@@ -16,16 +16,16 @@ import {
 } from '../protocol/messages.ts';
 import type { ChangeSink } from '../envelope/change-sink.ts';
 import type { RelationCache } from '../source/relations.ts';
-import { messageLine, messageTopic, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
+import { messageLine, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
 import type { ChangeObserver } from '../snapshot/window-tracker.ts';
 import {
   TableSerializer,
   transactionContext,
   type TableInTransaction,
-  type TopicNaming,
   type TransactionContext,
 } from '../envelope/json.ts';
-import { beginLine, endLine, transactionTopic, type DataCollectionCount } from '../envelope/transaction-events.ts';
+import { topicName, type TopicNaming } from '../envelope/topics.ts';
+import { beginLine, endLine, type DataCollectionCount } from '../envelope/transaction-events.ts';
 import type { ToastPolicy } from './toast.ts';
 import type { HistoryCheck } from './history-check.ts';
 
@@ -85,10 +85,10 @@ export class ChangeAssembler {
     this.naming = options.naming;
     this.skipBefore = options.skipBefore;
     this.observer = options.observer;
-    this.messageTopicNumber = out.topics.number(messageTopic(options.naming));
+    this.messageTopicNumber = out.topics.number(topicName(options.naming, 'message'));
     this.options = options;
     this.transactionTopicNumber =
-      options.transactionEvents === true ? out.topics.number(transactionTopic(options.naming)) : -1;
+      options.transactionEvents === true ? out.topics.number(topicName(options.naming, 'transaction')) : -1;
   }
 
   get inTransaction(): boolean {

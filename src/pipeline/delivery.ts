@@ -33,8 +33,11 @@ export interface DeliveryHooks {
   pressure(high: boolean): void;
   /** A sink or offset store failure: nothing after `acked` is durable; the run must stop. */
   failed(error: CdcError): void;
-  /** A checkpoint was stored: `acked` may have moved (the stream loop sends a status update). */
-  stored(checkpoint: Checkpoint): void;
+  /**
+   * A checkpoint was stored: `acked` may have moved (the stream loop sends a status update). `delivered` counts
+   * the events durable with it since start.
+   */
+  stored(checkpoint: Checkpoint, delivered: number): void;
   /**
    * Something the scheduler waits for happened outside its own steps: a write or store completed, or an open
    * transaction grew too big to buffer. The stream loop looks at `checkpointReady` and `batchDueAt` again.
@@ -303,11 +306,9 @@ export class Delivery implements ChangeSink {
     if (this.running || this.failure || !durable.ready) return;
     durable.ready = false;
     const { lsn, progress, lastCommit, count } = durable;
-    if (lsn <= this.ackedLsn && progress === this.storedProgress) {
-      this.delivered += count;
-      return;
-    }
-    this.track(this.store(lsn, progress, lastCommit).then(() => void (this.delivered += count)));
+    this.delivered += count;
+    if (lsn <= this.ackedLsn && progress === this.storedProgress) return;
+    this.track(this.store(lsn, progress, lastCommit));
   }
 
   /** Runs one sink or offsets operation; a failure stops delivery for good. */
@@ -338,7 +339,7 @@ export class Delivery implements ChangeSink {
     await this.offsets.commit(checkpoint);
     this.ackedLsn = lsn;
     this.storedProgress = progress;
-    this.hooks.stored(checkpoint);
+    this.hooks.stored(checkpoint, this.delivered);
   }
 
   private relievePressure(): void {

@@ -22,37 +22,13 @@
 import type pg from 'pg';
 import { CdcError, toCdcError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { parseTableName, type Config } from '../config.ts';
+import type { Config } from '../config.ts';
+import { HEARTBEAT_COLUMNS, heartbeatTable, type HeartbeatTarget } from '../selection/heartbeat-table.ts';
 import { openConnection, type SourceEndpoint } from '../postgres/connect.ts';
 import { quoteLiteral, quoteQualified } from '../postgres/quote.ts';
 
 /** Prefix of heartbeat messages; starts with the reserved `pgcdc` so it is never an event. */
 export const HEARTBEAT_MESSAGE_PREFIX = 'pgcdc-heartbeat';
-/** The heartbeat table's columns, as `pgcdc setup` creates them and `heartbeatStatements` writes them. */
-export const HEARTBEAT_COLUMNS = 'id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT now()';
-
-export interface HeartbeatTarget {
-  readonly schema: string;
-  readonly table: string;
-}
-
-/** The heartbeat table named by the config, if any (bad names are a config error). */
-export function heartbeatTable(config: Config['heartbeat']): HeartbeatTarget | undefined {
-  if (config.table === undefined) return undefined;
-  try {
-    return parseTableName(config.table);
-  } catch (error) {
-    throw new CdcError('CONFIG_INVALID', `heartbeat.table: ${toCdcError(error).message}`, {
-      hint: 'name it schema.table, e.g. pgcdc.pgcdc_heartbeat',
-    });
-  }
-}
-
-export function isHeartbeatTable(config: Config['heartbeat'], table: HeartbeatTarget): boolean {
-  const target = heartbeatTable(config);
-  return target !== undefined && target.schema === table.schema && target.table === table.table;
-}
-
 /** The SQL one heartbeat runs (empty when only idle confirmation is on). Pure, for tests. */
 export function heartbeatStatements(table: HeartbeatTarget | undefined, message: boolean): string[] {
   const statements: string[] = [];

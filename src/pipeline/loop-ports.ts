@@ -18,10 +18,10 @@ import type { Checkpoint, CheckpointProgress, CommitIdentity, OffsetStore } from
 import type { Sink } from '../sinks/contract.ts';
 import type { PgType } from '../source/values.ts';
 import type { ToastStore } from '../source/toast-store.ts';
-import type { TopicNaming } from '../envelope/json.ts';
+import type { TopicNaming } from '../envelope/topics.ts';
 import type { ResolvedMethod } from '../snapshot/watermarks.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
-import type { CaptureStatus } from '../lifecycle/engine.ts';
+import type { StreamPositions } from '../core/engine-events.ts';
 import type { TableSelection } from '../selection/table-selection.ts';
 import type { Heartbeat } from './heartbeat.ts';
 import { checkStreamStart } from './start-check.ts';
@@ -107,9 +107,10 @@ export interface LoopDeps {
   method: ResolvedMethod | { readonly unavailable: string };
   signalTable: TableName | undefined;
   /** A checkpoint was stored. */
-  onStored?: ((checkpoint: Checkpoint) => void) | undefined;
+  onStored?: ((checkpoint: Checkpoint, delivered: number) => void) | undefined;
   onFailure: (error: CdcError) => void;
-  onProgress: ((status: CaptureStatus) => void) | undefined;
+  /** A standby status update went to PostgreSQL with these positions. */
+  onProgress: ((positions: StreamPositions) => void) | undefined;
 }
 
 /** The catalog over the query connection: the lookups as the server answers them now. */

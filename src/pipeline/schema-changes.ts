@@ -14,13 +14,8 @@
  * `<commit_lsn>:schema:<relation id>:<n>`, stable when the transaction is delivered again.
  */
 import type { TableSchema } from '../source/relations.ts';
-import type { TopicNaming } from '../envelope/json.ts';
+import { topicName, type TopicNaming } from '../envelope/topics.ts';
 import { PGCDC_VERSION } from '../envelope/json.ts';
-
-export function schemaChangesTopic(naming: TopicNaming): string {
-  const base = `${naming.prefix}.schema_changes`;
-  return naming.naming === 'database' ? `${naming.database}_${base}` : base;
-}
 
 interface ColumnShape {
   readonly name: string;
@@ -96,7 +91,7 @@ export class SchemaChanges {
     const previous = before === undefined ? null : (JSON.parse(before) as Shape);
     const event = {
       id: `${tx.commitLsn}:schema:${id}:${n}`,
-      topic: schemaChangesTopic(this.naming),
+      topic: topicName(this.naming, 'schema_changes'),
       key: { schema: shape.schema, table: shape.table },
       value: {
         op: 'schema',

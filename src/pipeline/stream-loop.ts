@@ -91,10 +91,10 @@ export class StreamLoop {
         this.halt();
         deps.onFailure(error);
       },
-      stored: (checkpoint) => {
+      stored: (checkpoint, delivered) => {
         // The slot's confirmed_flush_lsn follows the durable position now, not at the next interval.
         this.state.statusWanted = true;
-        deps.onStored?.(checkpoint);
+        deps.onStored?.(checkpoint, delivered);
       },
       ready: () => this.wake(),
       requestKeepalive: () => {
@@ -246,7 +246,15 @@ export class StreamLoop {
     // A read-only snapshot window waits for the stream to pass a position: ask for a keepalive.
     const ask = this.keepaliveWanted || this.windows.waitingForStream;
     this.keepaliveWanted = false;
-    this.stream?.sendStatus(this.received, this.flushLsn, ask);
+    const stream = this.stream;
+    if (!stream) return;
+    const flush = this.flushLsn;
+    stream.sendStatus(this.received, flush, ask);
+    this.deps.onProgress?.({
+      acked: formatLsn(flush),
+      received: formatLsn(this.received),
+      delivered: this.delivery.delivered,
+    });
   }
 
   /** Runs the scheduler's actions until it says wait, then arms the timer for its next deadline. */
@@ -294,11 +302,6 @@ export class StreamLoop {
         if (!interval) return;
         // Every interval, between transactions: requests and read-only windows may take effect.
         this.state.snapshotWorkDue = true;
-        this.deps.onProgress?.({
-          acked: formatLsn(this.delivery.acked),
-          received: formatLsn(this.received),
-          delivered: this.delivery.delivered,
-        });
         return;
       }
       case 'checkpoint':

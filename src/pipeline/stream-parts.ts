@@ -19,8 +19,9 @@ import { CapturedRelations } from '../selection/captured-relations.ts';
 import { ChangeAssembler } from './assembler.ts';
 import { Delivery } from './delivery.ts';
 import { spillDirectory, StreamedTransactions } from './large-transactions.ts';
-import { SchemaChanges, schemaChangesTopic } from './schema-changes.ts';
-import { heartbeatTable } from './heartbeat.ts';
+import { SchemaChanges } from './schema-changes.ts';
+import { heartbeatTable } from '../selection/heartbeat-table.ts';
+import { topicName } from '../envelope/topics.ts';
 import { ToastPolicy } from './toast.ts';
 import { messageFilter } from './message-filter.ts';
 import type { LoopDeps, StreamCatalog } from './loop-ports.ts';
@@ -32,8 +33,8 @@ export interface LoopCallbacks {
   pressure(high: boolean): void;
   /** The sink or the offset store failed: nothing more may be acknowledged. */
   failed(error: CdcError): void;
-  /** A checkpoint was stored. */
-  stored(checkpoint: Checkpoint): void;
+  /** A checkpoint was stored; `delivered` counts the events durable with it since start. */
+  stored(checkpoint: Checkpoint, delivered: number): void;
   /** Delivery finished a write or store, or needs a batch cut: the scheduler should look again. */
   ready(): void;
   /** A snapshot window waits for the stream to pass a position: ask the server for a keepalive. */
@@ -82,7 +83,7 @@ export function buildStreamParts(
     {
       pressure: (high) => loop.pressure(high),
       failed: (error) => loop.failed(error),
-      stored: (checkpoint) => loop.stored(checkpoint),
+      stored: (checkpoint, delivered) => loop.stored(checkpoint, delivered),
       ready: () => loop.ready(),
       beforeStore: toastStore ? (lsn) => toastStore.persist(lsn) : undefined,
     },
@@ -90,7 +91,7 @@ export function buildStreamParts(
   const schemaChanges = config.schemaChanges.events
     ? {
         tracker: new SchemaChanges(deps.naming, deps.progress.schemas),
-        topic: delivery.topics.number(schemaChangesTopic(deps.naming)),
+        topic: delivery.topics.number(topicName(deps.naming, 'schema_changes')),
       }
     : undefined;
   const windows = new WindowTracker(delivery, {

@@ -17,7 +17,8 @@ import type { Logger } from '../core/log.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
 import type { TableSchema } from '../source/relations.ts';
 import { FILL_MIN_LENGTH, ToastStore, type StoredRow } from '../source/toast-store.ts';
-import { TableSerializer, unavailableColumnsField, type TopicNaming } from '../envelope/json.ts';
+import { TableSerializer, unavailableColumnsField } from '../envelope/json.ts';
+import type { TopicNaming } from '../envelope/topics.ts';
 import type { Config } from '../config.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 

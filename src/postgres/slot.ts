@@ -12,7 +12,7 @@ import { encodeStandbyStatus, pgClockMicros } from '../protocol/replication.ts';
 import { CdcError } from '../core/errors.ts';
 import { quoteIdent, quoteLiteral } from './quote.ts';
 import { openConnection, type SourceEndpoint } from './connect.ts';
-import { createSlotWithSnapshot, type ExportedSlot } from '../snapshot/export.ts';
+import { createSlotWithSnapshot, type ExportedSlot } from './exported-snapshot.ts';
 
 export interface SystemIdentity {
   /** Decimal text: a u64 that does not fit a double. */

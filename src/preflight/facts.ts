@@ -141,21 +141,6 @@ export async function readTls(client: pg.ClientBase): Promise<TlsFacts> {
   return { inUse: rows[0]?.ssl ?? false, version: rows[0]?.version ?? undefined };
 }
 
-/** Every ordinary and partitioned table outside the system schemas (for pattern matching). */
-export async function listCatalogTables(
-  client: pg.ClientBase,
-): Promise<{ schema: string; table: string; isPartition: boolean }[]> {
-  const { rows } = await client.query<{ schema: string; table: string; part: boolean }>(
-    `select n.nspname as schema, c.relname as table, c.relispartition as part
-       from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname ` +
-      `not like 'pg\\_toast%'
-        and n.nspname not like 'pg\\_temp%'
-      order by 1, 2`,
-  );
-  return rows.map((r) => ({ schema: r.schema, table: r.table, isPartition: r.part }));
-}
-
 /** Facts for the named tables; names not found are simply absent from the result. */
 export async function readTables(
   client: pg.ClientBase,

@@ -4,7 +4,8 @@
  * at the start of `pgcdc run`, which stops on errors and logs warnings.
  */
 import type pg from 'pg';
-import { parseTableName, type Config } from '../config.ts';
+import type { Config } from '../config.ts';
+import { parseTableName } from '../selection/table-name.ts';
 import { CdcError, toCdcError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { ServerFacts } from '../postgres/catalog.ts';
@@ -30,7 +31,7 @@ import {
   selectionPatterns,
   type TableSelection,
 } from '../selection/table-selection.ts';
-import { heartbeatTable } from '../pipeline/heartbeat.ts';
+import { heartbeatTable } from '../selection/heartbeat-table.ts';
 
 interface Gathered {
   readonly problems: Problem[];

@@ -10,7 +10,6 @@ import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { CdcError } from '../core/errors.ts';
 import { readPublication, resolveTables, type TableRef } from '../postgres/catalog.ts';
-import { listCatalogTables } from '../preflight/facts.ts';
 import {
   parseTablePattern,
   patternsFromCsv,
@@ -138,4 +137,19 @@ export function uncapturedNames(
   return outside.length === 0
     ? undefined
     : { names: outside.map(displayName).join(', '), captured: capturedList(selection) };
+}
+
+/** Every ordinary and partitioned table outside the system schemas (for pattern matching). */
+export async function listCatalogTables(
+  client: pg.ClientBase,
+): Promise<{ schema: string; table: string; isPartition: boolean }[]> {
+  const { rows } = await client.query<{ schema: string; table: string; part: boolean }>(
+    `select n.nspname as schema, c.relname as table, c.relispartition as part
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname ` +
+      `not like 'pg\\_toast%'
+        and n.nspname not like 'pg\\_temp%'
+      order by 1, 2`,
+  );
+  return rows.map((r) => ({ schema: r.schema, table: r.table, isPartition: r.part }));
 }

@@ -9,7 +9,7 @@
  */
 import { quoteIdent, quoteLiteral, quoteQualified } from '../postgres/quote.ts';
 import { PROFILES, type Platform } from './platforms.ts';
-import { HEARTBEAT_COLUMNS } from '../pipeline/heartbeat.ts';
+import { HEARTBEAT_COLUMNS } from '../selection/heartbeat-table.ts';
 import { keylessReason, type KeylessTable } from './identity.ts';
 
 /** What setup read from the server it plans for. */

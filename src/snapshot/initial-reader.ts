@@ -1,6 +1,6 @@
 /**
  * The consistent initial snapshot reader: every row of the chosen tables as of an exported
- * snapshot (snapshot/export.ts), table by table in key order, chunk by chunk, into a callback.
+ * snapshot (postgres/exported-snapshot.ts), table by table in key order, chunk by chunk, into a callback.
  *
  * Contracts:
  * - Consistency: every worker imports the same snapshot before reading anything, so the rows are
@@ -23,10 +23,11 @@
 import type pg from 'pg';
 import { CdcError } from '../core/errors.ts';
 import type { CopyRow } from './copy-text.ts';
-import { importSnapshot } from './export.ts';
+import { importSnapshot } from '../postgres/exported-snapshot.ts';
 import { quoteQualified } from '../postgres/quote.ts';
 import type { GeneratedColumns } from '../postgres/catalog.ts';
-import { initialCursor, readChunk, type BackfillTable, type Chunk, type ChunkCursor } from './query.ts';
+import type { ChunkCursor } from '../offsets/store.ts';
+import { initialCursor, readChunk, type BackfillTable, type Chunk } from './query.ts';
 import { chunkSizing, describeBackfillTable } from './tables.ts';
 
 export interface TableName {

@@ -9,17 +9,18 @@
  * chunks online, with the incremental (watermark) method, from the stored cursors.
  */
 import { readSnapshot, tableKey, type SnapshotChunk } from './initial-reader.ts';
-import type { ChunkCursor } from './query.ts';
+import type { ChunkCursor } from '../offsets/store.ts';
 import { FRESH_CURSOR } from './resume-state.ts';
 import type { TableProgress } from '../offsets/store.ts';
 import { backfillTableSchema } from './keys.ts';
-import type { ExportedSlot } from './export.ts';
+import type { ExportedSlot } from '../postgres/exported-snapshot.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../core/log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import { openConnection, type SourceEndpoint } from '../postgres/connect.ts';
 import type { GeneratedColumns, TableRef } from '../postgres/catalog.ts';
-import { readIdHead, TableSerializer, type TopicNaming } from '../envelope/json.ts';
+import { readIdHead, TableSerializer } from '../envelope/json.ts';
+import type { TopicNaming } from '../envelope/topics.ts';
 
 /** A batch of snapshot events is written (and its progress stored) once it holds this much. */
 const FLUSH_BYTES = 8 * 1024 * 1024;

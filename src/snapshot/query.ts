@@ -24,6 +24,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { CdcError } from '../core/errors.ts';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../postgres/quote.ts';
 import { CopyTextParser, type CopyRow } from './copy-text.ts';
+import type { ChunkCursor } from '../offsets/store.ts';
 
 export interface BackfillColumn {
   readonly name: string;
@@ -47,15 +48,6 @@ export interface BackfillTable {
    * ctid ranges. */
   readonly keyIndexes: readonly number[];
 }
-
-/**
- * Where a table's backfill stands, as plain JSON for the checkpoint. `after` is the key (server
- * text per key column) of the last row delivered; `nextPage` the first heap page not yet read.
- * `done` once the table has been read to its end.
- */
-export type ChunkCursor =
-  | { readonly kind: 'key'; readonly after: readonly string[] | null; readonly done: boolean }
-  | { readonly kind: 'ctid'; readonly nextPage: number; readonly done: boolean };
 
 export function initialCursor(table: BackfillTable): ChunkCursor {
   return table.keyIndexes.length > 0

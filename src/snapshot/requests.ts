@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { parseTableName } from '../config.ts';
+import { parseTableName } from '../selection/table-name.ts';
 import type { TableName } from './initial-reader.ts';
 
 export interface SnapshotRequest {

@@ -4,7 +4,7 @@
  * boundaries and stores the result with the events they describe.
  */
 import type { IncrementalProgress, TableProgress } from '../offsets/store.ts';
-import type { ChunkCursor } from './query.ts';
+import type { ChunkCursor } from '../offsets/store.ts';
 import type { TableName } from './initial-reader.ts';
 
 /** How many taken `pgcdc snapshot` request ids are remembered (a request is retried at most this far back). */

@@ -8,7 +8,7 @@
  * not stop the capture.
  */
 import { z } from 'zod';
-import { parseTableName } from '../config.ts';
+import { parseTableName } from '../selection/table-name.ts';
 import type { TableName } from './initial-reader.ts';
 
 /** The `type` of the rows pgcdc itself writes to delimit an incremental snapshot window. */

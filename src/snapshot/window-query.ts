@@ -13,7 +13,8 @@ import type pg from 'pg';
 import { CdcError } from '../core/errors.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
-import { readChunk, type BackfillTable, type ChunkCursor, type ChunkSizing } from './query.ts';
+import type { ChunkCursor } from '../offsets/store.ts';
+import { readChunk, type BackfillTable, type ChunkSizing } from './query.ts';
 import type { CopyRow } from './copy-text.ts';
 import { visibleInSnapshotSql } from './visibility.ts';
 

@@ -19,7 +19,7 @@ import type { IncrementalProgress } from '../offsets/store.ts';
 import type { TableSchema } from '../source/relations.ts';
 import { readIdHead, type TableSerializer } from '../envelope/json.ts';
 import type { CopyRow } from './copy-text.ts';
-import type { ChunkCursor } from './query.ts';
+import type { ChunkCursor } from '../offsets/store.ts';
 import type { TableName } from './initial-reader.ts';
 import { ChunkWindow, type WindowEvent } from './dblog-window.ts';
 import { keyText } from './keys.ts';

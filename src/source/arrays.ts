@@ -13,8 +13,7 @@
  * `}`. array_out quotes every element that is empty, is the word NULL, or contains a brace, quote,
  * backslash, the delimiter or whitespace, so unquoted text never holds those.
  */
-import type { JsonEncoder } from './values.ts';
-import { invalidValue } from './json-grammar.ts';
+import { invalidValue, type JsonEncoder } from './json-grammar.ts';
 
 const OPEN = 123; // {
 const CLOSE = 125; // }

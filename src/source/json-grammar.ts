@@ -12,6 +12,9 @@ const HINT =
   'pgcdc reads values as printed under DateStyle=ISO, TimeZone=UTC, IntervalStyle=iso_8601, ' +
   'extra_float_digits=3 and bytea_output=hex; check that every connection sets these session options';
 
+/** Converts the server's text output of one non-null value of this type to JSON text. */
+export type JsonEncoder = (text: string) => string;
+
 /**
  * The error every encoder throws for text its type cannot print. The message names the type and
  * shows at most 32 characters of the value: enough to debug, short enough not to flood logs with

@@ -7,13 +7,8 @@
  */
 import type { PgoutputMessage, RelationColumn, ReplicaIdentity } from '../protocol/messages.ts';
 import { CdcError } from '../core/errors.ts';
-import {
-  isPlainStringEncoder,
-  jsonEncoderFor,
-  type JsonEncoder,
-  type TypeLookup,
-  type ValueOptions,
-} from './values.ts';
+import { isPlainStringEncoder, jsonEncoderFor, type TypeLookup, type ValueOptions } from './values.ts';
+import type { JsonEncoder } from './json-grammar.ts';
 
 export type RelationMessage = Extract<PgoutputMessage, { tag: 'relation' }>;
 

@@ -20,6 +20,7 @@ import {
   invalidValue,
   isJsonInteger,
   scanNumber,
+  type JsonEncoder,
 } from './json-grammar.ts';
 import {
   encodeDate,
@@ -59,9 +60,6 @@ export interface ValueOptions {
 }
 
 export const DEFAULT_VALUE_OPTIONS: ValueOptions = Object.freeze({ numeric: 'string', json: 'value', bytea: 'base64' });
-
-/** Converts the server's text output of one non-null value of this type to JSON text. */
-export type JsonEncoder = (text: string) => string;
 
 /** Any other type: its text as a JSON string. */
 const encodeText: JsonEncoder = (text) => JSON.stringify(text);

@@ -9,14 +9,8 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { freshDatabase, onTeardown, TEST_MAJOR } from '../harness/pg.ts';
 import { SESSION_OPTIONS } from '../../src/postgres/connect.ts';
-import {
-  copyRows,
-  initialCursor,
-  readChunk,
-  selectColumns,
-  type BackfillTable,
-  type ChunkCursor,
-} from '../../src/snapshot/query.ts';
+import { copyRows, initialCursor, readChunk, selectColumns, type BackfillTable } from '../../src/snapshot/query.ts';
+import type { ChunkCursor } from '../../src/offsets/store.ts';
 import { chunkSizing, describeBackfillTable } from '../../src/snapshot/tables.ts';
 import type { CopyRow } from '../../src/snapshot/copy-text.ts';
 import { ALL_TYPES_TABLE, allTypesColumns, allTypesDdl, allTypesInserts } from '../fixtures/all-types.ts';

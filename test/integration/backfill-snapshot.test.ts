@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { eventually, freshDatabase, onTeardown, TEST_MAJOR, type TestDatabase } from '../harness/pg.ts';
 import { SESSION_OPTIONS } from '../../src/postgres/connect.ts';
-import { createSlotWithSnapshot } from '../../src/snapshot/export.ts';
+import { createSlotWithSnapshot } from '../../src/postgres/exported-snapshot.ts';
 import { readSnapshot, tableKey, type SnapshotChunk } from '../../src/snapshot/initial-reader.ts';
 import { copyRows } from '../../src/snapshot/query.ts';
 import type { CopyRow } from '../../src/snapshot/copy-text.ts';

@@ -20,7 +20,7 @@ import {
   type TestServer,
 } from '../harness/pg.ts';
 import { readJsonl, runPgcdc, startPgcdc } from '../harness/cli.ts';
-import { HEARTBEAT_COLUMNS } from '../../src/pipeline/heartbeat.ts';
+import { HEARTBEAT_COLUMNS } from '../../src/selection/heartbeat-table.ts';
 
 type Mode = 'confirm' | 'table' | 'message';
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, parseTableName } from '../../../src/config.ts';
+import { parseConfig } from '../../../src/config.ts';
+import { parseTableName } from '../../../src/selection/table-name.ts';
 import {
   parseCsv,
   parseTablePattern,

@@ -10,14 +10,14 @@
  * again (START_REPLICATION ends the export). Once imported, a transaction keeps the snapshot.
  *
  * The replication connection accepts only the simple query protocol: the slot name is quoted
- * with postgres/quote.ts. This mirrors ReplicationSession.createSlot (postgres/slot.ts), which
+ * with quote.ts. This mirrors ReplicationSession.createSlot (slot.ts), which
  * creates slots with NOEXPORT_SNAPSHOT for the streaming-only start.
  */
 import type pg from 'pg';
 import { CdcError } from '../core/errors.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
-import { quoteIdent, quoteLiteral } from '../postgres/quote.ts';
+import { quoteIdent, quoteLiteral } from './quote.ts';
 
 export interface ExportedSlot {
   readonly slot: string;

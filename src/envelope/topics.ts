@@ -1,0 +1,26 @@
+/**
+ * Topic names: every event pgcdc writes goes to a topic named here, and only here.
+ *
+ * A table's changes go to `<prefix>.<schema>.<table>`; the other event streams to
+ * `<prefix>.message`, `<prefix>.transaction` and `<prefix>.schema_changes`. With `topic.naming:
+ * database` every name gets the database in front: `<database>_<prefix>...`. The prefix is
+ * `topic.prefix`, by default the database name (docs/events.md).
+ */
+
+export interface TopicNaming {
+  readonly prefix: string;
+  readonly database: string;
+  readonly naming: 'prefix' | 'database';
+}
+
+/** The event streams that are not a table's: logical decoding messages, transaction metadata, schema changes. */
+export type EventStream = 'message' | 'transaction' | 'schema_changes';
+
+/** The topic of one table's changes, or of one of the other event streams. */
+export function topicName(
+  naming: TopicNaming,
+  of: EventStream | { readonly schema: string; readonly table: string },
+): string {
+  const base = typeof of === 'string' ? `${naming.prefix}.${of}` : `${naming.prefix}.${of.schema}.${of.table}`;
+  return naming.naming === 'database' ? `${naming.database}_${base}` : base;
+}
