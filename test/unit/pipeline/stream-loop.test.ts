@@ -23,12 +23,13 @@ import { PgoutputDecoder } from '../../../src/protocol/pgoutput.ts';
 import { resolveEndpoint } from '../../../src/postgres/connect.ts';
 import type { TableRef } from '../../../src/postgres/catalog.ts';
 import type { PgType } from '../../../src/source/values.ts';
-import type { Checkpoint, OffsetStore } from '../../../src/offsets/store.ts';
-import type { EventBatch, Sink, SinkPosition } from '../../../src/sinks/contract.ts';
+import type { Checkpoint } from '../../../src/offsets/store.ts';
 import { Heartbeat } from '../../../src/pipeline/heartbeat.ts';
 import type { FrameSource, FrameStream, StreamCatalog } from '../../../src/pipeline/loop-ports.ts';
 import { StreamLoop } from '../../../src/pipeline/stream-loop.ts';
 import { keepalive, xlogData } from '../protocol/builder.ts';
+import { MemorySink } from '../../harness/memory-sink.ts';
+import { MemoryOffsetStore } from '../../harness/memory-offsets.ts';
 
 /** What the loop did, in order: status updates sent and checkpoints stored. */
 type Entry =
@@ -65,38 +66,14 @@ class RecordedSource implements FrameSource {
   }
 }
 
-class MemorySink implements Sink {
-  readonly kind = 'memory';
-  /** The ids of every event written, in order. */
-  readonly ids: string[] = [];
-  open(): Promise<void> {
-    return Promise.resolve();
+/** The harness's offset store, recording each stored checkpoint in the loop's log before the loop hears of it. */
+class LoggedOffsets extends MemoryOffsetStore {
+  constructor(private readonly log: Entry[]) {
+    super();
   }
-  write(batch: EventBatch): Promise<SinkPosition> {
-    for (let i = 0; i < batch.count; i++) this.ids.push(batch.id(i));
-    return Promise.resolve({ count: this.ids.length });
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-class MemoryOffsets implements OffsetStore {
-  readonly stored: Checkpoint[] = [];
-  constructor(private readonly log: Entry[]) {}
-  load(): Promise<Checkpoint | undefined> {
-    return Promise.resolve(this.stored.at(-1));
-  }
-  commit(checkpoint: Checkpoint): Promise<void> {
-    this.stored.push(checkpoint);
+  override async commit(checkpoint: Checkpoint): Promise<void> {
+    await super.commit(checkpoint);
     this.log.push({ kind: 'stored', lsn: parseLsn(checkpoint.lsn) });
-    return Promise.resolve();
-  }
-  replace(checkpoint: Checkpoint): Promise<void> {
-    return this.commit(checkpoint);
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
   }
 }
 
@@ -186,7 +163,7 @@ interface Harness {
   readonly loop: StreamLoop;
   readonly stream: RecordedStream;
   readonly sink: MemorySink;
-  readonly offsets: MemoryOffsets;
+  readonly offsets: LoggedOffsets;
   readonly catalog: RelationCatalog;
   readonly log: Entry[];
   readonly failures: CdcError[];
@@ -206,7 +183,8 @@ async function harness(options: { streaming?: boolean; heartbeatMs?: number } = 
   const log: Entry[] = [];
   const source = new RecordedSource(log);
   const sink = new MemorySink();
-  const offsets = new MemoryOffsets(log);
+  await sink.open(undefined);
+  const offsets = new LoggedOffsets(log);
   const catalog = new RelationCatalog();
   const failures: CdcError[] = [];
   const quiet = pino({ level: 'silent' });
@@ -335,7 +313,7 @@ for (const [file, protoVersion] of [
     try {
       for (const frame of expected.frames) h.stream.frame(frame);
       await until('every transaction checkpointed', () =>
-        h.offsets.stored.some((c) => parseLsn(c.lsn) >= expected.lastEnd),
+        h.offsets.history.some((c) => parseLsn(c.lsn) >= expected.lastEnd),
       );
       await settled();
       assert.deepEqual(h.failures, []);
@@ -355,7 +333,7 @@ void test('the recorded replication frames (keepalives around a transaction) go 
   const h = await harness();
   try {
     for (const frame of frames) h.stream.frame(frame);
-    await until('a checkpoint', () => h.offsets.stored.length > 0);
+    await until('a checkpoint', () => h.offsets.history.length > 0);
     await settled();
     assert.deepEqual(h.failures, []);
     assert.ok(h.sink.ids.length > 0, 'the transaction was delivered');
@@ -390,7 +368,7 @@ void test('a keepalive that asks for a reply is answered before the next frame i
     assert.equal(statuses(), before + 1);
     release();
     await until('every transaction checkpointed', () =>
-      h.offsets.stored.some((c) => parseLsn(c.lsn) >= expected.lastEnd),
+      h.offsets.history.some((c) => parseLsn(c.lsn) >= expected.lastEnd),
     );
     assertDeliveredInOrder(h.sink, expected);
     assertFlushNeverPastCheckpoint(h.log, 0);
@@ -407,7 +385,9 @@ void test('a heartbeat moves the checkpoint over idle WAL, and a status update r
     const idleEnd = expected.lastEnd + 0x1000;
     // Writes elsewhere: the server's position moves on past the last captured commit.
     h.stream.frame(keepalive({ walEnd: idleEnd, sendTime: 0, replyRequested: false }));
-    await until('the checkpoint at the idle position', () => h.offsets.stored.some((c) => parseLsn(c.lsn) === idleEnd));
+    await until('the checkpoint at the idle position', () =>
+      h.offsets.history.some((c) => parseLsn(c.lsn) === idleEnd),
+    );
     await until('a status update reporting it', () => h.log.some((e) => e.kind === 'status' && e.flush === idleEnd));
     assert.deepEqual(h.failures, []);
     assertFlushNeverPastCheckpoint(h.log, 0);
