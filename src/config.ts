@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { CdcError } from './core/errors.ts';
 import { sshTunnelSchema } from './postgres/tunnel.ts';
+import { sinkConfigSchema } from './sinks/registry.ts';
 
 const identifier = z
   .string()
@@ -62,13 +63,8 @@ export const configSchema = z.strictObject({
   signalTable: z.string().min(1).optional(),
   /** Create the publication when it is missing (FOR TABLE the selected tables). */
   createPublication: z.boolean().default(true),
-  sink: z
-    .strictObject({
-      kind: z.enum(['jsonl', 'stdout']).default('jsonl'),
-      /** Directory of the JSONL files (one per topic). */
-      out: z.string().default('./events'),
-    })
-    .default({ kind: 'jsonl', out: './events' }),
+  /** `kind` (default jsonl) and that kind's options; each kind brings its schema (sinks/registry.ts). */
+  sink: sinkConfigSchema,
   offsets: z.string().default('./pgcdc-offsets.json'),
   topic: z
     .strictObject({

@@ -19,7 +19,7 @@ import { CdcError, toCdcError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { LockFile } from '../offsets/lock.ts';
 import { parseLsn } from '../protocol/lsn.ts';
-import { JsonlSink } from '../sinks/jsonl/jsonl.ts';
+import { createSink } from '../sinks/registry.ts';
 import type { EventBatch, Sink, SinkPosition } from '../sinks/contract.ts';
 import { SHOP_DIFF_TABLE, SHOP_TABLES, ShopWorkload, createShop, seedShop } from './demo-shop.ts';
 import { printReport, renderEvent } from './demo-print.ts';
@@ -51,7 +51,7 @@ function positive(value: string, flag: string, max: number): number {
   return n;
 }
 
-/** Delegates to the JSONL sink, then shows the batch: what is printed is durable. */
+/** Delegates to the configured (JSONL) sink, then shows the batch: what is printed is durable. */
 class PrintingSink implements Sink {
   readonly kind: string;
   private readonly inner: Sink;
@@ -270,7 +270,7 @@ async function runDemo(flags: DemoFlags): Promise<number> {
       topicWidth: Math.max(...SHOP_TABLES.map((t) => `${DATABASE}.${t}`.length)),
       columns: process.stdout.columns ?? 200,
     };
-    const sink = new PrintingSink(new JsonlSink({ dir: files.events }), (batch) => {
+    const sink = new PrintingSink(createSink(config.sink), (batch) => {
       let text = '';
       for (let i = 0; i < batch.count; i++) text += `${renderEvent(batch.topic(i), batch.line(i), render)}\n`;
       process.stdout.write(text);

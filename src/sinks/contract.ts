@@ -5,34 +5,70 @@
  * deduplicate, and per-topic order is the order of `write` calls and of events within a batch.
  * A sink that can do better says so on its class (the JSONL sink is exactly-once: it truncates to
  * the checkpointed position on open).
+ *
+ * Every kind must pass the conformance suite (test/harness/sink-conformance.ts), which checks each
+ * rule below; a kind joins the registry (sinks/registry.ts) with a folder of its own.
  */
 
 import type { EventBatch } from './batch.ts';
 
 export type { EventBatch };
 
-/** Sink-specific resume state, stored inside the checkpoint. Plain JSON. */
+/**
+ * Sink-specific resume state, stored inside the checkpoint. Plain JSON (it is written to the
+ * offsets file as is): `{ files: { [topic]: bytes } }` for JSONL, `{}` for stdout.
+ */
 export type SinkPosition = { readonly [key: string]: unknown };
 
+/**
+ * One sink instance serves one capture run: `open` once, any number of `write`s, `close`. A
+ * restart (a new process, or an in-process retry) makes a new instance and opens it with the
+ * position stored in the checkpoint.
+ */
 export interface Sink {
   /** Short name for logs and metrics (`jsonl`, `stdout`, ...). */
   readonly kind: string;
 
   /**
    * Prepares the sink. `resume` is the position stored with the last checkpoint, or undefined when
-   * pgcdc has never committed a checkpoint. A sink that can restore exactly-once state does it
-   * here (JSONL: truncate every file to its checkpointed length). Must be called once, first.
+   * pgcdc has never committed a checkpoint. Must be called once, first.
+   *
+   * - Exactly-once kinds restore exactly the state that `resume` describes: whatever was written
+   *   after it (a later batch, a torn partial event left by a crash) is removed, so the events the
+   *   capture sends again from the checkpoint appear once. Without `resume` they refuse a
+   *   destination that already holds events (CONFIG_INVALID): they cannot tell what was delivered.
+   *   A destination that holds less than `resume` says is refused (SINK_FAILED): data was lost
+   *   behind pgcdc's back.
+   * - At-least-once kinds accept any `resume`; events after it are delivered again.
    */
   open(resume: SinkPosition | undefined): Promise<void>;
 
   /**
-   * Appends a batch. Resolves only when every event of this batch, and of every earlier batch, is
-   * durable in the sink; the resolved position is what the checkpoint must store so that `open`
-   * can restore exactly this state. Rejects with a CdcError('SINK_FAILED') if anything may not be
-   * durable; the caller must then not store a checkpoint for this batch.
+   * Appends a batch.
+   *
+   * - Order: writes may be issued before earlier ones resolved; they take effect in call order,
+   *   and events of a batch in batch order. Promises resolve in call order.
+   * - Durable before resolve: it resolves only when every event of this batch, and of every
+   *   earlier batch, is durable: readable by an independent reader (another process opening the
+   *   file, the program reading the pipe) and kept if the pgcdc process is killed right after.
+   * - Position: the resolved position is what the checkpoint must store so that `open` can restore
+   *   exactly this state. An empty batch resolves the current position.
+   * - A failure is never acknowledged: it rejects with a CdcError (SINK_FAILED, or LOCAL_IO for a
+   *   local disk; `retryable` says whether the same write may succeed later) if anything may not
+   *   be durable, and the caller must then not store a checkpoint for this batch. No later
+   *   position covers the failed batch: writes issued before the rejection (queued behind it)
+   *   reject too, since they were issued expecting it to land. A write issued after the rejection
+   *   either continues from the last resolved position (the failed batch left nothing a later
+   *   position covers) or is refused because the sink cannot promise durability any more (the
+   *   caller restarts from the checkpoint).
    */
   write(batch: EventBatch): Promise<SinkPosition>;
 
-  /** Releases resources; does not imply durability of anything not already acknowledged by write. */
+  /**
+   * Releases resources. Idempotent. Waits until every write issued before it has settled (each
+   * resolves, durable, or rejects); writes issued after it reject (INTERNAL). Does not make
+   * anything durable that `write` did not acknowledge, and does not end a stream it does not own
+   * (process.stdout).
+   */
   close(): Promise<void>;
 }

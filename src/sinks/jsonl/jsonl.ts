@@ -86,7 +86,8 @@ type State = 'new' | 'open' | 'failed' | 'closed';
  * - `write(batch)` appends each topic's lines with one positional write per touched file, then
  *   fdatasyncs every touched file (and the directory after creating a file), and only then
  *   resolves `{ files: { [topic]: bytes } }` listing every file written so far. Writes are
- *   serialized: a write waits for the one in flight.
+ *   serialized: a write waits for the one in flight, and one queued behind a write that failed is
+ *   refused (it would land after a gap).
  * - `open(resume)` truncates every file to its checkpointed length and removes `*.jsonl` files the
  *   checkpoint does not list, so bytes written after the last checkpoint (and re-sent after a
  *   restart) appear once. Without a checkpoint it refuses a directory that already holds events.
@@ -105,6 +106,9 @@ export class JsonlSink implements Sink {
   private failure: unknown;
   /** Serializes writes; never rejects. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** Writes rejected so far, and the latest reason: see `write`. */
+  private rejections = 0;
+  private lastRejection: unknown;
   /** A file was created and the directory entry is not yet known durable. */
   private dirDirty = false;
   private readonly recoveries: JsonlRecovery[] = [];
@@ -135,8 +139,17 @@ export class JsonlSink implements Sink {
   }
 
   write(batch: EventBatch): Promise<SinkPosition> {
-    const run = this.tail.then(() => this.writeNow(batch));
-    this.tail = run.catch(() => undefined);
+    const rejectionsBefore = this.rejections;
+    const run = this.tail.then(() => {
+      // Issued expecting an earlier write to land, which failed: writing it would leave a gap.
+      if (this.rejections !== rejectionsBefore) throw queuedBehindFailure(this.dir, this.lastRejection);
+      return this.writeNow(batch);
+    });
+    // Counted before the caller sees the rejection, so a write it issues then is not refused.
+    this.tail = run.catch((error: unknown) => {
+      this.rejections++;
+      this.lastRejection = error;
+    });
     return run;
   }
 
@@ -400,6 +413,17 @@ async function writeFully(handle: FileHandle, data: Buffer, position: number): P
     if (bytesWritten === 0) throw new CdcError('SINK_FAILED', 'the file system accepted no bytes', { retryable: true });
     done += bytesWritten;
   }
+}
+
+function queuedBehindFailure(dir: string, cause: unknown): CdcError {
+  return new CdcError(
+    'SINK_FAILED',
+    `an earlier write to ${dir} failed, so the writes queued behind it are not written`,
+    {
+      retryable: cause instanceof CdcError && cause.retryable,
+      cause,
+    },
+  );
 }
 
 function firstRejection(results: readonly PromiseSettledResult<unknown>[]): unknown {
