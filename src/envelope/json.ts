@@ -1,5 +1,5 @@
 /**
- * Per-table precompiled serializers for change events (architecture.md section 4). Every constant
+ * Per-table precompiled serializers for change events (ARCHITECTURE.md, the hot path). Every constant
  * part of a line is encoded to bytes once per table; an event is written straight into the
  * delivery batch (sinks/batch.ts) as those fragments plus the column encoders' output. No line
  * string is ever built: serialisation is the main cost of the pipeline, and building then encoding

@@ -2,7 +2,7 @@
  * Delivery: buffers events, writes them to the sink in batches, stores the checkpoint once a batch
  * is durable, and owns the one number PostgreSQL may forget up to: `acked`.
  *
- * The acknowledgement rule (architecture.md section 3): `acked` is the commit end LSN of the last
+ * The acknowledgement rule (ARCHITECTURE.md): `acked` is the commit end LSN of the last
  * transaction whose events are all durable in the sink AND whose checkpoint is stored. It is never
  * the last received LSN. With nothing in flight, `confirmIdle` moves it (and the checkpoint) to the
  * keepalive's walEnd so an idle slot holds no WAL.
