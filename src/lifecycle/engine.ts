@@ -24,7 +24,7 @@ import { StreamLoop } from '../pipeline/stream-loop.ts';
 import { checkStreamingSupported } from '../pipeline/large-transactions.ts';
 import { decideStartup, isKeyless, keylessInexact, requestStartSnapshot } from './snapshot-mode.ts';
 import { takeSnapshotOnly } from './snapshot-only.ts';
-import { estimateRows, SnapshotProgressDisplay } from '../observability/snapshot-bars.ts';
+import { estimateRows, SnapshotBars } from '../observability/snapshot-bars.ts';
 import { EngineEventBus } from '../observability/event-bus.ts';
 import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
 import type { EngineEvents } from '../core/engine-events.ts';
@@ -296,7 +296,7 @@ export class Capture {
         const display =
           config.snapshot.progress === 'off' || snapshotTables.length === 0
             ? undefined
-            : new SnapshotProgressDisplay(config.snapshot.progress, estimates, this.log);
+            : new SnapshotBars(config.snapshot.progress, estimates, this.log);
         // Stored with the progress: the exported snapshot's xids and where the output was before it.
         const meta: { asOf?: string; start?: SinkPosition } = startPosition ? { start: startPosition } : {};
         const store = (
@@ -326,7 +326,7 @@ export class Capture {
           log: this.log,
           onSnapshotXids: (asOf) => (meta.asOf = asOf),
           checkpoint: (position, list) => store(position, list, 'running'),
-          onProgress: (list) => {
+          onTablesRead: (list) => {
             display?.update(list);
             this.snapshotRead(list, estimates);
           },
@@ -447,9 +447,9 @@ export class Capture {
     config: Config,
     query: pg.Client,
     tables: readonly TableRef[],
-  ): Promise<SnapshotProgressDisplay | undefined> {
+  ): Promise<SnapshotBars | undefined> {
     if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
-    return new SnapshotProgressDisplay(config.snapshot.progress, await estimateRows(query, tables), this.log);
+    return new SnapshotBars(config.snapshot.progress, await estimateRows(query, tables), this.log);
   }
 
   /** One snapshot-progress event per table of the initial snapshot. */

@@ -10,7 +10,7 @@ import type pg from 'pg';
 import type { TableProgress } from '../offsets/store.ts';
 import type { Logger } from '../core/log.ts';
 
-export type ProgressMode = 'auto' | 'bars' | 'lines' | 'off';
+export type SnapshotBarsMode = 'auto' | 'bars' | 'lines' | 'off';
 
 /** Estimated rows per `schema.table` (absent or <= 0: unknown). */
 export async function estimateRows(
@@ -38,7 +38,7 @@ interface Rate {
   readonly startRows: number;
 }
 
-export class SnapshotProgressDisplay {
+export class SnapshotBars {
   private readonly out: NodeJS.WritableStream;
   private readonly mode: 'bars' | 'lines' | 'off';
   private readonly estimates: Map<string, number>;
@@ -49,7 +49,7 @@ export class SnapshotProgressDisplay {
   private drawnLines = 0;
 
   constructor(
-    mode: ProgressMode,
+    mode: SnapshotBarsMode,
     estimates: Map<string, number>,
     log: Logger,
     out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,

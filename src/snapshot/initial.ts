@@ -48,8 +48,8 @@ export interface InitialSnapshotInput {
   readonly checkpoint: (position: SinkPosition, tables: readonly TableProgress[]) => Promise<void>;
   /** The exported snapshot's xids (txid_current_snapshot text), once imported: store it with the progress. */
   readonly onSnapshotXids?: (asOf: string) => void;
-  /** Progress display hook: rows delivered so far per table. */
-  readonly onProgress?: (tables: readonly TableProgress[]) => void;
+  /** After each chunk: every table's read so far (for the progress bars and status). */
+  readonly onTablesRead?: (tables: readonly TableProgress[]) => void;
 }
 
 export interface InitialSnapshotResult {
@@ -143,7 +143,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
         const written = flush();
         if (final || inFlight > 1) await written;
       }
-      input.onProgress?.(progress);
+      input.onTablesRead?.(progress);
       if (chunk.cursor.done)
         log.info(
           { table: `${chunk.table.schema}.${chunk.table.table}`, rows: progress[index]?.emitted },
