@@ -77,7 +77,10 @@ export const sinkConfigSchema = z
  * A new, unopened sink as `config` describes it. Throws CONFIG_INVALID for a kind that is not
  * registered (a config that did not go through `sinkConfigSchema`).
  */
-export function createSink(config: { readonly kind: string }, context: SinkContext = {}): Sink {
+export function createSink(
+  config: { readonly kind: string } & Readonly<Record<string, unknown>>,
+  context: SinkContext = {},
+): Sink {
   const kind = byName.get(config.kind);
   if (kind === undefined) {
     throw new CdcError('CONFIG_INVALID', `sink.kind: ${unknownKindMessage(config.kind)}`, {

@@ -23,8 +23,8 @@ export interface MemoryEvent {
 export class MemorySinkStore {
   /** Every durable event, in the order written. Includes events past the last checkpoint until `open` cuts them. */
   readonly events: MemoryEvent[] = [];
-  /** Part of an event left by a crash in the middle of a write (never a whole event); `open` removes it. */
-  tornTail: string | undefined;
+  /** Part of an event (of `topic`) left by a crash in the middle of a write; `open` removes it. */
+  tornTail: { readonly topic: string; readonly partial: string } | undefined;
   private readonly waiters: { count: number; resolve: () => void }[] = [];
 
   /** The ids of every durable event, in order. */
@@ -37,9 +37,9 @@ export class MemorySinkStore {
     return this.events.filter((event) => event.topic === topic).map((event) => event.line);
   }
 
-  /** Simulates a crash in the middle of a write: a partial event after the durable ones. */
-  tear(partial = '{"id":"torn'): void {
-    this.tornTail = partial;
+  /** Simulates a crash in the middle of a write: a partial event of `topic` after the durable ones. */
+  tear(topic: string, partial = '{"id":"torn'): void {
+    this.tornTail = { topic, partial };
   }
 
   /** Resolves once at least `count` events are durable (await state, never sleep). */
@@ -138,6 +138,7 @@ export class MemorySink implements Sink {
   private rejections = 0;
   private readonly injected: { error: CdcError; mode: InjectedFailureMode }[] = [];
   private stall: Stall | undefined;
+  private readonly brokenTopics = new Set<string>();
   /** Whether `open(undefined)` refuses a store that already holds events. */
   private readonly refuseUnknownData: boolean;
 
@@ -159,6 +160,15 @@ export class MemorySink implements Sink {
   failNext(options: { error?: CdcError; mode?: InjectedFailureMode; count?: number } = {}): void {
     const error = options.error ?? new CdcError('SINK_FAILED', 'injected sink failure', { retryable: true });
     for (let i = 0; i < (options.count ?? 1); i++) this.injected.push({ error, mode: options.mode ?? 'undone' });
+  }
+
+  /** Every later write with an event of `topic` rejects ('undone': it leaves nothing), until `healTopic`. */
+  failWritesTo(topic: string): void {
+    this.brokenTopics.add(topic);
+  }
+
+  healTopic(topic: string): void {
+    this.brokenTopics.delete(topic);
   }
 
   /** Every later write rejects with `error`, as after a failure the sink cannot undo. */
@@ -235,11 +245,16 @@ export class MemorySink implements Sink {
       const injected = this.injected.shift();
       if (injected !== undefined) {
         if (injected.mode === 'torn') {
-          this.store.append(events.slice(0, Math.floor(events.length / 2)));
-          this.store.tear();
+          const kept = events.slice(0, Math.floor(events.length / 2));
+          this.store.append(kept);
+          this.store.tear(events[kept.length]?.topic ?? '');
           this.state = 'failed';
         }
         throw injected.error;
+      }
+      const broken = events.find((event) => this.brokenTopics.has(event.topic));
+      if (broken !== undefined) {
+        throw new CdcError('SINK_FAILED', `injected failure of the writes to ${broken.topic}`, { retryable: true });
       }
     } catch (error) {
       this.failure = error instanceof CdcError ? error : new CdcError('SINK_FAILED', String(error), { cause: error });

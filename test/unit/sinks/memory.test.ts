@@ -39,7 +39,7 @@ void describe('MemorySink', () => {
     await first.open(undefined);
     const p1 = await first.write(batch(1, 2));
     await first.write(batch(3));
-    store.tear();
+    store.tear('odd');
     await first.close();
     assert.deepEqual(store.ids(), ['0/1:1', '0/1:2', '0/1:3']);
     assert.deepEqual(store.linesOf('odd'), ['{"id":"0/1:1"}', '{"id":"0/1:3"}']);
