@@ -46,6 +46,47 @@ const sourceSchema = z.strictObject({
   ssh: sshTunnelSchema.optional(),
 });
 
+/**
+ * In-process recovery (lifecycle/supervisor.ts, docs/recovery.md): a retried fault (core/error-policy.ts)
+ * starts the capture again after an exponential backoff with jitter, until `giveUpAfterMs` of faults
+ * without a healthy stretch; then pgcdc exits 1 with the last cause.
+ */
+export const RETRY_DEFAULTS = {
+  initialDelayMs: 500,
+  maxDelayMs: 30_000,
+  giveUpAfterMs: 900_000,
+  resetAfterMs: 30_000,
+  jitter: 'full',
+} as const;
+const DAY_MS = 86_400_000;
+const retrySchema = z
+  .strictObject({
+    /** The delay before the first retry of an outage (before jitter). */
+    initialDelayMs: z.number().int().min(1).max(DAY_MS).default(RETRY_DEFAULTS.initialDelayMs),
+    /** The largest delay between two attempts (the cap of the doubling). */
+    maxDelayMs: z.number().int().min(1).max(DAY_MS).default(RETRY_DEFAULTS.maxDelayMs),
+    /** Faults for this long without a healthy stretch: exit 1 with the last cause. 0: never retry. */
+    giveUpAfterMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * DAY_MS)
+      .default(RETRY_DEFAULTS.giveUpAfterMs),
+    /** Streaming this long without a fault ends the outage: the backoff and the give-up clock reset. */
+    resetAfterMs: z.number().int().min(0).max(DAY_MS).default(RETRY_DEFAULTS.resetAfterMs),
+    /** full: a uniform delay in [0, the doubled delay]; decorrelated: in [initial, 3 x the previous delay]. */
+    jitter: z.enum(['full', 'decorrelated']).default(RETRY_DEFAULTS.jitter),
+  })
+  .refine((retry) => retry.maxDelayMs >= retry.initialDelayMs, {
+    message: 'must be at least retry.initialDelayMs',
+    path: ['maxDelayMs'],
+  })
+  .default(RETRY_DEFAULTS);
+/** How long a clean stop (SIGINT/SIGTERM) may take before pgcdc exits 1 without confirming more. */
+const shutdownSchema = z
+  .strictObject({ timeoutMs: z.number().int().min(1000).max(DAY_MS).default(30_000) })
+  .default({ timeoutMs: 30_000 });
+
 export const configSchema = z.strictObject({
   source: sourceSchema.default({ connectTimeoutMs: 10_000 }),
   slot: identifier.default('pgcdc_slot'),
@@ -200,6 +241,8 @@ export const configSchema = z.strictObject({
       progressIntervalMs: z.number().int().min(0).max(86_400_000).optional(),
     })
     .default({ level: 'info', format: 'pretty' }),
+  retry: retrySchema,
+  shutdown: shutdownSchema,
 });
 
 export type Config = z.infer<typeof configSchema>;

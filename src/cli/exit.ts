@@ -1,6 +1,8 @@
 /**
- * Exit codes: 0 success, 1 runtime failure (the source or sink failed, a safety check refused to
- * resume), 2 bad input (flags, config, URL, unknown table, unreachable host). Every failure prints
+ * Exit codes: 0 success, 1 runtime failure (the source or sink failed in a way the error policy does
+ * not retry, recovery gave up after retry.giveUpAfterMs, a safety check refused to resume), 2 bad
+ * input (flags, config, URL, a host name that does not resolve, unknown table). A refused or lost
+ * connection is retried in the process (lifecycle/supervisor.ts), not an exit. Every failure prints
  * exactly one line on stderr naming what is wrong and what to do.
  */
 import { CdcError, USAGE_CODES, toCdcError } from '../core/errors.ts';

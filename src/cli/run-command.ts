@@ -1,18 +1,19 @@
 /**
- * `pgcdc run`: stream changes from PostgreSQL into a sink until stopped.
- * SIGINT/SIGTERM stop cleanly (flush, store the offset, confirm it, exit 0).
+ * `pgcdc run`: stream changes from PostgreSQL into a sink until stopped, starting the capture again
+ * inside the process after a retried fault (lifecycle/supervisor.ts, docs/recovery.md).
+ * SIGINT/SIGTERM stop cleanly (flush, store the offset, confirm it, exit 0) within shutdown.timeoutMs.
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Config, ConfigInput, FlagNamer } from '../config.ts';
 import { mergeLayers, parseConfig, readConfigFile, SNAPSHOT_METHODS, SNAPSHOT_MODES } from '../config.ts';
-import { Capture } from '../lifecycle/engine.ts';
+import { superviseCapture } from '../lifecycle/supervisor.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { createSink, describeSinkKinds } from '../sinks/registry.ts';
 import { CdcError } from '../core/errors.ts';
 import { splitTableList } from '../selection/patterns.ts';
-import { EXIT_OK, reportFatal } from './exit.ts';
+import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
 import { deprecatedIntervalKey, StatusLine, statusLineIntervalMs } from './status-line.ts';
 import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
 
@@ -42,13 +43,19 @@ export interface RunFlags extends ConnectionFlags {
   streaming?: boolean;
   logLevel?: Config['log']['level'];
   logFormat?: Config['log']['format'];
+  retryInitialDelay?: string;
+  retryMaxDelay?: string;
+  retryGiveUpAfter?: string;
 }
 
-function positiveInt(value: string | undefined, flag: string): number | undefined {
+function positiveInt(value: string | undefined, flag: string, min = 1): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new CdcError('CONFIG_INVALID', `${flag} must be a positive whole number, not ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new CdcError(
+      'CONFIG_INVALID',
+      `${flag} must be a ${min === 0 ? 'non-negative' : 'positive'} whole number, not ${JSON.stringify(value)}`,
+    );
   return n;
 }
 
@@ -78,6 +85,11 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     },
     streaming: flags.streaming,
     log: { level: flags.logLevel, format: flags.logFormat },
+    retry: {
+      initialDelayMs: positiveInt(flags.retryInitialDelay, '--retry-initial-delay'),
+      maxDelayMs: positiveInt(flags.retryMaxDelay, '--retry-max-delay'),
+      giveUpAfterMs: positiveInt(flags.retryGiveUpAfter, '--retry-give-up-after', 0),
+    },
   };
 }
 
@@ -116,6 +128,9 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   streaming: '--streaming',
   'log.level': '--log-level',
   'log.format': '--log-format',
+  'retry.initialDelayMs': '--retry-initial-delay',
+  'retry.maxDelayMs': '--retry-max-delay',
+  'retry.giveUpAfterMs': '--retry-give-up-after',
 };
 
 /** The flag behind a bad value at `path`, when the flags (not the file) set it. */
@@ -144,13 +159,22 @@ export function makeSink(config: Config, log?: Logger): Sink {
   return createSink(config.sink, log === undefined ? {} : { log });
 }
 
-/** Runs until a signal or a failure; returns the process exit code. */
-export async function runCapture(config: Config, log: Logger, sink: Sink = makeSink(config, log)): Promise<number> {
-  // Handlers go in before start-up: a signal during the startup checks must still stop cleanly
-  // (exit 0 once the capture is up and stopped), never kill the process with the default action.
-  let capture: Capture | undefined;
-  let stopRequested = false;
+/**
+ * Runs until a signal, a fault the error policy does not retry, or the give-up time; returns the
+ * process exit code. `makeSink` gives a fresh sink to every start-up (a sink is opened once).
+ */
+export async function runCapture(
+  config: Config,
+  log: Logger,
+  makeSinkForAttempt: () => Sink = () => makeSink(config, log),
+): Promise<number> {
+  const run = superviseCapture(config, makeSinkForAttempt, log);
+  const supervisor = run.supervisor;
+  // Handlers go in at once: a signal during a start-up or a backoff must still stop cleanly, never
+  // kill the process with the default action.
   let signals = 0;
+  let stopTimedOut!: () => void;
+  const timedOut = new Promise<false>((resolve) => (stopTimedOut = () => resolve(false)));
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;
     if (signals > 1) {
@@ -158,23 +182,29 @@ export async function runCapture(config: Config, log: Logger, sink: Sink = makeS
         { signal },
         'second signal: exiting without a clean stop (nothing unconfirmed is lost; it is delivered again on restart)',
       );
-      process.exit(1);
+      process.exit(EXIT_FAILURE);
     }
     log.info({ signal }, 'stopping: delivering committed changes and confirming them');
-    stopRequested = true;
-    if (capture) void capture.stop();
+    void supervisor.stop().then((clean) => {
+      if (!clean) stopTimedOut();
+    });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const deprecated = deprecatedIntervalKey(config.log);
   if (deprecated !== undefined) log.warn({}, deprecated);
   const statusLine = new StatusLine(log, statusLineIntervalMs(config.log));
+  statusLine.start(() => run.status());
   try {
-    capture = await Capture.start(config, sink, log);
-    const started = capture;
-    statusLine.start(() => started.status());
-    if (stopRequested) void capture.stop();
-    await capture.stopped;
+    const ended = await Promise.race([supervisor.done.then(() => true), timedOut]);
+    if (!ended) {
+      log.error(
+        { timeoutMs: config.shutdown.timeoutMs },
+        'the clean stop did not finish within shutdown.timeoutMs (a stalled sink or source): exiting without ' +
+          'confirming more (nothing unconfirmed is lost; it is delivered again on restart)',
+      );
+      process.exit(EXIT_FAILURE);
+    }
     return EXIT_OK;
   } finally {
     statusLine.stop();
@@ -250,7 +280,13 @@ export function registerRun(program: Command): void {
         'trace',
       ]),
     )
-    .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']));
+    .addOption(new Option('--log-format <format>', 'pretty or json logs on stderr').choices(['pretty', 'json']))
+    .option('--retry-initial-delay <ms>', 'first delay before starting again after a retried fault (default 500)')
+    .option('--retry-max-delay <ms>', 'longest delay between two attempts (default 30000)')
+    .option(
+      '--retry-give-up-after <ms>',
+      'exit 1 after faults for this long without recovering (default 900000; 0: never retry)',
+    );
   addConnectionOptions(command).action(async (flags: RunFlags) => {
     let code: number;
     try {

@@ -2,7 +2,9 @@
  * Typed errors. Every failure pgcdc reports carries a closed `code`, whether retrying could help,
  * and a `hint` telling the user what to do. Messages never contain passwords or full connection
  * strings: build them from `describeEndpoint()` in postgres/connect.ts, never from a URL.
+ * Whether an error is retried comes from the error policy (error-policy.ts), not from call sites.
  */
+import { isConnectionLoss, isRetryable, sqlStateOf } from './error-policy.ts';
 
 export type ErrorCode =
   // bad input from the user: exit code 2
@@ -52,7 +54,11 @@ export type ErrorCode =
   | 'INTERNAL';
 
 export interface CdcErrorOptions {
-  /** True when the same operation may succeed later without the user changing anything. */
+  /**
+   * The call site's judgement that this occurrence is transient (the same operation may succeed
+   * later without the user changing anything). Used only for the codes the error policy marks
+   * `transient-if`, and only when the cause carries no SQLSTATE or network error of its own.
+   */
   retryable?: boolean;
   /** One sentence on what the user should do. */
   hint?: string;
@@ -61,6 +67,7 @@ export interface CdcErrorOptions {
 
 export class CdcError extends Error {
   readonly code: ErrorCode;
+  /** Retried inside the process by the supervisor (lifecycle/supervisor.ts): from the error policy. */
   readonly retryable: boolean;
   readonly hint: string | undefined;
 
@@ -68,7 +75,7 @@ export class CdcError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CdcError';
     this.code = code;
-    this.retryable = options.retryable ?? false;
+    this.retryable = isRetryable(code, options.retryable, options.cause);
     this.hint = options.hint;
   }
 
@@ -92,9 +99,24 @@ export function isCdcError(value: unknown): value is CdcError {
   return value instanceof CdcError;
 }
 
-/** Wraps anything thrown into a CdcError, keeping typed errors as they are. */
+/**
+ * Wraps anything thrown into a CdcError, keeping typed errors as they are. Whatever `code` says, a
+ * connection that went away (a reset, EOF, a terminated backend) becomes CONNECTION_LOST, and a
+ * PostgreSQL error is SOURCE_QUERY_FAILED rather than INTERNAL: neither is a bug in pgcdc.
+ */
 export function toCdcError(value: unknown, code: ErrorCode = 'INTERNAL'): CdcError {
   if (value instanceof CdcError) return value;
   const message = value instanceof Error ? value.message : String(value);
+  if (isConnectionLoss(value)) return new CdcError('CONNECTION_LOST', message, { cause: value });
+  if (code === 'INTERNAL' && sqlStateOf(value) !== undefined)
+    return new CdcError('SOURCE_QUERY_FAILED', message, { cause: value });
   return new CdcError(code, message, { cause: value });
+}
+
+/**
+ * A failed source operation (`code`, usually SOURCE_QUERY_FAILED): CONNECTION_LOST instead when the
+ * cause says the connection went away, so logs and the policy name what really happened.
+ */
+export function sourceError(code: ErrorCode, message: string, options: CdcErrorOptions = {}): CdcError {
+  return new CdcError(isConnectionLoss(options.cause) ? 'CONNECTION_LOST' : code, message, options);
 }

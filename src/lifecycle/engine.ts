@@ -50,6 +50,8 @@ import { pauseBeforeStreamForTest } from './test-pause.ts';
 
 /** How often the requests directory of `pgcdc snapshot` is looked at. */
 const REQUEST_POLL_MS = 1000;
+/** The longest one teardown step may take after a fault (see `bounded`). */
+const TEARDOWN_STEP_MS = 5000;
 import { Heartbeat } from '../pipeline/heartbeat.ts';
 import { isHeartbeatTable } from '../selection/heartbeat-table.ts';
 import { openToastStore } from '../pipeline/toast.ts';
@@ -131,7 +133,7 @@ export class Capture {
     const offsets = await FileOffsetStore.open(config.offsets);
     const cleanups: (() => Promise<unknown>)[] = [() => offsets.close()];
     const cleanup = async (): Promise<void> => {
-      for (const step of cleanups.reverse()) await step().catch(() => undefined);
+      for (const step of cleanups.reverse()) await bounded(step());
     };
     try {
       const checkpoint = await offsets.load();
@@ -391,7 +393,7 @@ export class Capture {
           if (this.stopRequested) return;
           this.stopRequested = true;
           clearInterval(timers.requests);
-          void loop.abort().finally(() => void cleanup().finally(() => this.rejectStopped(error)));
+          void bounded(loop.abort()).finally(() => void cleanup().finally(() => this.rejectStopped(error)));
         },
         onProgress: (positions) => this.events.emit({ type: 'status-sent', ...positions }),
       });
@@ -466,6 +468,22 @@ export class Capture {
       });
     }
   }
+}
+
+/**
+ * A teardown step that cannot hold up a restart (the supervisor starts the capture again once this
+ * one is torn down): closing a client whose server vanished may never settle. Errors are dropped:
+ * the step is best effort, and nothing it does acknowledges anything.
+ */
+async function bounded(step: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    step.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, TEARDOWN_STEP_MS);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /**

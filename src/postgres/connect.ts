@@ -18,6 +18,7 @@ import pg from 'pg';
 import type { Config, SslMode } from '../config.ts';
 import { SSL_MODES } from '../config.ts';
 import { CdcError } from '../core/errors.ts';
+import { isConnectionLoss, isTransientSqlState, sqlStateOf } from '../core/error-policy.ts';
 import { passfilePath, passwordFromPassfile, readSecretFile } from './password.ts';
 import { leaseTunnel, type SshTunnelConfig } from './tunnel.ts';
 
@@ -335,32 +336,34 @@ export function connectError(endpoint: SourceEndpoint, cause: unknown): CdcError
   if (err.code === '3D000') {
     return new CdcError('CONNECT_FAILED', `database ${endpoint.database} does not exist on ${where}`, { cause });
   }
-  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') {
+  if (err.code === 'ENOTFOUND') {
     return new CdcError('CONNECT_FAILED', `cannot resolve host ${endpoint.host}`, {
       cause,
       hint: 'check the host name',
     });
   }
-  if (
-    err.code === 'ECONNREFUSED' ||
-    err.code === 'ETIMEDOUT' ||
-    err.code === 'EHOSTUNREACH' ||
-    /timeout/i.test(message)
-  ) {
-    return new CdcError('CONNECT_FAILED', `cannot connect to ${where} (${err.code ?? 'timeout'})`, {
+  // Refused, reset, timed out, closed during start-up, or the server starting up / shutting down
+  // (57P03): the server is not there yet. Retried in the process (core/error-policy.ts).
+  if (isConnectionLoss(cause) || /timeout/i.test(message) || isTransientSqlState(sqlStateOf(cause) ?? '')) {
+    // The errno, not Node's message: that names the address dialled, a tunnel's local end with SSH.
+    const reason =
+      err.code === 'EAI_AGAIN'
+        ? 'temporary DNS failure'
+        : err.code !== undefined && sqlStateOf(cause) === undefined
+          ? err.code
+          : secretFree(endpoint, message);
+    return new CdcError('CONNECTION_LOST', `cannot connect to ${where} (${reason})`, {
       cause,
-      retryable: true,
       hint: 'check that PostgreSQL is running and reachable at that host and port',
     });
   }
-  return new CdcError(
-    'CONNECT_FAILED',
-    `cannot connect to ${where}: ${message.replaceAll(endpoint.password ?? '\0', '***')}`,
-    {
-      cause,
-      retryable: true,
-    },
-  );
+  return new CdcError('CONNECT_FAILED', `cannot connect to ${where}: ${secretFree(endpoint, message)}`, { cause });
+}
+
+function secretFree(endpoint: SourceEndpoint, message: string): string {
+  return endpoint.password === undefined || endpoint.password === ''
+    ? message
+    : message.replaceAll(endpoint.password, '***');
 }
 
 /** Node's certificate-verification error codes, as a phrase a user can act on. */

@@ -9,7 +9,8 @@ import { both as copyBoth } from 'pg-copy-streams';
 import type { Lsn } from '../protocol/messages.ts';
 import { formatLsn, parseLsn } from '../protocol/lsn.ts';
 import { encodeStandbyStatus, pgClockMicros } from '../protocol/replication.ts';
-import { CdcError } from '../core/errors.ts';
+import { CdcError, sourceError } from '../core/errors.ts';
+import { isConnectionLoss } from '../core/error-policy.ts';
 import { quoteIdent, quoteLiteral } from './quote.ts';
 import { openConnection, type SourceEndpoint } from './connect.ts';
 import { createSlotWithSnapshot, type ExportedSlot } from './exported-snapshot.ts';
@@ -52,12 +53,16 @@ export class ReplicationStream extends EventEmitter<{ frame: [Buffer]; error: [C
     duplex.on('error', (error: Error) => {
       if (this.ended) return;
       this.ended = true;
+      // A terminated walsender (57P01), a restarting server or a reset link is CONNECTION_LOST; an
+      // error with another SQLSTATE (a missing publication, say) is not retried (core/error-policy.ts).
       this.emit(
         'error',
-        new CdcError('REPLICATION_STREAM_FAILED', `replication stream failed: ${error.message}`, {
-          cause: error,
-          retryable: true,
-        }),
+        isConnectionLoss(error)
+          ? new CdcError('CONNECTION_LOST', `the replication connection was lost: ${error.message}`, { cause: error })
+          : new CdcError('REPLICATION_STREAM_FAILED', `replication stream failed: ${error.message}`, {
+              cause: error,
+              retryable: true,
+            }),
       );
     });
     duplex.on('end', () => {
@@ -133,7 +138,7 @@ export class ReplicationSession {
       return new ReplicationSession(client, Number(result.rows[0]?.pid));
     } catch (cause) {
       await client.end().catch(() => undefined);
-      throw new CdcError(
+      throw sourceError(
         'SOURCE_QUERY_FAILED',
         `cannot read the backend pid of the replication connection: ` +
           `${cause instanceof Error ? cause.message : String(cause)}`,
@@ -210,7 +215,7 @@ export class ReplicationSession {
       return await this.client.query<R>(sql);
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause);
-      throw new CdcError('SOURCE_QUERY_FAILED', `${sql.split(' ')[0] ?? sql} failed: ${message}`, { cause });
+      throw sourceError('SOURCE_QUERY_FAILED', `${sql.split(' ')[0] ?? sql} failed: ${message}`, { cause });
     }
   }
 }

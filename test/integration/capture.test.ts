@@ -307,8 +307,14 @@ test('bad input gives one clear line and exit code 2', async () => {
 
   const closed = new URL(db.url);
   closed.port = '1';
-  const unreachable = await runPgcdc(runArgs(db, dir, 'public.t').map((a) => (a === db.url ? closed.toString() : a)));
-  assert.equal(unreachable.code, 2);
+  // A refused connection is not bad input: pgcdc retries it (docs/recovery.md); with no retry time
+  // it exits 1 at once.
+  const unreachable = await runPgcdc([
+    ...runArgs(db, dir, 'public.t').map((a) => (a === db.url ? closed.toString() : a)),
+    '--retry-give-up-after',
+    '0',
+  ]);
+  assert.equal(unreachable.code, 1);
   assert.match(unreachable.stderr, /cannot connect to .*127\.0\.0\.1:1/);
   assert.doesNotMatch(unreachable.stderr, /postgres:\/\//, 'never the connection string');
 

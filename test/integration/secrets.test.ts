@@ -180,6 +180,8 @@ test(
       path.join(home, 'o.json'),
       '--out',
       path.join(home, 'ev'),
+      '--retry-give-up-after',
+      '0',
     ]);
     assert.notEqual(run.code, 0);
     assert.match(run.stderr, /cannot connect to postgres@127\.0\.0\.1:1\/postgres/);
