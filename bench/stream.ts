@@ -142,7 +142,11 @@ async function runPgcdc(cluster: EmbeddedCluster, workDir: string, threshold: st
     path.join(ROOT, 'bin/pgcdc.js'),
     'run',
     '--source',
-    `postgres://postgres@127.0.0.1:${cluster.port}/${DATABASE}`,
+    // Loopback to an embedded cluster without TLS; pgcdc's default is sslmode=require.
+    `postgres://postgres@127.0.0.1:${cluster.port}/${DATABASE}?sslmode=disable`,
+    // The bench creates the slot itself (before the load): stream only, no online snapshot of the table.
+    '--snapshot-mode',
+    'never',
     '--slot',
     SLOT_PGCDC,
     '--publication',

@@ -7,6 +7,10 @@
  * the last received LSN. With nothing in flight, `confirmIdle` moves it (and the checkpoint) to the
  * keepalive's walEnd so an idle slot holds no WAL.
  *
+ * Delivery decides nothing about time on its own: the stream loop's scheduler (scheduler.ts) asks it whether a
+ * checkpoint is ready to store (`checkpointReady`) and when a batch is due (`batchDueAt`), and calls
+ * `storeCheckpoint` and `writeBatch`. One sink write or checkpoint store runs at a time, in the background.
+ *
  * Batches are cut at transaction boundaries so the stored sink position always matches the stored
  * LSN. A transaction too big to buffer is written in parts without a checkpoint; the checkpoint at
  * its commit covers them (the JSONL sink truncates uncommitted parts away after a crash).
@@ -29,8 +33,16 @@ export interface DeliveryHooks {
   pressure(high: boolean): void;
   /** A sink or offset store failure: nothing after `acked` is durable; the run must stop. */
   failed(error: CdcError): void;
-  /** A checkpoint was stored (for status and logs); `delivered` counts the events durable with it since start. */
+  /**
+   * A checkpoint was stored: `acked` may have moved (the stream loop sends a status update). `delivered` counts
+   * the events durable with it since start.
+   */
   stored(checkpoint: Checkpoint, delivered: number): void;
+  /**
+   * Something the scheduler waits for happened outside its own steps: a write or store completed, or an open
+   * transaction grew too big to buffer. The stream loop looks at `checkpointReady` and `batchDueAt` again.
+   */
+  ready(): void;
   /**
    * Called before the checkpoint at `lsn` is stored; the checkpoint waits for it. For state that
    * must be durable at least as far as the checkpoint (the TOAST fill store).
@@ -42,6 +54,17 @@ export interface DeliveryHooks {
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 /** Reading pauses while this much is buffered (the sink is behind); bounds memory with huge transactions. */
 const MAX_BUFFERED_BYTES = 48 * 1024 * 1024;
+
+/** A cut batch on its way to its checkpoint. */
+interface DurableBatch {
+  /** Durable in the sink; the checkpoint is not stored yet. */
+  ready: boolean;
+  lsn: Lsn;
+  progress: CheckpointProgress;
+  lastCommit: CommitIdentity | undefined;
+  /** Its events (counted as delivered once the checkpoint is stored). */
+  count: number;
+}
 
 type CheckpointIdentity = Pick<Checkpoint, 'systemId' | 'timeline' | 'database' | 'slot' | 'publication'>;
 
@@ -74,8 +97,12 @@ export class Delivery implements ChangeSink {
   private lastXid = -1;
   private lastCommitChanged = false;
   private lastCommit: CommitIdentity | undefined;
-  private pump: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** The sink write or checkpoint store running (one at a time). */
+  private running: Promise<void> | undefined;
+  /** When the committed events must be cut into a batch (see batchDueAt). */
+  private dueAt = Infinity;
+  /** The batch cut last: what its checkpoint will say once the sink made it durable. */
+  private readonly durable: DurableBatch = { ready: false, lsn: 0, progress: {}, lastCommit: undefined, count: 0 };
   private highWater = false;
   private failure: CdcError | undefined;
   /** Events delivered (durable) since start. */
@@ -125,13 +152,34 @@ export class Delivery implements ChangeSink {
     return this.ackedLsn;
   }
 
-  /** Nothing buffered, nothing being written, no committed LSN waiting for a checkpoint. */
+  /** Nothing buffered, nothing being written or stored, no committed LSN waiting for a checkpoint. */
   get idle(): boolean {
-    return this.pending.count === 0 && this.pump === undefined && !this.behind;
+    return this.pending.count === 0 && this.running === undefined && !this.durable.ready && !this.behind;
   }
 
   get buffered(): number {
     return this.pending.count;
+  }
+
+  /** A sink write or checkpoint store is running. */
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** The batch the sink made durable waits for its checkpoint: `storeCheckpoint` is next (scheduler.ts). */
+  get checkpointReady(): boolean {
+    return this.durable.ready && this.running === undefined && this.failure === undefined;
+  }
+
+  /**
+   * When `writeBatch` should run (`Date.now()` ms): now when the committed events fill a batch, when an open
+   * transaction is too big to buffer, or when an idle move is waiting; `maxDelayMs` after the first commit since
+   * the last cut otherwise; `Infinity` when there is nothing to cut or an operation is running.
+   */
+  get batchDueAt(): number {
+    if (this.running !== undefined || this.failure !== undefined || this.durable.ready) return Infinity;
+    if (this.openTransactionTooBig()) return 0;
+    return this.dueAt;
   }
 
   /** The batch builder events are written into (see ChangeSink). */
@@ -153,8 +201,8 @@ export class Delivery implements ChangeSink {
       this.highWater = true;
       this.hooks.pressure(true);
     }
-    // A huge open transaction: write it in parts so memory stays bounded.
-    if (this.openTransactionTooBig()) this.kick();
+    // A huge open transaction: it is written in parts so memory stays bounded (batchDueAt says now).
+    if (this.running === undefined && this.openTransactionTooBig()) this.hooks.ready();
   }
 
   commit(endLsn: Lsn, commitLsn?: Lsn, xid?: number): void {
@@ -167,8 +215,9 @@ export class Delivery implements ChangeSink {
       this.lastCommitChanged = true;
     }
     this.boundaryProgress = this.progress;
-    if (this.pending.count >= this.options.maxEvents || this.pending.bytes >= MAX_BATCH_BYTES) this.kick();
-    else this.arm();
+    if (this.pending.count >= this.options.maxEvents || this.pending.bytes >= MAX_BATCH_BYTES) this.dueAt = 0;
+    // Committed while a write or store runs: written as soon as it is done, as one continuous pump would.
+    else if (this.dueAt === Infinity) this.dueAt = this.running ? 0 : Date.now() + this.options.maxDelayMs;
   }
 
   private openTransactionTooBig(): boolean {
@@ -179,82 +228,103 @@ export class Delivery implements ChangeSink {
   }
 
   /**
-   * With nothing in flight, moves the checkpoint and `acked` to `walEnd` (a keepalive's position):
-   * every transaction that committed before it has been received and delivered.
+   * With nothing in flight, moves the committed position to `walEnd` (a keepalive's position): every
+   * transaction that committed before it has been received and delivered. The next `writeBatch` and
+   * `storeCheckpoint` move the checkpoint and `acked` there. Returns whether it moved.
    */
-  async confirmIdle(walEnd: Lsn, inTransaction: boolean): Promise<void> {
-    if (inTransaction || !this.idle || walEnd <= this.ackedLsn || this.failure) return;
+  moveIdle(walEnd: Lsn, inFlight: boolean): boolean {
+    if (inFlight || !this.idle || walEnd <= this.ackedLsn || this.failure) return false;
     this.boundaryLsn = walEnd;
-    this.kick();
-    await this.pump;
+    this.dueAt = 0;
+    return true;
+  }
+
+  /** `moveIdle`, then the checkpoint stored there (for stop and tests: the stream loop's scheduler does both). */
+  async confirmIdle(walEnd: Lsn, inFlight: boolean): Promise<void> {
+    if (this.moveIdle(walEnd, inFlight)) await this.drain();
   }
 
   /** Writes and checkpoints everything committed so far; resolves when done (or failed). */
   async drain(): Promise<void> {
-    while (this.pump || (this.behind && !this.failure)) {
-      this.kick();
-      await this.pump;
+    for (;;) {
+      if (this.failure) return;
+      if (this.running) await this.running;
+      else if (this.durable.ready) this.storeCheckpoint();
+      else if (this.boundary > 0 || this.behind) this.writeBatch();
+      else return;
     }
   }
 
-  private arm(): void {
-    if (this.timer || this.pump) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.kick();
-    }, this.options.maxDelayMs);
-  }
-
-  private kick(): void {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-    if (this.pump || this.failure) return;
-    this.pump = this.run().finally(() => {
-      this.pump = undefined;
-      // More may have committed while we were writing.
-      if (!this.failure && (this.behind || this.openTransactionTooBig())) this.arm();
-    });
-  }
-
-  private async run(): Promise<void> {
-    try {
-      while (!this.failure) {
-        if (this.boundary > 0 || this.behind) {
-          const lsn = this.boundaryLsn;
-          const progress = this.boundaryProgress;
-          if (this.lastCommitChanged) {
-            this.lastCommitChanged = false;
-            this.lastCommit = {
-              commitLsn: formatLsn(this.lastCommitLsn),
-              endLsn: formatLsn(this.lastEndLsn),
-              xid: this.lastXid,
-            };
-          }
-          const lastCommit = this.lastCommit;
-          const batch = this.pending.take(this.boundary);
-          this.boundary = 0;
-          this.relievePressure();
-          if (batch.count > 0) this.position = await this.sink.write(batch);
-          this.delivered += batch.count;
-          await this.store(lsn, progress, lastCommit);
-        } else if (this.openTransactionTooBig()) {
-          // Part of one huge transaction: durable in the sink, but no checkpoint until its commit.
-          const batch = this.pending.take(this.pending.count);
-          this.relievePressure();
-          this.position = await this.sink.write(batch);
-          this.delivered += batch.count;
-        } else return;
+  /**
+   * Cuts a batch and starts writing it (one operation at a time): the committed events, or, with none committed
+   * and an open transaction too big to buffer, all of it (durable in the sink, but no checkpoint until its
+   * commit). A committed batch becomes `checkpointReady` once durable; one without events at once.
+   */
+  writeBatch(): void {
+    if (this.running || this.failure || this.durable.ready) return;
+    this.dueAt = Infinity;
+    if (this.boundary > 0 || this.behind) {
+      if (this.lastCommitChanged) {
+        this.lastCommitChanged = false;
+        this.lastCommit = {
+          commitLsn: formatLsn(this.lastCommitLsn),
+          endLsn: formatLsn(this.lastEndLsn),
+          xid: this.lastXid,
+        };
       }
-    } catch (error) {
-      this.failure = toCdcError(error, 'SINK_FAILED');
-      this.hooks.failed(this.failure);
+      const durable = this.durable;
+      durable.lsn = this.boundaryLsn;
+      durable.progress = this.boundaryProgress;
+      durable.lastCommit = this.lastCommit;
+      const batch = this.pending.take(this.boundary);
+      durable.count = batch.count;
+      this.boundary = 0;
+      this.relievePressure();
+      if (batch.count === 0) durable.ready = true;
+      else
+        this.track(
+          this.sink.write(batch).then((position) => {
+            this.position = position;
+            durable.ready = true;
+          }),
+        );
+    } else if (this.openTransactionTooBig()) {
+      const batch = this.pending.take(this.pending.count);
+      this.relievePressure();
+      this.track(
+        this.sink.write(batch).then((position) => {
+          this.position = position;
+          this.delivered += batch.count;
+        }),
+      );
     }
+  }
+
+  /** Stores the checkpoint of the durable batch (see the acknowledgement rule in the module doc). */
+  storeCheckpoint(): void {
+    const durable = this.durable;
+    if (this.running || this.failure || !durable.ready) return;
+    durable.ready = false;
+    const { lsn, progress, lastCommit, count } = durable;
+    this.delivered += count;
+    if (lsn <= this.ackedLsn && progress === this.storedProgress) return;
+    this.track(this.store(lsn, progress, lastCommit));
+  }
+
+  /** Runs one sink or offsets operation; a failure stops delivery for good. */
+  private track(work: Promise<void>): void {
+    this.running = work
+      .catch((error: unknown) => {
+        this.failure = toCdcError(error, 'SINK_FAILED');
+        this.hooks.failed(this.failure);
+      })
+      .finally(() => {
+        this.running = undefined;
+        this.hooks.ready();
+      });
   }
 
   private async store(lsn: Lsn, progress: CheckpointProgress, lastCommit: CommitIdentity | undefined): Promise<void> {
-    if (lsn <= this.ackedLsn && progress === this.storedProgress) return;
     if (lsn < this.ackedLsn) lsn = this.ackedLsn;
     const checkpoint: Checkpoint = {
       version: 2,
@@ -281,10 +351,5 @@ export class Delivery implements ChangeSink {
       this.highWater = false;
       this.hooks.pressure(false);
     }
-  }
-
-  dispose(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
   }
 }

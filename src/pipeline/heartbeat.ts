@@ -1,8 +1,9 @@
 /**
  * Heartbeats: what keeps an idle slot from holding WAL.
  *
- * Every `heartbeat.interval` milliseconds, with nothing in flight, the capture moves its checkpoint and the confirmed
- * LSN to the server's position as last reported by a keepalive (Delivery.confirmIdle). That alone
+ * Every `heartbeat.interval` milliseconds (the stream loop's scheduler keeps the time), with nothing in flight,
+ * the capture moves its checkpoint and the confirmed LSN to the server's position as last reported by a
+ * keepalive (Delivery.moveIdle). That alone
  * covers writes to uncaptured tables and to other databases: the walsender reads all of the
  * cluster's WAL, so its keepalives move on while pgoutput filters the changes out.
  *
@@ -76,14 +77,16 @@ function refusal(error: unknown, table: HeartbeatTarget | undefined): CdcError {
   }
 }
 
-/** The heartbeat timer. Contract: `confirm` is only ever called from here one at a time. */
+/**
+ * The heartbeat's beats; the stream loop's scheduler decides when (scheduler.ts). Contract: `confirm` is only
+ * ever called from here, one at a time.
+ */
 export class Heartbeat {
   private readonly intervalMs: number;
   private readonly client: pg.Client | undefined;
   private readonly statements: readonly string[];
   private readonly table: HeartbeatTarget | undefined;
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
   /** The last write failure logged, so a lasting one is logged once. */
@@ -119,23 +122,31 @@ export class Heartbeat {
     return heartbeat;
   }
 
-  /** Starts the timer: each beat writes (if configured), then calls `confirm`. */
-  start(confirm: () => Promise<void>, onError: (error: CdcError) => void): void {
-    if (this.intervalMs === 0) return;
-    this.timer = setInterval(() => {
-      if (this.running) return; // a slow beat: skip this one rather than pile up
-      this.running = this.beat(confirm)
-        .catch((error: unknown) => onError(toCdcError(error)))
-        .finally(() => (this.running = undefined));
-    }, this.intervalMs);
+  /** Milliseconds between beats; 0 when heartbeats are off. The stream loop's scheduler keeps the time. */
+  get interval(): number {
+    return this.closed ? 0 : this.intervalMs;
   }
 
-  /** Stops the timer and waits for a beat in progress; closes the write connection. */
+  /** A beat is running. */
+  get beating(): boolean {
+    return this.running !== undefined;
+  }
+
+  /**
+   * Starts one beat: writes (if configured), then calls `confirm`. A beat still running makes this a no-op (a
+   * slow beat is skipped rather than piled up); so is a closed heartbeat.
+   */
+  beat(confirm: () => Promise<void>, onError: (error: CdcError) => void): void {
+    if (this.running || this.closed) return;
+    this.running = this.writeThenConfirm(confirm)
+      .catch((error: unknown) => onError(toCdcError(error)))
+      .finally(() => (this.running = undefined));
+  }
+
+  /** Waits for a beat in progress; closes the write connection. No beat starts after this. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
     await this.running;
     await this.client?.end().catch(() => undefined);
   }
@@ -144,7 +155,7 @@ export class Heartbeat {
    * A failed write is logged and the beat goes on (the server may be restarting; the stream will
    * say so itself); only a failed confirmation (the sink or the offsets store) stops the capture.
    */
-  private async beat(confirm: () => Promise<void>): Promise<void> {
+  private async writeThenConfirm(confirm: () => Promise<void>): Promise<void> {
     try {
       await this.write();
       this.failing = undefined;

@@ -38,19 +38,18 @@ import { CdcError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn, PgoutputMessage } from '../protocol/messages.ts';
-import { PgoutputDecoder } from '../protocol/pgoutput.ts';
+import {
+  carriesStreamXid,
+  isStreamControl,
+  peekMessageType,
+  peekStreamXid,
+  PgoutputDecoder,
+} from '../protocol/pgoutput.ts';
 import type { RelationMessage } from '../source/relations.ts';
 import { readSpill, SpillFile, WRITE_BUFFER } from './spill-file.ts';
 
 /** pgoutput's streaming protocol appeared in PostgreSQL 14. */
 export const STREAMING_MIN_MAJOR = 14;
-
-// Stream control type bytes, and the data messages that carry an xid inside a stream block.
-const STREAM_START = 0x53; // 'S'
-const STREAM_STOP = 0x45; // 'E'
-const STREAM_COMMIT = 0x63; // 'c'
-const STREAM_ABORT = 0x41; // 'A'
-const SPILLED = new Set([0x52, 0x59, 0x49, 0x55, 0x44, 0x54, 0x4d]); // R Y I U D T M
 
 const SPILL_NAME = /^\d+\.pgoutput$/;
 
@@ -140,15 +139,14 @@ export class StreamedTransactions {
    * Stream Commit: the caller must hold every later frame until it settles.
    */
   take(data: Buffer, walStart: Lsn): boolean | Promise<void> {
-    const type = data[0];
-    if (type === undefined) return false;
-    if (this.decoder.inStreamBlock && SPILLED.has(type) && data.length >= 5) {
+    const type = peekMessageType(data);
+    if (this.decoder.inStreamBlock && carriesStreamXid(type)) {
       const file = this.current;
       if (!file) throw new CdcError('INTERNAL', 'stream block without a spill file');
-      file.append(data.readUInt32BE(1), walStart, data);
+      file.append(peekStreamXid(data), walStart, data);
       return true;
     }
-    if (type !== STREAM_START && type !== STREAM_STOP && type !== STREAM_COMMIT && type !== STREAM_ABORT) return false;
+    if (!isStreamControl(type)) return false;
     const message = this.decoder.decode(data);
     switch (message.tag) {
       case 'streamStart':
@@ -248,8 +246,7 @@ export class StreamedTransactions {
   private async replay(file: string, commit: Extract<PgoutputMessage, { tag: 'streamCommit' }>): Promise<void> {
     const target = this.target;
     // The spilled messages carry their xid: decode them as inside a stream block.
-    const decoder = new PgoutputDecoder({ protoVersion: 2 });
-    decoder.decode(streamStartMessage(commit.xid));
+    const decoder = new PgoutputDecoder({ protoVersion: 2, inStreamBlock: true });
     target.handle(
       { tag: 'begin', finalLsn: commit.commitLsn, commitTime: commit.commitTime, xid: commit.xid },
       commit.commitLsn,
@@ -284,15 +281,6 @@ export class StreamedTransactions {
     this.waiters = [];
     for (const resolve of waiters) resolve();
   }
-}
-
-/** Stream Start: Byte1('S') Int32 xid Int8 firstSegment. */
-function streamStartMessage(xid: number): Buffer {
-  const buf = Buffer.alloc(6);
-  buf[0] = STREAM_START;
-  buf.writeUInt32BE(xid, 1);
-  buf[5] = 1;
-  return buf;
 }
 
 /** Creates the directory and deletes the spill files in it (only files named like ours). */

@@ -33,6 +33,11 @@ export type PgoutputProtoVersion = 1 | 2 | 3 | 4;
 export interface PgoutputDecoderOptions {
   /** The proto_version given to START_REPLICATION: it decides which messages and fields exist. */
   readonly protoVersion: PgoutputProtoVersion;
+  /**
+   * Start inside a stream block (protocol v2+): for messages that were received between a Stream Start and its
+   * Stream Stop and are decoded later, each still carrying its xid (a streamed transaction's spill file).
+   */
+  readonly inStreamBlock?: boolean;
 }
 
 // Message type bytes.
@@ -80,6 +85,10 @@ export class PgoutputDecoder {
       throw new CdcError('INTERNAL', `pgoutput protocol version ${String(version)} is not supported (1 to 4)`);
     }
     this.protoVersion = options.protoVersion;
+    if (options.inStreamBlock === true) {
+      if (version < 2) throw new CdcError('INTERNAL', `pgoutput protocol version ${version} has no stream blocks`);
+      this.streaming = true;
+    }
   }
 
   /** True between a Stream Start and its Stream Stop, where data messages carry an xid. */
@@ -415,6 +424,49 @@ export class PgoutputDecoder {
   private outsideStream(name: string): void {
     if (this.streaming) throw this.r.invalid(`${name} inside a stream block (Stream Stop missing)`);
   }
+}
+
+/** The type byte of a pgoutput message, or -1 for an empty one. Reads one byte, allocates nothing. */
+export function peekMessageType(data: Buffer): number {
+  return data.length === 0 ? -1 : (data[0] as number);
+}
+
+/** Stream Start, Stream Stop, Stream Commit or Stream Abort: the messages that open, close and end a streamed block. */
+export function isStreamControl(type: number): boolean {
+  return type === STREAM_START || type === STREAM_STOP || type === STREAM_COMMIT || type === STREAM_ABORT;
+}
+
+/**
+ * The messages that carry the xid of the (sub)transaction that made them when they come inside a stream block
+ * (protocol v2+): Relation, Type, Insert, Update, Delete, Truncate and transactional Message.
+ */
+export function carriesStreamXid(type: number): boolean {
+  return (
+    type === RELATION ||
+    type === TYPE ||
+    type === INSERT ||
+    type === UPDATE ||
+    type === DELETE ||
+    type === TRUNCATE ||
+    type === MESSAGE
+  );
+}
+
+/**
+ * The xid a message inside a stream block carries right after its type byte (see `carriesStreamXid`), read
+ * without decoding the rest. Throws PROTOCOL_TRUNCATED when the message is too short to hold one.
+ */
+export function peekStreamXid(data: Buffer): number {
+  if (data.length < 5) {
+    const type = peekMessageType(data);
+    throw new CdcError(
+      'PROTOCOL_TRUNCATED',
+      `pgoutput message ${type < 0 ? '(empty)' : describeType(type)} inside a stream block is ` +
+        `${data.length} bytes long: too short for its xid`,
+      { hint: 'The replication stream framing is broken; report it with the server version' },
+    );
+  }
+  return data.readUInt32BE(1);
 }
 
 function describeType(byte: number): string {

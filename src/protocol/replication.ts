@@ -146,3 +146,13 @@ function writeUint64(out: Buffer, at: number, value: Lsn, what: string): void {
   out.writeUInt32BE(hi, at);
   out.writeUInt32BE(value - hi * TWO_POW_32, at + 4);
 }
+
+/**
+ * True when `frame` is a primary keepalive that asks for a reply now. Reads two bytes and allocates nothing, so a
+ * frame can be looked at on arrival, before it is parsed in order (the stream loop answers such a keepalive before
+ * it processes the next frame, even while frames wait behind a catalog lookup).
+ */
+export function isReplyRequest(frame: Buffer): boolean {
+  // Keepalive: Byte1('k') Int64 walEnd Int64 sendTime Byte1 replyRequested
+  return frame.length >= 18 && frame[0] === KEEPALIVE && frame[17] !== 0;
+}

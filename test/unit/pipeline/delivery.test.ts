@@ -53,7 +53,12 @@ function setup(maxEvents = 10) {
   const offsets = new MemoryOffsets();
   const failures: CdcErrorType[] = [];
   const pressure: boolean[] = [];
-  const delivery = new Delivery(
+  // What the stream loop's scheduler does with Delivery (scheduler.ts), without the rest of the loop.
+  const step = (): void => {
+    if (delivery.checkpointReady) delivery.storeCheckpoint();
+    else if (delivery.batchDueAt <= Date.now()) delivery.writeBatch();
+  };
+  const delivery: Delivery = new Delivery(
     sink,
     offsets,
     identity,
@@ -63,6 +68,7 @@ function setup(maxEvents = 10) {
       pressure: (high) => pressure.push(high),
       failed: (e) => failures.push(e),
       stored: () => undefined,
+      ready: () => setImmediate(step),
     },
   );
   return { sink, offsets, delivery, failures, pressure };
