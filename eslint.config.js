@@ -114,4 +114,21 @@ export default tseslint.config(
     },
   },
   ...folderRules,
+  {
+    // Prettier wraps code at 120 columns but leaves long strings, templates, regexes and comments alone.
+    rules: {
+      'max-len': [
+        'error',
+        {
+          code: 120,
+          tabWidth: 2,
+          ignoreUrls: false,
+          ignoreComments: false,
+          ignoreStrings: false,
+          ignoreTemplateLiterals: false,
+          ignoreRegExpLiterals: false,
+        },
+      ],
+    },
+  },
 );

@@ -33,7 +33,8 @@ if (existsSync(compiled) && (!hasSources || statSync(compiled).mtimeMs >= newest
   await import(pathToFileURL(compiled).href);
 } else if (!hasSources) {
   fail(
-    `this installation has no compiled CLI (${compiled} is missing): reinstall pgcdc from a tarball made by npm pack, or run it from a checkout after npm ci`,
+    `this installation has no compiled CLI (${compiled} is missing): reinstall pgcdc from a tarball made by ` +
+      'npm pack, or run it from a checkout after npm ci',
   );
 } else {
   let register;
@@ -41,7 +42,8 @@ if (existsSync(compiled) && (!hasSources || statSync(compiled).mtimeMs >= newest
     ({ register } = await import('tsx/esm/api'));
   } catch {
     fail(
-      'the sources in this checkout are newer than dist/ and tsx is not installed: run npm ci (installs tsx), or npm run build',
+      'the sources in this checkout are newer than dist/ and tsx is not installed: run npm ci (installs tsx), ' +
+        'or npm run build',
     );
   }
   register();

@@ -218,10 +218,15 @@ export const configSchema = z.strictObject({
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
       format: z.enum(['pretty', 'json']).default('pretty'),
-      /** `pgcdc run`'s progress line (events, rate, acknowledged LSN) at info level, every this many ms; 0: never. */
-      progressIntervalMs: z.number().int().min(0).max(86_400_000).default(60_000),
+      /**
+       * `pgcdc run`'s status line (events, rate, acknowledged LSN) at info level, every this many ms; 0:
+       * never. Unset: `progressIntervalMs`, else a minute (cli/status-line.ts `statusLineIntervalMs`).
+       */
+      statusLineIntervalMs: z.number().int().min(0).max(86_400_000).optional(),
+      /** The earlier name of `statusLineIntervalMs`, still accepted (pgcdc run warns that it is deprecated). */
+      progressIntervalMs: z.number().int().min(0).max(86_400_000).optional(),
     })
-    .default({ level: 'info', format: 'pretty', progressIntervalMs: 60_000 }),
+    .default({ level: 'info', format: 'pretty' }),
   retry: retrySchema,
   shutdown: shutdownSchema,
 });

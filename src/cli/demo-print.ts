@@ -77,7 +77,15 @@ export function renderEvent(topic: string, line: string, options: RenderOptions)
   const head = `${time} ${op} ${topic.padEnd(topicWidth)} ${keyText.padEnd(20)} `;
   const room = Math.max(20, columns - head.length - 1);
   const body = summary.length > room ? `${summary.slice(0, room - 1)}…` : summary;
-  return `${c.dim(time)} ${OP_COLOUR[op]?.(c)(c.bold(op)) ?? c.bold(op)} ${c.cyan(topic.padEnd(topicWidth))} ${keyText.padEnd(20)} ${c.dim(body)}`;
+  const opText = OP_COLOUR[op]?.(c)(c.bold(op)) ?? c.bold(op);
+  return `${c.dim(time)} ${opText} ${c.cyan(topic.padEnd(topicWidth))} ${keyText.padEnd(20)} ${c.dim(body)}`;
+}
+
+/** The report's columns rows, matched, lost, extra, mismatched, right-aligned to their headers' widths. */
+const COUNT_WIDTHS = [6, 8, 5, 6, 11] as const;
+
+function countColumns(values: readonly (string | number)[]): string {
+  return values.map((v, i) => String(v).padStart(COUNT_WIDTHS[i] ?? 0)).join(' ');
 }
 
 /** The verification summary (demo-verify.ts) as a small table and one verdict line. */
@@ -95,7 +103,8 @@ export function printReport(say: (text: string) => void, c: Colours, report: Ver
   const opsHeader = `events ${DEMO_OPS.join('/')}`;
   say(
     c.dim(
-      `  ${'table'.padEnd(20)} ${opsHeader.padEnd(24)} ${'rows'.padStart(6)} ${'matched'.padStart(8)} ${'lost'.padStart(5)} ${'extra'.padStart(6)} ${'mismatched'.padStart(11)}`,
+      `  ${'table'.padEnd(20)} ${opsHeader.padEnd(24)} ` +
+        countColumns(['rows', 'matched', 'lost', 'extra', 'mismatched']),
     ),
   );
   let rows = 0;
@@ -107,7 +116,8 @@ export function printReport(say: (text: string) => void, c: Colours, report: Ver
     const ops = DEMO_OPS.map((op) => t.ops[op] ?? 0).join('/');
     const total = Object.values(t.ops).reduce((a, b) => a + b, 0);
     say(
-      `  ${t.table.padEnd(20)} ${`${total} (${ops})`.padEnd(24)} ${String(t.sourceRows).padStart(6)} ${String(t.matched).padStart(8)} ${String(t.lost).padStart(5)} ${String(t.extra).padStart(6)} ${String(t.mismatched).padStart(11)}`,
+      `  ${t.table.padEnd(20)} ${`${total} (${ops})`.padEnd(24)} ` +
+        countColumns([t.sourceRows, t.matched, t.lost, t.extra, t.mismatched]),
     );
     for (const example of t.examples) say(c.red(`    ${example}`));
     rows += t.sourceRows;

@@ -4,7 +4,7 @@
  * with the source tables, row by row.
  *
  * What is compared: for every row, its primary key and EVERY column. The source side is read with
- * SQL that yields the encoding the events use (docs: architecture.md section 5): `to_jsonb(col)`
+ * SQL that yields the encoding the events use (docs/types.md): `to_jsonb(col)`
  * for numbers, text, uuid, enums, arrays and jsonb; `col::text` for numeric (exact digits);
  * base64 for bytea. Timestamps are compared as instants at microsecond precision (both sides are
  * brought to `YYYY-MM-DDTHH:MM:SS.ffffffZ`), because to_jsonb prints `+00:00` where the events

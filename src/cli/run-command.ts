@@ -14,7 +14,7 @@ import { createSink, describeSinkKinds } from '../sinks/registry.ts';
 import { CdcError } from '../core/errors.ts';
 import { splitTableList } from '../selection/patterns.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
-import { StatusLine } from './status-line.ts';
+import { deprecatedIntervalKey, StatusLine, statusLineIntervalMs } from './status-line.ts';
 import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
 
 export interface RunFlags extends ConnectionFlags {
@@ -191,7 +191,9 @@ export async function runCapture(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const statusLine = new StatusLine(log, config.log.progressIntervalMs);
+  const deprecated = deprecatedIntervalKey(config.log);
+  if (deprecated !== undefined) log.warn({}, deprecated);
+  const statusLine = new StatusLine(log, statusLineIntervalMs(config.log));
   statusLine.start(() => run.status());
   try {
     const ended = await Promise.race([supervisor.done.then(() => true), timedOut]);

@@ -58,10 +58,8 @@ function refuseUncaptured(
   const known = new Set(captured);
   const outside = names.filter((n) => !known.has(n));
   if (outside.length === 0) return;
-  const list =
-    captured.length === 0
-      ? 'no table'
-      : `${captured.slice(0, LISTED).join(', ')}${captured.length > LISTED ? ` and ${captured.length - LISTED} more` : ''}`;
+  const more = captured.length > LISTED ? ` and ${captured.length - LISTED} more` : '';
+  const list = captured.length === 0 ? 'no table' : `${captured.slice(0, LISTED).join(', ')}${more}`;
   const subject = `${outside.join(', ')} ${outside.length === 1 ? 'is' : 'are'} not captured by`;
   throw running === undefined
     ? new CdcError(

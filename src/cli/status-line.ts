@@ -1,5 +1,5 @@
 /**
- * `pgcdc run`'s periodic status line: every `log.progressIntervalMs` (default a minute), at info
+ * `pgcdc run`'s periodic status line: every `log.statusLineIntervalMs` (default a minute), at info
  * level, what the capture delivered since it started streaming and since the last line, the rate,
  * the acknowledged LSN, and how far behind it is.
  *
@@ -8,9 +8,25 @@
  * not known there without a query, so the distance given is received minus acknowledged (WAL
  * received whose changes are not yet durable and confirmed), and the line says so (`lagBasis`).
  */
+import type { Config } from '../config.ts';
 import type { Logger } from '../core/log.ts';
 import type { EngineStatus } from '../observability/status-tracker.ts';
 import { parseLsn } from '../protocol/lsn.ts';
+
+const DEFAULT_INTERVAL_MS = 60_000;
+
+/** The status line's interval: `log.statusLineIntervalMs`, else its deprecated name `log.progressIntervalMs`. */
+export function statusLineIntervalMs(config: Config['log']): number {
+  return config.statusLineIntervalMs ?? config.progressIntervalMs ?? DEFAULT_INTERVAL_MS;
+}
+
+/** The one warning line for the deprecated key, or undefined when it is not used. */
+export function deprecatedIntervalKey(config: Config['log']): string | undefined {
+  if (config.progressIntervalMs === undefined) return undefined;
+  return config.statusLineIntervalMs === undefined
+    ? 'log.progressIntervalMs is deprecated: rename it to log.statusLineIntervalMs (same meaning)'
+    : 'log.progressIntervalMs is deprecated and ignored: log.statusLineIntervalMs is set too; remove the old key';
+}
 
 export class StatusLine {
   private readonly log: Logger;

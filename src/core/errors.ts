@@ -20,7 +20,10 @@ export type ErrorCode =
   | 'REPLICATION_STREAM_FAILED'
   /** The connection to the source was refused, reset or closed (a restart, a terminated walsender, a cut). */
   | 'CONNECTION_LOST'
-  /** The source sent nothing within the receive timeout, or a query outlived its timeout (a stall, a half-open link). */
+  /**
+   * The source sent nothing within the receive timeout, or a query outlived its timeout (a stall,
+   * a half-open link).
+   */
   | 'SOURCE_TIMEOUT'
   /** DDL (e.g. TRUNCATE) on a snapshot table between the slot's creation and the readers' lock. */
   | 'SNAPSHOT_CONFLICT'

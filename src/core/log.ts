@@ -48,9 +48,9 @@ function prettyStream(out: NodeJS.WritableStream): Writable {
           .filter(([key]) => !HIDDEN.has(key))
           .map(([key, value]) => `${pc.dim(`${key}=`)}${typeof value === 'string' ? value : JSON.stringify(value)}`)
           .join(' ');
-        out.write(
-          `${pc.dim(time)} ${colour(pc, level, (LEVEL_NAMES[level] ?? 'info').padEnd(5))} ${typeof record.msg === 'string' ? record.msg : ''}${extras ? ` ${extras}` : ''}\n`,
-        );
+        const levelName = colour(pc, level, (LEVEL_NAMES[level] ?? 'info').padEnd(5));
+        const message = typeof record.msg === 'string' ? record.msg : '';
+        out.write(`${pc.dim(time)} ${levelName} ${message}${extras ? ` ${extras}` : ''}\n`);
       }
       callback();
     },

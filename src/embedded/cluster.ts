@@ -311,7 +311,8 @@ export class EmbeddedCluster {
    * that turned ssl on sets its own sslmode.
    */
   url(database = 'postgres', user = 'postgres', password = this.password): string {
-    return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${encodeURIComponent(database)}?sslmode=disable`;
+    const credentials = `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+    return `postgres://${credentials}@127.0.0.1:${this.port}/${encodeURIComponent(database)}?sslmode=disable`;
   }
 
   get logFile(): string {

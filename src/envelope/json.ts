@@ -1,5 +1,5 @@
 /**
- * Per-table precompiled serializers for change events (architecture.md section 4). Every constant
+ * Per-table precompiled serializers for change events (ARCHITECTURE.md, the hot path). Every constant
  * part of a line is encoded to bytes once per table; an event is written straight into the
  * delivery batch (sinks/batch.ts) as those fragments plus the column encoders' output. No line
  * string is ever built: serialisation is the main cost of the pipeline, and building then encoding
@@ -165,7 +165,8 @@ export class TableSerializer {
     this.beforeThenAfter = join(BEFORE_THEN_AFTER, firstColumn);
     this.sourceHead =
       `,"source":{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},` +
-      `"db":${JSON.stringify(naming.database)},"schema":${JSON.stringify(table.schema)},"table":${JSON.stringify(table.table)},` +
+      `"db":${JSON.stringify(naming.database)},"schema":${JSON.stringify(table.schema)},` +
+      `"table":${JSON.stringify(table.table)},` +
       `"snapshot":"false","txId":`;
     this.readHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"true"');
     this.lastReadHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"last"');
@@ -254,7 +255,8 @@ export class TableSerializer {
     const head =
       snapshot === 'true' ? this.readHead : snapshot === 'last' ? this.lastReadHead : this.incrementalReadHead;
     return bytes(
-      `}${head}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},"op":"r","ts_ms":${nowMs},"transaction":null}}`,
+      `}${head}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},` +
+        `"op":"r","ts_ms":${nowMs},"transaction":null}}`,
     );
   }
 

@@ -43,15 +43,18 @@ export function messageLine(
   const id = tx ? `${tx.context.commitLsn}:${tx.totalOrder - 1}` : `${lsnText}:${NON_TRANSACTIONAL_ID_MARK}`;
   const prefix = JSON.stringify(message.prefix);
   const source =
-    `{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},"db":${JSON.stringify(naming.database)},` +
+    `{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},` +
+    `"db":${JSON.stringify(naming.database)},` +
     `"schema":"","table":"","snapshot":"false","txId":${tx ? tx.context.xid : 'null'},"lsn":${message.lsn},` +
     `"commit_lsn":${tx ? `"${tx.context.commitLsn}"` : 'null'},"ts_ms":${tx ? tx.context.commitTimeMs : nowMs}}`;
   const transaction = tx
-    ? `{"id":"${tx.context.xid}:${tx.context.commitLsn}","total_order":${tx.totalOrder},"data_collection_order":${tx.totalOrder}}`
+    ? `{"id":"${tx.context.xid}:${tx.context.commitLsn}","total_order":${tx.totalOrder},` +
+      `"data_collection_order":${tx.totalOrder}}`
     : 'null';
   return (
     `{"id":"${id}","topic":${JSON.stringify(topicName(naming, 'message'))},"key":{"prefix":${prefix}},` +
-    `"value":{"op":"m","ts_ms":${nowMs},"source":${source},"message":{"prefix":${prefix},"content":"${message.content.toString('base64')}"},` +
+    `"value":{"op":"m","ts_ms":${nowMs},"source":${source},` +
+    `"message":{"prefix":${prefix},"content":"${message.content.toString('base64')}"},` +
     `"transaction":${transaction}}}`
   );
 }

@@ -23,8 +23,9 @@ export interface DataCollectionCount {
 
 function line(naming: TopicNaming, tx: TransactionContext, status: 'BEGIN' | 'END', tail: string): string {
   const id = `${tx.xid}:${tx.commitLsn}`;
+  const topic = JSON.stringify(topicName(naming, 'transaction'));
   return (
-    `{"id":"${tx.commitLsn}:${status === 'BEGIN' ? 'begin' : 'end'}","topic":${JSON.stringify(topicName(naming, 'transaction'))},"key":{"id":"${id}"},` +
+    `{"id":"${tx.commitLsn}:${status === 'BEGIN' ? 'begin' : 'end'}","topic":${topic},"key":{"id":"${id}"},` +
     `"value":{"status":"${status}","id":"${id}","ts_ms":${tx.commitTimeMs},${tail}}}`
   );
 }

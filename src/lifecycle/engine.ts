@@ -16,7 +16,7 @@ import { ensurePublication, readServerFacts, readSlot, type TableRef } from '../
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { ReplicationSession } from '../postgres/slot.ts';
 import { FileOffsetStore } from '../offsets/file.ts';
-import type { TableProgress } from '../offsets/store.ts';
+import type { SnapshotTableState } from '../offsets/store.ts';
 import type { Sink, SinkPosition } from '../sinks/contract.ts';
 import { EventBatch } from '../sinks/batch.ts';
 import { takeInitialSnapshot } from '../snapshot/initial.ts';
@@ -24,7 +24,7 @@ import { StreamLoop } from '../pipeline/stream-loop.ts';
 import { checkStreamingSupported } from '../pipeline/large-transactions.ts';
 import { decideStartup, isKeyless, keylessInexact, requestStartSnapshot } from './snapshot-mode.ts';
 import { takeSnapshotOnly } from './snapshot-only.ts';
-import { estimateRows, SnapshotProgressDisplay } from '../observability/snapshot-bars.ts';
+import { estimateRows, SnapshotBars } from '../observability/snapshot-bars.ts';
 import { EngineEventBus } from '../observability/event-bus.ts';
 import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
 import type { EngineEvents } from '../core/engine-events.ts';
@@ -44,7 +44,7 @@ import {
   uncapturedNames,
   type TableSelection,
 } from '../selection/table-selection.ts';
-import type { CheckpointProgress } from '../offsets/store.ts';
+import type { ResumeState } from '../offsets/store.ts';
 import { readRequests, removeRequest, writeCaptured } from '../snapshot/requests.ts';
 import { pauseBeforeStreamForTest } from './test-pause.ts';
 
@@ -100,8 +100,8 @@ export class Capture {
   }
 
   /** The snapshot progress as it will be stored next (undefined before streaming started). */
-  get snapshotProgress(): CheckpointProgress | undefined {
-    return this.loop?.snapshotProgress;
+  get resumeState(): ResumeState | undefined {
+    return this.loop?.resumeState;
   }
 
   /** Asks for an incremental snapshot of `tables` (a `pgcdc snapshot` request with this id). */
@@ -298,12 +298,12 @@ export class Capture {
         const display =
           config.snapshot.progress === 'off' || snapshotTables.length === 0
             ? undefined
-            : new SnapshotProgressDisplay(config.snapshot.progress, estimates, this.log);
+            : new SnapshotBars(config.snapshot.progress, estimates, this.log);
         // Stored with the progress: the exported snapshot's xids and where the output was before it.
         const meta: { asOf?: string; start?: SinkPosition } = startPosition ? { start: startPosition } : {};
         const store = (
           position: SinkPosition,
-          list: readonly TableProgress[],
+          list: readonly SnapshotTableState[],
           state: 'running' | 'done',
         ): Promise<void> =>
           offsets.commit({
@@ -328,7 +328,7 @@ export class Capture {
           log: this.log,
           onSnapshotXids: (asOf) => (meta.asOf = asOf),
           checkpoint: (position, list) => store(position, list, 'running'),
-          onProgress: (list) => {
+          onTablesRead: (list) => {
             display?.update(list);
             this.snapshotRead(list, estimates);
           },
@@ -395,7 +395,7 @@ export class Capture {
           clearInterval(timers.requests);
           void bounded(loop.abort()).finally(() => void cleanup().finally(() => this.rejectStopped(error)));
         },
-        onProgress: (positions) => this.events.emit({ type: 'status-sent', ...positions }),
+        onStatusSent: (positions) => this.events.emit({ type: 'status-sent', ...positions }),
       });
       this.loop = loop;
       await pauseBeforeStreamForTest();
@@ -449,13 +449,13 @@ export class Capture {
     config: Config,
     query: pg.Client,
     tables: readonly TableRef[],
-  ): Promise<SnapshotProgressDisplay | undefined> {
+  ): Promise<SnapshotBars | undefined> {
     if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
-    return new SnapshotProgressDisplay(config.snapshot.progress, await estimateRows(query, tables), this.log);
+    return new SnapshotBars(config.snapshot.progress, await estimateRows(query, tables), this.log);
   }
 
   /** One snapshot-progress event per table of the initial snapshot. */
-  private snapshotRead(tables: readonly TableProgress[], estimates: Map<string, number>): void {
+  private snapshotRead(tables: readonly SnapshotTableState[], estimates: Map<string, number>): void {
     for (const t of tables) {
       const table = `${t.schema}.${t.table}`;
       const estimate = estimates.get(table);
@@ -491,11 +491,7 @@ async function bounded(step: Promise<unknown>): Promise<void> {
  * table was dropped) is stopped with a warning: reading it would deliver an uncaptured table, or
  * fail on a missing one at every start.
  */
-function dropUncapturedSnapshots(
-  progress: CheckpointProgress,
-  selection: TableSelection,
-  log: Logger,
-): CheckpointProgress {
+function dropUncapturedSnapshots(progress: ResumeState, selection: TableSelection, log: Logger): ResumeState {
   const incremental = progress.incremental;
   if (!incremental) return progress;
   const outside = uncaptured(

@@ -28,7 +28,7 @@ import { continueInitial, pendingTables, requestTables, sameTable } from '../sna
 import type { SinkPosition } from '../sinks/contract.ts';
 import { xminComparable } from '../snapshot/visibility.ts';
 import { planStartup, type StartupPlan } from './restart-rule.ts';
-import type { CheckpointProgress } from '../offsets/store.ts';
+import type { ResumeState } from '../offsets/store.ts';
 
 /** Refusals that mode when_needed answers with a new slot and a new snapshot. */
 const START_OVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -54,7 +54,7 @@ export interface StartupInput {
 export interface StartupDecision {
   readonly plan: StartupPlan;
   /** The progress to start with (from the checkpoint, or a continued initial snapshot). */
-  readonly progress: CheckpointProgress;
+  readonly progress: ResumeState;
   /** The stored checkpoint is replaced by a lower one (a start over on purpose). */
   readonly rewind: boolean;
   /** Where the sink resumes instead of the stored checkpoint's position (an initial snapshot taken again). */
@@ -99,7 +99,7 @@ export function keylessInexact(keyless: readonly TableRef[], asOf: string | unde
 
 export async function decideStartup(input: StartupInput): Promise<StartupDecision> {
   const { config, checkpoint, system, slot, log } = input;
-  const stored: CheckpointProgress = {
+  const stored: ResumeState = {
     ...(checkpoint?.snapshot ? { snapshot: checkpoint.snapshot } : {}),
     ...(checkpoint?.incremental ? { incremental: checkpoint.incremental } : {}),
     ...(checkpoint?.schemas ? { schemas: checkpoint.schemas } : {}),
@@ -196,11 +196,11 @@ export function requestStartSnapshot(input: {
   readonly plan: StartupPlan;
   readonly mode: SnapshotMode;
   readonly method: ResolvedMethod | { readonly unavailable: string };
-  readonly progress: CheckpointProgress;
+  readonly progress: ResumeState;
   readonly snapshotTables: readonly TableRef[];
   readonly startLsn: Lsn;
   readonly log: Logger;
-}): CheckpointProgress {
+}): ResumeState {
   const { plan, mode, method, progress, log } = input;
   if (mode === 'never' || input.snapshotTables.length === 0) return progress;
   const wanted =

@@ -23,7 +23,7 @@ import type { TopicNaming } from '../envelope/topics.ts';
 import { takeInitialSnapshot } from '../snapshot/initial.ts';
 import { isKeyless } from './snapshot-mode.ts';
 import { sameTable } from '../snapshot/resume-state.ts';
-import type { SnapshotProgressDisplay } from '../observability/snapshot-bars.ts';
+import type { SnapshotBars } from '../observability/snapshot-bars.ts';
 
 export interface SnapshotOnlyInput {
   readonly config: Config;
@@ -38,7 +38,7 @@ export interface SnapshotOnlyInput {
   readonly offsets: OffsetStore;
   readonly checkpoint: Checkpoint | undefined;
   readonly log: Logger;
-  readonly display?: SnapshotProgressDisplay | undefined;
+  readonly display?: SnapshotBars | undefined;
 }
 
 export async function takeSnapshotOnly(input: SnapshotOnlyInput): Promise<void> {
@@ -130,7 +130,7 @@ export async function takeSnapshotOnly(input: SnapshotOnlyInput): Promise<void> 
       log,
       resume: startOver !== undefined ? undefined : checkpoint?.snapshot?.tables,
       checkpoint: (position, tables) => store(position, tables, 'running'),
-      onProgress: input.display ? (tables) => input.display?.update(tables) : undefined,
+      onTablesRead: input.display ? (tables) => input.display?.update(tables) : undefined,
     });
     await store(result.position ?? first, result.tables, 'done');
     log.info({ tables: input.tables.length }, 'initial_only: snapshot complete');

@@ -83,7 +83,10 @@ export interface SupervisorOptions {
 }
 
 export class Supervisor {
-  /** Settles when supervision ends: resolved after a stop or a completed capture, rejected with the cause that ended it. */
+  /**
+   * Settles when supervision ends: resolved after a stop or a completed capture, rejected with the
+   * cause that ended it.
+   */
   readonly done: Promise<void>;
   private readonly options: SupervisorOptions;
   private readonly backoff: Backoff;

@@ -7,10 +7,10 @@
  * capped below 100% until a table is done.
  */
 import type pg from 'pg';
-import type { TableProgress } from '../offsets/store.ts';
+import type { SnapshotTableState } from '../offsets/store.ts';
 import type { Logger } from '../core/log.ts';
 
-export type ProgressMode = 'auto' | 'bars' | 'lines' | 'off';
+export type SnapshotBarsMode = 'auto' | 'bars' | 'lines' | 'off';
 
 /** Estimated rows per `schema.table` (absent or <= 0: unknown). */
 export async function estimateRows(
@@ -38,18 +38,18 @@ interface Rate {
   readonly startRows: number;
 }
 
-export class SnapshotProgressDisplay {
+export class SnapshotBars {
   private readonly out: NodeJS.WritableStream;
   private readonly mode: 'bars' | 'lines' | 'off';
   private readonly estimates: Map<string, number>;
   private readonly log: Logger;
   private readonly rates = new Map<string, Rate>();
-  private latest: readonly TableProgress[] = [];
+  private latest: readonly SnapshotTableState[] = [];
   private lastDraw = 0;
   private drawnLines = 0;
 
   constructor(
-    mode: ProgressMode,
+    mode: SnapshotBarsMode,
     estimates: Map<string, number>,
     log: Logger,
     out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
@@ -60,7 +60,7 @@ export class SnapshotProgressDisplay {
     this.log = log;
   }
 
-  update(tables: readonly TableProgress[]): void {
+  update(tables: readonly SnapshotTableState[]): void {
     if (this.mode === 'off') return;
     this.latest = tables;
     const now = Date.now();
@@ -94,7 +94,7 @@ export class SnapshotProgressDisplay {
   }
 
   private figures(
-    t: TableProgress,
+    t: SnapshotTableState,
     now: number,
   ): {
     table: string;
@@ -116,7 +116,7 @@ export class SnapshotProgressDisplay {
     return { table: key, rows: t.emitted, percent, rowsPerSecond: perSecond, etaSeconds: eta, done };
   }
 
-  private bar(t: TableProgress, now: number): string {
+  private bar(t: SnapshotTableState, now: number): string {
     const f = this.figures(t, now);
     const filled = f.percent === null ? 0 : Math.round((f.percent / 100) * BAR_WIDTH);
     const bar = `${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}`;

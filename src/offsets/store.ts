@@ -13,7 +13,7 @@ export type ChunkCursor =
   | { readonly kind: 'ctid'; readonly nextPage: number; readonly done: boolean };
 
 /** One table of a snapshot and where its read stands. Plain JSON. */
-export interface TableProgress {
+export interface SnapshotTableState {
   readonly schema: string;
   readonly table: string;
   /** After the last chunk whose events are durable (with this checkpoint); `done` once read to the end. */
@@ -36,13 +36,13 @@ export interface TableProgress {
  * An online (incremental, watermarked) snapshot in progress or finished. Stored with every
  * checkpoint so that a restart continues after the last durable chunk.
  */
-export interface IncrementalProgress {
+export interface IncrementalSnapshotState {
   /** Names this snapshot and starts its events' ids: `<lsn>:i<seq>`. */
   readonly id: string;
   /** Incremented per snapshot started; part of the next id. */
   readonly seq: number;
   /** In reading order; a table's index here is part of its events' ids, so entries are never removed. */
-  readonly tables: readonly TableProgress[];
+  readonly tables: readonly SnapshotTableState[];
   /** Ids of `pgcdc snapshot` requests already taken (the most recent ones), so none is taken twice. */
   readonly requests: readonly string[];
 }
@@ -95,13 +95,13 @@ export interface Checkpoint {
    */
   readonly snapshot?: {
     readonly state: 'running' | 'done';
-    readonly tables?: readonly TableProgress[];
+    readonly tables?: readonly SnapshotTableState[];
     readonly only?: boolean;
     readonly asOf?: string;
     readonly start?: SinkPosition;
   };
   /** The incremental snapshot, when one was ever requested. */
-  readonly incremental?: IncrementalProgress;
+  readonly incremental?: IncrementalSnapshotState;
   /** Shapes of the captured tables by relation id, for schema-change events (pipeline/schema-changes.ts). */
   readonly schemas?: Readonly<Record<string, string>>;
 }
@@ -128,7 +128,9 @@ export interface OffsetStore {
 }
 
 /**
- * Snapshot progress stored with the checkpoint. It is stored with the events written before it
- * changed: set it (`setProgress`) only at a transaction boundary, right before `commit`.
+ * What a restart resumes from besides the LSN and the sink position: the initial and incremental
+ * snapshots' state and the captured tables' last shapes, stored with the checkpoint. It is stored
+ * with the events written before it changed: set it (`setResumeState`) only at a transaction
+ * boundary, right before `commit`.
  */
-export type CheckpointProgress = Pick<Checkpoint, 'snapshot' | 'incremental' | 'schemas'>;
+export type ResumeState = Pick<Checkpoint, 'snapshot' | 'incremental' | 'schemas'>;

@@ -2,7 +2,7 @@
  * Delivery: buffers events, writes them to the sink in batches, stores the checkpoint once a batch
  * is durable, and owns the one number PostgreSQL may forget up to: `acked`.
  *
- * The acknowledgement rule (architecture.md section 3): `acked` is the commit end LSN of the last
+ * The acknowledgement rule (ARCHITECTURE.md): `acked` is the commit end LSN of the last
  * transaction whose events are all durable in the sink AND whose checkpoint is stored. It is never
  * the last received LSN. With nothing in flight, `confirmIdle` moves it (and the checkpoint) to the
  * keepalive's walEnd so an idle slot holds no WAL.
@@ -17,7 +17,7 @@
  */
 import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
-import type { Checkpoint, CheckpointProgress, CommitIdentity, OffsetStore } from '../offsets/store.ts';
+import type { Checkpoint, ResumeState, CommitIdentity, OffsetStore } from '../offsets/store.ts';
 import type { Sink, SinkPosition } from '../sinks/contract.ts';
 import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import { toCdcError, type CdcError } from '../core/errors.ts';
@@ -60,7 +60,7 @@ interface DurableBatch {
   /** Durable in the sink; the checkpoint is not stored yet. */
   ready: boolean;
   lsn: Lsn;
-  progress: CheckpointProgress;
+  progress: ResumeState;
   lastCommit: CommitIdentity | undefined;
   /** Its events (counted as delivered once the checkpoint is stored). */
   count: number;
@@ -85,9 +85,9 @@ export class Delivery implements ChangeSink {
   private position: SinkPosition;
   private ackedLsn: Lsn;
   /** The progress now, at the boundary, and in the stored checkpoint (compared by identity). */
-  private progress: CheckpointProgress;
-  private boundaryProgress: CheckpointProgress;
-  private storedProgress: CheckpointProgress;
+  private progress: ResumeState;
+  private boundaryResumeState: ResumeState;
+  private storedResumeState: ResumeState;
   /**
    * The last transaction handed over (Checkpoint.lastCommit), kept as numbers so a commit costs no
    * allocation; `lastCommit` is built from them when a checkpoint is cut.
@@ -112,7 +112,7 @@ export class Delivery implements ChangeSink {
     sink: Sink,
     offsets: OffsetStore,
     identity: CheckpointIdentity,
-    start: { lsn: Lsn; position: SinkPosition; progress?: CheckpointProgress; lastCommit?: CommitIdentity | undefined },
+    start: { lsn: Lsn; position: SinkPosition; progress?: ResumeState; lastCommit?: CommitIdentity | undefined },
     options: DeliveryOptions,
     hooks: DeliveryHooks,
   ) {
@@ -124,16 +124,16 @@ export class Delivery implements ChangeSink {
     this.ackedLsn = start.lsn;
     this.boundaryLsn = start.lsn;
     this.position = start.position;
-    this.progress = this.boundaryProgress = this.storedProgress = start.progress ?? {};
+    this.progress = this.boundaryResumeState = this.storedResumeState = start.progress ?? {};
     this.lastCommit = start.lastCommit;
   }
 
-  /** The snapshot progress to store from the next `commit` on (see CheckpointProgress). */
-  setProgress(progress: CheckpointProgress): void {
+  /** The snapshot progress to store from the next `commit` on (see ResumeState). */
+  setResumeState(progress: ResumeState): void {
     this.progress = progress;
   }
 
-  get currentProgress(): CheckpointProgress {
+  get currentResumeState(): ResumeState {
     return this.progress;
   }
 
@@ -144,7 +144,7 @@ export class Delivery implements ChangeSink {
 
   /** Something committed (events, an LSN or progress) is not in the stored checkpoint yet. */
   private get behind(): boolean {
-    return this.boundaryLsn > this.ackedLsn || this.boundaryProgress !== this.storedProgress;
+    return this.boundaryLsn > this.ackedLsn || this.boundaryResumeState !== this.storedResumeState;
   }
 
   /** The flush LSN to send to PostgreSQL. */
@@ -214,7 +214,7 @@ export class Delivery implements ChangeSink {
       this.lastXid = xid;
       this.lastCommitChanged = true;
     }
-    this.boundaryProgress = this.progress;
+    this.boundaryResumeState = this.progress;
     if (this.pending.count >= this.options.maxEvents || this.pending.bytes >= MAX_BATCH_BYTES) this.dueAt = 0;
     // Committed while a write or store runs: written as soon as it is done, as one continuous pump would.
     else if (this.dueAt === Infinity) this.dueAt = this.running ? 0 : Date.now() + this.options.maxDelayMs;
@@ -274,7 +274,7 @@ export class Delivery implements ChangeSink {
       }
       const durable = this.durable;
       durable.lsn = this.boundaryLsn;
-      durable.progress = this.boundaryProgress;
+      durable.progress = this.boundaryResumeState;
       durable.lastCommit = this.lastCommit;
       const batch = this.pending.take(this.boundary);
       durable.count = batch.count;
@@ -307,7 +307,7 @@ export class Delivery implements ChangeSink {
     durable.ready = false;
     const { lsn, progress, lastCommit, count } = durable;
     this.delivered += count;
-    if (lsn <= this.ackedLsn && progress === this.storedProgress) return;
+    if (lsn <= this.ackedLsn && progress === this.storedResumeState) return;
     this.track(this.store(lsn, progress, lastCommit));
   }
 
@@ -324,7 +324,7 @@ export class Delivery implements ChangeSink {
       });
   }
 
-  private async store(lsn: Lsn, progress: CheckpointProgress, lastCommit: CommitIdentity | undefined): Promise<void> {
+  private async store(lsn: Lsn, progress: ResumeState, lastCommit: CommitIdentity | undefined): Promise<void> {
     if (lsn < this.ackedLsn) lsn = this.ackedLsn;
     const checkpoint: Checkpoint = {
       version: 2,
@@ -338,7 +338,7 @@ export class Delivery implements ChangeSink {
     await this.hooks.beforeStore?.(lsn);
     await this.offsets.commit(checkpoint);
     this.ackedLsn = lsn;
-    this.storedProgress = progress;
+    this.storedResumeState = progress;
     this.hooks.stored(checkpoint, this.delivered);
   }
 

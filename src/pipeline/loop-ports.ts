@@ -14,7 +14,7 @@ import { tablesByOid, type GeneratedColumns, type ServerFacts, type TableRef } f
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { partitionRoot, type PartitionRoot } from '../postgres/partitions.ts';
 import type { StartOptions } from '../postgres/slot.ts';
-import type { Checkpoint, CheckpointProgress, CommitIdentity, OffsetStore } from '../offsets/store.ts';
+import type { Checkpoint, ResumeState, CommitIdentity, OffsetStore } from '../offsets/store.ts';
 import type { Sink } from '../sinks/contract.ts';
 import type { PgType } from '../source/values.ts';
 import type { ToastStore } from '../source/toast-store.ts';
@@ -102,7 +102,7 @@ export interface LoopDeps {
   skipBefore: Lsn;
   startPosition: Record<string, unknown>;
   /** Snapshot progress stored with the checkpoint (incremental snapshot requests and cursors). */
-  progress: CheckpointProgress;
+  progress: ResumeState;
   /** The incremental snapshot method, or why there is none on this server/config. */
   method: ResolvedMethod | { readonly unavailable: string };
   signalTable: TableName | undefined;
@@ -110,7 +110,7 @@ export interface LoopDeps {
   onStored?: ((checkpoint: Checkpoint, delivered: number) => void) | undefined;
   onFailure: (error: CdcError) => void;
   /** A standby status update went to PostgreSQL with these positions. */
-  onProgress: ((positions: StreamPositions) => void) | undefined;
+  onStatusSent: ((positions: StreamPositions) => void) | undefined;
 }
 
 /** The catalog over the query connection: the lookups as the server answers them now. */

@@ -63,7 +63,7 @@ export class RelationUpdates {
       // Inside the transaction that first uses the new shape: the event and the stored shape go
       // out with its commit.
       const line = schemas.tracker.applied(relations.get(message.relationId), assembler.openTransaction, Date.now());
-      delivery.setProgress({ ...delivery.currentProgress, schemas: schemas.tracker.stored });
+      delivery.setResumeState({ ...delivery.currentResumeState, schemas: schemas.tracker.stored });
       if (line !== undefined) delivery.event(schemas.topic, line);
     }
   }

@@ -18,7 +18,7 @@ import type { Lsn } from '../protocol/messages.ts';
 import { PgoutputDecoder } from '../protocol/pgoutput.ts';
 import { isReplyRequest, parseReplicationFrame } from '../protocol/replication.ts';
 import { describeEndpoint } from '../postgres/connect.ts';
-import type { CheckpointProgress } from '../offsets/store.ts';
+import type { ResumeState } from '../offsets/store.ts';
 import type { PgType } from '../source/values.ts';
 import type { WindowTracker } from '../snapshot/window-tracker.ts';
 import type { IncrementalSnapshotter } from '../snapshot/incremental.ts';
@@ -101,7 +101,7 @@ export class StreamLoop {
         this.keepaliveWanted = this.state.statusWanted = true;
         this.wake();
       },
-      snapshotProgress: () => this.wakeSnapshotter(),
+      snapshotsChanged: () => this.wakeSnapshotter(),
       fail: (error) => this.fail(error),
       stopped: () => this.stopping,
     });
@@ -172,8 +172,8 @@ export class StreamLoop {
   }
 
   /** The incremental snapshot progress (cursors, counts) as it will be stored next. */
-  get snapshotProgress(): CheckpointProgress {
-    return this.delivery.currentProgress;
+  get resumeState(): ResumeState {
+    return this.delivery.currentResumeState;
   }
 
   /** A `pgcdc snapshot` request (taken at the next transaction boundary, stored with the checkpoint). */
@@ -189,7 +189,7 @@ export class StreamLoop {
       return;
     }
     const method = this.deps.method;
-    if (typeof method !== 'string' && pendingTables(this.delivery.currentProgress.incremental).length > 0) {
+    if (typeof method !== 'string' && pendingTables(this.delivery.currentResumeState.incremental).length > 0) {
       this.deps.log.warn({ reason: method.unavailable }, 'an incremental snapshot was requested but cannot run here');
     }
   }
@@ -250,7 +250,7 @@ export class StreamLoop {
     if (!stream) return;
     const flush = this.flushLsn;
     stream.sendStatus(this.received, flush, ask);
-    this.deps.onProgress?.({
+    this.deps.onStatusSent?.({
       acked: formatLsn(flush),
       received: formatLsn(this.received),
       delivered: this.delivery.delivered,

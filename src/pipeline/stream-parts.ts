@@ -40,7 +40,7 @@ export interface LoopCallbacks {
   /** A snapshot window waits for the stream to pass a position: ask the server for a keepalive. */
   requestKeepalive(): void;
   /** The incremental snapshot progress changed (a request or signal was taken). */
-  snapshotProgress(): void;
+  snapshotsChanged(): void;
   /** The incremental snapshotter failed. */
   fail(error: CdcError): void;
   /** The loop is stopping or failed: a streamed transaction's replay ends early. */
@@ -99,7 +99,7 @@ export function buildStreamParts(
     uncaptured: (tables) => uncapturedNames(deps.selection, tables),
     log: deps.log,
     requestKeepalive: () => loop.requestKeepalive(),
-    onProgress: () => loop.snapshotProgress(),
+    onSnapshotsChanged: () => loop.snapshotsChanged(),
   });
   const method = deps.method;
   const snapshotter =

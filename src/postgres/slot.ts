@@ -295,7 +295,8 @@ export function receiveTimeoutFor(configuredMs: number | undefined, walSenderTim
   if (walSenderTimeoutMs > 0)
     return {
       timeoutMs: Math.max(1000, 2 * walSenderTimeoutMs),
-      origin: `twice the server's wal_sender_timeout of ${walSenderTimeoutMs} ms; set source.receiveTimeoutMs to change`,
+      origin:
+        `twice the server's wal_sender_timeout of ${walSenderTimeoutMs} ms; ` + 'set source.receiveTimeoutMs to change',
     };
   return {
     timeoutMs: LIVENESS_DEFAULTS.receiveTimeoutWithoutServerTimeoutMs,

@@ -9,7 +9,10 @@ import { CdcError } from '../core/errors.ts';
 /** query_canceled: the server's statement_timeout (or a cancel request). */
 const QUERY_CANCELED = '57014';
 
-/** `what` failed with `cause`: one CdcError naming it (the message never holds a password: it comes from the server or node). */
+/**
+ * `what` failed with `cause`: one CdcError naming it (the message never holds a password: it comes from the
+ * server or node).
+ */
 export function sourceFailure(cause: unknown, what: string): CdcError {
   if (cause instanceof CdcError) return cause;
   const message = cause instanceof Error ? cause.message : String(cause);

@@ -108,12 +108,16 @@ async function gather(
     slot,
     signal,
   });
+  const version = `${Math.floor(settings.versionNum / 10000)}.${settings.versionNum % 10000}`;
+  const tableList = tables.length === 0 ? 'none' : tables.map((t) => `${t.schema}.${t.table}`).join(', ');
+  const walStatus = slot?.walStatus ? `, wal_status ${slot.walStatus}` : '';
   const notes = [
-    `PostgreSQL ${Math.floor(settings.versionNum / 10000)}.${settings.versionNum % 10000}${settings.inRecovery ? ' (standby)' : ''}, user ${role.name}${role.superuser ? ' (superuser)' : ''}`,
+    `PostgreSQL ${version}${settings.inRecovery ? ' (standby)' : ''}, ` +
+      `user ${role.name}${role.superuser ? ' (superuser)' : ''}`,
     `TLS: ${tls.inUse ? `${tls.version ?? 'on'}, sslmode=${endpoint.sslmode}` : 'off'}`,
-    `tables: ${tables.length === 0 ? 'none' : tables.map((t) => `${t.schema}.${t.table}`).join(', ')}${fromPublication ? ` (from publication ${config.publication})` : ''}`,
+    `tables: ${tableList}${fromPublication ? ` (from publication ${config.publication})` : ''}`,
     `slot ${config.slot}: ` +
-      `${slot ? `exists (${slot.plugin ?? '?'}${slot.walStatus ? `, wal_status ${slot.walStatus}` : ''})` : 'will be created on the first run'}`,
+      `${slot ? `exists (${slot.plugin ?? '?'}${walStatus})` : 'will be created on the first run'}`,
   ];
   return { problems, notes };
 }
@@ -160,7 +164,8 @@ function tunnelNotes(endpoint: SourceEndpoint): string[] {
   const key =
     tunnel === undefined
       ? 'unknown'
-      : `${tunnel.hostKeyFingerprint}${tunnel.trustedOnFirstUse ? ', trusted on first use: pin it with --ssh-host-key' : ', pinned'}`;
+      : tunnel.hostKeyFingerprint +
+        (tunnel.trustedOnFirstUse ? ', trusted on first use: pin it with --ssh-host-key' : ', pinned');
   return [`SSH tunnel: ${endpoint.ssh.user}@${endpoint.ssh.host}:${endpoint.ssh.port} (host key ${key})`];
 }
 

@@ -363,13 +363,17 @@ function generatedColumnRules(input: PreflightInput): Problem[] {
     );
   } else if (stored.length > 0 && pub.exists && pub.generatedColumns !== 'stored') {
     const full = stored.filter((t) => t.replicaIdentity === 'f');
+    const failing =
+      full.length > 0 && pub.publishesUpdateOrDelete
+        ? `, and UPDATEs and DELETEs of ${full.map(name).join(', ')} fail on the source ` +
+          '(REPLICA IDENTITY FULL includes unpublished generated columns)'
+        : '';
     out.push(
       problem(
         'warning',
         'generated-columns',
         `publication ${publicationName} does not publish generated columns: events of ` +
-          (`${withColumns(stored, (t) => t.storedGenerated)} leave them ` +
-            `out${full.length > 0 && pub.publishesUpdateOrDelete ? `, and UPDATEs and DELETEs of ${full.map(name).join(', ')} fail on the source (REPLICA IDENTITY FULL includes unpublished generated columns)` : ''}`),
+          `${withColumns(stored, (t) => t.storedGenerated)} leave them out${failing}`,
         `ALTER PUBLICATION ${quoteIdent(publicationName)} SET (publish_generated_columns = stored);`,
       ),
     );
@@ -384,7 +388,9 @@ function generatedColumnRules(input: PreflightInput): Problem[] {
         'generated-virtual-identity',
         `${name(t)} has REPLICA IDENTITY FULL and virtual generated columns ` +
           (`(${(t.virtualGenerated ?? []).join(', ')}), which PostgreSQL cannot publish: ` +
-            `${pub.exists ? 'its UPDATEs and DELETEs fail on the source while it is published' : 'once it is published, its UPDATEs and DELETEs fail on the source'}`),
+            (pub.exists
+              ? 'its UPDATEs and DELETEs fail on the source while it is published'
+              : 'once it is published, its UPDATEs and DELETEs fail on the source')),
         `give it a primary key and ALTER TABLE ` +
           `${quoteQualified(t.schema, t.table)} REPLICA IDENTITY DEFAULT; or leave it out of the selection`,
       ),
@@ -462,7 +468,8 @@ function publicationRules(input: PreflightInput): Problem[] {
   }
   const extra = input.extraPublished ?? [];
   if (extra.length > 0) {
-    const listed = `${extra.slice(0, 10).map(name).join(', ')}${extra.length > 10 ? ` and ${extra.length - 10} more` : ''}`;
+    const more = extra.length > 10 ? ` and ${extra.length - 10} more` : '';
+    const listed = `${extra.slice(0, 10).map(name).join(', ')}${more}`;
     out.push(
       problem(
         'warning',

@@ -29,7 +29,10 @@ export interface XLogDataFrame {
 /** The server's heartbeat. `replyRequested` means: send a status update now or be disconnected. */
 export interface KeepaliveFrame {
   readonly kind: 'keepalive';
-  /** The server's current end of WAL; confirmable only when nothing is in flight (architecture §3). */
+  /**
+   * The server's current end of WAL; confirmable only when nothing is in flight (ARCHITECTURE.md,
+   * the acknowledgement rule).
+   */
   readonly walEnd: Lsn;
   readonly sendTime: number;
   readonly replyRequested: boolean;

@@ -111,7 +111,8 @@ function publicationSteps(o: SetupOptions, extra: readonly { schema: string; tab
       sqlStep(
         section,
         `publication ${o.publication} for the captured ` +
-          `tables${extra.length > 0 ? ' and the signal table' : ''}${o.major === undefined ? ' (the WITH clause needs PostgreSQL 13+: leave it out on 10-12)' : ''}`,
+          `tables${extra.length > 0 ? ' and the signal table' : ''}` +
+          (o.major === undefined ? ' (the WITH clause needs PostgreSQL 13+: leave it out on 10-12)' : ''),
         `CREATE PUBLICATION ${pub} FOR TABLE ${list}${withRoot};`,
         exists,
       ),

@@ -11,7 +11,7 @@
 import { readSnapshot, tableKey, type SnapshotChunk } from './initial-reader.ts';
 import type { ChunkCursor } from '../offsets/store.ts';
 import { FRESH_CURSOR } from './resume-state.ts';
-import type { TableProgress } from '../offsets/store.ts';
+import type { SnapshotTableState } from '../offsets/store.ts';
 import { backfillTableSchema } from './keys.ts';
 import type { ExportedSlot } from '../postgres/exported-snapshot.ts';
 import type { Config } from '../config.ts';
@@ -43,18 +43,18 @@ export interface InitialSnapshotInput {
   readonly sink: Sink;
   readonly log: Logger;
   /** Progress of an earlier, interrupted read of the same snapshot job (initial_only). */
-  readonly resume?: readonly TableProgress[];
+  readonly resume?: readonly SnapshotTableState[];
   /** Stores the progress once a chunk is durable in the sink (the checkpoint of the snapshot). */
-  readonly checkpoint: (position: SinkPosition, tables: readonly TableProgress[]) => Promise<void>;
+  readonly checkpoint: (position: SinkPosition, tables: readonly SnapshotTableState[]) => Promise<void>;
   /** The exported snapshot's xids (txid_current_snapshot text), once imported: store it with the progress. */
   readonly onSnapshotXids?: (asOf: string) => void;
-  /** Progress display hook: rows delivered so far per table. */
-  readonly onProgress?: (tables: readonly TableProgress[]) => void;
+  /** After each chunk: every table's read so far (for the progress bars and status). */
+  readonly onTablesRead?: (tables: readonly SnapshotTableState[]) => void;
 }
 
 export interface InitialSnapshotResult {
   readonly position: SinkPosition | undefined;
-  readonly tables: readonly TableProgress[];
+  readonly tables: readonly SnapshotTableState[];
 }
 
 /**
@@ -71,7 +71,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   const lsnText = formatLsn(lsn);
   const registry = new TopicRegistry();
   const serializers = new Map<string, TableSerializer>();
-  const progress: TableProgress[] = input.tables.map(
+  const progress: SnapshotTableState[] = input.tables.map(
     (t) =>
       input.resume?.find((r) => r.schema === t.schema && r.table === t.table) ?? {
         schema: t.schema,
@@ -121,7 +121,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   const deliver = (chunk: SnapshotChunk, lastRowMarker: 'true' | 'last', final: boolean): Promise<void> => {
     const run = tail.then(async () => {
       const index = indexOf.get(tableKey(chunk.table)) ?? 0;
-      const entry = progress[index] as TableProgress;
+      const entry = progress[index] as SnapshotTableState;
       const serializer = serializerFor(chunk);
       const now = Date.now();
       const idHead = readIdHead(`${lsnText}:r:${index}:`);
@@ -143,7 +143,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
         const written = flush();
         if (final || inFlight > 1) await written;
       }
-      input.onProgress?.(progress);
+      input.onTablesRead?.(progress);
       if (chunk.cursor.done)
         log.info(
           { table: `${chunk.table.schema}.${chunk.table.table}`, rows: progress[index]?.emitted },

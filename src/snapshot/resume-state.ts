@@ -1,9 +1,9 @@
 /**
- * Snapshot progress as stored in the checkpoint (offsets/store.ts IncrementalProgress), and the
- * pure transitions between its states. No I/O: the capture applies them at transaction
- * boundaries and stores the result with the events they describe.
+ * The incremental snapshots' state as stored in the checkpoint (offsets/store.ts
+ * IncrementalSnapshotState), and the pure transitions between its states. No I/O: the capture
+ * applies them at transaction boundaries and stores the result with the events they describe.
  */
-import type { IncrementalProgress, TableProgress } from '../offsets/store.ts';
+import type { IncrementalSnapshotState, SnapshotTableState } from '../offsets/store.ts';
 import type { ChunkCursor } from '../offsets/store.ts';
 import type { TableName } from './initial-reader.ts';
 
@@ -18,12 +18,12 @@ export function sameTable(a: TableName, b: TableName): boolean {
 }
 
 /** Still to be read: neither done nor stopped. */
-export function isPending(table: TableProgress): boolean {
+export function isPending(table: SnapshotTableState): boolean {
   return !table.cursor.done && table.stopped !== true;
 }
 
 /** Indexes of the tables still to be read, in reading order. */
-export function pendingTables(progress: IncrementalProgress | undefined): number[] {
+export function pendingTables(progress: IncrementalSnapshotState | undefined): number[] {
   if (!progress) return [];
   const out: number[] = [];
   progress.tables.forEach((t, i) => {
@@ -32,7 +32,7 @@ export function pendingTables(progress: IncrementalProgress | undefined): number
   return out;
 }
 
-function freshTable(name: TableName, cursor: ChunkCursor = FRESH_CURSOR): TableProgress {
+function freshTable(name: TableName, cursor: ChunkCursor = FRESH_CURSOR): SnapshotTableState {
   return { schema: name.schema, table: name.table, cursor, read: 0, emitted: 0 };
 }
 
@@ -42,12 +42,12 @@ function freshTable(name: TableName, cursor: ChunkCursor = FRESH_CURSOR): TableP
  * is read again.
  */
 export function requestTables(
-  progress: IncrementalProgress | undefined,
+  progress: IncrementalSnapshotState | undefined,
   lsn: string,
   tables: readonly TableName[],
-): IncrementalProgress {
+): IncrementalSnapshotState {
   const running = progress !== undefined && pendingTables(progress).length > 0;
-  const base: IncrementalProgress = running
+  const base: IncrementalSnapshotState = running
     ? progress
     : {
         id: `${lsn}:i${(progress?.seq ?? 0) + 1}`,
@@ -71,12 +71,12 @@ export function requestTables(
  * (snapshot/visibility.ts).
  */
 export function continueInitial(
-  progress: IncrementalProgress | undefined,
+  progress: IncrementalSnapshotState | undefined,
   lsn: string,
   tables: readonly TableName[],
-  done: readonly TableProgress[],
+  done: readonly SnapshotTableState[],
   asOf?: { readonly xids: string; readonly tables: readonly TableName[] },
-): IncrementalProgress {
+): IncrementalSnapshotState {
   const seq = (progress?.seq ?? 0) + 1;
   const list = tables
     .map((name) => done.find((t) => sameTable(t, name)) ?? freshTable(name))
@@ -87,9 +87,9 @@ export function continueInitial(
 
 /** Stops the reading of `tables` (all of them when undefined); what was delivered stays delivered. */
 export function stopTables(
-  progress: IncrementalProgress | undefined,
+  progress: IncrementalSnapshotState | undefined,
   tables: readonly TableName[] | undefined,
-): IncrementalProgress | undefined {
+): IncrementalSnapshotState | undefined {
   if (!progress) return progress;
   let changed = false;
   const list = progress.tables.map((t) => {
@@ -102,12 +102,12 @@ export function stopTables(
 
 /** The table at `index` read one more chunk: `read` rows, `emitted` of them delivered, cursor now `cursor`. */
 export function advanceTable(
-  progress: IncrementalProgress,
+  progress: IncrementalSnapshotState,
   index: number,
   cursor: ChunkCursor,
   read: number,
   emitted: number,
-): IncrementalProgress {
+): IncrementalSnapshotState {
   const table = progress.tables[index];
   if (table === undefined) return progress;
   const tables = progress.tables.slice();
@@ -116,7 +116,11 @@ export function advanceTable(
 }
 
 /** Replaces the cursor of a table that was found to have no key (read by ctid instead). */
-export function withCursor(progress: IncrementalProgress, index: number, cursor: ChunkCursor): IncrementalProgress {
+export function withCursor(
+  progress: IncrementalSnapshotState,
+  index: number,
+  cursor: ChunkCursor,
+): IncrementalSnapshotState {
   const table = progress.tables[index];
   if (table === undefined) return progress;
   const tables = progress.tables.slice();
@@ -125,6 +129,6 @@ export function withCursor(progress: IncrementalProgress, index: number, cursor:
 }
 
 /** Notes a taken `pgcdc snapshot` request id. */
-export function withRequest(progress: IncrementalProgress, requestId: string): IncrementalProgress {
+export function withRequest(progress: IncrementalSnapshotState, requestId: string): IncrementalSnapshotState {
   return { ...progress, requests: [...progress.requests, requestId].slice(-REMEMBERED_REQUESTS) };
 }

@@ -15,7 +15,7 @@
  */
 import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn, TupleData } from '../protocol/messages.ts';
-import type { IncrementalProgress } from '../offsets/store.ts';
+import type { IncrementalSnapshotState } from '../offsets/store.ts';
 import type { TableSchema } from '../source/relations.ts';
 import { readIdHead, type TableSerializer } from '../envelope/json.ts';
 import type { CopyRow } from './copy-text.ts';
@@ -27,7 +27,7 @@ import { advanceTable, requestTables, stopTables, withRequest } from './resume-s
 import type { Logger } from '../core/log.ts';
 import { capturedOnly, parseSignal, parseWatermarkMessage, WATERMARK_MESSAGE_PREFIX, type Signal } from './signals.ts';
 import { RecentTransactions } from './recent-transactions.ts';
-import type { CheckpointProgress } from '../offsets/store.ts';
+import type { ResumeState } from '../offsets/store.ts';
 import type { ChangeSink } from '../envelope/change-sink.ts';
 
 /** What the ChangeAssembler reports to the snapshot side. */
@@ -55,9 +55,9 @@ export interface ChangeObserver {
 
 /** The delivery as the windows use it. */
 export interface WindowOutput extends ChangeSink {
-  readonly currentProgress: CheckpointProgress;
+  readonly currentResumeState: ResumeState;
   readonly committedLsn: Lsn;
-  setProgress(progress: CheckpointProgress): void;
+  setResumeState(progress: ResumeState): void;
 }
 
 export type WindowOutcome =
@@ -112,8 +112,8 @@ export interface WindowTrackerOptions {
   readonly log: Logger;
   /** Asks the server for a keepalive (a read-only window waits for the stream to pass an LSN). */
   readonly requestKeepalive: () => void;
-  /** The snapshot progress changed (new tables to read). */
-  readonly onProgress: () => void;
+  /** Incremental snapshots were requested or stopped: there may be new tables to read. */
+  readonly onSnapshotsChanged: () => void;
 }
 
 const nameOf = (t: TableName): string => `${t.schema}.${t.table}`;
@@ -151,8 +151,8 @@ export class WindowTracker implements ChangeObserver {
     return false;
   }
 
-  get progress(): IncrementalProgress | undefined {
-    return this.out.currentProgress.incremental;
+  get progress(): IncrementalSnapshotState | undefined {
+    return this.out.currentResumeState.incremental;
   }
 
   /** Registers a window; resolved when it closes (or is cancelled). */
@@ -335,22 +335,22 @@ export class WindowTracker implements ChangeObserver {
   }
 
   private apply(signal: Signal, lsn: string): void {
-    const current = this.out.currentProgress;
+    const current = this.out.currentResumeState;
     if (signal.kind === 'execute-snapshot') {
       this.options.log.info(
         { tables: signal.tables.map(nameOf) },
         'execute-snapshot signal: incremental snapshot requested',
       );
-      this.out.setProgress({ ...current, incremental: requestTables(current.incremental, lsn, signal.tables) });
-      this.options.onProgress();
+      this.out.setResumeState({ ...current, incremental: requestTables(current.incremental, lsn, signal.tables) });
+      this.options.onSnapshotsChanged();
     } else if (signal.kind === 'stop-snapshot') {
       this.options.log.info(
         { tables: signal.tables?.map(nameOf) ?? 'all' },
         'stop-snapshot signal: incremental snapshot stopped',
       );
       // Windows of stopped tables emit nothing when they close (see `close`).
-      this.out.setProgress({ ...current, incremental: stopTables(current.incremental, signal.tables) });
-      this.options.onProgress();
+      this.out.setResumeState({ ...current, incremental: stopTables(current.incremental, signal.tables) });
+      this.options.onSnapshotsChanged();
     }
   }
 
@@ -358,7 +358,7 @@ export class WindowTracker implements ChangeObserver {
     if (this.requests.length === 0) return;
     const requests = this.requests;
     this.requests = [];
-    let incremental = this.out.currentProgress.incremental;
+    let incremental = this.out.currentResumeState.incremental;
     for (const request of requests) {
       incremental = withRequest(requestTables(incremental, formatLsn(lsn), request.tables), request.id);
       this.options.log.info(
@@ -366,9 +366,9 @@ export class WindowTracker implements ChangeObserver {
         'pgcdc snapshot: incremental snapshot requested',
       );
     }
-    this.out.setProgress({ ...this.out.currentProgress, incremental });
+    this.out.setResumeState({ ...this.out.currentResumeState, incremental });
     if (commit) this.out.commit(this.out.committedLsn);
-    this.options.onProgress();
+    this.options.onSnapshotsChanged();
   }
 
   /** Closes read-only windows whose read the stream has now passed. */
@@ -409,7 +409,7 @@ export class WindowTracker implements ChangeObserver {
       tracked.resolve({ kind: 'retry', reason: result.reason, schemaChanged: false });
       return;
     }
-    const progress = this.progress as IncrementalProgress;
+    const progress = this.progress as IncrementalSnapshotState;
     const { serializer } = tracked.spec;
     const w = this.out.writer;
     const lsnText = formatLsn(lsn);
@@ -422,7 +422,7 @@ export class WindowTracker implements ChangeObserver {
       this.out.eventEnd(serializer.topicNumber);
     }
     const next = advanceTable(progress, tracked.spec.tableIndex, read.next, read.rows.length, result.survivors.length);
-    this.out.setProgress({ ...this.out.currentProgress, incremental: next });
+    this.out.setResumeState({ ...this.out.currentResumeState, incremental: next });
     if (commit) this.out.commit(this.out.committedLsn);
     tracked.resolve({ kind: 'emitted', emitted: result.survivors.length, dropped: result.dropped });
   }

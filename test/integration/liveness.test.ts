@@ -17,7 +17,9 @@ import { eventually, freshDatabase, onTeardown, startCluster } from '../harness/
 import { TcpProxy } from '../harness/tcp-proxy.ts';
 import { readJsonl, startPgcdc } from '../harness/cli.ts';
 
-test('a query without an answer fails with SOURCE_TIMEOUT; an idle silent connection is left alone; close is bounded', async () => {
+const QUERY_TEST =
+  'a query without an answer fails with SOURCE_TIMEOUT; an idle silent connection is left alone; close is bounded';
+test(QUERY_TEST, async () => {
   const db = await freshDatabase();
   const target = new URL(db.url);
   const proxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port) });
@@ -49,7 +51,9 @@ test('a query without an answer fails with SOURCE_TIMEOUT; an idle silent connec
   assert.equal(idle.connection.stream.destroyed, true);
 });
 
-test('with wal_sender_timeout 0 a quiet stream stays up: pgcdc asks for keepalives within its receive timeout', async () => {
+const QUIET_TEST =
+  'with wal_sender_timeout 0 a quiet stream stays up: pgcdc asks for keepalives within its receive timeout';
+test(QUIET_TEST, async () => {
   const cluster = await startCluster({ settings: { wal_sender_timeout: '0' } });
   const db = await freshDatabase({ major: cluster.major, url: (d) => cluster.url(d), cluster });
   await db.sql.query('create table quiet (id int primary key)');

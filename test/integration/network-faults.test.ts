@@ -96,7 +96,9 @@ async function runDetection(t: TestContext, bench: FaultBench, faults: readonly 
   return rows;
 }
 
-test('each network fault makes pgcdc stop promptly with a retryable error, and a restart resumes exactly', async (t) => {
+const DETECTION_TEST =
+  'each network fault makes pgcdc stop promptly with a retryable error, and a restart resumes exactly';
+test(DETECTION_TEST, async (t) => {
   const bench = await faultBench();
   const workload = await Workload.start(bench.db);
   const rows = await runDetection(t, bench, ['cut', 'half-open replication', 'half-open catalog', 'stall']);
@@ -159,13 +161,16 @@ async function rideThrough(t: TestContext, bench: FaultBench, proc: PgcdcProcess
       cause: seen === undefined ? 'not noticed' : causeOf(seen.line),
     };
     rows.push(row);
-    const line = `${row.fault} #${iteration}: detection ${row.detectionMs ?? '-'} ms (${row.cause}), recovery ${row.recoveryMs} ms`;
+    const line =
+      `${row.fault} #${iteration}: detection ${row.detectionMs ?? '-'} ms (${row.cause}), ` +
+      `recovery ${row.recoveryMs} ms`;
     t.diagnostic(line);
   }
   return rows;
 }
 
-test('one pgcdc process rides through cuts, stalls and half-open connections: nothing lost or duplicated', async (t) => {
+const RIDE_TEST = 'one pgcdc process rides through cuts, stalls and half-open connections: nothing lost or duplicated';
+test(RIDE_TEST, async (t) => {
   const bench = await faultBench();
   const workload = await Workload.start(bench.db);
   const proc = startThroughProxy(bench);

@@ -142,7 +142,7 @@ async function finish(
   }
 }
 
-test(`${ITERATIONS} PostgreSQL immediate restarts: one pgcdc process recovers every time, nothing lost or duplicated`, async () => {
+test(`${ITERATIONS} immediate PostgreSQL restarts: one pgcdc process recovers, none lost or duplicated`, async () => {
   const setup = await setUp();
   const pgcdc = await start(setup);
   let marker = 0;
@@ -162,7 +162,7 @@ test(`${ITERATIONS} PostgreSQL immediate restarts: one pgcdc process recovers ev
   await finish('PostgreSQL immediate restart', setup, pgcdc, workload, timings);
 });
 
-test(`${ITERATIONS} walsender terminations: one pgcdc process recovers every time, nothing lost or duplicated`, async () => {
+test(`${ITERATIONS} walsender terminations: one pgcdc process recovers, none lost or duplicated`, async () => {
   const setup = await setUp();
   const pgcdc = await start(setup);
   let marker = 0;
@@ -240,7 +240,7 @@ test('SIGTERM while pgcdc is retrying (server down) stops it cleanly with exit 0
   assert.ok(!pgcdc.stderr().includes(`:${setup.cluster.password}@`), 'never the password');
 });
 
-test('a stalled sink: the stop is bounded by shutdown.timeoutMs and nothing past the durable is confirmed', async () => {
+test('a stalled sink: the stop is bounded by shutdown.timeoutMs, nothing past the durable is confirmed', async () => {
   const db = await freshDatabase();
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-stall-'));
   await db.sql.query(`create table t (id int primary key)`);

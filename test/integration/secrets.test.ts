@@ -200,7 +200,10 @@ test(
     assert.equal(result.code, 1);
     assert.match(
       result.stdout,
-      /asks for a password and none is configured \(the password file .*loose\.pgpass was ignored because group or others can read it \(run chmod 0600/,
+      new RegExp(
+        /asks for a password and none is configured \(the password file .*loose\.pgpass /.source +
+          /was ignored because group or others can read it \(run chmod 0600/.source,
+      ),
     );
     const run = await pgcdc(
       ['run', '--source', bare(), '--offsets', path.join(home, 'o.json'), '--out', path.join(home, 'ev')],
@@ -209,7 +212,11 @@ test(
     assert.equal(run.code, 2);
     assert.match(
       run.stderr,
-      /^pgcdc: error: postgres@127\.0\.0\.1:\d+\/postgres asks for a password and none is configured \(no password file at .*\)\. set PGPASSWORD, pass --password-file/,
+      new RegExp(
+        /^pgcdc: error: postgres@127\.0\.0\.1:\d+\/postgres /.source +
+          /asks for a password and none is configured \(no password file at .*\)\. set PGPASSWORD, pass --password-file/
+            .source,
+      ),
     );
   },
 );
@@ -234,7 +241,10 @@ test(
     assert.equal(run.code, 2);
     assert.match(
       run.stderr,
-      /^pgcdc: error: postgres@127\.0\.0\.1:\d+\/postgres does not accept TLS connections.*sslmode=disable.*\[CONNECT_FAILED\]\n$/,
+      new RegExp(
+        /^pgcdc: error: postgres@127\.0\.0\.1:\d+\/postgres /.source +
+          /does not accept TLS connections.*sslmode=disable.*\[CONNECT_FAILED\]\n$/.source,
+      ),
     );
   },
 );

@@ -229,7 +229,9 @@ export class JsonlSink implements Sink {
   private noteRecovery(recovery: JsonlRecovery): void {
     this.recoveries.push(recovery);
     const bytes = recovery.fromBytes - recovery.toBytes;
-    const what = `${recovery.events} event${recovery.events === 1 ? '' : 's'}${recovery.tornLine ? ' and a torn last line' : ''}`;
+    const what =
+      `${recovery.events} event${recovery.events === 1 ? '' : 's'}` +
+      (recovery.tornLine ? ' and a torn last line' : '');
     const removed = recovery.action === 'removed';
     this.log?.info(
       { ...recovery, bytes },

@@ -264,7 +264,7 @@ void describe('ChangeAssembler on golden pgoutput bytes', () => {
     assert.equal((await replay(basic)).events[4]?.value.after?.note?.toString().length, 9600);
   });
 
-  void it('a truncate of two tables is one t event per table in one transaction; truncate.skip drops them', async () => {
+  void it('a truncate of two tables: one t event per table in one transaction; truncate.skip drops them', async () => {
     const { events, out } = await replay(basic);
     const truncates = events.filter((e) => e.value.op === 't');
     assert.deepEqual(

@@ -218,7 +218,7 @@ async function harness(options: { streaming?: boolean; heartbeatMs?: number } = 
     method: { unavailable: 'not in this test' },
     signalTable: undefined,
     onFailure: (error) => failures.push(error),
-    onProgress: undefined,
+    onStatusSent: undefined,
   });
   loop.start();
   const stream = source.stream;

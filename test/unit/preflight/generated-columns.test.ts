@@ -87,7 +87,10 @@ test('12-17: tables with stored generated columns are named, with the columns', 
   assert.deepEqual(more, []);
   assert.match(
     problem ?? '',
-    /^warning: public\.a \(total\), public\.c \(x, y\) have stored generated columns, which pgoutput on PostgreSQL 15 cannot send/,
+    new RegExp(
+      /^warning: public\.a \(total\), public\.c \(x, y\) /.source +
+        /have stored generated columns, which pgoutput on PostgreSQL 15 cannot send/.source,
+    ),
   );
   assert.deepEqual(found(input(11, tables), 'generated-columns'), [], 'none before 12');
 });
@@ -105,7 +108,10 @@ test(
     const [problem] = found(input(18, tables, { generatedColumns: 'none' }), 'generated-columns');
     assert.match(
       problem ?? '',
-      /does not publish generated columns: events of public\.a \(total\) leave them out, and UPDATEs and DELETEs of public\.a fail on the source/,
+      new RegExp(
+        /does not publish generated columns: events of public\.a \(total\) leave them out, /.source +
+          /and UPDATEs and DELETEs of public\.a fail on the source/.source,
+      ),
     );
     const fix = evaluate(input(18, tables, { generatedColumns: 'none' })).find(
       (p) => p.code === 'generated-columns',

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WindowTracker, type WindowOutput, type WindowOutcome } from '../../../src/snapshot/window-tracker.ts';
-import type { CheckpointProgress } from '../../../src/offsets/store.ts';
+import type { ResumeState } from '../../../src/offsets/store.ts';
 import { EventBatchBuilder, TopicRegistry } from '../../../src/sinks/batch.ts';
 import { TableSerializer } from '../../../src/envelope/json.ts';
 import type { TableSchema } from '../../../src/source/relations.ts';
@@ -38,7 +38,7 @@ const SIGNALS = table(200, 'pgcdc_signal', ['id', 'type', 'data'], [0]);
 class FakeOutput implements WindowOutput {
   readonly topics = new TopicRegistry();
   readonly writer = new EventBatchBuilder(this.topics);
-  currentProgress: CheckpointProgress = {};
+  currentResumeState: ResumeState = {};
   committedLsn: Lsn = 10;
   commits: Lsn[] = [];
   lines: string[] = [];
@@ -54,8 +54,8 @@ class FakeOutput implements WindowOutput {
     const batch = this.writer.take(this.writer.count);
     for (let i = 0; i < batch.count; i++) this.lines.push(batch.line(i).toString());
   }
-  setProgress(progress: CheckpointProgress): void {
-    this.currentProgress = progress;
+  setResumeState(progress: ResumeState): void {
+    this.currentResumeState = progress;
   }
 }
 
@@ -71,9 +71,9 @@ function setup(signalTable = false) {
     signalTable: signalTable ? { schema: 'public', table: 'pgcdc_signal' } : undefined,
     log,
     requestKeepalive: () => keepalives++,
-    onProgress: () => undefined,
+    onSnapshotsChanged: () => undefined,
   });
-  out.setProgress({ incremental: requestTables(undefined, '0/A', [{ schema: 'public', table: 'items' }]) });
+  out.setResumeState({ incremental: requestTables(undefined, '0/A', [{ schema: 'public', table: 'items' }]) });
   const serializer = new TableSerializer(ITEMS, { prefix: 'db', database: 'db', naming: 'prefix' }, out.topics);
   const register = (id: string, opensAt: 'now' | 'low-watermark') => {
     const handle = tracker.register({
@@ -137,7 +137,7 @@ test(
     assert.equal(line.value.source.snapshot, 'incremental');
     assert.equal(line.value.after.id, '1');
     assert.equal(line.id, '0/A:i1:0:0');
-    const stored = out.currentProgress.incremental?.tables[0];
+    const stored = out.currentResumeState.incremental?.tables[0];
     assert.deepEqual(
       { read: stored?.read, emitted: stored?.emitted, cursor: stored?.cursor },
       { read: 3, emitted: 1, cursor: { kind: 'key', after: ['3'], done: false } },
@@ -220,11 +220,11 @@ test(
 
 test('execute-snapshot and stop-snapshot rows take effect at their commit; malformed ones are logged', () => {
   const { out, tracker, logs } = setup(true);
-  out.setProgress({});
+  out.setResumeState({});
   tracker.begin(1, 10);
   tracker.change(SIGNALS, null, ['s1', 'execute-snapshot', '{"data-collections": ["public.items", "public.other"]}']);
   tracker.change(SIGNALS, null, ['s2', 'execute-snapshot', '{broken']);
-  const incremental = () => out.currentProgress.incremental;
+  const incremental = () => out.currentResumeState.incremental;
   assert.equal(incremental(), undefined, 'not before the commit');
   tracker.committed(20, true);
   assert.deepEqual(

@@ -106,7 +106,9 @@ test('property: timestamptz text of any instant becomes the instant JavaScript p
       const pad = (n: number): string => String(n).padStart(2, '0');
       const millis = d.getUTCMilliseconds();
       const fraction = millis === 0 ? '' : `.${String(millis).padStart(3, '0').replace(/0+$/, '')}`;
-      const text = `${pgYear}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}${fraction}+00${bc ? ' BC' : ''}`;
+      const date = `${pgYear}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+      const time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}${fraction}`;
+      const text = `${date} ${time}+00${bc ? ' BC' : ''}`;
       const json = JSON.parse(encodeTimestamptz(text)) as string;
       assert.equal(new Date(json).getTime(), ms, `${text} -> ${json}`);
     }),
