@@ -35,6 +35,8 @@ export interface FrameStream {
   on(event: 'frame', listener: (frame: Buffer) => void): unknown;
   on(event: 'error', listener: (error: CdcError) => void): unknown;
   on(event: 'end', listener: () => void): unknown;
+  /** Nothing arrived for a while: send a status update asking for a reply (the receive timeout's probe). */
+  on(event: 'keepalive-wanted', listener: () => void): unknown;
   pause(): void;
   resume(): void;
   /** Sends a standby status update (write = `received`, flush = apply = `flush`). */

@@ -97,10 +97,7 @@ export class StreamLoop {
         deps.onStored?.(checkpoint, delivered);
       },
       ready: () => this.wake(),
-      requestKeepalive: () => {
-        this.keepaliveWanted = this.state.statusWanted = true;
-        this.wake();
-      },
+      requestKeepalive: () => this.askKeepalive(),
       snapshotsChanged: () => this.wakeSnapshotter(),
       fail: (error) => this.fail(error),
       stopped: () => this.stopping,
@@ -126,6 +123,7 @@ export class StreamLoop {
     this.stream = stream;
     stream.on('frame', (frame) => this.onFrame(frame));
     stream.on('error', (error) => this.fail(error));
+    stream.on('keepalive-wanted', () => this.askKeepalive());
     stream.on('end', () =>
       this.fail(
         new CdcError('REPLICATION_STREAM_FAILED', 'the server ended the replication stream', { retryable: true }),
@@ -239,6 +237,12 @@ export class StreamLoop {
    * The one place standby status updates leave from. Reports `received` as written and `flushLsn` as flushed
    * and applied: only a position whose events are durable with their checkpoint stored (delivery.ts).
    */
+  /** The next status update asks the server for a reply (a keepalive): snapshot windows and the receive probe. */
+  private askKeepalive(): void {
+    this.keepaliveWanted = this.state.statusWanted = true;
+    this.wake();
+  }
+
   private sendStatus(now: number): void {
     const state = this.state;
     state.replyPending = state.statusWanted = false;

@@ -54,17 +54,19 @@ export interface ReceiveTimeout {
  * as `sendStatus` keeps being called.
  *
  * Liveness: a ReceiveWatch (link-watch.ts) fails the stream with SOURCE_TIMEOUT when nothing arrives
- * for the receive timeout while reading; after a third of it, it asks the walsender for a keepalive
- * by repeating the last status update with reply-requested (its positions: never more than was sent).
+ * for the receive timeout while reading; after a third of it, it emits 'keepalive-wanted' and the stream loop
+ * sends its next status update with reply-requested, so the walsender answers with a keepalive.
  */
-export class ReplicationStream extends EventEmitter<{ frame: [Buffer]; error: [CdcError]; end: [] }> {
+export class ReplicationStream extends EventEmitter<{
+  frame: [Buffer];
+  error: [CdcError];
+  end: [];
+  'keepalive-wanted': [];
+}> {
   private readonly duplex: ReturnType<typeof copyBoth>;
   private readonly watch: ReceiveWatch;
   private ended = false;
   private paused = false;
-  /** The positions of the last status update sent; zero (InvalidXLogRecPtr: "nothing to report") before one. */
-  private lastWrite: Lsn = 0;
-  private lastFlush: Lsn = 0;
 
   constructor(
     duplex: ReturnType<typeof copyBoth>,
@@ -89,7 +91,8 @@ export class ReplicationStream extends EventEmitter<{ frame: [Buffer]; error: [C
       origin: receive.origin,
       socket,
       paused: () => this.paused,
-      askKeepalive: () => this.writeStatus(this.lastWrite, this.lastFlush, true),
+      // The loop sends it (status updates leave from one place: the stream loop's sendStatus).
+      askKeepalive: () => this.emit('keepalive-wanted'),
       expired: (error) => this.failWith(error),
     });
   }
@@ -120,8 +123,6 @@ export class ReplicationStream extends EventEmitter<{ frame: [Buffer]; error: [C
    * changes are durable in the sink with their checkpoint stored (see ARCHITECTURE.md (the acknowledgement rule)).
    */
   sendStatus(received: Lsn, flush: Lsn, replyRequested = false): void {
-    this.lastWrite = received;
-    this.lastFlush = flush;
     this.writeStatus(received, flush, replyRequested);
   }
 
