@@ -116,6 +116,33 @@ test(
   },
 );
 
+test('--sink stdout, the reader stopped reading: SIGTERM still ends pgcdc within shutdown.timeoutMs', async () => {
+  const db = await freshDatabase();
+  const dir = await workdir();
+  await db.sql.query(`create table a (id int primary key, v text)`);
+  const config = path.join(dir, 'pgcdc.yaml');
+  await writeFile(config, ['shutdown:', '  timeoutMs: 2000', ''].join('\n'));
+  const proc = startPgcdc([...runArgs(db, dir, 'public.a', ['--config', config]), '--sink', 'stdout']);
+  await eventually(() => slotConfirmed(db), 'slot created');
+  // The reader stops: once the pipe and this side's buffer are full, every write of pgcdc waits.
+  proc.child.stdout?.pause();
+  await db.sql.query(`insert into a select g, repeat('x', 200) from generate_series(1, 20000) g`);
+  const { rows } = await db.sql.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`);
+  // Paused, this side still buffers what arrives (up to its high-water mark) without handing it on.
+  await eventually(() => ((proc.child.stdout?.readableLength ?? 0) > 0 ? true : undefined), 'the first events written');
+  proc.kill('SIGTERM');
+  // Before the fix, a write(2) to the full pipe blocked the event loop and SIGTERM was never handled.
+  assert.equal(await proc.exited, 1, proc.stderr());
+  assert.match(proc.stderr(), /did not finish within shutdown\.timeoutMs/);
+  // Nothing of the stalled transaction was acknowledged.
+  const confirmed = await slotConfirmed(db);
+  const { rows: behind } = await db.sql.query<{ behind: boolean }>(`select $1::pg_lsn < $2::pg_lsn as behind`, [
+    confirmed,
+    rows[0]?.lsn,
+  ]);
+  assert.equal(behind[0]?.behind, true);
+});
+
 test('REPLICA IDENTITY FULL gives whole before images; multi-table transactions keep commit order', async () => {
   const db = await freshDatabase();
   const dir = await workdir();
