@@ -22,6 +22,7 @@
  */
 import { closeSync, ftruncateSync, openSync, rmSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { isLocalIoFailure, localIoError } from '../core/local-io.ts';
 import { CdcError } from '../core/errors.ts';
 import type { Lsn } from '../protocol/messages.ts';
 
@@ -141,12 +142,10 @@ export class SpillFile {
 }
 
 function spillFailed(path: string, cause: unknown): CdcError {
+  // A full or failing disk is the user's to fix (LOCAL_IO, like the offsets file); anything else is a bug.
+  if (isLocalIoFailure(cause)) return localIoError(cause, 'cannot write the spill file', path);
   const reason = cause instanceof Error ? cause.message : String(cause);
-  return new CdcError('INTERNAL', `cannot write the spill file ${path}: ${reason}`, {
-    cause,
-    retryable: true,
-    hint: 'streamed transactions spill next to the offsets file: free disk space there (see docs/operations.md)',
-  });
+  return new CdcError('INTERNAL', `cannot write the spill file ${path}: ${reason}`, { cause });
 }
 
 /** One record read back. `data` is valid only until the iterator moves on. */
