@@ -14,6 +14,7 @@ import {
   type PgoutputMessage,
   type TupleData,
 } from '../protocol/messages.ts';
+import { EventFlag } from '../sinks/batch.ts';
 import type { ChangeSink } from '../envelope/change-sink.ts';
 import type { RelationCache } from '../source/relations.ts';
 import { messageLine, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
@@ -321,7 +322,7 @@ export class ChangeAssembler {
       w.abortEvent();
       throw error;
     }
-    this.out.eventEnd(s.topicNumber);
+    this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0);
   }
 }
 
