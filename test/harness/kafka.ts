@@ -391,3 +391,37 @@ export class KafkaCluster {
 export function startKafka(options: KafkaClusterOptions = {}): Promise<KafkaCluster> {
   return KafkaCluster.start(options);
 }
+
+/** One record as Kafka's Java consumer read it (test/kafka/TopicDump.java). */
+export interface DumpedRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  timestamp: number;
+  key: string | null;
+  value: string | null;
+  headers: Record<string, string | null>;
+}
+
+/**
+ * Every committed record of the topics matching `topicRegex` (a Java regex), read by Kafka's own
+ * Java consumer with isolation.level=read_committed: an independent reader, not pgcdc's client.
+ */
+export async function dumpTopics(bootstrap: string, topicRegex: string): Promise<DumpedRecord[]> {
+  const classpath = kafkaClasspath();
+  const child = spawn('java', ['-cp', classpath, path.join(KAFKA_DIR, 'TopicDump.java'), bootstrap, topicRegex], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const forget = onProcessExit(() => child.kill('SIGKILL'));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  forget();
+  if (code !== 0) throw new Error(`TopicDump exited with ${code}: ${err}`);
+  return out
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as DumpedRecord);
+}
