@@ -264,7 +264,11 @@ export function parseConfig(input: unknown, origin = 'configuration', flagFor?: 
       },
     );
   }
-  return result.data;
+  const config = result.data;
+  // The Kafka sink's lingerMs is batch.maxDelayMs under the name Kafka users know.
+  if (config.sink.kind === 'kafka' && config.sink.lingerMs !== undefined)
+    return { ...config, batch: { ...config.batch, maxDelayMs: config.sink.lingerMs } };
+  return config;
 }
 
 export async function readConfigFile(path: string): Promise<ConfigInput> {
