@@ -136,3 +136,38 @@ test('a missing topic with topics.create off is one error at start, before the s
   assert.match(lines.at(-1) ?? '', /Kafka topics? .*items.* not exist and sink.topics.create is off/);
   assert.equal(await slotConfirmed(db), undefined, 'no slot was created');
 });
+
+test('TLS: verify-full against the right CA delivers; another CA is one error line, exit 2', { skip }, async () => {
+  const broker = await startKafka({ tls: true });
+  const pki = broker.tls as NonNullable<typeof broker.tls>;
+  const db = await freshDatabase();
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-kafka-'));
+  await db.sql.query(`create table items (id int primary key, name text)`);
+  await db.sql.query(`insert into items values (1, 'over tls')`);
+  const { writeFile } = await import('node:fs/promises');
+  const wrong = path.join(dir, 'wrong.yaml');
+  await writeFile(
+    wrong,
+    `sink:\n  kind: kafka\n  bootstrapServers: ${broker.tlsBootstrap}\n  tls:\n    ca: ${pki.otherCa}\n`,
+  );
+  const refused = await runPgcdc([...runArgs(db, dir, broker.tlsBootstrap), '--config', wrong]);
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(
+    refused.stderr.trim().split('\n').at(-1) ?? '',
+    /TLS verification failed: the broker certificate is not signed by a CA in sink.tls.ca.*\[CONNECT_FAILED\]$/,
+  );
+  assert.equal(await slotConfirmed(db), undefined, 'no slot was created');
+  const right = path.join(dir, 'right.yaml');
+  await writeFile(
+    right,
+    `sink:\n  kind: kafka\n  bootstrapServers: ${broker.tlsBootstrap}\n  tls:\n    ca: ${pki.ca}\n`,
+  );
+  const proc = startPgcdc([...runArgs(db, dir, broker.tlsBootstrap), '--config', right]);
+  const records = await eventually(async () => {
+    const all = await dumpTopics(broker.bootstrap, `${db.name}\\.public\\.items`);
+    return all.length >= 1 ? all : undefined;
+  }, 'the snapshot row in Kafka over TLS');
+  assert.equal((JSON.parse(records[0]?.value ?? '{}') as { after: { name: string } }).after.name, 'over tls');
+  proc.kill('SIGTERM');
+  assert.equal(await proc.exited, 0, proc.stderr());
+});
