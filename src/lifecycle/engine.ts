@@ -177,6 +177,7 @@ export class Capture {
         prefix: config.topic.prefix ?? endpoint.database,
         database: endpoint.database,
         naming: config.topic.naming,
+        envelope: { format: config.envelope.format, unavailableValue: config.toast.placeholder },
       };
       const types = await loadPgTypes(query);
       const signalTable = config.signalTable ? parseTableName(config.signalTable) : undefined;

@@ -8,6 +8,7 @@
 import { CdcError } from '../core/errors.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import {
+  PG_EPOCH_OFFSET_MICROS,
   pgTimeToUnixMs,
   UNCHANGED_TOAST,
   type Lsn,
@@ -76,6 +77,11 @@ export class ChangeAssembler {
   private skipBefore: Lsn;
   /** Count of transactions skipped by the resume filter (for logs and tests). */
   skippedTransactions = 0;
+  /**
+   * The end LSN of the last commit seen (skipped ones included), for `source.sequence`; at start the
+   * stored position, the last commit delivered before (null on a fresh start), as Debezium restores it.
+   */
+  private lastCommitEnd: Lsn | null;
   /** Watches the replay before the stored offset (history-check.ts); dropped once the stream passed it. */
   private history: HistoryCheck | undefined;
 
@@ -84,6 +90,7 @@ export class ChangeAssembler {
     this.out = out;
     this.naming = options.naming;
     this.skipBefore = options.skipBefore;
+    this.lastCommitEnd = options.skipBefore > 0 ? options.skipBefore : null;
     this.observer = options.observer;
     this.messageTopicNumber = out.topics.number(topicName(options.naming, 'message'));
     this.options = options;
@@ -133,7 +140,13 @@ export class ChangeAssembler {
         if (skip) this.skippedTransactions++;
         else this.skipBefore = 0;
         this.tx = {
-          context: transactionContext(message.xid, formatLsn(message.finalLsn), pgTimeToUnixMs(message.commitTime)),
+          context: transactionContext(
+            message.xid,
+            formatLsn(message.finalLsn),
+            pgTimeToUnixMs(message.commitTime),
+            message.commitTime + PG_EPOCH_OFFSET_MICROS,
+            this.lastCommitEnd,
+          ),
           commitLsn: message.finalLsn,
           ordinal: 0,
           perTable: new Map(),
@@ -144,6 +157,7 @@ export class ChangeAssembler {
       case 'commit': {
         const tx = this.requireTx(message.tag);
         this.tx = undefined;
+        this.lastCommitEnd = message.endLsn;
         this.history?.commit(message.endLsn);
         if (tx.skip) {
           this.observer?.committed(message.endLsn, false);
@@ -177,11 +191,14 @@ export class ChangeAssembler {
         const s = this.serializer(message.relationId);
         if (this.observer?.active === true && this.observer.change(s.table, old, after)) return;
         const toast = this.options.toast;
-        if (toast === undefined) this.emit(tx, s, lsn, 'u', after, old, after, null);
-        else {
-          const r = toast.updated(s, old, after, old);
-          this.emit(tx, r.serializer, lsn, 'u', r.after, r.before, r.after, r.unavailable);
+        const r = toast === undefined ? undefined : toast.updated(s, old, after, old);
+        if (old !== null && keyChanged(s.table.keyIndexes, old, after)) {
+          // As Debezium: a delete of the old key, then a create of the new one (docs/events.md).
+          this.emitKeyChange(tx, s, lsn, old, r?.after ?? after, r?.serializer ?? s, r?.unavailable ?? null);
+          return;
         }
+        if (r === undefined) this.emit(tx, s, lsn, 'u', after, old, after, null);
+        else this.emit(tx, r.serializer, lsn, 'u', r.after, r.before, r.after, r.unavailable);
         return;
       }
       case 'delete': {
@@ -237,8 +254,10 @@ export class ChangeAssembler {
         if (message.lsn <= this.skipBefore) return;
         this.out.event(
           this.messageTopicNumber,
-          messageLine(this.naming, event, undefined, formatLsn(message.lsn), Date.now()),
+          messageLine(this.naming, event, undefined, formatLsn(message.lsn), Date.now(), this.lastCommitEnd),
         );
+        // Debezium counts a non-transactional message as a commit of its own (source.sequence).
+        this.lastCommitEnd = message.lsn;
         this.out.commit(message.lsn);
         return;
       }
@@ -297,6 +316,55 @@ export class ChangeAssembler {
     return [...counts].map(([name, count]) => ({ name, count }));
   }
 
+  /**
+   * An update that changed the key: the delete of `old`'s key (its before is `old`), then the
+   * create of `row`'s key (through `rowSerializer`, the TOAST policy's choice), two events with
+   * their own ordinals, headers naming the other key.
+   */
+  private emitKeyChange(
+    tx: OpenTransaction,
+    s: TableSerializer,
+    lsn: Lsn,
+    old: TupleData,
+    row: TupleData,
+    rowSerializer: TableSerializer,
+    unavailable: Buffer | null,
+  ): void {
+    if (tx.ordinal === 0) this.begin(tx);
+    const relationId = s.table.relationId;
+    let inTx = tx.perTable.get(relationId);
+    if (inTx === undefined) tx.perTable.set(relationId, (inTx = s.inTransaction(tx.context)));
+    const w = this.out.writer;
+    for (const op of ['d', 'c'] as const) {
+      inTx.count++;
+      const totalOrder = ++tx.ordinal;
+      w.startEvent();
+      try {
+        // The create goes through the TOAST variant with the old row's key read from the full tuple.
+        if (op === 'd') s.writeKeyChange(w, op, old, row, tx.context, inTx, lsn, totalOrder, Date.now());
+        else if (rowSerializer === s)
+          s.writeKeyChange(w, op, old, row, tx.context, inTx, lsn, totalOrder, Date.now(), unavailable);
+        else
+          rowSerializer.writeKeyChange(
+            w,
+            op,
+            oldKeyIn(s, rowSerializer, old),
+            row,
+            tx.context,
+            inTx,
+            lsn,
+            totalOrder,
+            Date.now(),
+            unavailable,
+          );
+      } catch (error) {
+        w.abortEvent();
+        throw error;
+      }
+      this.out.eventEnd(s.topicNumber);
+    }
+  }
+
   private emit(
     tx: OpenTransaction,
     s: TableSerializer,
@@ -323,6 +391,34 @@ export class ChangeAssembler {
     }
     this.out.eventEnd(s.topicNumber);
   }
+}
+
+/**
+ * True when `old` (the old key 'K' or old row 'O' pgoutput sent) carries every key column and one
+ * differs from `row`. A key column absent from `old` (null: key columns are NOT NULL, so null means
+ * not sent, e.g. a REPLICA IDENTITY USING INDEX on other columns) means it cannot tell: a plain update.
+ * An unchanged TOAST value in `row` is unchanged.
+ */
+function keyChanged(keyIndexes: readonly number[], old: TupleData, row: TupleData): boolean {
+  let changed = false;
+  for (const i of keyIndexes) {
+    const before = old[i];
+    const after = row[i];
+    if (before === null || before === undefined || before === UNCHANGED_TOAST) return false;
+    if (after === UNCHANGED_TOAST) continue;
+    if (typeof before === 'string' ? before !== after : !(Buffer.isBuffer(after) && before.equals(after)))
+      changed = true;
+  }
+  return changed;
+}
+
+/**
+ * `old` laid out in the columns of `variant`, a TOAST omit variant of `s` (columns left out): the
+ * key columns are always kept, so the old key reads the same.
+ */
+function oldKeyIn(s: TableSerializer, variant: TableSerializer, old: TupleData): TupleData {
+  const byName = new Map(s.table.columns.map((c, i) => [c.name, i]));
+  return variant.table.columns.map((c) => old[byName.get(c.name) ?? -1] ?? null);
 }
 
 /**
