@@ -232,3 +232,70 @@ export function payloadOpen(schema: ConnectSchema): string {
 export function withSchema(format: EnvelopeFormat, schema: ConnectSchema, json: string): string {
   return format === 'json-with-schema' && json !== 'null' ? `${payloadOpen(schema)}${json}}` : json;
 }
+
+const SCHEMA_CHANGE_COLUMN: ConnectSchema = connect(
+  'struct',
+  {
+    fields: [
+      { field: 'name', schema: STRING },
+      { field: 'type_oid', schema: INT64 },
+      { field: 'type_mod', schema: connect('int32', {}, false) },
+      { field: 'key', schema: connect('boolean', {}, false) },
+    ],
+  },
+  false,
+);
+
+/** pgcdc's own schema-change events (no Debezium counterpart, so no struct names). */
+export const SCHEMA_CHANGE_KEY_SCHEMA: ConnectSchema = connect(
+  'struct',
+  {
+    fields: [
+      { field: 'schema', schema: STRING },
+      { field: 'table', schema: STRING },
+    ],
+  },
+  false,
+);
+export const SCHEMA_CHANGE_VALUE_SCHEMA: ConnectSchema = connect(
+  'struct',
+  {
+    fields: [
+      { field: 'op', schema: STRING },
+      { field: 'change', schema: STRING },
+      {
+        field: 'source',
+        schema: connect(
+          'struct',
+          {
+            fields: [
+              ...['version', 'connector', 'name', 'db', 'schema', 'table'].map((field) => ({ field, schema: STRING })),
+              { field: 'txId', schema: INT64 },
+              { field: 'commit_lsn', schema: STRING },
+            ],
+          },
+          false,
+        ),
+      },
+      { field: 'ts_ms', schema: INT64 },
+      { field: 'relation_id', schema: INT64 },
+      {
+        field: 'table',
+        schema: connect(
+          'struct',
+          {
+            fields: [
+              { field: 'schema', schema: STRING },
+              { field: 'table', schema: STRING },
+              { field: 'replica_identity', schema: STRING },
+              { field: 'columns', schema: connect('array', { items: SCHEMA_CHANGE_COLUMN }, false) },
+            ],
+          },
+          false,
+        ),
+      },
+      { field: 'previous', schema: connect('array', { items: SCHEMA_CHANGE_COLUMN }) },
+    ],
+  },
+  false,
+);

@@ -21,6 +21,7 @@ import type { TopicNaming } from '../../../src/envelope/topics.ts';
 import { EventBatchBuilder, TopicRegistry } from '../../../src/sinks/batch.ts';
 import { UNCHANGED_TOAST, type TupleData } from '../../../src/protocol/messages.ts';
 import type { TableSchema } from '../../../src/source/relations.ts';
+import { SchemaChanges } from '../../../src/pipeline/schema-changes.ts';
 import { checkLine, checkValue, unwrapLine } from '../../harness/connect-conformance.ts';
 import { parseJsonLossless } from '../../fixtures/all-types.ts';
 
@@ -330,4 +331,17 @@ test('messages and transaction events carry Debezium schemas and conform', () =>
     value: { source: { sequence: string } };
   };
   assert.equal(standalone.value.source.sequence, '["400","500"]');
+});
+
+test('schema-change events carry a schema of their own and conform', () => {
+  const changes = new SchemaChanges(naming, undefined);
+  const context = { commitLsn: '0/1A2B3C8', xid: 7712, skip: false };
+  const created = changes.applied(orders, context, 5);
+  const altered = changes.applied({ ...orders, columns: orders.columns.slice(0, 2) }, context, 6);
+  for (const text of [created, altered]) {
+    assert.ok(text !== undefined);
+    assert.deepEqual(checkLine(text), [], text);
+  }
+  const plainLine = new SchemaChanges(plain, undefined).applied(orders, context, 5);
+  assert.deepEqual(JSON.parse(unwrapLine(created ?? '')), JSON.parse(plainLine ?? ''));
 });
