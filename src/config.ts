@@ -116,8 +116,14 @@ export const configSchema = z.strictObject({
       numeric: z.enum(['string', 'number']).default('string'),
       json: z.enum(['value', 'string']).default('value'),
       bytea: z.enum(['base64', 'hex', 'base64url']).default('base64'),
+      /**
+       * pgcdc: the encodings above (docs/types.md); debezium: numeric, money, dates, times,
+       * intervals, json and hstore as Debezium's defaults write them (exact decimal bytes, epoch days
+       * and microseconds...), for consumers built for Debezium; best with envelope.format json-with-schema.
+       */
+      style: z.enum(['pgcdc', 'debezium']).default('pgcdc'),
     })
-    .default({ numeric: 'string', json: 'value', bytea: 'base64' }),
+    .default({ numeric: 'string', json: 'value', bytea: 'base64', style: 'pgcdc' }),
   batch: z
     .strictObject({
       /** Events buffered before a sink write. */

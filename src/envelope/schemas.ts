@@ -28,6 +28,7 @@ export function schemaJson(schema: ConnectSchema): string {
   out += `,"optional":${schema.optional}`;
   if (schema.name !== undefined) out += `,"name":${JSON.stringify(schema.name)}`;
   if (schema.version !== undefined) out += `,"version":${schema.version}`;
+  if (schema.doc !== undefined) out += `,"doc":${JSON.stringify(schema.doc)}`;
   if (schema.parameters !== undefined) out += `,"parameters":${JSON.stringify(schema.parameters)}`;
   if (schema.default !== undefined) out += `,"default":${JSON.stringify(schema.default)}`;
   return `${out}}`;

@@ -17,8 +17,8 @@ import type { BackfillTable } from './query.ts';
  */
 export function backfillTableSchema(table: BackfillTable, lookup: TypeLookup, options: ValueOptions): TableSchema {
   const columns = table.columns.map((c) => {
-    const encode = jsonEncoderFor(c.typeOid, lookup, options);
-    const valueSchema = connectSchemaFor(c.typeOid, lookup, options);
+    const encode = jsonEncoderFor(c.typeOid, lookup, options, c.typeMod);
+    const valueSchema = connectSchemaFor(c.typeOid, lookup, options, c.typeMod);
     return {
       name: c.name,
       typeOid: c.typeOid,

@@ -10,6 +10,7 @@
  */
 import { BUILTIN_ARRAY_ELEMENTS, OID } from './type-oids.ts';
 import type { TypeLookup, ValueOptions } from './values.ts';
+import { DEBEZIUM_HSTORE, debeziumScalar } from './debezium-values.ts';
 
 /** Kafka Connect's schema types (org.apache.kafka.connect.data.Schema.Type), as JsonConverter names them. */
 export type ConnectType =
@@ -33,6 +34,7 @@ export interface ConnectSchema {
   /** The logical type or struct name. */
   readonly name?: string;
   readonly version?: number;
+  readonly doc?: string;
   readonly parameters?: Readonly<Record<string, string>>;
   readonly default?: string | number | boolean;
   /** The element schema of an array. */
@@ -126,21 +128,37 @@ const XML_OID = 142;
 const TSVECTOR_OID = 3614;
 const MAX_DOMAIN_DEPTH = 32;
 
-function resolve(oid: number, lookup: TypeLookup, options: ValueOptions, depth: number): ConnectSchema {
+/** The styled encoders' base encoders are never called for a schema. */
+const NO_ENCODER = (text: string): string => text;
+
+function resolve(
+  oid: number,
+  lookup: TypeLookup,
+  options: ValueOptions,
+  depth: number,
+  typeMod: number,
+): ConnectSchema {
+  if (options.style === 'debezium') {
+    const styled = debeziumScalar(oid, typeMod, NO_ENCODER, NO_ENCODER);
+    if (styled !== undefined) return styled.schema;
+  }
   const scalar = builtinScalar(oid, options);
   if (scalar !== undefined) return scalar;
   const builtinArray = BUILTIN_ARRAY_ELEMENTS.get(oid);
   if (builtinArray !== undefined)
-    return connect('array', { items: resolve(builtinArray[0], lookup, options, depth + 1) });
+    return connect('array', { items: resolve(builtinArray[0], lookup, options, depth + 1, typeMod) });
   const type = lookup(oid);
   if (type === undefined || depth > MAX_DOMAIN_DEPTH) return connect('string');
   switch (type.kind) {
     case 'd':
-      return resolve(type.baseOid, lookup, options, depth + 1);
+      return resolve(type.baseOid, lookup, options, depth + 1, -1);
     case 'b':
-      if (type.elemOid !== 0) return connect('array', { items: resolve(type.elemOid, lookup, options, depth + 1) });
+      if (type.elemOid !== 0)
+        return connect('array', { items: resolve(type.elemOid, lookup, options, depth + 1, typeMod) });
       if (type.name === 'hstore')
-        return connect('map', { keys: connect('string', {}, false), values: connect('string') });
+        return options.style === 'debezium'
+          ? DEBEZIUM_HSTORE.schema
+          : connect('map', { keys: connect('string', {}, false), values: connect('string') });
       if (type.name === 'ltree') return named('io.debezium.data.Ltree');
       return connect('string');
     case 'c':
@@ -158,6 +176,11 @@ function resolve(oid: number, lookup: TypeLookup, options: ValueOptions, depth: 
  * optional (NULL elements). Arrays are declared with one dimension: a multi-dimensional value
  * (`{{1,2},{3,4}}`, written as nested arrays) does not match it (docs/types.md).
  */
-export function connectSchemaFor(typeOid: number, lookup: TypeLookup, options: ValueOptions): ConnectSchema {
-  return resolve(typeOid, lookup, options, 0);
+export function connectSchemaFor(
+  typeOid: number,
+  lookup: TypeLookup,
+  options: ValueOptions,
+  typeMod = -1,
+): ConnectSchema {
+  return resolve(typeOid, lookup, options, 0, typeMod);
 }

@@ -78,14 +78,14 @@ export class RelationCache {
   /** Builds and stores the schema for a Relation message. */
   apply(message: RelationMessage, facts: TableFacts | undefined): TableSchema {
     const columns = message.columns.map((c) => {
-      const encode = jsonEncoderFor(c.typeOid, this.lookup, this.options);
+      const encode = jsonEncoderFor(c.typeOid, this.lookup, this.options, c.typeMod);
       return {
         name: c.name,
         typeOid: c.typeOid,
         typeMod: c.typeMod,
         encode,
         plainString: isPlainStringEncoder(encode),
-        valueSchema: connectSchemaFor(c.typeOid, this.lookup, this.options),
+        valueSchema: connectSchemaFor(c.typeOid, this.lookup, this.options, c.typeMod),
       };
     });
     const schema: TableSchema = {
