@@ -110,7 +110,7 @@ test('timestamptz and timetz as UTC ISO strings in Java form; interval as MicroD
   assert.equal((encode(1186, 'P-1Y-2M3DT-4H-5M-6.5S') as number) < 0, true);
 });
 
-test('json, jsonb and hstore as JSON text in a string (io.debezium.data.Json); other types as pgcdc writes them', () => {
+test('json, jsonb, hstore as JSON text in a string (io.debezium.data.Json); other types as pgcdc writes them', () => {
   assert.equal(encode(3802, '{"a": 1}'), '{"a": 1}');
   assert.equal(encode(114, '{"a" :\n 1}'), '{"a" :\n 1}');
   assert.equal(schemaOf(3802).name, 'io.debezium.data.Json');
