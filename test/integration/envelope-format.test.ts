@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freshDatabase, eventually } from '../harness/pg.ts';
@@ -41,7 +41,12 @@ function documented(v: Violation, line: string): boolean {
   return (multiDimensional || infinity || unsigned64) && line.length > 0;
 }
 
-test('json-with-schema: every line of every type conforms to its own schema', async () => {
+for (const style of ['pgcdc', 'debezium'] as const)
+  test(`json-with-schema, values.style ${style}: every line of every type conforms to its own schema`, async () => {
+    await everyTypeConforms(style);
+  });
+
+async function everyTypeConforms(style: 'pgcdc' | 'debezium'): Promise<void> {
   const db = await freshDatabase();
   const major = db.server.major;
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-format-'));
@@ -49,8 +54,12 @@ test('json-with-schema: every line of every type conforms to its own schema', as
   await db.sql.query(`create table early (id int primary key, note text not null, at date)`);
   await db.sql.query(`insert into early values (1, 'before the slot', '2026-11-21'), (2, 'x', null)`);
   const events = path.join(dir, 'events');
+  const config = path.join(dir, 'pgcdc.yaml');
+  await writeFile(config, `values:\n  style: ${style}\n`);
   const proc = startPgcdc([
     'run',
+    '--config',
+    config,
     '--source',
     db.url,
     '--slot',
@@ -114,7 +123,11 @@ test('json-with-schema: every line of every type conforms to its own schema', as
   assert.deepEqual([...(replayed?.entries() ?? [])], [['{"id":20}', { id: 20, note: 'changed', at: null }]]);
   const reads = early.filter((e) => e.value.op === 'r');
   assert.equal(reads[0]?.value.source.sequence, `[null,"${reads[0]?.value.source.lsn}"]`);
-});
+  const at = early.find((e) => e.value.op === 'c' && e.topic.endsWith('.early'))?.value.after?.at;
+  assert.equal(at, null);
+  const read = reads.find((e) => e.key?.id === 1)?.value.after?.at;
+  assert.equal(read, style === 'debezium' ? Date.UTC(2026, 10, 21) / 86_400_000 : '2026-11-21');
+}
 
 test('a primary-key change is a delete and a create; replay equals the source under DEFAULT and FULL', async () => {
   const db = await freshDatabase();
