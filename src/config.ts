@@ -288,11 +288,14 @@ export function parseConfig(input: unknown, origin = 'configuration', flagFor?: 
       },
     );
   }
-  const config = result.data;
+  let config = result.data;
   // No Kafka Connect schema describes an arbitrary JSON document: json-with-schema writes json and
   // jsonb as strings (io.debezium.data.Json), as Debezium does.
   if (config.envelope.format === 'json-with-schema' && config.values.json !== 'string')
-    return { ...config, values: { ...config.values, json: 'string' } };
+    config = { ...config, values: { ...config.values, json: 'string' } };
+  // The Kafka sink's lingerMs is batch.maxDelayMs under the name Kafka users know.
+  if (config.sink.kind === 'kafka' && config.sink.lingerMs !== undefined)
+    config = { ...config, batch: { ...config.batch, maxDelayMs: config.sink.lingerMs } };
   return config;
 }
 

@@ -20,6 +20,7 @@ import type { Sink } from '../sinks/contract.ts';
 import { createSink, describeSinkKinds } from '../sinks/registry.ts';
 import { CdcError } from '../core/errors.ts';
 import { splitTableList } from '../selection/patterns.ts';
+import { resolveEndpoint } from '../postgres/connect.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
 import { deprecatedIntervalKey, StatusLine, statusLineIntervalMs } from './status-line.ts';
 import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
@@ -35,6 +36,8 @@ export interface RunFlags extends ConnectionFlags {
   signalTable?: string;
   sink?: string;
   out?: string;
+  kafkaBootstrap?: string;
+  kafkaDelivery?: string;
   offsets?: string;
   topicPrefix?: string;
   topicNaming?: 'prefix' | 'database';
@@ -78,7 +81,13 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     tablesFile: flags.tablesFile,
     signalTable: flags.signalTable,
     createPublication: flags.createPublication === false ? false : undefined,
-    sink: { kind: flags.sink, out: flags.out },
+    sink: {
+      kind: flags.sink,
+      out: flags.out,
+      // Only when given: a kind's strict schema refuses keys of other kinds, even undefined ones.
+      ...(flags.kafkaBootstrap === undefined ? {} : { bootstrapServers: flags.kafkaBootstrap }),
+      ...(flags.kafkaDelivery === undefined ? {} : { delivery: flags.kafkaDelivery }),
+    },
     offsets: flags.offsets,
     topic: { prefix: flags.topicPrefix, naming: flags.topicNaming },
     envelope: { format: flags.format },
@@ -123,6 +132,8 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   createPublication: '--no-create-publication',
   'sink.kind': '--sink',
   'sink.out': '--out',
+  'sink.bootstrapServers': '--kafka-bootstrap',
+  'sink.delivery': '--kafka-delivery',
   offsets: '--offsets',
   'topic.prefix': '--topic-prefix',
   'topic.naming': '--topic-naming',
@@ -166,7 +177,14 @@ export async function loadConfig(flags: RunFlags): Promise<Config> {
 
 /** A new, unopened sink of the configured kind (sinks/registry.ts). */
 export function makeSink(config: Config, log?: Logger): Sink {
-  return createSink(config.sink, log === undefined ? {} : { log });
+  const database = resolveEndpoint(config.source).database;
+  const prefix = config.topic.prefix ?? database;
+  const capture = {
+    slot: config.slot,
+    database,
+    topicPrefix: config.topic.naming === 'database' ? `${database}_${prefix}` : prefix,
+  };
+  return createSink(config.sink, log === undefined ? { capture } : { log, capture });
 }
 
 /**
@@ -242,6 +260,11 @@ export function registerRun(program: Command): void {
     // No .choices(): the config validation names an unknown kind in one line, listing the known ones.
     .option('--sink <kind>', `where events go: ${describeSinkKinds()}`)
     .option('--out <dir>', 'JSONL output directory, one file per topic (default ./events)')
+    .option('--kafka-bootstrap <servers>', 'Kafka: host:port,... of the brokers (sink.bootstrapServers)')
+    .option(
+      '--kafka-delivery <mode>',
+      'Kafka: exactly-once (default: transactions, checkpoint in Kafka) or at-least-once (idempotent producer)',
+    )
     .option('--offsets <file>', 'offsets file: the durable position (default ./pgcdc-offsets.json)')
     .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')
     .addOption(

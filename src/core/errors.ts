@@ -40,6 +40,8 @@ export type ErrorCode =
   | 'OFFSET_AHEAD_OF_SERVER'
   | 'OFFSETS_LOCKED'
   | 'OFFSETS_CORRUPT'
+  /** The offsets file and the checkpoint a sink stores (Kafka) disagree in a way that may hide a gap. */
+  | 'OFFSETS_DIVERGED'
   // bytes on the wire
   | 'PROTOCOL_TRUNCATED'
   | 'PROTOCOL_UNKNOWN_MESSAGE'
@@ -48,6 +50,8 @@ export type ErrorCode =
   | 'VALUE_INVALID'
   // delivery
   | 'SINK_FAILED'
+  /** Another pgcdc took over the sink's transactional identity (Kafka zombie fencing): this one must stop. */
+  | 'SINK_FENCED'
   /**
    * The local disk (offsets file, its lock or directory, JSONL output): full, read-only, failing, no access. Exit 1. */
   | 'LOCAL_IO'

@@ -14,8 +14,8 @@ export interface ChangeSink {
   event(topic: number, line: string): void;
   /** Where an event is written: `writer.startEvent()`, the serializer's writes, then `eventEnd`. */
   readonly writer: EventBatchBuilder;
-  /** Ends the event being written (of the open transaction) under `topic`. */
-  eventEnd(topic: number): void;
+  /** Ends the event being written (of the open transaction) under `topic`, with its EventFlag bits. */
+  eventEnd(topic: number, flags?: number): void;
   /**
    * The open transaction committed; every event of it has been passed to `event`. `commitLsn` and
    * `xid` identify a decoded transaction (Checkpoint.lastCommit); absent for other boundaries.

@@ -15,7 +15,7 @@ import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/c
 import { ensurePublication, readServerFacts, readSlot, type TableRef } from '../postgres/catalog.ts';
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { ReplicationSession } from '../postgres/slot.ts';
-import { FileOffsetStore } from '../offsets/file.ts';
+import { openOffsetStore } from '../offsets/open.ts';
 import type { SnapshotTableState } from '../offsets/store.ts';
 import type { Sink, SinkPosition } from '../sinks/contract.ts';
 import { EventBatch } from '../sinks/batch.ts';
@@ -28,7 +28,7 @@ import { estimateRows, SnapshotBars } from '../observability/snapshot-bars.ts';
 import { EngineEventBus } from '../observability/event-bus.ts';
 import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
 import type { EngineEvents } from '../core/engine-events.ts';
-import type { TopicNaming } from '../envelope/topics.ts';
+import { topicName, type TopicNaming } from '../envelope/topics.ts';
 import type { ExportedSlot } from '../postgres/exported-snapshot.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
 import { resolveMethod } from '../snapshot/watermarks.ts';
@@ -130,16 +130,16 @@ export class Capture {
   private async begin(config: Config, sink: Sink): Promise<void> {
     this.events.emit({ type: 'state', state: 'starting' });
     const endpoint = resolveEndpoint(config.source);
-    const offsets = await FileOffsetStore.open(config.offsets);
+    const { store: offsets, file: offsetsFile } = await openOffsetStore(config.offsets, sink, this.log);
     const cleanups: (() => Promise<unknown>)[] = [() => offsets.close()];
     const cleanup = async (): Promise<void> => {
       for (const step of cleanups.reverse()) await bounded(step());
     };
     try {
       const checkpoint = await offsets.load();
-      if (offsets.upgradedFrom !== undefined) {
+      if (offsetsFile?.upgradedFrom !== undefined) {
         this.log.warn(
-          { offsets: offsets.path, from: offsets.upgradedFrom },
+          { offsets: offsetsFile.path, from: offsetsFile.upgradedFrom },
           'the offsets file was written by an earlier pgcdc without a checksum: accepted this once and ' +
             'rewritten with one',
         );
@@ -179,6 +179,8 @@ export class Capture {
         naming: config.topic.naming,
         envelope: { format: config.envelope.format, unavailableValue: config.toast.placeholder },
       };
+      // Before the slot is used: a destination that is missing (and may not be created) stops pgcdc here.
+      if (sink.prepareTopics) await sink.prepareTopics(tables.map((table) => topicName(naming, table)));
       const types = await loadPgTypes(query);
       const signalTable = config.signalTable ? parseTableName(config.signalTable) : undefined;
       const method = resolveMethod(config.snapshot.method, facts.major, signalTable);

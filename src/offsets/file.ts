@@ -115,7 +115,7 @@ function lsnValue(lsn: string): bigint {
 }
 
 /** A checkpoint as read from its file, and whether the file was in the version 1 format. */
-interface ReadResult {
+export interface ReadResult {
   readonly checkpoint: Checkpoint;
   readonly legacy: boolean;
 }
@@ -138,13 +138,21 @@ async function readCheckpointFile(file: string): Promise<ReadResult | undefined>
     if (isLocalIoFailure(error)) throw localIoError(error, 'cannot read the offsets file', file);
     throw new CdcError('INTERNAL', `cannot read the offsets file ${file}: ${messageOf(error)}`, { cause: error });
   }
+  return parseCheckpointText(text, `the offsets file ${file}`, FILE_REPAIR_HINT);
+}
+
+const FILE_REPAIR_HINT =
+  'restore it from a backup (never edit it by hand); deleting it makes pgcdc start over (a new ' +
+  'snapshot) and refuse to reuse the existing output';
+
+/**
+ * Parses and validates a stored checkpoint's text (the file's content, or the copy a sink stores:
+ * offsets/sink-store.ts). `where` names it in the error: CdcError('OFFSETS_CORRUPT') on garbage, a
+ * wrong checksum or an unknown version, with `hint` saying how to repair it.
+ */
+export function parseCheckpointText(text: string, where: string, hint: string): ReadResult {
   const corrupt = (detail: string, cause?: unknown): CdcError =>
-    new CdcError('OFFSETS_CORRUPT', `the offsets file ${file} is not a valid pgcdc checkpoint: ${detail}`, {
-      hint:
-        'restore it from a backup (never edit it by hand); deleting it makes pgcdc start over (a new ' +
-        'snapshot) and refuse to reuse the existing output',
-      cause,
-    });
+    new CdcError('OFFSETS_CORRUPT', `${where} is not a valid pgcdc checkpoint: ${detail}`, { hint, cause });
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -15,6 +15,7 @@ import {
   type PgoutputMessage,
   type TupleData,
 } from '../protocol/messages.ts';
+import { EventFlag } from '../sinks/batch.ts';
 import type { ChangeSink } from '../envelope/change-sink.ts';
 import type { RelationCache } from '../source/relations.ts';
 import { messageLine, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
@@ -361,7 +362,8 @@ export class ChangeAssembler {
         w.abortEvent();
         throw error;
       }
-      this.out.eventEnd(s.topicNumber);
+      // The delete is flagged like any delete: the Kafka sink follows it with the old key's tombstone.
+      this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0);
     }
   }
 
@@ -389,7 +391,7 @@ export class ChangeAssembler {
       w.abortEvent();
       throw error;
     }
-    this.out.eventEnd(s.topicNumber);
+    this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0);
   }
 }
 

@@ -194,9 +194,9 @@ export class Delivery implements ChangeSink {
     this.eventEnd(topic);
   }
 
-  eventEnd(topic: number): void {
+  eventEnd(topic: number, flags = 0): void {
     const pending = this.pending;
-    pending.endEvent(topic);
+    pending.endEvent(topic, flags);
     if (!this.highWater && (pending.count >= this.options.maxEvents * 4 || pending.bytes >= MAX_BUFFERED_BYTES)) {
       this.highWater = true;
       this.hooks.pressure(true);

@@ -8,6 +8,15 @@
  * buffered events off the JS heap, and hands the sink bytes it can write as they are.
  */
 
+/**
+ * Per-event flags a sink may act on without parsing the line (sinks/kafka writes a tombstone after
+ * each delete). Set by whoever ends the event (`endEvent(topic, flags)`).
+ */
+export const EventFlag = {
+  /** A delete (op d): its key's row is gone. */
+  DELETE: 1,
+} as const;
+
 /** Topic numbers are stable for the life of a process: one registry is shared by all batches. */
 export class TopicRegistry {
   private readonly names: string[] = [];
@@ -44,14 +53,23 @@ export class EventBatch {
   readonly data: Buffer;
   private readonly ends: Uint32Array;
   private readonly topics: Uint32Array;
+  private readonly flagBytes: Uint8Array;
   private readonly registry: TopicRegistry;
 
-  constructor(data: Buffer, ends: Uint32Array, topics: Uint32Array, count: number, registry: TopicRegistry) {
+  constructor(
+    data: Buffer,
+    ends: Uint32Array,
+    topics: Uint32Array,
+    count: number,
+    registry: TopicRegistry,
+    flags: Uint8Array = new Uint8Array(count),
+  ) {
     this.data = data;
     this.ends = ends;
     this.topics = topics;
     this.count = count;
     this.registry = registry;
+    this.flagBytes = flags;
   }
 
   /** A batch from plain lines (tests, small tools): lines must not contain newlines. */
@@ -71,6 +89,11 @@ export class EventBatch {
 
   topicNumber(i: number): number {
     return this.topics[i] as number;
+  }
+
+  /** Event i's EventFlag bits. */
+  flags(i: number): number {
+    return this.flagBytes[i] as number;
   }
 
   topic(i: number): string {
@@ -136,6 +159,7 @@ export class EventBatchBuilder {
   private used = 0;
   private ends: Uint32Array;
   private topics: Uint32Array;
+  private flagBytes: Uint8Array;
   private n = 0;
   private eventStart = 0;
 
@@ -144,6 +168,7 @@ export class EventBatchBuilder {
     this.slab = Buffer.allocUnsafe(initialBytes);
     this.ends = new Uint32Array(initialEvents);
     this.topics = new Uint32Array(initialEvents);
+    this.flagBytes = new Uint8Array(initialEvents);
   }
 
   get count(): number {
@@ -242,12 +267,14 @@ export class EventBatchBuilder {
     } while (rest > 0);
   }
 
-  endEvent(topic: number): void {
+  /** Ends the event begun by `startEvent` under `topic`, with its EventFlag bits. */
+  endEvent(topic: number, flags = 0): void {
     if (this.slab.length - this.used < 1) this.growBytes(1);
     if (this.n === this.ends.length) this.growEvents();
     this.slab[this.used++] = NEWLINE;
     this.ends[this.n] = this.used;
     this.topics[this.n] = topic;
+    this.flagBytes[this.n] = flags;
     this.n++;
   }
 
@@ -264,6 +291,7 @@ export class EventBatchBuilder {
       this.topics.slice(0, count),
       count,
       this.registry,
+      this.flagBytes.slice(0, count),
     );
     const restEvents = this.n - count;
     const restBytes = this.used - cut;
@@ -274,9 +302,12 @@ export class EventBatchBuilder {
     for (let i = 0; i < restEvents; i++) ends[i] = (this.ends[count + i] as number) - cut;
     const topics = new Uint32Array(this.topics.length);
     topics.set(this.topics.subarray(count, this.n));
+    const flags = new Uint8Array(this.flagBytes.length);
+    flags.set(this.flagBytes.subarray(count, this.n));
     this.slab = slab;
     this.ends = ends;
     this.topics = topics;
+    this.flagBytes = flags;
     this.used = restBytes;
     this.n = restEvents;
     return batch;
@@ -293,7 +324,10 @@ export class EventBatchBuilder {
     ends.set(this.ends);
     const topics = new Uint32Array(this.topics.length * 2);
     topics.set(this.topics);
+    const flags = new Uint8Array(this.flagBytes.length * 2);
+    flags.set(this.flagBytes);
     this.ends = ends;
     this.topics = topics;
+    this.flagBytes = flags;
   }
 }

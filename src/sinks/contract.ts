@@ -21,6 +21,28 @@ export type { EventBatch };
 export type SinkPosition = { readonly [key: string]: unknown };
 
 /**
+ * Checkpoints a sink stores itself, next to its events (Kafka: a compacted topic). With a sink that
+ * has them, every checkpoint goes through `store`; pgcdc's offsets file, when one is kept, follows.
+ *
+ * - Atomic with the events: a sink whose writes are transactional (Kafka exactly-once) commits the
+ *   events written since the previous `store` together with the checkpoint, in one step: both or
+ *   neither are visible. Its `write` resolves once the events are durable but still uncommitted;
+ *   they become visible to readers (read_committed) when the next `store` resolves. A crash before
+ *   that discards them, and the capture writes them again from the stored checkpoint.
+ * - At-least-once sinks store the checkpoint after the events it covers are durable.
+ * - `store` resolves when the checkpoint is durable and readable by `load` from another process.
+ *   A failure rejects with a CdcError and nothing of the open transaction becomes visible.
+ */
+export interface SinkCheckpoints {
+  /** Where they are kept, for messages: `Kafka topic shop.pgcdc-offsets`. */
+  readonly where: string;
+  /** The text of the last checkpoint stored for this capture (its slot), or undefined for none. */
+  load(): Promise<string | undefined>;
+  /** Stores `text` (a serialized checkpoint, see offsets/file.ts) as the latest. */
+  store(text: string): Promise<void>;
+}
+
+/**
  * One sink instance serves one capture run: `open` once, any number of `write`s, `close`. A
  * restart (a new process, or an in-process retry) makes a new instance and opens it with the
  * position stored in the checkpoint.
@@ -28,6 +50,20 @@ export type SinkPosition = { readonly [key: string]: unknown };
 export interface Sink {
   /** Short name for logs and metrics (`jsonl`, `stdout`, ...). */
   readonly kind: string;
+
+  /**
+   * Present when the sink stores checkpoints itself (see SinkCheckpoints); the engine then stores
+   * every checkpoint through it. Usable before `open` for `load` only.
+   */
+  readonly checkpoints?: SinkCheckpoints;
+
+  /**
+   * Optional: called before the capture uses its slot (before `open`), with the topics the selected
+   * tables write to. A sink whose destinations must exist checks them here (and creates them when
+   * configured to), so a missing one stops pgcdc before anything is consumed. Topics not named here
+   * (tables added later, other event streams) are checked on their first write.
+   */
+  prepareTopics?(topics: readonly string[]): Promise<void>;
 
   /**
    * Prepares the sink. `resume` is the position stored with the last checkpoint, or undefined when

@@ -15,6 +15,16 @@ export interface SinkContext {
   readonly log?: Logger;
   /** The process's standard output, for sinks that write to it (tests pass another stream). */
   readonly stdout?: Writable;
+  /**
+   * The capture the sink serves, for sinks that name things after it (Kafka: the transactional id,
+   * the offsets topic and the checkpoint's key).
+   */
+  readonly capture?: {
+    readonly slot: string;
+    readonly database: string;
+    /** The topic prefix as topics are named (with `topic.naming: database`, `<database>_<prefix>`). */
+    readonly topicPrefix: string;
+  };
 }
 
 /**

@@ -30,8 +30,8 @@ function configError(input: unknown, origin = 'f.yaml'): CdcError {
 }
 
 void describe('sink registry', () => {
-  void it('knows jsonl (the default) and stdout', () => {
-    assert.deepEqual(SINK_KINDS, ['jsonl', 'stdout']);
+  void it('knows jsonl (the default), stdout and kafka', () => {
+    assert.deepEqual(SINK_KINDS, ['jsonl', 'stdout', 'kafka']);
     assert.equal(DEFAULT_SINK_KIND, 'jsonl');
   });
 
@@ -43,9 +43,12 @@ void describe('sink registry', () => {
   });
 
   void it('an unknown kind is one issue at sink.kind listing the known kinds; bad options name their key', () => {
-    const unknown = configError({ sink: { kind: 'kafka' } });
+    const unknown = configError({ sink: { kind: 'pigeon' } });
     assert.equal(unknown.code, 'CONFIG_INVALID');
-    assert.equal(unknown.message, 'f.yaml: sink.kind: unknown sink kind "kafka"; the known kinds are jsonl, stdout');
+    assert.equal(
+      unknown.message,
+      'f.yaml: sink.kind: unknown sink kind "pigeon"; the known kinds are jsonl, stdout, kafka',
+    );
     assert.match(configError({ sink: { kind: 'jsonl', brokers: 'x' } }).message, /^f\.yaml: sink: Unrecognized key/);
     assert.equal(configError({ sink: { out: '' } }).message, 'f.yaml: sink.out: must name a directory');
     assert.match(configError({ sink: 'jsonl' }).message, /^f\.yaml: sink: must be a mapping with a kind/);
@@ -61,14 +64,14 @@ void describe('sink registry', () => {
     await sink.close();
     assert.equal(String(stream.read()), '{"id":"0/1:0"}\n');
     assert.throws(
-      () => createSink({ kind: 'kafka' }),
+      () => createSink({ kind: 'pigeon' }),
       (error: unknown) => error instanceof CdcError && error.code === 'CONFIG_INVALID',
     );
   });
 
   void it('pgcdc run --sink with an unknown kind prints one line listing the known kinds and exits 2', async () => {
     const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const args = ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'run', '--sink', 'kafka'];
+      const args = ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'run', '--sink', 'pigeon'];
       const child = execFile(process.execPath, args, { cwd: ROOT }, (_error, stdout, stderr) =>
         resolve({ code: child.exitCode, stdout, stderr }),
       );
@@ -77,7 +80,10 @@ void describe('sink registry', () => {
     assert.equal(result.stdout, '');
     const lines = result.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, result.stderr);
-    assert.match(lines[0] ?? '', /^pgcdc: error: --sink: unknown sink kind "kafka"; the known kinds are jsonl, stdout/);
+    assert.match(
+      lines[0] ?? '',
+      /^pgcdc: error: --sink: unknown sink kind "pigeon"; the known kinds are jsonl, stdout, kafka/,
+    );
   });
 
   void it('nothing in pipeline/ imports the registry or a sink kind', async () => {
