@@ -12,7 +12,7 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freshDatabase, eventually } from '../harness/pg.ts';
-import { compareRows, parseLines, replay, startPgcdc, type DeliveredEvent } from '../harness/cli.ts';
+import { commitOrder, compareRows, parseLines, replay, startPgcdc, type DeliveredEvent } from '../harness/cli.ts';
 import { checkLine, unwrapLine, type Violation } from '../harness/connect-conformance.ts';
 import { ALL_TYPES_TABLE, allTypesDdl, allTypesInserts } from '../fixtures/all-types.ts';
 
@@ -196,6 +196,22 @@ test('a primary-key change is a delete and a create; replay equals the source un
     assert.deepEqual(c?.headers, { '__debezium.oldkey': d?.key });
     assert.equal(d?.value.after, null);
     assert.ok(d?.value.before !== null, 'the delete carries the old row or key');
+  }
+  // Debezium's source fields: sequence = [end of the previous commit, this change's LSN], rising
+  // with the commits; the commit time in µs and ns beside ts_ms.
+  let previous = -1n;
+  for (const e of commitOrder(all)) {
+    const source = e.value.source as DeliveredEvent['value']['source'] & { ts_us: number; ts_ns: number };
+    const [last, lsn] = JSON.parse(String(source.sequence)) as [string | null, string];
+    assert.equal(lsn, String(source.lsn));
+    // null only before the first commit of a fresh start.
+    if (last === null) assert.equal(previous, -1n, String(source.sequence));
+    else {
+      assert.ok(BigInt(last) <= BigInt(lsn) && BigInt(last) >= previous, String(source.sequence));
+      previous = BigInt(last);
+    }
+    assert.equal(Math.floor(source.ts_us / 1000), source.ts_ms);
+    assert.equal(source.xmin, null);
   }
   // Updates that kept their key stay updates, also on the keyless table.
   assert.equal(all.filter((e) => e.value.op === 'u').length, 3);
