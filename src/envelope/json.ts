@@ -18,8 +18,8 @@ import { UNCHANGED_TOAST, type TupleData } from '../protocol/messages.ts';
 import type { TableSchema } from '../source/relations.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
 import { topicName, type EnvelopeSettings, type TopicNaming } from './topics.ts';
-import { columnValueSchema, envelopeSchema, keySchema, payloadOpen } from './schemas.ts';
-import type { ConnectSchema } from '../source/connect-schema.ts';
+import { columnValueSchema, envelopeSchema, keySchema, payloadOpen, placeholderJson } from './schemas.ts';
+import { commitTail, nowAndTransaction, subMillis, type Op, type TransactionContext } from './transaction-context.ts';
 
 export const PGCDC_VERSION = '0.1.0';
 /** The default `toast.placeholder`; Debezium's is `__debezium_unavailable_value`. */
@@ -28,9 +28,9 @@ export const UNAVAILABLE_VALUE = '__pgcdc_unavailable_value';
 export const NEW_KEY_HEADER = '__debezium.newkey';
 export const OLD_KEY_HEADER = '__debezium.oldkey';
 
-const DEFAULT_SETTINGS: EnvelopeSettings = { format: 'json', unavailableValue: UNAVAILABLE_VALUE };
+export { transactionContext, sequenceOpen, type Op, type TransactionContext } from './transaction-context.ts';
 
-export type Op = 'c' | 'u' | 'd' | 'r' | 't' | 'm';
+const DEFAULT_SETTINGS: EnvelopeSettings = { format: 'json', unavailableValue: UNAVAILABLE_VALUE };
 
 /** Where serialized bytes go: implemented by EventBatchBuilder. */
 export interface LineWriter {
@@ -38,56 +38,6 @@ export interface LineWriter {
   text(s: string): void;
   jsonString(s: string): void;
   uint(value: number): void;
-}
-
-/** What is the same for every event of one transaction, with its bytes encoded once. */
-export interface TransactionContext {
-  readonly xid: number;
-  /** The commit LSN as "X/Y" (also the first half of every event id). */
-  readonly commitLsn: string;
-  /** Commit time, Unix milliseconds. */
-  readonly commitTimeMs: number;
-  /** Commit time, Unix microseconds (PostgreSQL's precision). */
-  readonly commitTimeUs: number;
-  /** `{"id":"<commit_lsn>:` */
-  readonly idOpen: Buffer;
-  /**
-   * `,"sequence":"[\"<last commit>\",\"`: Debezium's `source.sequence`, completed by the event's LSN.
-   * The last commit is the end LSN of the transaction before this one (null when not known).
-   */
-  readonly sequenceOpen: Buffer;
-  /** Per op: `,"commit_lsn":"<commit_lsn>","ts_ms":<commit ms>,...},"op":"<op>","ts_ms":` (built on first use). */
-  readonly commitTail: Partial<Record<Op, Buffer>>;
-  /** `,"transaction":{"id":"<xid>:<commit_lsn>","total_order":` */
-  readonly txOpen: string;
-  /** `<now ms>` + txOpen, re-encoded when the millisecond changes. */
-  nowMs: number;
-  nowTxOpen: Buffer;
-}
-
-/**
- * `commitTimeUs` defaults to the milliseconds' value; `lastCommitLsn` is the end LSN of the
- * previous transaction (source.sequence), null when unknown.
- */
-export function transactionContext(
-  xid: number,
-  commitLsn: string,
-  commitTimeMs: number,
-  commitTimeUs = commitTimeMs * 1000,
-  lastCommitLsn: number | null = null,
-): TransactionContext {
-  return {
-    xid,
-    commitLsn,
-    commitTimeMs,
-    commitTimeUs,
-    idOpen: bytes(`{"id":"${commitLsn}:`),
-    sequenceOpen: sequenceOpen(lastCommitLsn),
-    commitTail: {},
-    txOpen: `,"transaction":{"id":"${xid}:${commitLsn}","total_order":`,
-    nowMs: -1,
-    nowTxOpen: EMPTY,
-  };
 }
 
 /** Per table within one transaction: its event count and its source block head. */
@@ -111,16 +61,6 @@ const OPEN_OBJECT = bytes('{');
 /** Ends `source.sequence` after the event's LSN. */
 const SEQUENCE_CLOSE = bytes('\\"]"');
 
-/** Debezium's `source.sequence` head: a JSON array of decimal LSN strings, in a JSON string. */
-export function sequenceOpen(lastCommitLsn: number | null): Buffer {
-  return bytes(`,"sequence":"[${lastCommitLsn === null ? 'null' : `\\"${lastCommitLsn}\\"`},\\"`);
-}
-
-/** `,"ts_us":<ms>000,"ts_ns":<ms>000000` for a time known to the millisecond (strings: ns passes 2^53). */
-function subMillis(ms: number): string {
-  return `,"ts_us":${ms}000,"ts_ns":${ms}000000`;
-}
-
 // Rows are written without their closing brace; the next fragment closes them. Fewer, longer
 // fragments: each write into the batch costs about the same whatever its length.
 const VALUE_OPEN = {
@@ -136,52 +76,9 @@ const BEFORE_THEN_AFTER = bytes('},"after":');
 const HEADERS_CLOSE = bytes('}}');
 const BEFORE_THEN_NO_AFTER = bytes('},"after":null');
 
-function commitTail(tx: TransactionContext, op: Op): Buffer {
-  return (tx.commitTail[op] ??= bytes(
-    `,"commit_lsn":"${tx.commitLsn}","ts_ms":${tx.commitTimeMs},"ts_us":${tx.commitTimeUs},` +
-      `"ts_ns":${tx.commitTimeUs}000,"xmin":null},"op":"${op}","ts_ms":`,
-  ));
-}
-
-/**
- * The JSON written for an unchanged TOAST value of a column (`toast.placeholder`). In json, the
- * placeholder string. In json-with-schema, the placeholder in the column's schema type, as Debezium
- * does: bytes as the placeholder's bytes (base64), string arrays as a one-element array, maps as
- * `{placeholder: placeholder}`; a type that cannot hold it (number arrays, numbers) gets null,
- * and the column is named in `source.unavailable_columns` either way.
- */
-function placeholderJson(settings: EnvelopeSettings, schema: ConnectSchema): string {
-  const text = JSON.stringify(settings.unavailableValue);
-  if (settings.format === 'json') return text;
-  const base64 = JSON.stringify(Buffer.from(settings.unavailableValue, 'utf8').toString('base64'));
-  switch (schema.type) {
-    case 'string':
-      return text;
-    case 'bytes':
-      return base64;
-    case 'map':
-      return `{${text}:${text}}`;
-    case 'array':
-      return schema.items?.type === 'string' ? `[${text}]` : schema.items?.type === 'bytes' ? `[${base64}]` : 'null';
-    default:
-      return 'null';
-  }
-}
-
-const EMPTY = Buffer.alloc(0);
-
 /** The source field naming columns whose value is not in the event (see TOAST in docs/events.md). */
 export function unavailableColumnsField(names: readonly string[]): Buffer {
   return bytes(`,"unavailable_columns":${JSON.stringify(names)}`);
-}
-
-/** The processing time and the transaction head, encoded once per millisecond, not per event. */
-function nowAndTransaction(tx: TransactionContext, ms: number): Buffer {
-  if (tx.nowMs !== ms) {
-    tx.nowMs = ms;
-    tx.nowTxOpen = bytes(`${ms}${subMillis(ms)}${tx.txOpen}`);
-  }
-  return tx.nowTxOpen;
 }
 
 interface ValueOpenings {

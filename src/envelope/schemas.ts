@@ -11,6 +11,7 @@
 import { connect, connectSchemaFor, withOptional, type ConnectSchema } from '../source/connect-schema.ts';
 import type { ColumnSchema, TableSchema } from '../source/relations.ts';
 import { DEFAULT_VALUE_OPTIONS } from '../source/values.ts';
+import type { EnvelopeSettings } from './topics.ts';
 
 /** How events are written (`envelope.format`). */
 export type EnvelopeFormat = 'json' | 'json-with-schema';
@@ -223,6 +224,31 @@ export const TRANSACTION_VALUE_SCHEMA: ConnectSchema = connect(
   },
   false,
 );
+
+/**
+ * The JSON written for an unchanged TOAST value of a column (`toast.placeholder`). In json, the
+ * placeholder string. In json-with-schema, the placeholder in the column's schema type, as Debezium
+ * does: bytes as the placeholder's bytes (base64), string arrays as a one-element array, maps as
+ * `{placeholder: placeholder}`; a type that cannot hold it (number arrays, numbers) gets null,
+ * and the column is named in `source.unavailable_columns` either way.
+ */
+export function placeholderJson(settings: EnvelopeSettings, schema: ConnectSchema): string {
+  const text = JSON.stringify(settings.unavailableValue);
+  if (settings.format === 'json') return text;
+  const base64 = JSON.stringify(Buffer.from(settings.unavailableValue, 'utf8').toString('base64'));
+  switch (schema.type) {
+    case 'string':
+      return text;
+    case 'bytes':
+      return base64;
+    case 'map':
+      return `{${text}:${text}}`;
+    case 'array':
+      return schema.items?.type === 'string' ? `[${text}]` : schema.items?.type === 'bytes' ? `[${base64}]` : 'null';
+    default:
+      return 'null';
+  }
+}
 
 /** `{"schema":<schema>,"payload":` for an event part built as a string (rare events); close with `}`. */
 export function payloadOpen(schema: ConnectSchema): string {

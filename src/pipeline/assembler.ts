@@ -29,6 +29,7 @@ import {
 import { topicName, type TopicNaming } from '../envelope/topics.ts';
 import { beginLine, endLine, type DataCollectionCount } from '../envelope/transaction-events.ts';
 import type { ToastPolicy } from './toast.ts';
+import { keyChanged, oldKeyIn } from './key-change.ts';
 import type { HistoryCheck } from './history-check.ts';
 
 interface OpenTransaction {
@@ -195,7 +196,7 @@ export class ChangeAssembler {
         const r = toast === undefined ? undefined : toast.updated(s, old, after, old);
         if (old !== null && keyChanged(s.table.keyIndexes, old, after)) {
           // As Debezium: a delete of the old key, then a create of the new one (docs/events.md).
-          this.emitKeyChange(tx, s, lsn, old, r?.after ?? after, r?.serializer ?? s, r?.unavailable ?? null);
+          this.emitKeyChange(tx, s, lsn, old, after, r ?? { serializer: s, after, unavailable: null });
           return;
         }
         if (r === undefined) this.emit(tx, s, lsn, 'u', after, old, after, null);
@@ -318,46 +319,47 @@ export class ChangeAssembler {
   }
 
   /**
-   * An update that changed the key: the delete of `old`'s key (its before is `old`), then the
-   * create of `row`'s key (through `rowSerializer`, the TOAST policy's choice), two events with
-   * their own ordinals, headers naming the other key.
+   * An update that changed the key: the delete of `old`'s key (its before is `old`, its header the
+   * new key from `after`), then the create of the new key through the TOAST policy's choice
+   * (`created`: a variant serializer for toast.mode omit, with `created.row` in its columns). Two
+   * events with their own ordinals.
    */
   private emitKeyChange(
     tx: OpenTransaction,
     s: TableSerializer,
     lsn: Lsn,
     old: TupleData,
-    row: TupleData,
-    rowSerializer: TableSerializer,
-    unavailable: Buffer | null,
+    after: TupleData,
+    created: { readonly serializer: TableSerializer; readonly after: TupleData; readonly unavailable: Buffer | null },
   ): void {
     if (tx.ordinal === 0) this.begin(tx);
     const relationId = s.table.relationId;
     let inTx = tx.perTable.get(relationId);
     if (inTx === undefined) tx.perTable.set(relationId, (inTx = s.inTransaction(tx.context)));
+    const variant = created.serializer;
+    const oldInVariant = variant === s ? old : oldKeyIn(s, variant, old);
     const w = this.out.writer;
     for (const op of ['d', 'c'] as const) {
       inTx.count++;
       const totalOrder = ++tx.ordinal;
       w.startEvent();
       try {
-        // The create goes through the TOAST variant with the old row's key read from the full tuple.
-        if (op === 'd') s.writeKeyChange(w, op, old, row, tx.context, inTx, lsn, totalOrder, Date.now());
-        else if (rowSerializer === s)
-          s.writeKeyChange(w, op, old, row, tx.context, inTx, lsn, totalOrder, Date.now(), unavailable);
-        else
-          rowSerializer.writeKeyChange(
+        if (op === 'd') s.writeKeyChange(w, op, old, after, tx.context, inTx, lsn, totalOrder, Date.now());
+        else {
+          const now = Date.now();
+          variant.writeKeyChange(
             w,
             op,
-            oldKeyIn(s, rowSerializer, old),
-            row,
+            oldInVariant,
+            created.after,
             tx.context,
             inTx,
             lsn,
             totalOrder,
-            Date.now(),
-            unavailable,
+            now,
+            created.unavailable,
           );
+        }
       } catch (error) {
         w.abortEvent();
         throw error;
@@ -393,34 +395,6 @@ export class ChangeAssembler {
     }
     this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0);
   }
-}
-
-/**
- * True when `old` (the old key 'K' or old row 'O' pgoutput sent) carries every key column and one
- * differs from `row`. A key column absent from `old` (null: key columns are NOT NULL, so null means
- * not sent, e.g. a REPLICA IDENTITY USING INDEX on other columns) means it cannot tell: a plain update.
- * An unchanged TOAST value in `row` is unchanged.
- */
-function keyChanged(keyIndexes: readonly number[], old: TupleData, row: TupleData): boolean {
-  let changed = false;
-  for (const i of keyIndexes) {
-    const before = old[i];
-    const after = row[i];
-    if (before === null || before === undefined || before === UNCHANGED_TOAST) return false;
-    if (after === UNCHANGED_TOAST) continue;
-    if (typeof before === 'string' ? before !== after : !(Buffer.isBuffer(after) && before.equals(after)))
-      changed = true;
-  }
-  return changed;
-}
-
-/**
- * `old` laid out in the columns of `variant`, a TOAST omit variant of `s` (columns left out): the
- * key columns are always kept, so the old key reads the same.
- */
-function oldKeyIn(s: TableSerializer, variant: TableSerializer, old: TupleData): TupleData {
-  const byName = new Map(s.table.columns.map((c, i) => [c.name, i]));
-  return variant.table.columns.map((c) => old[byName.get(c.name) ?? -1] ?? null);
 }
 
 /**
