@@ -85,6 +85,8 @@ for (const delivery of ['exactly-once', 'at-least-once'] as const) {
     await db.sql.query(`insert into items select g, 'item ' || g, g from generate_series(201, 400) g`);
     await db.sql.query(`update items set qty = qty + 1 where id % 3 = 0`);
     await db.sql.query(`delete from items where id % 7 = 0`);
+    // A primary-key change: a delete of the old key (its tombstone follows) and a create of the new one.
+    await db.sql.query(`update items set id = 1000 where id = 1`);
     const topic = `${db.name}.public.items`;
     const expected = await sourceRows(db, 'items');
     const records = await eventually(
@@ -105,13 +107,20 @@ for (const delivery of ['exactly-once', 'at-least-once'] as const) {
     const itemRecords = records.filter((r) => r.topic === topic);
     const tombstones = itemRecords.filter((r) => r.value === null);
     const deletes = events.filter((e) => e.value.op === 'd');
-    assert.equal(deletes.length, 57);
+    assert.equal(deletes.length, 58, '57 deletes and the key change');
     assert.equal(tombstones.length, deletes.length, 'one tombstone per delete');
     for (const record of itemRecords.filter((r) => r.value !== null)) {
       assert.match(record.headers['pgcdc.id'] ?? '', /^[0-9A-F]+\/[0-9A-F]+:/);
       assert.equal(record.headers['pgcdc.lsn'], (record.headers['pgcdc.id'] ?? '').split(':')[0]);
     }
-    // Every change of a row lands on one partition, in commit order.
+    const moved = itemRecords.findIndex((r) => r.headers['__debezium.newkey'] !== undefined);
+    assert.ok(moved >= 0, 'the key change has a delete with the new key in a header');
+    assert.deepEqual(JSON.parse(itemRecords[moved]?.headers['__debezium.newkey'] ?? 'null'), { id: 1000 });
+    assert.equal(itemRecords[moved]?.key, '{"id":1}');
+    assert.equal(itemRecords[moved + 1]?.value, null, 'its tombstone follows');
+    const created = itemRecords.find((r) => r.headers['__debezium.oldkey'] !== undefined);
+    assert.equal(created?.key, '{"id":1000}');
+    assert.deepEqual(JSON.parse(created?.headers['__debezium.oldkey'] ?? 'null'), { id: 1 });
     const checkpoints = records.filter((r) => r.topic === `${db.name}.pgcdc-offsets`);
     assert.ok(checkpoints.length > 0, 'checkpoints are in the offsets topic');
     const last = JSON.parse(checkpoints.at(-1)?.value ?? '{}') as { lsn: string; slot: string };
