@@ -267,8 +267,9 @@ export class Capture {
 
       // From here until every snapshot reader has imported the snapshot, the replication session
       // must stay idle (no command may run on it).
-      await sink.open(startup.sinkFrom ?? checkpoint?.sink);
+      // Closed even when open fails half-way: a sink may hold connections by then.
       cleanups.push(() => sink.close());
+      await sink.open(startup.sinkFrom ?? checkpoint?.sink);
       const identity = {
         systemId: system.systemId,
         timeline: system.timeline,

@@ -180,3 +180,76 @@ test('TLS: verify-full against the right CA delivers; another CA is one error li
   proc.kill('SIGTERM');
   assert.equal(await proc.exited, 0, proc.stderr());
 });
+
+test(
+  'topic rules set partitions and configs; keys partition as Java does; keyless rows go round robin',
+  { skip },
+  async () => {
+    const broker = await kafka();
+    const db = await freshDatabase();
+    const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-kafka-'));
+    await db.sql.query(`create table orders (id int primary key, total int)`);
+    await db.sql.query(`create table logs (line text)`);
+    await db.sql.query(`alter table logs replica identity full`);
+    const config = path.join(dir, 'pgcdc.yaml');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(
+      config,
+      [
+        'sink:',
+        '  kind: kafka',
+        `  bootstrapServers: ${broker.bootstrap}`,
+        '  compression: lz4',
+        '  topics:',
+        '    rules:',
+        `      - pattern: '${db.name}.public.orders'`,
+        '        partitions: 3',
+        '        config: { cleanup.policy: compact }',
+        `      - pattern: '${db.name}.public.*'`,
+        '        partitions: 2',
+        '',
+      ].join('\n'),
+    );
+    const proc = startPgcdc([...runArgs(db, dir, broker.bootstrap), '--config', config]);
+    await eventually(() => slotConfirmed(db), 'slot created', 120_000);
+    await db.sql.query(`insert into orders select g, g * 10 from generate_series(1, 60) g`);
+    await db.sql.query(`update orders set total = total + 1`);
+    await db.sql.query(`insert into logs select 'line ' || g from generate_series(1, 40) g`);
+    const records = await eventually(
+      async () => {
+        const all = await dumpTopics(broker.bootstrap, `${db.name}\\.public\\..*`);
+        return all.filter((r) => r.topic.endsWith('.orders')).length >= 120 &&
+          all.filter((r) => r.topic.endsWith('.logs')).length >= 40
+          ? all
+          : undefined;
+      },
+      'every record',
+      120_000,
+    );
+    proc.kill('SIGTERM');
+    assert.equal(await proc.exited, 0, proc.stderr());
+    const orders = records.filter((r) => r.topic === `${db.name}.public.orders`);
+    assert.deepEqual(new Set(orders.map((r) => r.partition)), new Set([0, 1, 2]), 'three partitions, all used');
+    for (const record of orders) assert.equal(record.partition, record.defaultPartition, `key ${record.key}`);
+    const logs = records.filter((r) => r.topic === `${db.name}.public.logs`);
+    assert.ok(logs.every((r) => r.key === null));
+    assert.deepEqual(new Set(logs.map((r) => r.partition)), new Set([0, 1]), 'null keys spread over both partitions');
+    const warnings = proc
+      .stderr()
+      .split('\n')
+      .filter((line) => line.includes('events without a key'));
+    assert.equal(warnings.length, 1, 'one warning for the keyless topic');
+    const admin = broker.admin();
+    const { ConfigResourceTypes } = await import('@platformatic/kafka');
+    const described = await admin.describeConfigs({
+      resources: [
+        { resourceType: ConfigResourceTypes.TOPIC, resourceName: `${db.name}.public.orders` },
+        { resourceType: ConfigResourceTypes.TOPIC, resourceName: `${db.name}.pgcdc-offsets` },
+      ],
+    });
+    for (const resource of described) {
+      const policy = resource.configs.find((c) => c.name === 'cleanup.policy')?.value;
+      assert.equal(policy, 'compact', `${resource.resourceName} is compacted`);
+    }
+  },
+);

@@ -105,7 +105,10 @@ export class KafkaSink implements Sink {
       ...this.connection,
       // The client uses `timeout` as the transaction timeout too.
       timeout: this.exactlyOnce ? this.options.transactionTimeoutMs : this.options.requestTimeoutMs,
-      retries: 5,
+      // Quick first retries (CONCURRENT_TRANSACTIONS right after a commit is normal), then up to a
+      // second apart: about 10 s in all, so a coordinator still loading (a fresh or restarted cluster)
+      // or a leader moving is ridden through before the supervisor restarts the capture.
+      retries: 14,
       retryDelay: (_client, _operation, attempt) => Math.min(10 * 3 ** attempt, 1000),
       idempotent: true,
       acks: -1,
@@ -122,7 +125,12 @@ export class KafkaSink implements Sink {
         // InitProducerId: aborts what a previous pgcdc on this slot left open and fences it.
         this.transaction = await this.producer.beginTransaction();
       } catch (error) {
-        throw this.fail(kafkaError(error, 'starting a Kafka transaction', this.options, this.transactionalId));
+        const failure = this.fail(
+          kafkaError(error, 'starting a Kafka transaction', this.options, this.transactionalId),
+        );
+        // Nothing else closes a sink whose open failed: its connections would keep the process alive.
+        await this.close();
+        throw failure;
       }
     }
   }
