@@ -9,10 +9,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { lsnValue, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
+import { lsnValue, MAIN, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
 import { Workload } from '../harness/faults.ts';
 import { kafkaAvailable, startKafka, type KafkaCluster } from '../harness/kafka.ts';
 import {
@@ -24,7 +25,7 @@ import {
   type KafkaRun,
   type KafkaVerdict,
 } from '../harness/kafka-workload.ts';
-import { eventually, freshDatabase, requireOrSkip, type TestDatabase } from '../harness/pg.ts';
+import { eventually, freshDatabase, onTeardown, requireOrSkip, type TestDatabase } from '../harness/pg.ts';
 import { logRecords } from '../harness/process.ts';
 import { readCheckpoint, serializeCheckpoint } from '../../src/offsets/file.ts';
 
@@ -122,6 +123,10 @@ test('two pgcdc on one slot: the older is fenced (one line, exit 1), the newer t
 
 test('--offsets kafka: a pgcdc with an empty working directory resumes exactly from Kafka', { skip }, async (t) => {
   const broker = await kafka();
+  // pgcdc keeps the `pgcdc snapshot` mailbox next to the offsets path, `<cwd>/kafka.requests/` with
+  // `--offsets kafka` (src/snapshot/requests.ts; reported): removed again unless it was there before.
+  const mailbox = path.join(path.dirname(MAIN), '..', '..', 'kafka.requests');
+  if (!existsSync(mailbox)) onTeardown(() => rm(mailbox, { recursive: true, force: true }));
   const db = await freshDatabase();
   await tableWithRows(db);
   const run = async (): Promise<PgcdcProcess> => {
