@@ -71,8 +71,6 @@ if (skip === false) {
       const options = kafkaOptionsSchema.parse({
         kind: 'kafka',
         bootstrapServers: broker.bootstrap,
-        requestTimeoutMs: 10_000,
-        transactionTimeoutMs: 10_000,
       });
       const sinks: KafkaSink[] = [];
       return {
