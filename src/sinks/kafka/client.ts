@@ -125,8 +125,9 @@ const TOO_LARGE = ['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE'];
 
 /**
  * `error` from the client as a CdcError. `doing` says what pgcdc was doing ("writing to Kafka").
- * Fencing is SINK_FENCED; authentication, authorization, a record the broker finds too large and
- * an unknown compression are the user's to fix (not retried); the rest (a broker down, a timeout,
+ * Fencing is SINK_FENCED; authentication, authorization, a record the broker finds too large, a
+ * broker host that does not resolve and an unknown compression are the user's to fix (not
+ * retried); the rest (a broker down, a timeout,
  * a leader moving) is SINK_FAILED and retried.
  */
 export function kafkaError(error: unknown, doing: string, options: KafkaOptions, transactionalId?: string): CdcError {
@@ -179,6 +180,14 @@ export function kafkaError(error: unknown, doing: string, options: KafkaOptions,
         hint: 'check sink.sasl (mechanism, username) and the password in its file or environment variable',
         cause: error,
       });
+    // A broker host that does not resolve is a wrong setting, not an outage (EAI_AGAIN, a temporary
+    // DNS failure, stays retryable below), as for PostgreSQL's host.
+    if (code === 'ENOTFOUND')
+      return new CdcError(
+        'CONNECT_FAILED',
+        `${doing}: cannot resolve Kafka broker host ${typeof record.hostname === 'string' ? record.hostname : ''}`,
+        { hint: 'check the host names in sink.bootstrapServers (--kafka-bootstrap)', cause: error },
+      );
     if (code === 'PLT_KFK_UNSUPPORTED_COMPRESSION')
       return new CdcError('CONFIG_INVALID', `${doing}: compression ${options.compression} is not supported here`, {
         hint: 'use none, gzip, snappy, lz4 or zstd',

@@ -101,7 +101,24 @@ export class KafkaSink implements Sink {
     if (this.opened) throw new CdcError('INTERNAL', 'the Kafka sink was opened twice');
     this.opened = true;
     if (!this.ensured.has(this.offsetsTopic)) await this.prepareTopics([]);
-    this.producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
+    this.producer = this.newProducer();
+    if (this.exactlyOnce) {
+      try {
+        // InitProducerId: aborts what a previous pgcdc on this slot left open and fences it.
+        this.transaction = await this.producer.beginTransaction();
+      } catch (error) {
+        const failure = this.fail(
+          kafkaError(error, 'starting a Kafka transaction', this.options, this.transactionalId),
+        );
+        // Nothing else closes a sink whose open failed: its connections would keep the process alive.
+        await this.close();
+        throw failure;
+      }
+    }
+  }
+
+  private newProducer(): KafkaProducer {
+    return new Producer<Buffer, Buffer, Buffer, Buffer>({
       ...this.connection,
       // The client uses `timeout` as the transaction timeout too.
       timeout: this.exactlyOnce ? this.options.transactionTimeoutMs : this.options.requestTimeoutMs,
@@ -120,18 +137,24 @@ export class KafkaSink implements Sink {
       producerEpoch: -1,
       ...(this.exactlyOnce ? { transactionalId: this.transactionalId } : {}),
     });
-    if (this.exactlyOnce) {
-      try {
-        // InitProducerId: aborts what a previous pgcdc on this slot left open and fences it.
-        this.transaction = await this.producer.beginTransaction();
-      } catch (error) {
-        const failure = this.fail(
-          kafkaError(error, 'starting a Kafka transaction', this.options, this.transactionalId),
-        );
-        // Nothing else closes a sink whose open failed: its connections would keep the process alive.
-        await this.close();
-        throw failure;
-      }
+  }
+
+  /**
+   * Exactly-once: takes the transactional id over (InitProducerId) with a short-lived producer, so
+   * that a previous pgcdc on this slot (a zombie, or one still running) can commit nothing more and
+   * its open transaction is aborted. The checkpoint read after this is final. Without it a second
+   * pgcdc would wait for the slot forever while the first kept it (the slot check comes before
+   * `open`), and a checkpoint read before the takeover could be overtaken by the first one's next
+   * commit. The producer is closed again: a start-up that fails before `open` leaks nothing.
+   */
+  private async takeOver(): Promise<void> {
+    const fencer = this.newProducer();
+    try {
+      await fencer.beginTransaction();
+    } catch (error) {
+      throw kafkaError(error, 'taking over the Kafka transactional id', this.options, this.transactionalId);
+    } finally {
+      await fencer.close().catch(() => undefined);
     }
   }
 
@@ -236,6 +259,7 @@ export class KafkaSink implements Sink {
   }
 
   private async loadCheckpoint(): Promise<string | undefined> {
+    if (this.exactlyOnce) await this.takeOver();
     try {
       return await readLatestCheckpoint(this.connection, this.offsetsTopic, this.checkpointKey);
     } catch (error) {
