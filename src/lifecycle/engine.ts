@@ -15,7 +15,7 @@ import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/c
 import { ensurePublication, readServerFacts, readSlot, type TableRef } from '../postgres/catalog.ts';
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { ReplicationSession } from '../postgres/slot.ts';
-import { openOffsetStore } from '../offsets/open.ts';
+import { openOffsetStore, sideFilesBase } from '../offsets/open.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { EventBatch } from '../sinks/batch.ts';
 import { StreamLoop } from '../pipeline/stream-loop.ts';
@@ -352,7 +352,7 @@ export class Capture {
       loop.start();
       this.events.emit({ type: 'state', state: 'streaming' });
       const requests = await watchSnapshotRequests({
-        offsets: config.offsets,
+        offsets: sideFilesBase(config.offsets, config.slot),
         selection,
         taken: checkpoint?.incremental?.requests ?? [],
         request: (id, names) => loop.requestSnapshot(id, names),

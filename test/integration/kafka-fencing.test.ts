@@ -9,7 +9,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,6 +20,7 @@ import {
   kafkaVerdict,
   slotCaughtUp,
   slotConfirmed,
+  slotOf,
   writeRunConfig,
   type KafkaRun,
   type KafkaVerdict,
@@ -123,11 +123,11 @@ test('two pgcdc on one slot: the older is fenced (one line, exit 1), the newer t
 
 test('--offsets kafka: a pgcdc with an empty working directory resumes exactly from Kafka', { skip }, async (t) => {
   const broker = await kafka();
-  // pgcdc keeps the `pgcdc snapshot` mailbox next to the offsets path, `<cwd>/kafka.requests/` with
-  // `--offsets kafka` (src/snapshot/requests.ts; reported): removed again unless it was there before.
-  const mailbox = path.join(path.dirname(MAIN), '..', '..', 'kafka.requests');
-  if (!existsSync(mailbox)) onTeardown(() => rm(mailbox, { recursive: true, force: true }));
   const db = await freshDatabase();
+  // With `--offsets kafka` the `pgcdc snapshot` mailbox is `./pgcdc-<slot>.requests/` in pgcdc's working
+  // directory (offsets/open.ts sideFilesBase), which the harness makes the repository: removed afterwards.
+  const mailbox = path.join(path.dirname(MAIN), '..', '..', `pgcdc-${slotOf(db)}.requests`);
+  onTeardown(() => rm(mailbox, { recursive: true, force: true }));
   await tableWithRows(db);
   const run = async (): Promise<PgcdcProcess> => {
     // A new, empty working directory each time: only its configuration is in it.
