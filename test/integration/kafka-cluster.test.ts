@@ -8,7 +8,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -43,43 +42,14 @@ async function start(db: TestDatabase, broker: KafkaCluster): Promise<PgcdcProce
     `sink:\n  kind: kafka\n  bootstrapServers: ${broker.bootstrap}\n  topics:\n    replicationFactor: 3\n`,
   );
   // prettier-ignore
-  const debugEnv: NodeJS.ProcessEnv = process.env.D_DEBUG
-    ? { NODE_OPTIONS: '--report-on-signal --report-directory=/tmp/d-reports' }
-    : {};
-  const proc = startPgcdc(
-    [
-      'run',
-      '--source',
-      db.url,
-      '--slot',
-      `s_${db.name}`,
-      '--publication',
-      'it_pub',
-      '--tables',
-      'public.*',
-      '--sink',
-      'kafka',
-      '--kafka-bootstrap',
-      broker.bootstrap,
-      '--kafka-delivery',
-      'exactly-once',
-      '--topic-prefix',
-      db.name,
-      '--offsets',
-      path.join(dir, 'offsets.json'),
-      '--config',
-      config,
-      '--log-format',
-      'json',
-      // The default backoff grows to 30 s: a cluster back after 30 s would wait up to that long again.
-      '--retry-max-delay',
-      '4000',
-    ],
-    debugEnv,
-  );
-  const debugFile = process.env.D_DEBUG;
-  if (debugFile) proc.child.stderr?.on('data', (chunk: Buffer) => appendFileSync(debugFile, chunk));
-  return proc;
+  return startPgcdc([
+    'run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'it_pub', '--tables', 'public.*',
+    '--sink', 'kafka', '--kafka-bootstrap', broker.bootstrap, '--kafka-delivery', 'exactly-once',
+    '--topic-prefix', db.name, '--offsets', path.join(dir, 'offsets.json'), '--config', config,
+    '--log-format', 'json',
+    // The default backoff grows to 30 s: a cluster back after 30 s would wait up to that long again.
+    '--retry-max-delay', '4000',
+  ]);
 }
 
 /**
@@ -140,8 +110,8 @@ async function walNow(db: TestDatabase): Promise<string> {
 }
 
 /** Waits until the slot's confirmed LSN is at or past `lsn`: every change before it is committed in Kafka. */
-async function confirmedPast(db: TestDatabase, lsn: string, what: string, timeoutMs = 180_000): Promise<string> {
-  const confirmed = await eventually(
+function confirmedPast(db: TestDatabase, lsn: string, what: string, timeoutMs = 180_000): Promise<string> {
+  return eventually(
     async () => {
       const confirmed = await slotConfirmed(db);
       return lsnValue(confirmed) >= lsnValue(lsn) ? confirmed : undefined;
@@ -149,8 +119,6 @@ async function confirmedPast(db: TestDatabase, lsn: string, what: string, timeou
     what,
     timeoutMs,
   );
-  phase(what);
-  return confirmed;
 }
 
 /**
@@ -161,6 +129,23 @@ async function deliveringUnderLoad(db: TestDatabase, workload: Workload): Promis
   const startedAt = workload.transactions;
   await eventually(() => (workload.transactions >= startedAt + 20 ? true : undefined), 'the workload to commit');
   await confirmedPast(db, await walNow(db), 'delivery under the workload');
+}
+
+/**
+ * Every broker of the cluster is registered again. Not KafkaCluster.awaitBrokers: its admin client
+ * answers a metadata request without topics from its cache once it has one, so a broker that
+ * registers after the first answer is never seen.
+ */
+async function everyBrokerRegistered(broker: KafkaCluster): Promise<void> {
+  const admin = broker.admin();
+  await eventually(
+    async () =>
+      (await admin.metadata({ topics: [], forceUpdate: true })).brokers.size >= broker.brokers.length
+        ? true
+        : undefined,
+    'every Kafka broker to register',
+    180_000,
+  );
 }
 
 /** Resident set size of a running process now, in MB. */
@@ -204,17 +189,6 @@ function note(text: string): void {
   process.stdout.write(`# ${text}\n`);
 }
 
-let phaseStart = Date.now();
-function phase(name: string): void {
-  const now = Date.now();
-  if (process.env.D_DEBUG)
-    appendFileSync(
-      process.env.D_DEBUG,
-      `=== PHASE ${name} +${now - phaseStart} ms at ${new Date(now).toISOString()}\n`,
-    );
-  phaseStart = now;
-}
-
 test(
   'a broker SIGKILLed and restarted while pgcdc delivers: 0 lost, 0 duplicates (exactly-once)',
   { skip },
@@ -235,24 +209,18 @@ test(
     const victim = index >= 0 ? index : 0;
     const killedAt = Date.now();
     await broker.kill(victim);
-    phase('await broker.kill(victim);');
     // Two replicas remain (min.insync.replicas 2): delivery goes on without the killed broker.
     const afterKill = await walNow(db);
     await confirmedPast(db, afterKill, 'delivery with one broker down');
     const degradedMs = Date.now() - killedAt;
     await broker.start(victim);
-    phase('await broker.start(victim);');
-    await broker.awaitBrokers(3);
-    phase('await broker.awaitBrokers(3);');
+    await everyBrokerRegistered(broker);
     await confirmedPast(db, await walNow(db), 'delivery after the broker came back');
     await workload.stop();
-    phase('await workload.stop();');
     const end = await walNow(db);
     await confirmedPast(db, end, 'every change confirmed');
     pgcdc.kill('SIGTERM');
-    phase('sigterm');
     assert.equal(await pgcdc.exited, 0, pgcdc.stderr());
-    phase('exited');
 
     const result = await compareWithSource(db, broker);
     const retries = logRecords(pgcdc.stderr()).filter((r) => typeof r.retry === 'number').length;
@@ -283,7 +251,6 @@ test(
     const logLinesBefore = pgcdc.stderr().length;
 
     await broker.stopAll();
-    phase('await broker.stopAll();');
     const downAt = Date.now();
     const confirmedAtStop = await slotConfirmed(db);
     const walAtStop = await walNow(db);
@@ -298,31 +265,31 @@ test(
     }
     const walAtRestart = await walNow(db);
     const transactionsDuring = workload.transactions;
-    await broker.startAll();
-    phase('await broker.startAll();');
+    const restartAt = Date.now();
+    await Promise.all(broker.brokers.map((_, i) => broker.start(i)));
+    await everyBrokerRegistered(broker);
     const upAt = Date.now();
     const outageMs = upAt - downAt;
     const outageLog = logRecords(pgcdc.stderr().slice(logLinesBefore));
     await confirmedPast(db, walAtRestart, 'the backlog of the outage delivered');
     const caughtUpMs = Date.now() - upAt;
     await workload.stop();
-    phase('await workload.stop();');
     await confirmedPast(db, await walNow(db), 'every change confirmed');
     const peak = await peakRssMb(pgcdc.child.pid ?? 0);
     pgcdc.kill('SIGTERM');
-    phase('sigterm');
     assert.equal(await pgcdc.exited, 0, pgcdc.stderr());
-    phase('exited');
 
     const result = await compareWithSource(db, broker);
     const warnings = outageLog.filter((r) => r.level === 40);
     const retries = warnings.filter((r) => typeof r.retry === 'number');
     note(
-      `cluster outage: ${outageMs} ms down (stopAll resolved to startAll resolved), ` +
+      `cluster outage: ${outageMs} ms down (stopped to every broker registered again, of which ` +
+        `${upAt - restartAt} ms starting them), ` +
         `${(lsnValue(walAtRestart) - lsnValue(walAtStop)) / 1024n} KiB of WAL written meanwhile ` +
         `(${transactionsDuring} source transactions in the test); ${retries.length} retries ` +
         `(delays ${retries.map((r) => r.delayMs).join(', ')} ms); caught up ${caughtUpMs} ms after the restart; ` +
-        `peak RSS ${peak.toFixed(0)} MB (${outageRss.toFixed(0)} MB at most during the outage); confirmed LSN during the outage: ${[...seen].join(', ')}; ` +
+        `peak RSS ${peak.toFixed(0)} MB (${outageRss.toFixed(0)} MB at most during the outage); ` +
+        `confirmed LSN during the outage: ${[...seen].join(', ')}; ` +
         `lost ${result.lost}, extra ${result.extra}, mismatched ${result.mismatched}, duplicates ${result.duplicates}`,
     );
     assert.deepEqual([...seen], [confirmedAtStop], 'the confirmed LSN does not move while Kafka is down');
@@ -332,9 +299,12 @@ test(
       [],
       'one warning line per retry, no other',
     );
-    // pgcdc's buffers are bounded off the JS heap (48 MB of events at most, pipeline/delivery.ts); a
-    // process that kept the outage's backlog in memory would grow with it instead.
-    assert.ok(peak < 400, `peak RSS ${peak.toFixed(0)} MB`);
+    // Bounded, not proportional to the outage: while Kafka is down every start-up fails before the
+    // replication connection opens, so nothing is read; catching up, Delivery buffers at most 48 MB of
+    // events plus one 16 MB batch in flight (pipeline/delivery.ts), copied once more into the Kafka
+    // client's produce requests, over Node's and tsx's ~150 MB and V8's uncollected garbage.
+    // Measured: 322-338 MB peak (while catching up), at most 200 MB during the outage.
+    assert.ok(peak < 450, `peak RSS ${peak.toFixed(0)} MB`);
     assert.deepEqual(
       { lost: result.lost, extra: result.extra, mismatched: result.mismatched, duplicates: result.duplicates },
       { lost: 0, extra: 0, mismatched: 0, duplicates: 0 },
