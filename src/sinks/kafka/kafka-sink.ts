@@ -122,6 +122,12 @@ export class KafkaSink implements Sink {
         // InitProducerId: aborts what a previous pgcdc on this slot left open and fences it.
         this.transaction = await this.producer.beginTransaction();
       } catch (error) {
+        // The engine closes a sink only once `open` succeeded: release the producer's connections
+        // here, or they keep the process alive after a clean stop until the brokers drop them as
+        // idle (connections.max.idle.ms, 10 minutes by default).
+        const producer = this.producer;
+        this.producer = undefined;
+        await producer.close().catch(() => undefined);
         throw this.fail(kafkaError(error, 'starting a Kafka transaction', this.options, this.transactionalId));
       }
     }
