@@ -15,7 +15,15 @@ import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { eventually, freshDatabase, onTeardown, requireOrSkip, type TestDatabase } from '../harness/pg.ts';
 import { compareRows, lsnValue, replay, startPgcdc, type DeliveredEvent, type PgcdcProcess } from '../harness/cli.ts';
-import { dumpTopics, kafkaAvailable, startKafka, type DumpedRecord, type KafkaCluster } from '../harness/kafka.ts';
+import {
+  dumpTopics,
+  KAFKA_USERS,
+  kafkaAvailable,
+  startKafka,
+  type DumpedRecord,
+  type KafkaCluster,
+} from '../harness/kafka.ts';
+import { AclOperations, AclPermissionTypes, ResourcePatternTypes, ResourceTypes, type Acl } from '@platformatic/kafka';
 import { logRecords, peakRssMb } from '../harness/process.ts';
 
 const skip = requireOrSkip(kafkaAvailable(), 'Apache Kafka (java, and the test/kafka jars or mvn)');
@@ -29,27 +37,42 @@ const ROW_PAD = 400;
 
 let cluster: KafkaCluster | undefined;
 async function kafka(): Promise<KafkaCluster> {
-  cluster ??= await startKafka({ brokers: 3 });
+  // SASL too, for the authorization test: the PLAINTEXT listeners' principal stays a super user.
+  cluster ??= await startKafka({ brokers: 3, sasl: true });
   return cluster;
 }
 
-async function start(db: TestDatabase, broker: KafkaCluster, topicsYaml = ''): Promise<PgcdcProcess> {
+interface StartOptions {
+  /** More lines under sink.topics (indented four spaces). */
+  topicsYaml?: string;
+  /** Connect as this SASL user (SCRAM-SHA-256, password from KAFKA_PASSWORD) on the SASL listeners. */
+  saslUser?: keyof typeof KAFKA_USERS;
+  delivery?: 'exactly-once' | 'at-least-once';
+}
+
+async function start(db: TestDatabase, broker: KafkaCluster, options: StartOptions = {}): Promise<PgcdcProcess> {
+  const bootstrap = options.saslUser ? broker.saslBootstrap : broker.bootstrap;
+  const sasl = options.saslUser
+    ? `  sasl:\n    mechanism: SCRAM-SHA-256\n    username: ${options.saslUser}\n` +
+      '    password:\n      env: KAFKA_PASSWORD\n'
+    : '';
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-kafka-cluster-'));
   const config = path.join(dir, 'pgcdc.yaml');
   // Replication factor 3 on pgcdc's topics (events and offsets): a write needs 2 in-sync replicas.
   await writeFile(
     config,
-    `sink:\n  kind: kafka\n  bootstrapServers: ${broker.bootstrap}\n  topics:\n    replicationFactor: 3\n${topicsYaml}`,
+    `sink:\n  kind: kafka\n  bootstrapServers: ${bootstrap}\n${sasl}  topics:\n    replicationFactor: 3\n` +
+      (options.topicsYaml ?? ''),
   );
   // prettier-ignore
   return startPgcdc([
     'run', '--source', db.url, '--slot', `s_${db.name}`, '--publication', 'it_pub', '--tables', 'public.*',
-    '--sink', 'kafka', '--kafka-bootstrap', broker.bootstrap, '--kafka-delivery', 'exactly-once',
+    '--sink', 'kafka', '--kafka-bootstrap', bootstrap, '--kafka-delivery', options.delivery ?? 'exactly-once',
     '--topic-prefix', db.name, '--offsets', path.join(dir, 'offsets.json'), '--config', config,
     '--log-format', 'json',
     // The default backoff grows to 30 s: a cluster back after 30 s would wait up to that long again.
     '--retry-max-delay', '4000',
-  ]);
+  ], options.saslUser ? { KAFKA_PASSWORD: KAFKA_USERS[options.saslUser] } : {});
 }
 
 /**
@@ -328,7 +351,7 @@ test(
       replicas: 3,
       configs: [{ name: 'cleanup.policy', value: 'compact' }],
     });
-    const pgcdc = await start(db, broker, '    create: false\n');
+    const pgcdc = await start(db, broker, { topicsYaml: '    create: false\n' });
     await eventually(() => slotConfirmed(db), 'the slot to be created', 120_000);
     await db.sql.query(`insert into items select g, 'item ' || g, g, '' from generate_series(1, 100) g`);
     await confirmedPast(db, await walNow(db), 'delivery to the topic');
@@ -349,6 +372,79 @@ test(
       lines.at(-1) ?? '',
       new RegExp(`Kafka topic ${topic.replace(/\./g, '\\.')} does not exist and sink.topics.create is off`),
     );
+    const confirmed = await slotConfirmed(db);
+    assert.ok(
+      lsnValue(confirmed) <= lsnValue(beforeLoss),
+      `the slot was confirmed at ${confirmed}, past ${beforeLoss}: changes Kafka never held were acknowledged`,
+    );
+  },
+);
+
+test(
+  "at-least-once: pgcdc's permission on its topic revoked while it runs: one error line, exit 1, nothing acknowledged",
+  { skip },
+  async () => {
+    const broker = await kafka();
+    const db = await freshDatabase();
+    await prepare(db);
+    const topic = `${db.name}.public.items`;
+    const offsetsTopic = `${db.name}.pgcdc-offsets`;
+    const admin = broker.admin();
+    await admin.createTopics({ topics: [topic], partitions: 1, replicas: 3 });
+    await admin.createTopics({
+      topics: [offsetsTopic],
+      partitions: 1,
+      replicas: 3,
+      configs: [{ name: 'cleanup.policy', value: 'compact' }],
+    });
+    const allow = (
+      resourceType: Acl['resourceType'],
+      resourceName: string,
+      operation: Acl['operation'] = AclOperations.ALL,
+    ): Acl => ({
+      resourceType,
+      resourceName,
+      resourcePatternType: ResourcePatternTypes.LITERAL,
+      principal: 'User:stranger',
+      host: '*',
+      operation,
+      permissionType: AclPermissionTypes.ALLOW,
+    });
+    const topicAcl = allow(ResourceTypes.TOPIC, topic);
+    await admin.createAcls({
+      creations: [
+        topicAcl,
+        allow(ResourceTypes.TOPIC, offsetsTopic),
+        allow(ResourceTypes.TRANSACTIONAL_ID, `pgcdc-${db.name}-s_${db.name}`),
+        allow(ResourceTypes.GROUP, 'pgcdc-checkpoint-reader'),
+        allow(ResourceTypes.CLUSTER, 'kafka-cluster', AclOperations.IDEMPOTENT_WRITE),
+      ],
+    });
+    // Not exactly-once: @platformatic/kafka 1.35 adds partitions to a transaction with
+    // AddPartitionsToTxn v5, which brokers reserve to themselves (CLUSTER_ACTION), so a transactional
+    // producer whose user is not a super user is refused (CLUSTER_AUTHORIZATION_FAILED) at its first write.
+    const pgcdc = await start(db, broker, { saslUser: 'stranger', delivery: 'at-least-once' });
+    await eventually(() => slotConfirmed(db), 'the slot to be created', 120_000);
+    await db.sql.query(`insert into items select g, 'item ' || g, g, '' from generate_series(1, 100) g`);
+    const delivered = confirmedPast(db, await walNow(db), 'delivery as the authorized user');
+    delivered.catch(() => undefined);
+    await Promise.race([
+      delivered,
+      pgcdc.exited.then((code) => {
+        throw new Error(`pgcdc exited ${code} before delivering as the authorized user: ${pgcdc.stderr()}`);
+      }),
+    ]);
+
+    await admin.deleteAcls({ filters: [topicAcl] });
+    const beforeLoss = await walNow(db);
+    await db.sql.query(`insert into items select g, 'item ' || g, g, '' from generate_series(101, 200) g`);
+    const code = await pgcdc.exited;
+    const stderr = pgcdc.stderr();
+    const lines = stderr.trim().split('\n');
+    note(`write permission revoked: exit ${code}; last line: ${lines.at(-1)}`);
+    assert.equal(code, 1, stderr);
+    assert.match(lines.at(-1) ?? '', /^pgcdc: error: .*(TOPIC_AUTHORIZATION_FAILED|not authorized)/);
+    assert.ok(!stderr.includes(KAFKA_USERS.stranger), 'the password is never printed');
     const confirmed = await slotConfirmed(db);
     assert.ok(
       lsnValue(confirmed) <= lsnValue(beforeLoss),
