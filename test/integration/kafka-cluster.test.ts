@@ -4,7 +4,8 @@
  * insert/update/delete workload. A broker killed and restarted, then the whole cluster stopped for
  * 30 s: pgcdc acknowledges nothing to PostgreSQL past what Kafka holds, keeps its memory bounded,
  * resumes by itself, and what Kafka's own Java consumer reads back (read_committed), replayed by key,
- * equals the source with no event lost or repeated.
+ * equals the source with no event lost or repeated. And the faults that are not retried: the topic
+ * deleted under pgcdc, or its write permission revoked, stop it with one line and acknowledge nothing.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
