@@ -18,8 +18,8 @@ export type ConnectType =
   | 'int16'
   | 'int32'
   | 'int64'
-  | 'float32'
-  | 'float64'
+  | 'float'
+  | 'double'
   | 'boolean'
   | 'string'
   | 'bytes'
@@ -86,14 +86,14 @@ function builtinScalar(oid: number, options: ValueOptions): ConnectSchema | unde
       // Unsigned 64-bit; values above 2^63 would need an epoch of 2^31 wraparounds (docs/types.md).
       return connect('int64');
     case OID.float4:
-      return connect('float32');
+      return connect('float');
     case OID.float8:
-      return connect('float64');
+      return connect('double');
     case OID.numeric:
     case OID.money:
       // `number` writes the digits as a JSON number: a reader takes it as a double, like Debezium's
       // decimal.handling.mode=double. `string` keeps the exact digits, like decimal.handling.mode=string.
-      return connect(options.numeric === 'number' ? 'float64' : 'string');
+      return connect(options.numeric === 'number' ? 'double' : 'string');
     case OID.json:
     case OID.jsonb:
       // json-with-schema writes documents as strings (config.ts forces values.json: string).

@@ -91,8 +91,8 @@ export function checkValue(schema: ConnectSchemaJson, value: LosslessJson | unde
       const n = BigInt(value.text);
       return n < min || n > max ? wrong(`${value.text}, out of range`) : [];
     }
-    case 'float32':
-    case 'float64':
+    case 'float':
+    case 'double':
       return value instanceof JsonNumber || (typeof value === 'string' && NON_FINITE.has(value))
         ? []
         : wrong(describe(value));

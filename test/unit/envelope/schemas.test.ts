@@ -56,8 +56,8 @@ test('each built-in type gets the schema of what pgcdc writes for it', () => {
     ['int8', 20, 'int64'],
     ['oid', 26, 'int64'],
     ['xid8', 5069, 'int64'],
-    ['float4', 700, 'float32'],
-    ['float8', 701, 'float64'],
+    ['float4', 700, 'float'],
+    ['float8', 701, 'double'],
     ['numeric', 1700, 'string'],
     ['money', 790, 'string'],
     ['json', 114, 'string/data.Json'],
@@ -101,8 +101,8 @@ test('each built-in type gets the schema of what pgcdc writes for it', () => {
 
 test('the value options change the schema with the JSON they make', () => {
   const numbers: ValueOptions = { numeric: 'number', json: 'string', bytea: 'hex' };
-  assert.equal(brief(connectSchemaFor(1700, lookup, numbers)), 'float64');
-  assert.equal(brief(connectSchemaFor(790, lookup, numbers)), 'float64');
+  assert.equal(brief(connectSchemaFor(1700, lookup, numbers)), 'double');
+  assert.equal(brief(connectSchemaFor(790, lookup, numbers)), 'double');
   assert.equal(brief(connectSchemaFor(17, lookup, numbers)), 'string', 'hex is not Connect bytes');
   assert.equal(brief(connectSchemaFor(17, lookup, { ...numbers, bytea: 'base64url' })), 'string');
   assert.equal(brief(connectSchemaFor(114, lookup, DEFAULT_VALUE_OPTIONS)), 'string', 'never named Json as a value');
