@@ -177,6 +177,7 @@ export class Capture {
         prefix: config.topic.prefix ?? endpoint.database,
         database: endpoint.database,
         naming: config.topic.naming,
+        envelope: { format: config.envelope.format, unavailableValue: config.toast.placeholder },
       };
       // Before the slot is used: a destination that is missing (and may not be created) stops pgcdc here.
       if (sink.prepareTopics) await sink.prepareTopics(tables.map((table) => topicName(naming, table)));

@@ -181,7 +181,8 @@ export class ToastPolicy {
       keyIndexes: keyIndexes.map((k) => kept.indexOf(k)),
     };
     const variant = {
-      serializer: new TableSerializer(table, this.naming, this.topics),
+      // The schemas (json-with-schema) stay the whole table's: the omitted fields read as null.
+      serializer: new TableSerializer(table, this.naming, this.topics, s.table),
       kept,
       unavailable: unavailableColumnsField(omitted),
     };
