@@ -112,13 +112,14 @@ const LOG4J2 = [
 export interface ConnectWorkerOptions {
   /** The brokers' bootstrap list (PLAINTEXT). */
   bootstrap: string;
-  /** The connector's properties (`name` and `connector.class` included). */
-  connector: Readonly<Record<string, string | number | boolean>>;
   /** Extra worker properties (over the defaults below). */
   worker?: Readonly<Record<string, string | number | boolean>>;
   /** JVM heap (default 512m). */
   heap?: string;
 }
+
+/** A connector's configuration (`connector.class` included; the name is given apart). */
+export type ConnectorConfig = Readonly<Record<string, string | number | boolean>>;
 
 /** The REST API's `/connectors/<name>/status` answer. */
 export interface ConnectorStatus {
@@ -135,30 +136,29 @@ function properties(entries: Readonly<Record<string, string | number | boolean>>
   );
 }
 
-/** A running standalone Kafka Connect worker with one connector. */
+/**
+ * A running standalone Kafka Connect worker. Connectors are created through its REST API
+ * (`createConnector`), so one worker serves every test of a file.
+ */
 export class ConnectWorker {
   private output = '';
   private readonly child: ChildProcess;
   private readonly exited: Promise<void>;
-  readonly connectorName: string;
   readonly restPort: number;
 
-  private constructor(child: ChildProcess, connectorName: string, restPort: number) {
+  private constructor(child: ChildProcess, restPort: number) {
     this.child = child;
-    this.connectorName = connectorName;
     this.restPort = restPort;
     child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
     this.exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   }
 
-  /** Starts a worker and waits until the connector and every task are RUNNING (throws on FAILED). */
+  /** Starts a worker (no connector yet) and waits until its REST API answers. */
   static async start(options: ConnectWorkerOptions): Promise<ConnectWorker> {
     assertTeardownPending();
     const classpath = kafkaClasspath();
     jdbcSinkPlugin();
-    const name = String(options.connector.name ?? '');
-    if (name === '') throw new Error('the connector needs a name');
     const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-connect-'));
     const restPort = await freePort();
     const worker = {
@@ -180,7 +180,6 @@ export class ConnectWorker {
       ...options.worker,
     };
     await writeFile(path.join(dir, 'worker.properties'), properties(worker));
-    await writeFile(path.join(dir, 'connector.properties'), properties(options.connector));
     await writeFile(path.join(dir, 'log4j2.properties'), LOG4J2);
     const child = spawn(
       'java',
@@ -195,18 +194,26 @@ export class ConnectWorker {
         classpath,
         'org.apache.kafka.connect.cli.ConnectStandalone',
         path.join(dir, 'worker.properties'),
-        path.join(dir, 'connector.properties'),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const connect = new ConnectWorker(child, name, restPort);
+    const connect = new ConnectWorker(child, restPort);
     const forget = onProcessExit(() => child.kill('SIGKILL'));
     onTeardown(async () => {
       await connect.stop();
       forget();
       await rm(dir, { recursive: true, force: true });
     });
-    await connect.awaitRunning();
+    await eventually(
+      async () => {
+        if (child.exitCode !== null)
+          throw new ConnectExitedError(`Kafka Connect exited: ${connect.output.slice(-4000)}`);
+        const response = await fetch(`http://127.0.0.1:${restPort}/connectors`).catch(() => undefined);
+        return response?.ok ? true : undefined;
+      },
+      'the Kafka Connect REST API to answer',
+      180_000,
+    );
     return connect;
   }
 
@@ -215,43 +222,59 @@ export class ConnectWorker {
     return this.output;
   }
 
+  private async rest(method: 'GET' | 'PUT' | 'DELETE', route: string, body?: unknown): Promise<unknown> {
+    const response = await fetch(`http://127.0.0.1:${this.restPort}${route}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`Kafka Connect ${method} ${route}: HTTP ${response.status} ${text}`);
+    return text === '' ? undefined : (JSON.parse(text) as unknown);
+  }
+
+  /** Creates connector `name` and waits until it and every task are RUNNING (throws on FAILED). */
+  async createConnector(name: string, config: ConnectorConfig): Promise<void> {
+    const strings = Object.fromEntries(Object.entries(config).map(([key, value]) => [key, String(value)]));
+    await this.rest('PUT', `/connectors/${encodeURIComponent(name)}/config`, { ...strings, name });
+    await this.awaitRunning(name);
+  }
+
+  /** Deletes connector `name` (its tasks stop; the worker keeps running). */
+  async deleteConnector(name: string): Promise<void> {
+    await this.rest('DELETE', `/connectors/${encodeURIComponent(name)}`);
+  }
+
   /** The connector's status from the REST API. */
-  async status(): Promise<ConnectorStatus> {
-    const response = await fetch(`http://127.0.0.1:${this.restPort}/connectors/${this.connectorName}/status`);
-    if (!response.ok) throw new Error(`Connect REST API: HTTP ${response.status} ${await response.text()}`);
-    return (await response.json()) as ConnectorStatus;
+  async status(name: string): Promise<ConnectorStatus> {
+    return (await this.rest('GET', `/connectors/${encodeURIComponent(name)}/status`)) as ConnectorStatus;
   }
 
-  /** Throws with the stack trace Connect reports when the connector or a task FAILED. */
-  async assertNotFailed(): Promise<void> {
-    const status = await this.status();
+  /** Throws FailedConnectorError with Connect's stack trace when the connector or a task FAILED. */
+  async assertNotFailed(name: string): Promise<void> {
+    if (this.child.exitCode !== null) throw new ConnectExitedError(`Kafka Connect exited: ${this.output.slice(-4000)}`);
+    const status = await this.status(name);
     const failed = [status.connector, ...status.tasks].find((s) => s.state === 'FAILED');
-    if (failed) throw new FailedConnectorError(`connector ${this.connectorName} FAILED: ${failed.trace ?? ''}`);
+    if (failed) throw new FailedConnectorError(`connector ${name} FAILED: ${failed.trace ?? ''}`);
   }
 
-  /** Waits until the connector and every task are RUNNING; a FAILED state or an exit fails at once. */
-  async awaitRunning(timeoutMs = 180_000): Promise<void> {
+  /** Waits until the connector and every task are RUNNING; FAILED or an exit of the worker fails at once. */
+  async awaitRunning(name: string, timeoutMs = 180_000): Promise<void> {
     let failure: Error | undefined;
     await eventually(
       async () => {
-        if (this.child.exitCode !== null) failure = new Error(`Kafka Connect exited: ${this.output.slice(-4000)}`);
-        if (failure) return true;
-        let status: ConnectorStatus;
         try {
-          status = await this.status();
-        } catch {
-          return undefined; // the REST listener is not up yet, or the connector not yet created
-        }
-        try {
-          await this.assertNotFailed();
+          await this.assertNotFailed(name);
         } catch (error) {
-          failure = error as Error;
+          if (!(error instanceof FailedConnectorError || error instanceof ConnectExitedError)) throw error;
+          failure = error;
           return true;
         }
+        const status = await this.status(name);
         const running = status.connector.state === 'RUNNING' && status.tasks.length > 0;
         return running && status.tasks.every((t) => t.state === 'RUNNING') ? true : undefined;
       },
-      `Kafka Connect connector ${this.connectorName} to run`,
+      `Kafka Connect connector ${name} to run`,
       timeoutMs,
     );
     if (failure) throw failure;
@@ -268,10 +291,13 @@ export class ConnectWorker {
   }
 }
 
+/** The worker process ended (the message holds the end of its log). */
+export class ConnectExitedError extends Error {}
+
 /** A connector or task in state FAILED (the message holds Connect's trace). */
 export class FailedConnectorError extends Error {}
 
-/** A Kafka Connect worker for this test file, stopped and deleted after it. */
+/** A Kafka Connect worker (no connector yet) for this test file, stopped and deleted after it. */
 export function startConnect(options: ConnectWorkerOptions): Promise<ConnectWorker> {
   return ConnectWorker.start(options);
 }
