@@ -122,7 +122,17 @@ export class KafkaSink implements Sink {
         // InitProducerId: aborts what a previous pgcdc on this slot left open and fences it.
         this.transaction = await this.producer.beginTransaction();
       } catch (error) {
-        throw this.fail(kafkaError(error, 'starting a Kafka transaction', this.options, this.transactionalId));
+        const failure = this.fail(
+          kafkaError(error, 'starting a Kafka transaction', this.options, this.transactionalId),
+        );
+        // The engine registers close() only after open() succeeded: release the producer's broker
+        // connections here, or they keep the process alive after a clean stop until the broker drops
+        // idle connections (connections.max.idle.ms, 10 minutes). A fresh broker refuses the first
+        // transaction (coordinator not available) and the supervisor restarts: each retry leaked one.
+        const producer = this.producer;
+        this.producer = undefined;
+        await producer.close().catch(() => undefined);
+        throw failure;
       }
     }
   }
