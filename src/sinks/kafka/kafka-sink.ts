@@ -46,6 +46,42 @@ function partitionerWith(): (message: Message, key: Buffer | undefined) => numbe
   return (_message, key) => (key === undefined ? next++ & 0x7fffffff : murmur2(key) & 0x7fffffff);
 }
 
+/** The client's field holding the API versions the broker announced (`[kApis]` in its Base class). */
+const API_VERSIONS_FIELD = 'plt.kafka.base.apis';
+
+interface AnnouncedApi {
+  readonly name: string;
+  readonly maxVersion: number;
+}
+
+/**
+ * Makes `producer` send AddPartitionsToTxn at version 3 at most. Versions 4 and later are for
+ * brokers (KIP-890: they need ClusterAction), but the client picks the highest version the broker
+ * announces, so a transactional producer whose user has ordinary ACLs failed with
+ * CLUSTER_AUTHORIZATION_FAILED at its first write. Kafka's Java producer sends version 3 at most.
+ * The client has no option for this: the broker's announced versions are clamped as the client
+ * stores them (the client version is pinned in package.json; kafka-cluster.test.ts writes exactly
+ * once as a user with ordinary ACLs, so a client that changes this field fails a test).
+ */
+function asClientOfTransactions<T extends object>(producer: T): T {
+  const field = Object.getOwnPropertySymbols(producer).find((symbol) => symbol.description === API_VERSIONS_FIELD);
+  if (field === undefined) return producer;
+  let announced: unknown = (producer as Record<symbol, unknown>)[field];
+  Object.defineProperty(producer, field, {
+    configurable: true,
+    enumerable: true,
+    get: () => announced,
+    set: (apis: unknown) => {
+      announced = Array.isArray(apis)
+        ? apis.map((api: AnnouncedApi) =>
+            api.name === 'AddPartitionsToTxn' && api.maxVersion > 3 ? { ...api, maxVersion: 3 } : api,
+          )
+        : apis;
+    },
+  });
+  return producer;
+}
+
 export class KafkaSink implements Sink {
   readonly kind = 'kafka';
   readonly checkpoints: SinkCheckpoints;
@@ -118,25 +154,27 @@ export class KafkaSink implements Sink {
   }
 
   private newProducer(): KafkaProducer {
-    return new Producer<Buffer, Buffer, Buffer, Buffer>({
-      ...this.connection,
-      // The client uses `timeout` as the transaction timeout too.
-      timeout: this.exactlyOnce ? this.options.transactionTimeoutMs : this.options.requestTimeoutMs,
-      // Quick first retries (CONCURRENT_TRANSACTIONS right after a commit is normal), then up to a
-      // second apart: about 10 s in all, so a coordinator still loading (a fresh or restarted cluster)
-      // or a leader moving is ridden through before the supervisor restarts the capture.
-      retries: 14,
-      retryDelay: (_client, _operation, attempt) => Math.min(10 * 3 ** attempt, 1000),
-      idempotent: true,
-      acks: -1,
-      compression: this.options.compression,
-      partitioner: partitionerWith(),
-      // A new producer must ask for a fresh id with -1/-1; the client would send 0/0 (an existing
-      // producer's id) and be refused as fenced by any transactional id that has been used before.
-      producerId: -1n,
-      producerEpoch: -1,
-      ...(this.exactlyOnce ? { transactionalId: this.transactionalId } : {}),
-    });
+    return asClientOfTransactions(
+      new Producer<Buffer, Buffer, Buffer, Buffer>({
+        ...this.connection,
+        // The client uses `timeout` as the transaction timeout too.
+        timeout: this.exactlyOnce ? this.options.transactionTimeoutMs : this.options.requestTimeoutMs,
+        // Quick first retries (CONCURRENT_TRANSACTIONS right after a commit is normal), then up to a
+        // second apart: about 10 s in all, so a coordinator still loading (a fresh or restarted cluster)
+        // or a leader moving is ridden through before the supervisor restarts the capture.
+        retries: 14,
+        retryDelay: (_client, _operation, attempt) => Math.min(10 * 3 ** attempt, 1000),
+        idempotent: true,
+        acks: -1,
+        compression: this.options.compression,
+        partitioner: partitionerWith(),
+        // A new producer must ask for a fresh id with -1/-1; the client would send 0/0 (an existing
+        // producer's id) and be refused as fenced by any transactional id that has been used before.
+        producerId: -1n,
+        producerEpoch: -1,
+        ...(this.exactlyOnce ? { transactionalId: this.transactionalId } : {}),
+      }),
+    );
   }
 
   /**
