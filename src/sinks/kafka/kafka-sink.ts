@@ -122,6 +122,11 @@ export class KafkaSink implements Sink {
         // InitProducerId: aborts what a previous pgcdc on this slot left open and fences it.
         this.transaction = await this.producer.beginTransaction();
       } catch (error) {
+        // The engine closes a sink only after its open succeeded: release the producer's connections
+        // here, or they keep the process alive after it stopped (a retried start, then SIGTERM).
+        const producer = this.producer;
+        this.producer = undefined;
+        await producer.close().catch(() => undefined);
         throw this.fail(kafkaError(error, 'starting a Kafka transaction', this.options, this.transactionalId));
       }
     }
