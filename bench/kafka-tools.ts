@@ -46,6 +46,7 @@ export async function producerPerformance(
   records: number,
   size: number,
   transactionMs?: number,
+  extraProps: readonly string[] = [],
 ): Promise<PerfResult> {
   const args = [
     '-cp',
@@ -66,6 +67,7 @@ export async function producerPerformance(
     `bootstrap.servers=${bootstrap}`,
     'acks=all',
     'enable.idempotence=true',
+    ...extraProps,
   ];
   await createTopic(bootstrap, topic);
   const started = performance.now();
