@@ -46,6 +46,17 @@ function partitionerWith(): (message: Message, key: Buffer | undefined) => numbe
   return (_message, key) => (key === undefined ? next++ & 0x7fffffff : murmur2(key) & 0x7fffffff);
 }
 
+/**
+ * Delay before the client's retry `attempt` (1-based) of `operation`. The first AddPartitionsToTxn of
+ * a transaction usually meets CONCURRENT_TRANSACTIONS while the broker still writes the previous
+ * commit's markers (a few ms): retried after 5, 15, 45, 135, 405 ms rather than 30, 90, 270, ... ms,
+ * which cost ~30 ms per exactly-once batch. Everything else backs off 30, 90, 270, 810, 1000 ms.
+ */
+function retryDelayMs(operation: string, attempt: number): number {
+  if (operation === 'addPartitionsToTransaction') return 5 * 3 ** (attempt - 1);
+  return Math.min(10 * 3 ** attempt, 1000);
+}
+
 export class KafkaSink implements Sink {
   readonly kind = 'kafka';
   readonly checkpoints: SinkCheckpoints;
@@ -106,7 +117,7 @@ export class KafkaSink implements Sink {
       // The client uses `timeout` as the transaction timeout too.
       timeout: this.exactlyOnce ? this.options.transactionTimeoutMs : this.options.requestTimeoutMs,
       retries: 5,
-      retryDelay: (_client, _operation, attempt) => Math.min(10 * 3 ** attempt, 1000),
+      retryDelay: (_client, operation, attempt) => retryDelayMs(operation, attempt),
       idempotent: true,
       acks: -1,
       compression: this.options.compression,
