@@ -9,8 +9,9 @@
 // consumer's clock at the poll that returned the record minus the same commit time (only in follow
 // mode). Both clocks are this machine's realtime clock, as is PostgreSQL's commit timestamp.
 //
-// Usage: java -cp 'test/kafka/target/lib/*' bench/KafkaTally.java <bootstrap> <topic regex> tally
-//          reads from the beginning up to the end offsets at start (the topics are complete)
+// Usage: java -cp 'test/kafka/target/lib/*' bench/KafkaTally.java <bootstrap> <topic regex> tally [latencies]
+//          reads from the beginning up to the end offsets at start (the topics are complete); appendMs
+//          is filled only with 'latencies'
 //        java ... bench/KafkaTally.java <bootstrap> <topic regex> follow <n>
 //          prints "ready" on stderr once assigned, then reads until n records with a value arrived
 import java.nio.charset.StandardCharsets;
