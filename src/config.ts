@@ -19,6 +19,11 @@ const identifier = z
 
 export { SSL_MODES, type SslMode } from './postgres/connect-config.ts';
 
+export const ENVELOPE_FORMATS = ['json', 'json-with-schema'] as const;
+export type EnvelopeFormat = (typeof ENVELOPE_FORMATS)[number];
+/** The default `toast.placeholder` (src/envelope/json.ts UNAVAILABLE_VALUE; config.ts imports no envelope code). */
+const UNAVAILABLE_PLACEHOLDER = '__pgcdc_unavailable_value';
+
 export const SNAPSHOT_MODES = ['initial', 'never', 'always', 'initial_only', 'when_needed'] as const;
 export type SnapshotMode = (typeof SNAPSHOT_MODES)[number];
 /** Default silence limit of a snapshot chunk read: 30 minutes. */
@@ -95,13 +100,30 @@ export const configSchema = z.strictObject({
       naming: z.enum(['prefix', 'database']).default('prefix'),
     })
     .default({ naming: 'prefix' }),
+  envelope: z
+    .strictObject({
+      /**
+       * json: the envelope as is; json-with-schema: key and value as Kafka Connect JsonConverter
+       * `{"schema":...,"payload":...}` with Debezium's struct and logical type names (docs/events.md).
+       * json-with-schema writes json/jsonb as strings (values.json: string), as no Connect schema
+       * describes an arbitrary JSON document.
+       */
+      format: z.enum(ENVELOPE_FORMATS).default('json'),
+    })
+    .default({ format: 'json' }),
   values: z
     .strictObject({
       numeric: z.enum(['string', 'number']).default('string'),
       json: z.enum(['value', 'string']).default('value'),
       bytea: z.enum(['base64', 'hex', 'base64url']).default('base64'),
+      /**
+       * pgcdc: the encodings above (docs/types.md); debezium: numeric, money, dates, times,
+       * intervals, json and hstore as Debezium's defaults write them (exact decimal bytes, epoch days
+       * and microseconds...), for consumers built for Debezium; best with envelope.format json-with-schema.
+       */
+      style: z.enum(['pgcdc', 'debezium']).default('pgcdc'),
     })
-    .default({ numeric: 'string', json: 'value', bytea: 'base64' }),
+    .default({ numeric: 'string', json: 'value', bytea: 'base64', style: 'pgcdc' }),
   batch: z
     .strictObject({
       /** Events buffered before a sink write. */
@@ -175,8 +197,10 @@ export const configSchema = z.strictObject({
   /** Unchanged TOASTed columns of updates (docs/events.md). */
   toast: z
     .strictObject({
-      /** placeholder: `__pgcdc_unavailable_value`; omit: left out of `after`; fill: last known value. */
+      /** placeholder: `toast.placeholder`; omit: left out of `after`; fill: last known value. */
       mode: z.enum(['placeholder', 'omit', 'fill']).default('placeholder'),
+      /** The text standing for an unchanged TOAST value (Debezium's is `__debezium_unavailable_value`). */
+      placeholder: z.string().min(1).max(1024).default(UNAVAILABLE_PLACEHOLDER),
       /** Bound of the fill store (bytes of stored values). */
       fillMaxBytes: z
         .number()
@@ -185,7 +209,7 @@ export const configSchema = z.strictObject({
         .max(16 * 1024 * 1024 * 1024)
         .default(256 * 1024 * 1024),
     })
-    .default({ mode: 'placeholder', fillMaxBytes: 256 * 1024 * 1024 }),
+    .default({ mode: 'placeholder', placeholder: UNAVAILABLE_PLACEHOLDER, fillMaxBytes: 256 * 1024 * 1024 }),
   truncate: z
     .strictObject({
       /** Drop TRUNCATE (op t) events instead of delivering them. */
@@ -264,7 +288,15 @@ export function parseConfig(input: unknown, origin = 'configuration', flagFor?: 
       },
     );
   }
-  return result.data;
+  let config = result.data;
+  // No Kafka Connect schema describes an arbitrary JSON document: json-with-schema writes json and
+  // jsonb as strings (io.debezium.data.Json), as Debezium does.
+  if (config.envelope.format === 'json-with-schema' && config.values.json !== 'string')
+    config = { ...config, values: { ...config.values, json: 'string' } };
+  // The Kafka sink's lingerMs is batch.maxDelayMs under the name Kafka users know.
+  if (config.sink.kind === 'kafka' && config.sink.lingerMs !== undefined)
+    config = { ...config, batch: { ...config.batch, maxDelayMs: config.sink.lingerMs } };
+  return config;
 }
 
 export async function readConfigFile(path: string): Promise<ConfigInput> {

@@ -6,7 +6,14 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Config, ConfigInput, FlagNamer } from '../config.ts';
-import { mergeLayers, parseConfig, readConfigFile, SNAPSHOT_METHODS, SNAPSHOT_MODES } from '../config.ts';
+import {
+  ENVELOPE_FORMATS,
+  mergeLayers,
+  parseConfig,
+  readConfigFile,
+  SNAPSHOT_METHODS,
+  SNAPSHOT_MODES,
+} from '../config.ts';
 import { superviseCapture } from '../lifecycle/supervisor.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Sink } from '../sinks/contract.ts';
@@ -34,6 +41,7 @@ export interface RunFlags extends ConnectionFlags {
   offsets?: string;
   topicPrefix?: string;
   topicNaming?: 'prefix' | 'database';
+  format?: Config['envelope']['format'];
   createPublication?: boolean;
   batchSize?: string;
   snapshotMode?: Config['snapshot']['mode'];
@@ -82,6 +90,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     },
     offsets: flags.offsets,
     topic: { prefix: flags.topicPrefix, naming: flags.topicNaming },
+    envelope: { format: flags.format },
     batch: { maxEvents: positiveInt(flags.batchSize, '--batch-size') },
     snapshot: {
       mode: flags.snapshotMode,
@@ -128,6 +137,7 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   offsets: '--offsets',
   'topic.prefix': '--topic-prefix',
   'topic.naming': '--topic-naming',
+  'envelope.format': '--format',
   'batch.maxEvents': '--batch-size',
   'snapshot.mode': '--snapshot-mode',
   'snapshot.method': '--snapshot-method',
@@ -262,6 +272,12 @@ export function registerRun(program: Command): void {
         'prefix',
         'database',
       ]),
+    )
+    .addOption(
+      new Option(
+        '--format <format>',
+        'json: the event envelope (default); json-with-schema: Kafka Connect {"schema","payload"} key and value',
+      ).choices([...ENVELOPE_FORMATS]),
     )
     .option('--no-create-publication', 'never create the publication; fail with the SQL to run instead')
     .addOption(

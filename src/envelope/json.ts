@@ -6,19 +6,31 @@
  * a rope of 30 pieces per event cost more than everything else together (bench/stream.ts).
  *
  * Line layout (one line per event):
- * {"id":"<commit_lsn>:<ordinal>","topic":"<topic>","key":{..}|null,
- *  "value":{"before":{..}|null,"after":{..}|null,"source":{..},"op":"c|u|d|t|m","ts_ms":N,
+ * {"id":"<commit_lsn>:<ordinal>","topic":"<topic>","key":{..}|null,["headers":{"<name>":<json>},]
+ *  "value":{"before":{..}|null,"after":{..}|null,"source":{..},"op":"c|u|d|t|m","ts_ms":N,"ts_us":N,"ts_ns":N,
  *           "transaction":{"id":"<xid>:<commit_lsn>","total_order":N,"data_collection_order":N}}}
+ *
+ * With `envelope.format: json-with-schema` the key and the value are each `{"schema":...,"payload":...}`
+ * (schemas.ts); "headers" only appears on the two events of a primary-key change (`writeKeyChange`),
+ * always between "key" and "value", so "value" runs to the end of the line (the Kafka sink relies on it).
  */
 import { UNCHANGED_TOAST, type TupleData } from '../protocol/messages.ts';
 import type { TableSchema } from '../source/relations.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
-import { topicName, type TopicNaming } from './topics.ts';
+import { topicName, type EnvelopeSettings, type TopicNaming } from './topics.ts';
+import { columnValueSchema, envelopeSchema, keySchema, payloadOpen, placeholderJson } from './schemas.ts';
+import { commitTail, nowAndTransaction, subMillis, type Op, type TransactionContext } from './transaction-context.ts';
 
 export const PGCDC_VERSION = '0.1.0';
+/** The default `toast.placeholder`; Debezium's is `__debezium_unavailable_value`. */
 export const UNAVAILABLE_VALUE = '__pgcdc_unavailable_value';
+/** Debezium's header names on the two events of a primary-key change. */
+export const NEW_KEY_HEADER = '__debezium.newkey';
+export const OLD_KEY_HEADER = '__debezium.oldkey';
 
-export type Op = 'c' | 'u' | 'd' | 'r' | 't' | 'm';
+export { transactionContext, sequenceOpen, type Op, type TransactionContext } from './transaction-context.ts';
+
+const DEFAULT_SETTINGS: EnvelopeSettings = { format: 'json', unavailableValue: UNAVAILABLE_VALUE };
 
 /** Where serialized bytes go: implemented by EventBatchBuilder. */
 export interface LineWriter {
@@ -26,37 +38,6 @@ export interface LineWriter {
   text(s: string): void;
   jsonString(s: string): void;
   uint(value: number): void;
-}
-
-/** What is the same for every event of one transaction, with its bytes encoded once. */
-export interface TransactionContext {
-  readonly xid: number;
-  /** The commit LSN as "X/Y" (also the first half of every event id). */
-  readonly commitLsn: string;
-  /** Commit time, Unix milliseconds. */
-  readonly commitTimeMs: number;
-  /** `{"id":"<commit_lsn>:` */
-  readonly idOpen: Buffer;
-  /** Per op: `,"commit_lsn":"<commit_lsn>","ts_ms":<commit ms>},"op":"<op>","ts_ms":` (built on first use). */
-  readonly commitTail: Partial<Record<Op, Buffer>>;
-  /** `,"transaction":{"id":"<xid>:<commit_lsn>","total_order":` */
-  readonly txOpen: string;
-  /** `<now ms>` + txOpen, re-encoded when the millisecond changes. */
-  nowMs: number;
-  nowTxOpen: Buffer;
-}
-
-export function transactionContext(xid: number, commitLsn: string, commitTimeMs: number): TransactionContext {
-  return {
-    xid,
-    commitLsn,
-    commitTimeMs,
-    idOpen: bytes(`{"id":"${commitLsn}:`),
-    commitTail: {},
-    txOpen: `,"transaction":{"id":"${xid}:${commitLsn}","total_order":`,
-    nowMs: -1,
-    nowTxOpen: EMPTY,
-  };
 }
 
 /** Per table within one transaction: its event count and its source block head. */
@@ -75,47 +56,35 @@ export function readIdHead(prefix: string): Buffer {
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
 const NULL = bytes('null');
-const UNAVAILABLE = bytes(JSON.stringify(UNAVAILABLE_VALUE));
 const DATA_COLLECTION_ORDER = bytes(',"data_collection_order":');
-const CLOSE = bytes('}}}');
 const OPEN_OBJECT = bytes('{');
+/** Ends `source.sequence` after the event's LSN. */
+const SEQUENCE_CLOSE = bytes('\\"]"');
 
 // Rows are written without their closing brace; the next fragment closes them. Fewer, longer
 // fragments: each write into the batch costs about the same whatever its length.
-const AFTER_KEY = {
+const VALUE_OPEN = {
   /** insert, and update without an old row */
-  noBefore: { open: bytes('},"value":{"before":null,"after":'), none: bytes('null,"value":{"before":null,"after":') },
+  noBefore: '{"before":null,"after":',
   /** update or delete with an old row */
-  before: { open: bytes('},"value":{"before":'), none: bytes('null,"value":{"before":') },
+  before: '{"before":',
   /** truncate */
-  nothing: {
-    open: bytes('},"value":{"before":null,"after":null'),
-    none: bytes('null,"value":{"before":null,"after":null'),
-  },
+  nothing: '{"before":null,"after":null',
 };
 const BEFORE_THEN_AFTER = bytes('},"after":');
+/** Closes the key object of a header and the headers object. */
+const HEADERS_CLOSE = bytes('}}');
 const BEFORE_THEN_NO_AFTER = bytes('},"after":null');
-
-function commitTail(tx: TransactionContext, op: Op): Buffer {
-  return (tx.commitTail[op] ??= bytes(
-    `,"commit_lsn":"${tx.commitLsn}","ts_ms":${tx.commitTimeMs}},"op":"${op}","ts_ms":`,
-  ));
-}
-
-const EMPTY = Buffer.alloc(0);
 
 /** The source field naming columns whose value is not in the event (see TOAST in docs/events.md). */
 export function unavailableColumnsField(names: readonly string[]): Buffer {
   return bytes(`,"unavailable_columns":${JSON.stringify(names)}`);
 }
 
-/** The processing time and the transaction head, encoded once per millisecond, not per event. */
-function nowAndTransaction(tx: TransactionContext, ms: number): Buffer {
-  if (tx.nowMs !== ms) {
-    tx.nowMs = ms;
-    tx.nowTxOpen = bytes(`${ms}${tx.txOpen}`);
-  }
-  return tx.nowTxOpen;
+interface ValueOpenings {
+  readonly noBefore: { readonly open: Buffer; readonly none: Buffer };
+  readonly before: { readonly open: Buffer; readonly none: Buffer };
+  readonly nothing: { readonly open: Buffer; readonly none: Buffer };
 }
 
 /** Serializes the events of one table. Rebuilt whenever its TableSchema changes. */
@@ -129,23 +98,38 @@ export class TableSerializer {
   /** `{"a":`, `,"b":`, ... one per column. */
   private readonly columnPrefixes: Buffer[];
   private readonly keyPrefixes: Buffer[];
+  /** Per column: what stands for its unchanged TOAST value (placeholderJson). */
+  private readonly placeholders: Buffer[];
   /** `,"source":{"version":...,"txId":` as text: completed per transaction by `inTransaction`. */
   private readonly sourceHead: string;
   /** The source head of snapshot reads: "snapshot":"true" / "last". */
   private readonly readHead: string;
   private readonly lastReadHead: string;
   private readonly incrementalReadHead: string;
-  /** topicKey plus the first key column's name: `...,"key":{"id":` */
+  /** topicKey plus the first key column's name: `...,"key":{"id":` (with a schema: `{"schema":..,"payload":{"id":`). */
   private readonly topicKeyOpen: Buffer;
   /** What follows the key, with the first column name of the row after it already in place. */
-  private readonly afterKey: {
-    readonly noBefore: { readonly open: Buffer; readonly none: Buffer };
-    readonly before: { readonly open: Buffer; readonly none: Buffer };
-    readonly nothing: { readonly open: Buffer; readonly none: Buffer };
-  };
+  private readonly afterKey: ValueOpenings;
+  /** The same without closing the key first (after the headers of a key change). */
+  private readonly valueOpen: ValueOpenings;
+  /** `}` after the key fields (`}}` with a schema). */
+  private readonly keyClose: Buffer;
+  /** `,"headers":{"__debezium.newkey":{"id":` and the same for the old key. */
+  private readonly newKeyHeaderOpen: Buffer;
+  private readonly oldKeyHeaderOpen: Buffer;
   private readonly beforeThenAfter: Buffer;
+  /** `}}}`: the transaction, the value and the line (`}}}}` with the value's schema wrapper). */
+  private readonly close: Buffer;
+  private readonly withSchema: boolean;
 
-  constructor(table: TableSchema, naming: TopicNaming, topics: TopicRegistry) {
+  /**
+   * `schemaTable` is the table the schemas describe when `table` is a variant with columns left out
+   * (toast.mode omit): the topic keeps one schema, and a missing field reads as null.
+   */
+  constructor(table: TableSchema, naming: TopicNaming, topics: TopicRegistry, schemaTable: TableSchema = table) {
+    const settings = naming.envelope ?? DEFAULT_SETTINGS;
+    const withSchema = settings.format === 'json-with-schema';
+    this.withSchema = withSchema;
     this.table = table;
     this.topic = topicName(naming, table);
     this.topicNumber = topics.number(this.topic);
@@ -154,15 +138,35 @@ export class TableSerializer {
     this.keyPrefixes = table.keyIndexes.map((index, i) =>
       bytes(`${i === 0 ? '{' : ','}${JSON.stringify(table.columns[index]?.name ?? '')}:`),
     );
+    this.placeholders = table.columns.map((c) => bytes(placeholderJson(settings, columnValueSchema(c))));
     const firstColumn = this.columnPrefixes[0] ?? OPEN_OBJECT;
-    const join = (...parts: Buffer[]): Buffer => Buffer.concat(parts);
-    this.topicKeyOpen = join(this.topicKey, this.keyPrefixes[0] ?? OPEN_OBJECT);
-    this.afterKey = {
-      noBefore: { open: join(AFTER_KEY.noBefore.open, firstColumn), none: join(AFTER_KEY.noBefore.none, firstColumn) },
-      before: { open: join(AFTER_KEY.before.open, firstColumn), none: join(AFTER_KEY.before.none, firstColumn) },
-      nothing: AFTER_KEY.nothing,
+    const firstKey = this.keyPrefixes[0] ?? OPEN_OBJECT;
+    const keyOpen = withSchema ? payloadOpen(keySchema(this.topic, schemaTable)) : '';
+    const valueHead = `,"value":${withSchema ? payloadOpen(envelopeSchema(this.topic, schemaTable)) : ''}`;
+    this.topicKeyOpen = Buffer.concat([this.topicKey, bytes(keyOpen), firstKey]);
+    this.keyClose = bytes(withSchema ? '}}' : '}');
+    this.close = bytes(withSchema ? '}}}}' : '}}}');
+    const opening = (prefix: string): ValueOpenings => {
+      const variant = (row: string, first: Buffer | null) => {
+        const open = bytes(`${prefix}${valueHead}${row}`);
+        return first === null ? open : Buffer.concat([open, first]);
+      };
+      const none = (row: string, first: Buffer | null) => {
+        const head = bytes(`null${valueHead}${row}`);
+        return first === null ? head : Buffer.concat([head, first]);
+      };
+      return {
+        noBefore: { open: variant(VALUE_OPEN.noBefore, firstColumn), none: none(VALUE_OPEN.noBefore, firstColumn) },
+        before: { open: variant(VALUE_OPEN.before, firstColumn), none: none(VALUE_OPEN.before, firstColumn) },
+        nothing: { open: variant(VALUE_OPEN.nothing, null), none: none(VALUE_OPEN.nothing, null) },
+      };
     };
-    this.beforeThenAfter = join(BEFORE_THEN_AFTER, firstColumn);
+    this.afterKey = opening(withSchema ? '}}' : '}');
+    this.valueOpen = opening('');
+    const header = (name: string): Buffer => Buffer.concat([bytes(`,"headers":{${JSON.stringify(name)}:`), firstKey]);
+    this.newKeyHeaderOpen = header(NEW_KEY_HEADER);
+    this.oldKeyHeaderOpen = header(OLD_KEY_HEADER);
+    this.beforeThenAfter = Buffer.concat([BEFORE_THEN_AFTER, firstColumn]);
     this.sourceHead =
       `,"source":{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},` +
       `"db":${JSON.stringify(naming.database)},"schema":${JSON.stringify(table.schema)},` +
@@ -207,6 +211,58 @@ export class TableSerializer {
           ? this.afterKey.noBefore
           : this.afterKey.before;
     w.raw(keyed ? next.open : next.none);
+    this.writeRest(w, op, before, after, tx, inTx, lsn, totalOrder, nowMs, unavailable);
+  }
+
+  /**
+   * One of the two events a primary-key change becomes, as Debezium writes it: the delete of the
+   * old key (`op` d: key and before from `old`, header `__debezium.newkey` with the key of `row`),
+   * or the create of the new key (`op` c: key and after from `row`, header `__debezium.oldkey` with
+   * the key of `old`). The header holds the key's JSON (its payload under json-with-schema).
+   */
+  writeKeyChange(
+    w: LineWriter,
+    op: 'd' | 'c',
+    old: TupleData,
+    row: TupleData,
+    tx: TransactionContext,
+    inTx: TableInTransaction,
+    lsn: number,
+    totalOrder: number,
+    nowMs: number,
+    unavailable: Buffer | null = null,
+  ): void {
+    const keyIndexes = this.table.keyIndexes;
+    w.raw(tx.idOpen);
+    w.uint(totalOrder - 1);
+    w.raw(this.topicKeyOpen);
+    this.writeFields(w, op === 'd' ? old : row, keyIndexes, this.keyPrefixes);
+    w.raw(this.keyClose);
+    w.raw(op === 'd' ? this.newKeyHeaderOpen : this.oldKeyHeaderOpen);
+    this.writeFields(w, op === 'd' ? row : old, keyIndexes, this.keyPrefixes);
+    w.raw(HEADERS_CLOSE);
+    if (op === 'd') {
+      w.raw(this.valueOpen.before.open);
+      this.writeRest(w, op, old, null, tx, inTx, lsn, totalOrder, nowMs, null);
+    } else {
+      w.raw(this.valueOpen.noBefore.open);
+      this.writeRest(w, op, null, row, tx, inTx, lsn, totalOrder, nowMs, unavailable);
+    }
+  }
+
+  /** The rows (their first field name already written), the source block and the tail. */
+  private writeRest(
+    w: LineWriter,
+    op: Op,
+    before: TupleData | null,
+    after: TupleData | null,
+    tx: TransactionContext,
+    inTx: TableInTransaction,
+    lsn: number,
+    totalOrder: number,
+    nowMs: number,
+    unavailable: Buffer | null,
+  ): void {
     if (before !== null) {
       this.writeFields(w, before, null, this.columnPrefixes);
       w.raw(after === null ? BEFORE_THEN_NO_AFTER : this.beforeThenAfter);
@@ -217,6 +273,9 @@ export class TableSerializer {
       w.raw(inTx.closeSourceHead);
     } else w.raw(inTx.sourceHead);
     w.uint(lsn);
+    w.raw(tx.sequenceOpen);
+    w.uint(lsn);
+    w.raw(SEQUENCE_CLOSE);
     // Rare: unchanged TOASTed columns are named in the source block (toast.mode, docs/events.md).
     if (unavailable !== null) w.raw(unavailable);
     else if (placeholders && after !== null) w.raw(this.unavailableColumns(after));
@@ -225,7 +284,7 @@ export class TableSerializer {
     w.uint(totalOrder);
     w.raw(DATA_COLLECTION_ORDER);
     w.uint(inTx.count);
-    w.raw(CLOSE);
+    w.raw(this.close);
   }
 
   /**
@@ -249,14 +308,16 @@ export class TableSerializer {
   /**
    * What follows the row of a read event: the source block with Debezium's snapshot marker
    * ("true", "last" on the snapshot's final row, "incremental" for online snapshots), the position
-   * `lsn` the row stands at, and the processing time.
+   * `lsn` the row stands at (also the second half of `source.sequence`; reads follow no commit),
+   * and the processing time.
    */
   readTail(snapshot: 'true' | 'last' | 'incremental', lsn: number, lsnText: string, nowMs: number): Buffer {
     const head =
       snapshot === 'true' ? this.readHead : snapshot === 'last' ? this.lastReadHead : this.incrementalReadHead;
     return bytes(
-      `}${head}null,"lsn":${lsn},"commit_lsn":"${lsnText}","ts_ms":${nowMs}},` +
-        `"op":"r","ts_ms":${nowMs},"transaction":null}}`,
+      `}${head}null,"lsn":${lsn},"sequence":"[null,\\"${lsn}\\"]","commit_lsn":"${lsnText}","ts_ms":${nowMs}` +
+        `${subMillis(nowMs)},"xmin":null},"op":"r","ts_ms":${nowMs}${subMillis(nowMs)},"transaction":null}}` +
+        (this.withSchema ? '}' : ''),
     );
   }
 
@@ -294,7 +355,7 @@ export class TableSerializer {
         if (column.plainString) w.jsonString(value);
         else w.text(column.encode(value));
       } else if (value === UNCHANGED_TOAST) {
-        w.raw(indexes === null ? UNAVAILABLE : NULL);
+        w.raw(indexes === null ? (this.placeholders[index] as Buffer) : NULL);
         placeholders = true;
       } else w.text(JSON.stringify(value.toString('base64')));
     }

@@ -8,7 +8,8 @@
  *
  * Messages are rare next to row changes, so this builds the line as a string.
  */
-import { PGCDC_VERSION, type TransactionContext } from './json.ts';
+import { PGCDC_VERSION, sequenceOpen, type TransactionContext } from './json.ts';
+import { MESSAGE_KEY_SCHEMA, MESSAGE_VALUE_SCHEMA, withSchema } from './schemas.ts';
 import { topicName, type TopicNaming } from './topics.ts';
 
 /** Messages whose prefix starts with this are pgcdc's own (watermarks, heartbeats): never emitted. */
@@ -39,22 +40,32 @@ export function messageLine(
   tx: { context: TransactionContext; totalOrder: number } | undefined,
   lsnText: string,
   nowMs: number,
+  lastCommitLsn: number | null = null,
 ): string {
   const id = tx ? `${tx.context.commitLsn}:${tx.totalOrder - 1}` : `${lsnText}:${NON_TRANSACTIONAL_ID_MARK}`;
   const prefix = JSON.stringify(message.prefix);
+  const format = naming.envelope?.format ?? 'json';
+  const us = tx ? tx.context.commitTimeUs : nowMs * 1000;
+  // A transactional message's sequence head is its transaction's (the commit before it).
+  const sequence = (tx ? tx.context.sequenceOpen : sequenceOpen(lastCommitLsn)).toString('utf8');
   const source =
     `{"version":"${PGCDC_VERSION}","connector":"postgresql","name":${JSON.stringify(naming.prefix)},` +
     `"db":${JSON.stringify(naming.database)},` +
-    `"schema":"","table":"","snapshot":"false","txId":${tx ? tx.context.xid : 'null'},"lsn":${message.lsn},` +
-    `"commit_lsn":${tx ? `"${tx.context.commitLsn}"` : 'null'},"ts_ms":${tx ? tx.context.commitTimeMs : nowMs}}`;
+    `"schema":"","table":"","snapshot":"false","txId":${tx ? tx.context.xid : 'null'},"lsn":${message.lsn}` +
+    `${sequence}${message.lsn}\\"]",` +
+    `"commit_lsn":${tx ? `"${tx.context.commitLsn}"` : 'null'},"ts_ms":${tx ? tx.context.commitTimeMs : nowMs},` +
+    `"ts_us":${us},"ts_ns":${us}000,"xmin":null}`;
   const transaction = tx
     ? `{"id":"${tx.context.xid}:${tx.context.commitLsn}","total_order":${tx.totalOrder},` +
       `"data_collection_order":${tx.totalOrder}}`
     : 'null';
-  return (
-    `{"id":"${id}","topic":${JSON.stringify(topicName(naming, 'message'))},"key":{"prefix":${prefix}},` +
-    `"value":{"op":"m","ts_ms":${nowMs},"source":${source},` +
+  const value =
+    `{"op":"m","ts_ms":${nowMs},"source":${source},` +
     `"message":{"prefix":${prefix},"content":"${message.content.toString('base64')}"},` +
-    `"transaction":${transaction}}}`
+    `"transaction":${transaction}}`;
+  return (
+    `{"id":"${id}","topic":${JSON.stringify(topicName(naming, 'message'))},` +
+    `"key":${withSchema(format, MESSAGE_KEY_SCHEMA, `{"prefix":${prefix}}`)},` +
+    `"value":${withSchema(format, MESSAGE_VALUE_SCHEMA, value)}}`
   );
 }

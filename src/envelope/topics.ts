@@ -11,6 +11,19 @@ export interface TopicNaming {
   readonly prefix: string;
   readonly database: string;
   readonly naming: 'prefix' | 'database';
+  /**
+   * How events are written (`envelope.format`, `toast.placeholder`); absent: json with pgcdc's
+   * placeholder. It travels with the naming because both are fixed for a capture and reach every
+   * serializer the same way.
+   */
+  readonly envelope?: EnvelopeSettings | undefined;
+}
+
+export interface EnvelopeSettings {
+  /** json: the envelope as is; json-with-schema: key and value as `{"schema":...,"payload":...}` (schemas.ts). */
+  readonly format: 'json' | 'json-with-schema';
+  /** What stands for an unchanged TOAST value (`toast.placeholder`). */
+  readonly unavailableValue: string;
 }
 
 /** The event streams that are not a table's: logical decoding messages, transaction metadata, schema changes. */

@@ -13,6 +13,7 @@
  * the same transaction delivered again gives byte-identical lines.
  */
 import type { TransactionContext } from './json.ts';
+import { TRANSACTION_KEY_SCHEMA, TRANSACTION_VALUE_SCHEMA, withSchema } from './schemas.ts';
 import { topicName, type TopicNaming } from './topics.ts';
 
 export interface DataCollectionCount {
@@ -24,10 +25,15 @@ export interface DataCollectionCount {
 function line(naming: TopicNaming, tx: TransactionContext, status: 'BEGIN' | 'END', tail: string): string {
   const id = `${tx.xid}:${tx.commitLsn}`;
   const topic = JSON.stringify(topicName(naming, 'transaction'));
-  return (
-    `{"id":"${tx.commitLsn}:${status === 'BEGIN' ? 'begin' : 'end'}","topic":${topic},"key":{"id":"${id}"},` +
-    `"value":{"status":"${status}","id":"${id}","ts_ms":${tx.commitTimeMs},${tail}}}`
+  const format = naming.envelope?.format ?? 'json';
+  const key = withSchema(format, TRANSACTION_KEY_SCHEMA, `{"id":"${id}"}`);
+  const value = withSchema(
+    format,
+    TRANSACTION_VALUE_SCHEMA,
+    `{"status":"${status}","id":"${id}","ts_ms":${tx.commitTimeMs},${tail}}`,
   );
+  const eventId = `${tx.commitLsn}:${status === 'BEGIN' ? 'begin' : 'end'}`;
+  return `{"id":"${eventId}","topic":${topic},"key":${key},"value":${value}}`;
 }
 
 export function beginLine(naming: TopicNaming, tx: TransactionContext): string {

@@ -15,15 +15,14 @@ import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/c
 import { ensurePublication, readServerFacts, readSlot, type TableRef } from '../postgres/catalog.ts';
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { ReplicationSession } from '../postgres/slot.ts';
-import { openOffsetStore } from '../offsets/open.ts';
-import type { SnapshotTableState } from '../offsets/store.ts';
-import type { Sink, SinkPosition } from '../sinks/contract.ts';
+import { openOffsetStore, sideFilesBase } from '../offsets/open.ts';
+import type { Sink } from '../sinks/contract.ts';
 import { EventBatch } from '../sinks/batch.ts';
-import { takeInitialSnapshot } from '../snapshot/initial.ts';
 import { StreamLoop } from '../pipeline/stream-loop.ts';
 import { checkStreamingSupported } from '../pipeline/large-transactions.ts';
-import { decideStartup, isKeyless, keylessInexact, requestStartSnapshot } from './snapshot-mode.ts';
+import { decideStartup, requestStartSnapshot } from './snapshot-mode.ts';
 import { takeSnapshotOnly } from './snapshot-only.ts';
+import { runInitialPhase } from './initial-phase.ts';
 import { estimateRows, SnapshotBars } from '../observability/snapshot-bars.ts';
 import { EngineEventBus } from '../observability/event-bus.ts';
 import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
@@ -32,24 +31,14 @@ import { topicName, type TopicNaming } from '../envelope/topics.ts';
 import type { ExportedSlot } from '../postgres/exported-snapshot.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
 import { resolveMethod } from '../snapshot/watermarks.ts';
-import { continueInitial, pendingTables, stopTables } from '../snapshot/resume-state.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
 import { truncateNotDecoded } from '../preflight/rules.ts';
 import { filterTables } from '../selection/patterns.ts';
-import {
-  displayName,
-  requireMatched,
-  resolveSelection,
-  uncaptured,
-  uncapturedNames,
-  type TableSelection,
-} from '../selection/table-selection.ts';
+import { requireMatched, resolveSelection } from '../selection/table-selection.ts';
 import type { ResumeState } from '../offsets/store.ts';
-import { readRequests, removeRequest, writeCaptured } from '../snapshot/requests.ts';
+import { dropUncapturedSnapshots, watchSnapshotRequests } from './snapshot-requests.ts';
 import { pauseBeforeStreamForTest } from './test-pause.ts';
 
-/** How often the requests directory of `pgcdc snapshot` is looked at. */
-const REQUEST_POLL_MS = 1000;
 /** The longest one teardown step may take after a fault (see `bounded`). */
 const TEARDOWN_STEP_MS = 5000;
 import { Heartbeat } from '../pipeline/heartbeat.ts';
@@ -177,6 +166,7 @@ export class Capture {
         prefix: config.topic.prefix ?? endpoint.database,
         database: endpoint.database,
         naming: config.topic.naming,
+        envelope: { format: config.envelope.format, unavailableValue: config.toast.placeholder },
       };
       // Before the slot is used: a destination that is missing (and may not be created) stops pgcdc here.
       if (sink.prepareTopics) await sink.prepareTopics(tables.map((table) => topicName(naming, table)));
@@ -266,8 +256,9 @@ export class Capture {
 
       // From here until every snapshot reader has imported the snapshot, the replication session
       // must stay idle (no command may run on it).
-      await sink.open(startup.sinkFrom ?? checkpoint?.sink);
+      // Closed even when open fails half-way: a sink may hold connections by then.
       cleanups.push(() => sink.close());
+      await sink.open(startup.sinkFrom ?? checkpoint?.sink);
       const identity = {
         systemId: system.systemId,
         timeline: system.timeline,
@@ -294,74 +285,31 @@ export class Capture {
       }
       const toastStore = await openToastStore(config, plan.kind === 'resume' ? checkpoint?.lsn : undefined);
       if (exported) {
-        const lsnText = formatLsn(startLsn);
-        this.events.emit({ type: 'state', state: 'snapshotting' });
-        const estimates = await estimateRows(query, snapshotTables);
-        const display =
-          config.snapshot.progress === 'off' || snapshotTables.length === 0
-            ? undefined
-            : new SnapshotBars(config.snapshot.progress, estimates, this.log);
-        // Stored with the progress: the exported snapshot's xids and where the output was before it.
-        const meta: { asOf?: string; start?: SinkPosition } = startPosition ? { start: startPosition } : {};
-        const store = (
-          position: SinkPosition,
-          list: readonly SnapshotTableState[],
-          state: 'running' | 'done',
-        ): Promise<void> =>
-          offsets.commit({
-            version: 2,
-            ...identity,
-            lsn: lsnText,
-            sink: position,
-            updatedAt: new Date().toISOString(),
-            snapshot: { state, tables: list, ...meta },
-            ...(progress.incremental ? { incremental: progress.incremental } : {}),
-          });
-        const result = await takeInitialSnapshot({
-          exported,
-          tables: snapshotTables,
+        const phase = await runInitialPhase({
           config,
+          query,
           endpoint,
           major: facts.major,
           generatedColumns: publication.generatedColumns,
           types,
           naming,
           sink,
+          offsets,
+          exported,
+          tables: snapshotTables,
+          identity,
+          startPosition,
+          progress,
+          method,
+          events: this.events,
           log: this.log,
-          onSnapshotXids: (asOf) => (meta.asOf = asOf),
-          checkpoint: (position, list) => store(position, list, 'running'),
-          onTablesRead: (list) => {
-            display?.update(list);
-            this.snapshotRead(list, estimates);
-          },
-        }).catch((error: unknown) => {
-          // DDL (a TRUNCATE, say) between the slot's creation and the readers' lock: the exported
-          // snapshot cannot be read, but nothing was delivered yet, so the tables are read online
-          // instead, from the stream's start at the same consistent point.
-          if (!(error instanceof CdcError) || error.code !== 'SNAPSHOT_CONFLICT' || typeof method !== 'string')
-            throw error;
-          // Keyless tables are read as the exported snapshot saw them; when that is not exact, the
-          // error stands and the next start takes the snapshot again on a fresh slot.
-          const keyless = snapshotTables.filter(isKeyless);
-          if (keylessInexact(keyless, meta.asOf) !== undefined) throw error;
-          this.log.warn(
-            { method },
-            "concurrent DDL at the initial snapshot's start: reading the tables online (incremental snapshot) instead",
-          );
-          const asOf = meta.asOf !== undefined && keyless.length > 0 ? { xids: meta.asOf, tables: keyless } : undefined;
-          progress = {
-            ...progress,
-            incremental: continueInitial(progress.incremental, lsnText, snapshotTables, [], asOf),
-          };
-          return { position: undefined, tables: [] };
         });
-        display?.finish();
-        if (result.position) startPosition = result.position;
-        await store(startPosition, result.tables, 'done');
-        progress = { ...progress, snapshot: { state: 'done', tables: result.tables } };
+        startPosition = phase.startPosition;
+        progress = phase.progress;
       }
-      const timers: { requests?: NodeJS.Timeout } = {};
-      const takenRequests = new Set(checkpoint?.incremental?.requests ?? []);
+      // Set once the requests are watched (below), which needs the loop.
+      let stopRequests = (): void => undefined;
+      let takenRequests = (_ids: readonly string[]): void => undefined;
       const loop = new StreamLoop({
         config,
         endpoint,
@@ -388,13 +336,13 @@ export class Capture {
         method,
         signalTable,
         onStored: (stored, delivered) => {
-          for (const id of stored.incremental?.requests ?? []) takenRequests.add(id);
+          takenRequests(stored.incremental?.requests ?? []);
           this.events.emit({ type: 'checkpoint-stored', lsn: stored.lsn, events: delivered });
         },
         onFailure: (error) => {
           if (this.stopRequested) return;
           this.stopRequested = true;
-          clearInterval(timers.requests);
+          stopRequests();
           void bounded(loop.abort()).finally(() => void cleanup().finally(() => this.rejectStopped(error)));
         },
         onStatusSent: (positions) => this.events.emit({ type: 'status-sent', ...positions }),
@@ -403,38 +351,19 @@ export class Capture {
       await pauseBeforeStreamForTest();
       loop.start();
       this.events.emit({ type: 'state', state: 'streaming' });
-      // `pgcdc snapshot` requests: taken at the next boundary, their files deleted once stored. A
-      // request for a table outside the selection is dropped with a warning, never fatal.
-      await writeCaptured(config.offsets, selection.tables.map(displayName)).catch((error: unknown) => {
-        this.log.warn(
-          { error: toCdcError(error).message },
-          'cannot write the list of captured tables next to the offsets file: pgcdc snapshot cannot check ' +
-            'table names before a request (the capture still does)',
-        );
+      const requests = await watchSnapshotRequests({
+        offsets: sideFilesBase(config.offsets, config.slot),
+        selection,
+        taken: checkpoint?.incremental?.requests ?? [],
+        request: (id, names) => loop.requestSnapshot(id, names),
+        log: this.log,
       });
-      const pollRequests = async (): Promise<void> => {
-        for (const request of await readRequests(config.offsets, (file, reason) =>
-          this.log.warn({ file }, `ignored a malformed snapshot request: ${reason}`),
-        )) {
-          const outside = uncapturedNames(selection, request.tables);
-          if (takenRequests.has(request.id)) await removeRequest(config.offsets, request.id);
-          else if (outside === undefined) loop.requestSnapshot(request.id, request.tables);
-          else {
-            this.log.warn(
-              { request: request.id },
-              `dropped snapshot request ` +
-                (`${request.id}: it names ` +
-                  `${outside.names}, which this capture does not capture (it captures ${outside.captured})`),
-            );
-            await removeRequest(config.offsets, request.id);
-          }
-        }
-      };
-      void pollRequests();
-      timers.requests = setInterval(() => void pollRequests(), REQUEST_POLL_MS);
-      timers.requests.unref();
+      stopRequests = () => requests.stop();
+      takenRequests = (ids) => requests.taken(ids);
+      // The loop may have failed while the list of captured tables was written.
+      if (this.stopRequested) requests.stop();
       this.teardown = async () => {
-        clearInterval(timers.requests);
+        stopRequests();
         await loop.stop();
         await cleanup();
       };
@@ -455,21 +384,6 @@ export class Capture {
     if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
     return new SnapshotBars(config.snapshot.progress, await estimateRows(query, tables), this.log);
   }
-
-  /** One snapshot-progress event per table of the initial snapshot. */
-  private snapshotRead(tables: readonly SnapshotTableState[], estimates: Map<string, number>): void {
-    for (const t of tables) {
-      const table = `${t.schema}.${t.table}`;
-      const estimate = estimates.get(table);
-      this.events.emit({
-        type: 'snapshot-progress',
-        table,
-        rows: t.read,
-        total: estimate !== undefined && estimate > 0 ? estimate : undefined,
-        done: t.cursor.done,
-      });
-    }
-  }
 }
 
 /**
@@ -486,26 +400,4 @@ async function bounded(step: Promise<unknown>): Promise<void> {
     }),
   ]);
   clearTimeout(timer);
-}
-
-/**
- * A stored incremental snapshot of tables this run does not capture (the selection changed, or a
- * table was dropped) is stopped with a warning: reading it would deliver an uncaptured table, or
- * fail on a missing one at every start.
- */
-function dropUncapturedSnapshots(progress: ResumeState, selection: TableSelection, log: Logger): ResumeState {
-  const incremental = progress.incremental;
-  if (!incremental) return progress;
-  const outside = uncaptured(
-    selection,
-    pendingTables(incremental).flatMap((i) => incremental.tables[i] ?? []),
-  );
-  if (outside.length === 0) return progress;
-  log.warn(
-    { tables: outside.map(displayName) },
-    `the stored incremental snapshot of ` +
-      (`${outside.map(displayName).join(', ')} is dropped: this run does not capture ` +
-        `${outside.length === 1 ? 'it' : 'them'}`),
-  );
-  return { ...progress, incremental: stopTables(incremental, outside) };
 }

@@ -136,6 +136,8 @@ export async function takeSnapshotOnly(input: SnapshotOnlyInput): Promise<void> 
     log.info({ tables: input.tables.length }, 'initial_only: snapshot complete');
   } finally {
     await query.query('commit').catch(() => undefined);
+    // Settles its writes and releases its connections (a Kafka producer would keep the process alive).
+    await input.sink.close().catch(() => undefined);
   }
 }
 

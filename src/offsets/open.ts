@@ -12,6 +12,16 @@ import type { OffsetStore } from './store.ts';
 /** The `offsets` value that keeps no file: checkpoints live in the sink only. */
 export const OFFSETS_IN_SINK = 'kafka';
 
+/**
+ * Where the files that sit next to the offsets file go (`<base>.toast`, `<base>.spill/`, the
+ * `pgcdc snapshot` mailbox `<base>.requests/`): the offsets path itself, or with `--offsets kafka`
+ * `./pgcdc-<slot>`, so captures of different slots in one working directory keep them apart. None of
+ * them is a checkpoint: they hold work in progress that a start rebuilds from the stream.
+ */
+export function sideFilesBase(offsets: string, slot: string): string {
+  return offsets === OFFSETS_IN_SINK ? `./pgcdc-${slot}` : offsets;
+}
+
 export interface OpenedOffsets {
   readonly store: OffsetStore;
   /** The offsets file, when one is kept. */

@@ -8,6 +8,7 @@
 import { CdcError } from '../core/errors.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import {
+  PG_EPOCH_OFFSET_MICROS,
   pgTimeToUnixMs,
   UNCHANGED_TOAST,
   type Lsn,
@@ -28,6 +29,7 @@ import {
 import { topicName, type TopicNaming } from '../envelope/topics.ts';
 import { beginLine, endLine, type DataCollectionCount } from '../envelope/transaction-events.ts';
 import type { ToastPolicy } from './toast.ts';
+import { keyChanged, oldKeyIn } from './key-change.ts';
 import type { HistoryCheck } from './history-check.ts';
 
 interface OpenTransaction {
@@ -77,6 +79,11 @@ export class ChangeAssembler {
   private skipBefore: Lsn;
   /** Count of transactions skipped by the resume filter (for logs and tests). */
   skippedTransactions = 0;
+  /**
+   * The end LSN of the last commit seen (skipped ones included), for `source.sequence`; at start the
+   * stored position, the last commit delivered before (null on a fresh start), as Debezium restores it.
+   */
+  private lastCommitEnd: Lsn | null;
   /** Watches the replay before the stored offset (history-check.ts); dropped once the stream passed it. */
   private history: HistoryCheck | undefined;
 
@@ -85,6 +92,7 @@ export class ChangeAssembler {
     this.out = out;
     this.naming = options.naming;
     this.skipBefore = options.skipBefore;
+    this.lastCommitEnd = options.skipBefore > 0 ? options.skipBefore : null;
     this.observer = options.observer;
     this.messageTopicNumber = out.topics.number(topicName(options.naming, 'message'));
     this.options = options;
@@ -134,7 +142,13 @@ export class ChangeAssembler {
         if (skip) this.skippedTransactions++;
         else this.skipBefore = 0;
         this.tx = {
-          context: transactionContext(message.xid, formatLsn(message.finalLsn), pgTimeToUnixMs(message.commitTime)),
+          context: transactionContext(
+            message.xid,
+            formatLsn(message.finalLsn),
+            pgTimeToUnixMs(message.commitTime),
+            message.commitTime + PG_EPOCH_OFFSET_MICROS,
+            this.lastCommitEnd,
+          ),
           commitLsn: message.finalLsn,
           ordinal: 0,
           perTable: new Map(),
@@ -145,6 +159,7 @@ export class ChangeAssembler {
       case 'commit': {
         const tx = this.requireTx(message.tag);
         this.tx = undefined;
+        this.lastCommitEnd = message.endLsn;
         this.history?.commit(message.endLsn);
         if (tx.skip) {
           this.observer?.committed(message.endLsn, false);
@@ -178,11 +193,14 @@ export class ChangeAssembler {
         const s = this.serializer(message.relationId);
         if (this.observer?.active === true && this.observer.change(s.table, old, after)) return;
         const toast = this.options.toast;
-        if (toast === undefined) this.emit(tx, s, lsn, 'u', after, old, after, null);
-        else {
-          const r = toast.updated(s, old, after, old);
-          this.emit(tx, r.serializer, lsn, 'u', r.after, r.before, r.after, r.unavailable);
+        const r = toast === undefined ? undefined : toast.updated(s, old, after, old);
+        if (old !== null && keyChanged(s.table.keyIndexes, old, after)) {
+          // As Debezium: a delete of the old key, then a create of the new one (docs/events.md).
+          this.emitKeyChange(tx, s, lsn, old, after, r ?? { serializer: s, after, unavailable: null });
+          return;
         }
+        if (r === undefined) this.emit(tx, s, lsn, 'u', after, old, after, null);
+        else this.emit(tx, r.serializer, lsn, 'u', r.after, r.before, r.after, r.unavailable);
         return;
       }
       case 'delete': {
@@ -238,8 +256,10 @@ export class ChangeAssembler {
         if (message.lsn <= this.skipBefore) return;
         this.out.event(
           this.messageTopicNumber,
-          messageLine(this.naming, event, undefined, formatLsn(message.lsn), Date.now()),
+          messageLine(this.naming, event, undefined, formatLsn(message.lsn), Date.now(), this.lastCommitEnd),
         );
+        // Debezium counts a non-transactional message as a commit of its own (source.sequence).
+        this.lastCommitEnd = message.lsn;
         this.out.commit(message.lsn);
         return;
       }
@@ -296,6 +316,57 @@ export class ChangeAssembler {
       counts.set(name, (counts.get(name) ?? 0) + inTx.count);
     }
     return [...counts].map(([name, count]) => ({ name, count }));
+  }
+
+  /**
+   * An update that changed the key: the delete of `old`'s key (its before is `old`, its header the
+   * new key from `after`), then the create of the new key through the TOAST policy's choice
+   * (`created`: a variant serializer for toast.mode omit, with `created.row` in its columns). Two
+   * events with their own ordinals.
+   */
+  private emitKeyChange(
+    tx: OpenTransaction,
+    s: TableSerializer,
+    lsn: Lsn,
+    old: TupleData,
+    after: TupleData,
+    created: { readonly serializer: TableSerializer; readonly after: TupleData; readonly unavailable: Buffer | null },
+  ): void {
+    if (tx.ordinal === 0) this.begin(tx);
+    const relationId = s.table.relationId;
+    let inTx = tx.perTable.get(relationId);
+    if (inTx === undefined) tx.perTable.set(relationId, (inTx = s.inTransaction(tx.context)));
+    const variant = created.serializer;
+    const oldInVariant = variant === s ? old : oldKeyIn(s, variant, old);
+    const w = this.out.writer;
+    for (const op of ['d', 'c'] as const) {
+      inTx.count++;
+      const totalOrder = ++tx.ordinal;
+      w.startEvent();
+      try {
+        if (op === 'd') s.writeKeyChange(w, op, old, after, tx.context, inTx, lsn, totalOrder, Date.now());
+        else {
+          const now = Date.now();
+          variant.writeKeyChange(
+            w,
+            op,
+            oldInVariant,
+            created.after,
+            tx.context,
+            inTx,
+            lsn,
+            totalOrder,
+            now,
+            created.unavailable,
+          );
+        }
+      } catch (error) {
+        w.abortEvent();
+        throw error;
+      }
+      // The delete is flagged like any delete: the Kafka sink follows it with the old key's tombstone.
+      this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0);
+    }
   }
 
   private emit(

@@ -16,6 +16,7 @@
 import type { TableSchema } from '../source/relations.ts';
 import { topicName, type TopicNaming } from '../envelope/topics.ts';
 import { PGCDC_VERSION } from '../envelope/json.ts';
+import { SCHEMA_CHANGE_KEY_SCHEMA, SCHEMA_CHANGE_VALUE_SCHEMA, withSchema } from '../envelope/schemas.ts';
 
 interface ColumnShape {
   readonly name: string;
@@ -112,6 +113,12 @@ export class SchemaChanges {
         previous: previous?.columns ?? null,
       },
     };
-    return JSON.stringify(event);
+    // json-with-schema wraps key and value in their schemas (envelope/schemas.ts); json leaves them as they are.
+    const format = this.naming.envelope?.format ?? 'json';
+    return (
+      `{"id":${JSON.stringify(event.id)},"topic":${JSON.stringify(event.topic)},` +
+      `"key":${withSchema(format, SCHEMA_CHANGE_KEY_SCHEMA, JSON.stringify(event.key))},` +
+      `"value":${withSchema(format, SCHEMA_CHANGE_VALUE_SCHEMA, JSON.stringify(event.value))}}`
+    );
   }
 }

@@ -5,6 +5,7 @@
  * streamed-transaction spill. The loop passes in what the parts call back (`LoopCallbacks`); nothing here decides
  * when anything runs (scheduler.ts does).
  */
+import { sideFilesBase } from '../offsets/open.ts';
 import type { CdcError } from '../core/errors.ts';
 import type { Checkpoint } from '../offsets/store.ts';
 import type { PgoutputDecoder } from '../protocol/pgoutput.ts';
@@ -153,7 +154,7 @@ export function buildStreamParts(
   });
   const streamed = config.streaming
     ? new StreamedTransactions({
-        dir: spillDirectory(config.offsets),
+        dir: spillDirectory(sideFilesBase(config.offsets, config.slot)),
         decoder,
         log: deps.log,
         target: {

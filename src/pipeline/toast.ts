@@ -12,6 +12,7 @@
  *   since the store began, or evicted) falls back to the placeholder, so it is still named in
  *   `source.unavailable_columns`, and is counted in the log.
  */
+import { sideFilesBase } from '../offsets/open.ts';
 import { UNCHANGED_TOAST, type TupleData, type TupleValue } from '../protocol/messages.ts';
 import type { Logger } from '../core/log.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
@@ -23,13 +24,14 @@ import type { Config } from '../config.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 
 /**
- * The fill store next to the offsets file (`<offsets>.toast`), at the state of `resumeLsn` (the
- * stored checkpoint being resumed from; undefined starts empty). Undefined unless `toast.mode` is fill.
+ * The fill store next to the offsets file (`<offsets>.toast`, offsets/open.ts sideFilesBase), at the
+ * state of `resumeLsn` (the stored checkpoint being resumed from; undefined starts empty). Undefined
+ * unless `toast.mode` is fill.
  */
 export async function openToastStore(config: Config, resumeLsn: string | undefined): Promise<ToastStore | undefined> {
   if (config.toast.mode !== 'fill') return undefined;
   return ToastStore.open(
-    `${config.offsets}.toast`,
+    `${sideFilesBase(config.offsets, config.slot)}.toast`,
     config.toast.fillMaxBytes,
     resumeLsn === undefined ? undefined : parseLsn(resumeLsn),
   );
@@ -181,7 +183,8 @@ export class ToastPolicy {
       keyIndexes: keyIndexes.map((k) => kept.indexOf(k)),
     };
     const variant = {
-      serializer: new TableSerializer(table, this.naming, this.topics),
+      // The schemas (json-with-schema) stay the whole table's: the omitted fields read as null.
+      serializer: new TableSerializer(table, this.naming, this.topics, s.table),
       kept,
       unavailable: unavailableColumnsField(omitted),
     };

@@ -4,6 +4,7 @@
  * the window (snapshot/dblog-window.ts) compares log events and chunk rows by.
  */
 import type { TupleData } from '../protocol/messages.ts';
+import { connectSchemaFor } from '../source/connect-schema.ts';
 import type { TableSchema } from '../source/relations.ts';
 import { isPlainStringEncoder, jsonEncoderFor, type TypeLookup, type ValueOptions } from '../source/values.ts';
 import type { BackfillTable } from './query.ts';
@@ -16,8 +17,16 @@ import type { BackfillTable } from './query.ts';
  */
 export function backfillTableSchema(table: BackfillTable, lookup: TypeLookup, options: ValueOptions): TableSchema {
   const columns = table.columns.map((c) => {
-    const encode = jsonEncoderFor(c.typeOid, lookup, options);
-    return { name: c.name, typeOid: c.typeOid, typeMod: c.typeMod, encode, plainString: isPlainStringEncoder(encode) };
+    const encode = jsonEncoderFor(c.typeOid, lookup, options, c.typeMod);
+    const valueSchema = connectSchemaFor(c.typeOid, lookup, options, c.typeMod);
+    return {
+      name: c.name,
+      typeOid: c.typeOid,
+      typeMod: c.typeMod,
+      encode,
+      plainString: isPlainStringEncoder(encode),
+      valueSchema,
+    };
   });
   return {
     relationId: table.oid,

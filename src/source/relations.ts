@@ -9,6 +9,7 @@ import type { PgoutputMessage, RelationColumn, ReplicaIdentity } from '../protoc
 import { CdcError } from '../core/errors.ts';
 import { isPlainStringEncoder, jsonEncoderFor, type TypeLookup, type ValueOptions } from './values.ts';
 import type { JsonEncoder } from './json-grammar.ts';
+import { connectSchemaFor, type ConnectSchema } from './connect-schema.ts';
 
 export type RelationMessage = Extract<PgoutputMessage, { tag: 'relation' }>;
 
@@ -19,6 +20,11 @@ export interface ColumnSchema {
   readonly encode: JsonEncoder;
   /** The value goes out as a plain JSON string of its text (see isPlainStringEncoder). */
   readonly plainString: boolean;
+  /**
+   * The Kafka Connect schema of what `encode` writes (connect-schema.ts), for json-with-schema.
+   * Absent in schemas built by hand (tests): the envelope then derives it from the built-in type.
+   */
+  readonly valueSchema?: ConnectSchema;
 }
 
 export interface TableSchema {
@@ -72,13 +78,14 @@ export class RelationCache {
   /** Builds and stores the schema for a Relation message. */
   apply(message: RelationMessage, facts: TableFacts | undefined): TableSchema {
     const columns = message.columns.map((c) => {
-      const encode = jsonEncoderFor(c.typeOid, this.lookup, this.options);
+      const encode = jsonEncoderFor(c.typeOid, this.lookup, this.options, c.typeMod);
       return {
         name: c.name,
         typeOid: c.typeOid,
         typeMod: c.typeMod,
         encode,
         plainString: isPlainStringEncoder(encode),
+        valueSchema: connectSchemaFor(c.typeOid, this.lookup, this.options, c.typeMod),
       };
     });
     const schema: TableSchema = {

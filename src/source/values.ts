@@ -31,6 +31,7 @@ import {
   encodeTimetz,
 } from './temporal.ts';
 import { BUILTIN_ARRAY_ELEMENTS, OID } from './type-oids.ts';
+import { DEBEZIUM_HSTORE, debeziumScalar } from './debezium-values.ts';
 
 /** One row of pg_type, as loaded by postgres/pg-types.ts. */
 export interface PgType {
@@ -57,6 +58,11 @@ export interface ValueOptions {
   json: 'value' | 'string';
   /** bytea: the bytes as base64 (RFC 4648, padded), lowercase hex, or base64url (unpadded). */
   bytea: 'base64' | 'hex' | 'base64url';
+  /**
+   * pgcdc: the encodings above; debezium: the types Debezium's defaults write differently
+   * (numeric, money, dates, times, intervals, json, hstore) as Debezium does (debezium-values.ts).
+   */
+  style?: 'pgcdc' | 'debezium' | undefined;
 }
 
 export const DEFAULT_VALUE_OPTIONS: ValueOptions = Object.freeze({ numeric: 'string', json: 'value', bytea: 'base64' });
@@ -256,19 +262,24 @@ function builtinScalar(oid: number, options: ValueOptions): JsonEncoder | undefi
 /** Domains over domains are legal; a chain this long can only be a broken lookup. */
 const MAX_DOMAIN_DEPTH = 32;
 
-function resolve(oid: number, lookup: TypeLookup, options: ValueOptions, depth: number): JsonEncoder {
+function resolve(oid: number, lookup: TypeLookup, options: ValueOptions, depth: number, typeMod: number): JsonEncoder {
+  if (options.style === 'debezium') {
+    const styled = debeziumScalar(oid, typeMod, encodeNumericString, encodeMoneyString);
+    if (styled !== undefined) return styled.encode;
+  }
   const scalar = builtinScalar(oid, options);
   if (scalar !== undefined) return scalar;
   const builtinArray = BUILTIN_ARRAY_ELEMENTS.get(oid);
   if (builtinArray !== undefined) {
     const [elemOid, elemName] = builtinArray;
-    return arrayEncoder(resolve(elemOid, lookup, options, depth + 1), elemOid === OID.box ? ';' : ',', `${elemName}[]`);
+    const element = resolve(elemOid, lookup, options, depth + 1, typeMod);
+    return arrayEncoder(element, elemOid === OID.box ? ';' : ',', `${elemName}[]`);
   }
   const type = lookup(oid);
   if (type === undefined || depth > MAX_DOMAIN_DEPTH) return encodeText;
   switch (type.kind) {
     case 'd':
-      return resolve(type.baseOid, lookup, options, depth + 1);
+      return resolve(type.baseOid, lookup, options, depth + 1, -1);
     case 'b':
       if (type.elemOid !== 0) {
         // array_out separates elements with the element type's delimiter; pg_type copies it onto
@@ -276,9 +287,10 @@ function resolve(oid: number, lookup: TypeLookup, options: ValueOptions, depth: 
         const element = lookup(type.elemOid);
         const delimiter = element?.delimiter ?? type.delimiter;
         const name = element === undefined ? type.name : `${element.name}[]`;
-        return arrayEncoder(resolve(type.elemOid, lookup, options, depth + 1), delimiter, name);
+        return arrayEncoder(resolve(type.elemOid, lookup, options, depth + 1, typeMod), delimiter, name);
       }
-      return type.name === 'hstore' ? encodeHstore : encodeText;
+      if (type.name === 'hstore') return options.style === 'debezium' ? DEBEZIUM_HSTORE.encode : encodeHstore;
+      return encodeText;
     case 'c': // composite: the record text, e.g. (1,"a b"); its field types are not known here
     case 'e': // enum: the label
     case 'm':
@@ -293,8 +305,9 @@ function resolve(oid: number, lookup: TypeLookup, options: ValueOptions, depth: 
  * `lookup`; other types are resolved through it: domains as their base type, arrays through their
  * element type, hstore by name, and everything else (enums, composites, ranges, extension types,
  * and OIDs the lookup does not know) as the text in a JSON string. Call once per column, not per
- * value: array encoders are built here.
+ * value: array encoders are built here. `typeMod` (the column's) matters only to `style: debezium`
+ * (numeric scale, time precision).
  */
-export function jsonEncoderFor(typeOid: number, lookup: TypeLookup, options: ValueOptions): JsonEncoder {
-  return resolve(typeOid, lookup, options, 0);
+export function jsonEncoderFor(typeOid: number, lookup: TypeLookup, options: ValueOptions, typeMod = -1): JsonEncoder {
+  return resolve(typeOid, lookup, options, 0, typeMod);
 }

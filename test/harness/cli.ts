@@ -61,6 +61,8 @@ export interface DeliveredEvent {
   id: string;
   topic: string;
   key: Record<string, unknown> | null;
+  /** Only on the two events of a primary-key change: `__debezium.newkey` (on the delete) or `__debezium.oldkey`. */
+  headers?: Record<string, unknown>;
   value: {
     before: Record<string, unknown> | null;
     after: Record<string, unknown> | null;

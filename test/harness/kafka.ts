@@ -10,7 +10,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -106,6 +106,8 @@ export interface KafkaBroker {
   readonly port: number;
   /** SASL_PLAINTEXT listener (only with `sasl: true`). */
   readonly saslPort: number | undefined;
+  /** SSL listener (only with `tls: true`): a certificate for 127.0.0.1 and localhost signed by `tls.ca`. */
+  readonly tlsPort: number | undefined;
   readonly controllerPort: number;
   readonly dir: string;
   readonly running: boolean;
@@ -115,6 +117,8 @@ export interface KafkaClusterOptions {
   brokers?: 1 | 3;
   /** Also listen with SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and enforce ACLs there. */
   sasl?: boolean;
+  /** Also listen with TLS (SSL) with a certificate from a throwaway CA (see KafkaCluster.tls). */
+  tls?: boolean;
   /** Extra server.properties lines for every broker. */
   settings?: Readonly<Record<string, string | number>>;
   /** JVM heap for each broker (default 768m). */
@@ -128,8 +132,69 @@ interface BrokerProcess extends KafkaBroker {
   forget: () => void;
 }
 
+/** The throwaway PKI of a cluster started with `tls: true` (PEM files). */
+export interface KafkaPki {
+  /** The CA that signed the brokers' certificate. */
+  readonly ca: string;
+  /** A CA that signed nothing here: trusting only it must fail. */
+  readonly otherCa: string;
+}
+
+/** A CA, a broker certificate for 127.0.0.1 and localhost signed by it (key and chain in one PEM), and another CA. */
+function makePki(dir: string): KafkaPki & { serverPem: string } {
+  const ssl = (...args: string[]): void => {
+    execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  };
+  for (const name of ['ca', 'other-ca'])
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=pgcdc test ${name}`,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+    );
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
+  writeFileSync(
+    path.join(dir, 'san.ext'),
+    'subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\n',
+  );
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+    '-out',
+    'server.crt',
+  );
+  const serverPem = path.join(dir, 'server.pem');
+  writeFileSync(
+    serverPem,
+    readFileSync(path.join(dir, 'server.key'), 'utf8') + readFileSync(path.join(dir, 'server.crt'), 'utf8'),
+  );
+  return { ca: path.join(dir, 'ca.crt'), otherCa: path.join(dir, 'other-ca.crt'), serverPem };
+}
+
 export class KafkaCluster {
   readonly brokers: readonly KafkaBroker[];
+  /** With `tls: true`: the CA files. */
+  tls: KafkaPki | undefined;
   private readonly processes: BrokerProcess[];
   private readonly classpath: string;
   private readonly heap: string;
@@ -144,6 +209,16 @@ export class KafkaCluster {
   /** `host:port,...` of the PLAINTEXT listeners. */
   get bootstrap(): string {
     return this.processes.map((b) => `127.0.0.1:${b.port}`).join(',');
+  }
+
+  /** `host:port,...` of the TLS listeners (throws without `tls: true`). */
+  get tlsBootstrap(): string {
+    return this.processes
+      .map((b) => {
+        if (b.tlsPort === undefined) throw new Error('this cluster was started without tls');
+        return `127.0.0.1:${b.tlsPort}`;
+      })
+      .join(',');
   }
 
   /** `host:port,...` of the SASL listeners (throws without `sasl: true`). */
@@ -176,6 +251,7 @@ export class KafkaCluster {
         nodeId: i + 1,
         port: await freePort(),
         saslPort: options.sasl ? await freePort() : undefined,
+        tlsPort: options.tls ? await freePort() : undefined,
         controllerPort: await freePort(),
         dir: path.join(root, `broker-${i + 1}`),
         running: false,
@@ -195,6 +271,8 @@ export class KafkaCluster {
     const replication = count === 3 ? 3 : 1;
     const minIsr = count === 3 ? 2 : 1;
     await writeFile(path.join(root, 'log4j2.properties'), LOG4J2);
+    const pki = options.tls ? makePki(root) : undefined;
+    if (pki) cluster.tls = { ca: pki.ca, otherCa: pki.otherCa };
     for (const broker of brokers) {
       mkdirSync(broker.dir, { recursive: true });
       const listeners = [`PLAINTEXT://127.0.0.1:${broker.port}`, `CONTROLLER://127.0.0.1:${broker.controllerPort}`];
@@ -204,6 +282,11 @@ export class KafkaCluster {
         listeners.push(`SASL_PLAINTEXT://127.0.0.1:${broker.saslPort}`);
         advertised.push(`SASL_PLAINTEXT://127.0.0.1:${broker.saslPort}`);
         protocols.push('SASL_PLAINTEXT:SASL_PLAINTEXT');
+      }
+      if (broker.tlsPort !== undefined) {
+        listeners.push(`SSL://127.0.0.1:${broker.tlsPort}`);
+        advertised.push(`SSL://127.0.0.1:${broker.tlsPort}`);
+        protocols.push('SSL:SSL');
       }
       const settings: Record<string, string | number> = {
         'process.roles': 'broker,controller',
@@ -221,8 +304,14 @@ export class KafkaCluster {
         'default.replication.factor': replication,
         'min.insync.replicas': minIsr,
         'num.partitions': 1,
+        // Fewer internal partitions than the defaults (50): the coordinators load faster at start.
+        'transaction.state.log.num.partitions': 4,
+        'offsets.topic.num.partitions': 4,
         'group.initial.rebalance.delay.ms': 0,
         'auto.create.topics.enable': 'false',
+        ...(pki
+          ? { 'ssl.keystore.type': 'PEM', 'ssl.keystore.location': pki.serverPem, 'ssl.client.auth': 'none' }
+          : {}),
         ...(options.sasl
           ? {
               'sasl.enabled.mechanisms': 'PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
@@ -398,6 +487,8 @@ export interface DumpedRecord {
   partition: number;
   offset: number;
   timestamp: number;
+  /** The partition Kafka's Java default partitioner picks for the key; -1 for a null key. */
+  defaultPartition: number;
   key: string | null;
   value: string | null;
   headers: Record<string, string | null>;

@@ -116,7 +116,7 @@ test('composite text+int keys: every row once, in COLLATE "C" order, whatever th
 });
 
 test(
-  'a text key whose column collation is case-insensitive (ICU, nondeterministic) still gets every row ' + 'once',
+  'a text key whose column collation is case-insensitive (ICU, ' + 'nondeterministic) still gets every row once',
   async (t) => {
     const icu = await client.query(`select 1 from pg_collation where collprovider = 'i' limit 1`);
     if (major < 12 || icu.rowCount === 0) {

@@ -58,7 +58,7 @@ async function sourceRows(
 }
 
 test(
-  'insert, update, delete and truncate arrive as c/u/d/t events; SIGTERM stops cleanly and confirms the ' + 'offset',
+  'insert, update, delete and truncate arrive as c/u/d/t events; ' + 'SIGTERM stops cleanly and confirms the offset',
   async () => {
     const db = await freshDatabase();
     const dir = await workdir();

@@ -93,7 +93,7 @@ test('a misconfigured database: every error at once, each with its fix', async (
 });
 
 test(
-  'publication coverage, partitioned table without via_root, signal table, DEFAULT identity, foreign ' + 'slot',
+  'publication coverage, partitioned table without via_root, signal table, ' + 'DEFAULT identity, foreign slot',
   async (t) => {
     const db = await freshDatabase();
     if (db.server.major < 13) return t.skip('partitioned tables join publications from PostgreSQL 13');

@@ -170,7 +170,7 @@ for (const mode of ['confirm', 'table', 'message'] as const) {
 }
 
 test(
-  'heartbeat message on PostgreSQL 10 (pgoutput drops the message; the walsender still reads past ' + 'it)',
+  'heartbeat message on PostgreSQL 10 (pgoutput drops the message; ' + 'the walsender still reads past it)',
   async (t) => {
     const cluster = await startCluster({ major: 10 });
     await heartbeatRun(t, { major: cluster.major, url: (database) => cluster.url(database), cluster }, 'message');

@@ -81,7 +81,7 @@ async function finish(db: TestDatabase, dir: string, proc: ReturnType<typeof sta
 }
 
 test(
-  'read-only method: a 200,000-row backfill while a workload writes the same keys replays to the table ' + 'exactly',
+  'read-only method: a 200,000-row backfill while a ' + 'workload writes the same keys replays to the table exactly',
   async () => {
     const db = await freshDatabase();
     const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-inc-big-'));
@@ -217,7 +217,7 @@ test('stop-snapshot ends the backfill of a table; what was delivered stays', asy
 });
 
 test(
-  'SIGKILL in the middle of an incremental snapshot: the restart continues after the last stored ' + 'chunk',
+  'SIGKILL in the middle of an incremental snapshot: ' + 'the restart continues after the last stored chunk',
   async () => {
     const db = await freshDatabase();
     const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-inc-kill-'));

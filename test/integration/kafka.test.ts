@@ -85,6 +85,8 @@ for (const delivery of ['exactly-once', 'at-least-once'] as const) {
     await db.sql.query(`insert into items select g, 'item ' || g, g from generate_series(201, 400) g`);
     await db.sql.query(`update items set qty = qty + 1 where id % 3 = 0`);
     await db.sql.query(`delete from items where id % 7 = 0`);
+    // A primary-key change: a delete of the old key (its tombstone follows) and a create of the new one.
+    await db.sql.query(`update items set id = 1000 where id = 1`);
     const topic = `${db.name}.public.items`;
     const expected = await sourceRows(db, 'items');
     const records = await eventually(
@@ -105,13 +107,20 @@ for (const delivery of ['exactly-once', 'at-least-once'] as const) {
     const itemRecords = records.filter((r) => r.topic === topic);
     const tombstones = itemRecords.filter((r) => r.value === null);
     const deletes = events.filter((e) => e.value.op === 'd');
-    assert.equal(deletes.length, 57);
+    assert.equal(deletes.length, 58, '57 deletes and the key change');
     assert.equal(tombstones.length, deletes.length, 'one tombstone per delete');
     for (const record of itemRecords.filter((r) => r.value !== null)) {
       assert.match(record.headers['pgcdc.id'] ?? '', /^[0-9A-F]+\/[0-9A-F]+:/);
       assert.equal(record.headers['pgcdc.lsn'], (record.headers['pgcdc.id'] ?? '').split(':')[0]);
     }
-    // Every change of a row lands on one partition, in commit order.
+    const moved = itemRecords.findIndex((r) => r.headers['__debezium.newkey'] !== undefined);
+    assert.ok(moved >= 0, 'the key change has a delete with the new key in a header');
+    assert.deepEqual(JSON.parse(itemRecords[moved]?.headers['__debezium.newkey'] ?? 'null'), { id: 1000 });
+    assert.equal(itemRecords[moved]?.key, '{"id":1}');
+    assert.equal(itemRecords[moved + 1]?.value, null, 'its tombstone follows');
+    const created = itemRecords.find((r) => r.headers['__debezium.oldkey'] !== undefined);
+    assert.equal(created?.key, '{"id":1000}');
+    assert.deepEqual(JSON.parse(created?.headers['__debezium.oldkey'] ?? 'null'), { id: 1 });
     const checkpoints = records.filter((r) => r.topic === `${db.name}.pgcdc-offsets`);
     assert.ok(checkpoints.length > 0, 'checkpoints are in the offsets topic');
     const last = JSON.parse(checkpoints.at(-1)?.value ?? '{}') as { lsn: string; slot: string };
@@ -136,3 +145,111 @@ test('a missing topic with topics.create off is one error at start, before the s
   assert.match(lines.at(-1) ?? '', /Kafka topics? .*items.* not exist and sink.topics.create is off/);
   assert.equal(await slotConfirmed(db), undefined, 'no slot was created');
 });
+
+test('TLS: verify-full against the right CA delivers; another CA is one error line, exit 2', { skip }, async () => {
+  const broker = await startKafka({ tls: true });
+  const pki = broker.tls as NonNullable<typeof broker.tls>;
+  const db = await freshDatabase();
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-kafka-'));
+  await db.sql.query(`create table items (id int primary key, name text)`);
+  await db.sql.query(`insert into items values (1, 'over tls')`);
+  const { writeFile } = await import('node:fs/promises');
+  const wrong = path.join(dir, 'wrong.yaml');
+  await writeFile(
+    wrong,
+    `sink:\n  kind: kafka\n  bootstrapServers: ${broker.tlsBootstrap}\n  tls:\n    ca: ${pki.otherCa}\n`,
+  );
+  const refused = await runPgcdc([...runArgs(db, dir, broker.tlsBootstrap), '--config', wrong]);
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(
+    refused.stderr.trim().split('\n').at(-1) ?? '',
+    /TLS verification failed: the broker certificate is not signed by a CA in sink.tls.ca.*\[CONNECT_FAILED\]$/,
+  );
+  assert.equal(await slotConfirmed(db), undefined, 'no slot was created');
+  const right = path.join(dir, 'right.yaml');
+  await writeFile(
+    right,
+    `sink:\n  kind: kafka\n  bootstrapServers: ${broker.tlsBootstrap}\n  tls:\n    ca: ${pki.ca}\n`,
+  );
+  const proc = startPgcdc([...runArgs(db, dir, broker.tlsBootstrap), '--config', right]);
+  const records = await eventually(async () => {
+    const all = await dumpTopics(broker.bootstrap, `${db.name}\\.public\\.items`);
+    return all.length >= 1 ? all : undefined;
+  }, 'the snapshot row in Kafka over TLS');
+  assert.equal((JSON.parse(records[0]?.value ?? '{}') as { after: { name: string } }).after.name, 'over tls');
+  proc.kill('SIGTERM');
+  assert.equal(await proc.exited, 0, proc.stderr());
+});
+
+test(
+  'topic rules set partitions and configs; keys partition as Java does; keyless rows go round robin',
+  { skip },
+  async () => {
+    const broker = await kafka();
+    const db = await freshDatabase();
+    const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-kafka-'));
+    await db.sql.query(`create table orders (id int primary key, total int)`);
+    await db.sql.query(`create table logs (line text)`);
+    await db.sql.query(`alter table logs replica identity full`);
+    const config = path.join(dir, 'pgcdc.yaml');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(
+      config,
+      [
+        'sink:',
+        '  kind: kafka',
+        `  bootstrapServers: ${broker.bootstrap}`,
+        '  compression: lz4',
+        '  topics:',
+        '    rules:',
+        `      - pattern: '${db.name}.public.orders'`,
+        '        partitions: 3',
+        '        config: { cleanup.policy: compact }',
+        `      - pattern: '${db.name}.public.*'`,
+        '        partitions: 2',
+        '',
+      ].join('\n'),
+    );
+    const proc = startPgcdc([...runArgs(db, dir, broker.bootstrap), '--config', config]);
+    await eventually(() => slotConfirmed(db), 'slot created', 120_000);
+    await db.sql.query(`insert into orders select g, g * 10 from generate_series(1, 60) g`);
+    await db.sql.query(`update orders set total = total + 1`);
+    await db.sql.query(`insert into logs select 'line ' || g from generate_series(1, 40) g`);
+    const records = await eventually(
+      async () => {
+        const all = await dumpTopics(broker.bootstrap, `${db.name}\\.public\\..*`);
+        return all.filter((r) => r.topic.endsWith('.orders')).length >= 120 &&
+          all.filter((r) => r.topic.endsWith('.logs')).length >= 40
+          ? all
+          : undefined;
+      },
+      'every record',
+      120_000,
+    );
+    proc.kill('SIGTERM');
+    assert.equal(await proc.exited, 0, proc.stderr());
+    const orders = records.filter((r) => r.topic === `${db.name}.public.orders`);
+    assert.deepEqual(new Set(orders.map((r) => r.partition)), new Set([0, 1, 2]), 'three partitions, all used');
+    for (const record of orders) assert.equal(record.partition, record.defaultPartition, `key ${record.key}`);
+    const logs = records.filter((r) => r.topic === `${db.name}.public.logs`);
+    assert.ok(logs.every((r) => r.key === null));
+    assert.deepEqual(new Set(logs.map((r) => r.partition)), new Set([0, 1]), 'null keys spread over both partitions');
+    const warnings = proc
+      .stderr()
+      .split('\n')
+      .filter((line) => line.includes('events without a key'));
+    assert.equal(warnings.length, 1, 'one warning for the keyless topic');
+    const admin = broker.admin();
+    const { ConfigResourceTypes } = await import('@platformatic/kafka');
+    const described = await admin.describeConfigs({
+      resources: [
+        { resourceType: ConfigResourceTypes.TOPIC, resourceName: `${db.name}.public.orders` },
+        { resourceType: ConfigResourceTypes.TOPIC, resourceName: `${db.name}.pgcdc-offsets` },
+      ],
+    });
+    for (const resource of described) {
+      const policy = resource.configs.find((c) => c.name === 'cleanup.policy')?.value;
+      assert.equal(policy, 'compact', `${resource.resourceName} is compacted`);
+    }
+  },
+);

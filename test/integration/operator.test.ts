@@ -95,7 +95,7 @@ test('run logs a progress line at the configured interval whose numbers match th
 });
 
 test(
-  'on start after a crash, run says how many bytes and events the JSONL sink cut from each file, and ' + 'why',
+  'on start after a crash, run says how many bytes and ' + 'events the JSONL sink cut from each file, and why',
   async () => {
     const db = await freshDatabase();
     await db.sql.query(`create table t (id int primary key); insert into t select generate_series(1, 3)`);

@@ -192,7 +192,7 @@ test(
 );
 
 test(
-  'no password anywhere: one line naming the sources; a group-readable ~/.pgpass is ignored, saying chmod ' + '0600',
+  'no password anywhere: one line naming the sources; ' + 'a group-readable ~/.pgpass is ignored, saying chmod 0600',
   async () => {
     const loose = path.join(home, 'loose.pgpass');
     await writeFile(loose, `*:*:*:*:${CANARY}\n`, { mode: 0o644 });
@@ -222,7 +222,7 @@ test(
 );
 
 test(
-  'default sslmode=require against a server without TLS: one line saying to enable TLS or use ' + 'sslmode=disable',
+  'default sslmode=require against a server without TLS: ' + 'one line saying to enable TLS or use sslmode=disable',
   async () => {
     const check = await pgcdc(['check', '--source', bare('')], { PGPASSWORD: CANARY });
     assert.equal(check.code, 1);

@@ -147,7 +147,7 @@ test(
 );
 
 test(
-  'keyless table in an insert-only publication: SIGKILL mid initial snapshot under inserts, then a restart: ' + 'exact',
+  'keyless table in an insert-only publication: ' + 'SIGKILL mid initial snapshot under inserts, then a restart: exact',
   async () => {
     const db = await freshDatabase();
     const { stderr } = await crashMidSnapshot(db, 'insert-only');
@@ -159,7 +159,7 @@ test(
 );
 
 test(
-  'initial_only, keyless table: SIGKILL mid-table while rows are updated, then a rerun: every row ' + 'once',
+  'initial_only, keyless table: SIGKILL mid-table while rows are updated, ' + 'then a rerun: every row once',
   async () => {
     const db = await freshDatabase();
     const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-keyless-only-'));

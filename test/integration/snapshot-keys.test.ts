@@ -55,7 +55,7 @@ async function caughtUp(db: TestDatabase, dir: string): Promise<true | undefined
 }
 
 test(
-  'REPLICA IDENTITY USING INDEX: snapshot reads are keyed by the index columns, like the streamed ' + 'events',
+  'REPLICA IDENTITY USING INDEX: snapshot reads are keyed by the index columns, ' + 'like the streamed events',
   async () => {
     const db = await freshDatabase();
     const dir = await tempDir('pgcdc-identkey-');

@@ -92,7 +92,7 @@ test('existing rows arrive as snapshot reads, consistent with a concurrent workl
 });
 
 test(
-  'a crash in the middle of the snapshot continues after the last stored chunk, exactly once in the ' + 'files',
+  'a crash in the middle of the snapshot continues after the last stored chunk, ' + 'exactly once in the files',
   async () => {
     const db = await freshDatabase();
     const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-snapkill-'));

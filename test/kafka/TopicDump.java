@@ -1,8 +1,9 @@
 // Kafka's own Java consumer as the tests' independent reader: prints every committed record of the
 // topics matching a regex, from the beginning up to the last stable offset at start, one JSON line
 // each: {"topic","partition","offset","timestamp","key","value","headers":{...}} (key, value and
-// header values as UTF-8 text, null when absent). isolation.level=read_committed, so records of
-// aborted or open transactions are never printed.
+// header values as UTF-8 text, null when absent), plus "defaultPartition": the partition Kafka's Java
+// producer's default partitioner picks for the key (-1 for a null key). isolation.level=read_committed,
+// so records of aborted or open transactions are never printed.
 //
 // Usage: java -cp 'test/kafka/target/lib/*' test/kafka/TopicDump.java <bootstrap> <topic regex>
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -21,6 +22,7 @@ import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.utils.Utils;
 
 public class TopicDump {
   public static void main(String[] args) throws Exception {
@@ -35,8 +37,10 @@ public class TopicDump {
     StringBuilder out = new StringBuilder();
     try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
       List<TopicPartition> partitions = new ArrayList<>();
+      Map<String, Integer> partitionCounts = new HashMap<>();
       for (Map.Entry<String, List<PartitionInfo>> topic : consumer.listTopics(Duration.ofSeconds(30)).entrySet()) {
         if (!pattern.matcher(topic.getKey()).matches()) continue;
+        partitionCounts.put(topic.getKey(), topic.getValue().size());
         for (PartitionInfo info : topic.getValue()) partitions.add(new TopicPartition(info.topic(), info.partition()));
       }
       consumer.assign(partitions);
@@ -50,6 +54,11 @@ public class TopicDump {
           line.put("partition", record.partition());
           line.put("offset", record.offset());
           line.put("timestamp", record.timestamp());
+          line.put(
+              "defaultPartition",
+              record.key() == null
+                  ? -1
+                  : Utils.toPositive(Utils.murmur2(record.key())) % partitionCounts.get(record.topic()));
           line.put("key", record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8));
           line.put("value", record.value() == null ? null : new String(record.value(), StandardCharsets.UTF_8));
           ObjectNode headers = line.putObject("headers");

@@ -4,6 +4,7 @@
  * `retryable` saying whether the supervisor may try again (lifecycle/supervisor.ts).
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { CdcError } from '../../core/errors.ts';
 import type { KafkaOptions, SecretSource } from './options.ts';
@@ -66,7 +67,10 @@ export function connectionOptions(options: KafkaOptions): KafkaConnection {
     if (tls.keyPassphrase !== undefined) settings.passphrase = readSecret(tls.keyPassphrase, 'sink.tls.keyPassphrase');
     if (!tls.verifyHostname) settings.checkServerIdentity = () => undefined;
     connection.tls = settings;
-    connection.tlsServerName = true;
+    // SNI with the broker's host name; an IP address may not be sent as one (RFC 6066, Node warns),
+    // and the certificate is checked against the host either way.
+    const firstHost = options.bootstrapServers[0]?.replace(/:\d+$/, '').replace(/^\[|\]$/g, '') ?? '';
+    if (isIP(firstHost) === 0) connection.tlsServerName = true;
   }
   if (options.sasl) {
     connection.sasl = {
@@ -103,14 +107,27 @@ function firstMessage(error: unknown): string {
   return deepest.replace(/\.$/, '');
 }
 
+/** Node's certificate-verification error codes, as a phrase a user can act on. */
+const CERT_ERRORS: Readonly<Record<string, string>> = {
+  ERR_TLS_CERT_ALTNAME_INVALID: 'the broker certificate is not valid for the broker host name',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'the broker certificate is self-signed and not trusted',
+  SELF_SIGNED_CERT_IN_CHAIN: 'the broker certificate chain ends in a root that is not in sink.tls.ca',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the broker certificate is not signed by a CA in sink.tls.ca',
+  UNABLE_TO_GET_ISSUER_CERT: 'the broker certificate is not signed by a CA in sink.tls.ca',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the broker certificate is not signed by a CA in sink.tls.ca',
+  CERT_HAS_EXPIRED: 'the broker certificate has expired',
+  CERT_NOT_YET_VALID: 'the broker certificate is not valid yet',
+};
+
 const FENCED = ['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED'];
 const AUTHORIZATION = ['TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED'];
 const TOO_LARGE = ['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE'];
 
 /**
  * `error` from the client as a CdcError. `doing` says what pgcdc was doing ("writing to Kafka").
- * Fencing is SINK_FENCED; authentication, authorization, a record the broker finds too large and
- * an unknown compression are the user's to fix (not retried); the rest (a broker down, a timeout,
+ * Fencing is SINK_FENCED; authentication, authorization, a record the broker finds too large, a
+ * broker host that does not resolve and an unknown compression are the user's to fix (not
+ * retried); the rest (a broker down, a timeout,
  * a leader moving) is SINK_FAILED and retried.
  */
 export function kafkaError(error: unknown, doing: string, options: KafkaOptions, transactionalId?: string): CdcError {
@@ -149,11 +166,28 @@ export function kafkaError(error: unknown, doing: string, options: KafkaOptions,
     });
   for (const record of nested(error)) {
     const code = record.code;
+    const phrase = typeof code === 'string' ? CERT_ERRORS[code] : undefined;
+    if (phrase !== undefined)
+      return new CdcError('CONNECT_FAILED', `${doing}: TLS verification failed: ${phrase}`, {
+        hint:
+          code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+            ? 'use the host names the certificates name in sink.bootstrapServers (or fix the certificates)'
+            : 'point sink.tls.ca at the CA that signed the brokers certificates',
+        cause: error,
+      });
     if (code === 'PLT_KFK_AUTHENTICATION' || names.has('SASL_AUTHENTICATION_FAILED'))
       return new CdcError('AUTH_FAILED', `${doing}: Kafka authentication failed (${firstMessage(error)})`, {
         hint: 'check sink.sasl (mechanism, username) and the password in its file or environment variable',
         cause: error,
       });
+    // A broker host that does not resolve is a wrong setting, not an outage (EAI_AGAIN, a temporary
+    // DNS failure, stays retryable below), as for PostgreSQL's host.
+    if (code === 'ENOTFOUND')
+      return new CdcError(
+        'CONNECT_FAILED',
+        `${doing}: cannot resolve Kafka broker host ${typeof record.hostname === 'string' ? record.hostname : ''}`,
+        { hint: 'check the host names in sink.bootstrapServers (--kafka-bootstrap)', cause: error },
+      );
     if (code === 'PLT_KFK_UNSUPPORTED_COMPRESSION')
       return new CdcError('CONFIG_INVALID', `${doing}: compression ${options.compression} is not supported here`, {
         hint: 'use none, gzip, snappy, lz4 or zstd',

@@ -49,11 +49,11 @@ function partitionerWith(): (message: Message, key: Buffer | undefined) => numbe
 /**
  * Delay before the client's retry `attempt` (1-based) of `operation`. The first AddPartitionsToTxn of
  * a transaction usually meets CONCURRENT_TRANSACTIONS while the broker still writes the previous
- * commit's markers (a few ms): retried after 5, 15, 45, 135, 405 ms rather than 30, 90, 270, ... ms,
- * which cost ~30 ms per exactly-once batch. Everything else backs off 30, 90, 270, 810, 1000 ms.
+ * commit's markers (a few ms): retried after 5, 15, 45, 135, 405 ms, then 1 s, rather than after 30,
+ * 90, ... ms, which cost ~30 ms per exactly-once batch. Everything else: 30, 90, 270, 810 ms, then 1 s.
  */
 function retryDelayMs(operation: string, attempt: number): number {
-  if (operation === 'addPartitionsToTransaction') return 5 * 3 ** (attempt - 1);
+  if (operation === 'addPartitionsToTransaction') return Math.min(5 * 3 ** (attempt - 1), 1000);
   return Math.min(10 * 3 ** attempt, 1000);
 }
 
@@ -112,11 +112,31 @@ export class KafkaSink implements Sink {
     if (this.opened) throw new CdcError('INTERNAL', 'the Kafka sink was opened twice');
     this.opened = true;
     if (!this.ensured.has(this.offsetsTopic)) await this.prepareTopics([]);
-    this.producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
+    this.producer = this.newProducer();
+    if (this.exactlyOnce) {
+      try {
+        // InitProducerId: aborts what a previous pgcdc on this slot left open and fences it.
+        this.transaction = await this.producer.beginTransaction();
+      } catch (error) {
+        const failure = this.fail(
+          kafkaError(error, 'starting a Kafka transaction', this.options, this.transactionalId),
+        );
+        // Nothing else closes a sink whose open failed: its connections would keep the process alive.
+        await this.close();
+        throw failure;
+      }
+    }
+  }
+
+  private newProducer(): KafkaProducer {
+    return new Producer<Buffer, Buffer, Buffer, Buffer>({
       ...this.connection,
       // The client uses `timeout` as the transaction timeout too.
       timeout: this.exactlyOnce ? this.options.transactionTimeoutMs : this.options.requestTimeoutMs,
-      retries: 5,
+      // Quick first retries (CONCURRENT_TRANSACTIONS right after a commit is normal), then up to a
+      // second apart: about 10 s in all, so a coordinator still loading (a fresh or restarted cluster)
+      // or a leader moving is ridden through before the supervisor restarts the capture.
+      retries: 14,
       retryDelay: (_client, operation, attempt) => retryDelayMs(operation, attempt),
       idempotent: true,
       acks: -1,
@@ -128,18 +148,24 @@ export class KafkaSink implements Sink {
       producerEpoch: -1,
       ...(this.exactlyOnce ? { transactionalId: this.transactionalId } : {}),
     });
-    if (this.exactlyOnce) {
-      try {
-        // InitProducerId: aborts what a previous pgcdc on this slot left open and fences it.
-        this.transaction = await this.producer.beginTransaction();
-      } catch (error) {
-        // The engine closes a sink only after its open succeeded: release the producer's connections
-        // here, or they keep the process alive after it stopped (a retried start, then SIGTERM).
-        const producer = this.producer;
-        this.producer = undefined;
-        await producer.close().catch(() => undefined);
-        throw this.fail(kafkaError(error, 'starting a Kafka transaction', this.options, this.transactionalId));
-      }
+  }
+
+  /**
+   * Exactly-once: takes the transactional id over (InitProducerId) with a short-lived producer, so
+   * that a previous pgcdc on this slot (a zombie, or one still running) can commit nothing more and
+   * its open transaction is aborted. The checkpoint read after this is final. Without it a second
+   * pgcdc would wait for the slot forever while the first kept it (the slot check comes before
+   * `open`), and a checkpoint read before the takeover could be overtaken by the first one's next
+   * commit. The producer is closed again: a start-up that fails before `open` leaks nothing.
+   */
+  private async takeOver(): Promise<void> {
+    const fencer = this.newProducer();
+    try {
+      await fencer.beginTransaction();
+    } catch (error) {
+      throw kafkaError(error, 'taking over the Kafka transactional id', this.options, this.transactionalId);
+    } finally {
+      await fencer.close().catch(() => undefined);
     }
   }
 
@@ -244,6 +270,7 @@ export class KafkaSink implements Sink {
   }
 
   private async loadCheckpoint(): Promise<string | undefined> {
+    if (this.exactlyOnce) await this.takeOver();
     try {
       return await readLatestCheckpoint(this.connection, this.offsetsTopic, this.checkpointKey);
     } catch (error) {

@@ -102,7 +102,7 @@ test('table names: schema.table, bare names in public, quoted parts', () => {
 });
 
 test(
-  'a range error names what the user typed: the flag when it came from a flag, the key path when from the ' + 'file',
+  'a range error names what the user typed: ' + 'the flag when it came from a flag, the key path when from the file',
   async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-cfg-'));
     const file = path.join(dir, 'pgcdc.yaml');

@@ -60,7 +60,7 @@ test("the password file is ignored unless only its owner can read it (libpq's 06
 });
 
 test(
-  'sslmode defaults to require; source.passwordFile is read; password and passwordFile together are ' + 'refused',
+  'sslmode defaults to require; source.passwordFile is read; ' + 'password and passwordFile together are refused',
   async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-pwfile-'));
     const file = path.join(dir, 'pw');

@@ -110,6 +110,7 @@ interface Event {
   id: string;
   topic: string;
   key: Record<string, unknown> | null;
+  headers?: Record<string, unknown>;
   value: {
     op?: string;
     status?: string;
@@ -230,7 +231,8 @@ void describe('ChangeAssembler on golden pgoutput bytes', () => {
       'items c {"id":1} 1',
       'items c {"id":2} 2',
       'items u {"id":1} 1',
-      'items u {"id":20} 20',
+      'items d {"id":2} 2',
+      'items c {"id":20} 20',
       'items c {"id":3} 3',
       'items u {"id":3} 3',
       'items d {"id":20} 20',
@@ -242,26 +244,29 @@ void describe('ChangeAssembler on golden pgoutput bytes', () => {
       'big t null -',
       'audit c null 1',
     ]);
-    // A key change carries the old key as `before`; REPLICA IDENTITY FULL carries whole old rows.
+    // A key change is a delete of the old key (before: the old key) and a create of the new one, with
+    // Debezium's headers naming the other key; REPLICA IDENTITY FULL carries whole old rows.
     assert.equal(events[3]?.value.before?.id, 2);
-    assert.deepEqual(events[8]?.value.before, { id: 1, msg: 'first' });
-    assert.deepEqual(events[9]?.value.before, { id: 1, msg: 'second' });
-    assert.equal(events[13]?.value.after?.msg, 'from upstream');
+    assert.deepEqual(events[3]?.headers, { '__debezium.newkey': { id: 20 } });
+    assert.deepEqual([events[4]?.value.before, events[4]?.headers], [null, { '__debezium.oldkey': { id: 2 } }]);
+    assert.deepEqual(events[9]?.value.before, { id: 1, msg: 'first' });
+    assert.deepEqual(events[10]?.value.before, { id: 1, msg: 'second' });
+    assert.equal(events[14]?.value.after?.msg, 'from upstream');
   });
 
   void it('an unchanged TOASTed value is the placeholder (default) or left out (omit), and named', async () => {
-    const placeholder = (await replay(basic)).events[5];
+    const placeholder = (await replay(basic)).events[6];
     assert.equal(placeholder?.value.after?.note, '__pgcdc_unavailable_value');
     assert.deepEqual(placeholder?.value.source?.unavailable_columns, ['note']);
     assert.equal(placeholder?.value.after?.price, '1.00');
 
-    const omitted = (await replay(basic, { toastMode: 'omit' })).events[5];
+    const omitted = (await replay(basic, { toastMode: 'omit' })).events[6];
     assert.equal(omitted?.value.after?.price, '1.00');
     assert.ok(omitted?.value.after !== undefined && omitted.value.after !== null);
     assert.equal('note' in omitted.value.after, false, 'omit leaves the column out');
     assert.deepEqual(omitted.value.source?.unavailable_columns, ['note']);
     // The insert before it had the whole value: nothing is unavailable there.
-    assert.equal((await replay(basic)).events[4]?.value.after?.note?.toString().length, 9600);
+    assert.equal((await replay(basic)).events[5]?.value.after?.note?.toString().length, 9600);
   });
 
   void it('a truncate of two tables: one t event per table in one transaction; truncate.skip drops them', async () => {

@@ -144,7 +144,7 @@ async function eventuallyWritten(sink: MemorySink, count: number): Promise<void>
 }
 
 test(
-  'every checkpoint names the last delivered commit; an idle move and a non-transactional message keep ' + 'it',
+  'every checkpoint names the last delivered commit; ' + 'an idle move and a non-transactional message keep it',
   async () => {
     const { offsets, delivery } = setup();
     delivery.event(0, line(1));

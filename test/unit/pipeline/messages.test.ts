@@ -69,7 +69,7 @@ function scenario(skipBefore: Lsn): Collected {
 }
 
 test(
-  'a non-transactional message and the first change of the transaction committing at its LSN have different ' + 'ids',
+  'a non-transactional message and the first change of ' + 'the transaction committing at its LSN have different ids',
   () => {
     const out = scenario(0);
     assert.deepEqual(out.ids, ['0/1927B70:message', '0/1927B70:0']);

@@ -96,7 +96,7 @@ test('12-17: tables with stored generated columns are named, with the columns', 
 });
 
 test(
-  '18: stored generated columns are a problem only under a publication without publish_generated_columns = ' + 'stored',
+  '18: stored generated columns are a problem only under ' + 'a publication without publish_generated_columns = stored',
   () => {
     const tables = [table({ table: 'a', storedGenerated: ['total'], replicaIdentity: 'f', primaryKey: [] })];
     assert.deepEqual(found(input(18, tables, { generatedColumns: 'stored' }), 'generated-columns'), []);

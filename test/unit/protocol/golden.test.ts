@@ -277,7 +277,7 @@ void describe('golden: proto 2, streaming', () => {
   });
 
   void test(
-    'a rolled-back savepoint: Stream Abort for the subtransaction, data messages carry subtransaction ' + 'xids',
+    'a rolled-back savepoint: Stream Abort for the subtransaction, ' + 'data messages carry subtransaction xids',
     () => {
       const abort = one(messages, 'streamAbort');
       assert.equal(abort.xid, commits[1]?.xid);

@@ -118,7 +118,7 @@ test(
 );
 
 test(
-  'an execute-snapshot signal naming an uncaptured table becomes a rejected one naming it and the captured ' + 'tables',
+  'an execute-snapshot signal naming an uncaptured table ' + 'becomes a rejected one naming it and the captured tables',
   () => {
     const signal = { kind: 'execute-snapshot' as const, tables: [parseTableName('public.typo')] };
     const uncaptured = (): { names: string; captured: string } => ({

@@ -200,7 +200,7 @@ test(
 );
 
 test(
-  'a transaction streamed before the window that was still running for the read makes the chunk be read ' + 'again',
+  'a transaction streamed before the window that was ' + 'still running for the read makes the chunk be read again',
   async () => {
     const { tracker, register } = setup();
     tracker.begin(4242, 5);
