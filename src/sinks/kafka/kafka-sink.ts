@@ -82,6 +82,17 @@ function asClientOfTransactions<T extends object>(producer: T): T {
   return producer;
 }
 
+/**
+ * Delay before the client's retry `attempt` (1-based) of `operation`. The first AddPartitionsToTxn of
+ * a transaction usually meets CONCURRENT_TRANSACTIONS while the broker still writes the previous
+ * commit's markers (a few ms): retried after 5, 15, 45, 135, 405 ms, then 1 s, rather than after 30,
+ * 90, ... ms, which cost ~30 ms per exactly-once batch. Everything else: 30, 90, 270, 810 ms, then 1 s.
+ */
+function retryDelayMs(operation: string, attempt: number): number {
+  if (operation === 'addPartitionsToTransaction') return Math.min(5 * 3 ** (attempt - 1), 1000);
+  return Math.min(10 * 3 ** attempt, 1000);
+}
+
 export class KafkaSink implements Sink {
   readonly kind = 'kafka';
   readonly checkpoints: SinkCheckpoints;
@@ -163,7 +174,7 @@ export class KafkaSink implements Sink {
         // second apart: about 10 s in all, so a coordinator still loading (a fresh or restarted cluster)
         // or a leader moving is ridden through before the supervisor restarts the capture.
         retries: 14,
-        retryDelay: (_client, _operation, attempt) => Math.min(10 * 3 ** attempt, 1000),
+        retryDelay: (_client, operation, attempt) => retryDelayMs(operation, attempt),
         idempotent: true,
         acks: -1,
         compression: this.options.compression,
