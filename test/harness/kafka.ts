@@ -429,7 +429,7 @@ export class KafkaCluster {
     try {
       await eventually(
         async () => {
-          const metadata = await admin.metadata({ topics: [] });
+          const metadata = await admin.metadata({ topics: [], forceUpdate: true });
           return metadata.brokers.size >= count ? true : undefined;
         },
         `${count} Kafka broker(s) to register`,
