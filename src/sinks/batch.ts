@@ -104,6 +104,15 @@ export class EventBatch {
     return this.registry.name(topicNumber);
   }
 
+  /**
+   * The registry that numbers this batch's topics. Numbers are stable per registry, not across
+   * registries (the initial snapshot numbers its topics apart from the stream): a sink that caches
+   * something per topic number keys the cache by this too.
+   */
+  get topicRegistry(): TopicRegistry {
+    return this.registry;
+  }
+
   /** Event i's line, without the newline. */
   line(i: number): string {
     return this.data.toString('utf8', this.start(i), this.end(i) - 1);

@@ -382,7 +382,8 @@ test(
 );
 
 test(
-  'exactly-once as a user with ordinary ACLs; its permission on its topic revoked while it runs: one error line, exit 1, nothing acknowledged',
+  'exactly-once as a user with ordinary ACLs; its permission on its topic revoked while it runs: ' +
+    'one error line, exit 1, nothing acknowledged',
   { skip },
   async () => {
     const broker = await kafka();

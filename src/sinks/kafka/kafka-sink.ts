@@ -20,7 +20,7 @@
 import { Admin, Producer, murmur2, type MessageToProduce } from '@platformatic/kafka';
 import { CdcError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
-import { EventFlag, type EventBatch } from '../batch.ts';
+import { EventFlag, type EventBatch, type TopicRegistry } from '../batch.ts';
 import type { Sink, SinkCheckpoints, SinkPosition } from '../contract.ts';
 import { readLatestCheckpoint } from './checkpoint-reader.ts';
 import { connectionOptions, kafkaError, type KafkaConnection } from './client.ts';
@@ -107,7 +107,7 @@ export class KafkaSink implements Sink {
   private closed = false;
   private opened = false;
   /** Kafka topic per topic number of the batches (sanitized names). */
-  private readonly topicOf: string[] = [];
+  private readonly topicsOf = new WeakMap<TopicRegistry, string[]>();
   private readonly ensured = new Set<string>();
   private readonly keylessWarned = new Set<string>();
   private readonly limit: number;
@@ -248,12 +248,12 @@ export class KafkaSink implements Sink {
 
   private async writeNow(batch: EventBatch): Promise<void> {
     if (batch.count === 0) return;
-    await this.ensureBatchTopics(batch);
+    const topicOf = await this.ensureBatchTopics(batch);
     const data = batch.data;
     let messages: Message[] = [];
     let bytes = 0;
     for (let i = 0; i < batch.count; i++) {
-      const topic = this.topicOf[batch.topicNumber(i)] as string;
+      const topic = topicOf[batch.topicNumber(i)] as string;
       let parts;
       try {
         parts = recordParts(data, batch.start(i), batch.end(i) - 1);
@@ -316,16 +316,19 @@ export class KafkaSink implements Sink {
     }
   }
 
-  private async ensureBatchTopics(batch: EventBatch): Promise<void> {
+  /** The Kafka topic per topic number of `batch`'s registry, every one of them checked (or created). */
+  private async ensureBatchTopics(batch: EventBatch): Promise<readonly (string | undefined)[]> {
+    let topicOf = this.topicsOf.get(batch.topicRegistry);
+    if (topicOf === undefined) this.topicsOf.set(batch.topicRegistry, (topicOf = []));
     const missing = new Set<string>();
     for (let i = 0; i < batch.count; i++) {
       const n = batch.topicNumber(i);
-      if (this.topicOf[n] !== undefined) continue;
+      if (topicOf[n] !== undefined) continue;
       const name = kafkaTopicName(batch.topicName(n));
-      this.topicOf[n] = name;
+      topicOf[n] = name;
       if (!this.ensured.has(name)) missing.add(name);
     }
-    if (missing.size === 0) return;
+    if (missing.size === 0) return topicOf;
     try {
       await this.withAdmin('checking the Kafka topics', (admin) =>
         ensureTopics(admin, this.options, [...missing], (topic) => topicSpec(this.options, topic)),
@@ -334,6 +337,7 @@ export class KafkaSink implements Sink {
       throw this.fail(kafkaError(error, 'checking the Kafka topics', this.options));
     }
     for (const name of missing) this.ensured.add(name);
+    return topicOf;
   }
 
   private async withAdmin<T>(doing: string, step: (admin: Admin) => Promise<T>): Promise<T> {
