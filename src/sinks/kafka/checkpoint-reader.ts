@@ -6,9 +6,13 @@
  *
  * Only committed records count: a checkpoint of an aborted transaction (a pgcdc killed before its
  * commit, its transaction aborted by the next one) would resume past events Kafka discarded. The
- * fetch asks for read_committed and this module applies the aborted-transaction ranges the broker
- * returns itself, as Kafka's Java consumer does: the client library's own filter keeps only the last
- * aborted range per producer, and pgcdc's producer keeps its id across restarts.
+ * partition is read uncommitted up to its high watermark and each transactional record is decided
+ * by its producer's next control marker (commit or abort), as the broker itself decides; a record
+ * with no marker yet belongs to an open transaction and does not count. The client library's own
+ * read_committed filter is not used: it keeps one aborted range per producer, from the last listed
+ * aborted transaction to the producer's last abort marker, and an abort marker of a transaction that
+ * added the partition but wrote nothing to it (pgcdc killed between the two) stretched that range over
+ * committed checkpoints, which then went unseen (a stale checkpoint, refused as OFFSETS_DIVERGED).
  */
 import { Admin, Consumer, FetchIsolationLevels, type RecordsBatch } from '@platformatic/kafka';
 import { CdcError } from '../../core/errors.ts';
@@ -37,14 +41,17 @@ export async function readLatestCheckpoint(
     const described = (await consumer.metadata({ topics: [topic] })).topics.get(topic);
     const partition = described?.partitions[0];
     if (!described || !partition) return undefined;
-    const ends = await consumer.listOffsets({ topics: [topic], isolationLevel: FetchIsolationLevels.READ_COMMITTED });
+    const ends = await consumer.listOffsets({
+      topics: [topic],
+      isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED,
+    });
     const end = ends.get(topic)?.[0] ?? 0n;
     const starts = await consumer.listOffsets({ topics: [topic], timestamp: -2n });
     const start = starts.get(topic)?.[0] ?? 0n;
     let from = end - WINDOW > start ? end - WINDOW : start;
     let upTo = end;
     while (upTo > start) {
-      const found = await lastWithKey(consumer, described.id, partition.leader, key, from, upTo);
+      const found = await lastWithKey(consumer, described.id, partition.leader, key, { from, upTo, end });
       if (found !== undefined) return found;
       upTo = from;
       from = from - WINDOW * 4n > start ? from - WINDOW * 4n : start;
@@ -55,23 +62,30 @@ export async function readLatestCheckpoint(
   }
 }
 
-/** The value of the last committed record with `key` in [from, upTo), or undefined. */
+/**
+ * The value of the last committed record with `key` at an offset in [from, upTo), or undefined. Reads
+ * on to `end` (the high watermark) for the control markers that decide the transactions.
+ */
 async function lastWithKey(
   consumer: Fetcher,
   topicId: string,
   leader: number,
   key: Buffer,
-  from: bigint,
-  upTo: bigint,
+  range: { readonly from: bigint; readonly upTo: bigint; readonly end: bigint },
 ): Promise<string | undefined> {
-  let latest: string | undefined;
-  let next = from;
-  while (next < upTo) {
+  let latest: { offset: bigint; value: string } | undefined;
+  const take = (offset: bigint, value: string): void => {
+    if (latest === undefined || offset > latest.offset) latest = { offset, value };
+  };
+  /** Per producer id, its records with `key` waiting for their transaction's marker. */
+  const pending = new Map<bigint, { offset: bigint; value: string }[]>();
+  let next = range.from;
+  while (next < range.end) {
     const response = await consumer.fetch({
       node: leader,
       maxWaitTime: 100,
       maxBytes: 16 * 1024 * 1024,
-      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED,
       topics: [
         {
           topicId,
@@ -95,28 +109,31 @@ async function lastWithKey(
       });
     const batches = answer.records ?? [];
     if (batches.length === 0) break;
-    const aborted = [...answer.abortedTransactions].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : 1));
-    const abortedProducers = new Set<bigint>();
     for (const batch of batches) {
       const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
-      while (aborted.length > 0 && (aborted[0]?.firstOffset ?? last + 1n) <= last)
-        abortedProducers.add((aborted.shift() as { producerId: bigint }).producerId);
+      if (last < next) continue;
       next = last + 1n;
-      if (batch.firstOffset < from) continue;
       if (batch.attributes & CONTROL) {
-        if (isAbortMarker(batch)) abortedProducers.delete(batch.producerId);
+        const decided = pending.get(batch.producerId);
+        pending.delete(batch.producerId);
+        if (decided !== undefined && !isAbortMarker(batch))
+          for (const record of decided) take(record.offset, record.value);
         continue;
       }
-      if (batch.attributes & TRANSACTIONAL && abortedProducers.has(batch.producerId)) continue;
       for (const record of batch.records) {
         const offset = batch.firstOffset + BigInt(record.offsetDelta);
-        if (offset >= upTo) break;
-        if (record.key !== null && key.equals(record.key) && record.value !== null)
-          latest = record.value.toString('utf8');
+        if (offset < range.from || offset >= range.upTo) continue;
+        if (record.key === null || !key.equals(record.key) || record.value === null) continue;
+        const value = record.value.toString('utf8');
+        if (batch.attributes & TRANSACTIONAL) {
+          const list = pending.get(batch.producerId);
+          if (list === undefined) pending.set(batch.producerId, [{ offset, value }]);
+          else list.push({ offset, value });
+        } else take(offset, value);
       }
     }
   }
-  return latest;
+  return latest?.value;
 }
 
 function isAbortMarker(batch: RecordsBatch): boolean {
