@@ -317,7 +317,9 @@ test(
         `lost ${result.lost}, extra ${result.extra}, mismatched ${result.mismatched}, duplicates ${result.duplicates}`,
     );
     assert.deepEqual([...seen], [confirmedAtStop], 'the confirmed LSN does not move while Kafka is down');
-    assert.ok(retries.length >= 1, 'the capture was retried');
+    // Whether the capture restarts during the outage depends on where the stop lands: a produce
+    // request in flight may wait out the outage inside the client's retries and succeed once the
+    // brokers are back. Either way nothing was acknowledged meanwhile (above) and nothing is lost (below).
     assert.deepEqual(
       warnings.filter((r) => typeof r.retry !== 'number').map((r) => r.msg),
       [],
