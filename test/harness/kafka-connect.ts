@@ -8,8 +8,8 @@
  *
  * Callers skip with `requireOrSkip(connectAvailable(), 'Kafka Connect (java, and the test/kafka jars or mvn)')`.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import { freePort } from '../../src/embedded/cluster.ts';
 import { kafkaAvailable, kafkaClasspath } from './kafka.ts';
 import { assertTeardownPending, eventually, onTeardown } from './pg.ts';
 import { onProcessExit } from './tmp.ts';
+import { fetchWithMaven, onPath } from './maven-fetch.ts';
 
 const KAFKA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'kafka');
 const JDBC_SINK_POM = path.join(KAFKA_DIR, 'connect-jdbc', 'pom.xml');
@@ -27,10 +28,6 @@ export const CONNECT_PLUGINS = path.join(KAFKA_DIR, 'target', 'plugins');
 export const JDBC_SINK_PLUGIN = path.join(CONNECT_PLUGINS, 'debezium-jdbc');
 /** The Debezium JDBC sink connector's class. */
 export const JDBC_SINK_CONNECTOR = 'io.debezium.connector.jdbc.JdbcSinkConnector';
-
-function onPath(program: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' }).status === 0;
-}
 
 function pluginPresent(): boolean {
   return (
@@ -44,45 +41,14 @@ export function connectAvailable(): boolean {
   return kafkaAvailable() && (pluginPresent() || onPath('mvn'));
 }
 
-/**
- * The JDBC sink plugin folder, fetched with Maven when missing. As kafkaClasspath(): the first test
- * process takes a lock folder, fetches into a private folder and renames it into place; others wait.
- */
+/** The JDBC sink plugin folder, fetched with Maven when missing (maven-fetch.ts). */
 export function jdbcSinkPlugin(): string {
-  if (pluginPresent()) return JDBC_SINK_PLUGIN;
-  const lock = path.join(CONNECT_PLUGINS, '.fetching-debezium-jdbc');
-  mkdirSync(CONNECT_PLUGINS, { recursive: true });
-  let owner = false;
-  try {
-    mkdirSync(lock);
-    owner = true;
-  } catch {
-    // Another test process is fetching: wait for its rename below.
-  }
-  if (owner) {
-    try {
-      const staging = path.join(CONNECT_PLUGINS, `debezium-jdbc-${process.pid}`);
-      // plugin.dir is a property of the pom (a -D user property overrides it; it could not override
-      // an outputDirectory written literally in the plugin's configuration).
-      execFileSync(
-        'mvn',
-        ['-q', '-B', '-f', JDBC_SINK_POM, 'dependency:copy-dependencies', `-Dplugin.dir=${staging}`],
-        {
-          stdio: ['ignore', 'ignore', 'inherit'],
-        },
-      );
-      if (!pluginPresent()) renameSync(staging, JDBC_SINK_PLUGIN);
-      else rmSync(staging, { recursive: true, force: true });
-    } finally {
-      rmSync(lock, { recursive: true, force: true });
-    }
-  } else {
-    const deadline = Date.now() + 600_000;
-    while (!pluginPresent() && existsSync(lock) && Date.now() < deadline) spawnSync('sleep', ['0.2']);
-    if (!pluginPresent())
-      throw new Error(`the JDBC sink plugin is not in ${JDBC_SINK_PLUGIN}: run npm run kafka:fetch`);
-  }
-  return JDBC_SINK_PLUGIN;
+  return fetchWithMaven({
+    pom: JDBC_SINK_POM,
+    property: 'plugin.dir',
+    target: JDBC_SINK_PLUGIN,
+    present: pluginPresent,
+  });
 }
 
 // INFO from Connect and Debezium (what a user would look at), WARN from the chatty clients and Hibernate.

@@ -8,9 +8,9 @@
  * The jars are fetched by `npm run kafka:fetch` (.ci/run does it); when they are missing and mvn is
  * on the PATH, the first test that needs them fetches them.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,14 +20,11 @@ import { freePort } from '../../src/embedded/cluster.ts';
 import { listening } from './daemon.ts';
 import { assertTeardownPending, eventually, onTeardown } from './pg.ts';
 import { onProcessExit } from './tmp.ts';
+import { fetchWithMaven, onPath } from './maven-fetch.ts';
 
 const KAFKA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'kafka');
 /** Where `mvn dependency:copy-dependencies` puts the jars (test/kafka/pom.xml). */
 export const KAFKA_LIB = path.join(KAFKA_DIR, 'target', 'lib');
-
-function onPath(program: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' }).status === 0;
-}
 
 function jarsPresent(): boolean {
   return existsSync(KAFKA_LIB) && readdirSync(KAFKA_LIB).some((name) => name.startsWith('kafka_2.13-'));
@@ -38,47 +35,14 @@ export function kafkaAvailable(): boolean {
   return onPath('java') && (jarsPresent() || onPath('mvn'));
 }
 
-/**
- * The Kafka jars, fetched with Maven when missing. Test files run in parallel: the first takes a lock
- * folder, fetches into a private folder and renames it into place; the others wait for the rename.
- */
+/** The Kafka jars' classpath, fetched with Maven when missing (maven-fetch.ts). */
 export function kafkaClasspath(): string {
-  if (!jarsPresent()) {
-    const lock = path.join(KAFKA_DIR, 'target', '.fetching');
-    mkdirSync(path.dirname(lock), { recursive: true });
-    let owner = false;
-    try {
-      mkdirSync(lock);
-      owner = true;
-    } catch {
-      // Another test process is fetching: wait for its rename below.
-    }
-    if (owner) {
-      try {
-        const staging = path.join(KAFKA_DIR, 'target', `lib-${process.pid}`);
-        execFileSync(
-          'mvn',
-          [
-            '-q',
-            '-B',
-            '-f',
-            path.join(KAFKA_DIR, 'pom.xml'),
-            'dependency:copy-dependencies',
-            `-DoutputDirectory=${staging}`,
-          ],
-          { stdio: ['ignore', 'ignore', 'inherit'] },
-        );
-        if (!jarsPresent()) renameSync(staging, KAFKA_LIB);
-        else rmSync(staging, { recursive: true, force: true });
-      } finally {
-        rmSync(lock, { recursive: true, force: true });
-      }
-    } else {
-      const deadline = Date.now() + 600_000;
-      while (!jarsPresent() && existsSync(lock) && Date.now() < deadline) spawnSync('sleep', ['0.2']);
-      if (!jarsPresent()) throw new Error(`the Kafka jars are not in ${KAFKA_LIB}: run npm run kafka:fetch`);
-    }
-  }
+  fetchWithMaven({
+    pom: path.join(KAFKA_DIR, 'pom.xml'),
+    property: 'lib.dir',
+    target: KAFKA_LIB,
+    present: jarsPresent,
+  });
   return `${KAFKA_LIB}/*`;
 }
 
