@@ -13,6 +13,7 @@ import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { CdcError } from '../core/errors.ts';
+import { parseLsn } from '../protocol/lsn.ts';
 import { errnoOf, isLocalIoFailure, localIoError } from '../core/local-io.ts';
 import { LockFile } from './lock.ts';
 import { CHECKPOINT_VERSION, type Checkpoint, type OffsetStore } from './store.ts';
@@ -109,11 +110,6 @@ export function serializeCheckpoint(checkpoint: Checkpoint): string {
 }
 
 /** The LSN "X/Y" as one 64-bit number; private so this module does not depend on protocol/lsn.ts. */
-function lsnValue(lsn: string): bigint {
-  const slash = lsn.indexOf('/');
-  return (BigInt(`0x${lsn.slice(0, slash)}`) << 32n) | BigInt(`0x${lsn.slice(slash + 1)}`);
-}
-
 /** A checkpoint as read from its file, and whether the file was in the version 1 format. */
 export interface ReadResult {
   readonly checkpoint: Checkpoint;
@@ -290,7 +286,7 @@ export class FileOffsetStore implements OffsetStore {
       );
     }
     if (!this.known) await this.loadNow();
-    if (!rewind && this.stored !== undefined && lsnValue(checkpoint.lsn) < lsnValue(this.stored.lsn)) {
+    if (!rewind && this.stored !== undefined && parseLsn(checkpoint.lsn) < parseLsn(this.stored.lsn)) {
       throw new CdcError(
         'INTERNAL',
         `refusing to move the checkpoint back from ${this.stored.lsn} to ${checkpoint.lsn}`,

@@ -13,6 +13,7 @@
  * - `--offsets kafka`: no file at all; a process on another machine resumes from the sink alone.
  */
 import { CdcError } from '../core/errors.ts';
+import { parseLsn } from '../protocol/lsn.ts';
 import type { Logger } from '../core/log.ts';
 import type { SinkCheckpoints } from '../sinks/contract.ts';
 import { parseCheckpointText, serializeCheckpoint, type FileOffsetStore } from './file.ts';
@@ -21,11 +22,6 @@ import type { Checkpoint, OffsetStore } from './store.ts';
 const SINK_REPAIR_HINT =
   'pgcdc wrote it with a checksum, so something else wrote or damaged it: remove that record (or give pgcdc ' +
   'another offsets topic) and start over with a new snapshot';
-
-function lsnValue(lsn: string): bigint {
-  const [high = '0', low = '0'] = lsn.split('/');
-  return (BigInt(`0x${high}`) << 32n) | BigInt(`0x${low}`);
-}
 
 export class SinkOffsetStore implements OffsetStore {
   private stored: Checkpoint | undefined;
@@ -73,8 +69,8 @@ export class SinkOffsetStore implements OffsetStore {
         { hint: 'use the offsets file that belongs to this sink, or --offsets kafka to keep none' },
       );
     }
-    const fileLsn = lsnValue(inFile.lsn);
-    const sinkLsn = lsnValue(inSink.lsn);
+    const fileLsn = parseLsn(inFile.lsn);
+    const sinkLsn = parseLsn(inSink.lsn);
     if (fileLsn > sinkLsn) {
       throw new CdcError(
         'OFFSETS_DIVERGED',
@@ -99,7 +95,7 @@ export class SinkOffsetStore implements OffsetStore {
 
   async commit(checkpoint: Checkpoint): Promise<void> {
     if (!this.loaded) await this.load();
-    if (this.stored !== undefined && lsnValue(checkpoint.lsn) < lsnValue(this.stored.lsn)) {
+    if (this.stored !== undefined && parseLsn(checkpoint.lsn) < parseLsn(this.stored.lsn)) {
       throw new CdcError(
         'INTERNAL',
         `refusing to move the checkpoint back from ${this.stored.lsn} to ${checkpoint.lsn}`,
