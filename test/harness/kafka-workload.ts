@@ -6,9 +6,10 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { compareRows, replay, type DeliveredEvent } from './cli.ts';
+import { compareRows, replay, type DeliveredEvent, type PgcdcProcess } from './cli.ts';
 import { dumpTopics, type DumpedRecord } from './kafka.ts';
-import type { TestDatabase } from './pg.ts';
+import { eventually, type TestDatabase } from './pg.ts';
+import { logRecords } from './process.ts';
 
 /** Options of one pgcdc run on the Kafka sink. */
 export interface KafkaRun {
@@ -139,4 +140,16 @@ export async function slotCaughtUp(db: TestDatabase): Promise<true | undefined> 
     [slotOf(db)],
   );
   return rows[0]?.ok ? true : undefined;
+}
+
+/** Resolves once `proc` logged that it streams (its slot is read again), or rejects if it exited. */
+export async function awaitStreaming(proc: PgcdcProcess, what: string): Promise<void> {
+  await eventually(
+    () => {
+      if (proc.child.exitCode !== null) throw new Error(`pgcdc exited (${proc.child.exitCode}): ${proc.stderr()}`);
+      return logRecords(proc.stderr()).some((r) => r.msg === 'streaming') ? true : undefined;
+    },
+    what,
+    120_000,
+  );
 }

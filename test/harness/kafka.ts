@@ -440,6 +440,19 @@ export class KafkaCluster {
   }
 }
 
+/**
+ * The cluster of a test file's tests: started by the first call, the same one for every later call,
+ * stopped and deleted after the file.
+ */
+export function kafkaForFile(options: KafkaClusterOptions = {}): () => Promise<KafkaCluster> {
+  let cluster: Promise<KafkaCluster> | undefined;
+  return () =>
+    (cluster ??= startKafka(options).catch((error: unknown) => {
+      cluster = undefined;
+      throw error;
+    }));
+}
+
 /** A Kafka cluster for this test file, stopped and deleted after it. */
 export function startKafka(options: KafkaClusterOptions = {}): Promise<KafkaCluster> {
   return KafkaCluster.start(options);

@@ -11,7 +11,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { lsnValue, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
-import { dumpTopics, kafkaAvailable, KAFKA_USERS, startKafka, type KafkaCluster } from '../harness/kafka.ts';
+import { dumpTopics, kafkaAvailable, KAFKA_USERS, kafkaForFile } from '../harness/kafka.ts';
 import {
   kafkaRunArgs,
   kafkaVerdict,
@@ -25,11 +25,7 @@ import { logRecords } from '../harness/process.ts';
 
 const skip = requireOrSkip(kafkaAvailable(), 'Apache Kafka (java, and the test/kafka jars or mvn)');
 
-let cluster: KafkaCluster | undefined;
-async function kafka(): Promise<KafkaCluster> {
-  cluster ??= await startKafka({ sasl: true });
-  return cluster;
-}
+const kafka = kafkaForFile({ sasl: true });
 
 interface Case {
   db: TestDatabase;

@@ -20,7 +20,7 @@ import {
   dumpTopics,
   KAFKA_USERS,
   kafkaAvailable,
-  startKafka,
+  kafkaForFile,
   type DumpedRecord,
   type KafkaCluster,
 } from '../harness/kafka.ts';
@@ -36,12 +36,8 @@ const WORKLOAD_PAUSE_MS = 20;
 /** Bytes of filler per row, so the outage's backlog is megabytes of WAL rather than kilobytes. */
 const ROW_PAD = 400;
 
-let cluster: KafkaCluster | undefined;
-async function kafka(): Promise<KafkaCluster> {
-  // SASL too, for the authorization test: the PLAINTEXT listeners' principal stays a super user.
-  cluster ??= await startKafka({ brokers: 3, sasl: true });
-  return cluster;
-}
+// SASL too, for the authorization test: the PLAINTEXT listeners' principal stays a super user.
+const kafka = kafkaForFile({ brokers: 3, sasl: true });
 
 interface StartOptions {
   /** More lines under sink.topics (indented four spaces). */

@@ -14,8 +14,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { lsnValue, MAIN, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
 import { Workload } from '../harness/faults.ts';
-import { kafkaAvailable, startKafka, type KafkaCluster } from '../harness/kafka.ts';
+import { kafkaAvailable, kafkaForFile } from '../harness/kafka.ts';
 import {
+  awaitStreaming as streaming,
   kafkaRunArgs,
   kafkaVerdict,
   slotCaughtUp,
@@ -31,22 +32,7 @@ import { readCheckpoint, serializeCheckpoint } from '../../src/offsets/file.ts';
 
 const skip = requireOrSkip(kafkaAvailable(), 'Apache Kafka (java, and the test/kafka jars or mvn)');
 
-let cluster: KafkaCluster | undefined;
-async function kafka(): Promise<KafkaCluster> {
-  cluster ??= await startKafka();
-  return cluster;
-}
-
-async function streaming(proc: PgcdcProcess, what: string): Promise<void> {
-  await eventually(
-    () => {
-      if (proc.child.exitCode !== null) throw new Error(`pgcdc exited (${proc.child.exitCode}): ${proc.stderr()}`);
-      return logRecords(proc.stderr()).some((r) => r.msg === 'streaming') ? true : undefined;
-    },
-    what,
-    120_000,
-  );
-}
+const kafka = kafkaForFile();
 
 /** Waits until `proc` confirmed everything the source wrote, then stops it (SIGTERM, exit 0). */
 async function catchUpAndStop(proc: PgcdcProcess, db: TestDatabase): Promise<void> {

@@ -16,31 +16,21 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
 import { Workload } from '../harness/faults.ts';
-import { kafkaAvailable, startKafka, type KafkaCluster } from '../harness/kafka.ts';
-import { kafkaRunArgs, kafkaVerdict, slotCaughtUp, writeRunConfig } from '../harness/kafka-workload.ts';
+import { kafkaAvailable, kafkaForFile } from '../harness/kafka.ts';
+import {
+  awaitStreaming as streaming,
+  kafkaRunArgs,
+  kafkaVerdict,
+  slotCaughtUp,
+  writeRunConfig,
+} from '../harness/kafka-workload.ts';
 import { eventually, freshDatabase, requireOrSkip } from '../harness/pg.ts';
 import { logRecords } from '../harness/process.ts';
 
 const skip = requireOrSkip(kafkaAvailable(), 'Apache Kafka (java, and the test/kafka jars or mvn)');
 const KILLS = Number(process.env.PGCDC_KAFKA_KILLS ?? 20);
 
-let cluster: KafkaCluster | undefined;
-async function kafka(): Promise<KafkaCluster> {
-  cluster ??= await startKafka();
-  return cluster;
-}
-
-/** Resolves once `proc` logged that it streams (its slot is read again), or rejects if it exited. */
-async function streaming(proc: PgcdcProcess, what: string): Promise<void> {
-  await eventually(
-    () => {
-      if (proc.child.exitCode !== null) throw new Error(`pgcdc exited (${proc.child.exitCode}): ${proc.stderr()}`);
-      return logRecords(proc.stderr()).some((r) => r.msg === 'streaming') ? true : undefined;
-    },
-    what,
-    120_000,
-  );
-}
+const kafka = kafkaForFile();
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

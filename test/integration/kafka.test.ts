@@ -10,15 +10,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eventually, freshDatabase, requireOrSkip, type TestDatabase } from '../harness/pg.ts';
 import { compareRows, replay, runPgcdc, startPgcdc, type DeliveredEvent } from '../harness/cli.ts';
-import { dumpTopics, kafkaAvailable, startKafka, type DumpedRecord, type KafkaCluster } from '../harness/kafka.ts';
+import { dumpTopics, kafkaAvailable, kafkaForFile, startKafka, type DumpedRecord } from '../harness/kafka.ts';
 
 const skip = requireOrSkip(kafkaAvailable(), 'Apache Kafka (java, and the test/kafka jars or mvn)');
 
-let cluster: KafkaCluster | undefined;
-async function kafka(): Promise<KafkaCluster> {
-  cluster ??= await startKafka();
-  return cluster;
-}
+const kafka = kafkaForFile();
 
 function runArgs(db: TestDatabase, dir: string, bootstrap: string, extra: string[] = []): string[] {
   return [
