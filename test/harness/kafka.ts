@@ -21,6 +21,7 @@ import { listening } from './daemon.ts';
 import { assertTeardownPending, eventually, onTeardown } from './pg.ts';
 import { onProcessExit } from './tmp.ts';
 import { fetchWithMaven, onPath } from './maven-fetch.ts';
+import { makeTestPki } from './pki.ts';
 
 const KAFKA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'kafka');
 /** Where `mvn dependency:copy-dependencies` puts the jars (test/kafka/pom.xml). */
@@ -104,55 +105,12 @@ export interface KafkaPki {
   readonly otherCa: string;
 }
 
-/** A CA, a broker certificate for 127.0.0.1 and localhost signed by it (key and chain in one PEM), and another CA. */
+/** The test PKI (pki.ts) with the broker's key and certificate chain in one PEM, as Kafka reads it. */
 function makePki(dir: string): KafkaPki & { serverPem: string } {
-  const ssl = (...args: string[]): void => {
-    execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  };
-  for (const name of ['ca', 'other-ca'])
-    ssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      `/CN=pgcdc test ${name}`,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.crt`,
-    );
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
-  writeFileSync(
-    path.join(dir, 'san.ext'),
-    'subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\n',
-  );
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    'san.ext',
-    '-out',
-    'server.crt',
-  );
+  const pki = makeTestPki(dir);
   const serverPem = path.join(dir, 'server.pem');
-  writeFileSync(
-    serverPem,
-    readFileSync(path.join(dir, 'server.key'), 'utf8') + readFileSync(path.join(dir, 'server.crt'), 'utf8'),
-  );
-  return { ca: path.join(dir, 'ca.crt'), otherCa: path.join(dir, 'other-ca.crt'), serverPem };
+  writeFileSync(serverPem, readFileSync(pki.key, 'utf8') + readFileSync(pki.cert, 'utf8'));
+  return { ca: pki.ca, otherCa: pki.otherCa, serverPem };
 }
 
 export class KafkaCluster {

@@ -7,10 +7,11 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { openConnection, resolveEndpoint } from '../../src/postgres/connect.ts';
+import { makeTestPki } from '../harness/pki.ts';
 import { onTeardown, requireOrSkip, startCluster } from '../harness/pg.ts';
 import { runPgcdc } from '../harness/cli.ts';
 
@@ -39,48 +40,7 @@ interface Pki {
 async function makePki(): Promise<Pki> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-tls-'));
   onTeardown(() => rm(dir, { recursive: true, force: true }));
-  const ssl = (...args: string[]): void => {
-    execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  };
-  for (const name of ['ca', 'other-ca']) {
-    ssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      `/CN=pgcdc test ${name}`,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.crt`,
-    );
-  }
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
-  await writeFile(
-    path.join(dir, 'san.ext'),
-    'subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\n',
-  );
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    'san.ext',
-    '-out',
-    'server.crt',
-  );
+  const pki = makeTestPki(dir);
   // The server runs as postgres when we are root: it must read the files, and the key must be 0600 and its own.
   await chmod(dir, 0o755);
   await chmod(path.join(dir, 'server.crt'), 0o644);
@@ -91,13 +51,7 @@ async function makePki(): Promise<Pki> {
     await chown(path.join(dir, 'server.key'), uid, gid);
     await chown(path.join(dir, 'server.crt'), uid, gid);
   }
-  return {
-    dir,
-    ca: path.join(dir, 'ca.crt'),
-    otherCa: path.join(dir, 'other-ca.crt'),
-    cert: path.join(dir, 'server.crt'),
-    key: path.join(dir, 'server.key'),
-  };
+  return { dir, ...pki };
 }
 
 let pki: Pki;
