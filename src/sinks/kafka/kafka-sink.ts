@@ -135,13 +135,14 @@ export class KafkaSink implements Sink {
 
   /** Checks (or creates) the topics the captured tables write to; called before the slot is used. */
   async prepareTopics(topics: readonly string[]): Promise<void> {
-    const names = [...new Set(topics.map(kafkaTopicName))];
-    await this.withAdmin('checking the Kafka topics', async (admin) => {
-      await ensureTopics(admin, this.options, names, (topic) => topicSpec(this.options, topic));
-      await ensureTopics(admin, this.options, [this.offsetsTopic], (topic) => offsetsTopicSpec(this.options, topic));
-    });
+    const names = [...new Set([...topics.map(kafkaTopicName), this.offsetsTopic])];
+    // One listing of the cluster's topics for all of them; the offsets topic gets its own settings.
+    await this.withAdmin('checking the Kafka topics', (admin) =>
+      ensureTopics(admin, this.options, names, (topic) =>
+        topic === this.offsetsTopic ? offsetsTopicSpec(this.options, topic) : topicSpec(this.options, topic),
+      ),
+    );
     for (const name of names) this.ensured.add(name);
-    this.ensured.add(this.offsetsTopic);
   }
 
   async open(_resume: SinkPosition | undefined): Promise<void> {
