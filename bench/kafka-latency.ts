@@ -9,7 +9,7 @@ import pg from 'pg';
 import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import type { KafkaCluster } from '../test/harness/kafka.ts';
 import { createTopic, followTopics, percentile, producerPerformance } from './kafka-tools.ts';
-import { startPgcdc, type Delivery } from './kafka-pgcdc.ts';
+import { kafkaSinkArgs, startPgcdc, type Delivery } from './pgcdc-process.ts';
 
 export interface LatencyOptions {
   cluster: EmbeddedCluster;
@@ -78,8 +78,7 @@ async function measureOnce(
   const pgcdc = await startPgcdc({
     cluster: o.cluster,
     database: o.database,
-    bootstrap: o.kafka.bootstrap,
-    mode,
+    sink: kafkaSinkArgs(o.kafka.bootstrap, mode),
     slot,
     publication: 'lat_pub',
     tables: 'public.lat',
