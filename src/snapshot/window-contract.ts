@@ -4,7 +4,7 @@
  */
 import type { Lsn, TupleData } from '../protocol/messages.ts';
 import type { TableSchema } from '../source/relations.ts';
-import { type TableSerializer } from '../envelope/json.ts';
+import type { TableSerializer } from '../envelope/json.ts';
 import type { CopyRow } from './copy-text.ts';
 import type { ChunkCursor } from '../offsets/store.ts';
 import type { TableName } from './initial-reader.ts';
