@@ -42,7 +42,10 @@ export class TestEndpoint {
   /** How the next requests are answered (a rule below may override it). */
   answer: Answer = ACCEPT;
   private readonly rules: { matches: (body: Buffer) => boolean; answer: Answer }[] = [];
-  private readonly held = new Set<http.ServerResponse>();
+  private readonly held = new Map<http.ServerResponse, LoggedRequest>();
+  /** Requests being received or answered now, and the most at once. */
+  private inFlight = 0;
+  maxInFlight = 0;
   private stopped: Promise<void> | undefined;
 
   private constructor(
@@ -95,7 +98,7 @@ export class TestEndpoint {
 
   stop(): Promise<void> {
     this.stopped ??= new Promise<void>((resolve) => {
-      for (const response of this.held) response.destroy();
+      for (const response of this.held.keys()) response.destroy();
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
@@ -103,6 +106,9 @@ export class TestEndpoint {
   }
 
   private handle(request: http.IncomingMessage, response: http.ServerResponse): void {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    response.on('close', () => this.inFlight--);
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
@@ -125,17 +131,30 @@ export class TestEndpoint {
       this.log.push(entry);
       const answer = this.rules.find((rule) => rule.matches(body))?.answer ?? this.answer;
       if (answer.kind === 'hold') {
-        this.held.add(response);
+        this.held.set(response, entry);
         response.on('close', () => this.held.delete(response));
         return;
       }
-      const status = answer.kind === 'accept' ? 200 : answer.status;
-      entry.status = status;
-      const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'text/plain' };
-      if (answer.kind === 'status' && answer.retryAfter !== undefined) headers['Retry-After'] = answer.retryAfter;
-      response.writeHead(status, headers);
-      response.end(answer.kind === 'status' ? (answer.body ?? '') : 'ok');
+      this.respond(response, entry, answer);
     });
+  }
+
+  /** Accepts every request held now (those whose client has not given up). */
+  release(): void {
+    for (const [response, entry] of this.held) {
+      this.held.delete(response);
+      this.respond(response, entry, ACCEPT);
+    }
+  }
+
+  private respond(response: http.ServerResponse, entry: LoggedRequest, answer: Answer): void {
+    const status = answer.kind === 'status' ? answer.status : 200;
+    // Logged as answered before the answer goes out: a client that saw a 2xx finds its request here.
+    entry.status = status;
+    const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'text/plain' };
+    if (answer.kind === 'status' && answer.retryAfter !== undefined) headers['Retry-After'] = answer.retryAfter;
+    response.writeHead(status, headers);
+    response.end(answer.kind === 'status' ? (answer.body ?? '') : 'ok');
   }
 }
 
