@@ -50,7 +50,7 @@ function retryable(status: number): boolean {
 }
 
 function finalError(endpoint: Endpoint, status: number, statusText: string, snippet: string): CdcError {
-  const answered = snippet === '' ? 'an empty body' : JSON.stringify(snippet);
+  const answered = snippet === '' ? 'an empty answer' : `answer: ${snippet}`;
   const hint =
     status === 401 || status === 403
       ? 'check the credentials the endpoint expects (sink.headers, sink.secret)'
@@ -62,7 +62,7 @@ function finalError(endpoint: Endpoint, status: number, statusText: string, snip
             'the events after the last checkpoint are sent again';
   return new CdcError(
     'SINK_FAILED',
-    `the HTTP endpoint ${endpoint.origin} refused a request with ${status} ${statusText}: ${answered}`,
+    `the HTTP endpoint ${endpoint.origin} refused a request with ${status} ${statusText} (${answered})`,
     { retryable: false, hint: `${hint}; nothing it refused was acknowledged to PostgreSQL` },
   );
 }
