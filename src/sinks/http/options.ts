@@ -81,15 +81,15 @@ export const httpOptionsSchema = z
     timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
     /** Extra request headers: literal text, or a secret's source (Authorization: { env: WEBHOOK_AUTH }). */
     headers: z
-      .record(
-        z
-          .string()
-          .regex(HEADER_NAME, 'is not a valid header name')
-          .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), {
-            message: 'is set by pgcdc itself and cannot be configured',
-          }),
-        z.union([z.string().regex(/^[^\r\n]*$/, 'must be one line'), secretSource]),
-      )
+      .record(z.string(), z.union([z.string().regex(/^[^\r\n]*$/, 'must be one line'), secretSource]))
+      .superRefine((headers, ctx) => {
+        for (const name of Object.keys(headers)) {
+          if (!HEADER_NAME.test(name))
+            ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid header name' });
+          else if (RESERVED_HEADERS.has(name.toLowerCase()))
+            ctx.addIssue({ code: 'custom', path: [name], message: 'is set by pgcdc itself and cannot be configured' });
+        }
+      })
       .default({}),
     /** The shared secret of the X-Pgcdc-Signature HMAC-SHA256 (no signature without it). */
     secret: secretSource.optional(),
@@ -124,9 +124,15 @@ export const httpOptionsSchema = z
      * events split by a hash of topic and key, so each row's changes stay in order.
      */
     ordering: z
-      .union([z.literal('strict'), z.strictObject({ lanes: z.number().int().min(1).max(64) })], {
-        error: 'must be strict or { lanes: N } (N from 1 to 64)',
-      })
+      .union(
+        [
+          z.literal('strict'),
+          z.strictObject({ lanes: z.number().int().min(1, 'must be from 1 to 64').max(64, 'must be from 1 to 64') }),
+        ],
+        {
+          error: 'must be strict or { lanes: N } (N from 1 to 64)',
+        },
+      )
       .default('strict'),
   })
   .superRefine((options, ctx) => {
