@@ -54,8 +54,8 @@ export type CaptureSettings = Omit<ConfigInput, 'sink'> & {
 export type ParsedCaptureOptions<Row = AnyRow> = CaptureSettings & {
   readonly raw?: false;
   /**
-   * Receives the events of one batch, in commit order, whole transactions (a transaction larger
-   * than the engine's buffer, 48 MiB of events, arrives in consecutive batches). Resolve once
+   * Receives the events of one batch, in commit order, whole transactions (one too big to buffer,
+   * over twice `batch.maxEvents` events or 16 MiB, arrives in consecutive batches). Resolve once
    * they are durable where you keep them: only then is the checkpoint stored and the position
    * acknowledged to PostgreSQL. Called once at a time, never concurrently.
    */
