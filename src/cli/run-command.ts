@@ -6,15 +6,8 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Config, ConfigInput, FlagNamer } from '../config.ts';
-import {
-  ENVELOPE_FORMATS,
-  mergeLayers,
-  parseConfig,
-  readConfigFile,
-  SNAPSHOT_METHODS,
-  SNAPSHOT_MODES,
-} from '../config.ts';
-import { superviseCapture } from '../lifecycle/supervisor.ts';
+import { ENVELOPE_FORMATS, SNAPSHOT_METHODS, SNAPSHOT_MODES } from '../config.ts';
+import { runConfig, startRun } from '../library/run.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { createSink, describeSinkKinds } from '../sinks/registry.ts';
@@ -173,9 +166,13 @@ export function flagNamer(flagLayer: ConfigInput): FlagNamer {
 }
 
 export async function loadConfig(flags: RunFlags): Promise<Config> {
-  const file = flags.config ? await readConfigFile(flags.config) : {};
   const flagLayer = flagsToConfig(flags);
-  return parseConfig(mergeLayers(file, flagLayer), flags.config ?? 'flags', flagNamer(flagLayer));
+  return runConfig({
+    file: flags.config || undefined,
+    layer: flagLayer,
+    origin: 'flags',
+    flagFor: flagNamer(flagLayer),
+  });
 }
 
 /** A new, unopened sink of the configured kind (sinks/registry.ts). */
@@ -199,8 +196,7 @@ export async function runCapture(
   log: Logger,
   makeSinkForAttempt: () => Sink = () => makeSink(config, log),
 ): Promise<number> {
-  const run = superviseCapture(config, makeSinkForAttempt, log);
-  const supervisor = run.supervisor;
+  const run = startRun(config, makeSinkForAttempt, log);
   // Handlers go in at once: a signal during a start-up or a backoff must still stop cleanly, never
   // kill the process with the default action.
   let signals = 0;
@@ -216,7 +212,7 @@ export async function runCapture(
       process.exit(EXIT_FAILURE);
     }
     log.info({ signal }, 'stopping: delivering committed changes and confirming them');
-    void supervisor.stop().then((clean) => {
+    void run.stop().then((clean) => {
       if (!clean) stopTimedOut();
     });
   };
@@ -227,7 +223,7 @@ export async function runCapture(
   const statusLine = new StatusLine(log, statusLineIntervalMs(config.log));
   statusLine.start(() => run.status());
   try {
-    const ended = await Promise.race([supervisor.done.then(() => true), timedOut]);
+    const ended = await Promise.race([run.done.then(() => true), timedOut]);
     if (!ended) {
       log.error(
         { timeoutMs: config.shutdown.timeoutMs },
