@@ -9,7 +9,8 @@ import { parse as parseYaml } from 'yaml';
 import { CdcError } from './core/errors.ts';
 import { SOURCE_DEFAULTS, sourceSchema } from './postgres/connect-config.ts';
 import { sinkConfigSchema } from './sinks/registry.ts';
-import { ENVELOPE_TYPES, FLAT_DELETES, shapingSchema } from './envelope/shaping-config.ts';
+import { ENVELOPE_TYPES, FLAT_DELETES, shapingObjectSchema } from './envelope/shaping-config.ts';
+import { parseTablePattern } from './selection/patterns.ts';
 
 const identifier = z
   .string()
@@ -121,7 +122,23 @@ export const configSchema = z.strictObject({
     })
     .default({ format: 'json', type: 'debezium' }),
   /** Per-table rules: columns, masks, truncation, dropped ops, topic routing (docs/notes-shaping.md). */
-  shaping: shapingSchema,
+  shaping: shapingObjectSchema
+    .superRefine((shaping, ctx) => {
+      shaping.rules.forEach((rule, index) =>
+        rule.tables.forEach((text, at) => {
+          try {
+            parseTablePattern(text);
+          } catch {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['rules', index, 'tables', at],
+              message: `${JSON.stringify(text)} is not a table pattern: write schema.table or schema.*`,
+            });
+          }
+        }),
+      );
+    })
+    .default({ rules: [] }),
   values: z
     .strictObject({
       numeric: z.enum(['string', 'number']).default('string'),

@@ -155,7 +155,8 @@ export class TableSerializer {
     const firstColumn = rows.firstRowPrefix;
     const firstKey = rows.firstKeyPrefix;
     const keyOpen = withSchema ? payloadOpen(keySchema(this.topic, rows.keyView)) : '';
-    const valueHead = `,"value":${withSchema && this.flat === null ? payloadOpen(envelopeSchema(this.topic, rows.rowView)) : ''}`;
+    const envelope = withSchema && this.flat === null ? payloadOpen(envelopeSchema(this.topic, rows.rowView)) : '';
+    const valueHead = `,"value":${envelope}`;
     this.topicKeyOpen = Buffer.concat([this.topicKey, bytes(keyOpen), firstKey]);
     this.keyClose = bytes(withSchema ? '}}' : '}');
     this.close = bytes(withSchema ? '}}}}' : '}}}');

@@ -7,7 +7,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { CdcError } from '../core/errors.ts';
-import { parseTablePattern, type NameMatcher, type TablePattern } from '../selection/patterns.ts';
 import type { DroppableOp, MaskSetting, ShapingSetting } from './shaping-config.ts';
 
 /** One rule as the serializers use it. */
@@ -34,21 +33,22 @@ export function renderTopic(template: string, variables: TopicVariables): string
   return template.replace(/\{(prefix|database|schema|table)\}/g, (_, name: keyof TopicVariables) => variables[name]);
 }
 
-function matches(m: NameMatcher, name: string): boolean {
-  return 'exact' in m ? m.exact === name : m.glob.test(name);
-}
+/** Whether a rule's table pattern (the `tables` grammar, selection/patterns.ts) names a table. */
+export type TableMatcher = (schema: string, table: string) => boolean;
+/** Compiles one entry of a rule's `tables` (given by the caller: selection/ is a later layer). */
+export type CompileTablePattern = (text: string) => TableMatcher;
 
 export class Shaping {
   /** The salt of hash masks; undefined when no salt is configured (then no rule hashes). */
   readonly salt: Buffer | undefined;
-  private readonly rules: { readonly patterns: readonly TablePattern[]; readonly rule: TableRule }[];
+  private readonly rules: { readonly patterns: readonly TableMatcher[]; readonly rule: TableRule }[];
   /** Rule per `schema.table`, found once per table. */
   private readonly found = new Map<string, TableRule | null>();
 
-  constructor(setting: ShapingSetting, salt: Buffer | undefined) {
+  constructor(setting: ShapingSetting, salt: Buffer | undefined, compile: CompileTablePattern) {
     this.salt = salt;
     this.rules = setting.rules.map((r, index) => ({
-      patterns: r.tables.map((text) => parseTablePattern(text)),
+      patterns: r.tables.map(compile),
       rule: {
         path: `shaping.rules.${index}`,
         include: r.include,
@@ -66,7 +66,7 @@ export class Shaping {
     const name = JSON.stringify([schema, table]);
     let rule = this.found.get(name);
     if (rule === undefined) {
-      const hit = this.rules.find((r) => r.patterns.some((p) => matches(p.schema, schema) && matches(p.table, table)));
+      const hit = this.rules.find((r) => r.patterns.some((matches) => matches(schema, table)));
       rule = hit?.rule ?? null;
       this.found.set(name, rule);
     }
@@ -79,7 +79,11 @@ export class Shaping {
  * serializers take their unshaped paths). Reads the salt: CONFIG_INVALID naming the key when the
  * file cannot be read or the variable is unset or empty; the salt's value is never in a message.
  */
-export function loadShaping(setting: ShapingSetting, env: NodeJS.ProcessEnv = process.env): Shaping | undefined {
+export function loadShaping(
+  setting: ShapingSetting,
+  compile: CompileTablePattern,
+  env: NodeJS.ProcessEnv = process.env,
+): Shaping | undefined {
   if (setting.rules.length === 0) return undefined;
   let salt: Buffer | undefined;
   if (setting.salt?.file !== undefined) {
@@ -110,5 +114,5 @@ export function loadShaping(setting: ShapingSetting, env: NodeJS.ProcessEnv = pr
       });
     salt = Buffer.from(value, 'utf8');
   }
-  return new Shaping(setting, salt);
+  return new Shaping(setting, salt, compile);
 }

@@ -34,7 +34,7 @@ import type { TableName } from '../snapshot/initial-reader.ts';
 import { resolveMethod } from '../snapshot/watermarks.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
 import { truncateNotDecoded } from '../preflight/rules.ts';
-import { filterTables } from '../selection/patterns.ts';
+import { filterTables, parseTablePattern, tableMatches } from '../selection/patterns.ts';
 import { requireMatched, resolveSelection } from '../selection/table-selection.ts';
 import type { ResumeState } from '../offsets/store.ts';
 import { dropUncapturedSnapshots, watchSnapshotRequests } from './snapshot-requests.ts';
@@ -173,7 +173,10 @@ export class Capture {
           type: config.envelope.type,
           deletes: config.envelope.deletes,
         },
-        shaping: loadShaping(config.shaping),
+        shaping: loadShaping(config.shaping, (text) => {
+          const pattern = parseTablePattern(text);
+          return (schema, table) => tableMatches(pattern, schema, table);
+        }),
       };
       // Before the slot is used: a destination that is missing (and may not be created) stops pgcdc
       // here. Routing may send several tables to one topic: each is named once.
