@@ -73,7 +73,8 @@ test('bad values name their key in one line', () => {
   refused(rule({ drop: ['r'] }), 'shaping.rules.0.drop.0: Invalid option: expected one of "c"|"u"|"d"|"t"');
   refused(
     rule({ topic: '{prefix}.{tenant}' }),
-    'shaping.rules.0.topic: unknown variable {tenant}: a topic template may use {prefix}, {database}, {schema}, {table}',
+    'shaping.rules.0.topic: unknown variable {tenant}: a topic template may use ' +
+      '{prefix}, {database}, {schema}, {table}',
   );
   refused(
     rule({ topic: '{prefix.x' }),

@@ -187,7 +187,7 @@ test('a rule that names a column the table lacks, a fixed mask on a key, or a tr
   );
 });
 
-test('the salt: from a file (one trailing newline ignored) or the environment; missing is one line without it', async () => {
+test('the salt: from a file (trailing newline ignored) or the environment; missing: one line without it', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-salt-'));
   try {
     const file = path.join(dir, 'salt');
