@@ -34,7 +34,7 @@ const shaped = (rule: Record<string, unknown>, extra: ConfigInput = {}): ConfigI
 
 test('include and exclude shape before and after; the key keeps its columns', () => {
   const s = serializer(users, namingFor(shaped({ include: ['email', 'name', 'bio'], exclude: ['bio'] })));
-  const u = writeChange(s, 'u', row, row, row).event as {
+  const u = writeChange(s, 'u', row, row, row).event as unknown as {
     key: unknown;
     value: { before: unknown; after: unknown };
   };
