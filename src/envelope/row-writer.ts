@@ -10,7 +10,7 @@
  * uniqueness survive); a fixed mask on a key column is refused (every row would get the same key);
  * truncation never applies to the key.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { CdcError } from '../core/errors.ts';
 import { UNCHANGED_TOAST, type TupleData } from '../protocol/messages.ts';
 import { connect } from '../source/connect-schema.ts';
@@ -37,7 +37,7 @@ const HIGH_SURROGATE_LAST = 0xdbff;
 /** What a column's values become. */
 type ColumnTransform =
   | { readonly kind: 'fixed'; readonly json: Buffer }
-  | { readonly kind: 'hash'; readonly salt: Buffer }
+  | { readonly kind: 'hash'; readonly salt: Salt }
   | { readonly kind: 'truncate'; readonly max: number; readonly bytea: boolean };
 
 /** The first `max` code points of `text` (PostgreSQL's char_length counts code points too). */
@@ -51,9 +51,28 @@ export function truncateText(text: string, max: number): string {
   return at >= text.length ? text : text.slice(0, at);
 }
 
+/** The salt's bytes, and the same as text when they are UTF-8 (then one-shot hashing can take salt + value). */
+interface Salt {
+  readonly bytes: Buffer;
+  readonly text: string | undefined;
+}
+
+/** `crypto.hash` (Node 20.12+): about three times faster than a Hash object per value. */
+const oneShotHash = (crypto as { hash?: typeof crypto.hash }).hash;
+
+function saltOf(bytes: Buffer): Salt {
+  const text = bytes.toString('utf8');
+  return { bytes, text: Buffer.from(text, 'utf8').equals(bytes) ? text : undefined };
+}
+
 /** hex(SHA-256(salt ‖ UTF-8 of the value's JSON text)): what a `hash` mask writes (as a JSON string). */
 export function maskHash(salt: Buffer, json: string): string {
-  return createHash('sha256').update(salt).update(json, 'utf8').digest('hex');
+  return hashWith(saltOf(salt), json);
+}
+
+function hashWith(salt: Salt, json: string): string {
+  if (oneShotHash !== undefined && salt.text !== undefined) return oneShotHash('sha256', salt.text + json, 'hex');
+  return crypto.createHash('sha256').update(salt.bytes).update(json, 'utf8').digest('hex');
 }
 
 const fieldPrefix = (name: string, first: boolean): Buffer => bytes(`${first ? '{' : ','}${JSON.stringify(name)}:`);
@@ -108,7 +127,7 @@ export class RowWriter {
 
     const transform = (c: ColumnSchema): ColumnTransform | undefined => {
       const mask = rule?.mask[c.name];
-      if (mask === 'hash') return { kind: 'hash', salt: salt ?? Buffer.alloc(0) };
+      if (mask === 'hash') return { kind: 'hash', salt: saltOf(salt ?? Buffer.alloc(0)) };
       if (mask !== undefined) return { kind: 'fixed', json: bytes(JSON.stringify(mask.fixed)) };
       const max = rule?.truncate[c.name];
       return max === undefined ? undefined : { kind: 'truncate', max, bytea: c.typeOid === OID.bytea };
@@ -197,7 +216,7 @@ function writeTransformed(w: LineWriter, value: string | Buffer, column: ColumnS
       w.raw(t.json);
       return;
     case 'hash':
-      w.jsonString(maskHash(t.salt, jsonText(value, column)));
+      w.jsonString(hashWith(t.salt, jsonText(value, column)));
       return;
     case 'truncate':
       if (typeof value !== 'string') w.text(jsonText(value, column));

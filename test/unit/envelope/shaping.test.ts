@@ -198,6 +198,15 @@ test('the salt: from a file (trailing newline ignored) or the environment; missi
     const s = serializer(users, namingFor(config));
     const after = (writeChange(s, 'c', row, null, row).event.value as { after: Record<string, unknown> }).after;
     assert.equal(after.email, hash('"ann@example.com"'));
+    // A salt that is not UTF-8 text is hashed as its bytes.
+    const binary = Buffer.from([0xff, 0xfe, 0x41]);
+    await writeFile(file, binary);
+    const raw = (
+      writeChange(serializer(users, namingFor(config)), 'c', row, null, row).event.value as {
+        after: Record<string, unknown>;
+      }
+    ).after;
+    assert.equal(raw.email, createHash('sha256').update(binary).update('"ann@example.com"').digest('hex'));
     await writeFile(file, '');
     assert.throws(() => namingFor(config), /^Error: shaping\.salt\.file: .* is empty$|shaping\.salt\.file: .*is empty/);
     const missing = path.join(dir, 'missing');
