@@ -39,7 +39,7 @@ import { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import { startKafka, type KafkaCluster } from '../test/harness/kafka.ts';
 import { wholeNumber } from './flags.ts';
 import { producerPerformance, tallyTopics, type Tally } from './kafka-tools.ts';
-import { runPgcdc, type Delivery } from './kafka-pgcdc.ts';
+import { kafkaSinkArgs, runPgcdc, type Delivery } from './pgcdc-process.ts';
 import { measureLatency } from './kafka-latency.ts';
 import { loadPgbench } from './kafka-pgbench.ts';
 
@@ -116,8 +116,7 @@ async function compare(kafka: KafkaCluster, cluster: EmbeddedCluster, work: Work
     const run = await runPgcdc({
       cluster,
       database: work.database,
-      bootstrap: kafka.bootstrap,
-      mode,
+      sink: kafkaSinkArgs(kafka.bootstrap, mode),
       slot: work.slot(mode),
       publication: work.publication,
       tables: work.tables,

@@ -321,8 +321,8 @@ export function parseConfig(input: unknown, origin = 'configuration', flagFor?: 
   // jsonb as strings (io.debezium.data.Json), as Debezium does.
   if (config.envelope.format === 'json-with-schema' && config.values.json !== 'string')
     config = { ...config, values: { ...config.values, json: 'string' } };
-  // The Kafka sink's lingerMs is batch.maxDelayMs under the name Kafka users know.
-  if (config.sink.kind === 'kafka' && config.sink.lingerMs !== undefined)
+  // The Kafka and HTTP sinks' lingerMs is batch.maxDelayMs under the name their users know.
+  if ((config.sink.kind === 'kafka' || config.sink.kind === 'http') && config.sink.lingerMs !== undefined)
     config = { ...config, batch: { ...config.batch, maxDelayMs: config.sink.lingerMs } };
   return config;
 }
