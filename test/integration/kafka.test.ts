@@ -249,3 +249,58 @@ test(
     }
   },
 );
+
+test(
+  'flat envelope with deletes as tombstones: each delete is one null-valued record; flat rows replay',
+  { skip },
+  async () => {
+    const broker = await kafka();
+    const db = await freshDatabase();
+    const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-kafka-flat-'));
+    await db.sql.query(`create table items (id int primary key, name text not null, qty int)`);
+    await db.sql.query(`insert into items select g, 'item ' || g, g from generate_series(1, 50) g`);
+    const config = path.join(dir, 'pgcdc.yaml');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(config, 'envelope:\n  type: flat\n  deletes: tombstone\n');
+    const proc = startPgcdc(runArgs(db, dir, broker.bootstrap, ['--config', config]));
+    await eventually(() => slotConfirmed(db), 'slot created', 120_000);
+    await db.sql.query(`insert into items select g, 'item ' || g, g from generate_series(51, 100) g`);
+    await db.sql.query(`update items set qty = qty * 2 where id % 4 = 0`);
+    await db.sql.query(`delete from items where id % 5 = 0`);
+    const topic = `${db.name}.public.items`;
+    const expected = await sourceRows(db, 'items');
+    /** The flat rows by key, a null value deleting its key: the state a compacted topic converges to. */
+    const fold = (records: readonly DumpedRecord[]): Map<string, Record<string, unknown>> => {
+      const rows = new Map<string, Record<string, unknown>>();
+      for (const r of records.filter((rec) => rec.topic === topic)) {
+        if (r.key === null) continue;
+        if (r.value === null) rows.delete(r.key);
+        else {
+          const row = JSON.parse(r.value) as Record<string, unknown>;
+          for (const field of Object.keys(row)) if (field.startsWith('__')) delete row[field];
+          rows.set(r.key, row);
+        }
+      }
+      return rows;
+    };
+    const records = await eventually(
+      async () => {
+        const all = await dumpTopics(broker.bootstrap, `${db.name}\\.public\\..*`);
+        const cmp = compareRows(fold(all), expected);
+        return cmp.lost === 0 && cmp.extra === 0 && cmp.mismatched === 0 ? all : undefined;
+      },
+      'every change in Kafka',
+      120_000,
+    );
+    proc.kill('SIGTERM');
+    assert.equal(await proc.exited, 0, proc.stderr());
+    const items = records.filter((r) => r.topic === topic);
+    const tombstones = items.filter((r) => r.value === null);
+    assert.equal(tombstones.length, 20, 'one record per delete, and no second tombstone after it');
+    for (const tombstone of tombstones) assert.ok(tombstone.headers['pgcdc.id'], 'the tombstone carries its event id');
+    const ops = items
+      .filter((r) => r.value !== null)
+      .map((r) => (JSON.parse(r.value as string) as { __op: string }).__op);
+    assert.deepEqual([...new Set(ops)].sort(), ['c', 'r', 'u']);
+  },
+);
