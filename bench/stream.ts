@@ -20,7 +20,7 @@
  * With --shaping, pgcdc also drains two more copies of the slot, with the same flags plus a config:
  * `flat` (envelope.type flat) and `rules` (the Debezium envelope with a rule that hashes `v` with a
  * salt, truncates `t` to 4 characters and routes the table by a topic template), and prints each
- * one's rows/s next to the unshaped run's (docs/notes-shaping.md, "Cost").
+ * one's rows/s next to the unshaped run's (docs/shaping.md, "Cost").
  *
  * The last line is `ratio <pgcdc rows/s / pg_recvlogical rows/s>`.
  */

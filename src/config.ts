@@ -111,7 +111,7 @@ export const configSchema = z.strictObject({
        * describes an arbitrary JSON document.
        */
       format: z.enum(ENVELOPE_FORMATS).default('json'),
-      /** debezium: the Debezium envelope; flat: the row plus `__op`, `__deleted`, ... (docs/notes-shaping.md). */
+      /** debezium: the Debezium envelope; flat: the row plus `__op`, `__deleted`, ... (docs/shaping.md). */
       type: z.enum(ENVELOPE_TYPES).default('debezium'),
       /** Deletes under flat: the old row with `__deleted: true` (rewrite, the default) or a null value. */
       deletes: z.enum(FLAT_DELETES).optional(),
@@ -121,7 +121,7 @@ export const configSchema = z.strictObject({
       path: ['deletes'],
     })
     .default({ format: 'json', type: 'debezium' }),
-  /** Per-table rules: columns, masks, truncation, dropped ops, topic routing (docs/notes-shaping.md). */
+  /** Per-table rules: columns, masks, truncation, dropped ops, topic routing (docs/shaping.md). */
   shaping: shapingObjectSchema
     .superRefine((shaping, ctx) => {
       shaping.rules.forEach((rule, index) =>

@@ -1,7 +1,7 @@
 /**
  * `envelope.type: flat`: each change as the row itself plus metadata fields, as Debezium users get
  * from its ExtractNewRecordState transform with `add.fields=op,table,lsn,source.ts_ms`
- * (docs/notes-shaping.md). The line layout is the same as the Debezium envelope's, so every sink
+ * (docs/shaping.md). The line layout is the same as the Debezium envelope's, so every sink
  * takes it unchanged:
  *
  * {"id":"<commit_lsn>:<ordinal>","topic":"<topic>","key":{..}|null,["headers":{..},]

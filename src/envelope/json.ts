@@ -14,7 +14,7 @@
  * (schemas.ts); "headers" only appears on the two events of a primary-key change (`writeKeyChange`),
  * always between "key" and "value", so "value" runs to the end of the line (the Kafka sink relies on it).
  *
- * Shaping (docs/notes-shaping.md): the table's rule (shaping.ts) is compiled into its RowWriter
+ * Shaping (docs/shaping.md): the table's rule (shaping.ts) is compiled into its RowWriter
  * (columns, masks, truncation) and topic; `envelope.type: flat` hands every write to a FlatWriter
  * (flat.ts), which keeps this line layout with the flat row as the value.
  */

@@ -1,5 +1,5 @@
 /**
- * The configuration of event shaping (docs/notes-shaping.md): the `envelope.type`/`envelope.deletes`
+ * The configuration of event shaping (docs/shaping.md): the `envelope.type`/`envelope.deletes`
  * values and the `shaping` section, validated with zod like the rest of src/config.ts, so errors
  * name the dotted path of the bad key (`shaping.rules.0.mask.email: ...`). Only zod here: config.ts
  * imports this module and adds the check of the table patterns (selection/ is a later layer).

@@ -1,5 +1,5 @@
 /**
- * Per-table shaping rules (docs/notes-shaping.md), compiled once at start: which rule a table gets
+ * Per-table shaping rules (docs/shaping.md), compiled once at start: which rule a table gets
  * (the first in file order whose patterns match it), the hash salt (read from its file or
  * environment variable here, never logged), and topic templates. The serializers (json.ts,
  * row-writer.ts, flat.ts) turn a table's rule into precompiled fragments and column encoders when

@@ -5,7 +5,7 @@
  * `<prefix>.message`, `<prefix>.transaction` and `<prefix>.schema_changes`. With `topic.naming:
  * database` every name gets the database in front: `<database>_<prefix>...`. The prefix is
  * `topic.prefix`, by default the database name (docs/events.md). A shaping rule's `topic` template
- * replaces a table's name (docs/notes-shaping.md).
+ * replaces a table's name (docs/shaping.md).
  */
 import type { EnvelopeType, FlatDeletes } from './shaping-config.ts';
 import { renderTopic, type Shaping } from './shaping.ts';

@@ -1,5 +1,5 @@
 /**
- * Event shaping end to end (docs/notes-shaping.md): a real `pgcdc run` on real PostgreSQL with the
+ * Event shaping end to end (docs/shaping.md): a real `pgcdc run` on real PostgreSQL with the
  * JSONL sink, `envelope.type: flat` and per-table rules (a hash mask with the salt from the
  * environment, a fixed mask, an excluded column, a truncated column, deletes dropped on the tenant
  * tables, which are routed into one topic). Rows exist before the start (the initial snapshot's

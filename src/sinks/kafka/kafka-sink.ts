@@ -41,7 +41,7 @@ type KafkaProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
 type Transaction = Awaited<ReturnType<KafkaProducer['beginTransaction']>>;
 
 const NULL_VALUE = Buffer.from('null');
-/** The value of an event line is JSON `null` (a flat tombstone delete, docs/notes-shaping.md). */
+/** The value of an event line is JSON `null` (a flat tombstone delete, docs/shaping.md). */
 function isNullValue(value: Buffer): boolean {
   return value.length === NULL_VALUE.length && value.equals(NULL_VALUE);
 }
