@@ -38,6 +38,7 @@ export interface RunFlags extends ConnectionFlags {
   out?: string;
   kafkaBootstrap?: string;
   kafkaDelivery?: string;
+  redisUrl?: string;
   offsets?: string;
   topicPrefix?: string;
   topicNaming?: 'prefix' | 'database';
@@ -87,6 +88,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
       // Only when given: a kind's strict schema refuses keys of other kinds, even undefined ones.
       ...(flags.kafkaBootstrap === undefined ? {} : { bootstrapServers: flags.kafkaBootstrap }),
       ...(flags.kafkaDelivery === undefined ? {} : { delivery: flags.kafkaDelivery }),
+      ...(flags.redisUrl === undefined ? {} : { url: flags.redisUrl }),
     },
     offsets: flags.offsets,
     topic: { prefix: flags.topicPrefix, naming: flags.topicNaming },
@@ -134,6 +136,7 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'sink.out': '--out',
   'sink.bootstrapServers': '--kafka-bootstrap',
   'sink.delivery': '--kafka-delivery',
+  'sink.url': '--redis-url',
   offsets: '--offsets',
   'topic.prefix': '--topic-prefix',
   'topic.naming': '--topic-naming',
@@ -264,6 +267,10 @@ export function registerRun(program: Command): void {
     .option(
       '--kafka-delivery <mode>',
       'Kafka: exactly-once (default: transactions, checkpoint in Kafka) or at-least-once (idempotent producer)',
+    )
+    .option(
+      '--redis-url <url>',
+      'Redis: redis://host:6379/0 or rediss://host:6380/0 (sink.url; no password: sink.passwordFile or passwordEnv)',
     )
     .option('--offsets <file>', 'offsets file: the durable position (default ./pgcdc-offsets.json)')
     .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')
