@@ -70,7 +70,9 @@ export function replyError(reply: RespError, doing: string, key: string | undefi
       'SINK_FAILED',
       `${doing} ${on}: user ${where.username ?? 'default'} is not allowed to (${text})`,
       {
-        hint: 'grant the user +xadd +type +ping (+wait with sink.wait) and the key pattern (~<prefix>.*) in its ACL',
+        hint:
+          'grant the user +xadd +type +ping (+select for a database other than 0, +wait with sink.wait) and the ' +
+          'key pattern (~<prefix>.*) in its ACL',
         cause: reply,
       },
     );
@@ -108,13 +110,13 @@ export function redisError(error: unknown, doing: string, where: RedisWhere, key
           `(${reply.message.replace(/\.$/, '')})`,
         { hint: 'check sink.username and the password in sink.passwordFile or sink.passwordEnv', cause: error },
       );
-    if (error.step === 'SELECT')
+    if (error.step === 'SELECT' && reply.prefix !== 'NOPERM')
       return new CdcError(
         'CONFIG_INVALID',
         `${doing}: Redis at ${where.server} refused the database of sink.url (${reply.message})`,
         { hint: 'use a database number below the server setting databases (16 by default)', cause: error },
       );
-    return replyError(reply, doing, undefined, where);
+    return replyError(reply, error.step === 'SELECT' ? `${doing}: SELECT` : doing, undefined, where);
   }
   if (error instanceof RedisConnectionError) {
     const phrase = error.code === undefined ? undefined : CERT_ERRORS[error.code];
