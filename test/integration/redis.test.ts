@@ -2,16 +2,18 @@
  * The Redis sink end to end: the real CLI, a real PostgreSQL and a real redis-server (AOF,
  * appendfsync always). An initial snapshot and an insert/update/delete workload (with a primary-key
  * change) replayed from XRANGE onto an empty map equal the source; an ACL user whose password comes
- * from a file, with MAXLEN trimming; TLS (rediss://) with the server's CA, and refused with another.
+ * from a file, with MAXLEN trimming; TLS (rediss://) with the server's CA, and refused with another;
+ * `sink.wait` with a replica, and a WAIT that falls short while the replica is down.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runPgcdc, startPgcdc } from '../harness/cli.ts';
+import { lsnValue, runPgcdc, startPgcdc } from '../harness/cli.ts';
+import { logRecords } from '../harness/process.ts';
 import { eventually, freshDatabase, requireOrSkip, type TestDatabase } from '../harness/pg.ts';
-import { readStream, redisAvailable, redisForFile } from '../harness/redis.ts';
+import { readStream, redisAvailable, redisForFile, RedisServer } from '../harness/redis.ts';
 import {
   awaitStreaming,
   redisEvents,
@@ -148,6 +150,67 @@ test(
     proc.kill('SIGTERM');
     assert.equal(await proc.exited, 0, proc.stderr().slice(-3000));
     const verdict = await redisVerdict(server, db);
+    assert.deepEqual(
+      { lost: verdict.lost, extra: verdict.extra, mismatched: verdict.mismatched },
+      { lost: 0, extra: 0, mismatched: 0 },
+    );
+  },
+);
+
+test(
+  'sink.wait with a replica: delivers; the replica down: WAIT falls short, retried, nothing confirmed; back: all',
+  { skip },
+  async (t) => {
+    const primary = await RedisServer.start();
+    const replica = await RedisServer.start({ replicaOf: primary });
+    const replicas = async (): Promise<true | undefined> =>
+      /connected_slaves:1/.test(String(await primary.command(['INFO', 'replication']))) ? true : undefined;
+    await eventually(replicas, 'the replica to connect');
+    const { db, dir } = await setUp(100);
+    const config = await writeRunConfig(
+      dir,
+      sinkSection(primary.url(), ['wait:', '  replicas: 1', '  timeoutMs: 1000']),
+    );
+    const proc = startPgcdc(
+      redisRunArgs({
+        db,
+        url: primary.url(),
+        offsets: path.join(dir, 'offsets.json'),
+        config,
+        extra: ['--retry-max-delay', '2000'],
+      }),
+    );
+    await awaitStreaming(proc, 'pgcdc streaming');
+    await db.sql.query(`update acct set n = n + 1`);
+    await eventually(() => slotCaughtUp(db), 'pgcdc caught up', 120_000);
+
+    await replica.kill();
+    const logBefore = proc.stderr().length;
+    const { rows } = await db.sql.query<{ lsn: string }>(`select pg_current_wal_insert_lsn()::text as lsn`);
+    const before = rows[0]?.lsn ?? '0/0';
+    await db.sql.query(`insert into acct select g, 'while the replica is down', g from generate_series(1000, 1099) g`);
+    const retry = await eventually(
+      () =>
+        logRecords(proc.stderr().slice(logBefore)).find(
+          (r) => typeof r.retry === 'number' && /WAIT: 0 of the 1 replicas/.test(r.msg),
+        ),
+      'a WAIT that falls short to be retried',
+    );
+    const confirmed = (await slotConfirmed(db)) ?? '';
+    assert.ok(lsnValue(confirmed) <= lsnValue(before), `confirmed ${confirmed} did not pass ${before}`);
+    assert.equal(proc.child.exitCode, null, 'pgcdc did not exit');
+
+    await replica.start();
+    await eventually(replicas, 'the replica to connect again');
+    await eventually(() => slotCaughtUp(db), 'pgcdc caught up after the replica came back', 120_000);
+    proc.kill('SIGTERM');
+    assert.equal(await proc.exited, 0, proc.stderr().slice(-3000));
+    const verdict = await redisVerdict(primary, db);
+    t.diagnostic(retry.msg);
+    t.diagnostic(
+      `sink.wait: ${verdict.events} entries; lost ${verdict.lost}, extra ${verdict.extra}, mismatched ` +
+        `${verdict.mismatched}, duplicates ${verdict.duplicated} (added while the replica was down, added again)`,
+    );
     assert.deepEqual(
       { lost: verdict.lost, extra: verdict.extra, mismatched: verdict.mismatched },
       { lost: 0, extra: 0, mismatched: 0 },
