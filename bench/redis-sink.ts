@@ -2,7 +2,7 @@
  * Redis sink throughput, sink alone (no PostgreSQL): --events narrow change events of the envelope's
  * layout, in batches of --batch, written by RedisSink (src/sinks/redis/) with up to --in-flight writes
  * outstanding, as Delivery issues them, into a redis-server on this machine started with the test
- * settings (appendonly yes, appendfsync always, no RDB); against redis-benchmark sending the same
+ * settings (appendonly yes, appendfsync always, no RDB, no automatic AOF rewrite); against redis-benchmark sending the same
  * number of XADDs of the same field sizes to the same server, pipelined --batch deep on one
  * connection, in the same run.
  *
@@ -64,6 +64,8 @@ async function main(): Promise<void> {
   const server = spawn('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always',
     '--save', '', '--logfile', '', '--loglevel', 'warning',
+    // No AOF rewrite in the middle of either run: the first run would pay for rewrites the second does not.
+    '--auto-aof-rewrite-percentage', '0',
   ], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     const connect = (): Promise<RedisConnection> =>
