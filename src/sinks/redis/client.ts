@@ -148,14 +148,19 @@ export class RedisConnection {
   }
 
   /**
-   * Writes `bytes` (exactly `replies` commands) in one socket write and resolves once every reply
-   * arrived: the replies are counted, not materialised, except errors and (`keepLast`) the last one.
+   * Writes `parts` (exactly `replies` commands in all) in one socket write and resolves once every
+   * reply arrived: the replies are counted, not materialised, except errors and (`keepLast`) the last.
    */
-  pipeline(bytes: Buffer, replies: number, keepLast = false): Promise<PipelineOutcome> {
-    return this.enqueue(bytes, replies, false, keepLast);
+  pipeline(parts: Buffer | readonly Buffer[], replies: number, keepLast = false): Promise<PipelineOutcome> {
+    return this.enqueue(parts, replies, false, keepLast);
   }
 
-  private enqueue(bytes: Buffer, replies: number, keepAll: boolean, keepLast: boolean): Promise<PipelineOutcome> {
+  private enqueue(
+    parts: Buffer | readonly Buffer[],
+    replies: number,
+    keepAll: boolean,
+    keepLast: boolean,
+  ): Promise<PipelineOutcome> {
     if (this.gone) return Promise.reject(this.gone);
     if (replies === 0) return Promise.resolve({ firstError: undefined, last: undefined });
     return new Promise<PipelineOutcome>((resolve, reject) => {
@@ -169,7 +174,13 @@ export class RedisConnection {
         resolve,
         reject,
       });
-      this.socket.write(bytes);
+      if (Buffer.isBuffer(parts)) this.socket.write(parts);
+      else {
+        // Corked: the parts leave in one writev, without being copied together first.
+        this.socket.cork();
+        for (const part of parts) this.socket.write(part);
+        this.socket.uncork();
+      }
     });
   }
 

@@ -231,9 +231,8 @@ export class RedisSink implements Sink {
       });
     }
     const wait = this.waitCommand;
-    if (wait) bytes = Buffer.concat([bytes, wait]);
     const outcome = await connection
-      .pipeline(bytes, batch.count + (wait ? 1 : 0), wait !== undefined)
+      .pipeline(wait ? [bytes, wait] : bytes, batch.count + (wait ? 1 : 0), wait !== undefined)
       .catch((error: unknown) => {
         throw redisError(error, 'writing to Redis', this.where);
       });
