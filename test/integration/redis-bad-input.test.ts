@@ -4,18 +4,25 @@
  * `pgcdc: error: ... [CODE]`) naming what is wrong, the exit code README.md gives (2: bad input, a
  * refused login, a host that does not resolve; 1: a destination pgcdc cannot write, or a server
  * unreachable past retry.giveUpAfterMs), and nothing acknowledged to PostgreSQL: no slot, or no
- * entry in the stream. Passwords never appear in the output.
+ * entry in the stream, or a confirmed position before the change that failed. Passwords never appear
+ * in the output.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runPgcdc } from '../harness/cli.ts';
-import { freshDatabase, requireOrSkip, type TestDatabase } from '../harness/pg.ts';
+import { lsnValue, runPgcdc, startPgcdc } from '../harness/cli.ts';
+import { eventually, freshDatabase, requireOrSkip, type TestDatabase } from '../harness/pg.ts';
 import { logRecords } from '../harness/process.ts';
 import { redisAvailable, redisForFile } from '../harness/redis.ts';
-import { redisRunArgs, slotConfirmed, writeRunConfig } from '../harness/redis-workload.ts';
+import {
+  awaitStreaming,
+  redisRunArgs,
+  slotCaughtUp,
+  slotConfirmed,
+  writeRunConfig,
+} from '../harness/redis-workload.ts';
 
 const skip = requireOrSkip(redisAvailable(), 'redis-server');
 
@@ -182,5 +189,45 @@ test(
     );
     assert.equal(await server.command(['EXISTS', key]), 0, 'nothing was added');
     t.diagnostic(failure.line);
+  },
+);
+
+test(
+  'a stream replaced by a string while pgcdc streams: WRONGTYPE, one line naming the key, exit 1, not confirmed',
+  { skip },
+  async (t) => {
+    const server = await redis();
+    const c = await setUp();
+    const config = await writeRunConfig(c.dir, [
+      'sink:',
+      '  kind: redis',
+      '  username: writer',
+      '  passwordEnv: PGCDC_TEST_REDIS_PASSWORD',
+    ]);
+    const proc = startPgcdc(
+      redisRunArgs({ db: c.db, url: server.url(), offsets: path.join(c.dir, 'offsets.json'), config }),
+      { PGCDC_TEST_REDIS_PASSWORD: WRITER_PASSWORD },
+    );
+    await awaitStreaming(proc, 'pgcdc streaming');
+    await eventually(() => slotCaughtUp(c.db), 'the snapshot delivered and confirmed');
+    const key = `${c.db.name}.public.acct`;
+    await server.command(['DEL', key]);
+    await server.command(['SET', key, 'not a stream']);
+    const { rows } = await c.db.sql.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`);
+    const before = rows[0]?.lsn ?? '';
+    await c.db.sql.query(`insert into acct values (3, 'three')`);
+    assert.equal(await proc.exited, 1, proc.stderr().slice(-3000));
+    const line = oneErrorLine(proc.stderr());
+    assert.match(
+      line,
+      new RegExp(
+        `adding event \\S+ on stream ${key.replace(/\./g, '\\.')} at 127\\.0\\.0\\.1:\\d+: the key holds another ` +
+          'type than a stream \\(WRONGTYPE .*\\[SINK_FAILED\\]$',
+      ),
+    );
+    const confirmed = (await slotConfirmed(c.db)) ?? '';
+    assert.ok(lsnValue(confirmed) <= lsnValue(before), `confirmed ${confirmed} did not pass ${before}`);
+    assert.equal(String(await server.command(['GET', key])), 'not a stream');
+    t.diagnostic(line);
   },
 );
