@@ -22,6 +22,8 @@ const LAYERS = [
   ['observability'],
   ['lifecycle'],
   ['embedded'],
+  // The library's entry point (src/index.ts exports it) and the run that the CLI shares with it.
+  ['library'],
   ['cli'],
 ];
 
@@ -51,7 +53,10 @@ function folderPatterns(folder) {
       regex: '^(\\.\\./)+sinks/([^/]+/|registry\\.ts$)',
       message: 'only the CLI picks sink kinds (through sinks/registry.ts); the rest of pgcdc sees the Sink contract',
     });
-    // config.ts composes every component's config schema: below the CLI, only its types are used.
+  }
+  // config.ts composes every component's config schema: below the CLI and the library (the two
+  // entry points that validate a user's configuration), only its types are used.
+  if (folder !== 'cli' && folder !== 'library') {
     patterns.push({
       regex: '^(\\.\\./)+config\\.ts$',
       allowTypeImports: true,

@@ -8,8 +8,8 @@ import path from 'node:path';
 import pg from 'pg';
 import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import type { KafkaCluster } from '../test/harness/kafka.ts';
-import { createTopic, followTopics, percentile } from './kafka-tools.ts';
-import { startPgcdc, type Delivery } from './kafka-pgcdc.ts';
+import { createTopic, followTopics, percentile, producerPerformance } from './kafka-tools.ts';
+import { kafkaSinkArgs, startPgcdc, type Delivery } from './pgcdc-process.ts';
 
 export interface LatencyOptions {
   cluster: EmbeddedCluster;
@@ -30,15 +30,33 @@ export async function measureLatency(o: LatencyOptions): Promise<void> {
   await client.query('create table lat (id bigint primary key, v integer not null, t text not null)');
   await client.query('create publication lat_pub for table lat');
   let next = 1;
+  let size = 0;
   try {
     for (const mode of ['exactly-once', 'at-least-once'] as const)
       for (const delay of o.delays) {
         const prefix = `lat_${mode === 'exactly-once' ? 'eo' : 'alo'}_${delay ?? 'default'}`;
-        next = await measureOnce(o, client, mode, delay, prefix, next);
+        ({ next, size } = await measureOnce(o, client, mode, delay, prefix, next));
       }
+    await reference(o, size);
   } finally {
     await client.end();
   }
+}
+
+/**
+ * The same broker's floor in the same run: Kafka's own Java producer at the same rate, acks=all and
+ * idempotent, its records as large as pgcdc's on average (key, envelope, headers), timing each
+ * record from send to acknowledgement. Whatever tail it shows is the broker's and the machine's, which
+ * pgcdc's figures include as well (plus PostgreSQL's commit and walsender).
+ */
+async function reference(o: LatencyOptions, size: number): Promise<void> {
+  const total = o.rate * o.seconds;
+  const perf = await producerPerformance(o.kafka.bootstrap, 'lat_perf', total, size, undefined, [], o.rate);
+  console.log(
+    `latency reference ProducerPerformance (acks=all, idempotent) ${total.toLocaleString('en-US')} ` +
+      `records of ${size} bytes at ${o.rate.toLocaleString('en-US')}/s: send -> acknowledgement ` +
+      `p50 ${perf.p50Ms} ms, p99 ${perf.p99Ms} ms, max ${perf.maxMs} ms`,
+  );
 }
 
 async function measureOnce(
@@ -48,7 +66,7 @@ async function measureOnce(
   delay: number | undefined,
   prefix: string,
   first: number,
-): Promise<number> {
+): Promise<{ next: number; size: number }> {
   const slot = prefix;
   await client.query(`select pg_create_logical_replication_slot('${slot}', 'pgoutput')`);
   await createTopic(o.kafka.bootstrap, `${prefix}.public.lat`, { 'message.timestamp.type': 'LogAppendTime' });
@@ -60,8 +78,7 @@ async function measureOnce(
   const pgcdc = await startPgcdc({
     cluster: o.cluster,
     database: o.database,
-    bootstrap: o.kafka.bootstrap,
-    mode,
+    sink: kafkaSinkArgs(o.kafka.bootstrap, mode),
     slot,
     publication: 'lat_pub',
     tables: 'public.lat',
@@ -99,7 +116,8 @@ async function measureOnce(
         `${TICK_MS} ms); commit -> broker append p50 ${ms(append, 50)} ms, p99 ${ms(append, 99)} ms, max ` +
         `${ms(append, 100)} ms; commit -> read_committed consumer p50 ${ms(receipt, 50)} ms, p99 ${ms(receipt, 99)} ms`,
     );
-    return id;
+    const size = Math.round((seen.keyBytes + seen.valueBytes + seen.headerBytes) / seen.records);
+    return { next: id, size };
   } finally {
     follower.stop();
     if (pgcdc.child.exitCode === null) await pgcdc.stop();

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
-import type { Delivery } from './kafka-pgcdc.ts';
+import type { Delivery } from './pgcdc-process.ts';
 
 function pgbench(cluster: EmbeddedCluster, database: string, args: string[]): Promise<string> {
   const child = spawn('pgbench', ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', ...args, database], {

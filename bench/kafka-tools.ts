@@ -18,6 +18,10 @@ export interface PerfResult {
   reportedRate: number;
   /** Its summary line, as printed. */
   summary: string;
+  /** Its send-to-acknowledgement latency percentiles, ms. */
+  p50Ms?: number;
+  p99Ms?: number;
+  maxMs?: number;
 }
 
 /** Creates a one-partition topic (the brokers do not create topics on first use). */
@@ -39,7 +43,10 @@ export async function createTopic(
   }
 }
 
-/** ProducerPerformance: `records` records of `size` random bytes to `topic`, acks=all, idempotent, unthrottled. */
+/**
+ * ProducerPerformance: `records` records of `size` random bytes to `topic`, acks=all, idempotent,
+ * unthrottled unless `throughput` (records/s) is given.
+ */
 export async function producerPerformance(
   bootstrap: string,
   topic: string,
@@ -47,6 +54,7 @@ export async function producerPerformance(
   size: number,
   transactionMs?: number,
   extraProps: readonly string[] = [],
+  throughput = -1,
 ): Promise<PerfResult> {
   const args = [
     '-cp',
@@ -59,7 +67,7 @@ export async function producerPerformance(
     '--record-size',
     String(size),
     '--throughput',
-    '-1',
+    String(throughput),
     ...(transactionMs === undefined
       ? []
       : ['--transactional-id', `${topic}-perf`, '--transaction-duration-ms', String(transactionMs)]),
@@ -78,7 +86,16 @@ export async function producerPerformance(
   const summary = stdout.trim().split('\n').pop() ?? '';
   const match = /records sent, ([\d.]+) records\/sec/.exec(summary);
   if (match === null) throw new Error(`ProducerPerformance printed no summary: ${stdout}`);
-  return { wallMs, reportedRate: Number(match[1]), summary };
+  return { wallMs, reportedRate: Number(match[1]), summary, ...latencyPercentiles(summary) };
+}
+
+/** "..., 2 ms 50th, 4 ms 95th, 20 ms 99th, 110 ms 99.9th." in the summary line. */
+function latencyPercentiles(summary: string): { p50Ms?: number; p99Ms?: number; maxMs?: number } {
+  const at = (pattern: RegExp): number | undefined => {
+    const match = pattern.exec(summary);
+    return match === null ? undefined : Number(match[1]);
+  };
+  return { p50Ms: at(/([\d.]+) ms 50th/), p99Ms: at(/([\d.]+) ms 99th/), maxMs: at(/([\d.]+) ms max latency/) };
 }
 
 export interface Tally {

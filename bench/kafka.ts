@@ -39,8 +39,9 @@ import { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import { startKafka, type KafkaCluster } from '../test/harness/kafka.ts';
 import { wholeNumber } from './flags.ts';
 import { producerPerformance, tallyTopics, type Tally } from './kafka-tools.ts';
-import { runPgcdc, type Delivery } from './kafka-pgcdc.ts';
+import { kafkaSinkArgs, runPgcdc, type Delivery } from './pgcdc-process.ts';
 import { measureLatency } from './kafka-latency.ts';
+import { loadNarrow } from './narrow.ts';
 import { loadPgbench } from './kafka-pgbench.ts';
 
 const DATABASE = 'bench';
@@ -80,12 +81,6 @@ const load = (): string =>
     .map((l) => l.toFixed(2))
     .join(' ');
 
-async function query<T extends pg.QueryResultRow>(client: pg.Client, sql: string): Promise<T> {
-  const row = (await client.query<T>(sql)).rows[0];
-  if (row === undefined) throw new Error(`no row from ${sql}`);
-  return row;
-}
-
 /** Average Kafka record size (key + value + header keys and values) of the records a tally counted. */
 const averageSize = (t: Tally): number => Math.round((t.keyBytes + t.valueBytes + t.headerBytes) / t.records);
 
@@ -116,8 +111,7 @@ async function compare(kafka: KafkaCluster, cluster: EmbeddedCluster, work: Work
     const run = await runPgcdc({
       cluster,
       database: work.database,
-      bootstrap: kafka.bootstrap,
-      mode,
+      sink: kafkaSinkArgs(kafka.bootstrap, mode),
       slot: work.slot(mode),
       publication: work.publication,
       tables: work.tables,
@@ -175,38 +169,14 @@ async function compare(kafka: KafkaCluster, cluster: EmbeddedCluster, work: Work
 }
 
 async function narrowWorkload(cluster: EmbeddedCluster): Promise<Workload> {
-  const client = new pg.Client({ connectionString: cluster.url(DATABASE) });
-  await client.connect();
-  await client.query('create table bench (id bigint primary key, v integer not null, t text not null)');
-  await client.query('create publication bench_pub for table bench');
-  await client.query(`select pg_create_logical_replication_slot('narrow_eo', 'pgoutput')`);
-  await client.query(`select pg_copy_logical_replication_slot('narrow_eo', 'narrow_alo')`);
-  const started = performance.now();
-  let threshold = '0/0';
-  for (let first = 1; first <= ROWS; first += TX_SIZE) {
-    const last = Math.min(ROWS, first + TX_SIZE - 1);
-    await client.query('begin');
-    await client.query(
-      `insert into bench select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from ` +
-        `generate_series($1::bigint, $2::bigint) g`,
-      [first, last],
-    );
-    if (last === ROWS)
-      threshold = (await query<{ lsn: string }>(client, 'select pg_current_wal_insert_lsn()::text as lsn')).lsn;
-    await client.query('commit');
-  }
-  await client.end();
-  console.log(
-    `narrow: ${ROWS.toLocaleString('en-US')} inserts in transactions of ${TX_SIZE}, loaded in ` +
-      seconds(performance.now() - started),
-  );
+  const narrow = await loadNarrow(cluster, DATABASE, ROWS, TX_SIZE, ['narrow_eo', 'narrow_alo']);
   return {
     name: 'narrow',
     database: DATABASE,
-    publication: 'bench_pub',
-    tables: 'public.bench',
+    publication: narrow.publication,
+    tables: narrow.tables,
     slot: (mode) => (mode === 'exactly-once' ? 'narrow_eo' : 'narrow_alo'),
-    threshold,
+    threshold: narrow.threshold,
     expected: ROWS,
   };
 }

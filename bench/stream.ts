@@ -1,7 +1,7 @@
 /**
  * Change-stream throughput: pgcdc against pg_recvlogical, on the same machine in the same run.
  *
- *   npm run bench:stream -- [--rows 1000000] [--tx-size 1000] [--pg 18] [--cpu-prof <dir>]
+ *   npm run bench:stream -- [--rows 1000000] [--tx-size 1000] [--pg 18] [--cpu-prof <dir>] [--shaping]
  *
  * Both consumers drain the same backlog: two pgoutput slots exist at the same LSN (the second is
  * a copy of the first) before any row is inserted, then the rows are inserted in --tx-size
@@ -17,11 +17,16 @@
  *   says every row is durable (checkpoint lsn past the last transaction's rows), then SIGTERM.
  *   Its output line count must equal --rows.
  *
+ * With --shaping, pgcdc also drains two more copies of the slot, with the same flags plus a config:
+ * `flat` (envelope.type flat) and `rules` (the Debezium envelope with a rule that hashes `v` with a
+ * salt, truncates `t` to 4 characters and routes the table by a topic template), and prints each
+ * one's rows/s next to the unshaped run's (docs/notes-shaping.md, "Cost").
+ *
  * The last line is `ratio <pgcdc rows/s / pg_recvlogical rows/s>`.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { SourceMap, type SourceMapPayload } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -38,6 +43,18 @@ const DATABASE = 'bench';
 const PUBLICATION = 'bench_pub';
 const SLOT_PGCDC = 'bench_pgcdc';
 const SLOT_REFERENCE = 'bench_reference';
+const SALT_VARIABLE = 'PGCDC_BENCH_SALT';
+
+/** The shaped runs of --shaping: a name, its YAML config. */
+const SHAPINGS: readonly { readonly name: string; readonly yaml: string }[] = [
+  { name: 'flat', yaml: 'envelope:\n  type: flat\n' },
+  {
+    name: 'rules',
+    yaml:
+      `shaping:\n  salt:\n    env: ${SALT_VARIABLE}\n  rules:\n    - tables: [public.bench]\n` +
+      `      mask: { v: hash }\n      truncate: { t: 4 }\n      topic: '{prefix}.routed.{table}'\n`,
+  },
+];
 
 const { values: flags } = parseArgs({
   options: {
@@ -45,6 +62,7 @@ const { values: flags } = parseArgs({
     'tx-size': { type: 'string', default: '1000' },
     pg: { type: 'string', default: '18' },
     'cpu-prof': { type: 'string' },
+    shaping: { type: 'boolean', default: false },
   },
 });
 
@@ -133,9 +151,15 @@ function buildDist(): void {
   if (result.status !== 0) throw new Error('bench: building dist/ failed');
 }
 
-async function runPgcdc(cluster: EmbeddedCluster, workDir: string, threshold: string): Promise<PgcdcRun> {
-  buildDist();
-  const offsets = path.join(workDir, 'offsets.json');
+/** One pgcdc run on `slot`, writing into `<workDir>/<name>/`, with `config` (a YAML file) when given. */
+async function runPgcdc(
+  cluster: EmbeddedCluster,
+  workDir: string,
+  threshold: string,
+  slot = SLOT_PGCDC,
+  config?: string,
+): Promise<PgcdcRun> {
+  const offsets = path.join(workDir, `offsets-${slot}.json`);
   const nodeArgs = PROFILE_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR];
   const args = [
     ...nodeArgs,
@@ -148,13 +172,14 @@ async function runPgcdc(cluster: EmbeddedCluster, workDir: string, threshold: st
     '--snapshot-mode',
     'never',
     '--slot',
-    SLOT_PGCDC,
+    slot,
+    ...(config === undefined ? [] : ['--config', config]),
     '--publication',
     PUBLICATION,
     '--tables',
     'public.bench',
     '--out',
-    path.join(workDir, 'events'),
+    path.join(workDir, `events-${slot}`),
     '--offsets',
     offsets,
   ];
@@ -162,7 +187,7 @@ async function runPgcdc(cluster: EmbeddedCluster, workDir: string, threshold: st
   const started = performance.now();
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, PGPASSWORD: cluster.password },
+    env: { ...process.env, PGPASSWORD: cluster.password, [SALT_VARIABLE]: 'bench-salt' },
     stdio: ['ignore', 'inherit', 'pipe'],
   });
   let startupMs = 0;
@@ -300,9 +325,10 @@ async function main(): Promise<void> {
     await client.query(`create publication ${PUBLICATION} for table bench`);
     await client.query(`select pg_create_logical_replication_slot('${SLOT_PGCDC}', 'pgoutput')`);
     // Same LSN, same backlog (pg_copy_logical_replication_slot needs PostgreSQL 12).
-    if (MAJOR >= 12)
-      await client.query(`select pg_copy_logical_replication_slot('${SLOT_PGCDC}', '${SLOT_REFERENCE}')`);
-    else await client.query(`select pg_create_logical_replication_slot('${SLOT_REFERENCE}', 'pgoutput')`);
+    const shapedSlots = flags.shaping ? SHAPINGS.map((s) => `bench_${s.name}`) : [];
+    for (const copy of [SLOT_REFERENCE, ...shapedSlots])
+      if (MAJOR >= 12) await client.query(`select pg_copy_logical_replication_slot('${SLOT_PGCDC}', '${copy}')`);
+      else await client.query(`select pg_create_logical_replication_slot('${copy}', 'pgoutput')`);
     const startLsn =
       (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0';
 
@@ -326,14 +352,30 @@ async function main(): Promise<void> {
           `${rate(ROWS, referenceMs)} (${(walMb / (referenceMs / 1000)).toFixed(0)} MB/s of WAL)`),
     );
 
+    buildDist();
     const run = await runPgcdc(cluster, workDir, lastRowsLsn);
-    const lines = await countLines(path.join(workDir, 'events'));
-    if (lines !== ROWS) throw new Error(`pgcdc wrote ${lines} lines, expected ${ROWS}`);
-    console.log(
-      `pgcdc:          ${seconds(run.totalMs)}, ${rate(ROWS, run.totalMs)} ` +
-        (`(start-up ${seconds(run.startupMs)}; ` +
-          `${rate(ROWS, run.totalMs - run.startupMs)} after it), ${lines.toLocaleString('en-US')} lines checked`),
-    );
+    const report = async (label: string, slot: string, measured: PgcdcRun): Promise<void> => {
+      const lines = await countLines(path.join(workDir, `events-${slot}`));
+      if (lines !== ROWS) throw new Error(`pgcdc (${label}) wrote ${lines} lines, expected ${ROWS}`);
+      console.log(
+        `${`pgcdc${label === '' ? '' : ` (${label})`}:`.padEnd(16)}${seconds(measured.totalMs)}, ` +
+          (`${rate(ROWS, measured.totalMs)} (start-up ${seconds(measured.startupMs)}; ` +
+            (`${rate(ROWS, measured.totalMs - measured.startupMs)} after it), ` +
+              `${lines.toLocaleString('en-US')} lines checked`)),
+      );
+    };
+    await report('', SLOT_PGCDC, run);
+    for (const shaping of flags.shaping ? SHAPINGS : []) {
+      const config = path.join(workDir, `${shaping.name}.yaml`);
+      await writeFile(config, shaping.yaml);
+      const slot = `bench_${shaping.name}`;
+      const shaped = await runPgcdc(cluster, workDir, lastRowsLsn, slot, config);
+      await report(shaping.name, slot, shaped);
+      console.log(
+        `  ${shaping.name}: ${((run.totalMs - run.startupMs) / (shaped.totalMs - shaped.startupMs)).toFixed(2)} ` +
+          `times the unshaped rate after start-up`,
+      );
+    }
     if (PROFILE_DIR !== undefined) await summariseProfile(PROFILE_DIR);
     console.log(`ratio ${(referenceMs / run.totalMs).toFixed(2)}`);
   } finally {

@@ -9,6 +9,8 @@ import { parse as parseYaml } from 'yaml';
 import { CdcError } from './core/errors.ts';
 import { SOURCE_DEFAULTS, sourceSchema } from './postgres/connect-config.ts';
 import { sinkConfigSchema } from './sinks/registry.ts';
+import { ENVELOPE_TYPES, FLAT_DELETES, shapingObjectSchema } from './envelope/shaping-config.ts';
+import { parseTablePattern } from './selection/patterns.ts';
 
 const identifier = z
   .string()
@@ -109,8 +111,34 @@ export const configSchema = z.strictObject({
        * describes an arbitrary JSON document.
        */
       format: z.enum(ENVELOPE_FORMATS).default('json'),
+      /** debezium: the Debezium envelope; flat: the row plus `__op`, `__deleted`, ... (docs/notes-shaping.md). */
+      type: z.enum(ENVELOPE_TYPES).default('debezium'),
+      /** Deletes under flat: the old row with `__deleted: true` (rewrite, the default) or a null value. */
+      deletes: z.enum(FLAT_DELETES).optional(),
     })
-    .default({ format: 'json' }),
+    .refine((envelope) => envelope.deletes === undefined || envelope.type === 'flat', {
+      message: 'applies to envelope.type: flat only (the debezium envelope writes deletes with before and op d)',
+      path: ['deletes'],
+    })
+    .default({ format: 'json', type: 'debezium' }),
+  /** Per-table rules: columns, masks, truncation, dropped ops, topic routing (docs/notes-shaping.md). */
+  shaping: shapingObjectSchema
+    .superRefine((shaping, ctx) => {
+      shaping.rules.forEach((rule, index) =>
+        rule.tables.forEach((text, at) => {
+          try {
+            parseTablePattern(text);
+          } catch {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['rules', index, 'tables', at],
+              message: `${JSON.stringify(text)} is not a table pattern: write schema.table or schema.*`,
+            });
+          }
+        }),
+      );
+    })
+    .default({ rules: [] }),
   values: z
     .strictObject({
       numeric: z.enum(['string', 'number']).default('string'),
@@ -293,8 +321,8 @@ export function parseConfig(input: unknown, origin = 'configuration', flagFor?: 
   // jsonb as strings (io.debezium.data.Json), as Debezium does.
   if (config.envelope.format === 'json-with-schema' && config.values.json !== 'string')
     config = { ...config, values: { ...config.values, json: 'string' } };
-  // The Kafka sink's lingerMs is batch.maxDelayMs under the name Kafka users know.
-  if (config.sink.kind === 'kafka' && config.sink.lingerMs !== undefined)
+  // The Kafka and HTTP sinks' lingerMs is batch.maxDelayMs under the name their users know.
+  if ((config.sink.kind === 'kafka' || config.sink.kind === 'http') && config.sink.lingerMs !== undefined)
     config = { ...config, batch: { ...config.batch, maxDelayMs: config.sink.lingerMs } };
   return config;
 }

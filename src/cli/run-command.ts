@@ -6,15 +6,8 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Config, ConfigInput, FlagNamer } from '../config.ts';
-import {
-  ENVELOPE_FORMATS,
-  mergeLayers,
-  parseConfig,
-  readConfigFile,
-  SNAPSHOT_METHODS,
-  SNAPSHOT_MODES,
-} from '../config.ts';
-import { superviseCapture } from '../lifecycle/supervisor.ts';
+import { ENVELOPE_FORMATS, SNAPSHOT_METHODS, SNAPSHOT_MODES } from '../config.ts';
+import { runConfig, startRun } from '../library/run.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { createSink, describeSinkKinds } from '../sinks/registry.ts';
@@ -39,6 +32,7 @@ export interface RunFlags extends ConnectionFlags {
   kafkaBootstrap?: string;
   kafkaDelivery?: string;
   redisUrl?: string;
+  httpUrl?: string;
   offsets?: string;
   topicPrefix?: string;
   topicNaming?: 'prefix' | 'database';
@@ -89,6 +83,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
       ...(flags.kafkaBootstrap === undefined ? {} : { bootstrapServers: flags.kafkaBootstrap }),
       ...(flags.kafkaDelivery === undefined ? {} : { delivery: flags.kafkaDelivery }),
       ...(flags.redisUrl === undefined ? {} : { url: flags.redisUrl }),
+      ...(flags.httpUrl === undefined ? {} : { url: flags.httpUrl }),
     },
     offsets: flags.offsets,
     topic: { prefix: flags.topicPrefix, naming: flags.topicNaming },
@@ -136,7 +131,8 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'sink.out': '--out',
   'sink.bootstrapServers': '--kafka-bootstrap',
   'sink.delivery': '--kafka-delivery',
-  'sink.url': '--redis-url',
+  // Two flags set sink.url: flagNamer names the one of the kind the flags chose (SINK_URL_FLAGS).
+  'sink.url': '--redis-url or --http-url',
   offsets: '--offsets',
   'topic.prefix': '--topic-prefix',
   'topic.naming': '--topic-naming',
@@ -157,11 +153,17 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'retry.giveUpAfterMs': '--retry-give-up-after',
 };
 
+/** The flag that sets `sink.url`, per sink kind. */
+const SINK_URL_FLAGS: Readonly<Record<string, string>> = { redis: '--redis-url', http: '--http-url' };
+
 /** The flag behind a bad value at `path`, when the flags (not the file) set it. */
 export function flagNamer(flagLayer: ConfigInput): FlagNamer {
+  const kind = (flagLayer.sink as { kind?: unknown } | undefined)?.kind;
   return (path) => {
     for (let length = path.length; length > 0; length--) {
-      const flag = FLAG_OF_KEY[path.slice(0, length).map(String).join('.')];
+      const key = path.slice(0, length).map(String).join('.');
+      const flag =
+        (key === 'sink.url' && typeof kind === 'string' ? SINK_URL_FLAGS[kind] : undefined) ?? FLAG_OF_KEY[key];
       if (flag === undefined) continue;
       let value: unknown = flagLayer;
       for (const key of path.slice(0, length))
@@ -173,9 +175,13 @@ export function flagNamer(flagLayer: ConfigInput): FlagNamer {
 }
 
 export async function loadConfig(flags: RunFlags): Promise<Config> {
-  const file = flags.config ? await readConfigFile(flags.config) : {};
   const flagLayer = flagsToConfig(flags);
-  return parseConfig(mergeLayers(file, flagLayer), flags.config ?? 'flags', flagNamer(flagLayer));
+  return runConfig({
+    file: flags.config || undefined,
+    layer: flagLayer,
+    origin: 'flags',
+    flagFor: flagNamer(flagLayer),
+  });
 }
 
 /** A new, unopened sink of the configured kind (sinks/registry.ts). */
@@ -199,8 +205,7 @@ export async function runCapture(
   log: Logger,
   makeSinkForAttempt: () => Sink = () => makeSink(config, log),
 ): Promise<number> {
-  const run = superviseCapture(config, makeSinkForAttempt, log);
-  const supervisor = run.supervisor;
+  const run = startRun(config, makeSinkForAttempt, log);
   // Handlers go in at once: a signal during a start-up or a backoff must still stop cleanly, never
   // kill the process with the default action.
   let signals = 0;
@@ -216,7 +221,7 @@ export async function runCapture(
       process.exit(EXIT_FAILURE);
     }
     log.info({ signal }, 'stopping: delivering committed changes and confirming them');
-    void supervisor.stop().then((clean) => {
+    void run.stop().then((clean) => {
       if (!clean) stopTimedOut();
     });
   };
@@ -227,7 +232,7 @@ export async function runCapture(
   const statusLine = new StatusLine(log, statusLineIntervalMs(config.log));
   statusLine.start(() => run.status());
   try {
-    const ended = await Promise.race([supervisor.done.then(() => true), timedOut]);
+    const ended = await Promise.race([run.done.then(() => true), timedOut]);
     if (!ended) {
       log.error(
         { timeoutMs: config.shutdown.timeoutMs },
@@ -271,6 +276,10 @@ export function registerRun(program: Command): void {
     .option(
       '--redis-url <url>',
       'Redis: redis://host:6379/0 or rediss://host:6380/0 (sink.url; no password: sink.passwordFile or passwordEnv)',
+    )
+    .option(
+      '--http-url <url>',
+      'HTTP: the URL events are POSTed to (sink.url; credentials go in sink.headers from a file or env, not here)',
     )
     .option('--offsets <file>', 'offsets file: the durable position (default ./pgcdc-offsets.json)')
     .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')

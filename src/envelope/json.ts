@@ -13,12 +13,19 @@
  * With `envelope.format: json-with-schema` the key and the value are each `{"schema":...,"payload":...}`
  * (schemas.ts); "headers" only appears on the two events of a primary-key change (`writeKeyChange`),
  * always between "key" and "value", so "value" runs to the end of the line (the Kafka sink relies on it).
+ *
+ * Shaping (docs/notes-shaping.md): the table's rule (shaping.ts) is compiled into its RowWriter
+ * (columns, masks, truncation) and topic; `envelope.type: flat` hands every write to a FlatWriter
+ * (flat.ts), which keeps this line layout with the flat row as the value.
  */
-import { UNCHANGED_TOAST, type TupleData } from '../protocol/messages.ts';
+import type { TupleData } from '../protocol/messages.ts';
 import type { TableSchema } from '../source/relations.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
 import { topicName, type EnvelopeSettings, type TopicNaming } from './topics.ts';
-import { columnValueSchema, envelopeSchema, keySchema, payloadOpen, placeholderJson } from './schemas.ts';
+import { envelopeSchema, keySchema, payloadOpen } from './schemas.ts';
+import { RowWriter, type LineWriter } from './row-writer.ts';
+import { FlatWriter } from './flat.ts';
+import type { DroppableOp } from './shaping-config.ts';
 import { commitTail, nowAndTransaction, subMillis, type Op, type TransactionContext } from './transaction-context.ts';
 
 export const PGCDC_VERSION = '0.1.0';
@@ -32,13 +39,7 @@ export { transactionContext, sequenceOpen, type Op, type TransactionContext } fr
 
 const DEFAULT_SETTINGS: EnvelopeSettings = { format: 'json', unavailableValue: UNAVAILABLE_VALUE };
 
-/** Where serialized bytes go: implemented by EventBatchBuilder. */
-export interface LineWriter {
-  raw(bytes: Uint8Array): void;
-  text(s: string): void;
-  jsonString(s: string): void;
-  uint(value: number): void;
-}
+export type { LineWriter } from './row-writer.ts';
 
 /** Per table within one transaction: its event count and its source block head. */
 export interface TableInTransaction {
@@ -55,9 +56,7 @@ export function readIdHead(prefix: string): Buffer {
 }
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
-const NULL = bytes('null');
 const DATA_COLLECTION_ORDER = bytes(',"data_collection_order":');
-const OPEN_OBJECT = bytes('{');
 /** Ends `source.sequence` after the event's LSN. */
 const SEQUENCE_CLOSE = bytes('\\"]"');
 
@@ -95,11 +94,12 @@ export class TableSerializer {
   readonly table: TableSchema;
   /** `","topic":"<topic>","key":` */
   private readonly topicKey: Buffer;
-  /** `{"a":`, `,"b":`, ... one per column. */
-  private readonly columnPrefixes: Buffer[];
-  private readonly keyPrefixes: Buffer[];
-  /** Per column: what stands for its unchanged TOAST value (placeholderJson). */
-  private readonly placeholders: Buffer[];
+  /** The row's and the key's fields, with the table's shaping rule compiled in. */
+  private readonly rows: RowWriter;
+  /** Per op dropped by the table's rule (`drop`), null when none is: the assembler asks before writing. */
+  readonly drops: Readonly<Record<DroppableOp, boolean>> | null;
+  /** Set under `envelope.type: flat`: every write goes there. */
+  private readonly flat: FlatWriter | null;
   /** `,"source":{"version":...,"txId":` as text: completed per transaction by `inTransaction`. */
   private readonly sourceHead: string;
   /** The source head of snapshot reads: "snapshot":"true" / "last". */
@@ -134,15 +134,29 @@ export class TableSerializer {
     this.topic = topicName(naming, table);
     this.topicNumber = topics.number(this.topic);
     this.topicKey = bytes(`","topic":${JSON.stringify(this.topic)},"key":`);
-    this.columnPrefixes = table.columns.map((c, i) => bytes(`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`));
-    this.keyPrefixes = table.keyIndexes.map((index, i) =>
-      bytes(`${i === 0 ? '{' : ','}${JSON.stringify(table.columns[index]?.name ?? '')}:`),
-    );
-    this.placeholders = table.columns.map((c) => bytes(placeholderJson(settings, columnValueSchema(c))));
-    const firstColumn = this.columnPrefixes[0] ?? OPEN_OBJECT;
-    const firstKey = this.keyPrefixes[0] ?? OPEN_OBJECT;
-    const keyOpen = withSchema ? payloadOpen(keySchema(this.topic, schemaTable)) : '';
-    const valueHead = `,"value":${withSchema ? payloadOpen(envelopeSchema(this.topic, schemaTable)) : ''}`;
+    const rule = naming.shaping?.ruleFor(table.schema, table.table);
+    const rows = new RowWriter(table, schemaTable, rule, naming.shaping?.salt, settings);
+    this.rows = rows;
+    const drop = rule?.drop ?? [];
+    this.drops =
+      drop.length === 0
+        ? null
+        : { c: drop.includes('c'), u: drop.includes('u'), d: drop.includes('d'), t: drop.includes('t') };
+    this.flat =
+      settings.type === 'flat'
+        ? new FlatWriter(rows, {
+            topic: this.topic,
+            withSchema,
+            tombstones: settings.deletes === 'tombstone',
+            newKeyHeader: NEW_KEY_HEADER,
+            oldKeyHeader: OLD_KEY_HEADER,
+          })
+        : null;
+    const firstColumn = rows.firstRowPrefix;
+    const firstKey = rows.firstKeyPrefix;
+    const keyOpen = withSchema ? payloadOpen(keySchema(this.topic, rows.keyView)) : '';
+    const envelope = withSchema && this.flat === null ? payloadOpen(envelopeSchema(this.topic, rows.rowView)) : '';
+    const valueHead = `,"value":${envelope}`;
     this.topicKeyOpen = Buffer.concat([this.topicKey, bytes(keyOpen), firstKey]);
     this.keyClose = bytes(withSchema ? '}}' : '}');
     this.close = bytes(withSchema ? '}}}}' : '}}}');
@@ -197,12 +211,16 @@ export class TableSerializer {
     nowMs: number,
     unavailable: Buffer | null = null,
   ): void {
+    if (this.flat !== null) {
+      this.flat.write(w, op, key, before, after, tx, lsn, totalOrder);
+      return;
+    }
     w.raw(tx.idOpen);
     w.uint(totalOrder - 1);
     const keyed = key !== null && this.table.keyIndexes.length > 0;
     if (keyed) {
       w.raw(this.topicKeyOpen);
-      this.writeFields(w, key, this.table.keyIndexes, this.keyPrefixes);
+      this.rows.writeKey(w, key);
     } else w.raw(this.topicKey);
     const next =
       after === null && before === null
@@ -232,14 +250,17 @@ export class TableSerializer {
     nowMs: number,
     unavailable: Buffer | null = null,
   ): void {
-    const keyIndexes = this.table.keyIndexes;
+    if (this.flat !== null) {
+      this.flat.writeKeyChange(w, op, old, row, tx, lsn, totalOrder);
+      return;
+    }
     w.raw(tx.idOpen);
     w.uint(totalOrder - 1);
     w.raw(this.topicKeyOpen);
-    this.writeFields(w, op === 'd' ? old : row, keyIndexes, this.keyPrefixes);
+    this.rows.writeKey(w, op === 'd' ? old : row);
     w.raw(this.keyClose);
     w.raw(op === 'd' ? this.newKeyHeaderOpen : this.oldKeyHeaderOpen);
-    this.writeFields(w, op === 'd' ? row : old, keyIndexes, this.keyPrefixes);
+    this.rows.writeKey(w, op === 'd' ? row : old);
     w.raw(HEADERS_CLOSE);
     if (op === 'd') {
       w.raw(this.valueOpen.before.open);
@@ -264,12 +285,12 @@ export class TableSerializer {
     unavailable: Buffer | null,
   ): void {
     if (before !== null) {
-      this.writeFields(w, before, null, this.columnPrefixes);
+      this.rows.writeRow(w, before);
       w.raw(after === null ? BEFORE_THEN_NO_AFTER : this.beforeThenAfter);
     }
     let placeholders = false;
     if (after !== null) {
-      placeholders = this.writeFields(w, after, null, this.columnPrefixes);
+      placeholders = this.rows.writeRow(w, after);
       w.raw(inTx.closeSourceHead);
     } else w.raw(inTx.sourceHead);
     w.uint(lsn);
@@ -293,15 +314,19 @@ export class TableSerializer {
    * everything after the row, the same for a whole chunk. Snapshot reads belong to no transaction.
    */
   writeRead(w: LineWriter, row: TupleData, idHead: Buffer, ordinal: number, tail: Buffer): void {
+    if (this.flat !== null) {
+      this.flat.writeRead(w, row, idHead, ordinal, tail);
+      return;
+    }
     const keyed = this.table.keyIndexes.length > 0;
     w.raw(idHead);
     w.uint(ordinal);
     if (keyed) {
       w.raw(this.topicKeyOpen);
-      this.writeFields(w, row, this.table.keyIndexes, this.keyPrefixes);
+      this.rows.writeKey(w, row);
     } else w.raw(this.topicKey);
     w.raw(keyed ? this.afterKey.noBefore.open : this.afterKey.noBefore.none);
-    this.writeFields(w, row, null, this.columnPrefixes);
+    this.rows.writeRow(w, row);
     w.raw(tail);
   }
 
@@ -312,6 +337,7 @@ export class TableSerializer {
    * and the processing time.
    */
   readTail(snapshot: 'true' | 'last' | 'incremental', lsn: number, lsnText: string, nowMs: number): Buffer {
+    if (this.flat !== null) return this.flat.readTail(lsn, nowMs);
     const head =
       snapshot === 'true' ? this.readHead : snapshot === 'last' ? this.lastReadHead : this.incrementalReadHead;
     return bytes(
@@ -321,44 +347,8 @@ export class TableSerializer {
     );
   }
 
-  /** `,"unavailable_columns":["a",...]`: the columns of `tuple` that are unchanged TOAST. */
+  /** `,"unavailable_columns":["a",...]`: the row's columns that are unchanged TOAST in `tuple`. */
   unavailableColumns(tuple: TupleData): Buffer {
-    const names: string[] = [];
-    this.table.columns.forEach((c, i) => {
-      if (tuple[i] === UNCHANGED_TOAST) names.push(c.name);
-    });
-    return unavailableColumnsField(names);
-  }
-
-  /**
-   * `v,"b":v,...` for every column or the `indexes` ones: the fields after the first name, without
-   * the closing brace (the next fragment closes the object). Unchanged TOAST values become the
-   * placeholder (null in a key). Returns whether a placeholder was written.
-   */
-  private writeFields(
-    w: LineWriter,
-    tuple: TupleData,
-    indexes: readonly number[] | null,
-    prefixes: readonly Buffer[],
-  ): boolean {
-    let placeholders = false;
-    // The first field's name (or the lone `{` of an empty object) was written with the fragment before.
-    const columns = this.table.columns;
-    const n = indexes === null ? columns.length : indexes.length;
-    for (let i = 0; i < n; i++) {
-      const index = indexes === null ? i : (indexes[i] as number);
-      if (i > 0) w.raw(prefixes[i] as Buffer);
-      const value = tuple[index];
-      if (value === null || value === undefined) w.raw(NULL);
-      else if (typeof value === 'string') {
-        const column = columns[index] as TableSchema['columns'][number];
-        if (column.plainString) w.jsonString(value);
-        else w.text(column.encode(value));
-      } else if (value === UNCHANGED_TOAST) {
-        w.raw(indexes === null ? (this.placeholders[index] as Buffer) : NULL);
-        placeholders = true;
-      } else w.text(JSON.stringify(value.toString('base64')));
-    }
-    return placeholders;
+    return unavailableColumnsField(this.rows.unavailableNames(tuple));
   }
 }

@@ -151,6 +151,25 @@ export function envelopeSchema(topic: string, table: TableSchema): ConnectSchema
   );
 }
 
+/**
+ * The value of a flat event (`envelope.type: flat`): the row's fields, every one optional (a
+ * truncate's value has none, a delete's old row under REPLICA IDENTITY DEFAULT only the key), then
+ * the metadata fields, as Debezium's ExtractNewRecordState with `add.fields` writes its schema.
+ */
+export function flatValueSchema(topic: string, table: TableSchema): ConnectSchema {
+  return connect('struct', {
+    name: `${topic}.Value`,
+    fields: [
+      ...table.columns.map((column) => ({ field: column.name, schema: withOptional(columnValueSchema(column), true) })),
+      { field: '__op', schema: STRING },
+      { field: '__deleted', schema: connect('boolean', {}, false) },
+      { field: '__table', schema: STRING },
+      { field: '__lsn', schema: INT64 },
+      { field: '__ts_ms', schema: INT64 },
+    ],
+  });
+}
+
 /** Logical decoding messages: Debezium's MessageKey and MessageValue. */
 export const MESSAGE_KEY_SCHEMA: ConnectSchema = connect(
   'struct',

@@ -27,13 +27,14 @@ import { estimateRows, SnapshotBars } from '../observability/snapshot-bars.ts';
 import { EngineEventBus } from '../observability/event-bus.ts';
 import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
 import type { EngineEvents } from '../core/engine-events.ts';
+import { loadShaping } from '../envelope/shaping.ts';
 import { topicName, type TopicNaming } from '../envelope/topics.ts';
 import type { ExportedSlot } from '../postgres/exported-snapshot.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
 import { resolveMethod } from '../snapshot/watermarks.ts';
 import { preflightForRun } from '../preflight/preflight.ts';
 import { truncateNotDecoded } from '../preflight/rules.ts';
-import { filterTables } from '../selection/patterns.ts';
+import { filterTables, parseTablePattern, tableMatches } from '../selection/patterns.ts';
 import { requireMatched, resolveSelection } from '../selection/table-selection.ts';
 import type { ResumeState } from '../offsets/store.ts';
 import { dropUncapturedSnapshots, watchSnapshotRequests } from './snapshot-requests.ts';
@@ -166,10 +167,20 @@ export class Capture {
         prefix: config.topic.prefix ?? endpoint.database,
         database: endpoint.database,
         naming: config.topic.naming,
-        envelope: { format: config.envelope.format, unavailableValue: config.toast.placeholder },
+        envelope: {
+          format: config.envelope.format,
+          unavailableValue: config.toast.placeholder,
+          type: config.envelope.type,
+          deletes: config.envelope.deletes,
+        },
+        shaping: loadShaping(config.shaping, (text) => {
+          const pattern = parseTablePattern(text);
+          return (schema, table) => tableMatches(pattern, schema, table);
+        }),
       };
-      // Before the slot is used: a destination that is missing (and may not be created) stops pgcdc here.
-      if (sink.prepareTopics) await sink.prepareTopics(tables.map((table) => topicName(naming, table)));
+      // Before the slot is used: a destination that is missing (and may not be created) stops pgcdc
+      // here. Routing may send several tables to one topic: each is named once.
+      if (sink.prepareTopics) await sink.prepareTopics([...new Set(tables.map((table) => topicName(naming, table)))]);
       const types = await loadPgTypes(query);
       const signalTable = config.signalTable ? parseTableName(config.signalTable) : undefined;
       const method = resolveMethod(config.snapshot.method, facts.major, signalTable);

@@ -11,6 +11,13 @@
  *   resuming from either could skip or repeat changes (the topic was deleted or recreated, the file
  *   belongs to another cluster);
  * - `--offsets kafka`: no file at all; a process on another machine resumes from the sink alone.
+ *
+ * The mirror is written off the critical path: `commit` resolves once the sink holds the checkpoint
+ * (that is what makes it durable, and what PostgreSQL may be acknowledged up to), and the file
+ * follows in the background, coalesced to the latest checkpoint. The file's fsync (rename, fsync of
+ * the directory) on the delivery path set the tail of the commit-to-Kafka latency: one slow fsync
+ * on a busy disk held the next batch back by that long (bench/kafka-latency.ts, docs/kafka.md).
+ * A failed file write fails the next `commit`; `close` waits for the file to be current.
  */
 import { CdcError } from '../core/errors.ts';
 import { parseLsn } from '../protocol/lsn.ts';
@@ -26,6 +33,11 @@ const SINK_REPAIR_HINT =
 export class SinkOffsetStore implements OffsetStore {
   private stored: Checkpoint | undefined;
   private loaded = false;
+  /** The checkpoint the file should hold next, while a mirror write runs. */
+  private mirrorNext: Checkpoint | undefined;
+  /** The running mirror write loop (resolved when the file is current). */
+  private mirroring: Promise<void> | undefined;
+  private mirrorFailure: Error | undefined;
 
   constructor(
     private readonly channel: SinkCheckpoints,
@@ -104,12 +116,44 @@ export class SinkOffsetStore implements OffsetStore {
         },
       );
     }
+    this.throwMirrorFailure();
     await this.channel.store(serializeCheckpoint(checkpoint));
     this.stored = checkpoint;
-    if (this.file !== undefined) await this.file.commit(checkpoint);
+    this.mirror(checkpoint);
+  }
+
+  /** Writes `checkpoint` to the file after any write running now; a newer one replaces a waiting one. */
+  private mirror(checkpoint: Checkpoint): void {
+    const file = this.file;
+    if (file === undefined) return;
+    this.mirrorNext = checkpoint;
+    this.mirroring ??= (async () => {
+      try {
+        for (let next = this.mirrorNext; next !== undefined; next = this.mirrorNext) {
+          this.mirrorNext = undefined;
+          await file.commit(next);
+        }
+      } catch (error) {
+        this.mirrorFailure =
+          error instanceof Error ? error : new CdcError('LOCAL_IO', `writing the offsets file: ${String(error)}`);
+      } finally {
+        this.mirroring = undefined;
+      }
+    })();
+  }
+
+  private throwMirrorFailure(): void {
+    if (this.mirrorFailure !== undefined) throw this.mirrorFailure;
+  }
+
+  /** Resolves when the file holds the last checkpoint committed (rejects if writing it failed). */
+  private async mirrored(): Promise<void> {
+    while (this.mirroring !== undefined) await this.mirroring;
+    this.throwMirrorFailure();
   }
 
   async replace(checkpoint: Checkpoint): Promise<void> {
+    await this.mirrored();
     await this.channel.store(serializeCheckpoint(checkpoint));
     this.stored = checkpoint;
     this.loaded = true;
@@ -117,6 +161,10 @@ export class SinkOffsetStore implements OffsetStore {
   }
 
   async close(): Promise<void> {
-    await this.file?.close();
+    try {
+      await this.mirrored();
+    } finally {
+      await this.file?.close();
+    }
   }
 }

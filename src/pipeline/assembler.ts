@@ -332,6 +332,7 @@ export class ChangeAssembler {
     after: TupleData,
     created: { readonly serializer: TableSerializer; readonly after: TupleData; readonly unavailable: Buffer | null },
   ): void {
+    if (s.drops !== null && s.drops.d && s.drops.c) return;
     if (tx.ordinal === 0) this.begin(tx);
     const relationId = s.table.relationId;
     let inTx = tx.perTable.get(relationId);
@@ -340,6 +341,8 @@ export class ChangeAssembler {
     const oldInVariant = variant === s ? old : oldKeyIn(s, variant, old);
     const w = this.out.writer;
     for (const op of ['d', 'c'] as const) {
+      // A shaping rule's `drop`: the event does not exist (no ordinal, like truncate.skip).
+      if (s.drops !== null && s.drops[op]) continue;
       inTx.count++;
       const totalOrder = ++tx.ordinal;
       w.startEvent();
@@ -379,6 +382,8 @@ export class ChangeAssembler {
     after: TupleData | null,
     unavailable: Buffer | null,
   ): void {
+    // A shaping rule's `drop`: the event does not exist (no ordinal, like truncate.skip).
+    if (s.drops !== null && s.drops[op]) return;
     const relationId = s.table.relationId;
     if (tx.ordinal === 0) this.begin(tx);
     let inTx = tx.perTable.get(relationId);

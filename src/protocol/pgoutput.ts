@@ -20,6 +20,37 @@
 import { CdcError } from '../core/errors.ts';
 import { BufferReader } from './reader.ts';
 import {
+  BEGIN,
+  BEGIN_PREPARE,
+  COMMIT,
+  COMMIT_PREPARED,
+  DELETE,
+  describeType,
+  INSERT,
+  MESSAGE,
+  ORIGIN,
+  PREPARE,
+  RELATION,
+  ROLLBACK_PREPARED,
+  STREAM_ABORT,
+  STREAM_COMMIT,
+  STREAM_PREPARE,
+  STREAM_START,
+  STREAM_STOP,
+  TRUNCATE,
+  TRUNCATE_CASCADE,
+  TRUNCATE_RESTART_IDENTITY,
+  TUPLE_KEY,
+  TUPLE_NEW,
+  TUPLE_OLD,
+  TYPE,
+  UPDATE,
+  VALUE_BINARY,
+  VALUE_NULL,
+  VALUE_TEXT,
+  VALUE_TOAST,
+} from './pgoutput-codes.ts';
+import {
   UNCHANGED_TOAST,
   type PgoutputMessage,
   type RelationColumn,
@@ -39,39 +70,6 @@ export interface PgoutputDecoderOptions {
    */
   readonly inStreamBlock?: boolean;
 }
-
-// Message type bytes.
-const BEGIN = 0x42; // 'B'
-const MESSAGE = 0x4d; // 'M'
-const COMMIT = 0x43; // 'C'
-const ORIGIN = 0x4f; // 'O'
-const RELATION = 0x52; // 'R'
-const TYPE = 0x59; // 'Y'
-const INSERT = 0x49; // 'I'
-const UPDATE = 0x55; // 'U'
-const DELETE = 0x44; // 'D'
-const TRUNCATE = 0x54; // 'T'
-const STREAM_START = 0x53; // 'S'
-const STREAM_STOP = 0x45; // 'E'
-const STREAM_COMMIT = 0x63; // 'c'
-const STREAM_ABORT = 0x41; // 'A'
-const BEGIN_PREPARE = 0x62; // 'b'
-const PREPARE = 0x50; // 'P'
-const COMMIT_PREPARED = 0x4b; // 'K'
-const ROLLBACK_PREPARED = 0x72; // 'r'
-const STREAM_PREPARE = 0x70; // 'p'
-
-// Tuple submessage bytes ('K' and 'O' share their values with COMMIT_PREPARED and ORIGIN).
-const TUPLE_NEW = 0x4e; // 'N'
-const TUPLE_KEY = 0x4b; // 'K'
-const TUPLE_OLD = 0x4f; // 'O'
-const VALUE_NULL = 0x6e; // 'n'
-const VALUE_TOAST = 0x75; // 'u'
-const VALUE_TEXT = 0x74; // 't'
-const VALUE_BINARY = 0x62; // 'b'
-
-const TRUNCATE_CASCADE = 1;
-const TRUNCATE_RESTART_IDENTITY = 2;
 
 export class PgoutputDecoder {
   readonly protoVersion: PgoutputProtoVersion;
@@ -426,50 +424,4 @@ export class PgoutputDecoder {
   }
 }
 
-/** The type byte of a pgoutput message, or -1 for an empty one. Reads one byte, allocates nothing. */
-export function peekMessageType(data: Buffer): number {
-  return data.length === 0 ? -1 : (data[0] as number);
-}
-
-/** Stream Start, Stream Stop, Stream Commit or Stream Abort: the messages that open, close and end a streamed block. */
-export function isStreamControl(type: number): boolean {
-  return type === STREAM_START || type === STREAM_STOP || type === STREAM_COMMIT || type === STREAM_ABORT;
-}
-
-/**
- * The messages that carry the xid of the (sub)transaction that made them when they come inside a stream block
- * (protocol v2+): Relation, Type, Insert, Update, Delete, Truncate and transactional Message.
- */
-export function carriesStreamXid(type: number): boolean {
-  return (
-    type === RELATION ||
-    type === TYPE ||
-    type === INSERT ||
-    type === UPDATE ||
-    type === DELETE ||
-    type === TRUNCATE ||
-    type === MESSAGE
-  );
-}
-
-/**
- * The xid a message inside a stream block carries right after its type byte (see `carriesStreamXid`), read
- * without decoding the rest. Throws PROTOCOL_TRUNCATED when the message is too short to hold one.
- */
-export function peekStreamXid(data: Buffer): number {
-  if (data.length < 5) {
-    const type = peekMessageType(data);
-    throw new CdcError(
-      'PROTOCOL_TRUNCATED',
-      `pgoutput message ${type < 0 ? '(empty)' : describeType(type)} inside a stream block is ` +
-        `${data.length} bytes long: too short for its xid`,
-      { hint: 'The replication stream framing is broken; report it with the server version' },
-    );
-  }
-  return data.readUInt32BE(1);
-}
-
-function describeType(byte: number): string {
-  const hex = `0x${byte.toString(16).padStart(2, '0')}`;
-  return byte >= 0x20 && byte < 0x7f ? `'${String.fromCharCode(byte)}' (${hex})` : hex;
-}
+export { carriesStreamXid, isStreamControl, peekMessageType, peekStreamXid } from './pgoutput-peek.ts';

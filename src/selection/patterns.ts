@@ -161,6 +161,11 @@ function matches(m: NameMatcher, name: string): boolean {
   return 'exact' in m ? m.exact === name : m.glob.test(name);
 }
 
+/** Whether `pattern` names the table (any table, partitions included: for rules, not the selection). */
+export function tableMatches(pattern: TablePattern, schema: string, table: string): boolean {
+  return matches(pattern.schema, schema) && matches(pattern.table, table);
+}
+
 function isExact(pattern: TablePattern): boolean {
   return 'exact' in pattern.schema && 'exact' in pattern.table;
 }

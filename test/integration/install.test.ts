@@ -2,7 +2,9 @@
  * The install path of the README, as on a fresh machine: `npm pack` makes a tarball, `npm install
  * --prefix <empty folder> <tarball>` installs it with its runtime dependencies only, and the
  * installed `pgcdc` runs without the checkout and without tsx: `--help`, `check` against a real
- * server, and `demo` saying in one line what it needs (its PostgreSQL binaries are devDependencies).
+ * server, and `demo` saying in one line what it needs (its PostgreSQL binaries are devDependencies);
+ * and its library: a program doing `import { capture } from 'pgcdc'` captures a row, and a
+ * TypeScript file using the typed events compiles against the installed declarations.
  *
  * The tarball is packed from a copy of the package (its prepack/prepare scripts rebuild dist/, which
  * must not happen under the other tests running this checkout's launcher). Installing needs the npm
@@ -12,7 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +32,51 @@ const PACKAGE_SOURCES = [
   'src',
   'docs',
 ];
+
+/** A user's program: captures the seeded row through the installed package and prints what the handler got. */
+const LIBRARY_PROGRAM = `import { capture } from 'pgcdc';
+const [url, offsets] = process.argv.slice(2);
+const got = [];
+let first;
+const arrived = new Promise((resolve) => (first = resolve));
+const handle = capture({
+  source: { url }, tables: ['public.orders'], slot: 'install_library', publication: 'install_library', offsets,
+  handler: async (events) => {
+    for (const e of events) got.push(e.op + ':' + e.key.id + ':' + e.value.after.note);
+    first();
+  },
+});
+await Promise.race([arrived, handle.done]);
+if (!(await handle.stop())) throw new Error('no clean stop');
+await handle.done;
+console.log(JSON.stringify(got));
+`;
+
+/** A TypeScript user's file: the typed union narrows by op. */
+const LIBRARY_TYPES = `import { capture, type CdcEvent } from 'pgcdc';
+interface Order { id: number; note: string }
+const describe = (event: CdcEvent<Order>): string =>
+  event.op === 'c' || event.op === 'r' ? event.value.after.note : event.op;
+const handle = capture<Order>({ tables: ['public.orders'], handler: async (events) => void events.map(describe) });
+void handle.stop();
+// @ts-expect-error: the handler is the sink
+capture({ sink: { kind: 'stdout' }, handler: async () => undefined });
+`;
+
+const CONSUMER_TSCONFIG = {
+  compilerOptions: {
+    target: 'ES2023',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    strict: true,
+    noEmit: true,
+    skipLibCheck: false,
+    // Node's types from the checkout: a TypeScript user has @types/node.
+    typeRoots: [path.join(ROOT, 'node_modules', '@types')],
+    types: ['node'],
+  },
+  files: ['use-library.ts'],
+};
 
 interface Ran {
   code: number | null;
@@ -62,7 +109,7 @@ function npmEnv(): NodeJS.ProcessEnv {
 }
 
 test(
-  'the npm pack tarball installs into an empty folder and its pgcdc runs --help, check and demo without the checkout',
+  'the npm pack tarball installs into an empty folder; its pgcdc (--help, check, demo) and library work there',
   { timeout: 300_000 },
   async () => {
     const work = await mkdtemp(path.join(tmpdir(), 'pgcdc-install-test-'));
@@ -81,6 +128,8 @@ test(
         'bin/pgcdc.js',
         'dist/cli/main.js',
         'dist/cli/demo.js',
+        'dist/index.js',
+        'dist/index.d.ts',
         'package.json',
         'README.md',
         'docs/config.md',
@@ -136,6 +185,29 @@ test(
       );
       assert.equal(check.code, 0, `pgcdc check: ${check.stdout}\n${check.stderr}`);
       assert.match(check.stdout, /\bOK\b/);
+
+      // The library: `import { capture } from 'pgcdc'` resolves to the installed dist/, and a row reaches the handler.
+      await db.sql.query(`insert into orders values (1, 'seeded')`);
+      const program = path.join(target, 'use-library.mjs');
+      await writeFile(program, LIBRARY_PROGRAM);
+      const library = await run(
+        process.execPath,
+        [program, db.url, path.join(work, 'library-offsets.json')],
+        target,
+        userEnv(),
+      );
+      assert.equal(library.code, 0, `the library program: ${library.stdout}\n${library.stderr}`);
+      assert.equal(library.stdout, '["r:1:seeded"]\n');
+      // Its declarations typecheck a TypeScript user's file (strict, without skipLibCheck).
+      await writeFile(path.join(target, 'use-library.ts'), LIBRARY_TYPES);
+      await writeFile(path.join(target, 'tsconfig.json'), JSON.stringify(CONSUMER_TSCONFIG));
+      const tsc = await run(
+        process.execPath,
+        [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', target],
+        target,
+        userEnv(),
+      );
+      assert.equal(tsc.code, 0, `tsc on a file importing pgcdc: ${tsc.stdout}${tsc.stderr}`);
 
       // The demo's PostgreSQL binaries are devDependencies: one line saying how to get them, exit 2, nothing created.
       const demoDir = path.join(work, 'demo');

@@ -40,6 +40,12 @@ type KafkaProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
 /** The client does not export its Transaction class. */
 type Transaction = Awaited<ReturnType<KafkaProducer['beginTransaction']>>;
 
+const NULL_VALUE = Buffer.from('null');
+/** The value of an event line is JSON `null` (a flat tombstone delete, docs/notes-shaping.md). */
+function isNullValue(value: Buffer): boolean {
+  return value.length === NULL_VALUE.length && value.equals(NULL_VALUE);
+}
+
 /** Java's default partitioner for keyed records (murmur2, positive); round robin for null keys. */
 function partitionerWith(): (message: Message, key: Buffer | undefined) => number {
   let next = 0;
@@ -271,9 +277,12 @@ export class KafkaSink implements Sink {
         bytes = 0;
       }
       if (parts.key === undefined) this.warnKeyless(topic);
-      messages.push({ topic, key: parts.key, value: parts.value, headers: parts.headers });
+      // A flat delete with `envelope.deletes: tombstone` is itself the tombstone (its value is null).
+      const tombstone = isNullValue(parts.value);
+      if (tombstone) messages.push({ topic, key: parts.key, headers: parts.headers });
+      else messages.push({ topic, key: parts.key, value: parts.value, headers: parts.headers });
       bytes += size;
-      if (parts.key !== undefined && this.options.tombstones && batch.flags(i) & EventFlag.DELETE) {
+      if (!tombstone && parts.key !== undefined && this.options.tombstones && batch.flags(i) & EventFlag.DELETE) {
         messages.push({ topic, key: parts.key });
         bytes += 24 + parts.key.length;
       }

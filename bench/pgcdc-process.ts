@@ -1,4 +1,7 @@
-/** For bench/kafka.ts: the real pgcdc CLI (compiled, as after `npm ci`) as a child process with --sink kafka. */
+/**
+ * For the benches (kafka.ts, sinks.ts): the real pgcdc CLI (compiled, as after `npm ci`) as a child process,
+ * streaming into the sink its arguments name.
+ */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -18,8 +21,8 @@ export type Delivery = 'exactly-once' | 'at-least-once';
 export interface PgcdcOptions {
   cluster: EmbeddedCluster;
   database: string;
-  bootstrap: string;
-  mode: Delivery;
+  /** The sink's flags: `['--sink', 'kafka', '--kafka-bootstrap', ...]` (kafkaSinkArgs). */
+  sink: readonly string[];
   slot: string;
   publication: string;
   tables: string;
@@ -56,7 +59,12 @@ export interface RunningPgcdc {
   stop: () => Promise<void>;
 }
 
-/** Spawns `pgcdc run --sink kafka ...` (stream only: the bench created the slot). */
+/** The flags of the Kafka sink in one delivery mode. */
+export function kafkaSinkArgs(bootstrap: string, mode: Delivery): string[] {
+  return ['--sink', 'kafka', '--kafka-bootstrap', bootstrap, '--kafka-delivery', mode];
+}
+
+/** Spawns `pgcdc run --sink ... ` (stream only: the bench created the slot). */
 export async function startPgcdc(o: PgcdcOptions): Promise<RunningPgcdc> {
   buildDist();
   await mkdir(o.workDir, { recursive: true });
@@ -81,12 +89,7 @@ export async function startPgcdc(o: PgcdcOptions): Promise<RunningPgcdc> {
     o.publication,
     '--tables',
     o.tables,
-    '--sink',
-    'kafka',
-    '--kafka-bootstrap',
-    o.bootstrap,
-    '--kafka-delivery',
-    o.mode,
+    ...o.sink,
     '--topic-prefix',
     o.prefix,
     '--offsets',

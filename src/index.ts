@@ -1,0 +1,2 @@
+/** The package entry point (`import { capture } from 'pgcdc'`): the library, docs/library.md. */
+export * from './library/index.ts';
