@@ -5,24 +5,28 @@
  *   XADD <key> [MAXLEN ~ <n>] * id <event id> op <op> event <the event line>
  *
  * The constant head up to `id` is encoded once per topic (`commandHead`); the id is the line's
- * leading `{"id":"<id>"`, the op the value's `"op":"<op>"` member, found by scanning back from the
- * line's end (envelope/json.ts puts only ts_ms, ts_us, ts_ns and the transaction after it; a JSON
- * string cannot hold the unescaped bytes `"op":"`, so the first match from the end is the member).
- * An event without an op member (transaction metadata events) gets an empty op.
+ * leading `{"id":"<id>"`, the op the value's `"op":"<op>"` member (`"__op":"<op>"` with envelope.type
+ * flat), found by scanning back from the line's end: envelope/json.ts puts only ts_ms, ts_us, ts_ns
+ * and the transaction after it, flat.ts only __deleted, __table, __lsn and __ts_ms, and a JSON string
+ * cannot hold the unescaped bytes `op":"`, so the first match from the end is the member. A delete
+ * without a value (a flat tombstone) gets op `d` from its EventFlag; an event without an op member
+ * (transaction metadata events) gets an empty op.
  *
  * Two passes over the batch: the first finds each event's id end and op in the line and sums the
  * command sizes (positions kept in reused typed arrays), the second copies into one buffer of
  * exactly that size, which goes to the socket in one write.
  */
-import type { EventBatch } from '../batch.ts';
+import { EventFlag, type EventBatch } from '../batch.ts';
 
 const QUOTE = 0x22;
 const COLON = 0x3a;
 const LOWER_O = 0x6f;
 const LOWER_P = 0x70;
 const ID_START = Buffer.byteLength('{"id":"');
-/** `"op":"` is 6 bytes; the op's first byte follows. */
-const OP_MEMBER_LENGTH = 6;
+const UNDERSCORE = 0x5f;
+/** `op":"` is 5 bytes; the op's first byte follows. */
+const OP_TAIL_LENGTH = 5;
+const DELETE_OP = Buffer.from('d');
 
 const CRLF = Buffer.from('\r\n');
 const ID_THEN_OP = Buffer.from('\r\n$2\r\nop\r\n');
@@ -58,19 +62,22 @@ function writeUint(out: Buffer, at: number, value: number): number {
 
 /**
  * The start of the op's value in the line `data[start, end)` (end excludes the newline), or -1 when
- * the line has no `"op":"` member.
+ * the line has none: the last `"op":"` (the Debezium envelope) or `"__op":"` (envelope.type flat,
+ * whose metadata fields follow the row) member, scanning back from the end.
  */
 export function findOp(data: Buffer, start: number, end: number): number {
-  for (let i = end - OP_MEMBER_LENGTH - 1; i >= start; i--) {
+  // `op":"` preceded by `"` or by `"__`.
+  for (let i = end - OP_TAIL_LENGTH - 1; i > start; i--) {
     if (
-      data[i] === QUOTE &&
-      data[i + 1] === LOWER_O &&
-      data[i + 2] === LOWER_P &&
-      data[i + 3] === QUOTE &&
-      data[i + 4] === COLON &&
-      data[i + 5] === QUOTE
+      data[i] === LOWER_O &&
+      data[i + 1] === LOWER_P &&
+      data[i + 2] === QUOTE &&
+      data[i + 3] === COLON &&
+      data[i + 4] === QUOTE &&
+      (data[i - 1] === QUOTE ||
+        (data[i - 1] === UNDERSCORE && data[i - 2] === UNDERSCORE && data[i - 3] === QUOTE && i - 3 >= start))
     )
-      return i + OP_MEMBER_LENGTH;
+      return i + OP_TAIL_LENGTH;
   }
   return -1;
 }
@@ -106,7 +113,7 @@ export class EntryEncoder {
       this.opStarts[i] = opEnd === -1 ? -1 : opStart;
       this.opEnds[i] = opEnd === -1 ? 0 : opEnd;
       const idLength = idEnd - start - ID_START;
-      const opLength = opEnd === -1 ? 0 : opEnd - opStart;
+      const opLength = opEnd === -1 ? (batch.flags(i) & EventFlag.DELETE ? 1 : 0) : opEnd - opStart;
       const lineLength = end - start;
       size +=
         headOf(batch.topicNumber(i)).length +
@@ -137,7 +144,9 @@ export class EntryEncoder {
       at = bulkOf(out, at, data, idStart, idEnd);
       at += ID_THEN_OP.copy(out, at);
       const opStart = this.opStarts[i] as number;
-      at = opStart === -1 ? bulkOf(out, at, data, 0, 0) : bulkOf(out, at, data, opStart, this.opEnds[i] as number);
+      if (opStart !== -1) at = bulkOf(out, at, data, opStart, this.opEnds[i] as number);
+      else if (batch.flags(i) & EventFlag.DELETE) at = bulkOf(out, at, DELETE_OP, 0, 1);
+      else at = bulkOf(out, at, data, 0, 0);
       at += OP_THEN_EVENT.copy(out, at);
       at = bulkOf(out, at, data, start, end);
       at += CRLF.copy(out, at);

@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventBatch } from '../../../src/sinks/batch.ts';
+import { EventBatch, EventBatchBuilder, EventFlag, TopicRegistry } from '../../../src/sinks/batch.ts';
 import { commandHead, EntryEncoder, findOp } from '../../../src/sinks/redis/entries.ts';
 import {
   encodeCommand,
@@ -97,6 +97,12 @@ describe('XADD commands from a batch slab', () => {
       line: '{"id":"0/16B3748:1","topic":"shop.public.items","key":{"n":1},"value":{"op":"d","ts_ms":2}}',
     },
     {
+      topic: 'shop.public.flat',
+      line:
+        '{"id":"0/16B3748:2","topic":"shop.public.flat","key":{"id":1},"value":{"id":1,"op":"x",' +
+        '"__op":"u","__deleted":false,"__table":"public.flat","__lsn":1,"__ts_ms":2}}',
+    },
+    {
       topic: 'shop.transaction',
       line: '{"id":"0/16B3748:end","topic":"shop.transaction","key":{"id":"1:0/1"},"value":{"status":"END"}}',
     },
@@ -117,7 +123,7 @@ describe('XADD commands from a batch slab', () => {
         if (head === undefined) heads.set(n, (head = commandHead(`cdc:${batch.topicName(n)}`, maxLen)));
         return head;
       });
-      const ops = ['c', 'd', ''];
+      const ops = ['c', 'd', 'u', ''];
       const expected = Buffer.concat(
         lines.map(({ topic, line }, i) =>
           encodeCommand([
@@ -136,5 +142,17 @@ describe('XADD commands from a batch slab', () => {
       );
       assert.equal(built.toString('utf8'), expected.toString('utf8'));
     }
+  });
+  it('gives a delete without a value (a flat tombstone) op d from its flag', () => {
+    const registry = new TopicRegistry();
+    const builder = new EventBatchBuilder(registry);
+    const line = '{"id":"0/1:0","topic":"shop.public.flat","key":{"id":1},"value":null}';
+    builder.startEvent();
+    builder.text(line);
+    builder.endEvent(registry.number('shop.public.flat'), EventFlag.DELETE);
+    const head = commandHead('k', undefined);
+    const built = new EntryEncoder().encode(builder.take(1), () => head);
+    const expected = encodeCommand(['XADD', 'k', '*', 'id', '0/1:0', 'op', 'd', 'event', line]);
+    assert.equal(built.toString('utf8'), expected.toString('utf8'));
   });
 });
