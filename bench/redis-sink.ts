@@ -2,9 +2,9 @@
  * Redis sink throughput, sink alone (no PostgreSQL): --events narrow change events of the envelope's
  * layout, in batches of --batch, written by RedisSink (src/sinks/redis/) with up to --in-flight writes
  * outstanding, as Delivery issues them, into a redis-server on this machine started with the test
- * settings (appendonly yes, appendfsync always, no RDB, no automatic AOF rewrite); against redis-benchmark sending the same
- * number of XADDs of the same field sizes to the same server, pipelined --batch deep on one
- * connection, in the same run.
+ * settings (appendonly yes, appendfsync always, no RDB) and no automatic AOF rewrite; against
+ * redis-benchmark sending the same number of XADDs of the same field sizes to the same server,
+ * pipelined --batch deep on one connection, in the same run.
  *
  *   npx tsx bench/redis-sink.ts [--events 1000000] [--batch 10000] [--in-flight 4]
  *
