@@ -31,6 +31,7 @@ export interface RunFlags extends ConnectionFlags {
   out?: string;
   kafkaBootstrap?: string;
   kafkaDelivery?: string;
+  redisUrl?: string;
   httpUrl?: string;
   offsets?: string;
   topicPrefix?: string;
@@ -81,6 +82,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
       // Only when given: a kind's strict schema refuses keys of other kinds, even undefined ones.
       ...(flags.kafkaBootstrap === undefined ? {} : { bootstrapServers: flags.kafkaBootstrap }),
       ...(flags.kafkaDelivery === undefined ? {} : { delivery: flags.kafkaDelivery }),
+      ...(flags.redisUrl === undefined ? {} : { url: flags.redisUrl }),
       ...(flags.httpUrl === undefined ? {} : { url: flags.httpUrl }),
     },
     offsets: flags.offsets,
@@ -129,7 +131,8 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'sink.out': '--out',
   'sink.bootstrapServers': '--kafka-bootstrap',
   'sink.delivery': '--kafka-delivery',
-  'sink.url': '--http-url',
+  // Two flags set sink.url: flagNamer names the one of the kind the flags chose (SINK_URL_FLAGS).
+  'sink.url': '--redis-url or --http-url',
   offsets: '--offsets',
   'topic.prefix': '--topic-prefix',
   'topic.naming': '--topic-naming',
@@ -150,11 +153,17 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'retry.giveUpAfterMs': '--retry-give-up-after',
 };
 
+/** The flag that sets `sink.url`, per sink kind. */
+const SINK_URL_FLAGS: Readonly<Record<string, string>> = { redis: '--redis-url', http: '--http-url' };
+
 /** The flag behind a bad value at `path`, when the flags (not the file) set it. */
 export function flagNamer(flagLayer: ConfigInput): FlagNamer {
+  const kind = (flagLayer.sink as { kind?: unknown } | undefined)?.kind;
   return (path) => {
     for (let length = path.length; length > 0; length--) {
-      const flag = FLAG_OF_KEY[path.slice(0, length).map(String).join('.')];
+      const key = path.slice(0, length).map(String).join('.');
+      const flag =
+        (key === 'sink.url' && typeof kind === 'string' ? SINK_URL_FLAGS[kind] : undefined) ?? FLAG_OF_KEY[key];
       if (flag === undefined) continue;
       let value: unknown = flagLayer;
       for (const key of path.slice(0, length))
@@ -263,6 +272,10 @@ export function registerRun(program: Command): void {
     .option(
       '--kafka-delivery <mode>',
       'Kafka: exactly-once (default: transactions, checkpoint in Kafka) or at-least-once (idempotent producer)',
+    )
+    .option(
+      '--redis-url <url>',
+      'Redis: redis://host:6379/0 or rediss://host:6380/0 (sink.url; no password: sink.passwordFile or passwordEnv)',
     )
     .option(
       '--http-url <url>',
