@@ -38,6 +38,7 @@ export interface RunFlags extends ConnectionFlags {
   out?: string;
   kafkaBootstrap?: string;
   kafkaDelivery?: string;
+  natsUrl?: string;
   offsets?: string;
   topicPrefix?: string;
   topicNaming?: 'prefix' | 'database';
@@ -87,6 +88,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
       // Only when given: a kind's strict schema refuses keys of other kinds, even undefined ones.
       ...(flags.kafkaBootstrap === undefined ? {} : { bootstrapServers: flags.kafkaBootstrap }),
       ...(flags.kafkaDelivery === undefined ? {} : { delivery: flags.kafkaDelivery }),
+      ...(flags.natsUrl === undefined ? {} : { servers: flags.natsUrl }),
     },
     offsets: flags.offsets,
     topic: { prefix: flags.topicPrefix, naming: flags.topicNaming },
@@ -134,6 +136,7 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'sink.out': '--out',
   'sink.bootstrapServers': '--kafka-bootstrap',
   'sink.delivery': '--kafka-delivery',
+  'sink.servers': '--nats-url',
   offsets: '--offsets',
   'topic.prefix': '--topic-prefix',
   'topic.naming': '--topic-naming',
@@ -265,7 +268,12 @@ export function registerRun(program: Command): void {
       '--kafka-delivery <mode>',
       'Kafka: exactly-once (default: transactions, checkpoint in Kafka) or at-least-once (idempotent producer)',
     )
-    .option('--offsets <file>', 'offsets file: the durable position (default ./pgcdc-offsets.json)')
+    .option('--nats-url <urls>', 'NATS: nats://host:port,... or tls://... of the servers (sink.servers)')
+    .option(
+      '--offsets <file>',
+      'offsets file: the durable position (default ./pgcdc-offsets.json); the sink kind ' +
+        '(kafka, nats): checkpoints in the sink only',
+    )
     .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')
     .addOption(
       new Option('--topic-naming <naming>', 'prefix: <prefix>.<schema>.<table>; database: <db>_<topic>').choices([

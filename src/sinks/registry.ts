@@ -15,9 +15,10 @@ import type { SinkContext, SinkKind } from './kind.ts';
 import { jsonlKind } from './jsonl/index.ts';
 import { stdoutKind } from './stdout/index.ts';
 import { kafkaKind } from './kafka/index.ts';
+import { natsKind } from './nats/index.ts';
 
 /** The known kinds; the first is the default when the configuration names none. */
-const KINDS = [jsonlKind, stdoutKind, kafkaKind] as const;
+const KINDS = [jsonlKind, stdoutKind, kafkaKind, natsKind] as const;
 
 type OptionsOf<K> = K extends SinkKind<infer Options> ? Options : never;
 
