@@ -79,6 +79,9 @@ export class NatsSink implements Sink {
   private inFlight = 0;
   private wakeIssuer: (() => void) | undefined;
   private lastId: string | undefined;
+  /** PubAcks with `duplicate: true` (events the stream held already), reported once. */
+  private duplicates = 0;
+  private duplicatesReported = false;
   private broken: CdcError | undefined;
   private opened = false;
   private closed = false;
@@ -235,7 +238,7 @@ export class NatsSink implements Sink {
       this.inFlight++;
       // The payload is the line without its newline: a view of the batch's slab (it is never reused).
       js.publish(target.subject, data.subarray(start, batch.end(i) - 1), publish).then(
-        () => this.acknowledged(pending),
+        (ack) => this.acknowledged(pending, ack.duplicate),
         (error: unknown) => {
           this.inFlight--;
           this.fail(natsError(error, `publishing event ${id} to NATS subject ${target.subject}`, this.options));
@@ -246,8 +249,17 @@ export class NatsSink implements Sink {
     if (pending.remaining === 0) this.settle(pending);
   }
 
-  private acknowledged(pending: PendingWrite): void {
+  private acknowledged(pending: PendingWrite, duplicate: boolean): void {
     this.inFlight--;
+    if (duplicate) this.duplicates++;
+    else if (this.duplicates > 0 && !this.duplicatesReported) {
+      // After a restart the events since the checkpoint are sent again; the stream held these already.
+      this.duplicatesReported = true;
+      this.log?.info(
+        { stream: this.streamName, duplicates: this.duplicates },
+        'JetStream dropped the events sent again since the checkpoint as duplicates (same Nats-Msg-Id)',
+      );
+    }
     if (this.inFlight < this.options.maxInFlight && this.wakeIssuer !== undefined) {
       const wake = this.wakeIssuer;
       this.wakeIssuer = undefined;
