@@ -17,13 +17,17 @@ function isMissingBucket(error: unknown): boolean {
   return error instanceof Error && (error.name === 'StreamNotFoundError' || /stream not found/i.test(error.message));
 }
 
+/** Runs a step on a NATS connection: the sink's own once it is open, a short-lived one before. */
+export type WithConnection = <T>(step: (nc: NatsConnection) => Promise<T>) => Promise<T>;
+
 export class KvCheckpoints implements SinkCheckpoints {
   readonly where: string;
-  private bucket: Promise<KV | undefined> | undefined;
+  /** The bucket as bound on a connection, reused while that connection is the one in use. */
+  private bound: { readonly nc: NatsConnection; readonly kv: KV } | undefined;
   private storing: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly connection: () => Promise<NatsConnection>,
+    private readonly using: WithConnection,
     private readonly options: NatsOptions,
     private readonly key: string,
     private readonly log?: Logger,
@@ -31,9 +35,9 @@ export class KvCheckpoints implements SinkCheckpoints {
     this.where = `NATS KV bucket ${options.offsetsBucket} (key ${key})`;
   }
 
-  /** Opens the bucket, creating it when `create` and it is missing; undefined when missing. */
-  private async open(create: boolean): Promise<KV | undefined> {
-    const nc = await this.connection();
+  /** Opens the bucket on `nc`, creating it when `create` and it is missing; undefined when missing. */
+  private async open(nc: NatsConnection, create: boolean): Promise<KV | undefined> {
+    if (this.bound?.nc === nc) return this.bound.kv;
     const name = this.options.offsetsBucket;
     const timeout = this.options.connectTimeoutMs;
     // Kvm.open binds without asking the server: whether the bucket exists is its stream's info.
@@ -51,54 +55,55 @@ export class KvCheckpoints implements SinkCheckpoints {
       throw natsError(error, `opening ${this.where}`, this.options);
     }
     const kvm = new Kvm(jetstream(nc, { timeout }));
-    if (exists) return kvm.open(name);
-    if (!create) return undefined;
-    try {
-      const kv = await kvm.create(name, {
-        history: 1,
-        storage: this.options.stream.storage === 'memory' ? 'memory' : 'file',
-        replicas: this.options.stream.replicas,
-      });
+    let kv: KV;
+    if (exists) kv = await kvm.open(name);
+    else if (!create) return undefined;
+    else {
+      try {
+        kv = await kvm.create(name, {
+          history: 1,
+          storage: this.options.stream.storage === 'memory' ? 'memory' : 'file',
+          replicas: this.options.stream.replicas,
+        });
+      } catch (error) {
+        throw natsError(error, `creating ${this.where}`, this.options);
+      }
       this.log?.info({ bucket: name }, 'created the NATS KV bucket for checkpoints');
-      return kv;
-    } catch (error) {
-      throw natsError(error, `creating ${this.where}`, this.options);
     }
+    this.bound = { nc, kv };
+    return kv;
   }
 
-  /** The bucket, created when missing (at start, before anything is stored). */
+  /** Creates the bucket when missing (at start, before anything is stored). */
   async prepare(): Promise<void> {
-    const existing = await (this.bucket ?? Promise.resolve(undefined));
-    if (existing !== undefined) return;
-    this.bucket = this.open(true);
-    this.bucket.catch(() => (this.bucket = undefined));
-    await this.bucket;
+    await this.using((nc) => this.open(nc, true));
   }
 
-  async load(): Promise<string | undefined> {
-    const kv = await (this.bucket ?? this.open(false));
-    if (kv === undefined) return undefined;
-    try {
-      const entry = await kv.get(this.key);
-      if (entry === null || entry.operation !== 'PUT') return undefined;
-      return entry.string();
-    } catch (error) {
-      throw natsError(error, `reading the checkpoint from ${this.where}`, this.options);
-    }
+  load(): Promise<string | undefined> {
+    return this.using(async (nc) => {
+      const kv = await this.open(nc, false);
+      if (kv === undefined) return undefined;
+      try {
+        const entry = await kv.get(this.key);
+        if (entry === null || entry.operation !== 'PUT') return undefined;
+        return entry.string();
+      } catch (error) {
+        throw natsError(error, `reading the checkpoint from ${this.where}`, this.options);
+      }
+    });
   }
 
   store(text: string): Promise<void> {
-    const run = this.storing.then(async () => {
-      this.bucket ??= this.open(true);
-      const kv = await this.bucket;
-      if (kv === undefined)
-        throw natsError(new Error('the bucket is missing'), `storing in ${this.where}`, this.options);
-      try {
-        await kv.put(this.key, text);
-      } catch (error) {
-        throw natsError(error, `storing the checkpoint in ${this.where}`, this.options);
-      }
-    });
+    const run = this.storing.then(() =>
+      this.using(async (nc) => {
+        const kv = await this.open(nc, true);
+        try {
+          await kv?.put(this.key, text);
+        } catch (error) {
+          throw natsError(error, `storing the checkpoint in ${this.where}`, this.options);
+        }
+      }),
+    );
     this.storing = run.catch(() => undefined);
     return run;
   }

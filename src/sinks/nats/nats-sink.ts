@@ -68,7 +68,8 @@ export class NatsSink implements Sink {
   readonly checkpoints: KvCheckpoints;
   readonly streamName: string;
   private readonly streamSubjects: readonly string[] | undefined;
-  private connecting: Promise<NatsConnection> | undefined;
+  /** The sink's connection, from `open` on. */
+  private connection: NatsConnection | undefined;
   private js: JetStreamClient | undefined;
   private facts: StreamFacts | undefined;
   private readonly covered = new Set<string>();
@@ -95,24 +96,26 @@ export class NatsSink implements Sink {
     this.streamName = options.stream.name ?? defaultStreamName(capture.topicPrefix);
     this.streamSubjects = options.stream.subjects ?? defaultStreamSubjects(options, capture.topicPrefix);
     this.checkpoints = new KvCheckpoints(
-      () => this.connection(),
+      (step) => this.using(step),
       options,
       checkpointKey(capture.database, capture.slot),
       log,
     );
   }
 
-  /** The one connection of this sink, made on first use (checkpoints.load may come before open). */
-  private connection(): Promise<NatsConnection> {
-    if (this.closed) return Promise.reject(new CdcError('INTERNAL', 'the NATS sink is closed'));
-    if (this.connecting === undefined) {
-      this.connecting = connectNats(this.options);
-      this.connecting.then(
-        (nc) => void nc.closed().then((error) => this.connectionClosed(error)),
-        () => (this.connecting = undefined),
-      );
+  /**
+   * Runs `step` on the sink's connection once it is open; before (checkpoints.load, prepareTopics)
+   * on a short-lived one, closed again, so a start-up that stops before `open` leaves nothing open.
+   */
+  private async using<T>(step: (nc: NatsConnection) => Promise<T>): Promise<T> {
+    if (this.connection !== undefined) return step(this.connection);
+    if (this.closed) throw new CdcError('INTERNAL', 'the NATS sink is closed');
+    const nc = await connectNats(this.options);
+    try {
+      return await step(nc);
+    } finally {
+      await nc.close().catch(() => undefined);
     }
-    return this.connecting;
   }
 
   private connectionClosed(error: Error | void): void {
@@ -137,19 +140,15 @@ export class NatsSink implements Sink {
 
   private async stream(): Promise<StreamFacts> {
     if (this.facts !== undefined) return this.facts;
-    const nc = await this.connection();
-    let jsm;
-    try {
-      jsm = await jetstreamManager(nc, { timeout: this.options.connectTimeoutMs });
-    } catch (error) {
-      throw natsError(error, 'opening JetStream', this.options);
-    }
-    this.facts = await ensureStream(
-      jsm,
-      this.options,
-      { name: this.streamName, subjects: this.streamSubjects },
-      this.log,
-    );
+    this.facts = await this.using(async (nc) => {
+      let jsm;
+      try {
+        jsm = await jetstreamManager(nc, { timeout: this.options.connectTimeoutMs });
+      } catch (error) {
+        throw natsError(error, 'opening JetStream', this.options);
+      }
+      return ensureStream(jsm, this.options, { name: this.streamName, subjects: this.streamSubjects }, this.log);
+    });
     return this.facts;
   }
 
@@ -157,8 +156,11 @@ export class NatsSink implements Sink {
     if (this.opened) throw new CdcError('INTERNAL', 'the NATS sink was opened twice');
     this.opened = true;
     try {
+      const nc = await connectNats(this.options);
+      this.connection = nc;
+      void nc.closed().then((error) => this.connectionClosed(error));
       if (this.facts === undefined) await this.prepareTopics([]);
-      this.js = jetstream(await this.connection(), { timeout: this.options.publishTimeoutMs });
+      this.js = jetstream(nc, { timeout: this.options.publishTimeoutMs });
     } catch (error) {
       const failure = natsError(error, 'opening the NATS sink', this.options);
       // Nothing else closes a sink whose open failed: its connection would keep the process alive.
@@ -193,9 +195,8 @@ export class NatsSink implements Sink {
     this.closing = (async () => {
       await this.issuing;
       await this.lastWrite.catch(() => undefined);
-      const connecting = this.connecting;
-      this.connecting = undefined;
-      const nc = await connecting?.catch(() => undefined);
+      const nc = this.connection;
+      this.connection = undefined;
       if (nc !== undefined && !nc.isClosed()) await nc.close().catch(() => undefined);
     })();
     return this.closing;
