@@ -30,8 +30,8 @@ function configError(input: unknown, origin = 'f.yaml'): CdcError {
 }
 
 void describe('sink registry', () => {
-  void it('knows jsonl (the default), stdout and kafka', () => {
-    assert.deepEqual(SINK_KINDS, ['jsonl', 'stdout', 'kafka']);
+  void it('knows jsonl (the default), stdout, kafka and nats', () => {
+    assert.deepEqual(SINK_KINDS, ['jsonl', 'stdout', 'kafka', 'nats']);
     assert.equal(DEFAULT_SINK_KIND, 'jsonl');
   });
 
@@ -47,7 +47,7 @@ void describe('sink registry', () => {
     assert.equal(unknown.code, 'CONFIG_INVALID');
     assert.equal(
       unknown.message,
-      'f.yaml: sink.kind: unknown sink kind "pigeon"; the known kinds are jsonl, stdout, kafka',
+      'f.yaml: sink.kind: unknown sink kind "pigeon"; the known kinds are jsonl, stdout, kafka, nats',
     );
     assert.match(configError({ sink: { kind: 'jsonl', brokers: 'x' } }).message, /^f\.yaml: sink: Unrecognized key/);
     assert.equal(configError({ sink: { out: '' } }).message, 'f.yaml: sink.out: must name a directory');
@@ -82,7 +82,7 @@ void describe('sink registry', () => {
     assert.equal(lines.length, 1, result.stderr);
     assert.match(
       lines[0] ?? '',
-      /^pgcdc: error: --sink: unknown sink kind "pigeon"; the known kinds are jsonl, stdout, kafka/,
+      /^pgcdc: error: --sink: unknown sink kind "pigeon"; the known kinds are jsonl, stdout, kafka, nats/,
     );
   });
 
