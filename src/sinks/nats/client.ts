@@ -136,13 +136,18 @@ const CERT_ERRORS: Readonly<Record<string, string>> = {
   CERT_NOT_YET_VALID: 'the server certificate is not valid yet',
 };
 
+/** `Nats-Expected-Last-Msg-Id` did not match (stream.exclusive). */
+const WRONG_LAST_MSG_ID = 10070;
+
 /** JetStream API error codes that are the user's to fix, with what to do. */
 const API_ERRORS: Readonly<Record<number, string>> = {
+  10023: 'the NATS cluster has not the resources for the stream: lower sink.stream.replicas or free resources',
   10039: 'enable JetStream on the server (jetstream {} in its configuration) or for the account',
   10047: 'raise the account or server JetStream storage limits, or lower sink.stream.replicas',
-  10054: 'lower sink.stream.replicas to the number of servers in the cluster',
+  10054: "raise the stream's max_msg_size (and the server's max_payload): an event is larger",
   10065: 'choose stream subjects that no other stream of the account covers (sink.stream.subjects)',
-  10077: "raise the stream's max_msgs/max_bytes or change its discard policy (it refuses new messages)",
+  10074: 'lower sink.stream.replicas to 1 on a server that is not clustered',
+  10077: "raise the stream's limits (max_msgs, max_bytes) or set its discard policy to old: it refuses new messages",
 };
 
 /**
@@ -198,7 +203,19 @@ export function natsError(error: unknown, doing: string, options: NatsOptions): 
           hint: hint ?? 'check sink.stream',
           cause: error,
         });
-      // Others (a leader election, "wrong last msg ID" after an earlier publish failed): transient.
+      if (apiCode === WRONG_LAST_MSG_ID)
+        return new CdcError(
+          'SINK_FAILED',
+          `${doing}: the stream's last message is not pgcdc's previous event (${deepestMessage(error)})`,
+          {
+            retryable: true,
+            hint:
+              'an earlier publish was lost (pgcdc retries from the checkpoint), or something else publishes to ' +
+              'the stream: then set sink.stream.exclusive: false',
+            cause: error,
+          },
+        );
+      // Others (a leader election and the like): transient.
       return new CdcError('SINK_FAILED', `${doing}: JetStream answered: ${deepestMessage(error)} (${apiCode})`, {
         retryable: true,
         hint: 'pgcdc retries from the last checkpoint; if it persists, check the stream on the server',
