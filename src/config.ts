@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { CdcError } from './core/errors.ts';
 import { SOURCE_DEFAULTS, sourceSchema } from './postgres/connect-config.ts';
-import { sinkConfigSchema } from './sinks/registry.ts';
+import { SINK_KINDS, sinkConfigSchema } from './sinks/registry.ts';
 import { ENVELOPE_TYPES, FLAT_DELETES, shapingObjectSchema } from './envelope/shaping-config.ts';
 import { parseTablePattern } from './selection/patterns.ts';
 
@@ -317,6 +317,19 @@ export function parseConfig(input: unknown, origin = 'configuration', flagFor?: 
     );
   }
   let config = result.data;
+  // `offsets: <kind>` keeps the checkpoints in that sink only (offsets/open.ts): another kind than the
+  // one running is a mistake, not a file name (a file of that name is `./<kind>`).
+  const offsetsKind = SINK_KINDS.find((kind) => kind === config.offsets);
+  if (offsetsKind !== undefined && offsetsKind !== config.sink.kind)
+    throw new CdcError(
+      'CONFIG_INVALID',
+      `--offsets ${offsetsKind} keeps the checkpoints in the ${offsetsKind} sink, but the sink is ${config.sink.kind}`,
+      {
+        hint:
+          `use --offsets ${config.sink.kind} (if that sink stores checkpoints) or a file path ` +
+          `(a file named ${offsetsKind}: ./${offsetsKind})`,
+      },
+    );
   // No Kafka Connect schema describes an arbitrary JSON document: json-with-schema writes json and
   // jsonb as strings (io.debezium.data.Json), as Debezium does.
   if (config.envelope.format === 'json-with-schema' && config.values.json !== 'string')

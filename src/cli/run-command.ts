@@ -31,6 +31,7 @@ export interface RunFlags extends ConnectionFlags {
   out?: string;
   kafkaBootstrap?: string;
   kafkaDelivery?: string;
+  natsUrl?: string;
   redisUrl?: string;
   httpUrl?: string;
   offsets?: string;
@@ -82,6 +83,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
       // Only when given: a kind's strict schema refuses keys of other kinds, even undefined ones.
       ...(flags.kafkaBootstrap === undefined ? {} : { bootstrapServers: flags.kafkaBootstrap }),
       ...(flags.kafkaDelivery === undefined ? {} : { delivery: flags.kafkaDelivery }),
+      ...(flags.natsUrl === undefined ? {} : { servers: flags.natsUrl }),
       ...(flags.redisUrl === undefined ? {} : { url: flags.redisUrl }),
       ...(flags.httpUrl === undefined ? {} : { url: flags.httpUrl }),
     },
@@ -131,6 +133,7 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'sink.out': '--out',
   'sink.bootstrapServers': '--kafka-bootstrap',
   'sink.delivery': '--kafka-delivery',
+  'sink.servers': '--nats-url',
   // Two flags set sink.url: flagNamer names the one of the kind the flags chose (SINK_URL_FLAGS).
   'sink.url': '--redis-url or --http-url',
   offsets: '--offsets',
@@ -273,6 +276,7 @@ export function registerRun(program: Command): void {
       '--kafka-delivery <mode>',
       'Kafka: exactly-once (default: transactions, checkpoint in Kafka) or at-least-once (idempotent producer)',
     )
+    .option('--nats-url <urls>', 'NATS: nats://host:port,... or tls://... of the servers (sink.servers)')
     .option(
       '--redis-url <url>',
       'Redis: redis://host:6379/0 or rediss://host:6380/0 (sink.url; no password: sink.passwordFile or passwordEnv)',
@@ -281,7 +285,11 @@ export function registerRun(program: Command): void {
       '--http-url <url>',
       'HTTP: the URL events are POSTed to (sink.url; credentials go in sink.headers from a file or env, not here)',
     )
-    .option('--offsets <file>', 'offsets file: the durable position (default ./pgcdc-offsets.json)')
+    .option(
+      '--offsets <file>',
+      'offsets file: the durable position (default ./pgcdc-offsets.json); the sink kind ' +
+        '(kafka, nats): checkpoints in the sink only',
+    )
     .option('--topic-prefix <prefix>', 'topic prefix (default: the database name)')
     .addOption(
       new Option('--topic-naming <naming>', 'prefix: <prefix>.<schema>.<table>; database: <db>_<topic>').choices([

@@ -363,7 +363,7 @@ export class Capture {
       loop.start();
       this.events.emit({ type: 'state', state: 'streaming' });
       const requests = await watchSnapshotRequests({
-        offsets: sideFilesBase(config.offsets, config.slot),
+        offsets: sideFilesBase(config.offsets, config.slot, config.sink.kind),
         selection,
         taken: checkpoint?.incremental?.requests ?? [],
         request: (id, names) => loop.requestSnapshot(id, names),

@@ -154,7 +154,7 @@ export function buildStreamParts(
   });
   const streamed = config.streaming
     ? new StreamedTransactions({
-        dir: spillDirectory(sideFilesBase(config.offsets, config.slot)),
+        dir: spillDirectory(sideFilesBase(config.offsets, config.slot, config.sink.kind)),
         decoder,
         log: deps.log,
         target: {

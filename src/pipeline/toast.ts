@@ -31,7 +31,7 @@ import { parseLsn } from '../protocol/lsn.ts';
 export async function openToastStore(config: Config, resumeLsn: string | undefined): Promise<ToastStore | undefined> {
   if (config.toast.mode !== 'fill') return undefined;
   return ToastStore.open(
-    `${sideFilesBase(config.offsets, config.slot)}.toast`,
+    `${sideFilesBase(config.offsets, config.slot, config.sink.kind)}.toast`,
     config.toast.fillMaxBytes,
     resumeLsn === undefined ? undefined : parseLsn(resumeLsn),
   );

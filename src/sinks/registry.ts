@@ -15,11 +15,12 @@ import type { SinkContext, SinkKind } from './kind.ts';
 import { jsonlKind } from './jsonl/index.ts';
 import { stdoutKind } from './stdout/index.ts';
 import { kafkaKind } from './kafka/index.ts';
-import { httpKind } from './http/index.ts';
+import { natsKind } from './nats/index.ts';
 import { redisKind } from './redis/index.ts';
+import { httpKind } from './http/index.ts';
 
 /** The known kinds; the first is the default when the configuration names none. */
-const KINDS = [jsonlKind, stdoutKind, kafkaKind, httpKind, redisKind] as const;
+const KINDS = [jsonlKind, stdoutKind, kafkaKind, natsKind, redisKind, httpKind] as const;
 
 type OptionsOf<K> = K extends SinkKind<infer Options> ? Options : never;
 

@@ -11,7 +11,14 @@ import { createSink } from '../../src/sinks/registry.ts';
 import type { ChildReply, ChildRequest } from './child-sink.ts';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as { kind: string };
-const sink = createSink(config);
+// Kinds that name things after their capture (Kafka, NATS) get it from the parent's environment.
+const capture = process.env.PGCDC_TEST_SINK_CAPTURE;
+const sink = createSink(
+  config,
+  capture === undefined
+    ? {}
+    : { capture: JSON.parse(capture) as { slot: string; database: string; topicPrefix: string } },
+);
 const topics = new TopicRegistry();
 /** Bytes of every batch whose write resolved: all of them were handed to the sink's device. */
 let resolvedBytes = 0;

@@ -30,8 +30,8 @@ function configError(input: unknown, origin = 'f.yaml'): CdcError {
 }
 
 void describe('sink registry', () => {
-  void it('knows jsonl (the default), stdout, kafka, http and redis', () => {
-    assert.deepEqual(SINK_KINDS, ['jsonl', 'stdout', 'kafka', 'http', 'redis']);
+  void it('knows jsonl (the default), stdout, kafka, nats, redis and http', () => {
+    assert.deepEqual(SINK_KINDS, ['jsonl', 'stdout', 'kafka', 'nats', 'redis', 'http']);
     assert.equal(DEFAULT_SINK_KIND, 'jsonl');
   });
 
@@ -47,7 +47,7 @@ void describe('sink registry', () => {
     assert.equal(unknown.code, 'CONFIG_INVALID');
     assert.equal(
       unknown.message,
-      'f.yaml: sink.kind: unknown sink kind "pigeon"; the known kinds are jsonl, stdout, kafka, http, redis',
+      'f.yaml: sink.kind: unknown sink kind "pigeon"; the known kinds are jsonl, stdout, kafka, nats, redis, http',
     );
     assert.match(configError({ sink: { kind: 'jsonl', brokers: 'x' } }).message, /^f\.yaml: sink: Unrecognized key/);
     assert.equal(configError({ sink: { out: '' } }).message, 'f.yaml: sink.out: must name a directory');
@@ -82,7 +82,7 @@ void describe('sink registry', () => {
     assert.equal(lines.length, 1, result.stderr);
     assert.match(
       lines[0] ?? '',
-      /^pgcdc: error: --sink: unknown sink kind "pigeon"; the known kinds are jsonl, stdout, kafka, http, redis/,
+      /^pgcdc: error: --sink: unknown sink kind "pigeon"; the known kinds are jsonl, stdout, kafka, nats, redis, http/,
     );
   });
 
