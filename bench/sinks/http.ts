@@ -44,7 +44,11 @@ class CountingEndpoint implements TargetServer {
   count(body: Buffer): void {
     this.requests++;
     this.bytes += body.length;
-    for (let at = body.indexOf(ID_MARK); at !== -1; at = body.indexOf(ID_MARK, at + ID_MARK.length)) this.events++;
+    // An event starts the body or follows '[', ',' or a newline; `{"id":"` after ':' is a transaction block.
+    for (let at = body.indexOf(ID_MARK); at !== -1; at = body.indexOf(ID_MARK, at + ID_MARK.length)) {
+      const before = at === 0 ? 0x5b : (body[at - 1] as number);
+      if (before === 0x5b || before === 0x2c || before === 0x0a) this.events++;
+    }
   }
 
   reset(): void {
