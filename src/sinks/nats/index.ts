@@ -1,4 +1,4 @@
-/** The NATS JetStream sink kind: one message per event, deduplicated by event id (nats-sink.ts, docs/notes-nats.md). */
+/** The NATS JetStream sink kind: one message per event, deduplicated by event id (nats-sink.ts, docs/nats.md). */
 import { CdcError } from '../../core/errors.ts';
 import { defineSinkKind } from '../kind.ts';
 import { NatsSink } from './nats-sink.ts';

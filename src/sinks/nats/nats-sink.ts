@@ -1,5 +1,5 @@
 /**
- * The NATS JetStream sink (docs/notes-nats.md): at-least-once, deduplicated by JetStream. Each event
+ * The NATS JetStream sink (docs/nats.md): at-least-once, deduplicated by JetStream. Each event
  * is one message on its topic's subject (subjects.ts): the payload is the event line as every sink
  * receives it (a view of the batch's bytes, no copy), `Nats-Msg-Id` is the event id, so JetStream
  * drops an event sent again within the stream's duplicate window (after a crash or a restart), and

@@ -1,5 +1,5 @@
 /**
- * The `sink` section for `kind: nats` (docs/notes-nats.md has every option with its default).
+ * The `sink` section for `kind: nats` (docs/nats.md has every option with its default).
  * Secrets (a password, a token, an NKey seed, a credentials file's content) come from a file or an
  * environment variable, never from the configuration or a flag, so they are never in a process
  * listing or a log.

@@ -1,4 +1,4 @@
-/** The Redis sink kind: one Redis stream per table, XADD per event (redis-sink.ts, docs/notes-redis.md). */
+/** The Redis sink kind: one Redis stream per table, XADD per event (redis-sink.ts, docs/redis.md). */
 import { defineSinkKind } from '../kind.ts';
 import { RedisSink } from './redis-sink.ts';
 import { redisOptionsSchema, type RedisOptions } from './options.ts';

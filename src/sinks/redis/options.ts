@@ -1,5 +1,5 @@
 /**
- * The `sink` section for `kind: redis` (docs/notes-redis.md has every option with its default).
+ * The `sink` section for `kind: redis` (docs/redis.md has every option with its default).
  * The password comes from a file or an environment variable, never from the configuration, the URL
  * or a flag, so it is never in a process listing or a log.
  */

@@ -1,5 +1,5 @@
 /**
- * The Redis Streams sink (docs/notes-redis.md). One stream per table (the key template, `{topic}` by
+ * The Redis Streams sink (docs/redis.md). One stream per table (the key template, `{topic}` by
  * default); each event becomes one entry `XADD <key> [MAXLEN ~ n] * id <event id> op <op> event
  * <the event line>`. A batch's commands go to the server as one pipelined write (entries.ts builds
  * them from the batch's bytes), optionally followed by `WAIT <replicas> <timeout>`.
@@ -7,7 +7,7 @@
  * Durable means: the server acknowledged every XADD of the batch and of every earlier batch (and,
  * with `wait`, that many replicas hold them). With `appendonly yes` and `appendfsync always` Redis
  * replies only after the AOF is fsynced, so an acknowledged entry survives a crash of the server;
- * with other settings it survives only in memory (say so to users: notes-redis.md).
+ * with other settings it survives only in memory (say so to users: redis.md).
  *
  * At-least-once: after a restart the events since the last checkpoint are added again, with the same
  * ids; Redis cannot deduplicate them, consumers do (by the `id` field).
