@@ -9,56 +9,17 @@
  */
 import type { EventBatch, TopicRegistry } from '../batch.ts';
 import type { HttpFormat } from './options.ts';
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const COMMA = 0x2c;
-const ID_START = Buffer.byteLength('{"id":"');
-/** `","topic":` after the id's closing quote is 10 bytes; the topic's string follows. */
-const TOPIC_MEMBER = Buffer.byteLength('","topic":');
-const KEY_MEMBER = Buffer.from(',"key":');
-
-/** The position after the JSON string that starts at `at` (its opening quote), or `end`. */
-function skipString(data: Buffer, at: number, end: number): number {
-  let i = at + 1;
-  while (i < end) {
-    const c = data[i] as number;
-    if (c === BACKSLASH) i += 2;
-    else if (c === QUOTE) return i + 1;
-    else i++;
-  }
-  return end;
-}
-
-/** The position after the JSON value that starts at `at`, or `end`. */
-function skipValue(data: Buffer, at: number, end: number): number {
-  const first = data[at];
-  if (first === QUOTE) return skipString(data, at, end);
-  let i = at;
-  if (first !== OPEN_BRACE && first !== OPEN_BRACKET) {
-    while (i < end && data[i] !== COMMA && data[i] !== CLOSE_BRACE && data[i] !== CLOSE_BRACKET) i++;
-    return i;
-  }
-  let depth = 0;
-  while (i < end) {
-    const c = data[i] as number;
-    if (c === QUOTE) {
-      i = skipString(data, i, end);
-      continue;
-    }
-    if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
-    else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
-      depth--;
-      if (depth === 0) return i + 1;
-    }
-    i++;
-  }
-  return end;
-}
+import {
+  COMMA,
+  CLOSE_BRACKET,
+  ID_START,
+  KEY_MEMBER,
+  OPEN_BRACKET,
+  QUOTE,
+  skipString,
+  skipValue,
+  TOPIC_MEMBER,
+} from '../event-line.ts';
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;

@@ -3,13 +3,13 @@
  * with their secrets read, the TLS settings, and the connection check at start. Messages name the
  * endpoint by its origin (scheme://host:port) only: a webhook URL's path or query often holds a token.
  */
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { CdcError } from '../../core/errors.ts';
-import { laneCount, type HttpOptions, type SecretSource } from './options.ts';
+import { readPem, readSecret } from '../secrets.ts';
+import { laneCount, type HttpOptions } from './options.ts';
 
 export interface Endpoint {
   readonly url: URL;
@@ -28,43 +28,6 @@ export interface Endpoint {
   readonly tls: tls.ConnectionOptions | undefined;
 }
 
-function readSecret(source: SecretSource, what: string): string {
-  if (source.env !== undefined) {
-    const value = process.env[source.env];
-    if (value === undefined || value === '')
-      throw new CdcError('CONFIG_INVALID', `${what}: the environment variable ${source.env} is not set`, {
-        hint: `export ${source.env} before starting pgcdc, or use file: instead`,
-      });
-    return value;
-  }
-  const file = source.file as string;
-  let value: string;
-  try {
-    value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-  } catch (error) {
-    throw new CdcError('CONFIG_INVALID', `${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`, {
-      hint: 'check the path and its permissions',
-      cause: error,
-    });
-  }
-  if (value === '' || /[\r\n]/.test(value))
-    throw new CdcError('CONFIG_INVALID', `${what}: ${file} must hold one non-empty line`, {
-      hint: 'write the value alone on the first line of the file',
-    });
-  return value;
-}
-
-function readPem(file: string, what: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (error) {
-    throw new CdcError('CONFIG_INVALID', `${what} ${file} cannot be read (${(error as NodeJS.ErrnoException).code})`, {
-      hint: 'check the path and its permissions',
-      cause: error,
-    });
-  }
-}
-
 function tlsSettings(options: HttpOptions, secrets: string[]): tls.ConnectionOptions {
   const settings: tls.ConnectionOptions = { rejectUnauthorized: true };
   const configured = options.tls;
@@ -73,7 +36,7 @@ function tlsSettings(options: HttpOptions, secrets: string[]): tls.ConnectionOpt
   if (configured.cert !== undefined) settings.cert = readPem(configured.cert, 'sink.tls.cert');
   if (configured.key !== undefined) settings.key = readPem(configured.key, 'sink.tls.key');
   if (configured.keyPassphrase !== undefined) {
-    settings.passphrase = readSecret(configured.keyPassphrase, 'sink.tls.keyPassphrase');
+    settings.passphrase = readSecret(configured.keyPassphrase, 'sink.tls.keyPassphrase', true);
     secrets.push(settings.passphrase);
   }
   if (!configured.verifyHostname) settings.checkServerIdentity = () => undefined;
@@ -91,13 +54,13 @@ export function openEndpoint(options: HttpOptions): Endpoint {
   for (const [name, value] of Object.entries(options.headers)) {
     if (typeof value === 'string') headers[name] = value;
     else {
-      headers[name] = readSecret(value, `sink.headers.${name}`);
+      headers[name] = readSecret(value, `sink.headers.${name}`, true);
       secrets.push(headers[name]);
     }
   }
   let secret: Buffer | undefined;
   if (options.secret !== undefined) {
-    const text = readSecret(options.secret, 'sink.secret');
+    const text = readSecret(options.secret, 'sink.secret', true);
     secrets.push(text);
     secret = Buffer.from(text, 'utf8');
   }

@@ -5,18 +5,7 @@
  * log; a URL with user:password is refused for the same reason.
  */
 import { z } from 'zod';
-
-/** A secret's source: exactly one of a file (its content, without a trailing newline) or an environment variable. */
-const secretSource = z
-  .strictObject({
-    file: z.string().min(1).optional(),
-    env: z.string().min(1).optional(),
-  })
-  .refine((secret) => (secret.file === undefined) !== (secret.env === undefined), {
-    message: 'give exactly one of file or env (secrets are never written in the configuration)',
-  });
-
-export type SecretSource = z.infer<typeof secretSource>;
+import { secretSourceSchema } from '../secrets.ts';
 
 /** Headers pgcdc sets itself on every request; a configured header may not replace them. */
 export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
@@ -81,7 +70,7 @@ export const httpOptionsSchema = z
     timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
     /** Extra request headers: literal text, or a secret's source (Authorization: { env: WEBHOOK_AUTH }). */
     headers: z
-      .record(z.string(), z.union([z.string().regex(/^[^\r\n]*$/, 'must be one line'), secretSource]))
+      .record(z.string(), z.union([z.string().regex(/^[^\r\n]*$/, 'must be one line'), secretSourceSchema]))
       .superRefine((headers, ctx) => {
         for (const name of Object.keys(headers)) {
           if (!HEADER_NAME.test(name))
@@ -92,7 +81,7 @@ export const httpOptionsSchema = z
       })
       .default({}),
     /** The shared secret of the X-Pgcdc-Signature HMAC-SHA256 (no signature without it). */
-    secret: secretSource.optional(),
+    secret: secretSourceSchema.optional(),
     tls: z
       .strictObject({
         /** PEM file of the CA that signed the endpoint's certificate (default: the system's CAs). */
@@ -100,7 +89,7 @@ export const httpOptionsSchema = z
         /** Client certificate and key (PEM files) for mutual TLS. */
         cert: z.string().min(1).optional(),
         key: z.string().min(1).optional(),
-        keyPassphrase: secretSource.optional(),
+        keyPassphrase: secretSourceSchema.optional(),
         /** Check that the certificate names the endpoint's host (verify-full). Turning it off is insecure. */
         verifyHostname: z.boolean().default(true),
       })
@@ -146,3 +135,5 @@ export type HttpOptions = z.infer<typeof httpOptionsSchema>;
 export function laneCount(options: HttpOptions): number {
   return options.ordering === 'strict' ? 1 : options.ordering.lanes;
 }
+
+export type { SecretSource } from '../secrets.ts';

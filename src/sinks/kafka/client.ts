@@ -3,11 +3,11 @@
  * translation of the client's errors into pgcdc's: one line naming what failed and what to do, with
  * `retryable` saying whether the supervisor may try again (lifecycle/supervisor.ts).
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { CdcError } from '../../core/errors.ts';
-import type { KafkaOptions, SecretSource } from './options.ts';
+import { readPem, readSecret } from '../secrets.ts';
+import type { KafkaOptions } from './options.ts';
 
 /** The part of the client's options that says where and how to connect. */
 export interface KafkaConnection {
@@ -18,37 +18,6 @@ export interface KafkaConnection {
   tls?: TlsOptions;
   tlsServerName?: boolean;
   sasl?: { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: string };
-}
-
-function readSecret(source: SecretSource, what: string): string {
-  if (source.env !== undefined) {
-    const value = process.env[source.env];
-    if (value === undefined || value === '')
-      throw new CdcError('CONFIG_INVALID', `${what}: the environment variable ${source.env} is not set`, {
-        hint: `export ${source.env} before starting pgcdc, or use file: instead`,
-      });
-    return value;
-  }
-  const file = source.file as string;
-  try {
-    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-  } catch (error) {
-    throw new CdcError('CONFIG_INVALID', `${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`, {
-      hint: 'check the path and its permissions',
-      cause: error,
-    });
-  }
-}
-
-function readPem(file: string, what: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (error) {
-    throw new CdcError('CONFIG_INVALID', `${what} ${file} cannot be read (${(error as NodeJS.ErrnoException).code})`, {
-      hint: 'check the path and its permissions',
-      cause: error,
-    });
-  }
 }
 
 export function connectionOptions(options: KafkaOptions): KafkaConnection {

@@ -4,24 +4,11 @@
  * from the configuration or a flag, so they are never in a process listing or a log.
  */
 import { z } from 'zod';
+import { secretSourceSchema } from '../secrets.ts';
 
 const hostPort = z
   .string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[^\s:,[\]]+):\d{1,5}$/, 'must be host:port, such as kafka-1.example.com:9092');
-
-/** A secret's source: exactly one of a file (its first line) or an environment variable. */
-const secretSource = z
-  .strictObject({
-    /** A file holding the secret (its content, without a trailing newline). */
-    file: z.string().min(1).optional(),
-    /** An environment variable holding the secret. */
-    env: z.string().min(1).optional(),
-  })
-  .refine((secret) => (secret.file === undefined) !== (secret.env === undefined), {
-    message: 'give exactly one of file or env (secrets are never written in the configuration)',
-  });
-
-export type SecretSource = z.infer<typeof secretSource>;
 
 const topicRule = z.strictObject({
   /** A topic name or a glob (`*` matches any run of characters): the first rule that matches applies. */
@@ -94,7 +81,7 @@ export const kafkaOptionsSchema = z.strictObject({
       /** Client certificate and key (PEM files) for mutual TLS. */
       cert: z.string().min(1).optional(),
       key: z.string().min(1).optional(),
-      keyPassphrase: secretSource.optional(),
+      keyPassphrase: secretSourceSchema.optional(),
       /** Check that the certificate names the broker's host (verify-full). Turning it off is insecure. */
       verifyHostname: z.boolean().default(true),
     })
@@ -106,7 +93,7 @@ export const kafkaOptionsSchema = z.strictObject({
     .strictObject({
       mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']),
       username: z.string().min(1),
-      password: secretSource,
+      password: secretSourceSchema,
     })
     .optional(),
   topics: z
@@ -123,3 +110,5 @@ export const kafkaOptionsSchema = z.strictObject({
 });
 
 export type KafkaOptions = z.infer<typeof kafkaOptionsSchema>;
+
+export type { SecretSource } from '../secrets.ts';

@@ -4,7 +4,6 @@
  * saying whether the supervisor may try again (lifecycle/supervisor.ts). Server URLs are printed as
  * host:port only.
  */
-import { readFileSync } from 'node:fs';
 import {
   connect,
   credsAuthenticator,
@@ -13,38 +12,8 @@ import {
   type NatsConnection,
 } from '@nats-io/transport-node';
 import { CdcError } from '../../core/errors.ts';
-import type { NatsOptions, SecretSource } from './options.ts';
-
-function readSecret(source: SecretSource, what: string): string {
-  if (source.env !== undefined) {
-    const value = process.env[source.env];
-    if (value === undefined || value === '')
-      throw new CdcError('CONFIG_INVALID', `${what}: the environment variable ${source.env} is not set`, {
-        hint: `export ${source.env} before starting pgcdc, or use file: instead`,
-      });
-    return value;
-  }
-  const file = source.file as string;
-  try {
-    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-  } catch (error) {
-    throw new CdcError('CONFIG_INVALID', `${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`, {
-      hint: 'check the path and its permissions',
-      cause: error,
-    });
-  }
-}
-
-function readPem(file: string, what: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new CdcError('CONFIG_INVALID', `${what} ${file} cannot be read (${(error as NodeJS.ErrnoException).code})`, {
-      hint: 'check the path and its permissions',
-      cause: error,
-    });
-  }
-}
+import { readPem, readSecret } from '../secrets.ts';
+import type { NatsOptions } from './options.ts';
 
 /** `nats://user:pw@host:4222` -> `host:4222`, for messages. */
 export function serverHosts(options: NatsOptions): string {

@@ -24,6 +24,7 @@ import { KvCheckpoints } from './kv-checkpoints.ts';
 import type { NatsOptions } from './options.ts';
 import { ensureStream, requireCovered, type StreamFacts } from './stream.ts';
 import { checkpointKey, defaultStreamName, defaultStreamSubjects, subjectFor } from './subjects.ts';
+import { COLON, ID_START, QUOTE } from '../event-line.ts';
 
 /** Which capture the sink serves: it names the default stream, its subjects and the checkpoint key. */
 export interface NatsCapture {
@@ -34,10 +35,6 @@ export interface NatsCapture {
 
 export const HEADER_LSN = 'Pgcdc-Lsn';
 export const HEADER_TOPIC = 'Pgcdc-Topic';
-
-const QUOTE = 0x22;
-const COLON = 0x3a;
-const ID_START = Buffer.byteLength('{"id":"');
 
 /** One write's publishes: it settles when all are acknowledged, or with the sink's first failure. */
 class PendingWrite {

@@ -5,6 +5,7 @@
  * listing or a log.
  */
 import { z } from 'zod';
+import { secretSourceSchema } from '../secrets.ts';
 
 /** A server URL: nats:// or tls:// (a bare host:port means nats://). */
 const serverUrl = z
@@ -19,27 +20,15 @@ const serverUrl = z
       ),
   );
 
-/** A secret's source: exactly one of a file (its content, without a trailing newline) or an environment variable. */
-const secretSource = z
-  .strictObject({
-    file: z.string().min(1).optional(),
-    env: z.string().min(1).optional(),
-  })
-  .refine((secret) => (secret.file === undefined) !== (secret.env === undefined), {
-    message: 'give exactly one of file or env (secrets are never written in the configuration)',
-  });
-
-export type SecretSource = z.infer<typeof secretSource>;
-
 /** One way to log in; a server without authentication needs none. */
 const authSchema = z.union(
   [
-    z.strictObject({ user: z.string().min(1), password: secretSource }),
-    z.strictObject({ token: secretSource }),
+    z.strictObject({ user: z.string().min(1), password: secretSourceSchema }),
+    z.strictObject({ token: secretSourceSchema }),
     /** An NKey seed (`SU...`): the seed itself is the secret. */
-    z.strictObject({ nkeySeed: secretSource }),
+    z.strictObject({ nkeySeed: secretSourceSchema }),
     /** A decentralized-auth credentials file (JWT and seed), as `nsc` writes it. */
-    z.strictObject({ credentials: secretSource }),
+    z.strictObject({ credentials: secretSourceSchema }),
   ],
   {
     error:
@@ -141,3 +130,5 @@ export const natsOptionsSchema = z.strictObject({
 });
 
 export type NatsOptions = z.infer<typeof natsOptionsSchema>;
+
+export type { SecretSource } from '../secrets.ts';

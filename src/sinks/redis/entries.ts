@@ -17,12 +17,10 @@
  * exactly that size, which goes to the socket in one write.
  */
 import { EventFlag, type EventBatch } from '../batch.ts';
+import { COLON, ID_START, QUOTE } from '../event-line.ts';
 
-const QUOTE = 0x22;
-const COLON = 0x3a;
 const LOWER_O = 0x6f;
 const LOWER_P = 0x70;
-const ID_START = Buffer.byteLength('{"id":"');
 const UNDERSCORE = 0x5f;
 /** `op":"` is 5 bytes; the op's first byte follows. */
 const OP_TAIL_LENGTH = 5;

@@ -16,10 +16,10 @@
  * pgcdc before any command of the batch is sent. After any failure the sink refuses further writes;
  * the supervisor restarts the capture with a new sink (a new connection) from the checkpoint.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type ConnectionOptions as TlsOptions } from 'node:tls';
 import { CdcError } from '../../core/errors.ts';
+import { readPem, readSecret } from '../secrets.ts';
 import type { Logger } from '../../core/log.ts';
 import type { EventBatch, TopicRegistry } from '../batch.ts';
 import type { Sink, SinkPosition } from '../contract.ts';
@@ -37,41 +37,11 @@ interface TopicKeys {
   readonly heads: (Buffer | undefined)[];
 }
 
-function readPem(file: string, what: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (error) {
-    throw new CdcError('CONFIG_INVALID', `${what} ${file} cannot be read (${(error as NodeJS.ErrnoException).code})`, {
-      hint: 'check the path and its permissions',
-      cause: error,
-    });
-  }
-}
-
 /** The password from sink.passwordFile or sink.passwordEnv, or undefined for none. */
 function readPassword(options: RedisOptions): string | undefined {
-  if (options.passwordEnv !== undefined) {
-    const value = process.env[options.passwordEnv];
-    if (value === undefined || value === '')
-      throw new CdcError(
-        'CONFIG_INVALID',
-        `sink.passwordEnv: the environment variable ${options.passwordEnv} is not set`,
-        {
-          hint: `export ${options.passwordEnv} before starting pgcdc, or use sink.passwordFile instead`,
-        },
-      );
-    return value;
-  }
+  if (options.passwordEnv !== undefined) return readSecret({ env: options.passwordEnv }, 'sink.passwordEnv');
   if (options.passwordFile === undefined) return undefined;
-  try {
-    return readFileSync(options.passwordFile, 'utf8').replace(/\r?\n$/, '');
-  } catch (error) {
-    throw new CdcError(
-      'CONFIG_INVALID',
-      `sink.passwordFile: cannot read ${options.passwordFile} (${(error as NodeJS.ErrnoException).code})`,
-      { hint: 'check the path and its permissions', cause: error },
-    );
-  }
+  return readSecret({ file: options.passwordFile }, 'sink.passwordFile');
 }
 
 /** Connection settings from the options (the password and PEM files are read here, at each start). */
