@@ -36,6 +36,8 @@ const skip = requireOrSkip(hasOpenssl(), 'openssl (Debian package openssl)');
 const SECRET = 'whsec-tls-4d7e20';
 const ENV = { [SECRET_ENV]: SECRET };
 const ROWS = 50;
+/** A refusal pgcdc missed would retry for ever: the test fails instead of hanging. */
+const TEST_TIMEOUT_MS = 300_000;
 
 interface Setup {
   db: TestDatabase;
@@ -131,18 +133,22 @@ async function assertDelivers(
   }
 }
 
-test('https, verify-full against the test CA: snapshot and workload replay equal the source', { skip }, async (t) => {
-  const setup = await setUp();
-  const endpoint = await TestEndpoint.start({ secret: SECRET, tls: { cert: setup.pki.cert, key: setup.pki.key } });
-  assert.match(endpoint.url, /^https:\/\/127\.0\.0\.1:\d+\//);
-  const config = await configWith(setup.dir, 'verify-full', [`ca: ${setup.pki.ca}`]);
-  await assertDelivers(setup, endpoint, config, 'https verify-full', t);
-});
+test(
+  'https, verify-full against the test CA: snapshot and workload replay equal the source',
+  { skip, timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    const setup = await setUp();
+    const endpoint = await TestEndpoint.start({ secret: SECRET, tls: { cert: setup.pki.cert, key: setup.pki.key } });
+    assert.match(endpoint.url, /^https:\/\/127\.0\.0\.1:\d+\//);
+    const config = await configWith(setup.dir, 'verify-full', [`ca: ${setup.pki.ca}`]);
+    await assertDelivers(setup, endpoint, config, 'https verify-full', t);
+  },
+);
 
 test(
   'mutual TLS: without a client certificate, or with one from another CA, one line at start, exit 2; ' +
     'with the right one, replay equals the source',
-  { skip },
+  { skip, timeout: TEST_TIMEOUT_MS },
   async (t) => {
     const setup = await setUp();
     const client = issueCertificate(setup.dir, 'client');
@@ -212,7 +218,7 @@ test(
 
 test(
   'a server certificate from another CA, or for another host name: one line at start, exit 2, nothing sent',
-  { skip },
+  { skip, timeout: TEST_TIMEOUT_MS },
   async (t) => {
     const setup = await setUp();
     const endpoint = await TestEndpoint.start({ secret: SECRET, tls: { cert: setup.pki.cert, key: setup.pki.key } });

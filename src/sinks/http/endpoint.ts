@@ -186,7 +186,7 @@ export function clientCertificateProblem(error: unknown): string | undefined {
  * After a completed TLS handshake, how long the check listens for the endpoint refusing the client
  * certificate before it takes silence as acceptance (see checkReachable).
  */
-const CLIENT_CERT_VERDICT_MS = 1000;
+const CLIENT_CERT_VERDICT_MS = 2000;
 
 /**
  * The check at start: a TCP connection to the endpoint (and the TLS handshake, verified, for
