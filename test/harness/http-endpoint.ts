@@ -6,10 +6,17 @@
  * resolved is always in the log. With a secret it checks each request's X-Pgcdc-Signature; it
  * checks each request's Idempotency-Key against the event ids in the body.
  *
+ * With `tls` it serves https (node:https) with a certificate from test/harness/pki.ts, and can
+ * require a client certificate signed by a given CA (mutual TLS): a client without one is refused
+ * in the handshake and never reaches the log; its handshake error is kept in `tlsClientErrors`.
+ *
  * The server is stopped with the test file (or by `stop`).
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { DeliveredEvent } from './cli.ts';
 import { onTeardown } from './pg.ts';
 import { verifySignature } from '../../src/sinks/http/signing.ts';
@@ -28,11 +35,20 @@ export interface LoggedRequest {
   status: number;
   /** The signature verified with the secret (undefined without a secret). */
   readonly signatureValid: boolean | undefined;
+  /** The CN of the client certificate the connection presented (https with a client CA only). */
+  readonly clientCertificate: string | undefined;
 }
 
 export interface EndpointOptions {
   /** The signing secret the receiver verifies with. */
   readonly secret?: string;
+  /** Serve https with this certificate and key (PEM files). */
+  readonly tls?: {
+    readonly cert: string;
+    readonly key: string;
+    /** Require a client certificate signed by this CA (PEM file): mutual TLS. */
+    readonly clientCa?: string;
+  };
 }
 
 const ACCEPT: Answer = { kind: 'accept' };
@@ -47,19 +63,36 @@ export class TestEndpoint {
   private inFlight = 0;
   maxInFlight = 0;
   private stopped: Promise<void> | undefined;
+  /** The codes of the TLS handshakes the server refused or failed (https only), in order. */
+  readonly tlsClientErrors: string[] = [];
 
   private constructor(
-    private readonly server: http.Server,
+    private readonly server: http.Server | https.Server,
     readonly url: string,
     private readonly options: EndpointOptions,
   ) {}
 
   static async start(options: EndpointOptions = {}): Promise<TestEndpoint> {
-    const server = http.createServer({ keepAlive: true });
+    const tls = options.tls;
+    const server =
+      tls === undefined
+        ? http.createServer({ keepAlive: true })
+        : https.createServer({
+            keepAlive: true,
+            cert: readFileSync(tls.cert),
+            key: readFileSync(tls.key),
+            ...(tls.clientCa === undefined
+              ? {}
+              : { ca: readFileSync(tls.clientCa), requestCert: true, rejectUnauthorized: true }),
+          });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    const endpoint = new TestEndpoint(server, `http://127.0.0.1:${port}/hooks/pgcdc?token=t0k3n`, options);
+    const scheme = tls === undefined ? 'http' : 'https';
+    const endpoint = new TestEndpoint(server, `${scheme}://127.0.0.1:${port}/hooks/pgcdc?token=t0k3n`, options);
     server.on('request', (request, response) => endpoint.handle(request, response));
+    server.on('tlsClientError', (error: NodeJS.ErrnoException) =>
+      endpoint.tlsClientErrors.push(error.code ?? error.message),
+    );
     onTeardown(() => endpoint.stop());
     return endpoint;
   }
@@ -127,6 +160,7 @@ export class TestEndpoint {
                 body,
                 typeof signatureHeader === 'string' ? signatureHeader : undefined,
               ),
+        clientCertificate: clientCertificateOf(request),
       };
       this.log.push(entry);
       const answer = this.rules.find((rule) => rule.matches(body))?.answer ?? this.answer;
@@ -156,6 +190,14 @@ export class TestEndpoint {
     response.writeHead(status, headers);
     response.end(answer.kind === 'status' ? (answer.body ?? '') : 'ok');
   }
+}
+
+/** The CN of the verified client certificate of the request's connection, if it has one. */
+function clientCertificateOf(request: http.IncomingMessage): string | undefined {
+  const socket = request.socket;
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  const subject = socket.getPeerCertificate().subject as { CN?: string } | undefined;
+  return subject?.CN;
 }
 
 /** The event lines of a request's body (json-array or ndjson, by its Content-Type), each as compact JSON. */

@@ -40,7 +40,25 @@ function tlsSettings(options: HttpOptions, secrets: string[]): tls.ConnectionOpt
     secrets.push(settings.passphrase);
   }
   if (!configured.verifyHostname) settings.checkServerIdentity = () => undefined;
+  try {
+    // Built once here so that a key that does not match its certificate, a wrong passphrase or a
+    // file that is not PEM is a configuration error at start, not a connection error on every retry.
+    tls.createSecureContext(settings);
+  } catch (error) {
+    throw new CdcError('CONFIG_INVALID', `sink.tls: the certificate files cannot be used (${tlsProblem(error)})`, {
+      hint:
+        'sink.tls.ca, cert and key must be PEM files, cert and key one pair ' +
+        '(with keyPassphrase when the key is encrypted)',
+      cause: error,
+    });
+  }
   return settings;
+}
+
+/** OpenSSL's reason, without its internal error number (`error:05800074:x509 certificate routines::`). */
+function tlsProblem(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/^error:[0-9A-F]+:[^:]*::?/i, '');
 }
 
 /** Reads the secrets and builds the agent. Throws CONFIG_INVALID for a secret or PEM file it cannot read. */
@@ -94,22 +112,74 @@ const CERT_ERRORS: Readonly<Record<string, string>> = {
   CERT_NOT_YET_VALID: 'the certificate is not valid yet',
 };
 
+/** The code checkReachable gives a fresh TLS connection the endpoint closed without a word. */
+const CLOSED_AFTER_HANDSHAKE = 'PGCDC_CLOSED_AFTER_TLS_HANDSHAKE';
+
+/**
+ * The alerts an endpoint sends when it refuses pgcdc's client certificate (or its absence): TLS 1.3
+ * sends them after the client saw its handshake complete, TLS 1.2 during the handshake.
+ */
+const CLIENT_CERT_ALERTS: Readonly<Record<string, string>> = {
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: 'the endpoint requires a client certificate',
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'the endpoint does not trust the client certificate (unknown CA)',
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'the endpoint refused the client certificate',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: 'the endpoint refused the client certificate',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED: 'the endpoint refused the client certificate as expired',
+  ERR_SSL_TLSV1_ALERT_ACCESS_DENIED: 'the endpoint refused the client certificate (access denied)',
+  ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE:
+    'the endpoint refused the TLS handshake (a client certificate it requires, or no common protocol or cipher)',
+  [CLOSED_AFTER_HANDSHAKE]:
+    'the endpoint closed the connection right after the TLS handshake, before any request ' +
+    '(it does not accept the client certificate, or requires one)',
+};
+
 /** The TLS verification failure `error` names, as a phrase, or undefined for any other error. */
 export function certificateProblem(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? CERT_ERRORS[code] : undefined;
 }
 
+/** The endpoint's refusal of the client certificate that `error` reports, as a phrase, or undefined. */
+export function clientCertificateProblem(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? CLIENT_CERT_ALERTS[code] : undefined;
+}
+
+/**
+ * After a completed TLS handshake, how long the check listens for the endpoint refusing the client
+ * certificate before it takes silence as acceptance (see checkReachable).
+ */
+const CLIENT_CERT_VERDICT_MS = 2000;
+
 /**
  * The check at start: a TCP connection to the endpoint (and the TLS handshake, verified, for
- * https), closed again. A host that does not resolve or a certificate that does not verify is a
- * wrong setting (CONNECT_FAILED, exit 2); anything else (refused, unreachable, no answer) is
- * SINK_FAILED and retryable: pgcdc starts again with a backoff until retry.giveUpAfterMs, then
- * stops with one line. Later connection errors are retried by the sink itself.
+ * https), closed again. A host that does not resolve, a certificate that does not verify or a
+ * client certificate the endpoint refuses is a wrong setting (CONNECT_FAILED, exit 2); anything
+ * else (refused, unreachable, no answer) is SINK_FAILED and retryable: pgcdc starts again with a
+ * backoff until retry.giveUpAfterMs, then stops with one line. Later connection errors are retried
+ * by the sink itself.
+ *
+ * With TLS 1.3 the client's handshake completes before the server has checked the client's
+ * certificate, so a refusal comes afterwards: as an alert (OpenSSL, Go), or as the connection
+ * closed without a word (Node's https server). So after `secureConnect` the check listens on: a
+ * TLS 1.3 session ticket means the server accepted the client's Finished and certificate; an alert
+ * or the fresh connection closed before any request means it refused them; silence for
+ * CLIENT_CERT_VERDICT_MS (a server that sends no tickets, or TLS 1.2, where the handshake itself
+ * carries a refusal) is acceptance. (An endpoint that answers a refused certificate with an HTTP
+ * status, as nginx does with 400, is seen at the first request: a final status.)
  */
 export function checkReachable(endpoint: Endpoint, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const settings = { host: endpoint.host, port: endpoint.port };
+    let settled = false;
+    const settle = (error?: NodeJS.ErrnoException): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (error === undefined) resolve();
+      else reject(connectError(endpoint, error));
+    };
     const socket = endpoint.https
       ? tls.connect({
           ...endpoint.tls,
@@ -118,25 +188,33 @@ export function checkReachable(endpoint: Endpoint, timeoutMs: number): Promise<v
           ...(net.isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {}),
         })
       : net.connect(settings);
-    const timer = setTimeout(
-      () => socket.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })),
-      timeoutMs,
-    );
-    socket.once(endpoint.https ? 'secureConnect' : 'connect', () => {
+    let timer = setTimeout(() => settle(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })), timeoutMs);
+    socket.on('error', (error: NodeJS.ErrnoException) => settle(error));
+    if (!(socket instanceof tls.TLSSocket)) {
+      socket.once('connect', () => settle());
+      return;
+    }
+    socket.once('secureConnect', () => {
       clearTimeout(timer);
-      socket.destroy();
-      resolve();
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(connectError(endpoint, error));
+      timer = setTimeout(() => settle(), CLIENT_CERT_VERDICT_MS);
+      // In TLS 1.2 a ticket comes inside the handshake, before the server's own verdict.
+      if (socket.getProtocol() === 'TLSv1.3') socket.once('session', () => settle());
+      socket.once('close', () =>
+        settle(Object.assign(new Error('closed after the handshake'), { code: CLOSED_AFTER_HANDSHAKE })),
+      );
+      // Reads on, so that an alert or the close after the handshake is seen.
+      socket.resume();
     });
   });
 }
-
 function connectError(endpoint: Endpoint, error: NodeJS.ErrnoException): CdcError {
   const doing = `connecting to the HTTP endpoint ${endpoint.origin}`;
+  const refused = clientCertificateProblem(error);
+  if (refused !== undefined)
+    return new CdcError('CONNECT_FAILED', `${doing}: TLS handshake refused: ${refused}`, {
+      hint: 'set sink.tls.cert and sink.tls.key to a client certificate signed by a CA the endpoint trusts',
+      cause: error,
+    });
   const certificate = certificateProblem(error);
   if (certificate !== undefined)
     return new CdcError('CONNECT_FAILED', `${doing}: TLS verification failed: ${certificate}`, {

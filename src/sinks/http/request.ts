@@ -49,11 +49,15 @@ function retryable(status: number): boolean {
   return status >= 500 || status === 408 || status === 409 || status === 429;
 }
 
+const CREDENTIALS = 'sink.headers, sink.secret';
+/** Some endpoints (API gateways) answer a refused client certificate with 403 (nginx: 400, its answer says why). */
+const CREDENTIALS_TLS = `${CREDENTIALS}, sink.tls.cert and key`;
+
 function finalError(endpoint: Endpoint, status: number, statusText: string, snippet: string): CdcError {
   const answered = snippet === '' ? 'an empty answer' : `answer: ${snippet}`;
   const hint =
     status === 401 || status === 403
-      ? 'check the credentials the endpoint expects (sink.headers, sink.secret)'
+      ? `check the credentials the endpoint expects (${endpoint.https ? CREDENTIALS_TLS : CREDENTIALS})`
       : status === 413
         ? 'lower sink.maxBytes and sink.maxEvents, or raise the endpoint body limit'
         : status >= 300 && status < 400
