@@ -1,13 +1,18 @@
 /**
- * Helpers for the NATS tests: the `pgcdc run` arguments for the NATS sink, and the verdict of
- * replaying a stream (read back by an ordered consumer, in stream order) onto an empty map against
- * the source table. The slot and run-config helpers are the Kafka tests' (kafka-workload.ts).
+ * Helpers for the NATS tests: the `pgcdc run` arguments for the NATS sink, the verdict of replaying a
+ * stream (read back by an ordered consumer, in stream order) onto an empty map against the source
+ * table, and a snapshot-plus-workload run through a server (nats.test.ts, nats-tls.test.ts). The slot
+ * and run-config helpers are the Kafka tests' (kafka-workload.ts).
  */
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type pg from 'pg';
-import { compareRows, replay } from './cli.ts';
-import { slotOf } from './kafka-workload.ts';
+import { compareRows, replay, startPgcdc, type PgcdcProcess } from './cli.ts';
+import { awaitStreaming, slotCaughtUp, slotOf, writeRunConfig } from './kafka-workload.ts';
 import { natsEvents, type NatsServer } from './nats.ts';
-import type { TestDatabase } from './pg.ts';
+import { eventually, freshDatabase, type TestDatabase } from './pg.ts';
 
 export { awaitStreaming, slotCaughtUp, slotConfirmed, slotOf, writeRunConfig } from './kafka-workload.ts';
 
@@ -99,4 +104,54 @@ export async function kvCheckpoint(
     if (entry === null || entry.operation !== 'PUT') return undefined;
     return JSON.parse(entry.string()) as { lsn: string };
   });
+}
+
+/** Waits until `proc` confirmed everything the source wrote, then stops it (SIGTERM, exit 0). */
+export async function catchUpAndStop(proc: PgcdcProcess, db: TestDatabase): Promise<void> {
+  await eventually(() => slotCaughtUp(db), 'pgcdc caught up with the source', 120_000);
+  proc.kill('SIGTERM');
+  assert.equal(await proc.exited, 0, proc.stderr().slice(-3000));
+}
+
+/** Table `acct` with `rows` rows. */
+export async function tableWithRows(db: TestDatabase, rows = 300): Promise<void> {
+  await db.sql.query(`create table acct (id int primary key, balance int not null, note text)`);
+  await db.sql.query(`insert into acct select g, g, 'row ' || g from generate_series(1, $1::int) g`, [rows]);
+}
+
+/** Keyed changes: inserts from `first`, updates, deletes, a key change. */
+export async function someChanges(db: TestDatabase, first: number): Promise<void> {
+  await db.sql.query(`insert into acct select g, g, 'new' from generate_series($1::int, $1::int + 99) g`, [first]);
+  await db.sql.query(`update acct set balance = balance + 1, note = 'upd' where id % 3 = 0`);
+  await db.sql.query(`delete from acct where id % 7 = 0`);
+  await db.sql.query(`update acct set id = $1::int + 500 where id = $1::int + 1`, [first]);
+}
+
+/** 0 lost, extra, mismatched and duplicated. */
+export function assertExact(verdict: NatsVerdict): void {
+  assert.deepEqual(
+    { lost: verdict.lost, extra: verdict.extra, mismatched: verdict.mismatched, duplicated: verdict.duplicated },
+    { lost: 0, extra: 0, mismatched: 0, duplicated: 0 },
+  );
+}
+
+/**
+ * A fresh database with 300 rows, pgcdc started on `server` with the `sink:` lines `sink` (indented
+ * under `sink:`) and `env`, two rounds of changes, caught up and stopped: the replay's verdict.
+ */
+export async function snapshotAndWorkload(
+  server: NatsServer,
+  sink: readonly string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ verdict: NatsVerdict; db: TestDatabase; proc: PgcdcProcess }> {
+  const db = await freshDatabase();
+  await tableWithRows(db);
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-nats-'));
+  const config = await writeRunConfig(dir, sink.length === 0 ? [] : ['sink:', ...sink.map((l) => `  ${l}`)]);
+  const proc = startPgcdc(natsRunArgs({ db, url: server.url, offsets: path.join(dir, 'offsets.json'), config }), env);
+  await awaitStreaming(proc, 'pgcdc streaming');
+  await someChanges(db, 1000);
+  await someChanges(db, 2000);
+  await catchUpAndStop(proc, db);
+  return { verdict: await natsVerdict(server, db), db, proc };
 }

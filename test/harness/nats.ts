@@ -1,21 +1,25 @@
 /**
  * A real nats-server with JetStream for tests (Debian's nats-server; .ci/run installs it): started on
- * a free port with its store in a temp folder (`-js -sd <dir>`), optionally with users or a token,
- * stopped after the test file. `kill()` and `restart()` keep the port and the store, for outages.
- * Events are read back with a JetStream ordered consumer, independently of any pgcdc sink.
+ * a free port with its store in a temp folder (`-js -sd <dir>`), optionally with users, a token or an
+ * NKey user, and optionally TLS only (the test PKI of pki.ts; with `verify` the server also requires a
+ * client certificate signed by the test CA), stopped after the test file. `kill()` and `restart()`
+ * keep the port and the store, for outages. Events are read back with a JetStream ordered consumer,
+ * independently of any pgcdc sink.
  *
  * Callers skip with `requireOrSkip(natsAvailable(), 'nats-server')`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nkeyAuthenticator, nkeys, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { freePort } from '../../src/embedded/cluster.ts';
 import type { DeliveredEvent } from './cli.ts';
 import { listening } from './daemon.ts';
 import { onPath } from './maven-fetch.ts';
+import { makeTestPki, type TestPki } from './pki.ts';
 import { assertTeardownPending, eventually, onTeardown } from './pg.ts';
 import { onProcessExit } from './tmp.ts';
 
@@ -28,6 +32,47 @@ export interface NatsServerOptions {
   readonly users?: readonly { readonly user: string; readonly password: string }[];
   /** A token instead of users. */
   readonly token?: string;
+  /** One NKey user instead (a key pair made at start: the server knows its public key, `nkeySeed` is its seed). */
+  readonly nkey?: boolean;
+  /**
+   * TLS only (clients that do not upgrade are refused), with a certificate for 127.0.0.1 signed by the
+   * test CA; `verify: true` also requires a client certificate signed by it (`NatsServer.tls.clientCert`).
+   */
+  readonly tls?: { readonly verify?: boolean };
+}
+
+/** The PEM files of a server started with `tls`. */
+export interface NatsPki extends TestPki {
+  /** A client certificate and key signed by the test CA (for `verify: true`). */
+  readonly clientCert: string;
+  readonly clientKey: string;
+}
+
+/** A client certificate for CN=pgcdc signed by the test CA in `dir` (makeTestPki leaves ca.key there). */
+function makeClientCert(dir: string, pki: TestPki): NatsPki {
+  const ssl = (...args: string[]): void => {
+    execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  };
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=pgcdc', '-keyout', 'client.key', '-out', 'client.csr');
+  writeFileSync(path.join(dir, 'client.ext'), 'extendedKeyUsage = clientAuth\nbasicConstraints = CA:FALSE\n');
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    'client.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    'client.ext',
+    '-out',
+    'client.crt',
+  );
+  return { ...pki, clientCert: path.join(dir, 'client.crt'), clientKey: path.join(dir, 'client.key') };
 }
 
 /** One message of a stream, as an ordered consumer read it. */
@@ -49,10 +94,15 @@ export class NatsServer {
     readonly dir: string,
     private readonly config: string,
     readonly options: NatsServerOptions,
+    /** With `tls`: the PKI's files. */
+    readonly tls: NatsPki | undefined,
+    /** With `nkey`: the NKey user's seed (`SU...`), the secret pgcdc reads from a file. */
+    readonly nkeySeed: string | undefined,
   ) {}
 
+  /** `nats://127.0.0.1:<port>`, or `tls://...` for a server started with `tls`. */
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
+    return `${this.tls === undefined ? 'nats' : 'tls'}://127.0.0.1:${this.port}`;
   }
 
   get running(): boolean {
@@ -75,9 +125,21 @@ export class NatsServer {
           .map((u) => `{user: "${u.user}", password: "${u.password}"}`)
           .join(', ')} ] }`,
       );
+    let nkeySeed: string | undefined;
+    if (options.nkey === true) {
+      const user = nkeys.createUser();
+      nkeySeed = new TextDecoder().decode(user.getSeed());
+      lines.push(`authorization { users = [ {nkey: "${user.getPublicKey()}"} ] }`);
+    }
+    const pki = options.tls === undefined ? undefined : makeClientCert(dir, makeTestPki(dir));
+    if (pki !== undefined)
+      lines.push(
+        `tls { cert_file: "${pki.cert}", key_file: "${pki.key}", ca_file: "${pki.ca}", ` +
+          `verify: ${options.tls?.verify === true}, timeout: 5 }`,
+      );
     const config = path.join(dir, 'nats.conf');
     await writeFile(config, `${lines.join('\n')}\n`);
-    const server = new NatsServer(port, dir, config, options);
+    const server = new NatsServer(port, dir, config, options, pki, nkeySeed);
     onTeardown(async () => {
       await server.kill();
       await rm(dir, { recursive: true, force: true });
@@ -133,14 +195,27 @@ export class NatsServer {
     this.forget();
   }
 
-  /** A client connection as the first user (or with the token). */
+  /** A client connection as the first user (or with the token, or the NKey), over TLS with the client certificate. */
   connect(): Promise<NatsConnection> {
     const user = this.options.users?.[0];
+    const tls = this.tls;
     return connect({
       servers: this.url,
       reconnect: false,
       ...(user === undefined ? {} : { user: user.user, pass: user.password }),
       ...(this.options.token === undefined ? {} : { token: this.options.token }),
+      ...(this.nkeySeed === undefined
+        ? {}
+        : { authenticator: nkeyAuthenticator(new TextEncoder().encode(this.nkeySeed)) }),
+      ...(tls === undefined
+        ? {}
+        : {
+            tls: {
+              ca: readFileSync(tls.ca, 'utf8'),
+              cert: readFileSync(tls.clientCert, 'utf8'),
+              key: readFileSync(tls.clientKey, 'utf8'),
+            },
+          }),
     });
   }
 

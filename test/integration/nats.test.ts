@@ -13,19 +13,22 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MAIN, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
-import { natsAvailable, natsForFile, type NatsServer } from '../harness/nats.ts';
+import { natsAvailable, natsForFile } from '../harness/nats.ts';
 import {
+  assertExact,
   awaitStreaming as streaming,
+  catchUpAndStop,
   kvCheckpoint,
   natsRunArgs,
   natsVerdict,
-  slotCaughtUp,
   slotOf,
+  snapshotAndWorkload,
+  someChanges,
   streamOf,
+  tableWithRows,
   writeRunConfig,
-  type NatsVerdict,
 } from '../harness/nats-workload.ts';
-import { eventually, freshDatabase, onTeardown, requireOrSkip, type TestDatabase } from '../harness/pg.ts';
+import { freshDatabase, onTeardown, requireOrSkip } from '../harness/pg.ts';
 import { logRecords } from '../harness/process.ts';
 
 const skip = requireOrSkip(natsAvailable(), 'nats-server');
@@ -33,51 +36,6 @@ const skip = requireOrSkip(natsAvailable(), 'nats-server');
 const nats = natsForFile();
 const natsWithUsers = natsForFile({ users: [{ user: 'pgcdc', password: 'pw-in-a-file' }] });
 const natsWithToken = natsForFile({ token: 'token-in-the-env' });
-
-/** Waits until `proc` confirmed everything the source wrote, then stops it (SIGTERM, exit 0). */
-async function catchUpAndStop(proc: PgcdcProcess, db: TestDatabase): Promise<void> {
-  await eventually(() => slotCaughtUp(db), 'pgcdc caught up with the source', 120_000);
-  proc.kill('SIGTERM');
-  assert.equal(await proc.exited, 0, proc.stderr().slice(-3000));
-}
-
-async function tableWithRows(db: TestDatabase, rows = 300): Promise<void> {
-  await db.sql.query(`create table acct (id int primary key, balance int not null, note text)`);
-  await db.sql.query(`insert into acct select g, g, 'row ' || g from generate_series(1, $1::int) g`, [rows]);
-}
-
-/** Keyed changes: inserts from `first`, updates, deletes, a key change. */
-async function someChanges(db: TestDatabase, first: number): Promise<void> {
-  await db.sql.query(`insert into acct select g, g, 'new' from generate_series($1::int, $1::int + 99) g`, [first]);
-  await db.sql.query(`update acct set balance = balance + 1, note = 'upd' where id % 3 = 0`);
-  await db.sql.query(`delete from acct where id % 7 = 0`);
-  await db.sql.query(`update acct set id = $1::int + 500 where id = $1::int + 1`, [first]);
-}
-
-function assertExact(verdict: NatsVerdict): void {
-  assert.deepEqual(
-    { lost: verdict.lost, extra: verdict.extra, mismatched: verdict.mismatched, duplicated: verdict.duplicated },
-    { lost: 0, extra: 0, mismatched: 0, duplicated: 0 },
-  );
-}
-
-/** Runs a snapshot and a workload through `server`, stops, and returns the replay's verdict. */
-async function snapshotAndWorkload(
-  server: NatsServer,
-  sink: readonly string[] = [],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ verdict: NatsVerdict; db: TestDatabase; proc: PgcdcProcess }> {
-  const db = await freshDatabase();
-  await tableWithRows(db);
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-nats-'));
-  const config = await writeRunConfig(dir, sink.length === 0 ? [] : ['sink:', ...sink.map((l) => `  ${l}`)]);
-  const proc = startPgcdc(natsRunArgs({ db, url: server.url, offsets: path.join(dir, 'offsets.json'), config }), env);
-  await streaming(proc, 'pgcdc streaming');
-  await someChanges(db, 1000);
-  await someChanges(db, 2000);
-  await catchUpAndStop(proc, db);
-  return { verdict: await natsVerdict(server, db), db, proc };
-}
 
 test('snapshot and workload: the replay of the stream equals the source, no event id twice', { skip }, async (t) => {
   const server = await nats();

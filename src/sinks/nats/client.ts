@@ -8,12 +8,58 @@ import {
   connect,
   credsAuthenticator,
   nkeyAuthenticator,
+  nkeys,
   type ConnectionOptions,
   type NatsConnection,
 } from '@nats-io/transport-node';
 import { CdcError } from '../../core/errors.ts';
 import { readPem, readSecret } from '../secrets.ts';
 import type { NatsOptions } from './options.ts';
+
+/** Where a secret comes from, for messages (never its value). */
+function secretOrigin(source: SecretSource): string {
+  return source.env !== undefined ? `the environment variable ${source.env}` : `${source.file as string}`;
+}
+
+/**
+ * The NKey seed of sink.auth.nkeySeed, checked here: the client would otherwise fail to decode it on
+ * every connection attempt, which pgcdc would retry as a transient fault instead of stopping.
+ */
+function nkeySeed(source: SecretSource): Uint8Array {
+  const seed = new TextEncoder().encode(readSecret(source, 'sink.auth.nkeySeed').trim());
+  checkSeed(seed, `sink.auth.nkeySeed: ${secretOrigin(source)} does not hold an NKey seed`);
+  return seed;
+}
+
+function checkSeed(seed: Uint8Array, problem: string): void {
+  try {
+    nkeys.fromSeed(seed);
+  } catch {
+    // The decoder's message may quote characters of the seed: not repeated.
+    throw new CdcError('CONFIG_INVALID', problem, {
+      hint: 'put the NATS user seed (one line starting with SU, as nk -gen user or nsc write it) there',
+    });
+  }
+}
+
+/**
+ * A credentials file's content, checked as the client parses it (a JWT block, then a seed block):
+ * a file that does not parse fails at start, not on every connection attempt.
+ */
+function credentials(source: SecretSource): Uint8Array {
+  // The client's parser wants a newline after the seed block's closing line; readSecret took it off.
+  const text = `${readSecret(source, 'sink.auth.credentials')}\n`;
+  const block = /\s*(?:(?:-{3,}[^\n]*-{3,}\n)(.+)(?:\n\s*-{3,}[^\n]*-{3,}\n))/g;
+  const jwt = block.exec(text);
+  const seed = block.exec(text);
+  const problem = `sink.auth.credentials: ${secretOrigin(source)} is not a NATS credentials file`;
+  if (jwt === null || seed === null)
+    throw new CdcError('CONFIG_INVALID', `${problem} (a user JWT block, then a user NKEY seed block)`, {
+      hint: 'point it at the .creds file nsc generate creds (or your NATS operator) made for the user',
+    });
+  checkSeed(new TextEncoder().encode((seed[1] ?? '').trim()), `${problem}: its seed block holds no NKey seed`);
+  return new TextEncoder().encode(text);
+}
 
 /** `nats://user:pw@host:4222` -> `host:4222`, for messages. */
 export function serverHosts(options: NatsOptions): string {
@@ -43,14 +89,8 @@ export function connectionOptions(options: NatsOptions): ConnectionOptions {
       settings.user = auth.user;
       settings.pass = readSecret(auth.password, 'sink.auth.password');
     } else if ('token' in auth) settings.token = readSecret(auth.token, 'sink.auth.token');
-    else if ('nkeySeed' in auth)
-      settings.authenticator = nkeyAuthenticator(
-        new TextEncoder().encode(readSecret(auth.nkeySeed, 'sink.auth.nkeySeed')),
-      );
-    else
-      settings.authenticator = credsAuthenticator(
-        new TextEncoder().encode(readSecret(auth.credentials, 'sink.auth.credentials')),
-      );
+    else if ('nkeySeed' in auth) settings.authenticator = nkeyAuthenticator(nkeySeed(auth.nkeySeed));
+    else settings.authenticator = credsAuthenticator(credentials(auth.credentials));
   }
   const tls = options.tls;
   if (tls !== undefined || options.servers.some((url) => url.startsWith('tls://'))) {
@@ -105,6 +145,20 @@ const CERT_ERRORS: Readonly<Record<string, string>> = {
   CERT_NOT_YET_VALID: 'the server certificate is not valid yet',
 };
 
+/**
+ * TLS alerts a server sends when it refuses pgcdc's client certificate (a server with verify on):
+ * missing, from a CA it does not trust, expired. Retrying cannot help.
+ */
+const CLIENT_CERT_ALERTS: Readonly<Record<string, string>> = {
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'bad certificate',
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: 'certificate required',
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'unknown CA',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: 'certificate unknown',
+  ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE: 'unsupported certificate',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED: 'certificate expired',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED: 'certificate revoked',
+};
+
 /** `Nats-Expected-Last-Msg-Id` did not match (stream.exclusive). */
 const WRONG_LAST_MSG_ID = 10070;
 
@@ -140,6 +194,19 @@ export function natsError(error: unknown, doing: string, options: NatsOptions): 
             : 'point sink.tls.ca at the CA that signed the server certificate',
         cause: error,
       });
+    const alert = typeof code === 'string' ? CLIENT_CERT_ALERTS[code] : undefined;
+    if (alert !== undefined)
+      return new CdcError(
+        'AUTH_FAILED',
+        `${doing}: the NATS server at ${hosts} refused pgcdc's client certificate (TLS alert: ${alert})`,
+        {
+          hint:
+            options.tls?.cert === undefined
+              ? 'the server requires a client certificate: give sink.tls.cert and sink.tls.key'
+              : 'give in sink.tls.cert a certificate signed by a CA the server trusts (its tls ca_file), not expired',
+          cause: error,
+        },
+      );
     if (code === 'ENOTFOUND')
       return new CdcError(
         'CONNECT_FAILED',
