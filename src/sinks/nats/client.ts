@@ -13,7 +13,7 @@ import {
   type NatsConnection,
 } from '@nats-io/transport-node';
 import { CdcError } from '../../core/errors.ts';
-import { readPem, readSecret } from '../secrets.ts';
+import { readPem, readSecret, type SecretSource } from '../secrets.ts';
 import type { NatsOptions } from './options.ts';
 
 /** Where a secret comes from, for messages (never its value). */
