@@ -18,13 +18,12 @@
  * RowWriter straight into the batch.
  */
 import type { TupleData } from '../protocol/messages.ts';
-import type { LineWriter, RowWriter } from './row-writer.ts';
+import { writeKeyChangeHead, type LineWriter, type RowWriter } from './row-writer.ts';
 import { flatValueSchema, keySchema, payloadOpen } from './schemas.ts';
 import type { Op, TransactionContext } from './transaction-context.ts';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
 const TS_MS = bytes(',"__ts_ms":');
-const HEADERS_CLOSE = bytes('}}');
 const OPS: readonly Op[] = ['c', 'u', 'd', 'r', 't'];
 
 /** A fragment that follows a key object (`open`, closing it first) or a null key (`none`). */
@@ -46,8 +45,8 @@ export class FlatWriter {
   private readonly tombstones: boolean;
   /** `","topic":"<topic>","key":` and the same with the key opened and its first name. */
   private readonly topicKey: Buffer;
-  private readonly topicKeyOpen: Buffer;
-  private readonly keyClose: Buffer;
+  readonly topicKeyOpen: Buffer;
+  readonly keyClose: Buffer;
   /** The value opened with the row's first field name. */
   private readonly withRow: AfterKey;
   /** The value opened with no row fields (truncate). */
@@ -57,8 +56,8 @@ export class FlatWriter {
   /** After headers: the value opened with the row's first field, or a null value. */
   private readonly valueWithRow: Buffer;
   private readonly valueNull: Buffer;
-  private readonly newKeyHeaderOpen: Buffer;
-  private readonly oldKeyHeaderOpen: Buffer;
+  readonly newKeyHeaderOpen: Buffer;
+  readonly oldKeyHeaderOpen: Buffer;
   /** Per op: `,"__op":"c","__deleted":false,"__table":"s.t","__lsn":` (no comma after an empty row). */
   private readonly metaAfterRow: Readonly<Partial<Record<Op, Buffer>>>;
   private readonly metaNoRow: Readonly<Partial<Record<Op, Buffer>>>;
@@ -140,14 +139,7 @@ export class FlatWriter {
     lsn: number,
     totalOrder: number,
   ): void {
-    w.raw(tx.idOpen);
-    w.uint(totalOrder - 1);
-    w.raw(this.topicKeyOpen);
-    this.rows.writeKey(w, op === 'd' ? old : row);
-    w.raw(this.keyClose);
-    w.raw(op === 'd' ? this.newKeyHeaderOpen : this.oldKeyHeaderOpen);
-    this.rows.writeKey(w, op === 'd' ? row : old);
-    w.raw(HEADERS_CLOSE);
+    writeKeyChangeHead(w, this.rows, this, op, old, row, tx.idOpen, totalOrder);
     if (op === 'd' && this.tombstones) {
       w.raw(this.valueNull);
       return;

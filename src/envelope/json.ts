@@ -23,7 +23,7 @@ import type { TableSchema } from '../source/relations.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
 import { topicName, type EnvelopeSettings, type TopicNaming } from './topics.ts';
 import { envelopeSchema, keySchema, payloadOpen } from './schemas.ts';
-import { RowWriter, type LineWriter } from './row-writer.ts';
+import { RowWriter, writeKeyChangeHead, type LineWriter } from './row-writer.ts';
 import { FlatWriter } from './flat.ts';
 import type { DroppableOp } from './shaping-config.ts';
 import { commitTail, nowAndTransaction, subMillis, type Op, type TransactionContext } from './transaction-context.ts';
@@ -72,7 +72,6 @@ const VALUE_OPEN = {
 };
 const BEFORE_THEN_AFTER = bytes('},"after":');
 /** Closes the key object of a header and the headers object. */
-const HEADERS_CLOSE = bytes('}}');
 const BEFORE_THEN_NO_AFTER = bytes('},"after":null');
 
 /** The source field naming columns whose value is not in the event (see TOAST in docs/events.md). */
@@ -107,16 +106,16 @@ export class TableSerializer {
   private readonly lastReadHead: string;
   private readonly incrementalReadHead: string;
   /** topicKey plus the first key column's name: `...,"key":{"id":` (with a schema: `{"schema":..,"payload":{"id":`). */
-  private readonly topicKeyOpen: Buffer;
+  readonly topicKeyOpen: Buffer;
   /** What follows the key, with the first column name of the row after it already in place. */
   private readonly afterKey: ValueOpenings;
   /** The same without closing the key first (after the headers of a key change). */
   private readonly valueOpen: ValueOpenings;
   /** `}` after the key fields (`}}` with a schema). */
-  private readonly keyClose: Buffer;
+  readonly keyClose: Buffer;
   /** `,"headers":{"__debezium.newkey":{"id":` and the same for the old key. */
-  private readonly newKeyHeaderOpen: Buffer;
-  private readonly oldKeyHeaderOpen: Buffer;
+  readonly newKeyHeaderOpen: Buffer;
+  readonly oldKeyHeaderOpen: Buffer;
   private readonly beforeThenAfter: Buffer;
   /** `}}}`: the transaction, the value and the line (`}}}}` with the value's schema wrapper). */
   private readonly close: Buffer;
@@ -254,14 +253,7 @@ export class TableSerializer {
       this.flat.writeKeyChange(w, op, old, row, tx, lsn, totalOrder);
       return;
     }
-    w.raw(tx.idOpen);
-    w.uint(totalOrder - 1);
-    w.raw(this.topicKeyOpen);
-    this.rows.writeKey(w, op === 'd' ? old : row);
-    w.raw(this.keyClose);
-    w.raw(op === 'd' ? this.newKeyHeaderOpen : this.oldKeyHeaderOpen);
-    this.rows.writeKey(w, op === 'd' ? row : old);
-    w.raw(HEADERS_CLOSE);
+    writeKeyChangeHead(w, this.rows, this, op, old, row, tx.idOpen, totalOrder);
     if (op === 'd') {
       w.raw(this.valueOpen.before.open);
       this.writeRest(w, op, old, null, tx, inTx, lsn, totalOrder, nowMs, null);

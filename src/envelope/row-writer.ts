@@ -270,3 +270,41 @@ function checkRule(rule: TableRule, table: TableSchema): void {
       );
   }
 }
+
+/** The precompiled fragments of a primary-key change's head, per table (json.ts and flat.ts keep them). */
+export interface KeyChangeFragments {
+  /** `","topic":"<topic>","key":` and the key's opening (schema wrapper, first key column's name). */
+  readonly topicKeyOpen: Buffer;
+  /** `}` closing the key (`}}` with its schema wrapper). */
+  readonly keyClose: Buffer;
+  /** `,"headers":{"<new-key header>":` and the first key column's name. */
+  readonly newKeyHeaderOpen: Buffer;
+  readonly oldKeyHeaderOpen: Buffer;
+}
+
+const HEADERS_CLOSE = Buffer.from('}}');
+
+/**
+ * The head of one of the two events of a primary-key change, the same in both envelopes: the id, the
+ * topic, the key (the old one for the delete `d`, the new one for the create `c`) and a header naming
+ * the other key. The caller writes the value after it.
+ */
+export function writeKeyChangeHead(
+  w: LineWriter,
+  rows: RowWriter,
+  parts: KeyChangeFragments,
+  op: 'd' | 'c',
+  old: TupleData,
+  row: TupleData,
+  idOpen: Buffer,
+  totalOrder: number,
+): void {
+  w.raw(idOpen);
+  w.uint(totalOrder - 1);
+  w.raw(parts.topicKeyOpen);
+  rows.writeKey(w, op === 'd' ? old : row);
+  w.raw(parts.keyClose);
+  w.raw(op === 'd' ? parts.newKeyHeaderOpen : parts.oldKeyHeaderOpen);
+  rows.writeKey(w, op === 'd' ? row : old);
+  w.raw(HEADERS_CLOSE);
+}
