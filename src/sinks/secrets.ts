@@ -66,3 +66,24 @@ export function readPem(file: string, what: string): Buffer {
     });
   }
 }
+
+/**
+ * The TLS fields every sink kind takes (a kind adds its own, such as keyPassphrase or serverName):
+ * `z.strictObject({ ...tlsFileFields, ... }).refine(...certAndKeyTogether)`.
+ */
+export const tlsFileFields = {
+  /** PEM file of the CA that signed the server's certificate (default: the system's CAs). */
+  ca: z.string().min(1).optional(),
+  /** Client certificate and key (PEM files) for mutual TLS. */
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  /** Check that the certificate names the server's host (verify-full). Turning it off is insecure. */
+  verifyHostname: z.boolean().default(true),
+};
+
+/** The refinement that a client certificate comes with its key. */
+export const certAndKeyTogether = [
+  (tls: { readonly cert?: string | undefined; readonly key?: string | undefined }): boolean =>
+    (tls.cert === undefined) === (tls.key === undefined),
+  { message: 'give both cert and key for a client certificate, or neither' },
+] as const;

@@ -5,7 +5,7 @@
  * log; a URL with user:password is refused for the same reason.
  */
 import { z } from 'zod';
-import { secretSourceSchema } from '../secrets.ts';
+import { secretSourceSchema, certAndKeyTogether, tlsFileFields } from '../secrets.ts';
 
 /** Headers pgcdc sets itself on every request; a configured header may not replace them. */
 export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
@@ -84,18 +84,10 @@ export const httpOptionsSchema = z
     secret: secretSourceSchema.optional(),
     tls: z
       .strictObject({
-        /** PEM file of the CA that signed the endpoint's certificate (default: the system's CAs). */
-        ca: z.string().min(1).optional(),
-        /** Client certificate and key (PEM files) for mutual TLS. */
-        cert: z.string().min(1).optional(),
-        key: z.string().min(1).optional(),
+        ...tlsFileFields,
         keyPassphrase: secretSourceSchema.optional(),
-        /** Check that the certificate names the endpoint's host (verify-full). Turning it off is insecure. */
-        verifyHostname: z.boolean().default(true),
       })
-      .refine((tls) => (tls.cert === undefined) === (tls.key === undefined), {
-        message: 'give both cert and key for a client certificate, or neither',
-      })
+      .refine(...certAndKeyTogether)
       .optional(),
     /** Backoff of the retries: full jitter up to min(maxMs, initialMs * 2^attempt). */
     retry: z

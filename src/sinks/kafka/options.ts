@@ -4,7 +4,7 @@
  * from the configuration or a flag, so they are never in a process listing or a log.
  */
 import { z } from 'zod';
-import { secretSourceSchema } from '../secrets.ts';
+import { secretSourceSchema, certAndKeyTogether, tlsFileFields } from '../secrets.ts';
 
 const hostPort = z
   .string()
@@ -76,18 +76,10 @@ export const kafkaOptionsSchema = z.strictObject({
   tls: z
     .strictObject({
       enabled: z.boolean().default(true),
-      /** PEM file of the CA that signed the brokers' certificates (default: the system's CAs). */
-      ca: z.string().min(1).optional(),
-      /** Client certificate and key (PEM files) for mutual TLS. */
-      cert: z.string().min(1).optional(),
-      key: z.string().min(1).optional(),
+      ...tlsFileFields,
       keyPassphrase: secretSourceSchema.optional(),
-      /** Check that the certificate names the broker's host (verify-full). Turning it off is insecure. */
-      verifyHostname: z.boolean().default(true),
     })
-    .refine((tls) => (tls.cert === undefined) === (tls.key === undefined), {
-      message: 'give both cert and key for a client certificate, or neither',
-    })
+    .refine(...certAndKeyTogether)
     .optional(),
   sasl: z
     .strictObject({

@@ -5,7 +5,7 @@
  * listing or a log.
  */
 import { z } from 'zod';
-import { secretSourceSchema } from '../secrets.ts';
+import { secretSourceSchema, certAndKeyTogether, tlsFileFields } from '../secrets.ts';
 
 /** A server URL: nats:// or tls:// (a bare host:port means nats://). */
 const serverUrl = z
@@ -92,17 +92,9 @@ export const natsOptionsSchema = z.strictObject({
   auth: authSchema.optional(),
   tls: z
     .strictObject({
-      /** PEM file of the CA that signed the server's certificate (default: the system's CAs). */
-      ca: z.string().min(1).optional(),
-      /** Client certificate and key (PEM files) for mutual TLS. */
-      cert: z.string().min(1).optional(),
-      key: z.string().min(1).optional(),
-      /** Check that the certificate names the server's host. Turning it off is insecure. */
-      verifyHostname: z.boolean().default(true),
+      ...tlsFileFields,
     })
-    .refine((tls) => (tls.cert === undefined) === (tls.key === undefined), {
-      message: 'give both cert and key for a client certificate, or neither',
-    })
+    .refine(...certAndKeyTogether)
     .optional(),
   /**
    * The subject of an event: `{topic}` is the event's topic with the characters a subject cannot

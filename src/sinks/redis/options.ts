@@ -4,6 +4,7 @@
  * or a flag, so it is never in a process listing or a log.
  */
 import { z } from 'zod';
+import { certAndKeyTogether, tlsFileFields } from '../secrets.ts';
 
 /** Where the server is, as parsed from `url` (no credentials: a password in the URL is refused). */
 export interface RedisEndpoint {
@@ -96,19 +97,11 @@ export const redisOptionsSchema = z
     /** TLS settings for a rediss:// URL (the system's CAs and host name verification by default). */
     tls: z
       .strictObject({
-        /** PEM file of the CA that signed the server's certificate (default: the system's CAs). */
-        ca: z.string().min(1).optional(),
-        /** Client certificate and key (PEM files) for mutual TLS. */
-        cert: z.string().min(1).optional(),
-        key: z.string().min(1).optional(),
-        /** Check that the certificate names the server's host. Turning it off is insecure. */
-        verifyHostname: z.boolean().default(true),
+        ...tlsFileFields,
         /** The name to verify (and send as SNI) instead of the URL's host. */
         serverName: z.string().min(1).optional(),
       })
-      .refine((tls) => (tls.cert === undefined) === (tls.key === undefined), {
-        message: 'give both cert and key for a client certificate, or neither',
-      })
+      .refine(...certAndKeyTogether)
       .optional(),
     /** Connecting (TCP, TLS, AUTH, SELECT) longer than this fails (retried). */
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
