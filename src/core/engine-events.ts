@@ -29,8 +29,16 @@ export type EngineEvent =
   | { readonly type: 'fault'; readonly code: string; readonly message: string }
   /** The capture restarts in-process after `delayMs`; `attempt` counts from 1; `cause` is the fault's code. */
   | { readonly type: 'retry-scheduled'; readonly attempt: number; readonly delayMs: number; readonly cause: string }
-  /** A checkpoint was stored at `lsn`; `events` were delivered since this capture started streaming. */
-  | { readonly type: 'checkpoint-stored'; readonly lsn: string; readonly events: number }
+  /**
+   * A checkpoint was stored at `lsn`; `events` were delivered since this capture started streaming;
+   * `lastCommitAt` is the commit time (Unix ms) of the last transaction it covers, when known.
+   */
+  | {
+      readonly type: 'checkpoint-stored';
+      readonly lsn: string;
+      readonly events: number;
+      readonly lastCommitAt?: number | undefined;
+    }
   /**
    * A snapshot read `rows` rows of `table` (schema.table) so far; `total` is the planner's estimate
    * (undefined when unknown); `done` once the table was read to its end.
