@@ -177,9 +177,10 @@ export class HealthMonitor implements EngineEvents {
   }
 
   private report(alert: AlertState, previousLevel: AlertState['level'], sample: SlotSample): void {
+    // Not `level`: that is the log record's own field.
     const fields = {
       alert: alert.name,
-      level: alert.level,
+      alertLevel: alert.level,
       previousLevel,
       value: alert.value,
       threshold: alert.threshold,

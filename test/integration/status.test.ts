@@ -100,7 +100,7 @@ async function streaming(proc: PgcdcProcess): Promise<void> {
   await eventually(() => (proc.stderr().includes('"msg":"streaming"') ? true : undefined), 'streaming');
 }
 
-test('status matches pg_replication_slots: lag grows while pgcdc is stopped and shrinks once it runs again', async () => {
+test('status matches pg_replication_slots: lag grows while pgcdc is stopped, shrinks once it runs', async () => {
   const db = await freshDatabase();
   const slot = `s_${db.name}`;
   await db.sql.query('create table acct (id int primary key, balance int)');
