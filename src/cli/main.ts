@@ -8,6 +8,7 @@ import { registerDemo } from './demo.ts';
 import { registerCheck } from './check.ts';
 import { registerSetup } from './setup.ts';
 import { registerSnapshot } from './snapshot-command.ts';
+import { registerVerify } from './verify-command.ts';
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
 export function buildProgram(): Command {
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerCheck(program);
   registerSetup(program);
   registerSnapshot(program);
+  registerVerify(program);
   registerDemo(program);
   for (const command of program.commands) command.exitOverride();
   return program;
