@@ -18,7 +18,7 @@ const LAYERS = [
   ['selection'],
   ['snapshot'],
   ['pipeline'],
-  ['preflight', 'setup'],
+  ['preflight', 'setup', 'verify'],
   ['observability'],
   // Watching a capture from outside: the slot's health and alerts, then the metrics that read them.
   ['health'],

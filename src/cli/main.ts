@@ -9,6 +9,7 @@ import { registerCheck } from './check.ts';
 import { registerSetup } from './setup.ts';
 import { registerSnapshot } from './snapshot-command.ts';
 import { registerStatus, STATUS_UNKNOWN_EXIT } from './status-command.ts';
+import { registerVerify } from './verify-command.ts';
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
 export function buildProgram(): Command {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerSetup(program);
   registerSnapshot(program);
   registerStatus(program);
+  registerVerify(program);
   registerDemo(program);
   for (const command of program.commands) command.exitOverride();
   return program;
