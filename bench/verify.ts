@@ -1,8 +1,11 @@
 /**
  * `pgcdc verify` throughput on one narrow table, against `COPY bench TO STDOUT` in the same run.
  *
- *   npm run bench:verify -- [--rows 10000000] [--chunk 50000] [--pg 18]
+ *   npm run bench:verify -- [--rows 10000000] [--chunk 50000] [--pg 18] [--keep <dir>]
  *
+ * - --keep <dir>: keep the loaded cluster and the sink in <dir> (stopped at the end) and reuse them
+ *   on the next run with the same --rows and --pg: iterations then skip the load and the snapshot
+ *   (~200 s at 10M rows). Without it everything lives in temp directories removed at the end.
  * - The sink side is written by pgcdc itself: a slot created with EXPORT_SNAPSHOT (kept, as a
  *   capture's is), then the product's initial snapshot (snapshot/initial.ts) into the real JsonlSink
  *   with its checkpoint in a real offsets file, as `pgcdc run` writes it (state done, the slot's
@@ -16,14 +19,14 @@
  * The last line is `ratio <verify rows/s / COPY rows/s>`.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { EmbeddedCluster } from '../src/embedded/cluster.ts';
+import { EmbeddedCluster, freePort } from '../src/embedded/cluster.ts';
 import { SESSION_OPTIONS, resolveEndpoint } from '../src/postgres/connect.ts';
 import { loadPgTypes } from '../src/postgres/pg-types.ts';
 import { resolveTables } from '../src/postgres/catalog.ts';
@@ -46,6 +49,7 @@ const { values: flags } = parseArgs({
     rows: { type: 'string', default: '1000000' },
     chunk: { type: 'string', default: '50000' },
     pg: { type: 'string', default: '18' },
+    keep: { type: 'string' },
   },
 });
 
@@ -134,39 +138,70 @@ async function writeSink(cluster: EmbeddedCluster, dir: string): Promise<void> {
   }
 }
 
+/** What a kept directory holds (--keep): the cluster's port and the shape it was prepared for. */
+interface Prepared {
+  readonly rows: number;
+  readonly major: number;
+  readonly port: number;
+}
+
+async function readPrepared(dir: string): Promise<Prepared | undefined> {
+  try {
+    const prepared = JSON.parse(await readFile(path.join(dir, 'prepared.json'), 'utf8')) as Prepared;
+    return prepared.rows === ROWS && prepared.major === MAJOR ? prepared : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Loads the table and writes the sink (both not timed). */
+async function prepare(cluster: EmbeddedCluster, dir: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: cluster.url('postgres') });
+  await admin.connect();
+  await admin.query(`create database ${DATABASE}`);
+  await admin.end();
+  const client = await connect(cluster);
+  const version =
+    (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
+  const loadStarted = performance.now();
+  // The same narrow shape as bench/snapshot.ts and bench/stream.ts.
+  await client.query(`create table bench (id bigint primary key, v integer not null, t text not null)`);
+  await client.query(
+    `insert into bench select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from ` +
+      `generate_series(1, $1::bigint) g`,
+    [ROWS],
+  );
+  await client.query(`vacuum analyze bench`);
+  await client.query(`create publication bench for table bench`);
+  await client.end();
+  console.log(
+    `PostgreSQL ${version}: ${ROWS.toLocaleString('en-US')} rows loaded in ` + seconds(performance.now() - loadStarted),
+  );
+  const sinkStarted = performance.now();
+  await writeSink(cluster, dir);
+  console.log(`sink written by pgcdc's initial snapshot into JSONL: ${seconds(performance.now() - sinkStarted)}`);
+}
+
 async function main(): Promise<void> {
+  const keep = flags.keep === undefined ? undefined : path.resolve(flags.keep);
+  const prepared = keep === undefined ? undefined : await readPrepared(keep);
+  if (keep !== undefined && prepared === undefined) {
+    await rm(keep, { recursive: true, force: true });
+    await mkdir(keep, { recursive: true });
+  }
+  const dir = keep ?? (await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-verify-')));
+  const port = prepared?.port ?? (keep === undefined ? undefined : await freePort());
   const cluster = await EmbeddedCluster.start({
     major: MAJOR,
     settings: { shared_buffers: '512MB', autovacuum: 'off' },
+    ...(keep === undefined ? {} : { baseDir: path.join(keep, 'pg') }),
+    ...(port === undefined ? {} : { port }),
   });
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-verify-'));
   try {
-    const admin = new pg.Client({ connectionString: cluster.url('postgres') });
-    await admin.connect();
-    await admin.query(`create database ${DATABASE}`);
-    await admin.end();
-    const client = await connect(cluster);
-    const version =
-      (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
-    const loadStarted = performance.now();
-    // The same narrow shape as bench/snapshot.ts and bench/stream.ts.
-    await client.query(`create table bench (id bigint primary key, v integer not null, t text not null)`);
-    await client.query(
-      `insert into bench select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from ` +
-        `generate_series(1, $1::bigint) g`,
-      [ROWS],
-    );
-    await client.query(`vacuum analyze bench`);
-    await client.query(`create publication bench for table bench`);
-    await client.end();
-    console.log(
-      `PostgreSQL ${version}: ${ROWS.toLocaleString('en-US')} rows loaded in ` +
-        seconds(performance.now() - loadStarted),
-    );
-
-    const sinkStarted = performance.now();
-    await writeSink(cluster, dir);
-    console.log(`sink written by pgcdc's initial snapshot into JSONL: ${seconds(performance.now() - sinkStarted)}`);
+    if (prepared === undefined) await prepare(cluster, dir);
+    else console.log(`reusing the cluster and sink prepared in ${keep} (${ROWS.toLocaleString('en-US')} rows)`);
+    if (keep !== undefined && port !== undefined && prepared === undefined)
+      await writeFile(path.join(keep, 'prepared.json'), JSON.stringify({ rows: ROWS, major: MAJOR, port }));
 
     await copyReference(cluster);
     const copyMs = await copyReference(cluster);
@@ -210,8 +245,11 @@ async function main(): Promise<void> {
     );
     console.log(`ratio ${(verifyRate / copyRate).toFixed(2)}`);
   } finally {
-    await rm(dir, { recursive: true, force: true });
-    await cluster.destroy();
+    if (keep !== undefined) await cluster.stop();
+    else {
+      await rm(dir, { recursive: true, force: true });
+      await cluster.destroy();
+    }
   }
 }
 
