@@ -111,6 +111,8 @@ class MemberCursor {
   valueEnd = 0;
   /** The `{` before the first member, the `,` before the others. */
   separator = 0;
+  /** Once the object ended well: the position of its closing `}`. */
+  closeAt = -1;
 
   /** Starts at the object at `at` (its `{`); false when there is none. */
   open(data: Buffer, at: number, end: number): boolean {
@@ -119,11 +121,15 @@ class MemberCursor {
     this.next = at + 1;
     this.nextSeparator = at;
     this.finished = data[at] === OPEN_BRACE ? 0 : -1;
+    this.closeAt = -1;
     return this.finished === 0;
   }
 
-  /** Moves to the next member; false when there is none (then `ok` says whether the object was well formed). */
-  step(): boolean {
+  /**
+   * Moves to the next member's name, leaving its value unread (`valueStart` set): the caller then
+   * calls `skip()`, or reads the value itself and calls `resumeAt(valueEnd)`. False when there is none.
+   */
+  stepName(): boolean {
     if (this.finished !== 0) return false;
     const data = this.data;
     const end = this.end;
@@ -133,7 +139,11 @@ class MemberCursor {
       return false;
     }
     if (data[i] !== QUOTE) {
-      this.finished = data[i] === 0x7d ? 1 : -1; // `}`: an empty object, or the end
+      // `}`: an empty object, or the end
+      if (data[i] === 0x7d) {
+        this.finished = 1;
+        this.closeAt = i;
+      } else this.finished = -1;
       return false;
     }
     const nameEnd = skipString(data, i, end);
@@ -141,16 +151,35 @@ class MemberCursor {
       this.finished = -1;
       return false;
     }
-    const valueEnd = skipValue(data, nameEnd + 1, end);
     this.nameStart = i;
     this.nameEnd = nameEnd;
     this.valueStart = nameEnd + 1;
-    this.valueEnd = valueEnd;
     this.separator = this.nextSeparator;
+    return true;
+  }
+
+  /** After `stepName()`: skips the value. */
+  skip(): void {
+    this.resumeAt(skipValue(this.data, this.valueStart, this.end));
+  }
+
+  /** After `stepName()`: the value ended at `valueEnd` (exclusive); goes on after it. */
+  resumeAt(valueEnd: number): void {
+    const data = this.data;
+    this.valueEnd = valueEnd;
     if (data[valueEnd] === COMMA) {
       this.nextSeparator = valueEnd;
       this.next = valueEnd + 1;
-    } else this.finished = data[valueEnd] === 0x7d ? 2 : -2;
+    } else if (data[valueEnd] === 0x7d) {
+      this.finished = 2;
+      this.closeAt = valueEnd;
+    } else this.finished = -2;
+  }
+
+  /** Moves to the next member; false when there is none (then `ok` says whether the object was well formed). */
+  step(): boolean {
+    if (!this.stepName()) return false;
+    this.skip();
     return true;
   }
 
@@ -228,13 +257,25 @@ export function scanEventLine(
   let valueEnd = -1;
   try {
     if (!outer.open(data, start, end)) return false;
-    while (outer.step()) {
-      if (isName(data, outer.nameStart, outer.nameEnd, KEY)) {
-        keyStart = outer.valueStart;
-        keyEnd = outer.valueEnd;
-      } else if (isName(data, outer.nameStart, outer.nameEnd, VALUE)) {
+    let bodyScanned = false;
+    while (outer.stepName()) {
+      if (isName(data, outer.nameStart, outer.nameEnd, VALUE)) {
         valueStart = outer.valueStart;
+        if (!format.withSchema && data[valueStart] === OPEN_BRACE) {
+          // One pass over the value: its members are read as it is skipped (the source block
+          // is half the line; skipping it and then walking it again cost twice).
+          const bodyEnd = format.flat ? scanFlat(data, valueStart, end, out) : scanDebezium(data, valueStart, end, out);
+          if (bodyEnd < 0) return false;
+          bodyScanned = true;
+          outer.resumeAt(bodyEnd);
+        } else outer.skip();
         valueEnd = outer.valueEnd;
+      } else {
+        outer.skip();
+        if (isName(data, outer.nameStart, outer.nameEnd, KEY)) {
+          keyStart = outer.valueStart;
+          keyEnd = outer.valueEnd;
+        }
       }
     }
     if (!outer.ok || keyStart < 0 || valueStart < 0) return false;
@@ -253,24 +294,29 @@ export function scanEventLine(
       out.op = 'd';
       return true;
     }
+    if (bodyScanned) return true;
     if (format.withSchema) {
       if (!memberValue(data, valueStart, valueEnd, PAYLOAD)) return false;
       valueStart = inner.valueStart;
       valueEnd = inner.valueEnd;
     }
-    return format.flat ? scanFlat(data, valueStart, valueEnd, out) : scanDebezium(data, valueStart, valueEnd, out);
+    const bodyEnd = format.flat
+      ? scanFlat(data, valueStart, valueEnd, out)
+      : scanDebezium(data, valueStart, valueEnd, out);
+    return bodyEnd >= 0;
   } catch (error) {
     if (error instanceof RangeError) return false;
     throw error;
   }
 }
 
-function scanDebezium(data: Buffer, at: number, end: number, out: ScannedEvent): boolean {
+/** Scans the Debezium value object at `at`; returns the position after it, or -1 when malformed. */
+function scanDebezium(data: Buffer, at: number, end: number, out: ScannedEvent): number {
   let beforeStart = -1;
   let beforeEnd = -1;
   let afterStart = -1;
   let afterEnd = -1;
-  if (!inner.open(data, at, end)) return false;
+  if (!inner.open(data, at, end)) return -1;
   while (inner.step()) {
     const ns = inner.nameStart;
     const ne = inner.nameEnd;
@@ -283,7 +329,8 @@ function scanDebezium(data: Buffer, at: number, end: number, out: ScannedEvent):
       afterEnd = inner.valueEnd;
     } else if (isName(data, ns, ne, OP)) out.op = opOf(data, vs, inner.valueEnd);
   }
-  if (!inner.ok || out.op === undefined) return false;
+  if (!inner.ok || out.op === undefined) return -1;
+  const after = inner.closeAt + 1;
   // Rows without their closing brace (see the header).
   const rowStart = out.op === 'd' ? beforeStart : afterStart;
   if (rowStart >= 0) {
@@ -294,25 +341,26 @@ function scanDebezium(data: Buffer, at: number, end: number, out: ScannedEvent):
     out.beforeStart = beforeStart;
     out.beforeEnd = beforeEnd - 1;
   }
-  return true;
+  return after;
 }
 
-function scanFlat(data: Buffer, at: number, end: number, out: ScannedEvent): boolean {
+/** Scans the flat value object at `at`; returns the position after it, or -1 when malformed. */
+function scanFlat(data: Buffer, at: number, end: number, out: ScannedEvent): number {
   // The metadata follow the row: the last `__op` member starts them (a column may be named __op too).
   let opSeparator = -1;
   let op: ScannedOp | undefined;
-  if (!inner.open(data, at, end)) return false;
+  if (!inner.open(data, at, end)) return -1;
   while (inner.step())
     if (isName(data, inner.nameStart, inner.nameEnd, FLAT_OP)) {
       opSeparator = inner.separator;
       op = opOf(data, inner.valueStart, inner.valueEnd);
     }
-  if (!inner.ok || op === undefined || opSeparator < 0) return false;
+  if (!inner.ok || op === undefined || opSeparator < 0) return -1;
   out.op = op;
   if (op !== 't') {
     out.rowStart = at;
     // `{"a":1,"__op"`: the row is `{"a":1`; `{"__op"` (no fields): `{`.
     out.rowEnd = opSeparator === at ? at + 1 : opSeparator;
   }
-  return true;
+  return inner.closeAt + 1;
 }

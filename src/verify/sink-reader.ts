@@ -14,12 +14,17 @@
  *   snapshot exported at consistent point L exactly when its commit record lies before L (it
  *   commits before the slot's snapshot is built; later ones are the slot's to stream). A snapshot
  *   read's id starts with the point its snapshot was taken at, which is likewise before or after L.
+ * - Keyed tables are replayed twice when they differ: first into a RowHashTable (key hash -> row
+ *   hash, summed per chunk), then, for the chunks whose sums differ only, into a KeyedState with
+ *   the keys themselves (verify.ts). A reader must give the same events both times (the durable
+ *   part of the sink up to `upTo` does not change).
  * - Keyless tables: a multiset of row hashes; d and u remove their old row (the event's `before`,
  *   sent under REPLICA IDENTITY FULL). Without an old row the table is marked unreplayable.
  */
 import type { Lsn } from '../protocol/messages.ts';
 import type { ScanFormat, ScannedEvent } from './event-scan.ts';
 import { forEachMember } from './event-scan.ts';
+import { chunkOf, keyHashOf, RowHashTable } from './chunks.ts';
 import { rowHash, type KeylessState, type TableState } from './sink-state.ts';
 
 /** A table as the sink holds it. */
@@ -106,6 +111,18 @@ export function applyEvent(table: ReplayTable, state: TableState, data: Buffer, 
     return;
   }
   if (scan.keyStart < 0) return; // a keyed table's event always has a key; nothing to apply
+  if (state instanceof RowHashTable) {
+    // The first pass: hashes only, no key text.
+    const keyHash = keyHashOf(data, scan.keyStart, scan.keyEnd);
+    if (op === 'd') state.delete(keyHash);
+    else if (scan.rowStart >= 0) state.set(keyHash, rowHash(data, scan.rowStart, scan.rowEnd));
+    return;
+  }
+  const filter = state.filter;
+  if (filter !== undefined) {
+    const chunk = chunkOf(keyHashOf(data, scan.keyStart, scan.keyEnd), filter.chunks);
+    if (filter.selected[chunk] !== 1) return;
+  }
   const key = data.toString('latin1', scan.keyStart, scan.keyEnd);
   if (op === 'd') state.delete(key);
   else if (scan.rowStart >= 0) {

@@ -1,13 +1,24 @@
 /**
- * What a sink holds for one table after its events were replayed (sink-reader.ts): the row hash
- * (hash.ts) of every key, or for a keyless table the multiset of row hashes. Only hashes are kept,
- * never values: about 70 bytes a row (a 10M-row table: ~700 MB of heap), in 16 maps so that no map
- * reaches V8's limit of 2^24 entries.
+ * What a sink holds for one table after its events were replayed (sink-reader.ts). Three shapes:
+ * - RowHashTable (chunks.ts): key hash -> row hash, the first pass of a keyed table, summed into
+ *   per-chunk counts and checksums;
+ * - KeyedState: key -> row hash for the keys of the chunks being drilled into (`filter`), so that
+ *   the differing keys can be named; about 70 bytes a key, in 16 maps so that no map reaches V8's
+ *   limit of 2^24 entries;
+ * - KeylessState: the multiset of row hashes of a table without a key.
+ * Only hashes are kept, never values.
  *
  * Keys are the key object's bytes as latin1 text (`{"id":42}`), the same bytes on both sides; `shown`
  * turns one back into its UTF-8 text for the report.
  */
+import { RowHashTable } from './chunks.ts';
 import { hashBytes } from './hash.ts';
+
+/** The chunks a KeyedState keeps keys of: `selected[chunk] === 1` (chunks.ts chunkOf). */
+export interface ChunkFilter {
+  readonly chunks: number;
+  readonly selected: Uint8Array;
+}
 
 const SHARDS = 16;
 
@@ -26,6 +37,13 @@ export function shownKey(key: string): string {
 /** Replayed state of a table with a key (primary key or replica identity index). */
 export class KeyedState {
   readonly keyed = true;
+  /** Only keys of these chunks are kept (the others are equal on both sides); undefined: all keys. */
+  readonly filter: ChunkFilter | undefined;
+
+  constructor(filter?: ChunkFilter) {
+    this.filter = filter;
+  }
+
   private readonly shards: Map<string, number>[] = Array.from({ length: SHARDS }, () => new Map<string, number>());
   /**
    * Keys whose last event carried the TOAST placeholder for some columns (an update that left a
@@ -113,7 +131,7 @@ export class KeylessState {
   }
 }
 
-export type TableState = KeyedState | KeylessState;
+export type TableState = KeyedState | KeylessState | RowHashTable;
 
 /** Hash of a row range (see event-scan.ts for what the range holds). */
 export function rowHash(data: Buffer, start: number, end: number): number {

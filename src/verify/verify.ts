@@ -1,6 +1,8 @@
 /**
  * `pgcdc verify`'s engine: the source tables as of one LSN L (source-snapshot.ts) against the
- * sink's events replayed up to the same L (sink-reader.ts), table by table (compare.ts).
+ * sink's events replayed up to the same L (sink-reader.ts), table by table: keyed tables by
+ * per-chunk row counts and checksums, drilled into where they differ (keyed-table.ts), keyless
+ * tables as multisets of rows (compare.ts).
  *
  * Aligning the two sides. L is the consistent point of a temporary slot created now, so it is at
  * or past everything committed so far. The sink's checkpoint C (offsets file: commit end LSN of the
@@ -30,7 +32,8 @@ import { parseTablePattern, tableMatches } from '../selection/patterns.ts';
 import { requireMatched, resolveSelection } from '../selection/table-selection.ts';
 import { TableComparer, type TableComparison } from './compare.ts';
 import type { ReplayOutcome, SinkReader } from './sink-reader.ts';
-import { KeyedState, KeylessState } from './sink-state.ts';
+import { KeylessState } from './sink-state.ts';
+import { verifyKeyedTable } from './keyed-table.ts';
 import { describeSourceTable, openSourceSnapshot, streamTable } from './source-snapshot.ts';
 
 /**
@@ -101,6 +104,15 @@ function namingOf(config: Config, endpoint: SourceEndpoint): TopicNaming {
       return (schema, table) => tableMatches(pattern, schema, table);
     }),
   };
+}
+
+/** The planner's row estimate of a table (0 when never analyzed): only sizes the chunks. */
+async function rowEstimate(client: pg.Client, oid: number): Promise<number> {
+  const { rows } = await client.query<{ n: number }>(
+    'select greatest(reltuples, 0)::float8 as n from pg_class where oid = $1',
+    [oid],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 /** Changes of `oids` the capture's slot holds between its confirmed position and `upTo`, or why unknown. */
@@ -246,27 +258,44 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
         config.values,
         naming,
       );
-      const state = source.keyed ? new KeyedState() : new KeylessState();
       const settings = naming.envelope;
-      const outcome: ReplayOutcome = await reader.replayTable(
-        {
+      const replay = {
+        name,
+        topic: topicName(naming, ref),
+        format: { withSchema: settings?.format === 'json-with-schema', flat: settings?.type === 'flat' },
+        placeholderJson: Buffer.from(JSON.stringify(config.toast.placeholder), 'utf8'),
+      };
+      let comparison: TableComparison;
+      let outcome: ReplayOutcome;
+      let unreplayable: string | undefined;
+      if (source.keyed) {
+        const estimate = await rowEstimate(query, ref.oid);
+        ({ comparison, outcome } = await verifyKeyedTable({
           name,
-          topic: topicName(naming, ref),
-          format: { withSchema: settings?.format === 'json-with-schema', flat: settings?.type === 'flat' },
-          placeholderJson: Buffer.from(JSON.stringify(config.toast.placeholder), 'utf8'),
-        },
-        L,
-        state,
-      );
-      const comparer = new TableComparer(name, source, state, options.limit, options.showValues);
-      await streamTable(snapshot, source, (rows) => comparer.add(rows));
+          source,
+          snapshot,
+          reader,
+          replay,
+          upTo: L,
+          estimate,
+          limit: options.limit,
+          showValues: options.showValues,
+        }));
+      } else {
+        const state = new KeylessState();
+        outcome = await reader.replayTable(replay, L, state);
+        const comparer = new TableComparer(name, source, state, options.limit, options.showValues);
+        await streamTable(snapshot, source, (rows) => comparer.add(rows));
+        comparison = comparer.finish();
+        unreplayable = state.unreplayable;
+      }
       reports.push({
-        ...comparer.finish(),
+        ...comparison,
         sink: outcome.kind === 'absent' ? 'absent' : 'present',
         detail: outcome.kind === 'absent' ? outcome.detail : outcome.damage,
         events: outcome.kind === 'absent' ? 0 : outcome.events,
         malformed: outcome.kind === 'absent' ? 0 : outcome.malformed,
-        unreplayable: state instanceof KeylessState ? state.unreplayable : undefined,
+        unreplayable,
       });
     }
     await query.query('COMMIT').catch(() => undefined);
