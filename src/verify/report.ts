@@ -15,6 +15,7 @@ function tableLines(t: TableReport): string {
   const status = tableDifferent(t) ? 'DIFFERENT' : 'equal';
   let out =
     `  ${t.table}: ${status}: source ${t.sourceRows} rows, sink ${t.sinkRows} rows; ` +
+    `${t.keyed ? `chunks ${t.chunks} compared, ${t.chunksDifferent} different; ` : ''}` +
     `missing ${t.missing}, extra ${t.extra}, different ${t.different}` +
     `${t.keyed ? '' : ' (keyless: compared as multisets of rows)'}` +
     `${t.partial > 0 ? `; ${t.partial} rows with unchanged TOAST columns not compared` : ''}\n`;

@@ -42,6 +42,8 @@ interface Report {
     sink: string;
     sourceRows: number;
     sinkRows: number;
+    chunks: number;
+    chunksDifferent: number;
     missing: number;
     extra: number;
     different: number;
@@ -104,13 +106,19 @@ test('verify: equal after a capture, then a deleted line, an edited value and a 
   const items = equal.report.tables.find((t) => t.table === 'public.items');
   assert.equal(items?.sourceRows, 50 + 21 - 5);
   assert.equal(items?.sinkRows, 50 + 21 - 5);
+  assert.equal(items?.chunks, 1);
+  assert.equal(items?.chunksDifferent, 0);
   assert.equal(equal.report.tables.find((t) => t.table === 'public.bag')?.sourceRows, 6);
 
   // Text output: counts per table, exit 0.
   const text = await runPgcdc(['verify', ...common(db, dir)]);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /^verify: equal: 3 tables/);
-  assert.match(text.stdout, /public\.pairs: equal: source 16 rows, sink 16 rows; missing 0, extra 0, different 0/);
+  assert.match(
+    text.stdout,
+    // eslint-disable-next-line max-len
+    /public\.pairs: equal: source 16 rows, sink 16 rows; chunks 1 compared, 0 different; missing 0, extra 0, different 0\n/,
+  );
 
   // Edit the output: delete the insert of id 110 (its only event), change the name of 105.
   const itemsFile = path.join(dir, 'events', `${db.name}.public.items.jsonl`);
@@ -130,6 +138,7 @@ test('verify: equal after a capture, then a deleted line, an edited value and a 
   assert.deepEqual(byName.get('public.items')?.missingKeys, ['{"id":110}']);
   assert.deepEqual(byName.get('public.items')?.differentKeys, ['{"id":105}']);
   assert.equal(byName.get('public.items')?.extra, 0);
+  assert.equal(byName.get('public.items')?.chunksDifferent, 1);
   assert.equal(byName.get('public.pairs')?.sink, 'absent');
   assert.equal(byName.get('public.pairs')?.missing, 16);
   assert.equal(byName.get('public.bag')?.missing, 0);
