@@ -15,7 +15,8 @@ import { ChunkSummer, TableComparer, emptyComparison, type TableComparison } fro
 import { RowHashTable } from './chunks.ts';
 import type { ReplayOutcome, ReplayTable, SinkReader } from './sink-reader.ts';
 import { KeyedState } from './sink-state.ts';
-import { streamTable, type SourceSnapshot, type SourceTable } from './source-snapshot.ts';
+import type { CopyRow } from '../snapshot/copy-text.ts';
+import type { SourceTable } from './source-snapshot.ts';
 
 /** Sink keys kept at once by a drill-down (~70 bytes each). */
 export const DRILL_KEYS = 2_000_000;
@@ -23,7 +24,8 @@ export const DRILL_KEYS = 2_000_000;
 export interface KeyedTableInput {
   readonly name: string;
   readonly source: SourceTable;
-  readonly snapshot: SourceSnapshot;
+  /** Streams every source row of the table to `onRows` (source-snapshot.ts streamTable); called once per pass. */
+  readonly streamSource: (onRows: (rows: CopyRow[]) => void) => Promise<void>;
   readonly reader: SinkReader;
   readonly replay: ReplayTable;
   readonly upTo: Lsn;
@@ -71,7 +73,7 @@ function merge(into: TableComparison, part: TableComparison, limit: number): voi
 export async function verifyKeyedTable(
   input: KeyedTableInput,
 ): Promise<{ comparison: TableComparison; outcome: ReplayOutcome }> {
-  const { name, source, snapshot, reader, replay, upTo, limit, showValues } = input;
+  const { name, source, streamSource, reader, replay, upTo, limit, showValues } = input;
   let table: RowHashTable | undefined = new RowHashTable();
   const outcome = await reader.replayTable(replay, upTo, table);
   const chunks = chunkCountFor(Math.max(table.size, input.estimate));
@@ -79,7 +81,7 @@ export async function verifyKeyedTable(
   table = undefined; // the source pass needs the sums only
 
   const summer = new ChunkSummer(source, chunks);
-  await streamTable(snapshot, source, (rows) => summer.add(rows));
+  await streamSource((rows) => summer.add(rows));
   const sourceSums = summer.sums;
 
   const result = emptyComparison(name, true, sinkSums.total);
@@ -95,7 +97,7 @@ export async function verifyKeyedTable(
     // An absent table holds nothing: no replay; every source row of the pass is missing.
     if (outcome.kind === 'replayed') await reader.replayTable(replay, upTo, state);
     const comparer = new TableComparer(name, source, state, limit, showValues);
-    await streamTable(snapshot, source, (rows) => comparer.add(rows));
+    await streamSource((rows) => comparer.add(rows));
     merge(result, comparer.finish(), limit);
   }
   return { comparison: result, outcome };

@@ -273,7 +273,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
         ({ comparison, outcome } = await verifyKeyedTable({
           name,
           source,
-          snapshot,
+          streamSource: (onRows) => streamTable(snapshot, source, onRows),
           reader,
           replay,
           upTo: L,
