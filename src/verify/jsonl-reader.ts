@@ -51,20 +51,26 @@ export class JsonlSinkReader implements SinkReader {
       const limit = Math.min(size, durable);
       if (size < durable) damage = `${file} holds ${size} bytes, its checkpoint ${durable}`;
       const scan = emptyScan();
-      let carry: Buffer | undefined;
       let position = 0;
-      const buffer = Buffer.allocUnsafe(READ_BYTES);
+      // One buffer for the whole file: the unfinished last line of a read is moved to its front
+      // and the next read appends to it (no concatenation, no garbage per read).
+      let buffer = Buffer.allocUnsafe(READ_BYTES);
+      let carried = 0;
       while (position < limit) {
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_BYTES, limit - position), position);
+        if (carried === buffer.length) {
+          // A line longer than the buffer: grow it.
+          const larger = Buffer.allocUnsafe(buffer.length * 2);
+          buffer.copy(larger, 0, 0, carried);
+          buffer = larger;
+        }
+        const want = Math.min(buffer.length - carried, limit - position);
+        const { bytesRead } = await handle.read(buffer, carried, want, position);
         if (bytesRead === 0) break;
         position += bytesRead;
-        let data = buffer.subarray(0, bytesRead);
-        if (carry !== undefined) {
-          data = Buffer.concat([carry, data]);
-          carry = undefined;
-        }
+        const data = buffer;
+        const filled = carried + bytesRead;
         let start = 0;
-        for (let nl = data.indexOf(NEWLINE, start); nl >= 0; nl = data.indexOf(NEWLINE, start)) {
+        for (let nl = data.indexOf(NEWLINE, start); nl >= 0 && nl < filled; nl = data.indexOf(NEWLINE, start)) {
           if (nl > start) {
             if (!scanEventLine(data, start, nl, table.format, scan)) counters.malformed++;
             else if (scan.lsn >= upTo) counters.later++;
@@ -74,11 +80,13 @@ export class JsonlSinkReader implements SinkReader {
             }
           }
           start = nl + 1;
+          if (start >= filled) break;
         }
-        if (start < data.length) carry = Buffer.from(data.subarray(start));
+        carried = filled - start;
+        if (carried > 0 && start > 0) data.copy(data, 0, start, filled);
       }
       // The sink stores whole lines: a durable length never ends inside one.
-      if (carry !== undefined && carry.length > 0) counters.malformed++;
+      if (carried > 0) counters.malformed++;
     } finally {
       await handle.close();
     }

@@ -195,3 +195,36 @@ test('a verify of 30,000 rows drills into the chunks of one lost line and one ed
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('the JSONL reader replays a line longer than its read buffer and lines across reads', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-verify-chunks-'));
+  try {
+    const rows: CopyRow[] = [
+      ['1', 'x'.repeat(9_000_000)],
+      ...Array.from({ length: 50_000 }, (_, i) => [String(i + 2), 'y']),
+    ];
+    const text = `${readLines(rows).join('\n')}\n`;
+    await writeFile(path.join(dir, 'db.public.t.jsonl'), text);
+    const reader = new JsonlSinkReader({
+      dir,
+      durable: new Map([['db.public.t', Buffer.byteLength(text)]]),
+      fileName: (t) => `${t}.jsonl`,
+    });
+    const table = new RowHashTable();
+    const outcome = await reader.replayTable(
+      {
+        name: 'public.t',
+        topic: 'db.public.t',
+        format: { withSchema: false, flat: false },
+        placeholderJson: Buffer.from('"X"'),
+      },
+      0x200,
+      table,
+    );
+    assert.equal(outcome.kind, 'replayed');
+    if (outcome.kind === 'replayed') assert.deepEqual([outcome.events, outcome.malformed], [50_001, 0]);
+    assert.equal(table.size, 50_001);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
