@@ -76,7 +76,7 @@ export async function verifyKeyedTable(
   const { name, source, streamSource, reader, replay, upTo, limit, showValues } = input;
   // Sized for the source's estimate up front: growing a 10M-key table doubles it while the old
   // arrays are still held (the peak of a 10M-row verify).
-  let table: RowHashTable | undefined = new RowHashTable(Math.min(Math.ceil(input.estimate * 1.6), 1 << 27));
+  let table: RowHashTable | undefined = new RowHashTable(Math.min(Math.ceil(input.estimate * 1.6), 1 << 25));
   const outcome = await reader.replayTable(replay, upTo, table);
   const chunks = chunkCountFor(Math.max(table.size, input.estimate));
   const sinkSums = table.sums(chunks);
