@@ -2,8 +2,9 @@
  * The row and key hashes `pgcdc verify` compares: a fast non-cryptographic 53-bit hash of a byte
  * range (two independent 32-bit multiply-xorshift lanes, 21 + 32 bits kept), so that it fits a
  * JavaScript number exactly and costs about a nanosecond a byte. Two different rows collide with a
- * probability of about 2^-53 per compared key: verify compares each key's own row hash, never sums
- * of many, so a difference goes unnoticed with that probability only.
+ * probability of about 2^-53; verify sums (key hash, row hash) mixes per chunk (chunks.ts), where a
+ * single differing row always changes the sum, so a difference goes unnoticed with about that
+ * probability only.
  *
  * Not a defence against a forger: a sink an attacker writes to can be made to look equal. It
  * answers "did pgcdc deliver what the source holds", not "was the output tampered with".
