@@ -1,8 +1,10 @@
 /**
  * `pgcdc verify` throughput on one narrow table, against `COPY bench TO STDOUT` in the same run.
  *
- *   npm run bench:verify -- [--rows 10000000] [--chunk 50000] [--pg 18] [--keep <dir>]
+ *   npm run bench:verify -- [--rows 10000000] [--chunk 50000] [--pg 18] [--keep <dir>] [--different]
  *
+ * - --different: after the equal run, one byte of one row is edited in the sink file (restored
+ *   afterwards) and verify is timed again: one different key, one chunk drilled into.
  * - --keep <dir>: keep the loaded cluster and the sink in <dir> (stopped at the end) and reuse them
  *   on the next run with the same --rows and --pg: iterations then skip the load and the snapshot
  *   (~200 s at 10M rows). Without it everything lives in temp directories removed at the end.
@@ -19,7 +21,7 @@
  * The last line is `ratio <verify rows/s / COPY rows/s>`.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -38,7 +40,7 @@ import { FileOffsetStore, readCheckpoint } from '../src/offsets/file.ts';
 import { parseConfig } from '../src/config.ts';
 import { createLogger } from '../src/core/log.ts';
 import { JsonlSinkReader } from '../src/verify/jsonl-reader.ts';
-import { runVerify } from '../src/verify/verify.ts';
+import { runVerify, type VerifyReport } from '../src/verify/verify.ts';
 import { wholeNumber } from './flags.ts';
 
 const DATABASE = 'bench';
@@ -50,6 +52,7 @@ const { values: flags } = parseArgs({
     chunk: { type: 'string', default: '50000' },
     pg: { type: 'string', default: '18' },
     keep: { type: 'string' },
+    different: { type: 'boolean', default: false },
   },
 });
 
@@ -217,32 +220,61 @@ async function main(): Promise<void> {
       topic: { prefix: DATABASE },
     });
     const offsetsFile = path.join(dir, 'offsets.json');
-    const started = performance.now();
-    const report = await runVerify({
-      config,
-      endpoint: resolveEndpoint(config.source),
-      readCheckpoint: () => readCheckpoint(offsetsFile),
-      captureRunning: () => Promise.resolve(undefined),
-      sinkReader: (checkpoint) =>
-        new JsonlSinkReader({
-          dir: path.join(dir, 'events'),
-          durable: new Map(Object.entries((checkpoint.sink as { files: Record<string, number> }).files)),
-          fileName: jsonlFileName,
-        }),
-      waitMs: 0,
-      limit: 10,
-      showValues: false,
-    });
-    const verifyMs = performance.now() - started;
+    const verifyOnce = async (): Promise<{ report: VerifyReport; ms: number }> => {
+      const started = performance.now();
+      const report = await runVerify({
+        config,
+        endpoint: resolveEndpoint(config.source),
+        readCheckpoint: () => readCheckpoint(offsetsFile),
+        captureRunning: () => Promise.resolve(undefined),
+        sinkReader: (checkpoint) =>
+          new JsonlSinkReader({
+            dir: path.join(dir, 'events'),
+            durable: new Map(Object.entries((checkpoint.sink as { files: Record<string, number> }).files)),
+            fileName: jsonlFileName,
+          }),
+        waitMs: 0,
+        limit: 10,
+        showValues: false,
+      });
+      return { report, ms: performance.now() - started };
+    };
+    const { report, ms: verifyMs } = await verifyOnce();
     const table = report.tables[0];
     if (report.outcome !== 'equal' || table?.sourceRows !== ROWS || table.sinkRows !== ROWS)
       throw new Error(`verify did not report equal with ${ROWS} rows: ${JSON.stringify(report).slice(0, 500)}`);
     const verifyRate = rate(ROWS, verifyMs);
     const rss = Math.round(process.resourceUsage().maxRSS / 1024);
     console.log(
-      `pgcdc verify (equal, ${ROWS.toLocaleString('en-US')} rows each side): ${seconds(verifyMs)}, ` +
-        `${show(verifyRate)}, peak RSS ${rss} MB`,
+      `pgcdc verify (equal, ${ROWS.toLocaleString('en-US')} rows each side, ${table.chunks} chunks): ` +
+        `${seconds(verifyMs)}, ${show(verifyRate)}, peak RSS ${rss} MB`,
     );
+    if (flags.different === true) {
+      // One byte of one row's value edited in place (same length: the durable size still holds).
+      const file = path.join(dir, 'events', jsonlFileName(`${DATABASE}.public.bench`));
+      const handle = await open(file, 'r+');
+      try {
+        const head = Buffer.alloc(4096);
+        await handle.read(head, 0, head.length, 0);
+        const at = head.indexOf('"t":"', head.indexOf('"after":')) + 5;
+        const original = head.subarray(at, at + 1);
+        await handle.write(Buffer.from(original[0] === 0x30 ? '1' : '0'), 0, 1, at);
+        try {
+          const edited = await verifyOnce();
+          const t = edited.report.tables[0];
+          if (t?.different !== 1 || t.chunksDifferent !== 1)
+            throw new Error(`verify did not find the one edited row: ${JSON.stringify(edited.report).slice(0, 500)}`);
+          console.log(
+            `pgcdc verify (one row edited in the sink: ${t.differentKeys.join(', ')} different, ` +
+              `1 of ${t.chunks} chunks drilled into): ${seconds(edited.ms)}`,
+          );
+        } finally {
+          await handle.write(original, 0, 1, at);
+        }
+      } finally {
+        await handle.close();
+      }
+    }
     console.log(`ratio ${(verifyRate / copyRate).toFixed(2)}`);
   } finally {
     if (keep !== undefined) await cluster.stop();
