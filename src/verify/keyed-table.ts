@@ -10,12 +10,11 @@
  *    of at most DRILL_KEYS sink keys so that memory stays bounded however much differs.
  */
 import type { Lsn } from '../protocol/messages.ts';
-import { chunkCountFor } from './chunks.ts';
+import type { CopyRow } from '../snapshot/copy-text.ts';
+import { chunkCountFor, RowHashTable } from './chunks.ts';
 import { ChunkSummer, TableComparer, emptyComparison, type TableComparison } from './compare.ts';
-import { RowHashTable } from './chunks.ts';
 import type { ReplayOutcome, ReplayTable, SinkReader } from './sink-reader.ts';
 import { KeyedState } from './sink-state.ts';
-import type { CopyRow } from '../snapshot/copy-text.ts';
 import type { SourceTable } from './source-snapshot.ts';
 
 /** Sink keys kept at once by a drill-down (~70 bytes each). */
