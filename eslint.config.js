@@ -24,6 +24,8 @@ const LAYERS = [
   ['embedded'],
   // The library's entry point (src/index.ts exports it) and the run that the CLI shares with it.
   ['library'],
+  // `pgcdc run --http`: the status server and the dashboard's API, over the run's status.
+  ['server'],
   ['cli'],
 ];
 

@@ -7,7 +7,8 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Config, ConfigInput, FlagNamer } from '../config.ts';
 import { ENVELOPE_FORMATS, SNAPSHOT_METHODS, SNAPSHOT_MODES } from '../config.ts';
-import { runConfig, startRun } from '../library/run.ts';
+import { runConfig, startRun, type RunHandle } from '../library/run.ts';
+import { startRunServer } from '../server/run-server.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { createSink, describeSinkKinds } from '../sinks/registry.ts';
@@ -53,6 +54,8 @@ export interface RunFlags extends ConnectionFlags {
   retryInitialDelay?: string;
   retryMaxDelay?: string;
   retryGiveUpAfter?: string;
+  http?: string;
+  httpTokenFile?: string;
 }
 
 function positiveInt(value: string | undefined, flag: string, min = 1): number | undefined {
@@ -107,6 +110,10 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
       maxDelayMs: positiveInt(flags.retryMaxDelay, '--retry-max-delay'),
       giveUpAfterMs: positiveInt(flags.retryGiveUpAfter, '--retry-give-up-after', 0),
     },
+    // A layer merged over the file's: http.listen may come from there (validated after the merge).
+    http: (flags.http === undefined && flags.httpTokenFile === undefined
+      ? undefined
+      : { listen: flags.http, tokenFile: flags.httpTokenFile }) as ConfigInput['http'],
   };
 }
 
@@ -154,6 +161,8 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'retry.initialDelayMs': '--retry-initial-delay',
   'retry.maxDelayMs': '--retry-max-delay',
   'retry.giveUpAfterMs': '--retry-give-up-after',
+  'http.listen': '--http',
+  'http.tokenFile': '--http-token-file',
 };
 
 /** The flag that sets `sink.url`, per sink kind. */
@@ -208,7 +217,11 @@ export async function runCapture(
   log: Logger,
   makeSinkForAttempt: () => Sink = () => makeSink(config, log),
 ): Promise<number> {
+  // The HTTP server listens first: a port in use or a missing token stops here, before the capture.
+  const started: { run?: RunHandle } = {};
+  const http = await startRunServer(config, log, () => started.run?.status());
   const run = startRun(config, makeSinkForAttempt, log);
+  started.run = run;
   // Handlers go in at once: a signal during a start-up or a backoff must still stop cleanly, never
   // kill the process with the default action.
   let signals = 0;
@@ -246,6 +259,7 @@ export async function runCapture(
     }
     return EXIT_OK;
   } finally {
+    await http?.close();
     statusLine.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -349,7 +363,13 @@ export function registerRun(program: Command): void {
     .option(
       '--retry-give-up-after <ms>',
       'exit 1 after faults for this long without recovering (default 900000; 0: never retry)',
-    );
+    )
+    .option(
+      '--http <host:port>',
+      'serve /metrics, /healthz, /readyz, /status and the dashboard at / (e.g. 127.0.0.1:9187; off loopback a ' +
+        'token is required)',
+    )
+    .option('--http-token-file <file>', 'file holding the HTTP bearer token (or the PGCDC_HTTP_TOKEN variable)');
   addConnectionOptions(command).action(async (flags: RunFlags) => {
     let code: number;
     try {
