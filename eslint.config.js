@@ -138,4 +138,19 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The dashboard: plain browser JavaScript (no build step, no type information), served as is.
+    files: ['dashboard/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      parserOptions: { projectService: false, project: false },
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['window', 'document', 'fetch', 'sessionStorage', 'setTimeout', 'setInterval', 'URL', 'console'].map((name) => [
+          name,
+          'readonly',
+        ]),
+      ),
+    },
+  },
 );
