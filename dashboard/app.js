@@ -77,7 +77,10 @@ function renderStatus(status) {
     );
 
   renderHealth(status.health);
-  renderSnapshot(status.snapshot ?? []);
+  renderSnapshot([
+    ...(status.snapshot ?? []).map((t) => ({ ...t, kind: 'initial' })),
+    ...(status.incremental ?? []).map((t) => ({ ...t, kind: 'incremental' })),
+  ]);
 }
 
 function renderHealth(health) {
@@ -128,17 +131,25 @@ function renderHealth(health) {
 function renderSnapshot(tables) {
   const now = Date.now();
   const rows = tables.map((t) => {
-    const previous = lastProgress.get(t.table);
+    const key = `${t.kind} ${t.table}`;
+    const previous = lastProgress.get(key);
     let rate = previous?.rate;
     if (previous && now > previous.at && t.rows !== previous.rows)
       rate = ((t.rows - previous.rows) * 1000) / (now - previous.at);
-    if (!previous || t.rows !== previous.rows) lastProgress.set(t.table, { rows: t.rows, at: now, rate });
+    if (!previous || t.rows !== previous.rows) lastProgress.set(key, { rows: t.rows, at: now, rate });
     const row = document.createElement('tr');
     row.dataset.table = t.table;
+    row.dataset.kind = t.kind;
     const percent = t.done ? 100 : t.total ? Math.min(100, (100 * t.rows) / t.total) : undefined;
-    const eta = t.done ? 'done' : rate && t.total && t.total > t.rows ? formatSeconds((t.total - t.rows) / rate) : '-';
+    const eta = t.stopped
+      ? 'stopped'
+      : t.done
+        ? 'done'
+        : rate && t.total && t.total > t.rows
+          ? formatSeconds((t.total - t.rows) / rate)
+          : '-';
     const cells = [
-      t.table,
+      `${t.table} (${t.kind})`,
       `${t.rows} / ${t.total ?? '?'}`,
       percent === undefined ? '-' : `${percent.toFixed(0)}%`,
       rate === undefined ? '-' : `${Math.round(rate)} rows/s`,
@@ -157,8 +168,8 @@ function renderSnapshot(tables) {
 
 /** A line chart of `series` (arrays of {x, y}, y null for gaps) in an inline SVG. */
 function lineChart(container, series, formatY) {
-  const width = 600;
-  const height = 160;
+  const width = 900;
+  const height = 200;
   const pad = { left: 64, right: 8, top: 8, bottom: 20 };
   const points = series.flatMap((s) => s.points.filter((p) => p.y !== null));
   const svg = document.createElementNS(SVG, 'svg');
@@ -215,6 +226,16 @@ function lineChart(container, series, formatY) {
     path.setAttribute('d', d);
     path.setAttribute('class', `line line-${index}`);
     svg.append(path);
+    // A dot on the last point, so a series of one point shows too.
+    const end = [...s.points].reverse().find((p) => p.y !== null);
+    if (end) {
+      const dot = document.createElementNS(SVG, 'circle');
+      dot.setAttribute('cx', sx(end.x).toFixed(1));
+      dot.setAttribute('cy', sy(end.y).toFixed(1));
+      dot.setAttribute('r', '3');
+      dot.setAttribute('class', `dot line-${index}`);
+      svg.append(dot);
+    }
     const last = [...s.points].reverse().find((p) => p.y !== null);
     described.push(`${s.name}: ${last ? formatY(last.y) : '-'} now`);
   });

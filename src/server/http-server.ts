@@ -16,7 +16,7 @@ import { CdcError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { AlertState, HealthListener, SlotSample } from '../health/types.ts';
 import { tryParseLsn } from '../protocol/lsn.ts';
-import { History } from './history.ts';
+import { History, type HistoryPoint } from './history.ts';
 import { isLoopback, parseListen, type HttpSettings } from './options.ts';
 import { ReadinessWatch } from './readiness.ts';
 import * as routes from './routes.ts';
@@ -71,6 +71,7 @@ export class HttpStatusServer implements HealthListener {
       history: this.history,
       readiness,
       health: () => this.latestHealth,
+      now: () => this.point(),
       showValues: options.settings.showValues,
     };
     this.sample();
@@ -141,22 +142,27 @@ export class HttpStatusServer implements HealthListener {
     });
   }
 
-  /** Adds a history point from the status and the latest health sample. */
+  /** The point of this moment, from the status and the latest health sample. */
+  private point(): HistoryPoint {
+    const status = this.options.sources.status();
+    this.context.readiness.observe(status);
+    const acked = status?.ackedLsn === undefined ? undefined : tryParseLsn(status.ackedLsn);
+    const received = status?.receivedLsn === undefined ? undefined : tryParseLsn(status.receivedLsn);
+    const sample = this.latestHealth?.sample;
+    return {
+      at: Date.now(),
+      events: status?.eventsDelivered ?? 0,
+      unackedBytes: acked !== undefined && received !== undefined ? Math.max(0, received - acked) : null,
+      lagBytes: sample?.lagBytes ?? null,
+      lagSeconds: sample?.lagSeconds ?? null,
+      retainedWalBytes: sample?.retainedWalBytes ?? null,
+    };
+  }
+
+  /** Adds a history point. */
   private sample(): void {
     try {
-      const status = this.options.sources.status();
-      this.context.readiness.observe(status);
-      const acked = status?.ackedLsn === undefined ? undefined : tryParseLsn(status.ackedLsn);
-      const received = status?.receivedLsn === undefined ? undefined : tryParseLsn(status.receivedLsn);
-      const sample = this.latestHealth?.sample;
-      this.history.add({
-        at: Date.now(),
-        events: status?.eventsDelivered ?? 0,
-        unackedBytes: acked !== undefined && received !== undefined ? Math.max(0, received - acked) : null,
-        lagBytes: sample?.lagBytes ?? null,
-        lagSeconds: sample?.lagSeconds ?? null,
-        retainedWalBytes: sample?.retainedWalBytes ?? null,
-      });
+      this.history.add(this.point());
     } catch (error) {
       this.logOnce('history', routes.internalError(error));
     }

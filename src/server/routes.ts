@@ -6,10 +6,11 @@
  */
 import { z } from 'zod';
 import { isCdcError, toCdcError } from '../core/errors.ts';
+import { readCheckpoint } from '../offsets/file.ts';
 import { checkRequestedTables, storedAsTaken } from '../snapshot/request-check.ts';
 import { readCaptured, requestPending, writeRequest } from '../snapshot/requests.ts';
 import type { AlertState, SlotSample } from '../health/types.ts';
-import type { History } from './history.ts';
+import type { History, HistoryPoint } from './history.ts';
 import type { ReadinessWatch } from './readiness.ts';
 import type { ServerSources } from './sources.ts';
 
@@ -35,6 +36,8 @@ export interface RouteContext {
   readonly history: History;
   readonly readiness: ReadinessWatch;
   readonly health: () => HealthReport | undefined;
+  /** A point for this moment (not stored): the charts' last point. */
+  readonly now: () => HistoryPoint;
   readonly showValues: boolean;
 }
 
@@ -50,12 +53,37 @@ export function readyz(context: RouteContext): Reply {
     : json(503, { status: 'not ready', state: status?.state ?? 'starting', reason: verdict.reason });
 }
 
-export function status(context: RouteContext): Reply {
+/** How far an incremental snapshot read a table, as stored with the last checkpoint. */
+export interface IncrementalProgress {
+  readonly table: string;
+  /** Rows read so far (durable with the checkpoint). */
+  readonly rows: number;
+  readonly done: boolean;
+  /** Removed by a stop-snapshot signal before it was done. */
+  readonly stopped: boolean;
+}
+
+/** The incremental snapshot's tables from the stored checkpoint; null without an offsets file or snapshot. */
+async function incrementalProgress(offsetsFile: string | undefined): Promise<IncrementalProgress[] | null> {
+  if (offsetsFile === undefined) return null;
+  const checkpoint = await readCheckpoint(offsetsFile).catch(() => undefined);
+  const tables = checkpoint?.incremental?.tables;
+  if (tables === undefined) return null;
+  return tables.map((t) => ({
+    table: `${t.schema}.${t.table}`,
+    rows: t.read,
+    done: t.cursor.done,
+    stopped: t.stopped ?? false,
+  }));
+}
+
+export async function status(context: RouteContext): Promise<Reply> {
   const run = context.sources.status();
   if (run === undefined) return failure(503, 'the capture has not started yet; ask again in a moment');
   const health = context.health();
   return json(200, {
     ...run,
+    incremental: await incrementalProgress(context.sources.offsetsFile),
     health: health === undefined ? null : { sample: health.sample, alerts: health.alerts },
     pid: process.pid,
   });
@@ -72,7 +100,8 @@ export function history(context: RouteContext): Reply {
   return json(200, {
     stepMs: context.history.stepMs,
     spanMs: context.history.spanMs,
-    points: context.history.list(),
+    // The stored points, then this moment's, so the charts end now.
+    points: [...context.history.list(), context.now()],
   });
 }
 
