@@ -18,8 +18,11 @@ const LAYERS = [
   ['selection'],
   ['snapshot'],
   ['pipeline'],
-  ['preflight', 'setup'],
+  ['preflight', 'setup', 'verify'],
   ['observability'],
+  // Watching a capture from outside: the slot's health and alerts, then the metrics that read them.
+  ['health'],
+  ['metrics'],
   ['lifecycle'],
   ['embedded'],
   // The library's entry point (src/index.ts exports it) and the run that the CLI shares with it.

@@ -18,6 +18,7 @@ import { resolveEndpoint } from '../postgres/connect.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
 import { deprecatedIntervalKey, StatusLine, statusLineIntervalMs } from './status-line.ts';
 import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
+import { startCaptureHealth } from '../health/capture-health.ts';
 
 export interface RunFlags extends ConnectionFlags {
   config?: string;
@@ -220,8 +221,17 @@ export async function runCapture(
   // The HTTP server listens first: a port in use or a missing token stops here, before the capture.
   const started: { run?: RunHandle } = {};
   const http = await startRunServer(config, log, () => started.run?.status());
-  const run = startRun(config, makeSinkForAttempt, log);
+  let health: Awaited<ReturnType<typeof startCaptureHealth>> | undefined;
+  try {
+    health = config.snapshot.mode === 'initial_only' ? undefined : await startCaptureHealth(config, log);
+  } catch (error) {
+    await http?.close();
+    throw error;
+  }
+  if (http !== undefined) health?.monitor.subscribe(http);
+  const run = startRun(config, makeSinkForAttempt, log, health?.events);
   started.run = run;
+  health?.watch(() => run.status());
   // Handlers go in at once: a signal during a start-up or a backoff must still stop cleanly, never
   // kill the process with the default action.
   let signals = 0;
@@ -261,6 +271,7 @@ export async function runCapture(
   } finally {
     await http?.close();
     statusLine.stop();
+    await health?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
