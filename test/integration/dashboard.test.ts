@@ -143,6 +143,10 @@ test(
     assert.equal(refused.status, 400);
     assert.match(refused.body.error, /^public\.nope is not captured by the pgcdc run using /);
 
+    // Slot health from the health monitor: the slot, its wal_status and the alerts at their level.
+    await page.getByTestId('wal-status').filter({ hasText: 'reserved' }).waitFor();
+    assert.equal(await page.getByTestId('slot-name').textContent(), `s_${db.name} (active)`);
+    assert.ok((await page.locator('[data-testid=alerts] li[data-level]').count()) > 0);
     assert.match((await page.getByTestId('events-mode').textContent()) ?? '', /no event sampler|keys only/);
     const shot = path.join(dir, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });

@@ -101,7 +101,20 @@ test('routes: /healthz, /readyz and /status describe a streaming capture', async
   // The initial snapshot read the empty table.
   assert.deepEqual(status.body.snapshot, [{ table: 'public.t', rows: 0, done: true }]);
   assert.equal((status.body.supervisor as { state: string }).state, 'running');
-  assert.equal(status.body.health, null, 'no health monitor is wired in this run');
+  // The health monitor's latest sample of the slot, with its alerts.
+  const health = await eventually(async () => {
+    const answer = await call(`${base}/status`);
+    return answer.body.health === null ? undefined : (answer.body.health as Record<string, unknown>);
+  }, 'a health sample in /status');
+  const sample = health.sample as Record<string, unknown>;
+  assert.equal(sample.slot, `s_${db.name}`);
+  assert.equal(sample.exists, true);
+  assert.ok(Array.isArray(health.alerts) && health.alerts.length > 0);
+  const withLag = await eventually(async () => {
+    const points = (await call(`${base}/api/history`)).body.points as Record<string, unknown>[];
+    return points.find((p) => typeof p.lagBytes === 'number' && typeof p.retainedWalBytes === 'number');
+  }, 'a history point with the slot lag and retained WAL');
+  assert.ok(Number(withLag.lagBytes) >= 0);
   assert.equal((await readJsonl(path.join(dir, 'events'))).length, 25);
 
   const tables = await call(`${base}/api/tables`);
