@@ -19,9 +19,12 @@ import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import type { Checkpoint, ResumeState, CommitIdentity, OffsetStore } from '../offsets/store.ts';
 import type { Sink, SinkPosition } from '../sinks/contract.ts';
-import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
+import { EventBatchBuilder, TopicRegistry, type EventBatch } from '../sinks/batch.ts';
 import { toCdcError, type CdcError } from '../core/errors.ts';
 import type { ChangeSink } from '../envelope/change-sink.ts';
+import type { EngineEvents, EventCount } from '../core/engine-events.ts';
+import { BatchTally } from './batch-tally.ts';
+import { batchWrittenReport, emitSnapshotProgress } from './delivery-report.ts';
 
 export interface DeliveryOptions {
   readonly maxEvents: number;
@@ -48,6 +51,8 @@ export interface DeliveryHooks {
    * must be durable at least as far as the checkpoint (the TOAST fill store).
    */
   beforeStore?(lsn: Lsn): Promise<void>;
+  /** Hears `batch-written`, `checkpoint-stored` and incremental `snapshot-progress` (once per batch or checkpoint). */
+  readonly events?: EngineEvents | undefined;
 }
 
 /** A batch is written once it holds this many bytes, whatever its event count. */
@@ -64,6 +69,8 @@ interface DurableBatch {
   lastCommit: CommitIdentity | undefined;
   /** Its events (counted as delivered once the checkpoint is stored). */
   count: number;
+  /** Commit time (Unix ms) of the last transaction the checkpoint will cover. */
+  lastCommitAt: number | undefined;
 }
 
 type CheckpointIdentity = Pick<Checkpoint, 'systemId' | 'timeline' | 'database' | 'slot' | 'publication'>;
@@ -97,13 +104,28 @@ export class Delivery implements ChangeSink {
   private lastXid = -1;
   private lastCommitChanged = false;
   private lastCommit: CommitIdentity | undefined;
+  /** Commit times (Unix ms) of the first and last transaction committed since the last cut, and of the last cut. */
+  private firstCommitAt: number | undefined;
+  private lastCommitAt: number | undefined;
+  private cutCommitAt: number | undefined;
+  /** Counts events by table and op per batch (metrics). */
+  private readonly tally = new BatchTally();
   /** The sink write or checkpoint store running (one at a time). */
   private running: Promise<void> | undefined;
   /** When the committed events must be cut into a batch (see batchDueAt). */
   private dueAt = Infinity;
   /** The batch cut last: what its checkpoint will say once the sink made it durable. */
-  private readonly durable: DurableBatch = { ready: false, lsn: 0, progress: {}, lastCommit: undefined, count: 0 };
+  private readonly durable: DurableBatch = {
+    ready: false,
+    lsn: 0,
+    progress: {},
+    lastCommit: undefined,
+    count: 0,
+    lastCommitAt: undefined,
+  };
   private highWater = false;
+  /** The counts of the batch cut last. */
+  private counts: EventCount[] = [];
   private failure: CdcError | undefined;
   /** Events delivered (durable) since start. */
   delivered = 0;
@@ -194,9 +216,10 @@ export class Delivery implements ChangeSink {
     this.eventEnd(topic);
   }
 
-  eventEnd(topic: number, flags = 0): void {
+  eventEnd(topic: number, flags = 0, tally = -1): void {
     const pending = this.pending;
     pending.endEvent(topic, flags);
+    this.tally.set(pending.count - 1, tally);
     if (!this.highWater && (pending.count >= this.options.maxEvents * 4 || pending.bytes >= MAX_BUFFERED_BYTES)) {
       this.highWater = true;
       this.hooks.pressure(true);
@@ -205,8 +228,16 @@ export class Delivery implements ChangeSink {
     if (this.running === undefined && this.openTransactionTooBig()) this.hooks.ready();
   }
 
-  commit(endLsn: Lsn, commitLsn?: Lsn, xid?: number): void {
+  tallyBase(table: string): number {
+    return this.tally.tallyBase(table);
+  }
+
+  commit(endLsn: Lsn, commitLsn?: Lsn, xid?: number, commitAt?: number): void {
     this.boundary = this.pending.count;
+    if (commitAt !== undefined) {
+      this.firstCommitAt ??= commitAt;
+      this.lastCommitAt = commitAt;
+    }
     if (endLsn > this.boundaryLsn) this.boundaryLsn = endLsn;
     if (commitLsn !== undefined && xid !== undefined) {
       this.lastCommitLsn = commitLsn;
@@ -276,28 +307,55 @@ export class Delivery implements ChangeSink {
       durable.lsn = this.boundaryLsn;
       durable.progress = this.boundaryResumeState;
       durable.lastCommit = this.lastCommit;
-      const batch = this.pending.take(this.boundary);
+      const first = this.firstCommitAt;
+      if (this.lastCommitAt !== undefined) this.cutCommitAt = this.lastCommitAt;
+      durable.lastCommitAt = this.cutCommitAt;
+      this.firstCommitAt = this.lastCommitAt = undefined;
+      const batch = this.cut(this.boundary);
       durable.count = batch.count;
       this.boundary = 0;
       this.relievePressure();
       if (batch.count === 0) durable.ready = true;
-      else
+      else {
+        const written = this.written(batch, first, durable.lastCommitAt);
         this.track(
           this.sink.write(batch).then((position) => {
             this.position = position;
+            written();
             durable.ready = true;
           }),
         );
+      }
     } else if (this.openTransactionTooBig()) {
-      const batch = this.pending.take(this.pending.count);
+      const batch = this.cut(this.pending.count);
       this.relievePressure();
+      const written = this.written(batch, undefined, undefined);
       this.track(
         this.sink.write(batch).then((position) => {
           this.position = position;
+          written();
           this.delivered += batch.count;
         }),
       );
     }
+  }
+
+  /** The first `count` pending events as a batch (their tallies taken along). */
+  private cut(count: number): EventBatch {
+    const buffered = this.pending.count;
+    const batch = this.pending.take(count);
+    this.counts = this.tally.take(count, buffered);
+    return batch;
+  }
+
+  /**
+   * What to call once `batch` is durable: emits its `batch-written` (once per batch; the counts and the sample
+   * are taken now, while the tallies are the batch's).
+   */
+  private written(batch: EventBatch, firstCommitAt: number | undefined, lastCommitAt: number | undefined): () => void {
+    const events = this.hooks.events;
+    if (events === undefined) return () => undefined;
+    return batchWrittenReport(events, batch, this.counts, this.tally.labels, firstCommitAt, lastCommitAt);
   }
 
   /** Stores the checkpoint of the durable batch (see the acknowledgement rule in the module doc). */
@@ -305,10 +363,10 @@ export class Delivery implements ChangeSink {
     const durable = this.durable;
     if (this.running || this.failure || !durable.ready) return;
     durable.ready = false;
-    const { lsn, progress, lastCommit, count } = durable;
+    const { lsn, progress, lastCommit, count, lastCommitAt } = durable;
     this.delivered += count;
     if (lsn <= this.ackedLsn && progress === this.storedResumeState) return;
-    this.track(this.store(lsn, progress, lastCommit));
+    this.track(this.store(lsn, progress, lastCommit, lastCommitAt));
   }
 
   /** Runs one sink or offsets operation; a failure stops delivery for good. */
@@ -324,7 +382,12 @@ export class Delivery implements ChangeSink {
       });
   }
 
-  private async store(lsn: Lsn, progress: ResumeState, lastCommit: CommitIdentity | undefined): Promise<void> {
+  private async store(
+    lsn: Lsn,
+    progress: ResumeState,
+    lastCommit: CommitIdentity | undefined,
+    lastCommitAt: number | undefined,
+  ): Promise<void> {
     if (lsn < this.ackedLsn) lsn = this.ackedLsn;
     const checkpoint: Checkpoint = {
       version: 2,
@@ -336,9 +399,19 @@ export class Delivery implements ChangeSink {
       ...progress,
     };
     await this.hooks.beforeStore?.(lsn);
+    const started = performance.now();
     await this.offsets.commit(checkpoint);
+    const durationMs = performance.now() - started;
     this.ackedLsn = lsn;
+    const before = this.storedResumeState.incremental;
     this.storedResumeState = progress;
+    const events = this.hooks.events;
+    if (events !== undefined) {
+      const { lsn: stored } = checkpoint;
+      events.emit({ type: 'checkpoint-stored', lsn: stored, events: this.delivered, lastCommitAt, durationMs });
+      if (progress.incremental !== before && progress.incremental !== undefined)
+        emitSnapshotProgress(events, progress.incremental);
+    }
     this.hooks.stored(checkpoint, this.delivered);
   }
 
