@@ -75,7 +75,7 @@ function change(delivery: Delivery, tally: number, id: string, key: string): voi
 const batches = (events: readonly EngineEvent[]): BatchWritten[] =>
   events.filter((e): e is BatchWritten => e.type === 'batch-written');
 
-test('batch-written counts events by table and op; an open transaction counts with the batch it is cut into', async () => {
+test('batch-written counts by table and op; an open transaction counts with the batch it is cut into', async () => {
   const { delivery, events } = setup();
   const a = delivery.tallyBase('public.a');
   const b = delivery.tallyBase('public.b');
