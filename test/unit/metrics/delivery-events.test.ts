@@ -160,3 +160,28 @@ test('many events and many tables: the tallies grow and still add up', async () 
       b.events,
     );
 });
+
+test('an incremental snapshot reports its progress per table once a chunk is stored', async () => {
+  const { delivery, events } = setup();
+  const table = (name: string, read: number, done: boolean) => ({
+    schema: 'public',
+    table: name,
+    cursor: { kind: 'key' as const, done, after: null },
+    read,
+    emitted: read,
+  });
+  delivery.setResumeState({
+    incremental: { id: '0/1:i1', seq: 1, requests: [], tables: [table('a', 1024, false), table('b', 0, false)] },
+  });
+  delivery.commit(200);
+  await delivery.drain();
+  const progress = events.filter((e) => e.type === 'snapshot-progress');
+  assert.deepEqual(progress, [
+    { type: 'snapshot-progress', table: 'public.a', rows: 1024, total: undefined, done: false },
+    { type: 'snapshot-progress', table: 'public.b', rows: 0, total: undefined, done: false },
+  ]);
+  // Nothing changed: no new report with the next checkpoint.
+  delivery.commit(300);
+  await delivery.drain();
+  assert.equal(events.filter((e) => e.type === 'snapshot-progress').length, 2);
+});
