@@ -19,12 +19,11 @@ import { formatLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import type { Checkpoint, ResumeState, CommitIdentity, OffsetStore } from '../offsets/store.ts';
 import type { Sink, SinkPosition } from '../sinks/contract.ts';
-import { EventBatchBuilder, TopicRegistry, type EventBatch } from '../sinks/batch.ts';
+import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import { toCdcError, type CdcError } from '../core/errors.ts';
 import type { ChangeSink } from '../envelope/change-sink.ts';
-import type { EngineEvents, EventCount } from '../core/engine-events.ts';
-import { BatchTally } from './batch-tally.ts';
-import { batchWrittenReport, emitSnapshotProgress } from './delivery-report.ts';
+import type { EngineEvents } from '../core/engine-events.ts';
+import { BatchReports } from './delivery-report.ts';
 
 export interface DeliveryOptions {
   readonly maxEvents: number;
@@ -104,12 +103,8 @@ export class Delivery implements ChangeSink {
   private lastXid = -1;
   private lastCommitChanged = false;
   private lastCommit: CommitIdentity | undefined;
-  /** Commit times (Unix ms) of the first and last transaction committed since the last cut, and of the last cut. */
-  private firstCommitAt: number | undefined;
-  private lastCommitAt: number | undefined;
-  private cutCommitAt: number | undefined;
-  /** Counts events by table and op per batch (metrics). */
-  private readonly tally = new BatchTally();
+  /** What is reported per batch and checkpoint (metrics): counts by table and op, commit times. */
+  private readonly reports: BatchReports;
   /** The sink write or checkpoint store running (one at a time). */
   private running: Promise<void> | undefined;
   /** When the committed events must be cut into a batch (see batchDueAt). */
@@ -124,8 +119,7 @@ export class Delivery implements ChangeSink {
     lastCommitAt: undefined,
   };
   private highWater = false;
-  /** The counts of the batch cut last. */
-  private counts: EventCount[] = [];
+
   private failure: CdcError | undefined;
   /** Events delivered (durable) since start. */
   delivered = 0;
@@ -148,6 +142,7 @@ export class Delivery implements ChangeSink {
     this.position = start.position;
     this.progress = this.boundaryResumeState = this.storedResumeState = start.progress ?? {};
     this.lastCommit = start.lastCommit;
+    this.reports = new BatchReports(hooks.events);
   }
 
   /** The snapshot progress to store from the next `commit` on (see ResumeState). */
@@ -219,7 +214,7 @@ export class Delivery implements ChangeSink {
   eventEnd(topic: number, flags = 0, tally = -1): void {
     const pending = this.pending;
     pending.endEvent(topic, flags);
-    this.tally.set(pending.count - 1, tally);
+    this.reports.ended(pending.count - 1, tally);
     if (!this.highWater && (pending.count >= this.options.maxEvents * 4 || pending.bytes >= MAX_BUFFERED_BYTES)) {
       this.highWater = true;
       this.hooks.pressure(true);
@@ -229,15 +224,12 @@ export class Delivery implements ChangeSink {
   }
 
   tallyBase(table: string): number {
-    return this.tally.tallyBase(table);
+    return this.reports.tallyBase(table);
   }
 
   commit(endLsn: Lsn, commitLsn?: Lsn, xid?: number, commitAt?: number): void {
     this.boundary = this.pending.count;
-    if (commitAt !== undefined) {
-      this.firstCommitAt ??= commitAt;
-      this.lastCommitAt = commitAt;
-    }
+    this.reports.committed(commitAt);
     if (endLsn > this.boundaryLsn) this.boundaryLsn = endLsn;
     if (commitLsn !== undefined && xid !== undefined) {
       this.lastCommitLsn = commitLsn;
@@ -307,17 +299,13 @@ export class Delivery implements ChangeSink {
       durable.lsn = this.boundaryLsn;
       durable.progress = this.boundaryResumeState;
       durable.lastCommit = this.lastCommit;
-      const first = this.firstCommitAt;
-      if (this.lastCommitAt !== undefined) this.cutCommitAt = this.lastCommitAt;
-      durable.lastCommitAt = this.cutCommitAt;
-      this.firstCommitAt = this.lastCommitAt = undefined;
-      const batch = this.cut(this.boundary);
+      const { batch, written } = this.reports.cut(this.pending, this.boundary, true);
+      durable.lastCommitAt = this.reports.lastCutCommitAt;
       durable.count = batch.count;
       this.boundary = 0;
       this.relievePressure();
       if (batch.count === 0) durable.ready = true;
-      else {
-        const written = this.written(batch, first, durable.lastCommitAt);
+      else
         this.track(
           this.sink.write(batch).then((position) => {
             this.position = position;
@@ -325,11 +313,9 @@ export class Delivery implements ChangeSink {
             durable.ready = true;
           }),
         );
-      }
     } else if (this.openTransactionTooBig()) {
-      const batch = this.cut(this.pending.count);
+      const { batch, written } = this.reports.cut(this.pending, this.pending.count, false);
       this.relievePressure();
-      const written = this.written(batch, undefined, undefined);
       this.track(
         this.sink.write(batch).then((position) => {
           this.position = position;
@@ -338,24 +324,6 @@ export class Delivery implements ChangeSink {
         }),
       );
     }
-  }
-
-  /** The first `count` pending events as a batch (their tallies taken along). */
-  private cut(count: number): EventBatch {
-    const buffered = this.pending.count;
-    const batch = this.pending.take(count);
-    this.counts = this.tally.take(count, buffered);
-    return batch;
-  }
-
-  /**
-   * What to call once `batch` is durable: emits its `batch-written` (once per batch; the counts and the sample
-   * are taken now, while the tallies are the batch's).
-   */
-  private written(batch: EventBatch, firstCommitAt: number | undefined, lastCommitAt: number | undefined): () => void {
-    const events = this.hooks.events;
-    if (events === undefined) return () => undefined;
-    return batchWrittenReport(events, batch, this.counts, this.tally.labels, firstCommitAt, lastCommitAt);
   }
 
   /** Stores the checkpoint of the durable batch (see the acknowledgement rule in the module doc). */
@@ -403,15 +371,9 @@ export class Delivery implements ChangeSink {
     await this.offsets.commit(checkpoint);
     const durationMs = performance.now() - started;
     this.ackedLsn = lsn;
-    const before = this.storedResumeState.incremental;
+    const before = this.storedResumeState;
     this.storedResumeState = progress;
-    const events = this.hooks.events;
-    if (events !== undefined) {
-      const { lsn: stored } = checkpoint;
-      events.emit({ type: 'checkpoint-stored', lsn: stored, events: this.delivered, lastCommitAt, durationMs });
-      if (progress.incremental !== before && progress.incremental !== undefined)
-        emitSnapshotProgress(events, progress.incremental);
-    }
+    this.reports.stored(checkpoint.lsn, this.delivered, lastCommitAt, durationMs, before, progress);
     this.hooks.stored(checkpoint, this.delivered);
   }
 
