@@ -18,8 +18,11 @@ const LAYERS = [
   ['selection'],
   ['snapshot'],
   ['pipeline'],
-  ['preflight', 'setup'],
+  ['preflight', 'setup', 'verify'],
   ['observability'],
+  // Watching a capture from outside: the slot's health and alerts, then the metrics that read them.
+  ['health'],
+  ['metrics'],
   ['lifecycle'],
   ['embedded'],
   // The Prometheus metrics and the recent-events sampler: listeners of the engine's events and health samples.

@@ -11,6 +11,7 @@ import { SOURCE_DEFAULTS, sourceSchema } from './postgres/connect-config.ts';
 import { SINK_KINDS, sinkConfigSchema } from './sinks/registry.ts';
 import { ENVELOPE_TYPES, FLAT_DELETES, shapingObjectSchema } from './envelope/shaping-config.ts';
 import { parseTablePattern } from './selection/patterns.ts';
+import { alertsSchema } from './health/alerts-config.ts';
 
 const identifier = z
   .string()
@@ -281,6 +282,8 @@ export const configSchema = z.strictObject({
     .default({ level: 'info', format: 'pretty' }),
   retry: retrySchema,
   shutdown: shutdownSchema,
+  /** Slot sampling, alert thresholds and the alert webhook (health/alerts-config.ts, docs/notes-health.md). */
+  alerts: alertsSchema,
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -8,6 +8,8 @@ import { registerDemo } from './demo.ts';
 import { registerCheck } from './check.ts';
 import { registerSetup } from './setup.ts';
 import { registerSnapshot } from './snapshot-command.ts';
+import { registerStatus, STATUS_UNKNOWN_EXIT } from './status-command.ts';
+import { registerVerify } from './verify-command.ts';
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
 export function buildProgram(): Command {
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   registerCheck(program);
   registerSetup(program);
   registerSnapshot(program);
+  registerStatus(program);
+  registerVerify(program);
   registerDemo(program);
   for (const command of program.commands) command.exitOverride();
   return program;
@@ -43,7 +47,9 @@ export async function main(argv: string[]): Promise<void> {
         error.code === 'commander.helpDisplayed' ||
         error.code === 'commander.version' ||
         error.code === 'commander.help';
-      process.exitCode = ok ? EXIT_OK : EXIT_USAGE;
+      // `status` keeps 0-2 for health: its bad flags are "unknown" (3), as monitoring systems expect.
+      const status = argv.slice(2).find((arg) => !arg.startsWith('-')) === 'status';
+      process.exitCode = ok ? EXIT_OK : status ? STATUS_UNKNOWN_EXIT : EXIT_USAGE;
       return;
     }
     throw error;

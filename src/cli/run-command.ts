@@ -17,6 +17,7 @@ import { resolveEndpoint } from '../postgres/connect.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
 import { deprecatedIntervalKey, StatusLine, statusLineIntervalMs } from './status-line.ts';
 import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
+import { startCaptureHealth } from '../health/capture-health.ts';
 
 export interface RunFlags extends ConnectionFlags {
   config?: string;
@@ -208,7 +209,9 @@ export async function runCapture(
   log: Logger,
   makeSinkForAttempt: () => Sink = () => makeSink(config, log),
 ): Promise<number> {
-  const run = startRun(config, makeSinkForAttempt, log);
+  const health = config.snapshot.mode === 'initial_only' ? undefined : await startCaptureHealth(config, log);
+  const run = startRun(config, makeSinkForAttempt, log, health?.events);
+  health?.watch(() => run.status());
   // Handlers go in at once: a signal during a start-up or a backoff must still stop cleanly, never
   // kill the process with the default action.
   let signals = 0;
@@ -247,6 +250,7 @@ export async function runCapture(
     return EXIT_OK;
   } finally {
     statusLine.stop();
+    await health?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -114,6 +114,8 @@ test('--offsets kafka: a pgcdc with an empty working directory resumes exactly f
   // directory (offsets/open.ts sideFilesBase), which the harness makes the repository: removed afterwards.
   const mailbox = path.join(path.dirname(MAIN), '..', '..', `pgcdc-${slotOf(db)}.requests`);
   onTeardown(() => rm(mailbox, { recursive: true, force: true }));
+  // And the run-state file there (health/run-file.ts).
+  onTeardown(() => rm(mailbox.replace(/\.requests$/, '.run.json'), { force: true }));
   await tableWithRows(db);
   const run = async (): Promise<PgcdcProcess> => {
     // A new, empty working directory each time: only its configuration is in it.
