@@ -25,8 +25,6 @@ const LAYERS = [
   ['metrics'],
   ['lifecycle'],
   ['embedded'],
-  // The Prometheus metrics and the recent-events sampler: listeners of the engine's events and health samples.
-  ['metrics'],
   // The library's entry point (src/index.ts exports it) and the run that the CLI shares with it.
   ['library'],
   ['cli'],
