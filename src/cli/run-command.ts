@@ -7,8 +7,8 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Config, ConfigInput, FlagNamer } from '../config.ts';
 import { ENVELOPE_FORMATS, SNAPSHOT_METHODS, SNAPSHOT_MODES } from '../config.ts';
-import { runConfig, startRun, type RunHandle } from '../library/run.ts';
-import { startRunServer } from '../server/run-server.ts';
+import { runConfig, startRun } from '../library/run.ts';
+import { startRunObservers } from '../server/observers.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { createSink, describeSinkKinds } from '../sinks/registry.ts';
@@ -18,7 +18,6 @@ import { resolveEndpoint } from '../postgres/connect.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
 import { deprecatedIntervalKey, StatusLine, statusLineIntervalMs } from './status-line.ts';
 import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
-import { startCaptureHealth } from '../health/capture-health.ts';
 
 export interface RunFlags extends ConnectionFlags {
   config?: string;
@@ -219,19 +218,9 @@ export async function runCapture(
   makeSinkForAttempt: () => Sink = () => makeSink(config, log),
 ): Promise<number> {
   // The HTTP server listens first: a port in use or a missing token stops here, before the capture.
-  const started: { run?: RunHandle } = {};
-  const http = await startRunServer(config, log, () => started.run?.status());
-  let health: Awaited<ReturnType<typeof startCaptureHealth>> | undefined;
-  try {
-    health = config.snapshot.mode === 'initial_only' ? undefined : await startCaptureHealth(config, log);
-  } catch (error) {
-    await http?.close();
-    throw error;
-  }
-  if (http !== undefined) health?.monitor.subscribe(http);
-  const run = startRun(config, makeSinkForAttempt, log, health?.events);
-  started.run = run;
-  health?.watch(() => run.status());
+  const observers = await startRunObservers(config, log);
+  const run = startRun(config, makeSinkForAttempt, log, observers.events);
+  observers.watch(() => run.status());
   // Handlers go in at once: a signal during a start-up or a backoff must still stop cleanly, never
   // kill the process with the default action.
   let signals = 0;
@@ -269,9 +258,8 @@ export async function runCapture(
     }
     return EXIT_OK;
   } finally {
-    await http?.close();
     statusLine.stop();
-    await health?.stop();
+    await observers.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

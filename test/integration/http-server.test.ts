@@ -122,8 +122,9 @@ test('routes: /healthz, /readyz and /status describe a streaming capture', async
   const history = await call(`${base}/api/history`);
   assert.equal(history.body.stepMs, 5000);
   assert.ok(Array.isArray(history.body.points) && history.body.points.length >= 1);
-  const metrics = await call(`${base}/metrics`);
-  assert.equal(metrics.status, 503);
+  const metrics = await fetch(`${base}/metrics`);
+  assert.equal(metrics.status, 200);
+  assert.match(await metrics.text(), /^pgcdc_events_total\{table="public\.t",op="c"\} 25$/m);
 
   proc.kill('SIGTERM');
   assert.equal(await proc.exited, 0, proc.stderr());

@@ -17,7 +17,7 @@ import { makeSink } from '../../src/cli/run-command.ts';
 import { Metrics } from '../../src/metrics/registry.ts';
 import { RecentEvents } from '../../src/metrics/recent-events.ts';
 import { parseLsn } from '../../src/protocol/lsn.ts';
-import { parsePrometheus, valueOf } from '../unit/metrics/prometheus-text.ts';
+import { parsePrometheus, valueOf } from '../harness/prometheus-text.ts';
 
 test('pgcdc_events_total by table and op equals the JSONL output; batches, latencies and recent keys', async () => {
   const db = await freshDatabase();

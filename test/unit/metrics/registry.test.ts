@@ -5,7 +5,7 @@ import { register as globalRegistry } from 'prom-client';
 import { Metrics } from '../../../src/metrics/registry.ts';
 import type { BatchWritten } from '../../../src/core/engine-events.ts';
 import type { AlertState, SlotSample } from '../../../src/health/types.ts';
-import { parsePrometheus, typesOf, valueOf } from './prometheus-text.ts';
+import { parsePrometheus, typesOf, valueOf } from '../../harness/prometheus-text.ts';
 
 function batch(overrides: Partial<BatchWritten> = {}): BatchWritten {
   return {
