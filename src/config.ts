@@ -283,7 +283,7 @@ export const configSchema = z.strictObject({
     .default({ level: 'info', format: 'pretty' }),
   retry: retrySchema,
   shutdown: shutdownSchema,
-  /** Slot sampling, alert thresholds and the alert webhook (health/alerts-config.ts, docs/notes-health.md). */
+  /** Slot sampling, alert thresholds and the webhook (health/alerts-config.ts, docs/operations.md, "Monitoring"). */
   alerts: alertsSchema,
   /** `pgcdc run`'s HTTP server (status, metrics, health, the dashboard); absent: none (server/options.ts). */
   http: httpSchema.optional(),

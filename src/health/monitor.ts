@@ -37,7 +37,7 @@ export interface HealthReading {
   readonly alerts: readonly AlertState[];
 }
 
-/** The JSON body POSTed to the webhook for one alert's state change (docs/notes-health.md). */
+/** The JSON body POSTed to the webhook for one alert's state change (docs/operations.md, "Monitoring"). */
 export interface AlertWebhookPayload {
   readonly type: 'pgcdc.alert';
   readonly alert: AlertState['name'];

@@ -6,7 +6,7 @@
  * Every update happens per batch, per checkpoint or per sample, never per change event. Names follow the
  * Prometheus conventions: the `pgcdc_` prefix, counters end in `_total`, seconds and bytes units. Label
  * values are bounded: `table` by the table selection, `op` by the ops, `code` and `cause` by the error codes
- * of core/errors.ts, `state`, `status` and `alert` by their enumerations (docs/notes-metrics.md).
+ * of core/errors.ts, `state`, `status` and `alert` by their enumerations (docs/operations.md, "Metrics").
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineEvent, EngineEvents, EngineState, BatchWritten } from '../core/engine-events.ts';

@@ -60,7 +60,12 @@ export async function startRunObservers(config: Config, log: Logger): Promise<Ru
     const healthEvents = health.events;
     bus.subscribe((event) => healthEvents.emit(event));
     if (metrics !== undefined) health.monitor.subscribe(metrics);
-    if (http !== undefined) health.monitor.subscribe(http);
+    if (http !== undefined) {
+      health.monitor.subscribe(http);
+      // `pgcdc status` shows where to look while the capture runs.
+      const { host, port } = http.address;
+      health.runFile.setHttpAddress(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+    }
   }
   return {
     events: bus,
