@@ -77,9 +77,13 @@ function renderStatus(status) {
     );
 
   renderHealth(status.health);
+  // The engine's list holds initial and incremental progress alike; a table an incremental snapshot
+  // reads is shown once, from the stored incremental state.
+  const incremental = status.incremental ?? [];
+  const online = new Set(incremental.map((t) => t.table));
   renderSnapshot([
-    ...(status.snapshot ?? []).map((t) => ({ ...t, kind: 'initial' })),
-    ...(status.incremental ?? []).map((t) => ({ ...t, kind: 'incremental' })),
+    ...(status.snapshot ?? []).filter((t) => !online.has(t.table)).map((t) => ({ ...t, kind: 'initial' })),
+    ...incremental.map((t) => ({ ...t, kind: 'incremental' })),
   ]);
 }
 
@@ -278,16 +282,30 @@ function renderEvents(answer) {
         : '(keys only; values redacted)'
       : '(no event sampler in this run)',
   );
-  const items = [...answer.events]
+  // Newest first, one row each: when it was durable, table, op, key (and the value when shown).
+  const rows = [...answer.events]
     .reverse()
-    .slice(0, 50)
+    .slice(0, 20)
     .map((event) => {
-      const item = document.createElement('li');
-      item.textContent = JSON.stringify(event);
-      return item;
+      const row = document.createElement('tr');
+      const written = event.writtenAt ? new Date(event.writtenAt).toLocaleTimeString() : '-';
+      const cells = [
+        written,
+        event.table || '-',
+        OP_NAMES[event.op] ?? event.op,
+        JSON.stringify(event.key),
+        event.lsn ?? '-',
+      ];
+      if (answer.showValues) cells.push(JSON.stringify(event.value ?? null));
+      for (const text of cells) row.append(Object.assign(document.createElement('td'), { textContent: text }));
+      return row;
     });
-  $('recent-events').replaceChildren(...items);
+  $('events-value-head').hidden = !answer.showValues;
+  $('recent-events').replaceChildren(...rows);
 }
+
+/** Debezium's op letters, spelled out. */
+const OP_NAMES = { c: 'insert', u: 'update', d: 'delete', r: 'read', t: 'truncate' };
 
 function renderTables(answer) {
   const names = answer.tables;

@@ -15,6 +15,7 @@ import { Metrics } from '../metrics/registry.ts';
 import { RecentEvents } from '../metrics/recent-events.ts';
 import { startRunServer } from './run-server.ts';
 import type { HttpStatusServer } from './http-server.ts';
+import type { TableName } from '../selection/patterns.ts';
 
 export interface RunObservers {
   /** Give these to the run (startRun's `events`). */
@@ -30,11 +31,27 @@ export interface RunObservers {
  * first, so a port in use or a missing token stops pgcdc (CONFIG_INVALID, exit 2) before the
  * capture uses its slot.
  */
+/**
+ * Tables a snapshot reads or read without a known total (incremental snapshots report none): the
+ * health monitor reads their planner estimates once. Names are "schema.table"; one with a dot in its
+ * schema gets no estimate (split at the first dot), which only leaves its ETA unknown.
+ */
+function unestimatedTables(status: RunStatus | undefined): TableName[] {
+  return (status?.snapshot ?? [])
+    .filter((t) => t.total === undefined)
+    .map((t) => {
+      const dot = t.table.indexOf('.');
+      return { schema: t.table.slice(0, dot), table: t.table.slice(dot + 1) };
+    });
+}
+
 export async function startRunObservers(config: Config, log: Logger): Promise<RunObservers> {
   const bus = new EngineEventBus((error) =>
     log.warn({ reason: error instanceof Error ? error.message : String(error) }, 'an engine event listener failed'),
   );
   let status: (() => RunStatus) | undefined;
+  // Declared before the server starts: its routes read the monitor once it exists.
+  let health: CaptureHealth | undefined;
   let http: HttpStatusServer | undefined;
   let metrics: Metrics | undefined;
   if (config.http !== undefined) {
@@ -46,12 +63,15 @@ export async function startRunObservers(config: Config, log: Logger): Promise<Ru
     http = await startRunServer(config, log, () => status?.(), {
       metrics: async () => ({ contentType: registry.contentType, body: await registry.text() }),
       recentEvents: () => recent.list(),
+      rowEstimates: () => health?.monitor.latest()?.rowEstimates,
     });
   }
-  let health: CaptureHealth | undefined;
   try {
     // initial_only ends after its snapshot and keeps no slot to watch.
-    health = config.snapshot.mode === 'initial_only' ? undefined : await startCaptureHealth(config, log);
+    health =
+      config.snapshot.mode === 'initial_only'
+        ? undefined
+        : await startCaptureHealth(config, log, () => unestimatedTables(status?.()));
   } catch (error) {
     await http?.close();
     throw error;

@@ -61,10 +61,15 @@ export interface IncrementalProgress {
   readonly done: boolean;
   /** Removed by a stop-snapshot signal before it was done. */
   readonly stopped: boolean;
+  /** The planner's estimate of the table's rows (for an ETA); undefined when unknown. */
+  readonly total: number | undefined;
 }
 
 /** The incremental snapshot's tables from the stored checkpoint; null without an offsets file or snapshot. */
-async function incrementalProgress(offsetsFile: string | undefined): Promise<IncrementalProgress[] | null> {
+async function incrementalProgress(
+  offsetsFile: string | undefined,
+  estimates: ReadonlyMap<string, number> | undefined,
+): Promise<IncrementalProgress[] | null> {
   if (offsetsFile === undefined) return null;
   const checkpoint = await readCheckpoint(offsetsFile).catch(() => undefined);
   const tables = checkpoint?.incremental?.tables;
@@ -74,6 +79,7 @@ async function incrementalProgress(offsetsFile: string | undefined): Promise<Inc
     rows: t.read,
     done: t.cursor.done,
     stopped: t.stopped ?? false,
+    total: estimates?.get(`${t.schema}.${t.table}`),
   }));
 }
 
@@ -83,7 +89,7 @@ export async function status(context: RouteContext): Promise<Reply> {
   const health = context.health();
   return json(200, {
     ...run,
-    incremental: await incrementalProgress(context.sources.offsetsFile),
+    incremental: await incrementalProgress(context.sources.offsetsFile, context.sources.rowEstimates?.()),
     health: health === undefined ? null : { sample: health.sample, alerts: health.alerts },
     pid: process.pid,
   });

@@ -10,8 +10,8 @@ import { offsetsInSink, sideFilesBase } from '../offsets/open.ts';
 import { HttpStatusServer } from './http-server.ts';
 import type { ServerSources } from './sources.ts';
 
-/** The optional sources (ServerSources.metrics, recentEvents). */
-export type ExtraSources = Pick<ServerSources, 'metrics' | 'recentEvents'>;
+/** The optional sources (ServerSources.metrics, recentEvents, rowEstimates). */
+export type ExtraSources = Pick<ServerSources, 'metrics' | 'recentEvents' | 'rowEstimates'>;
 
 /**
  * Starts the server when `config.http` is set (undefined otherwise); `status` gives the run's status

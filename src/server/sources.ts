@@ -38,4 +38,9 @@ export interface ServerSources {
    * positions. Must be cheap and never throw.
    */
   readonly recentEvents?: (() => readonly unknown[]) | undefined;
+  /**
+   * The planner's row estimates ("schema.table" -> rows) of tables being snapshotted incrementally,
+   * from the health monitor's last sample: the totals behind the dashboard's ETA. Absent: unknown.
+   */
+  readonly rowEstimates?: (() => ReadonlyMap<string, number> | undefined) | undefined;
 }
