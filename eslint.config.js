@@ -27,6 +27,8 @@ const LAYERS = [
   ['embedded'],
   // The library's entry point (src/index.ts exports it) and the run that the CLI shares with it.
   ['library'],
+  // `pgcdc run --http`: the status server and the dashboard's API, over the run's status.
+  ['server'],
   ['cli'],
 ];
 
@@ -137,6 +139,21 @@ export default tseslint.config(
           ignoreRegExpLiterals: false,
         },
       ],
+    },
+  },
+  {
+    // The dashboard: plain browser JavaScript (no build step, no type information), served as is.
+    files: ['dashboard/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      parserOptions: { projectService: false, project: false },
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['window', 'document', 'fetch', 'sessionStorage', 'setTimeout', 'setInterval', 'URL', 'console'].map((name) => [
+          name,
+          'readonly',
+        ]),
+      ),
     },
   },
 );

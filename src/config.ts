@@ -12,6 +12,7 @@ import { SINK_KINDS, sinkConfigSchema } from './sinks/registry.ts';
 import { ENVELOPE_TYPES, FLAT_DELETES, shapingObjectSchema } from './envelope/shaping-config.ts';
 import { parseTablePattern } from './selection/patterns.ts';
 import { alertsSchema } from './health/alerts-config.ts';
+import { httpSchema } from './server/options.ts';
 
 const identifier = z
   .string()
@@ -282,8 +283,10 @@ export const configSchema = z.strictObject({
     .default({ level: 'info', format: 'pretty' }),
   retry: retrySchema,
   shutdown: shutdownSchema,
-  /** Slot sampling, alert thresholds and the alert webhook (health/alerts-config.ts, docs/notes-health.md). */
+  /** Slot sampling, alert thresholds and the webhook (health/alerts-config.ts, docs/operations.md, "Monitoring"). */
   alerts: alertsSchema,
+  /** `pgcdc run`'s HTTP server (status, metrics, health, the dashboard); absent: none (server/options.ts). */
+  http: httpSchema.optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

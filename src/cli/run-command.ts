@@ -8,6 +8,7 @@ import { Option } from 'commander';
 import type { Config, ConfigInput, FlagNamer } from '../config.ts';
 import { ENVELOPE_FORMATS, SNAPSHOT_METHODS, SNAPSHOT_MODES } from '../config.ts';
 import { runConfig, startRun } from '../library/run.ts';
+import { startRunObservers } from '../server/observers.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { createSink, describeSinkKinds } from '../sinks/registry.ts';
@@ -17,7 +18,6 @@ import { resolveEndpoint } from '../postgres/connect.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
 import { deprecatedIntervalKey, StatusLine, statusLineIntervalMs } from './status-line.ts';
 import { addConnectionOptions, connectionFlagsToSource, type ConnectionFlags } from './connection-flags.ts';
-import { startCaptureHealth } from '../health/capture-health.ts';
 
 export interface RunFlags extends ConnectionFlags {
   config?: string;
@@ -54,6 +54,8 @@ export interface RunFlags extends ConnectionFlags {
   retryInitialDelay?: string;
   retryMaxDelay?: string;
   retryGiveUpAfter?: string;
+  http?: string;
+  httpTokenFile?: string;
 }
 
 function positiveInt(value: string | undefined, flag: string, min = 1): number | undefined {
@@ -108,6 +110,10 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
       maxDelayMs: positiveInt(flags.retryMaxDelay, '--retry-max-delay'),
       giveUpAfterMs: positiveInt(flags.retryGiveUpAfter, '--retry-give-up-after', 0),
     },
+    // A layer merged over the file's: http.listen may come from there (validated after the merge).
+    http: (flags.http === undefined && flags.httpTokenFile === undefined
+      ? undefined
+      : { listen: flags.http, tokenFile: flags.httpTokenFile }) as ConfigInput['http'],
   };
 }
 
@@ -155,6 +161,8 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'retry.initialDelayMs': '--retry-initial-delay',
   'retry.maxDelayMs': '--retry-max-delay',
   'retry.giveUpAfterMs': '--retry-give-up-after',
+  'http.listen': '--http',
+  'http.tokenFile': '--http-token-file',
 };
 
 /** The flag that sets `sink.url`, per sink kind. */
@@ -209,9 +217,10 @@ export async function runCapture(
   log: Logger,
   makeSinkForAttempt: () => Sink = () => makeSink(config, log),
 ): Promise<number> {
-  const health = config.snapshot.mode === 'initial_only' ? undefined : await startCaptureHealth(config, log);
-  const run = startRun(config, makeSinkForAttempt, log, health?.events);
-  health?.watch(() => run.status());
+  // The HTTP server listens first: a port in use or a missing token stops here, before the capture.
+  const observers = await startRunObservers(config, log);
+  const run = startRun(config, makeSinkForAttempt, log, observers.events);
+  observers.watch(() => run.status());
   // Handlers go in at once: a signal during a start-up or a backoff must still stop cleanly, never
   // kill the process with the default action.
   let signals = 0;
@@ -250,7 +259,7 @@ export async function runCapture(
     return EXIT_OK;
   } finally {
     statusLine.stop();
-    await health?.stop();
+    await observers.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
@@ -353,7 +362,13 @@ export function registerRun(program: Command): void {
     .option(
       '--retry-give-up-after <ms>',
       'exit 1 after faults for this long without recovering (default 900000; 0: never retry)',
-    );
+    )
+    .option(
+      '--http <host:port>',
+      'serve /metrics, /healthz, /readyz, /status and the dashboard at / (e.g. 127.0.0.1:9187; off loopback a ' +
+        'token is required)',
+    )
+    .option('--http-token-file <file>', 'file holding the HTTP bearer token (or the PGCDC_HTTP_TOKEN variable)');
   addConnectionOptions(command).action(async (flags: RunFlags) => {
     let code: number;
     try {

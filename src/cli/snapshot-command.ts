@@ -16,13 +16,10 @@ import type { Command } from 'commander';
 import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
 import { readConfigFile } from '../config.ts';
-import { parseTableName } from '../selection/table-name.ts';
 import { CdcError } from '../core/errors.ts';
 import { lockHolder } from '../offsets/lock.ts';
-import { readCheckpoint } from '../offsets/file.ts';
-import { readCaptured, requestPending, writeRequest } from '../snapshot/requests.ts';
-import { splitTableList } from '../selection/patterns.ts';
-import { displayName } from '../selection/table-selection.ts';
+import { requestPending, writeRequest } from '../snapshot/requests.ts';
+import { checkRequestedTables, storedAsTaken } from '../snapshot/request-check.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, reportFatal } from './exit.ts';
 
 interface SnapshotFlags {
@@ -42,48 +39,6 @@ async function offsetsPath(flags: SnapshotFlags): Promise<string> {
   return './pgcdc-offsets.json';
 }
 
-/** Most captured tables named in a refusal. */
-const LISTED = 20;
-
-/**
- * Refuses `names` outside `captured`: the list of the running capture (pid `running`), or with none
- * running, of the last one to start with this offsets file.
- */
-function refuseUncaptured(
-  names: readonly string[],
-  captured: readonly string[],
-  running: number | undefined,
-  offsets: string,
-): void {
-  const known = new Set(captured);
-  const outside = names.filter((n) => !known.has(n));
-  if (outside.length === 0) return;
-  const more = captured.length > LISTED ? ` and ${captured.length - LISTED} more` : '';
-  const list = captured.length === 0 ? 'no table' : `${captured.slice(0, LISTED).join(', ')}${more}`;
-  const subject = `${outside.join(', ')} ${outside.length === 1 ? 'is' : 'are'} not captured by`;
-  throw running === undefined
-    ? new CdcError(
-        'TABLE_MISSING',
-        `${subject} the last pgcdc run using ${offsets} (it captured ${list}; none is running now)`,
-        {
-          hint:
-            'name a captured table (schema.table, case-sensitive); if the next run captures more (a wider ' +
-            '--tables), make the request once it runs',
-        },
-      )
-    : new CdcError('TABLE_MISSING', `${subject} the pgcdc run using ${offsets} (pid ${running}; it captures ${list})`, {
-        hint:
-          'name a captured table (schema.table, case-sensitive); to capture another table, add it to that ' +
-          "run's --tables and restart it",
-      });
-}
-
-/** Whether the checkpoint stored by the capture records request `id` as taken. */
-async function storedAsTaken(offsets: string, id: string): Promise<boolean> {
-  const checkpoint = await readCheckpoint(offsets).catch(() => undefined);
-  return checkpoint?.incremental?.requests.includes(id) ?? false;
-}
-
 export function registerSnapshot(program: Command): void {
   program
     .command('snapshot')
@@ -95,19 +50,12 @@ export function registerSnapshot(program: Command): void {
     .option('--json', 'print the outcome as JSON on stdout')
     .action(async (tables: string[], flags: SnapshotFlags) => {
       try {
-        const texts = tables.flatMap(splitTableList);
-        const names = texts.map((text) => displayName(parseTableName(text)));
         const wait = Number(flags.wait);
         if (!Number.isFinite(wait) || wait < 0)
           throw new CdcError('CONFIG_INVALID', `--wait must be a number of seconds, not ${JSON.stringify(flags.wait)}`);
         const offsets = path.resolve(await offsetsPath(flags));
         const holder = await lockHolder(`${offsets}.lock`);
-        const captured = await readCaptured(offsets);
-        // While a capture runs, its list counts only once it wrote it (one still starting has not yet).
-        if (holder === undefined && captured !== undefined)
-          refuseUncaptured(names, captured.tables, undefined, offsets);
-        else if (holder !== undefined && captured?.pid === holder.pid)
-          refuseUncaptured(names, captured.tables, holder.pid, offsets);
+        const { texts, names } = await checkRequestedTables(offsets, tables, holder?.pid);
         const id = await writeRequest(offsets, texts);
         const say = (outcome: string, text: string, extra: Record<string, unknown> = {}): void => {
           process.stdout.write(

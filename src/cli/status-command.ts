@@ -213,7 +213,7 @@ export function registerStatus(program: Command): void {
     )
     .option('--slot <name>', 'replication slot (default pgcdc_slot)')
     .option('--offsets <file>', 'offsets file of the capture (default ./pgcdc-offsets.json), or kafka|nats')
-    .option('--json', 'print the report as JSON on stdout (docs/notes-health.md lists its fields)');
+    .option('--json', 'print the report as JSON on stdout (docs/operations.md, "Monitoring" lists its fields)');
   addConnectionOptions(command).action(async (flags: StatusFlags) => {
     try {
       process.stdout.write(await gather(flags));

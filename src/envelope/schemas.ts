@@ -5,7 +5,7 @@
  * `<topic>.Value`, `<topic>.Envelope`, `io.debezium.connector.postgresql.Source`). The schemas are
  * built and encoded once per table shape; serializers splice the bytes in (json.ts).
  *
- * The schemas describe the payload pgcdc writes (docs/notes-b.md has the table and every
+ * The schemas describe the payload pgcdc writes (docs/events.md, "json-with-schema", has the table and every
  * difference from Debezium that remains).
  */
 import { connect, connectSchemaFor, withOptional, type ConnectSchema } from '../source/connect-schema.ts';

@@ -9,6 +9,7 @@ import type { Logger } from '../core/log.ts';
 import { openConnection, resolveEndpoint } from '../postgres/connect.ts';
 import { sideFilesBase } from '../offsets/open.ts';
 import { HealthMonitor } from './monitor.ts';
+import type { TableName } from '../selection/patterns.ts';
 import { RunFileWriter, runFilePath, type RunStatusView } from './run-file.ts';
 import { AlertWebhook, webhookToken } from './webhook.ts';
 
@@ -27,7 +28,11 @@ export interface CaptureHealth {
  * Builds the monitor and run file of a capture configured by `config`. Throws CONFIG_INVALID when
  * the webhook's token cannot be read (before anything starts).
  */
-export async function startCaptureHealth(config: Config, log: Logger): Promise<CaptureHealth> {
+export async function startCaptureHealth(
+  config: Config,
+  log: Logger,
+  estimateTables?: () => readonly TableName[],
+): Promise<CaptureHealth> {
   const webhookConfig = config.alerts.webhook;
   const webhook =
     webhookConfig === undefined
@@ -40,6 +45,7 @@ export async function startCaptureHealth(config: Config, log: Logger): Promise<C
     connect: () => openConnection(endpoint, 'query', 'pgcdc health'),
     log: log.child({ component: 'health' }),
     webhook,
+    estimateTables,
   });
   let status: (() => RunStatusView) | undefined;
   const path = runFilePath(sideFilesBase(config.offsets, config.slot, config.sink.kind));

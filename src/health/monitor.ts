@@ -18,6 +18,8 @@ import type { Logger } from '../core/log.ts';
 import type { AlertsConfig } from './alerts-config.ts';
 import { changedAlerts, evaluateAlerts } from './evaluate.ts';
 import { sampleSlot, WalHistory } from './slot-probe.ts';
+import { estimateRows } from '../observability/snapshot-bars.ts';
+import type { TableName } from '../selection/patterns.ts';
 import type { AlertState, HealthListener, SlotSample } from './types.ts';
 import type { AlertWebhook } from './webhook.ts';
 
@@ -29,15 +31,22 @@ export interface HealthMonitorOptions {
   readonly log: Logger;
   /** Told of every state change, when configured. */
   readonly webhook?: AlertWebhook | undefined;
+  /**
+   * Tables snapshotted without a known total: samples also read their planner estimates
+   * (pg_class.reltuples, once per table), for a progress ETA. Optional; an empty list reads nothing.
+   */
+  readonly estimateTables?: (() => readonly TableName[]) | undefined;
 }
 
 /** The latest sample and the alerts evaluated on it. */
 export interface HealthReading {
   readonly sample: SlotSample;
   readonly alerts: readonly AlertState[];
+  /** Estimated rows per "schema.table" of `estimateTables` (planner statistics; absent: unknown). */
+  readonly rowEstimates: ReadonlyMap<string, number>;
 }
 
-/** The JSON body POSTed to the webhook for one alert's state change (docs/notes-health.md). */
+/** The JSON body POSTed to the webhook for one alert's state change (docs/operations.md, "Monitoring"). */
 export interface AlertWebhookPayload {
   readonly type: 'pgcdc.alert';
   readonly alert: AlertState['name'];
@@ -66,6 +75,7 @@ export class HealthMonitor implements EngineEvents {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private probeFailing = false;
+  private readonly rowEstimates = new Map<string, number>();
   /** Samples taken so far (the run file shows it: a reader sees the monitor is alive). */
   samples = 0;
 
@@ -156,7 +166,7 @@ export class HealthMonitor implements EngineEvents {
     this.samples++;
     const previous = this.reading?.alerts ?? [];
     const alerts = evaluateAlerts(sample, this.options.alerts, previous);
-    this.reading = { sample, alerts };
+    this.reading = { sample, alerts, rowEstimates: await this.estimates(this.client) };
     const changed = changedAlerts(previous, alerts);
     for (const alert of changed) this.report(alert, previous.find((p) => p.name === alert.name)?.level ?? 'ok', sample);
     for (const listener of this.listeners) {
@@ -174,6 +184,22 @@ export class HealthMonitor implements EngineEvents {
           // as above
         }
       }
+  }
+
+  /**
+   * The planner's row estimates of the tables being snapshotted. Each table's is read once it is
+   * known (> 0: analyzed) and kept for the run: a later sample need not catch the read in progress,
+   * and statistics do not move fast enough to matter for an ETA. A failed read is retried next time.
+   */
+  private async estimates(client: pg.Client | undefined): Promise<ReadonlyMap<string, number>> {
+    const tables = (this.options.estimateTables?.() ?? []).filter(
+      (t) => !this.rowEstimates.has(`${t.schema}.${t.table}`),
+    );
+    if (client !== undefined && tables.length > 0) {
+      const rows = await estimateRows(client, tables).catch(() => new Map<string, number>());
+      for (const [name, n] of rows) if (n > 0) this.rowEstimates.set(name, n);
+    }
+    return new Map(this.rowEstimates);
   }
 
   private report(alert: AlertState, previousLevel: AlertState['level'], sample: SlotSample): void {

@@ -68,7 +68,7 @@ const runStateSchema = z.object({
   http: z.string().max(300).nullable().optional(),
 });
 
-/** The run-state file's content (docs/notes-health.md). */
+/** The run-state file's content (docs/operations.md, "Monitoring"). */
 export type RunState = z.infer<typeof runStateSchema>;
 
 /** What a reader found. */

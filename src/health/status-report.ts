@@ -2,7 +2,7 @@
  * The report of `pgcdc status` (and of a `/status` route): what the offsets file, the lock, the
  * run-state file and the server say, judged by the alert thresholds. `buildStatusReport` is pure;
  * the CLI gathers its inputs (cli/status-command.ts). The JSON field names are stable
- * (docs/notes-health.md); absent values are null, never missing.
+ * (docs/operations.md, "Monitoring"); absent values are null, never missing.
  */
 import type { AlertLevel, AlertState, SlotSample } from './types.ts';
 import { worstLevel } from './evaluate.ts';

@@ -346,10 +346,7 @@ export class Capture {
         progress,
         method,
         signalTable,
-        onStored: (stored, delivered) => {
-          takenRequests(stored.incremental?.requests ?? []);
-          this.events.emit({ type: 'checkpoint-stored', lsn: stored.lsn, events: delivered });
-        },
+        onStored: (stored) => takenRequests(stored.incremental?.requests ?? []),
         onFailure: (error) => {
           if (this.stopRequested) return;
           this.stopRequested = true;
@@ -357,6 +354,7 @@ export class Capture {
           void bounded(loop.abort()).finally(() => void cleanup().finally(() => this.rejectStopped(error)));
         },
         onStatusSent: (positions) => this.events.emit({ type: 'status-sent', ...positions }),
+        events: this.events,
       });
       this.loop = loop;
       await pauseBeforeStreamForTest();

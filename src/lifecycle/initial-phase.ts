@@ -86,7 +86,13 @@ export async function runInitialPhase(input: InitialPhaseInput): Promise<Initial
     sink: input.sink,
     log,
     onSnapshotXids: (asOf) => (meta.asOf = asOf),
-    checkpoint: (position, list) => store(position, list, 'running'),
+    checkpoint: async (position, list) => {
+      const started = performance.now();
+      await store(position, list, 'running');
+      const durationMs = performance.now() - started;
+      input.events.emit({ type: 'checkpoint-stored', lsn: lsnText, events: 0, lastCommitAt: undefined, durationMs });
+    },
+    events: input.events,
     onTablesRead: (list) => {
       display?.update(list);
       emitProgress(input.events, list, estimates);

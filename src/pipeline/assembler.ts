@@ -16,7 +16,7 @@ import {
   type TupleData,
 } from '../protocol/messages.ts';
 import { EventFlag } from '../sinks/batch.ts';
-import type { ChangeSink } from '../envelope/change-sink.ts';
+import { OP_TALLY, type ChangeSink, type TalliedOp } from '../envelope/change-sink.ts';
 import type { RelationCache } from '../source/relations.ts';
 import { messageLine, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
 import type { ChangeObserver } from '../snapshot/window-tracker.ts';
@@ -68,6 +68,8 @@ export class ChangeAssembler {
   private readonly out: ChangeSink;
   private readonly naming: TopicNaming;
   private readonly serializers = new Map<number, TableSerializer>();
+  /** Per relation id, its table's first tally (ChangeSink.tallyBase), -1 when nothing counts. */
+  private readonly tallyBases = new Map<number, number>();
   private readonly messageTopicNumber: number;
   private readonly observer: ChangeObserver | undefined;
   private readonly options: AssemblerOptions;
@@ -119,6 +121,7 @@ export class ChangeAssembler {
   relationChanged(relationId: number): void {
     const table = this.relations.get(relationId);
     this.serializers.set(relationId, new TableSerializer(table, this.naming, this.out.topics));
+    this.tallyBases.delete(relationId);
     if (this.options.ignores?.(relationId) === true) this.ignored.add(relationId);
     else this.ignored.delete(relationId);
     this.observer?.relationChanged(relationId);
@@ -173,7 +176,7 @@ export class ChangeAssembler {
         this.options.toast?.committed(message.endLsn);
         // Snapshot rows whose window closes here go after the transaction, in the same commit.
         this.observer?.committed(message.endLsn, true);
-        this.out.commit(message.endLsn, tx.commitLsn, tx.context.xid);
+        this.out.commit(message.endLsn, tx.commitLsn, tx.context.xid, tx.context.commitTimeMs);
         return;
       }
       case 'insert': {
@@ -368,8 +371,19 @@ export class ChangeAssembler {
         throw error;
       }
       // The delete is flagged like any delete: the Kafka sink follows it with the old key's tombstone.
-      this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0);
+      this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0, this.tally(s, op));
     }
+  }
+
+  /** The tally of `op` on `s`'s table (one map lookup; the base is asked of the ChangeSink once per table). */
+  private tally(s: TableSerializer, op: TalliedOp): number {
+    const relationId = s.table.relationId;
+    let base = this.tallyBases.get(relationId);
+    if (base === undefined) {
+      base = this.out.tallyBase?.(`${s.table.schema}.${s.table.table}`) ?? -1;
+      this.tallyBases.set(relationId, base);
+    }
+    return base < 0 ? -1 : base + OP_TALLY[op];
   }
 
   private emit(
@@ -398,7 +412,7 @@ export class ChangeAssembler {
       w.abortEvent();
       throw error;
     }
-    this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0);
+    this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0, this.tally(s, op));
   }
 }
 

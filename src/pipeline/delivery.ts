@@ -22,6 +22,8 @@ import type { Sink, SinkPosition } from '../sinks/contract.ts';
 import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import { toCdcError, type CdcError } from '../core/errors.ts';
 import type { ChangeSink } from '../envelope/change-sink.ts';
+import type { EngineEvents } from '../core/engine-events.ts';
+import { BatchReports } from './delivery-report.ts';
 
 export interface DeliveryOptions {
   readonly maxEvents: number;
@@ -48,6 +50,8 @@ export interface DeliveryHooks {
    * must be durable at least as far as the checkpoint (the TOAST fill store).
    */
   beforeStore?(lsn: Lsn): Promise<void>;
+  /** Hears `batch-written`, `checkpoint-stored` and incremental `snapshot-progress` (once per batch or checkpoint). */
+  readonly events?: EngineEvents | undefined;
 }
 
 /** A batch is written once it holds this many bytes, whatever its event count. */
@@ -64,6 +68,8 @@ interface DurableBatch {
   lastCommit: CommitIdentity | undefined;
   /** Its events (counted as delivered once the checkpoint is stored). */
   count: number;
+  /** Commit time (Unix ms) of the last transaction the checkpoint will cover. */
+  lastCommitAt: number | undefined;
 }
 
 type CheckpointIdentity = Pick<Checkpoint, 'systemId' | 'timeline' | 'database' | 'slot' | 'publication'>;
@@ -97,13 +103,23 @@ export class Delivery implements ChangeSink {
   private lastXid = -1;
   private lastCommitChanged = false;
   private lastCommit: CommitIdentity | undefined;
+  /** What is reported per batch and checkpoint (metrics): counts by table and op, commit times. */
+  private readonly reports: BatchReports;
   /** The sink write or checkpoint store running (one at a time). */
   private running: Promise<void> | undefined;
   /** When the committed events must be cut into a batch (see batchDueAt). */
   private dueAt = Infinity;
   /** The batch cut last: what its checkpoint will say once the sink made it durable. */
-  private readonly durable: DurableBatch = { ready: false, lsn: 0, progress: {}, lastCommit: undefined, count: 0 };
+  private readonly durable: DurableBatch = {
+    ready: false,
+    lsn: 0,
+    progress: {},
+    lastCommit: undefined,
+    count: 0,
+    lastCommitAt: undefined,
+  };
   private highWater = false;
+
   private failure: CdcError | undefined;
   /** Events delivered (durable) since start. */
   delivered = 0;
@@ -126,6 +142,7 @@ export class Delivery implements ChangeSink {
     this.position = start.position;
     this.progress = this.boundaryResumeState = this.storedResumeState = start.progress ?? {};
     this.lastCommit = start.lastCommit;
+    this.reports = new BatchReports(hooks.events);
   }
 
   /** The snapshot progress to store from the next `commit` on (see ResumeState). */
@@ -194,9 +211,10 @@ export class Delivery implements ChangeSink {
     this.eventEnd(topic);
   }
 
-  eventEnd(topic: number, flags = 0): void {
+  eventEnd(topic: number, flags = 0, tally = -1): void {
     const pending = this.pending;
     pending.endEvent(topic, flags);
+    this.reports.ended(pending.count - 1, tally);
     if (!this.highWater && (pending.count >= this.options.maxEvents * 4 || pending.bytes >= MAX_BUFFERED_BYTES)) {
       this.highWater = true;
       this.hooks.pressure(true);
@@ -205,8 +223,13 @@ export class Delivery implements ChangeSink {
     if (this.running === undefined && this.openTransactionTooBig()) this.hooks.ready();
   }
 
-  commit(endLsn: Lsn, commitLsn?: Lsn, xid?: number): void {
+  tallyBase(table: string): number {
+    return this.reports.tallyBase(table);
+  }
+
+  commit(endLsn: Lsn, commitLsn?: Lsn, xid?: number, commitAt?: number): void {
     this.boundary = this.pending.count;
+    this.reports.committed(commitAt);
     if (endLsn > this.boundaryLsn) this.boundaryLsn = endLsn;
     if (commitLsn !== undefined && xid !== undefined) {
       this.lastCommitLsn = commitLsn;
@@ -276,7 +299,8 @@ export class Delivery implements ChangeSink {
       durable.lsn = this.boundaryLsn;
       durable.progress = this.boundaryResumeState;
       durable.lastCommit = this.lastCommit;
-      const batch = this.pending.take(this.boundary);
+      const { batch, written } = this.reports.cut(this.pending, this.boundary, true);
+      durable.lastCommitAt = this.reports.lastCutCommitAt;
       durable.count = batch.count;
       this.boundary = 0;
       this.relievePressure();
@@ -285,15 +309,17 @@ export class Delivery implements ChangeSink {
         this.track(
           this.sink.write(batch).then((position) => {
             this.position = position;
+            written();
             durable.ready = true;
           }),
         );
     } else if (this.openTransactionTooBig()) {
-      const batch = this.pending.take(this.pending.count);
+      const { batch, written } = this.reports.cut(this.pending, this.pending.count, false);
       this.relievePressure();
       this.track(
         this.sink.write(batch).then((position) => {
           this.position = position;
+          written();
           this.delivered += batch.count;
         }),
       );
@@ -305,10 +331,10 @@ export class Delivery implements ChangeSink {
     const durable = this.durable;
     if (this.running || this.failure || !durable.ready) return;
     durable.ready = false;
-    const { lsn, progress, lastCommit, count } = durable;
+    const { lsn, progress, lastCommit, count, lastCommitAt } = durable;
     this.delivered += count;
     if (lsn <= this.ackedLsn && progress === this.storedResumeState) return;
-    this.track(this.store(lsn, progress, lastCommit));
+    this.track(this.store(lsn, progress, lastCommit, lastCommitAt));
   }
 
   /** Runs one sink or offsets operation; a failure stops delivery for good. */
@@ -324,7 +350,12 @@ export class Delivery implements ChangeSink {
       });
   }
 
-  private async store(lsn: Lsn, progress: ResumeState, lastCommit: CommitIdentity | undefined): Promise<void> {
+  private async store(
+    lsn: Lsn,
+    progress: ResumeState,
+    lastCommit: CommitIdentity | undefined,
+    lastCommitAt: number | undefined,
+  ): Promise<void> {
     if (lsn < this.ackedLsn) lsn = this.ackedLsn;
     const checkpoint: Checkpoint = {
       version: 2,
@@ -336,9 +367,13 @@ export class Delivery implements ChangeSink {
       ...progress,
     };
     await this.hooks.beforeStore?.(lsn);
+    const started = performance.now();
     await this.offsets.commit(checkpoint);
+    const durationMs = performance.now() - started;
     this.ackedLsn = lsn;
+    const before = this.storedResumeState;
     this.storedResumeState = progress;
+    this.reports.stored(checkpoint.lsn, this.delivered, lastCommitAt, durationMs, before, progress);
     this.hooks.stored(checkpoint, this.delivered);
   }
 

@@ -21,7 +21,7 @@ import type { ToastStore } from '../source/toast-store.ts';
 import type { TopicNaming } from '../envelope/topics.ts';
 import type { ResolvedMethod } from '../snapshot/watermarks.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
-import type { StreamPositions } from '../core/engine-events.ts';
+import type { EngineEvents, StreamPositions } from '../core/engine-events.ts';
 import type { TableSelection } from '../selection/table-selection.ts';
 import type { Heartbeat } from './heartbeat.ts';
 import { checkStreamStart } from './start-check.ts';
@@ -113,6 +113,8 @@ export interface LoopDeps {
   onFailure: (error: CdcError) => void;
   /** A standby status update went to PostgreSQL with these positions. */
   onStatusSent: ((positions: StreamPositions) => void) | undefined;
+  /** Hears each batch written, checkpoint stored and incremental snapshot chunk (Delivery reports them). */
+  events?: EngineEvents | undefined;
 }
 
 /** The catalog over the query connection: the lookups as the server answers them now. */

@@ -21,6 +21,8 @@ import { openConnection, type SourceEndpoint } from '../postgres/connect.ts';
 import type { GeneratedColumns, TableRef } from '../postgres/catalog.ts';
 import { readIdHead, TableSerializer } from '../envelope/json.ts';
 import type { TopicNaming } from '../envelope/topics.ts';
+import type { EngineEvents } from '../core/engine-events.ts';
+import { snapshotBatchReport, SnapshotSampleLabels } from './batch-report.ts';
 
 /** A batch of snapshot events is written (and its progress stored) once it holds this much. */
 const FLUSH_BYTES = 8 * 1024 * 1024;
@@ -50,6 +52,8 @@ export interface InitialSnapshotInput {
   readonly onSnapshotXids?: (asOf: string) => void;
   /** After each chunk: every table's read so far (for the progress bars and status). */
   readonly onTablesRead?: (tables: readonly SnapshotTableState[]) => void;
+  /** Hears a `batch-written` per batch written (metrics). */
+  readonly events?: EngineEvents | undefined;
 }
 
 export interface InitialSnapshotResult {
@@ -104,12 +108,18 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   const builder = new EventBatchBuilder(registry, FLUSH_BYTES + (1 << 20), 65_536);
   let writes: Promise<void> = Promise.resolve();
   let inFlight = 0;
+  const labels = new SnapshotSampleLabels();
+  let reported = progress.slice();
   const flush = (): Promise<void> => {
     const batch = builder.take(builder.count);
     const stored = progress.slice();
+    const report =
+      input.events && batch.count > 0 ? snapshotBatchReport(input.events, batch, reported, stored, labels) : undefined;
+    reported = stored;
     inFlight++;
     writes = writes.then(async () => {
       if (batch.count > 0 || position === undefined) position = await input.sink.write(batch);
+      report?.();
       await input.checkpoint(position, stored);
       inFlight--;
     });
@@ -138,6 +148,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
         );
         builder.endEvent(serializer.topicNumber);
       }
+      labels.chunk(`${chunk.table.schema}.${chunk.table.table}`, n);
       progress[index] = { ...entry, cursor: chunk.cursor, read: entry.read + n, emitted: entry.emitted + n };
       if (final || builder.bytes >= FLUSH_BYTES || chunk.cursor.done) {
         const written = flush();

@@ -18,6 +18,7 @@ import type { Lsn, TupleData } from '../protocol/messages.ts';
 import type { IncrementalSnapshotState } from '../offsets/store.ts';
 import type { TableSchema } from '../source/relations.ts';
 import { readIdHead } from '../envelope/json.ts';
+import { OP_TALLY } from '../envelope/change-sink.ts';
 import type { CopyRow } from './copy-text.ts';
 import type { TableName } from './initial-reader.ts';
 import { ChunkWindow, type WindowEvent } from './dblog-window.ts';
@@ -356,10 +357,12 @@ export class WindowTracker implements ChangeObserver {
     const now = Date.now();
     const idHead = readIdHead(`${progress.id}:${tracked.spec.tableIndex}:`);
     const tail = serializer.readTail('incremental', lsn, lsnText, now);
+    const base = this.out.tallyBase?.(`${serializer.table.schema}.${serializer.table.table}`) ?? -1;
+    const tally = base < 0 ? -1 : base + OP_TALLY.r;
     for (const row of result.survivors) {
       w.startEvent();
       serializer.writeRead(w, row, idHead, entry.read + (read.ordinals.get(row) ?? 0), tail);
-      this.out.eventEnd(serializer.topicNumber);
+      this.out.eventEnd(serializer.topicNumber, 0, tally);
     }
     const next = advanceTable(progress, tracked.spec.tableIndex, read.next, read.rows.length, result.survivors.length);
     this.out.setResumeState({ ...this.out.currentResumeState, incremental: next });

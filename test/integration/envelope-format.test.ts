@@ -30,7 +30,7 @@ async function lines(dir: string): Promise<string[]> {
 }
 
 /**
- * The differences from a strict reading that docs/notes-b.md documents: a multi-dimensional array
+ * The differences from a strict reading that docs/events.md ("json-with-schema") documents: a multi-dimensional array
  * against its one-dimensional array schema, `infinity` in a column whose Debezium name promises
  * an ISO value (timestamptz, interval on 17+), and an xid8 above int64's range.
  */

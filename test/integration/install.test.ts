@@ -31,6 +31,7 @@ const PACKAGE_SOURCES = [
   'bin',
   'src',
   'docs',
+  'dashboard',
 ];
 
 /** A user's program: captures the seeded row through the installed package and prints what the handler got. */
@@ -133,15 +134,17 @@ test(
         'package.json',
         'README.md',
         'docs/config.md',
+        'dashboard/index.html',
+        'dashboard/app.js',
       ])
         assert.ok(files.includes(needed), `${needed} in the tarball`);
       const unexpected = files.filter(
-        (f) => !/^(bin|dist|docs)\//.test(f) && f !== 'package.json' && f !== 'README.md',
+        (f) => !/^(bin|dist|docs|dashboard)\//.test(f) && f !== 'package.json' && f !== 'README.md',
       );
       assert.deepEqual(
         unexpected,
         [],
-        'only bin/, dist/, docs/, package.json and README.md are packed (no sources, tests or lockfile)',
+        'only bin/, dist/, docs/, dashboard/, package.json and README.md are packed (no sources, tests or lockfile)',
       );
 
       const target = path.join(work, 'installed');
