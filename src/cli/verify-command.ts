@@ -1,6 +1,6 @@
 /**
  * `pgcdc verify`: compares the source tables with what the sink holds (src/verify/), at one LSN.
- * Exit codes (docs/notes-verify.md): 0 equal, 1 different (missing, extra or different keys, a
+ * Exit codes (docs/operations.md, "Verifying the sink"): 0 equal, 1 different (missing, extra or different keys, a
  * table the sink lacks), 2 bad input (flags, config, connection refused or unknown table: one
  * line), 3 the sink is behind the source (not compared), 4 any other failure (one line).
  * Never prints the connection string or row values (keys only) unless --show-values.
