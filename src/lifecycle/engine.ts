@@ -2,49 +2,43 @@
  * A capture from start to stop: preflight, the restart rule (lifecycle/restart-rule.ts) and the snapshot mode
  * (lifecycle/snapshot-mode.ts), slot creation, the initial snapshot, then streaming (pipeline/stream-loop.ts, with
  * incremental snapshots alongside) until a clean stop or a failure. Snapshot mode initial_only
- * reads the tables and stops (snapshot-only.ts).
+ * reads the tables and stops (snapshot-only.ts). The source's checks are source-checks.ts, the topic naming
+ * topic-naming.ts, the slot's creation and the first checkpoint slot-start.ts.
  */
-import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { parseTableName } from '../selection/table-name.ts';
 import { CdcError, toCdcError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { formatLsn } from '../protocol/lsn.ts';
-import type { Lsn } from '../protocol/messages.ts';
-import { describeEndpoint, openConnection, resolveEndpoint } from '../postgres/connect.ts';
-import { ensurePublication, readServerFacts, readSlot, type TableRef } from '../postgres/catalog.ts';
+import { openConnection, resolveEndpoint } from '../postgres/connect.ts';
+import { ensurePublication, readSlot } from '../postgres/catalog.ts';
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { ReplicationSession } from '../postgres/slot.ts';
 import { openOffsetStore, sideFilesBase } from '../offsets/open.ts';
 import type { Sink } from '../sinks/contract.ts';
-import { EventBatch } from '../sinks/batch.ts';
 import { StreamLoop } from '../pipeline/stream-loop.ts';
-import { checkStreamingSupported } from '../pipeline/large-transactions.ts';
 import { decideStartup, requestStartSnapshot } from './snapshot-mode.ts';
-import { takeSnapshotOnly } from './snapshot-only.ts';
+import { snapshotOnlyDisplay, snapshotOnlyTables, takeSnapshotOnly } from './snapshot-only.ts';
 import { runInitialPhase } from './initial-phase.ts';
-import { estimateRows, SnapshotBars } from '../observability/snapshot-bars.ts';
 import { EngineEventBus } from '../observability/event-bus.ts';
 import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
 import type { EngineEvents } from '../core/engine-events.ts';
-import { loadShaping } from '../envelope/shaping.ts';
-import { topicName, type TopicNaming } from '../envelope/topics.ts';
-import type { ExportedSlot } from '../postgres/exported-snapshot.ts';
+import { topicName } from '../envelope/topics.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
 import { resolveMethod } from '../snapshot/watermarks.ts';
-import { preflightForRun } from '../preflight/preflight.ts';
 import { truncateNotDecoded } from '../preflight/rules.ts';
-import { filterTables, parseTablePattern, tableMatches } from '../selection/patterns.ts';
-import { requireMatched, resolveSelection } from '../selection/table-selection.ts';
+import { filterTables } from '../selection/patterns.ts';
 import type { ResumeState } from '../offsets/store.ts';
 import { dropUncapturedSnapshots, watchSnapshotRequests } from './snapshot-requests.ts';
 import { pauseBeforeStreamForTest } from './test-pause.ts';
-
-/** The longest one teardown step may take after a fault (see `bounded`). */
-const TEARDOWN_STEP_MS = 5000;
+import { checkSource } from './source-checks.ts';
+import { topicNaming } from './topic-naming.ts';
+import { startSlot, storeFirstCheckpoint } from './slot-start.ts';
 import { Heartbeat } from '../pipeline/heartbeat.ts';
 import { isHeartbeatTable } from '../selection/heartbeat-table.ts';
 import { openToastStore } from '../pipeline/toast.ts';
+
+/** The longest one teardown step may take after a fault (see `bounded`). */
+const TEARDOWN_STEP_MS = 5000;
 
 /** A running capture. `stopped` settles when it ends: resolved on a clean stop, rejected on failure. */
 export class Capture {
@@ -137,47 +131,10 @@ export class Capture {
       const query = await openConnection(endpoint, 'query', 'pgcdc-catalog');
       query.on('error', () => undefined);
       cleanups.push(() => query.end());
-      const facts = await readServerFacts(query);
       const mode = config.snapshot.mode;
-      // The selection, once, for every mode: the preflight, the snapshots, the stream and requests.
-      const selection = await resolveSelection(query, config);
-      requireMatched(selection);
-      if (mode !== 'initial_only') await preflightForRun({ query, endpoint, config, selection, facts, log: this.log });
-      if (facts.walLevel !== 'logical' && mode !== 'initial_only') {
-        throw new CdcError(
-          'SOURCE_NOT_READY',
-          `wal_level is ${facts.walLevel} on ${describeEndpoint(endpoint)}, logical replication needs logical`,
-          {
-            hint: 'set wal_level = logical (rds.logical_replication = 1 on RDS/Aurora) and restart the server',
-          },
-        );
-      }
-      checkStreamingSupported(config.streaming, facts.major, describeEndpoint(endpoint));
-      if (config.origin === 'none' && facts.major < 16) {
-        throw new CdcError(
-          'CONFIG_INVALID',
-          `origin: none needs PostgreSQL 16 or later, and ${describeEndpoint(endpoint)} runs PostgreSQL ${facts.major}`,
-          {
-            hint: 'remove origin: none (the default, any, delivers changes whatever their origin)',
-          },
-        );
-      }
+      const { facts, selection } = await checkSource(config, endpoint, query, this.log);
       const tables = selection.tables;
-      const naming: TopicNaming = {
-        prefix: config.topic.prefix ?? endpoint.database,
-        database: endpoint.database,
-        naming: config.topic.naming,
-        envelope: {
-          format: config.envelope.format,
-          unavailableValue: config.toast.placeholder,
-          type: config.envelope.type,
-          deletes: config.envelope.deletes,
-        },
-        shaping: loadShaping(config.shaping, (text) => {
-          const pattern = parseTablePattern(text);
-          return (schema, table) => tableMatches(pattern, schema, table);
-        }),
-      };
+      const naming = topicNaming(config, endpoint.database);
       // Before the slot is used: a destination that is missing (and may not be created) stops pgcdc
       // here. Routing may send several tables to one topic: each is named once.
       if (sink.prepareTopics) await sink.prepareTopics([...new Set(tables.map((table) => topicName(naming, table)))]);
@@ -188,16 +145,7 @@ export class Capture {
         throw new CdcError('CONFIG_INVALID', method.unavailable);
 
       if (mode === 'initial_only') {
-        if (selection.fromPublication)
-          throw new CdcError(
-            'CONFIG_INVALID',
-            'snapshot mode initial_only needs --tables or --tables-file (it reads no publication)',
-          );
-        if (tables.length === 0)
-          throw new CdcError('CONFIG_INVALID', 'the selection matches no table (every match is excluded)', {
-            hint: 'check --tables and --exclude-tables',
-          });
-        const chosen = filterTables(tables, config.snapshot.include, config.snapshot.skip);
+        const chosen = snapshotOnlyTables(config, selection);
         this.events.emit({ type: 'state', state: 'snapshotting' });
         await takeSnapshotOnly({
           config,
@@ -211,7 +159,7 @@ export class Capture {
           offsets,
           checkpoint,
           log: this.log,
-          display: await this.display(config, query, chosen),
+          display: await snapshotOnlyDisplay(config, query, chosen, this.log),
         });
         await cleanup();
         this.teardown = () => Promise.resolve();
@@ -252,17 +200,14 @@ export class Capture {
       const { plan } = startup;
       let progress = dropUncapturedSnapshots(startup.progress, selection, this.log);
 
-      let startLsn: Lsn;
-      let exported: ExportedSlot | undefined;
-      if (plan.kind === 'create-slot') {
-        if (mode !== 'never' && snapshotTables.length > 0) {
-          exported = await session.createSlotExportingSnapshot(config.slot);
-          startLsn = exported.consistentPoint;
-        } else startLsn = (await session.createSlot(config.slot)).consistentPoint;
-        this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'created replication slot');
-      } else startLsn = plan.startLsn;
-      if (plan.kind === 'resume')
-        this.log.info({ slot: config.slot, lsn: formatLsn(startLsn) }, 'resuming after stored checkpoint');
+      const slotStart = await startSlot(
+        session,
+        config.slot,
+        plan,
+        mode !== 'never' && snapshotTables.length > 0,
+        this.log,
+      );
+      const { startLsn, exported } = slotStart;
       progress = requestStartSnapshot({ plan, mode, method, progress, snapshotTables, startLsn, log: this.log });
 
       // From here until every snapshot reader has imported the snapshot, the replication session
@@ -277,23 +222,15 @@ export class Capture {
         slot: config.slot,
         publication: config.publication,
       };
-      let startPosition = startup.sinkFrom ?? checkpoint?.sink;
-      if (!startPosition || exported || startup.rewind) {
-        // Store a first checkpoint before any event is written: a crash between the first write and
-        // the first commit then finds a checkpoint to truncate back to, instead of unknown files.
-        startPosition ??= await sink.write(EventBatch.of([]));
-        const first = {
-          version: 2 as const,
-          ...identity,
-          lsn: formatLsn(startLsn),
-          sink: startPosition,
-          updatedAt: new Date().toISOString(),
-          ...(exported ? { snapshot: { state: 'running' as const, tables: [], start: startPosition } } : {}),
-          ...(progress.incremental ? { incremental: progress.incremental } : {}),
-        };
-        if (startup.rewind) await offsets.replace(first);
-        else await offsets.commit(first);
-      }
+      let startPosition = await storeFirstCheckpoint({
+        sink,
+        offsets,
+        identity,
+        start: slotStart,
+        position: startup.sinkFrom ?? checkpoint?.sink,
+        progress,
+        rewind: startup.rewind,
+      });
       const toastStore = await openToastStore(config, plan.kind === 'resume' ? checkpoint?.lsn : undefined);
       if (exported) {
         const phase = await runInitialPhase({
@@ -382,16 +319,6 @@ export class Capture {
       this.stoppedBy(failure);
       throw failure;
     }
-  }
-
-  /** The progress display of a snapshot of `tables`, or undefined when switched off. */
-  private async display(
-    config: Config,
-    query: pg.Client,
-    tables: readonly TableRef[],
-  ): Promise<SnapshotBars | undefined> {
-    if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
-    return new SnapshotBars(config.snapshot.progress, await estimateRows(query, tables), this.log);
   }
 }
 

@@ -23,7 +23,9 @@ import type { TopicNaming } from '../envelope/topics.ts';
 import { takeInitialSnapshot } from '../snapshot/initial.ts';
 import { isKeyless } from './snapshot-mode.ts';
 import { sameTable } from '../snapshot/resume-state.ts';
-import type { SnapshotBars } from '../observability/snapshot-bars.ts';
+import { estimateRows, SnapshotBars } from '../observability/snapshot-bars.ts';
+import { filterTables } from '../selection/patterns.ts';
+import type { TableSelection } from '../selection/table-selection.ts';
 
 export interface SnapshotOnlyInput {
   readonly config: Config;
@@ -149,4 +151,32 @@ async function systemIdentifier(query: pg.Client): Promise<string> {
   } catch {
     return '0';
   }
+}
+
+/**
+ * The tables snapshot mode initial_only reads: the selection's, which must name them (it reads no publication)
+ * and match at least one, less those `snapshot.include` and `snapshot.skip` leave out.
+ */
+export function snapshotOnlyTables(config: Config, selection: TableSelection): readonly TableRef[] {
+  if (selection.fromPublication)
+    throw new CdcError(
+      'CONFIG_INVALID',
+      'snapshot mode initial_only needs --tables or --tables-file (it reads no publication)',
+    );
+  if (selection.tables.length === 0)
+    throw new CdcError('CONFIG_INVALID', 'the selection matches no table (every match is excluded)', {
+      hint: 'check --tables and --exclude-tables',
+    });
+  return filterTables(selection.tables, config.snapshot.include, config.snapshot.skip);
+}
+
+/** The progress display of a snapshot of `tables`, or undefined when switched off. */
+export async function snapshotOnlyDisplay(
+  config: Config,
+  query: pg.Client,
+  tables: readonly TableRef[],
+  log: Logger,
+): Promise<SnapshotBars | undefined> {
+  if (config.snapshot.progress === 'off' || tables.length === 0) return undefined;
+  return new SnapshotBars(config.snapshot.progress, await estimateRows(query, tables), log);
 }

@@ -3,7 +3,8 @@
  * Pure and synchronous: no I/O, so the hot path is one function call per message.
  *
  * Events are stamped with (commit_lsn, ordinal): Begin carries the commit LSN, so every event's id
- * is known when it is built and is the same when the transaction is delivered again.
+ * is known when it is built and is the same when the transaction is delivered again. How an event is
+ * numbered and written (ordinals, tallies, BEGIN and END, a key change's pair) is change-emitter.ts.
  */
 import { CdcError } from '../core/errors.ts';
 import { formatLsn } from '../protocol/lsn.ts';
@@ -15,32 +16,16 @@ import {
   type PgoutputMessage,
   type TupleData,
 } from '../protocol/messages.ts';
-import { EventFlag } from '../sinks/batch.ts';
-import { OP_TALLY, type ChangeSink, type TalliedOp } from '../envelope/change-sink.ts';
+import type { ChangeSink } from '../envelope/change-sink.ts';
 import type { RelationCache } from '../source/relations.ts';
 import { messageLine, RESERVED_MESSAGE_PREFIX } from '../envelope/message.ts';
 import type { ChangeObserver } from '../snapshot/window-tracker.ts';
-import {
-  TableSerializer,
-  transactionContext,
-  type TableInTransaction,
-  type TransactionContext,
-} from '../envelope/json.ts';
+import { TableSerializer, transactionContext } from '../envelope/json.ts';
 import { topicName, type TopicNaming } from '../envelope/topics.ts';
-import { beginLine, endLine, type DataCollectionCount } from '../envelope/transaction-events.ts';
 import type { ToastPolicy } from './toast.ts';
-import { keyChanged, oldKeyIn } from './key-change.ts';
+import { keyChanged } from './key-change.ts';
+import { ChangeEmitter, type OpenTransaction } from './change-emitter.ts';
 import type { HistoryCheck } from './history-check.ts';
-
-interface OpenTransaction {
-  readonly context: TransactionContext;
-  readonly commitLsn: Lsn;
-  ordinal: number;
-  /** Per-table state: event counts (data_collection_order) and encoded source heads. */
-  readonly perTable: Map<number, TableInTransaction>;
-  /** True while skipping a transaction already delivered before a restart. */
-  readonly skip: boolean;
-}
 
 export interface AssemblerOptions {
   readonly naming: TopicNaming;
@@ -68,14 +53,13 @@ export class ChangeAssembler {
   private readonly out: ChangeSink;
   private readonly naming: TopicNaming;
   private readonly serializers = new Map<number, TableSerializer>();
-  /** Per relation id, its table's first tally (ChangeSink.tallyBase), -1 when nothing counts. */
-  private readonly tallyBases = new Map<number, number>();
+  /** Numbers and writes the open transaction's events (change-emitter.ts). */
+  private readonly emitter: ChangeEmitter;
   private readonly messageTopicNumber: number;
   private readonly observer: ChangeObserver | undefined;
   private readonly options: AssemblerOptions;
   /** Relation ids whose changes are dropped (`ignores`). */
   private readonly ignored = new Set<number>();
-  private readonly transactionTopicNumber: number;
   private tx: OpenTransaction | undefined;
   /** The resume filter; switched off for good at the first newer commit. */
   private skipBefore: Lsn;
@@ -98,8 +82,7 @@ export class ChangeAssembler {
     this.observer = options.observer;
     this.messageTopicNumber = out.topics.number(topicName(options.naming, 'message'));
     this.options = options;
-    this.transactionTopicNumber =
-      options.transactionEvents === true ? out.topics.number(topicName(options.naming, 'transaction')) : -1;
+    this.emitter = new ChangeEmitter(out, options.naming, this.serializers, options.transactionEvents === true);
   }
 
   get inTransaction(): boolean {
@@ -121,7 +104,7 @@ export class ChangeAssembler {
   relationChanged(relationId: number): void {
     const table = this.relations.get(relationId);
     this.serializers.set(relationId, new TableSerializer(table, this.naming, this.out.topics));
-    this.tallyBases.delete(relationId);
+    this.emitter.forget(relationId);
     if (this.options.ignores?.(relationId) === true) this.ignored.add(relationId);
     else this.ignored.delete(relationId);
     this.observer?.relationChanged(relationId);
@@ -168,11 +151,7 @@ export class ChangeAssembler {
           this.observer?.committed(message.endLsn, false);
           return;
         }
-        if (this.transactionTopicNumber >= 0 && tx.ordinal > 0)
-          this.out.event(
-            this.transactionTopicNumber,
-            endLine(this.naming, tx.context, tx.ordinal, this.collections(tx)),
-          );
+        this.emitter.end(tx);
         this.options.toast?.committed(message.endLsn);
         // Snapshot rows whose window closes here go after the transaction, in the same commit.
         this.observer?.committed(message.endLsn, true);
@@ -185,7 +164,7 @@ export class ChangeAssembler {
         const s = this.serializer(message.relationId);
         if (this.observer?.active === true && this.observer.change(s.table, null, message.newTuple)) return;
         this.options.toast?.inserted(s, message.newTuple);
-        this.emit(tx, s, lsn, 'c', message.newTuple, null, message.newTuple, null);
+        this.emitter.emit(tx, s, lsn, 'c', message.newTuple, null, message.newTuple, null);
         return;
       }
       case 'update': {
@@ -199,11 +178,11 @@ export class ChangeAssembler {
         const r = toast === undefined ? undefined : toast.updated(s, old, after, old);
         if (old !== null && keyChanged(s.table.keyIndexes, old, after)) {
           // As Debezium: a delete of the old key, then a create of the new one (docs/events.md).
-          this.emitKeyChange(tx, s, lsn, old, after, r ?? { serializer: s, after, unavailable: null });
+          this.emitter.emitKeyChange(tx, s, lsn, old, after, r ?? { serializer: s, after, unavailable: null });
           return;
         }
-        if (r === undefined) this.emit(tx, s, lsn, 'u', after, old, after, null);
-        else this.emit(tx, r.serializer, lsn, 'u', r.after, r.before, r.after, r.unavailable);
+        if (r === undefined) this.emitter.emit(tx, s, lsn, 'u', after, old, after, null);
+        else this.emitter.emit(tx, r.serializer, lsn, 'u', r.after, r.before, r.after, r.unavailable);
         return;
       }
       case 'delete': {
@@ -214,7 +193,7 @@ export class ChangeAssembler {
         const s = this.serializer(message.relationId);
         if (this.observer?.active === true && this.observer.change(s.table, old, null)) return;
         this.options.toast?.deleted(s, old);
-        this.emit(tx, s, lsn, 'd', old, old, null, null);
+        this.emitter.emit(tx, s, lsn, 'd', old, old, null, null);
         return;
       }
       case 'truncate': {
@@ -224,7 +203,7 @@ export class ChangeAssembler {
           const s = this.serializer(relationId);
           this.observer?.truncate(s.table);
           this.options.toast?.truncated(s);
-          if (this.options.skipTruncate !== true) this.emit(tx, s, lsn, 't', null, null, null, null);
+          if (this.options.skipTruncate !== true) this.emitter.emit(tx, s, lsn, 't', null, null, null, null);
         }
         return;
       }
@@ -244,7 +223,7 @@ export class ChangeAssembler {
         const tx = this.tx;
         if (tx && message.transactional) {
           if (tx.skip) return;
-          if (tx.ordinal === 0) this.begin(tx);
+          if (tx.ordinal === 0) this.emitter.begin(tx);
           const totalOrder = ++tx.ordinal;
           this.out.event(
             this.messageTopicNumber,
@@ -302,117 +281,6 @@ export class ChangeAssembler {
     const created = new TableSerializer(this.relations.get(relationId), this.naming, this.out.topics);
     this.serializers.set(relationId, created);
     return created;
-  }
-
-  /** Before a transaction's first event: its BEGIN event, when those are on. */
-  private begin(tx: OpenTransaction): void {
-    if (this.transactionTopicNumber >= 0)
-      this.out.event(this.transactionTopicNumber, beginLine(this.naming, tx.context));
-  }
-
-  /** Events per table of `tx` (partitions reported under their root add up). */
-  private collections(tx: OpenTransaction): DataCollectionCount[] {
-    const counts = new Map<string, number>();
-    for (const [relationId, inTx] of tx.perTable) {
-      const table = this.serializers.get(relationId)?.table;
-      const name = table ? `${table.schema}.${table.table}` : String(relationId);
-      counts.set(name, (counts.get(name) ?? 0) + inTx.count);
-    }
-    return [...counts].map(([name, count]) => ({ name, count }));
-  }
-
-  /**
-   * An update that changed the key: the delete of `old`'s key (its before is `old`, its header the
-   * new key from `after`), then the create of the new key through the TOAST policy's choice
-   * (`created`: a variant serializer for toast.mode omit, with `created.row` in its columns). Two
-   * events with their own ordinals.
-   */
-  private emitKeyChange(
-    tx: OpenTransaction,
-    s: TableSerializer,
-    lsn: Lsn,
-    old: TupleData,
-    after: TupleData,
-    created: { readonly serializer: TableSerializer; readonly after: TupleData; readonly unavailable: Buffer | null },
-  ): void {
-    if (s.drops !== null && s.drops.d && s.drops.c) return;
-    if (tx.ordinal === 0) this.begin(tx);
-    const relationId = s.table.relationId;
-    let inTx = tx.perTable.get(relationId);
-    if (inTx === undefined) tx.perTable.set(relationId, (inTx = s.inTransaction(tx.context)));
-    const variant = created.serializer;
-    const oldInVariant = variant === s ? old : oldKeyIn(s, variant, old);
-    const w = this.out.writer;
-    for (const op of ['d', 'c'] as const) {
-      // A shaping rule's `drop`: the event does not exist (no ordinal, like truncate.skip).
-      if (s.drops !== null && s.drops[op]) continue;
-      inTx.count++;
-      const totalOrder = ++tx.ordinal;
-      w.startEvent();
-      try {
-        if (op === 'd') s.writeKeyChange(w, op, old, after, tx.context, inTx, lsn, totalOrder, Date.now());
-        else {
-          const now = Date.now();
-          variant.writeKeyChange(
-            w,
-            op,
-            oldInVariant,
-            created.after,
-            tx.context,
-            inTx,
-            lsn,
-            totalOrder,
-            now,
-            created.unavailable,
-          );
-        }
-      } catch (error) {
-        w.abortEvent();
-        throw error;
-      }
-      // The delete is flagged like any delete: the Kafka sink follows it with the old key's tombstone.
-      this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0, this.tally(s, op));
-    }
-  }
-
-  /** The tally of `op` on `s`'s table (one map lookup; the base is asked of the ChangeSink once per table). */
-  private tally(s: TableSerializer, op: TalliedOp): number {
-    const relationId = s.table.relationId;
-    let base = this.tallyBases.get(relationId);
-    if (base === undefined) {
-      base = this.out.tallyBase?.(`${s.table.schema}.${s.table.table}`) ?? -1;
-      this.tallyBases.set(relationId, base);
-    }
-    return base < 0 ? -1 : base + OP_TALLY[op];
-  }
-
-  private emit(
-    tx: OpenTransaction,
-    s: TableSerializer,
-    lsn: Lsn,
-    op: 'c' | 'u' | 'd' | 't',
-    key: TupleData | null,
-    before: TupleData | null,
-    after: TupleData | null,
-    unavailable: Buffer | null,
-  ): void {
-    // A shaping rule's `drop`: the event does not exist (no ordinal, like truncate.skip).
-    if (s.drops !== null && s.drops[op]) return;
-    const relationId = s.table.relationId;
-    if (tx.ordinal === 0) this.begin(tx);
-    let inTx = tx.perTable.get(relationId);
-    if (inTx === undefined) tx.perTable.set(relationId, (inTx = s.inTransaction(tx.context)));
-    inTx.count++;
-    const totalOrder = ++tx.ordinal;
-    const w = this.out.writer;
-    w.startEvent();
-    try {
-      s.write(w, op, key, before, after, tx.context, inTx, lsn, totalOrder, Date.now(), unavailable);
-    } catch (error) {
-      w.abortEvent();
-      throw error;
-    }
-    this.out.eventEnd(s.topicNumber, op === 'd' ? EventFlag.DELETE : 0, this.tally(s, op));
   }
 }
 

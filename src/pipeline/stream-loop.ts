@@ -5,12 +5,11 @@
  * One scheduler (scheduler.ts) decides what happens next, in a written-down order of priority; this class keeps
  * the state it decides on, performs the action it names, and sleeps on one timer (the scheduler's next deadline)
  * or until something it waits for happens. Frames are queued on arrival and processed only when nothing more
- * urgent is due. Standby status updates leave from one place, `sendStatus`: on the interval, after each stored
- * checkpoint, in answer to a keepalive, and once at a clean stop.
+ * urgent is due. Standby status updates (standby-status.ts: what they report) leave on the interval, after each
+ * stored checkpoint, in answer to a keepalive, and once at a clean stop.
  *
- * Flow control: the stream is paused while the sink is behind (Delivery's high-water mark) or while frames are
- * held (the start check, a Relation message's catalog lookup, the replay of a streamed transaction). Status
- * updates go out whatever the state of reading, so the walsender never hits wal_sender_timeout.
+ * Flow control (stream-flow.ts): the stream is paused while the sink is behind or while frames are held (the start
+ * check, a Relation message's catalog lookup, the replay of a streamed transaction).
  */
 import { CdcError, toCdcError } from '../core/errors.ts';
 import { formatLsn } from '../protocol/lsn.ts';
@@ -27,11 +26,12 @@ import type { TableName } from '../snapshot/initial-reader.ts';
 import type { ChangeAssembler } from './assembler.ts';
 import type { Delivery } from './delivery.ts';
 import type { StreamedTransactions } from './large-transactions.ts';
-import type { HistoryCheck } from './history-check.ts';
 import { postgresCatalog, type FrameStream, type LoopDeps, type StreamCatalog } from './loop-ports.ts';
 import type { RelationUpdates } from './relation-updates.ts';
 import { buildStreamParts } from './stream-parts.ts';
-import { idleState, nextAction, nextDeadline, statusInterval, type LoopAction } from './scheduler.ts';
+import { idleState, nextAction, nextDeadline, type LoopAction } from './scheduler.ts';
+import { StandbyStatus } from './standby-status.ts';
+import { StreamFlow } from './stream-flow.ts';
 import { FrameQueue } from './frame-queue.ts';
 import { Wakeup } from './wakeup.ts';
 
@@ -53,38 +53,30 @@ export class StreamLoop {
   private stream: FrameStream | undefined;
   /** What the scheduler decides on (scheduler.ts), kept current by this class. */
   private readonly state = idleState();
-  private readonly statusIntervalMs: number;
+  /** What standby status updates report, and whether the start is verified (standby-status.ts). */
+  private readonly status: StandbyStatus;
   /** Frames received and not yet processed. */
   private readonly inbox = new FrameQueue();
   /** The scheduler's one timer, and its runs after something it waits for happened. */
   private readonly wakeup = new Wakeup(() => this.drive());
   private driving = false;
-  /** Frames are held: the start check, a catalog lookup or a streamed transaction's replay is pending. */
-  private blocked = false;
-  private pressure = false;
-  private paused = false;
+  /** Pauses reading while the sink is behind or frames are held (stream-flow.ts). */
+  private readonly flow = new StreamFlow(
+    () => this.drive(),
+    (error) => this.fail(error),
+  );
   private stopping = false;
-  private received: Lsn;
   private lastWalEnd: Lsn = 0;
   private nextBeatAt = Infinity;
-  /** A snapshot window waits for the stream to pass a position: status updates ask for a keepalive. */
-  private keepaliveWanted = false;
-  /** The slot was read again once streaming and starts where expected (start-check.ts). */
-  private startVerified = false;
-  /** Watches the replay up to the stored offset; undefined when there is none. */
-  private history: HistoryCheck | undefined;
 
   constructor(deps: LoopDeps) {
     this.deps = deps;
     this.catalog = deps.catalog ?? postgresCatalog(deps);
-    this.received = deps.startLsn;
-    this.statusIntervalMs = statusInterval(deps.config.statusIntervalMs, deps.facts.walSenderTimeoutMs);
     this.decoder = new PgoutputDecoder({ protoVersion: deps.config.streaming ? 2 : 1 });
     for (const [oid, type] of deps.types) this.types.set(oid, type);
     const parts = buildStreamParts(deps, this.catalog, this.types, this.decoder, {
       pressure: (high) => {
-        this.pressure = high;
-        this.updateFlow();
+        this.flow.setPressure(high);
         this.streamed?.pressure(high);
       },
       failed: (error) => {
@@ -108,6 +100,7 @@ export class StreamLoop {
     this.assembler = parts.assembler;
     this.relationUpdates = parts.relationUpdates;
     this.streamed = parts.streamed;
+    this.status = new StandbyStatus(deps, this.state, parts.delivery, parts.windows);
   }
 
   start(): void {
@@ -121,6 +114,7 @@ export class StreamLoop {
       origin: this.deps.config.origin,
     });
     this.stream = stream;
+    this.flow.attach(stream);
     stream.on('frame', (frame) => this.onFrame(frame));
     stream.on('error', (error) => this.fail(error));
     stream.on('keepalive-wanted', () => this.askKeepalive());
@@ -130,11 +124,11 @@ export class StreamLoop {
       ),
     );
     const now = Date.now();
-    this.state.statusDueAt = now + this.statusIntervalMs;
+    this.state.statusDueAt = now + this.status.intervalMs;
     const beat = this.deps.heartbeat.interval;
     if (beat > 0) this.nextBeatAt = now + beat;
     // No frame is processed before the slot is read again (start-check.ts).
-    this.hold(this.verifyStart());
+    this.flow.hold(this.verifyStart());
     this.deps.log.info(
       {
         source: describeEndpoint(this.deps.endpoint),
@@ -151,22 +145,8 @@ export class StreamLoop {
   private async verifyStart(): Promise<void> {
     const checked = await this.catalog.checkStart(() => this.stopping);
     if (checked === undefined) return;
-    if (checked.history) this.assembler.checkHistory((this.history = checked.history));
-    this.startVerified = true;
-    this.state.statusWanted = true;
-  }
-
-  /**
-   * The flush LSN sent to PostgreSQL: `acked`, but nothing past where the stream asked to start
-   * until the start (start-check.ts) and the replayed history (history-check.ts) are verified, so
-   * a refused start leaves the slot where it was.
-   */
-  private get flushLsn(): Lsn {
-    return this.verified ? this.delivery.acked : Math.min(this.delivery.acked, this.deps.replayFrom);
-  }
-
-  private get verified(): boolean {
-    return this.startVerified && (this.history === undefined || this.history.verified);
+    if (checked.history) this.assembler.checkHistory(checked.history);
+    this.status.started(checked.history);
   }
 
   /** The incremental snapshot progress (cursors, counts) as it will be stored next. */
@@ -199,10 +179,10 @@ export class StreamLoop {
     await this.deps.heartbeat.close();
     await this.delivery.drain();
     // Not before the replayed history is verified: the checkpoint would pass what is unchecked.
-    if (this.verified) await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
+    if (this.status.verified) await this.delivery.confirmIdle(this.lastWalEnd, this.inFlight);
     // After the idle confirmation: an open streamed transaction must keep the confirmed LSN before it.
     this.streamed?.close();
-    this.sendStatus(Date.now());
+    this.status.send(this.stream, Date.now());
     await this.stream?.stop();
     this.deps.log.info(
       {
@@ -233,32 +213,10 @@ export class StreamLoop {
     this.deps.onFailure(error);
   }
 
-  /**
-   * The one place standby status updates leave from. Reports `received` as written and `flushLsn` as flushed
-   * and applied: only a position whose events are durable with their checkpoint stored (delivery.ts).
-   */
   /** The next status update asks the server for a reply (a keepalive): snapshot windows and the receive probe. */
   private askKeepalive(): void {
-    this.keepaliveWanted = this.state.statusWanted = true;
+    this.status.askKeepalive();
     this.wake();
-  }
-
-  private sendStatus(now: number): void {
-    const state = this.state;
-    state.replyPending = state.statusWanted = false;
-    state.statusDueAt = now + this.statusIntervalMs;
-    // A read-only snapshot window waits for the stream to pass a position: ask for a keepalive.
-    const ask = this.keepaliveWanted || this.windows.waitingForStream;
-    this.keepaliveWanted = false;
-    const stream = this.stream;
-    if (!stream) return;
-    const flush = this.flushLsn;
-    stream.sendStatus(this.received, flush, ask);
-    this.deps.onStatusSent?.({
-      acked: formatLsn(flush),
-      received: formatLsn(this.received),
-      delivered: this.delivery.delivered,
-    });
   }
 
   /** Runs the scheduler's actions until it says wait, then arms the timer for its next deadline. */
@@ -279,7 +237,7 @@ export class StreamLoop {
     } finally {
       this.driving = false;
     }
-    this.updateFlow();
+    this.flow.update();
     this.wakeup.at(nextDeadline(this.state));
   }
 
@@ -289,20 +247,20 @@ export class StreamLoop {
     state.checkpointReady = delivery.checkpointReady;
     state.batchDueAt = delivery.batchDueAt;
     state.heartbeatDueAt = this.deps.heartbeat.beating ? Infinity : this.nextBeatAt;
-    state.atBoundary = !this.assembler.inTransaction && !this.blocked;
+    state.atBoundary = !this.assembler.inTransaction && !this.flow.blocked;
     state.framesWaiting = this.inbox.size > 0;
-    state.reading = !this.blocked;
+    state.reading = !this.flow.blocked;
     return state;
   }
 
   private perform(action: LoopAction, now: number): void {
     switch (action) {
       case 'reply':
-        this.sendStatus(now);
+        this.status.send(this.stream, now);
         return;
       case 'status': {
         const interval = now >= this.state.statusDueAt;
-        this.sendStatus(now);
+        this.status.send(this.stream, now);
         if (!interval) return;
         // Every interval, between transactions: requests and read-only windows may take effect.
         this.state.snapshotWorkDue = true;
@@ -345,23 +303,14 @@ export class StreamLoop {
    * keeps keepalive confirmation back too).
    */
   private get inFlight(): boolean {
-    return this.assembler.inTransaction || this.blocked || (this.streamed?.open ?? false);
+    return this.assembler.inTransaction || this.flow.blocked || (this.streamed?.open ?? false);
   }
 
   /** A heartbeat's confirmation: with nothing in flight, checkpoint and `acked` follow the server (heartbeat.ts). */
   private confirmIdle(): Promise<void> {
     // Not before the replayed history is verified: the checkpoint would pass what is unchecked.
-    if (!this.stopping && this.verified && this.delivery.moveIdle(this.lastWalEnd, this.inFlight)) this.wake();
+    if (!this.stopping && this.status.verified && this.delivery.moveIdle(this.lastWalEnd, this.inFlight)) this.wake();
     return Promise.resolve();
-  }
-
-  private updateFlow(): void {
-    const stream = this.stream;
-    const pause = this.pressure || this.blocked;
-    if (!stream || pause === this.paused) return;
-    this.paused = pause;
-    if (pause) stream.pause();
-    else stream.resume();
   }
 
   private onFrame(frame: Buffer): void {
@@ -378,36 +327,23 @@ export class StreamLoop {
       // A reply it asks for was sent on arrival (onFrame, the scheduler's first priority).
       if (parsed.walEnd > this.lastWalEnd) this.lastWalEnd = parsed.walEnd;
       if (!this.assembler.inTransaction) {
-        this.history?.keepalive(parsed.walEnd);
+        this.status.keepalive(parsed.walEnd);
         this.windows.keepalive(parsed.walEnd);
       }
       return;
     }
-    if (parsed.walStart > this.received) this.received = parsed.walStart;
+    this.status.receive(parsed.walStart);
     const streamed = this.streamed?.take(parsed.data, parsed.walStart);
     if (streamed !== undefined && streamed !== false) {
       // A Stream Commit: later frames wait until its replay has gone through the normal path.
-      if (streamed !== true) this.hold(streamed);
+      if (streamed !== true) this.flow.hold(streamed);
       return;
     }
     const message = this.decoder.decode(parsed.data);
     if (message.tag === 'relation') {
-      this.hold(this.relationUpdates.apply(message), 'SOURCE_QUERY_FAILED');
+      this.flow.hold(this.relationUpdates.apply(message), 'SOURCE_QUERY_FAILED');
       return;
     }
     this.assembler.handle(message, parsed.walStart);
-  }
-
-  /** Holds every later frame until `work` settles (a failure stops the capture). */
-  private hold(work: Promise<void>, code?: Parameters<typeof toCdcError>[1]): void {
-    this.blocked = true;
-    this.updateFlow();
-    void work.then(
-      () => {
-        this.blocked = false;
-        this.drive();
-      },
-      (error: unknown) => this.fail(toCdcError(error, code)),
-    );
   }
 }

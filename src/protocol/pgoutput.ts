@@ -16,6 +16,9 @@
  *   so the caller may reuse the input buffer as soon as `decode` returns.
  * - Tuple text is decoded as UTF-8, the client_encoding of the connection that reads the slot.
  * - Relation and Type namespaces are '' for pg_catalog, as the server sends them.
+ *
+ * This file reads each message's frame and keeps the stream block state; TupleData and a Relation's columns are
+ * read in pgoutput-rows.ts, the bodies of the streaming and two-phase control messages in pgoutput-control.ts.
  */
 import { CdcError } from '../core/errors.ts';
 import { BufferReader } from './reader.ts';
@@ -45,19 +48,17 @@ import {
   TUPLE_OLD,
   TYPE,
   UPDATE,
-  VALUE_BINARY,
-  VALUE_NULL,
-  VALUE_TEXT,
-  VALUE_TOAST,
 } from './pgoutput-codes.ts';
+import type { PgoutputMessage, TupleData } from './messages.ts';
+import { readRelationColumns, readReplicaIdentity, readTuple } from './pgoutput-rows.ts';
 import {
-  UNCHANGED_TOAST,
-  type PgoutputMessage,
-  type RelationColumn,
-  type ReplicaIdentity,
-  type TupleData,
-  type TupleValue,
-} from './messages.ts';
+  readBeginPrepare,
+  readCommitPrepared,
+  readPrepare,
+  readRollbackPrepared,
+  readStreamAbort,
+  readStreamCommit,
+} from './pgoutput-control.ts';
 
 export type PgoutputProtoVersion = 1 | 2 | 3 | 4;
 
@@ -114,7 +115,7 @@ export class PgoutputDecoder {
         const xid = this.streaming ? r.u32('xid') : undefined;
         const relationId = r.u32('relation oid');
         if (r.u8('new tuple marker') !== TUPLE_NEW) throw r.invalid(`expected new tuple marker 'N'`);
-        const newTuple = this.tuple('new tuple');
+        const newTuple = readTuple(r, 'new tuple');
         r.expectEnd();
         return { tag: 'insert', xid, relationId, newTuple };
       }
@@ -127,7 +128,7 @@ export class PgoutputDecoder {
         let oldTuple: TupleData | undefined;
         const marker = r.u8('tuple marker');
         if (marker === TUPLE_KEY || marker === TUPLE_OLD) {
-          const before = this.tuple(marker === TUPLE_KEY ? 'key tuple' : 'old tuple');
+          const before = readTuple(r, marker === TUPLE_KEY ? 'key tuple' : 'old tuple');
           if (marker === TUPLE_KEY) keyTuple = before;
           else oldTuple = before;
           const next = r.u8('new tuple marker');
@@ -136,7 +137,7 @@ export class PgoutputDecoder {
         } else if (marker !== TUPLE_NEW) {
           throw r.invalid(`expected tuple marker 'K', 'O' or 'N', got ${describeType(marker)}`);
         }
-        const newTuple = this.tuple('new tuple');
+        const newTuple = readTuple(r, 'new tuple');
         r.expectEnd();
         return { tag: 'update', xid, relationId, keyTuple, oldTuple, newTuple };
       }
@@ -148,7 +149,7 @@ export class PgoutputDecoder {
         const marker = r.u8('tuple marker');
         if (marker !== TUPLE_KEY && marker !== TUPLE_OLD)
           throw r.invalid(`expected tuple marker 'K' or 'O', got ${describeType(marker)}`);
-        const tuple = this.tuple(marker === TUPLE_KEY ? 'key tuple' : 'old tuple');
+        const tuple = readTuple(r, marker === TUPLE_KEY ? 'key tuple' : 'old tuple');
         r.expectEnd();
         return marker === TUPLE_KEY
           ? { tag: 'delete', xid, relationId, keyTuple: tuple, oldTuple: undefined }
@@ -191,17 +192,8 @@ export class PgoutputDecoder {
         const relationId = r.u32('relation oid');
         const namespace = r.cstring('namespace');
         const name = r.cstring('relation name');
-        const replicaIdentity = this.replicaIdentity(r.u8('replica identity'));
-        const count = r.i16('column count');
-        if (count < 0) throw r.invalid(`negative column count ${count}`);
-        const columns: RelationColumn[] = [];
-        for (let i = 0; i < count; i++) {
-          const flags = r.u8('column flags');
-          const columnName = r.cstring('column name');
-          const typeOid = r.u32('column type oid');
-          const typeMod = r.i32('column type modifier');
-          columns.push({ isKey: (flags & 1) !== 0, name: columnName, typeOid, typeMod });
-        }
+        const replicaIdentity = readReplicaIdentity(r);
+        const columns = readRelationColumns(r);
         r.expectEnd();
         return { tag: 'relation', xid, relationId, namespace, name, replicaIdentity, columns };
       }
@@ -267,87 +259,28 @@ export class PgoutputDecoder {
         this.streaming = false;
         return { tag: 'streamStop' };
       }
-      // Stream Commit: Byte1('c') Int32 xid Int8 flags Int64 commitLsn Int64 endLsn Int64 commitTime
-      case STREAM_COMMIT: {
+      // The control messages of streaming and two-phase: their fields are read in pgoutput-control.ts.
+      case STREAM_COMMIT:
         this.control(buf, 'Stream Commit', 2, type);
-        const xid = r.u32('xid');
-        const flags = r.u8('flags');
-        const commitLsn = r.u64('commit LSN');
-        const endLsn = r.u64('end LSN');
-        const commitTime = r.i64('commit time');
-        r.expectEnd();
-        return { tag: 'streamCommit', xid, flags, commitLsn, endLsn, commitTime };
-      }
-      // Stream Abort: Byte1('A') Int32 xid Int32 subXid [Int64 abortLsn Int64 abortTime]
-      // The bracketed fields exist from protocol v4, and only with streaming = parallel: present iff bytes remain.
-      case STREAM_ABORT: {
+        return readStreamCommit(r);
+      case STREAM_ABORT:
         this.control(buf, 'Stream Abort', 2, type);
-        const xid = r.u32('xid');
-        const subXid = r.u32('subtransaction xid');
-        let abortLsn: number | undefined;
-        let abortTime: number | undefined;
-        if (this.protoVersion >= 4 && r.remaining > 0) {
-          abortLsn = r.u64('abort LSN');
-          abortTime = r.i64('abort time');
-        }
-        r.expectEnd();
-        return { tag: 'streamAbort', xid, subXid, abortLsn, abortTime };
-      }
-      // Begin Prepare: Byte1('b') Int64 prepareLsn Int64 endLsn Int64 prepareTime Int32 xid String gid
-      case BEGIN_PREPARE: {
+        return readStreamAbort(r, this.protoVersion >= 4);
+      case BEGIN_PREPARE:
         this.control(buf, 'Begin Prepare', 3, type);
-        const prepareLsn = r.u64('prepare LSN');
-        const endLsn = r.u64('end LSN');
-        const prepareTime = r.i64('prepare time');
-        const xid = r.u32('xid');
-        const gid = r.cstring('gid');
-        r.expectEnd();
-        return { tag: 'beginPrepare', prepareLsn, endLsn, prepareTime, xid, gid };
-      }
-      // Prepare:        Byte1('P') Int8 flags Int64 prepareLsn Int64 endLsn Int64 prepareTime Int32 xid String gid
-      // Stream Prepare: Byte1('p') with the same fields
+        return readBeginPrepare(r);
       case PREPARE:
-      case STREAM_PREPARE: {
-        const streamed = type === STREAM_PREPARE;
-        const name = streamed ? 'Stream Prepare' : 'Prepare';
-        this.control(buf, name, 3, type);
-        const flags = r.u8('flags');
-        const prepareLsn = r.u64('prepare LSN');
-        const endLsn = r.u64('end LSN');
-        const prepareTime = r.i64('prepare time');
-        const xid = r.u32('xid');
-        const gid = r.cstring('gid');
-        r.expectEnd();
-        return streamed
-          ? { tag: 'streamPrepare', flags, prepareLsn, endLsn, prepareTime, xid, gid }
-          : { tag: 'prepare', flags, prepareLsn, endLsn, prepareTime, xid, gid };
-      }
-      // Commit Prepared: Byte1('K') Int8 flags Int64 commitLsn Int64 endLsn Int64 commitTime Int32 xid String gid
-      case COMMIT_PREPARED: {
+        this.control(buf, 'Prepare', 3, type);
+        return readPrepare(r, false);
+      case STREAM_PREPARE:
+        this.control(buf, 'Stream Prepare', 3, type);
+        return readPrepare(r, true);
+      case COMMIT_PREPARED:
         this.control(buf, 'Commit Prepared', 3, type);
-        const flags = r.u8('flags');
-        const commitLsn = r.u64('commit LSN');
-        const endLsn = r.u64('end LSN');
-        const commitTime = r.i64('commit time');
-        const xid = r.u32('xid');
-        const gid = r.cstring('gid');
-        r.expectEnd();
-        return { tag: 'commitPrepared', flags, commitLsn, endLsn, commitTime, xid, gid };
-      }
-      // Rollback Prepared: Byte1('r') Int8 flags Int64 prepareEndLsn Int64 rollbackEndLsn
-      //                    Int64 prepareTime Int64 rollbackTime Int32 xid String gid
-      case ROLLBACK_PREPARED: {
+        return readCommitPrepared(r);
+      case ROLLBACK_PREPARED:
         this.control(buf, 'Rollback Prepared', 3, type);
-        const flags = r.u8('flags');
-        const prepareEndLsn = r.u64('prepare end LSN');
-        const rollbackEndLsn = r.u64('rollback end LSN');
-        const prepareTime = r.i64('prepare time');
-        const rollbackTime = r.i64('rollback time');
-        const xid = r.u32('xid');
-        const gid = r.cstring('gid');
-        r.expectEnd();
-        return { tag: 'rollbackPrepared', flags, prepareEndLsn, rollbackEndLsn, prepareTime, rollbackTime, xid, gid };
-      }
+        return readRollbackPrepared(r);
       default:
         throw new CdcError(
           'PROTOCOL_UNKNOWN_MESSAGE',
@@ -359,9 +292,6 @@ export class PgoutputDecoder {
     }
   }
 
-  // TupleData: Int16 ncols { Byte1('n') | Byte1('u') | Byte1('t') Int32 len Byte[len] | Byte1('b') Int32 len Byte[len]
-  // }*ncols
-  // The hottest loop of the decoder: one switch per column, no closures, the array sized up front.
   /**
    * Points the reader past the type byte of a control message that needs `version` and may not come inside a stream
    * block. */
@@ -369,42 +299,6 @@ export class PgoutputDecoder {
     this.r.reset(buf, `pgoutput ${name}`, 1);
     this.needsVersion(version, name, type);
     this.outsideStream(name);
-  }
-
-  private tuple(what: string): TupleData {
-    const r = this.r;
-    const count = r.i16('tuple column count');
-    if (count < 0) throw r.invalid(`negative column count ${count} in ${what}`);
-    const values = new Array<TupleValue>(count);
-    for (let i = 0; i < count; i++) {
-      const kind = r.u8('tuple column kind');
-      switch (kind) {
-        case VALUE_TEXT:
-          values[i] = r.utf8(r.i32('text value length'), 'text value');
-          break;
-        case VALUE_NULL:
-          values[i] = null;
-          break;
-        case VALUE_TOAST:
-          values[i] = UNCHANGED_TOAST;
-          break;
-        case VALUE_BINARY:
-          values[i] = r.copyBytes(r.i32('binary value length'), 'binary value');
-          break;
-        default:
-          throw r.invalid(`unknown tuple column kind ${describeType(kind)} in column ${i} of ${what}`);
-      }
-    }
-    return values;
-  }
-
-  private replicaIdentity(byte: number): ReplicaIdentity {
-    // 'd' default, 'n' nothing, 'f' full, 'i' index
-    if (byte === 0x64) return 'd';
-    if (byte === 0x6e) return 'n';
-    if (byte === 0x66) return 'f';
-    if (byte === 0x69) return 'i';
-    throw this.r.invalid(`unknown replica identity ${describeType(byte)}`);
   }
 
   private needsVersion(min: PgoutputProtoVersion, name: string, type: number): void {

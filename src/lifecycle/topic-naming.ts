@@ -1,0 +1,30 @@
+/**
+ * How a capture names and shapes its events, from the configuration: the topic prefix (the database's name unless
+ * `topic.prefix` is set), the naming scheme, the envelope options and the shaping rules with their table patterns.
+ *
+ * Separate from the engine (engine.ts), which runs a capture from start to stop: this is pure configuration
+ * (no I/O), shared by the streaming run and snapshot mode initial_only.
+ */
+import type { Config } from '../config.ts';
+import { loadShaping } from '../envelope/shaping.ts';
+import type { TopicNaming } from '../envelope/topics.ts';
+import { parseTablePattern, tableMatches } from '../selection/patterns.ts';
+
+/** The topic naming of a capture of `database` configured by `config`. */
+export function topicNaming(config: Config, database: string): TopicNaming {
+  return {
+    prefix: config.topic.prefix ?? database,
+    database,
+    naming: config.topic.naming,
+    envelope: {
+      format: config.envelope.format,
+      unavailableValue: config.toast.placeholder,
+      type: config.envelope.type,
+      deletes: config.envelope.deletes,
+    },
+    shaping: loadShaping(config.shaping, (text) => {
+      const pattern = parseTablePattern(text);
+      return (schema, table) => tableMatches(pattern, schema, table);
+    }),
+  };
+}
