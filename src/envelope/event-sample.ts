@@ -3,7 +3,7 @@
  * starts with and the key, sliced out of the line's bytes without parsing it (the layout is in
  * sinks/event-line.ts). Called once per batch for its last SAMPLE_SIZE events, never per event.
  */
-import { SAMPLE_SIZE, type SampledEvent } from '../core/engine-events.ts';
+import { SAMPLE_SIZE, type EngineEvents, type EventCount, type SampledEvent } from '../core/engine-events.ts';
 import type { EventBatch } from '../sinks/batch.ts';
 import { COLON, ID_START, KEY_MEMBER, QUOTE, skipString, skipValue, startsWith } from '../sinks/event-line.ts';
 
@@ -41,4 +41,33 @@ export function sampleBatch(batch: EventBatch, labels: SampleLabels, commitAt: n
     }
   }
   return sample;
+}
+
+/**
+ * The `batch-written` report of one batch, Delivery's and the initial snapshot's alike. Call when
+ * `batch`'s write starts; call what it returns once the batch is durable: it emits the batch's
+ * `batch-written` with the write's latency. The sample is read now, while `labels` are the batch's.
+ */
+export function batchWrittenReport(
+  events: EngineEvents,
+  batch: EventBatch,
+  counts: readonly EventCount[],
+  labels: SampleLabels,
+  firstCommitAt: number | undefined,
+  lastCommitAt: number | undefined,
+): () => void {
+  const sample = sampleBatch(batch, labels, lastCommitAt);
+  const started = performance.now();
+  return () =>
+    events.emit({
+      type: 'batch-written',
+      events: batch.count,
+      bytes: batch.data.length,
+      writeMs: performance.now() - started,
+      durableAt: Date.now(),
+      firstCommitAt,
+      lastCommitAt,
+      counts,
+      sample,
+    });
 }

@@ -3,7 +3,7 @@
  * (lifecycle/snapshot-mode.ts), slot creation, the initial snapshot, then streaming (pipeline/stream-loop.ts, with
  * incremental snapshots alongside) until a clean stop or a failure. Snapshot mode initial_only
  * reads the tables and stops (snapshot-only.ts). The source's checks are source-checks.ts, the topic naming
- * topic-naming.ts, the slot's creation and the first checkpoint slot-start.ts.
+ * selection/topic-naming.ts, the slot's creation and the first checkpoint slot-start.ts.
  */
 import type { Config } from '../config.ts';
 import { parseTableName } from '../selection/table-name.ts';
@@ -31,7 +31,7 @@ import type { ResumeState } from '../offsets/store.ts';
 import { dropUncapturedSnapshots, watchSnapshotRequests } from './snapshot-requests.ts';
 import { pauseBeforeStreamForTest } from './test-pause.ts';
 import { checkSource } from './source-checks.ts';
-import { topicNaming } from './topic-naming.ts';
+import { topicNaming } from '../selection/topic-naming.ts';
 import { startSlot, storeFirstCheckpoint } from './slot-start.ts';
 import { Heartbeat } from '../pipeline/heartbeat.ts';
 import { isHeartbeatTable } from '../selection/heartbeat-table.ts';

@@ -2,8 +2,8 @@
  * What Delivery reports to the engine's listeners (metrics, the dashboard): once per batch and once per
  * checkpoint, never per event (core/engine-events.ts).
  */
-import type { EngineEvents, EventCount } from '../core/engine-events.ts';
-import { sampleBatch, type SampleLabels } from '../envelope/event-sample.ts';
+import type { EngineEvents } from '../core/engine-events.ts';
+import { batchWrittenReport } from '../envelope/event-sample.ts';
 import type { IncrementalSnapshotState, ResumeState } from '../offsets/store.ts';
 import type { EventBatch, EventBatchBuilder } from '../sinks/batch.ts';
 import { BatchTally } from './batch-tally.ts';
@@ -79,34 +79,6 @@ export class BatchReports {
     if (after.incremental !== before.incremental && after.incremental !== undefined)
       emitSnapshotProgress(events, after.incremental);
   }
-}
-
-/**
- * Call when `batch`'s write starts; call what it returns once the batch is durable: it emits the batch's
- * `batch-written` with the write's latency. The sample is read now, while `labels` are the batch's.
- */
-export function batchWrittenReport(
-  events: EngineEvents,
-  batch: EventBatch,
-  counts: readonly EventCount[],
-  labels: SampleLabels,
-  firstCommitAt: number | undefined,
-  lastCommitAt: number | undefined,
-): () => void {
-  const sample = sampleBatch(batch, labels, lastCommitAt);
-  const started = performance.now();
-  return () =>
-    events.emit({
-      type: 'batch-written',
-      events: batch.count,
-      bytes: batch.data.length,
-      writeMs: performance.now() - started,
-      durableAt: Date.now(),
-      firstCommitAt,
-      lastCommitAt,
-      counts,
-      sample,
-    });
 }
 
 /** One `snapshot-progress` per table of an incremental snapshot, once its checkpoint (a chunk's end) is stored. */

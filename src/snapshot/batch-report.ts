@@ -4,7 +4,7 @@
  * tables from the last chunks serialized; nothing is counted per row.
  */
 import { SAMPLE_SIZE, type EngineEvents, type EventCount } from '../core/engine-events.ts';
-import { sampleBatch, type SampleLabels } from '../envelope/event-sample.ts';
+import { batchWrittenReport, type SampleLabels } from '../envelope/event-sample.ts';
 import type { SnapshotTableState } from '../offsets/store.ts';
 import type { EventBatch } from '../sinks/batch.ts';
 
@@ -52,18 +52,5 @@ export function snapshotBatchReport(
     if (rows > 0) counts.push({ table: `${t.schema}.${t.table}`, op: 'r', count: rows });
   }
   labels.batch(batch.count);
-  const sample = sampleBatch(batch, labels, undefined);
-  const started = performance.now();
-  return () =>
-    events.emit({
-      type: 'batch-written',
-      events: batch.count,
-      bytes: batch.data.length,
-      writeMs: performance.now() - started,
-      durableAt: Date.now(),
-      firstCommitAt: undefined,
-      lastCommitAt: undefined,
-      counts,
-      sample,
-    });
+  return batchWrittenReport(events, batch, counts, labels, undefined, undefined);
 }

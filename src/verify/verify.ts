@@ -15,6 +15,7 @@
  *   touching the verified tables means the sink is complete at L after all (idle WAL, other tables).
  * Otherwise the sink is behind: reported with how far, not compared.
  */
+import { topicNaming } from '../selection/topic-naming.ts';
 import type pg from 'pg';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Config } from '../config.ts';
@@ -25,10 +26,8 @@ import { readPublication, readServerFacts } from '../postgres/catalog.ts';
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { formatLsn, parseLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
-import { loadShaping } from '../envelope/shaping.ts';
-import { topicName, type TopicNaming } from '../envelope/topics.ts';
+import { topicName } from '../envelope/topics.ts';
 import { isHeartbeatTable } from '../selection/heartbeat-table.ts';
-import { parseTablePattern, tableMatches } from '../selection/patterns.ts';
 import { requireMatched, resolveSelection } from '../selection/table-selection.ts';
 import { TableComparer, type TableComparison } from './compare.ts';
 import type { ReplayOutcome, SinkReader } from './sink-reader.ts';
@@ -85,25 +84,6 @@ export function tableDifferent(t: TableReport): boolean {
     t.unreplayable !== undefined ||
     (t.sink === 'absent' && t.sourceRows > 0)
   );
-}
-
-function namingOf(config: Config, endpoint: SourceEndpoint): TopicNaming {
-  // As lifecycle/engine.ts builds it for the capture.
-  return {
-    prefix: config.topic.prefix ?? endpoint.database,
-    database: endpoint.database,
-    naming: config.topic.naming,
-    envelope: {
-      format: config.envelope.format,
-      unavailableValue: config.toast.placeholder,
-      type: config.envelope.type,
-      deletes: config.envelope.deletes,
-    },
-    shaping: loadShaping(config.shaping, (text) => {
-      const pattern = parseTablePattern(text);
-      return (schema, table) => tableMatches(pattern, schema, table);
-    }),
-  };
 }
 
 /** The planner's row estimate of a table (0 when never analyzed): only sizes the chunks. */
@@ -222,7 +202,7 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
     const tables = selection.tables.filter((t) => !isHeartbeatTable(config.heartbeat, t));
     const publication = await readPublication(query, config.publication);
     const types = await loadPgTypes(query);
-    const naming = namingOf(config, endpoint);
+    const naming = topicNaming(config, endpoint.database);
     const first = await options.readCheckpoint();
     if (first === undefined)
       throw new CdcError('CONFIG_INVALID', 'the offsets file holds no checkpoint: nothing was delivered to verify', {

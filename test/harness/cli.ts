@@ -176,3 +176,33 @@ export function compareRows(
   for (const key of got.keys()) if (!source.has(key)) extra++;
   return { lost, extra, mismatched };
 }
+
+/**
+ * The arguments of a `pgcdc run` capturing `tables` of `db` into JSONL under `dir` (`events/`,
+ * `offsets.json`), slot `s_<db>` and publication `p_<db>`, with JSON logs; `extra` follows.
+ */
+export function captureArgs(
+  db: { readonly url: string; readonly name: string },
+  dir: string,
+  tables: string,
+  extra: readonly string[] = [],
+): string[] {
+  return [
+    'run',
+    '--source',
+    db.url,
+    '--slot',
+    `s_${db.name}`,
+    '--publication',
+    `p_${db.name}`,
+    '--tables',
+    tables,
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+    ...extra,
+  ];
+}

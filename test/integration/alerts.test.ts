@@ -11,10 +11,10 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type pg from 'pg';
-import { eventually, freshDatabase, onTeardown, startCluster, TEST_MAJOR } from '../harness/pg.ts';
-import { startPgcdc } from '../harness/cli.ts';
+import { eventually, onTeardown, TEST_MAJOR } from '../harness/pg.ts';
+import { captureArgs, startPgcdc } from '../harness/cli.ts';
 import { logRecords } from '../harness/process.ts';
+import { safeWal, slotLimitDatabase } from '../harness/slot-limit.ts';
 
 interface Received {
   readonly auth: string | undefined;
@@ -54,27 +54,13 @@ async function samplesInRunFile(file: string): Promise<number | undefined> {
   }
 }
 
-async function safeWal(sql: pg.Client, slot: string): Promise<{ safe: number; status: string }> {
-  const { rows } = await sql.query<{ safe: string | null; wal_status: string }>(
-    `select safe_wal_size::text as safe, wal_status from pg_replication_slots where slot_name = $1`,
-    [slot],
-  );
-  return { safe: Number(rows[0]?.safe ?? NaN), status: rows[0]?.wal_status ?? 'missing' };
-}
-
 test('a stalled capture alerts once per change, in its log and on the webhook, before the slot is lost', async (t) => {
   if (TEST_MAJOR < 13) {
     t.skip('max_slot_wal_keep_size needs PostgreSQL 13+');
     return;
   }
-  const cluster = await startCluster({
-    settings: { wal_sender_timeout: '10s', max_slot_wal_keep_size: '64MB', checkpoint_timeout: '1h' },
-  });
-  const db = await freshDatabase({ major: cluster.major, url: (d) => cluster.url(d), cluster });
+  const db = await slotLimitDatabase();
   const slot = `s_${db.name}`;
-  await db.sql.query('create table acct (id int primary key, balance int)');
-  await db.sql.query('create table filler (v text)');
-  await db.sql.query('alter table filler alter column v set storage external');
 
   // The sink's endpoint takes the request and never answers.
   const stalled = createServer(() => undefined);
@@ -103,27 +89,16 @@ test('a stalled capture alerts once per change, in its log and on the webhook, b
     ].join('\n'),
   );
   const offsets = path.join(dir, 'offsets.json');
-  const proc = startPgcdc([
-    'run',
-    '--config',
-    path.join(dir, 'pgcdc.yaml'),
-    '--source',
-    db.url,
-    '--slot',
-    slot,
-    '--publication',
-    `p_${db.name}`,
-    '--tables',
-    'public.acct',
-    '--sink',
-    'http',
-    '--http-url',
-    `http://127.0.0.1:${sinkPort}/events`,
-    '--offsets',
-    offsets,
-    '--log-format',
-    'json',
-  ]);
+  const proc = startPgcdc(
+    captureArgs(db, dir, 'public.acct', [
+      '--config',
+      path.join(dir, 'pgcdc.yaml'),
+      '--sink',
+      'http',
+      '--http-url',
+      `http://127.0.0.1:${sinkPort}/events`,
+    ]),
+  );
   await eventually(() => (proc.stderr().includes('"msg":"streaming"') ? true : undefined), 'streaming');
   const runFile = `${offsets}.run.json`;
   await eventually(async () => ((await samplesInRunFile(runFile)) ?? 0) > 0 || undefined, 'the monitor samples');
@@ -131,7 +106,11 @@ test('a stalled capture alerts once per change, in its log and on the webhook, b
   await db.sql.query('insert into acct values (1, 1)');
 
   // Write WAL (1 MiB a row, into a table no capture reads) until safe_wal_size is below 20% of 64 MiB.
-  for (let state = await safeWal(db.sql, slot); state.safe > 12 * 1024 * 1024; state = await safeWal(db.sql, slot))
+  for (
+    let state = await safeWal(db.sql, slot);
+    (state.safe ?? 0) > 12 * 1024 * 1024;
+    state = await safeWal(db.sql, slot)
+  )
     await db.sql.query(`insert into filler select repeat(md5(g::text), 32768) from generate_series(1, 2) g`);
   const critical = await eventually(
     () => received.find((r) => r.body.alert === 'safe_wal_size_bytes' && r.body.level === 'critical'),

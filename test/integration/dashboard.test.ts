@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { eventually, freshDatabase, onTeardown, type TestDatabase } from '../harness/pg.ts';
-import { readJsonl, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
+import { captureArgs, readJsonl, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
 import { Workload } from '../harness/faults.ts';
 import { logRecords } from '../harness/process.ts';
 import { launchChromium } from '../harness/chromium.ts';
@@ -24,28 +24,9 @@ async function tempDir(): Promise<string> {
 }
 
 function run(db: TestDatabase, dir: string, listen: string, extra: string[] = []): PgcdcProcess {
-  return startPgcdc([
-    'run',
-    '--source',
-    db.url,
-    '--slot',
-    `s_${db.name}`,
-    '--publication',
-    `p_${db.name}`,
-    '--tables',
-    'public.acct,public.items',
-    '--snapshot-mode',
-    'never',
-    '--out',
-    path.join(dir, 'events'),
-    '--offsets',
-    path.join(dir, 'offsets.json'),
-    '--log-format',
-    'json',
-    '--http',
-    listen,
-    ...extra,
-  ]);
+  return startPgcdc(
+    captureArgs(db, dir, 'public.acct,public.items', ['--snapshot-mode', 'never', '--http', listen, ...extra]),
+  );
 }
 
 async function port(proc: PgcdcProcess): Promise<number> {

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eventually, freshDatabase, onTeardown, type TestDatabase } from '../harness/pg.ts';
-import { readJsonl, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
+import { captureArgs, readJsonl, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
 import { logRecords } from '../harness/process.ts';
 
 async function tempDir(): Promise<string> {
@@ -21,26 +21,7 @@ async function tempDir(): Promise<string> {
 
 /** `pgcdc run` with the HTTP server on a free loopback port (port 0: the log says which). */
 function run(source: string, dir: string, name: string, tables: string, extra: string[] = []): PgcdcProcess {
-  return startPgcdc([
-    'run',
-    '--source',
-    source,
-    '--slot',
-    `s_${name}`,
-    '--publication',
-    `p_${name}`,
-    '--tables',
-    tables,
-    '--out',
-    path.join(dir, 'events'),
-    '--offsets',
-    path.join(dir, 'offsets.json'),
-    '--log-format',
-    'json',
-    '--http',
-    '127.0.0.1:0',
-    ...extra,
-  ]);
+  return startPgcdc(captureArgs({ url: source, name }, dir, tables, ['--http', '127.0.0.1:0', ...extra]));
 }
 
 /** The server's base URL, from its start line. */

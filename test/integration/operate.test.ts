@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import { eventually, freshDatabase, onTeardown, type TestDatabase } from '../harness/pg.ts';
-import { lsnValue, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
+import { captureArgs, lsnValue, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
 import { logRecords } from '../harness/process.ts';
 import { parsePrometheus, valueOf, type PromSample } from '../harness/prometheus-text.ts';
 
@@ -22,27 +22,9 @@ async function tempDir(): Promise<string> {
 }
 
 function run(db: TestDatabase, dir: string): PgcdcProcess {
-  return startPgcdc([
-    'run',
-    '--config',
-    path.join(dir, 'pgcdc.yaml'),
-    '--source',
-    db.url,
-    '--slot',
-    `s_${db.name}`,
-    '--publication',
-    `p_${db.name}`,
-    '--tables',
-    'public.t',
-    '--out',
-    path.join(dir, 'events'),
-    '--offsets',
-    path.join(dir, 'offsets.json'),
-    '--log-format',
-    'json',
-    '--http',
-    '127.0.0.1:0',
-  ]);
+  return startPgcdc(
+    captureArgs(db, dir, 'public.t', ['--config', path.join(dir, 'pgcdc.yaml'), '--http', '127.0.0.1:0']),
+  );
 }
 
 async function baseUrl(proc: PgcdcProcess): Promise<string> {

@@ -11,9 +11,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { eventually, freshDatabase, onTeardown, startCluster, TEST_MAJOR, type TestDatabase } from '../harness/pg.ts';
-import { runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
+import { eventually, freshDatabase, onTeardown, TEST_MAJOR, type TestDatabase } from '../harness/pg.ts';
+import { captureArgs, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
 import { caughtUp, Workload } from '../harness/faults.ts';
+import { safeWal, slotLimitDatabase } from '../harness/slot-limit.ts';
 
 interface StatusJson {
   level: string;
@@ -40,25 +41,7 @@ async function tempDir(): Promise<string> {
 }
 
 function runArgs(db: TestDatabase, dir: string, table: string): string[] {
-  return [
-    'run',
-    '--config',
-    path.join(dir, 'pgcdc.yaml'),
-    '--source',
-    db.url,
-    '--slot',
-    `s_${db.name}`,
-    '--publication',
-    `p_${db.name}`,
-    '--tables',
-    table,
-    '--out',
-    path.join(dir, 'events'),
-    '--offsets',
-    path.join(dir, 'offsets.json'),
-    '--log-format',
-    'json',
-  ];
+  return captureArgs(db, dir, table, ['--config', path.join(dir, 'pgcdc.yaml')]);
 }
 
 async function status(
@@ -193,28 +176,13 @@ async function writeWal(sql: pg.Client, mb: number): Promise<void> {
   await sql.query(`insert into filler select repeat(md5(g::text), 32768) from generate_series(1, $1) g`, [mb]);
 }
 
-async function safeWal(sql: pg.Client, slot: string): Promise<{ safe: number | null; status: string }> {
-  const { rows } = await sql.query<{ safe: string | null; wal_status: string }>(
-    `select safe_wal_size::text as safe, wal_status from pg_replication_slots where slot_name = $1`,
-    [slot],
-  );
-  return { safe: rows[0]?.safe === null ? null : Number(rows[0]?.safe), status: rows[0]?.wal_status ?? 'missing' };
-}
-
 test('a slot close to invalidation makes status exit 2 naming safe_wal_size; a lost slot too', async (t) => {
   if (TEST_MAJOR < 13) {
     t.skip('max_slot_wal_keep_size needs PostgreSQL 13+');
     return;
   }
-  const cluster = await startCluster({
-    settings: { wal_sender_timeout: '10s', max_slot_wal_keep_size: '64MB', checkpoint_timeout: '1h' },
-  });
-  const db = await freshDatabase({ major: cluster.major, url: (d) => cluster.url(d), cluster });
+  const db = await slotLimitDatabase();
   const slot = `s_${db.name}`;
-  await db.sql.query('create table acct (id int primary key, balance int)');
-  // Stored out of line and uncompressed: each row is 1 MiB of WAL.
-  await db.sql.query('create table filler (v text)');
-  await db.sql.query('alter table filler alter column v set storage external');
   const dir = await tempDir();
   await writeFile(path.join(dir, 'pgcdc.yaml'), 'alerts:\n  intervalMs: 200\n');
   const proc = startPgcdc(runArgs(db, dir, 'public.acct'));
