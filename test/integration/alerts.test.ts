@@ -12,7 +12,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eventually, onTeardown, TEST_MAJOR } from '../harness/pg.ts';
-import { captureArgs, startPgcdc } from '../harness/cli.ts';
+import { startPgcdc } from '../harness/cli.ts';
 import { logRecords } from '../harness/process.ts';
 import { safeWal, slotLimitDatabase } from '../harness/slot-limit.ts';
 
@@ -89,16 +89,29 @@ test('a stalled capture alerts once per change, in its log and on the webhook, b
     ].join('\n'),
   );
   const offsets = path.join(dir, 'offsets.json');
-  const proc = startPgcdc(
-    captureArgs(db, dir, 'public.acct', [
-      '--config',
-      path.join(dir, 'pgcdc.yaml'),
-      '--sink',
-      'http',
-      '--http-url',
-      `http://127.0.0.1:${sinkPort}/events`,
-    ]),
-  );
+  // The HTTP sink takes no --out: the arguments are spelled out here.
+  const proc = startPgcdc([
+    'run',
+    '--config',
+    path.join(dir, 'pgcdc.yaml'),
+    '--source',
+    db.url,
+    '--slot',
+    slot,
+    '--publication',
+    `p_${db.name}`,
+    '--tables',
+    'public.acct',
+    '--sink',
+    'http',
+    '--http-url',
+    `http://127.0.0.1:${sinkPort}/events`,
+    '--offsets',
+    offsets,
+    '--log-format',
+    'json',
+  ]);
+
   await eventually(() => (proc.stderr().includes('"msg":"streaming"') ? true : undefined), 'streaming');
   const runFile = `${offsets}.run.json`;
   await eventually(async () => ((await samplesInRunFile(runFile)) ?? 0) > 0 || undefined, 'the monitor samples');
