@@ -104,9 +104,12 @@ test('/metrics agrees with pg_replication_slots; lag grows while pgcdc is stoppe
   // server's views: the sample's positions lie between the views read before and after it, and the
   // gauges are the distances between them.
   const before = await slotView(db.sql, slot);
+  // A sample read after that view: its slot positions (read after its `at`, same clock) and its WAL
+  // position cannot be older than the view's.
+  const beforeAt = Date.now();
   const { sample, samples } = await eventually(async () => {
     const s = await statusSample(base);
-    if (s === undefined || lsnValue(s.currentLsn) < before.current) return undefined;
+    if (s === undefined || Date.parse(s.at) <= beforeAt || lsnValue(s.currentLsn) < before.current) return undefined;
     const m = await metrics(base);
     const again = await statusSample(base);
     // The same sample on both sides of the metrics read: the gauges are that sample's.
