@@ -16,29 +16,24 @@
  *
  * The last line is `ratio <pgcdc one worker rows/s / COPY rows/s>`.
  */
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { EmbeddedCluster } from '../src/embedded/cluster.ts';
-import { SESSION_OPTIONS, resolveEndpoint } from '../src/postgres/connect.ts';
-import { loadPgTypes } from '../src/postgres/pg-types.ts';
-import { resolveTables } from '../src/postgres/catalog.ts';
-import { formatLsn } from '../src/protocol/lsn.ts';
-import { JsonlSink } from '../src/sinks/jsonl/jsonl.ts';
-import { createSlotWithSnapshot } from '../src/postgres/exported-snapshot.ts';
-import { takeInitialSnapshot } from '../src/snapshot/initial.ts';
-import { FileOffsetStore } from '../src/offsets/file.ts';
-import { parseConfig } from '../src/config.ts';
-import { createLogger } from '../src/core/log.ts';
 import { wholeNumber } from './flags.ts';
 import { countLines } from './output.ts';
-
-const DATABASE = 'bench';
+import {
+  BENCH_DATABASE,
+  benchConnect,
+  copyToDevNull,
+  createNarrowTable,
+  rowsPerSecond as rate,
+  seconds,
+  showRate as show,
+  snapshotIntoJsonl,
+} from './initial-snapshot.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -54,48 +49,7 @@ const CHUNK = wholeNumber(flags.chunk, '--chunk');
 const WORKERS = wholeNumber(flags.workers, '--workers');
 const MAJOR = wholeNumber(flags.pg, '--pg');
 
-const rate = (rows: number, ms: number): number => (rows / ms) * 1000;
-const show = (rowsPerSecond: number): string => `${Math.round(rowsPerSecond).toLocaleString('en-US')} rows/s`;
-const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
-
-async function connect(cluster: EmbeddedCluster, replication = false): Promise<pg.Client> {
-  const config: pg.ClientConfig & { replication?: string } = {
-    connectionString: cluster.url(DATABASE),
-    options: SESSION_OPTIONS,
-  };
-  if (replication) config.replication = 'database';
-  const client = new pg.Client(config);
-  await client.connect();
-  return client;
-}
-
-/** The same narrow shape as bench/stream.ts. */
-async function load(client: pg.Client, table: string, first: number, last: number): Promise<void> {
-  await client.query(`create table ${table} (id bigint primary key, v integer not null, t text not null)`);
-  await client.query(
-    `insert into ${table} select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from ` +
-      `generate_series($1::bigint, $2::bigint) g`,
-    [first, last],
-  );
-  await client.query(`vacuum analyze ${table}`);
-}
-
-async function copyReference(cluster: EmbeddedCluster): Promise<number> {
-  const client = await connect(cluster);
-  try {
-    const started = performance.now();
-    await pipeline(client.query(copyTo('COPY bench TO STDOUT')), createWriteStream('/dev/null'));
-    return performance.now() - started;
-  } finally {
-    await client.end();
-  }
-}
-
-/**
- * Runs the product's initial snapshot (snapshot/initial.ts: the reader, the serializer, the
- * JSONL sink and a checkpoint stored in a real offsets file) over `tables` with `workers` workers
- * into a fresh directory; returns elapsed ms.
- */
+/** pgcdc's initial snapshot of `tables` into a fresh directory, checked for all ROWS lines; returns elapsed ms. */
 async function runPgcdc(
   cluster: EmbeddedCluster,
   tables: readonly string[],
@@ -103,63 +57,15 @@ async function runPgcdc(
   slot: string,
 ): Promise<number> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-snapshot-'));
-  const replication = await connect(cluster, true);
-  const catalog = await connect(cluster);
-  const offsets = await FileOffsetStore.open(path.join(dir, 'offsets.json'));
   try {
-    const config = parseConfig({
-      source: { url: cluster.url(DATABASE) },
-      snapshot: { chunkSize: CHUNK, parallelism: workers, progress: 'off' },
-      log: { level: 'warn' },
-    });
-    const endpoint = resolveEndpoint(config.source);
-    const types = await loadPgTypes(catalog);
-    const refs = await resolveTables(
-      catalog,
-      tables.map((table) => ({ schema: 'public', table })),
-    );
-    const exported = await createSlotWithSnapshot(replication, slot);
-    const sink = new JsonlSink({ dir: path.join(dir, 'events') });
-    await sink.open(undefined);
-    const identity = {
-      version: 2 as const,
-      systemId: '1',
-      timeline: 1,
-      database: DATABASE,
-      slot,
-      publication: 'bench',
-    };
-    const lsn = formatLsn(exported.consistentPoint);
-    const started = performance.now();
-    await takeInitialSnapshot({
-      exported,
-      tables: refs,
-      config,
-      endpoint,
-      major: MAJOR,
-      types,
-      naming: { prefix: DATABASE, database: DATABASE, naming: 'prefix' },
-      sink,
-      log: createLogger({ level: 'warn', format: 'json' }),
-      checkpoint: (position, list) =>
-        offsets.commit({
-          ...identity,
-          lsn,
-          sink: position,
-          updatedAt: new Date().toISOString(),
-          snapshot: { state: 'running', tables: list },
-        }),
-    });
-    const elapsed = performance.now() - started;
-    await sink.close();
+    const elapsed = await snapshotIntoJsonl(cluster, { tables, workers, chunkRows: CHUNK, major: MAJOR, slot, dir });
     const lines = await countLines(path.join(dir, 'events'));
     if (lines !== ROWS) throw new Error(`pgcdc wrote ${lines} lines, expected ${ROWS}`);
-    await catalog.query('select pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
+    const client = await benchConnect(cluster);
+    await client.query('select pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
+    await client.end();
     return elapsed;
   } finally {
-    await offsets.close();
-    await replication.end().catch(() => undefined);
-    await catalog.end().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -172,18 +78,18 @@ async function main(): Promise<void> {
   try {
     const admin = new pg.Client({ connectionString: cluster.url('postgres') });
     await admin.connect();
-    await admin.query(`create database ${DATABASE}`);
+    await admin.query(`create database ${BENCH_DATABASE}`);
     await admin.end();
-    const client = await connect(cluster);
+    const client = await benchConnect(cluster);
     const version =
       (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
     const loadStarted = performance.now();
-    await load(client, 'bench', 1, ROWS);
+    await createNarrowTable(client, 'bench', 1, ROWS);
     const parts: string[] = [];
     const per = Math.ceil(ROWS / WORKERS);
     for (let i = 0; i < WORKERS; i++) {
       parts.push(`bench_part${i + 1}`);
-      await load(client, `bench_part${i + 1}`, i * per + 1, Math.min(ROWS, (i + 1) * per));
+      await createNarrowTable(client, `bench_part${i + 1}`, i * per + 1, Math.min(ROWS, (i + 1) * per));
     }
     await client.end();
     console.log(
@@ -194,8 +100,8 @@ async function main(): Promise<void> {
     );
 
     // Warm the cache for everyone alike: the first read of a fresh table also sets hint bits.
-    await copyReference(cluster);
-    const copyMs = await copyReference(cluster);
+    await copyToDevNull(cluster, 'bench');
+    const copyMs = await copyToDevNull(cluster, 'bench');
     const copyRate = rate(ROWS, copyMs);
     console.log(`COPY bench TO STDOUT -> /dev/null: ${seconds(copyMs)}, ${show(copyRate)}`);
 

@@ -20,30 +20,31 @@
  *
  * The last line is `ratio <verify rows/s / COPY rows/s>`.
  */
-import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { EmbeddedCluster, freePort } from '../src/embedded/cluster.ts';
-import { SESSION_OPTIONS, resolveEndpoint } from '../src/postgres/connect.ts';
-import { loadPgTypes } from '../src/postgres/pg-types.ts';
-import { resolveTables } from '../src/postgres/catalog.ts';
-import { formatLsn } from '../src/protocol/lsn.ts';
-import { JsonlSink, jsonlFileName } from '../src/sinks/jsonl/jsonl.ts';
-import { createSlotWithSnapshot } from '../src/postgres/exported-snapshot.ts';
-import { takeInitialSnapshot } from '../src/snapshot/initial.ts';
-import { FileOffsetStore, readCheckpoint } from '../src/offsets/file.ts';
+import { resolveEndpoint } from '../src/postgres/connect.ts';
+import { jsonlFileName } from '../src/sinks/jsonl/jsonl.ts';
+import { readCheckpoint } from '../src/offsets/file.ts';
 import { parseConfig } from '../src/config.ts';
-import { createLogger } from '../src/core/log.ts';
 import { JsonlSinkReader } from '../src/verify/jsonl-reader.ts';
 import { runVerify, type VerifyReport } from '../src/verify/verify.ts';
 import { wholeNumber } from './flags.ts';
+import {
+  BENCH_DATABASE,
+  benchConnect,
+  copyToDevNull,
+  createNarrowTable,
+  rowsPerSecond as rate,
+  seconds,
+  showRate as show,
+  snapshotIntoJsonl,
+} from './initial-snapshot.ts';
 
-const DATABASE = 'bench';
+const DATABASE = BENCH_DATABASE;
 const SLOT = 'bench_capture';
 
 const { values: flags } = parseArgs({
@@ -60,85 +61,9 @@ const ROWS = wholeNumber(flags.rows, '--rows');
 const CHUNK = wholeNumber(flags.chunk, '--chunk');
 const MAJOR = wholeNumber(flags.pg, '--pg');
 
-const rate = (rows: number, ms: number): number => (rows / ms) * 1000;
-const show = (rowsPerSecond: number): string => `${Math.round(rowsPerSecond).toLocaleString('en-US')} rows/s`;
-const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
-
-async function connect(cluster: EmbeddedCluster, replication = false): Promise<pg.Client> {
-  const config: pg.ClientConfig & { replication?: string } = {
-    connectionString: cluster.url(DATABASE),
-    options: SESSION_OPTIONS,
-  };
-  if (replication) config.replication = 'database';
-  const client = new pg.Client(config);
-  await client.connect();
-  return client;
-}
-
-async function copyReference(cluster: EmbeddedCluster): Promise<number> {
-  const client = await connect(cluster);
-  try {
-    const started = performance.now();
-    await pipeline(client.query(copyTo('COPY bench TO STDOUT')), createWriteStream('/dev/null'));
-    return performance.now() - started;
-  } finally {
-    await client.end();
-  }
-}
-
-/** The capture's output: the product's initial snapshot into JSONL, checkpointed as done. */
+/** The capture's output: the product's initial snapshot into JSONL, checkpointed as done (its slot kept). */
 async function writeSink(cluster: EmbeddedCluster, dir: string): Promise<void> {
-  const replication = await connect(cluster, true);
-  const catalog = await connect(cluster);
-  const offsets = await FileOffsetStore.open(path.join(dir, 'offsets.json'));
-  try {
-    const config = parseConfig({
-      source: { url: cluster.url(DATABASE) },
-      snapshot: { chunkSize: CHUNK, parallelism: 1, progress: 'off' },
-      log: { level: 'warn' },
-    });
-    const types = await loadPgTypes(catalog);
-    const refs = await resolveTables(catalog, [{ schema: 'public', table: 'bench' }]);
-    const exported = await createSlotWithSnapshot(replication, SLOT);
-    const sink = new JsonlSink({ dir: path.join(dir, 'events') });
-    await sink.open(undefined);
-    const identity = { version: 2 as const, systemId: '1', timeline: 1, database: DATABASE, slot: SLOT };
-    const lsn = formatLsn(exported.consistentPoint);
-    const result = await takeInitialSnapshot({
-      exported,
-      tables: refs,
-      config,
-      endpoint: resolveEndpoint(config.source),
-      major: MAJOR,
-      types,
-      naming: { prefix: DATABASE, database: DATABASE, naming: 'prefix' },
-      sink,
-      log: createLogger({ level: 'warn', format: 'json' }),
-      checkpoint: (position, list) =>
-        offsets.commit({
-          ...identity,
-          publication: 'bench',
-          lsn,
-          sink: position,
-          updatedAt: new Date().toISOString(),
-          snapshot: { state: 'running', tables: list },
-        }),
-    });
-    if (result.position === undefined) throw new Error('the snapshot wrote nothing');
-    await offsets.commit({
-      ...identity,
-      publication: 'bench',
-      lsn,
-      sink: result.position,
-      updatedAt: new Date().toISOString(),
-      snapshot: { state: 'done' },
-    });
-    await sink.close();
-  } finally {
-    await offsets.close();
-    await replication.end().catch(() => undefined);
-    await catalog.end().catch(() => undefined);
-  }
+  await snapshotIntoJsonl(cluster, { tables: ['bench'], workers: 1, chunkRows: CHUNK, major: MAJOR, slot: SLOT, dir });
 }
 
 /** What a kept directory holds (--keep): the cluster's port and the shape it was prepared for. */
@@ -163,18 +88,11 @@ async function prepare(cluster: EmbeddedCluster, dir: string): Promise<void> {
   await admin.connect();
   await admin.query(`create database ${DATABASE}`);
   await admin.end();
-  const client = await connect(cluster);
+  const client = await benchConnect(cluster);
   const version =
     (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
   const loadStarted = performance.now();
-  // The same narrow shape as bench/snapshot.ts and bench/stream.ts.
-  await client.query(`create table bench (id bigint primary key, v integer not null, t text not null)`);
-  await client.query(
-    `insert into bench select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from ` +
-      `generate_series(1, $1::bigint) g`,
-    [ROWS],
-  );
-  await client.query(`vacuum analyze bench`);
+  await createNarrowTable(client, 'bench', 1, ROWS);
   await client.query(`create publication bench for table bench`);
   await client.end();
   console.log(
@@ -206,8 +124,8 @@ async function main(): Promise<void> {
     if (keep !== undefined && port !== undefined && prepared === undefined)
       await writeFile(path.join(keep, 'prepared.json'), JSON.stringify({ rows: ROWS, major: MAJOR, port }));
 
-    await copyReference(cluster);
-    const copyMs = await copyReference(cluster);
+    await copyToDevNull(cluster, 'bench');
+    const copyMs = await copyToDevNull(cluster, 'bench');
     const copyRate = rate(ROWS, copyMs);
     console.log(`COPY bench TO STDOUT -> /dev/null: ${seconds(copyMs)}, ${show(copyRate)}`);
 

@@ -1,0 +1,143 @@
+/**
+ * What the snapshot and verify benches share: connections to the bench database, the narrow table
+ * both load, the `COPY ... TO STDOUT` reference, and pgcdc's own initial snapshot into JSONL with
+ * its checkpoints in a real offsets file (the product path, driven without the CLI).
+ */
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
+import { SESSION_OPTIONS, resolveEndpoint } from '../src/postgres/connect.ts';
+import { loadPgTypes } from '../src/postgres/pg-types.ts';
+import { resolveTables } from '../src/postgres/catalog.ts';
+import { formatLsn } from '../src/protocol/lsn.ts';
+import { JsonlSink } from '../src/sinks/jsonl/jsonl.ts';
+import { createSlotWithSnapshot } from '../src/postgres/exported-snapshot.ts';
+import { takeInitialSnapshot } from '../src/snapshot/initial.ts';
+import { FileOffsetStore } from '../src/offsets/file.ts';
+import { parseConfig } from '../src/config.ts';
+import { createLogger } from '../src/core/log.ts';
+
+/** The database every bench table lives in. */
+export const BENCH_DATABASE = 'bench';
+
+export const rowsPerSecond = (rows: number, ms: number): number => (rows / ms) * 1000;
+export const showRate = (rate: number): string => `${Math.round(rate).toLocaleString('en-US')} rows/s`;
+export const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+
+/** A client of the bench database, with pgcdc's session options; `replication` for a walsender. */
+export async function benchConnect(cluster: EmbeddedCluster, replication = false): Promise<pg.Client> {
+  const config: pg.ClientConfig & { replication?: string } = {
+    connectionString: cluster.url(BENCH_DATABASE),
+    options: SESSION_OPTIONS,
+  };
+  if (replication) config.replication = 'database';
+  const client = new pg.Client(config);
+  await client.connect();
+  return client;
+}
+
+/** Creates `table` in the narrow shape of bench/stream.ts with rows `first..last`, analyzed. */
+export async function createNarrowTable(client: pg.Client, table: string, first: number, last: number): Promise<void> {
+  await client.query(`create table ${table} (id bigint primary key, v integer not null, t text not null)`);
+  await client.query(
+    `insert into ${table} select g, (g * 7919) % 1000003, substr(md5(g::text), 1, 8) from ` +
+      `generate_series($1::bigint, $2::bigint) g`,
+    [first, last],
+  );
+  await client.query(`vacuum analyze ${table}`);
+}
+
+/** `COPY <table> TO STDOUT` into /dev/null: the reference. Returns elapsed ms. */
+export async function copyToDevNull(cluster: EmbeddedCluster, table: string): Promise<number> {
+  const client = await benchConnect(cluster);
+  try {
+    const started = performance.now();
+    await pipeline(client.query(copyTo(`COPY ${table} TO STDOUT`)), createWriteStream('/dev/null'));
+    return performance.now() - started;
+  } finally {
+    await client.end();
+  }
+}
+
+export interface SnapshotIntoJsonl {
+  /** Tables of schema public to read. */
+  readonly tables: readonly string[];
+  readonly workers: number;
+  readonly chunkRows: number;
+  readonly major: number;
+  /** The slot created with the exported snapshot (left in place: the caller drops or keeps it). */
+  readonly slot: string;
+  /** Where `events/` and `offsets.json` go. */
+  readonly dir: string;
+}
+
+/**
+ * Runs the product's initial snapshot (snapshot/initial.ts: the reader, the serializer, the JSONL
+ * sink, a checkpoint per chunk) and stores the final checkpoint as done. Returns the ms from the
+ * start of the read to the last durable chunk (the final checkpoint not included).
+ */
+export async function snapshotIntoJsonl(cluster: EmbeddedCluster, run: SnapshotIntoJsonl): Promise<number> {
+  const replication = await benchConnect(cluster, true);
+  const catalog = await benchConnect(cluster);
+  const offsets = await FileOffsetStore.open(path.join(run.dir, 'offsets.json'));
+  try {
+    const config = parseConfig({
+      source: { url: cluster.url(BENCH_DATABASE) },
+      snapshot: { chunkSize: run.chunkRows, parallelism: run.workers, progress: 'off' },
+      log: { level: 'warn' },
+    });
+    const types = await loadPgTypes(catalog);
+    const refs = await resolveTables(
+      catalog,
+      run.tables.map((table) => ({ schema: 'public', table })),
+    );
+    const exported = await createSlotWithSnapshot(replication, run.slot);
+    const sink = new JsonlSink({ dir: path.join(run.dir, 'events') });
+    await sink.open(undefined);
+    const identity = {
+      version: 2 as const,
+      systemId: '1',
+      timeline: 1,
+      database: BENCH_DATABASE,
+      slot: run.slot,
+      publication: 'bench',
+      lsn: formatLsn(exported.consistentPoint),
+    };
+    const started = performance.now();
+    const result = await takeInitialSnapshot({
+      exported,
+      tables: refs,
+      config,
+      endpoint: resolveEndpoint(config.source),
+      major: run.major,
+      types,
+      naming: { prefix: BENCH_DATABASE, database: BENCH_DATABASE, naming: 'prefix' },
+      sink,
+      log: createLogger({ level: 'warn', format: 'json' }),
+      checkpoint: (position, list) =>
+        offsets.commit({
+          ...identity,
+          sink: position,
+          updatedAt: new Date().toISOString(),
+          snapshot: { state: 'running', tables: list },
+        }),
+    });
+    const elapsed = performance.now() - started;
+    if (result.position === undefined) throw new Error('the snapshot wrote nothing');
+    await offsets.commit({
+      ...identity,
+      sink: result.position,
+      updatedAt: new Date().toISOString(),
+      snapshot: { state: 'done' },
+    });
+    await sink.close();
+    return elapsed;
+  } finally {
+    await offsets.close();
+    await replication.end().catch(() => undefined);
+    await catalog.end().catch(() => undefined);
+  }
+}
