@@ -1,14 +1,14 @@
 /**
  * What Delivery reports per batch and per checkpoint (batch-written, checkpoint-stored): counts by table
  * and op from the per-event tallies, across a batch cut inside an open transaction; commit times; the
- * sample of keys. An in-memory sink and offset store, as in test/unit/pipeline/delivery.test.ts.
+ * sample of keys. A counting sink, and the harness's in-memory offset store.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Delivery } from '../../../src/pipeline/delivery.ts';
 import { OP_TALLY } from '../../../src/envelope/change-sink.ts';
 import type { BatchWritten, EngineEvent } from '../../../src/core/engine-events.ts';
-import type { Checkpoint, OffsetStore } from '../../../src/offsets/store.ts';
+import { MemoryOffsetStore } from '../../harness/memory-offsets.ts';
 import type { EventBatch, Sink, SinkPosition } from '../../../src/sinks/contract.ts';
 
 class MemorySink implements Sink {
@@ -26,28 +26,11 @@ class MemorySink implements Sink {
   }
 }
 
-class MemoryOffsets implements OffsetStore {
-  stored: Checkpoint[] = [];
-  load(): Promise<Checkpoint | undefined> {
-    return Promise.resolve(this.stored.at(-1));
-  }
-  commit(checkpoint: Checkpoint): Promise<void> {
-    this.stored.push(checkpoint);
-    return Promise.resolve();
-  }
-  replace(checkpoint: Checkpoint): Promise<void> {
-    return this.commit(checkpoint);
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
 function setup() {
   const events: EngineEvent[] = [];
   const delivery = new Delivery(
     new MemorySink(),
-    new MemoryOffsets(),
+    new MemoryOffsetStore(),
     { systemId: '1', timeline: 1, database: 'd', slot: 's', publication: 'p' },
     { lsn: 100, position: {} },
     { maxEvents: 1000, maxDelayMs: 1 },
