@@ -38,43 +38,34 @@ export function safeWalLimitBytes(
     : Math.floor((maxSlotWalKeepSizeBytes * limit.percent) / 100);
 }
 
+/** The slot alert has no value or threshold: only a level and its line. */
+function slotState(level: AlertLevel, message: string): Judged {
+  return { level, value: undefined, threshold: undefined, message };
+}
+
 function judgeSlot(sample: SlotSample): Judged {
   const slot = sample.slot;
   if (!sample.exists)
-    return {
-      level: 'critical',
-      value: undefined,
-      threshold: undefined,
-      message:
-        `slot ${slot} does not exist on the server: changes since the last checkpoint cannot be read any more; ` +
+    return slotState(
+      'critical',
+      `slot ${slot} does not exist on the server: changes since the last checkpoint cannot be read any more; ` +
         'a capture with a stored checkpoint refuses to resume (docs/recovery.md: start over with snapshot ' +
         'mode when_needed)',
-    };
+    );
   if (sample.walStatus === 'lost')
-    return {
-      level: 'critical',
-      value: undefined,
-      threshold: undefined,
-      message:
-        `slot ${slot} is lost (wal_status lost): the server removed WAL it still needed, the changes in it are gone; ` +
+    return slotState(
+      'critical',
+      `slot ${slot} is lost (wal_status lost): the server removed WAL it still needed, the changes in it are gone; ` +
         'docs/recovery.md: drop the slot and start over with snapshot mode when_needed',
-    };
+    );
   if (sample.walStatus === 'unreserved')
-    return {
-      level: 'warning',
-      value: undefined,
-      threshold: undefined,
-      message:
-        `slot ${slot} is unreserved (wal_status): it keeps more WAL than max_slot_wal_keep_size and the next ` +
+    return slotState(
+      'warning',
+      `slot ${slot} is unreserved (wal_status): it keeps more WAL than max_slot_wal_keep_size and the next ` +
         'checkpoint may invalidate it; start or unblock pgcdc now, or raise max_slot_wal_keep_size',
-    };
+    );
   const state = sample.walStatus === undefined ? '' : ` (wal_status ${sample.walStatus})`;
-  return {
-    level: 'ok',
-    value: undefined,
-    threshold: undefined,
-    message: `slot ${slot} exists${state}, ${sample.active ? 'in use' : 'not in use'}`,
-  };
+  return slotState('ok', `slot ${slot} exists${state}, ${sample.active ? 'in use' : 'not in use'}`);
 }
 
 /** HIGH is bad: critical at or above `critical`, warning at or above `warning`. */
