@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Admin } from '@platformatic/kafka';
 import { freePort } from '../../src/embedded/cluster.ts';
@@ -439,15 +440,15 @@ export async function dumpTopics(bootstrap: string, topicRegex: string): Promise
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const forget = onProcessExit(() => child.kill('SIGKILL'));
-  let out = '';
   let err = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // Parsed line by line as it arrives: a long workload's dump is larger than one string may be.
+  const records: DumpedRecord[] = [];
+  for await (const line of createInterface({ input: child.stdout, crlfDelay: Infinity }))
+    if (line !== '') records.push(JSON.parse(line) as DumpedRecord);
+  const code = await exited;
   forget();
   if (code !== 0) throw new Error(`TopicDump exited with ${code}: ${err}`);
-  return out
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as DumpedRecord);
+  return records;
 }
