@@ -278,8 +278,8 @@ export class KafkaCluster {
           `-Dlog4j2.configurationFile=${path.join(root, 'log4j2.properties')}`,
           'kafka.tools.StorageTool',
           'format',
-          '-t',
-          clusterId,
+          // One word: a base64url id may start with '-', which the tool's parser reads as an option.
+          `--cluster-id=${clusterId}`,
           '-c',
           path.join(broker.dir, 'server.properties'),
           ...scram,
