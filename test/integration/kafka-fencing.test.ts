@@ -85,7 +85,9 @@ test('two pgcdc on one slot: the older is fenced (one line, exit 1), the newer t
     newer = startPgcdc(kafkaRunArgs({ ...run(dirB), config: await writeRunConfig(dirB) }));
     await eventually(() => (older.child.exitCode !== null ? true : undefined), 'the older pgcdc to stop', 60_000).catch(
       (error: unknown) => {
-        throw new Error(`${String(error)}\nnewer:\n${newer?.stderr().slice(-4000) ?? ''}`);
+        throw new Error(
+          `${String(error)}\nolder:\n${older.stderr().slice(-4000)}\nnewer:\n${newer?.stderr().slice(-4000) ?? ''}`,
+        );
       },
     );
     assert.equal(await older.exited, 1, older.stderr().slice(-3000));
