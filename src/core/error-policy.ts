@@ -68,6 +68,7 @@ export const ERROR_POLICY: { readonly [code in ErrorCode]: ErrorPolicy } = {
   VALUE_INVALID: { class: 'bug', why: 'a value could not be decoded' },
   SINK_FAILED: { class: 'transient-if', why: 'the sink says whether its failure is transient' },
   SINK_FENCED: { class: 'user', why: 'a newer pgcdc owns the sink now: retrying would fence it in turn' },
+  SLOT_TAKEN_OVER: { class: 'user', why: 'another pgcdc streams the slot now: retrying would take it back' },
   LOCAL_IO: { class: 'user', why: 'the local disk is full, read-only or failing: free space or fix it' },
   INTERNAL: { class: 'bug', why: 'a bug in pgcdc' },
 };

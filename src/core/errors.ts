@@ -52,6 +52,8 @@ export type ErrorCode =
   | 'SINK_FAILED'
   /** Another pgcdc took over the sink's transactional identity (Kafka zombie fencing): this one must stop. */
   | 'SINK_FENCED'
+  /** Another process streams the slot this pgcdc held before a retry (slot-ownership.ts): this one must stop. */
+  | 'SLOT_TAKEN_OVER'
   /**
    * The local disk (offsets file, its lock or directory, JSONL output): full, read-only, failing, no access. Exit 1. */
   | 'LOCAL_IO'

@@ -14,6 +14,7 @@ import { ensurePublication, readSlot } from '../postgres/catalog.ts';
 import { loadPgTypes } from '../postgres/pg-types.ts';
 import { ReplicationSession } from '../postgres/slot.ts';
 import { openOffsetStore, sideFilesBase } from '../offsets/open.ts';
+import { SlotOwnership } from './slot-ownership.ts';
 import type { Sink } from '../sinks/contract.ts';
 import { StreamLoop } from '../pipeline/stream-loop.ts';
 import { decideStartup, requestStartSnapshot } from './snapshot-mode.ts';
@@ -72,9 +73,15 @@ export class Capture {
    * Runs the startup checks and starts streaming. Rejects (nothing started) when a check fails.
    * `events` hears every engine event (core/engine-events.ts), start-up included.
    */
-  static async start(config: Config, sink: Sink, log: Logger, events?: EngineEvents): Promise<Capture> {
+  static async start(
+    config: Config,
+    sink: Sink,
+    log: Logger,
+    events?: EngineEvents,
+    ownership?: SlotOwnership,
+  ): Promise<Capture> {
     const capture = new Capture(log, events);
-    await capture.begin(config, sink);
+    await capture.begin(config, sink, ownership ?? new SlotOwnership());
     return capture;
   }
 
@@ -111,7 +118,8 @@ export class Capture {
     this.events.emit({ type: 'state', state: 'stopped' });
   }
 
-  private async begin(config: Config, sink: Sink): Promise<void> {
+  /** `ownership`: the walsenders of earlier attempts in this process (a supervisor's retries share it). */
+  private async begin(config: Config, sink: Sink, ownership: SlotOwnership): Promise<void> {
     this.events.emit({ type: 'state', state: 'starting' });
     const endpoint = resolveEndpoint(config.source);
     const { store: offsets, file: offsetsFile } = await openOffsetStore(config.offsets, sink, this.log);
@@ -120,6 +128,11 @@ export class Capture {
       for (const step of cleanups.reverse()) await bounded(step());
     };
     try {
+      const query = await openConnection(endpoint, 'query', 'pgcdc-catalog');
+      query.on('error', () => undefined);
+      cleanups.push(() => query.end());
+      // Before the offsets are loaded: a sink that stores them (Kafka) takes its identity over there.
+      await ownership.refuseIfTakenOver(query, config.slot);
       const checkpoint = await offsets.load();
       if (offsetsFile?.upgradedFrom !== undefined) {
         this.log.warn(
@@ -128,9 +141,6 @@ export class Capture {
             'rewritten with one',
         );
       }
-      const query = await openConnection(endpoint, 'query', 'pgcdc-catalog');
-      query.on('error', () => undefined);
-      cleanups.push(() => query.end());
       const mode = config.snapshot.mode;
       const { facts, selection } = await checkSource(config, endpoint, query, this.log);
       const tables = selection.tables;
@@ -207,6 +217,7 @@ export class Capture {
         mode !== 'never' && snapshotTables.length > 0,
         this.log,
       );
+      ownership.took(session.backendPid);
       const { startLsn, exported } = slotStart;
       progress = requestStartSnapshot({ plan, mode, method, progress, snapshotTables, startLsn, log: this.log });
 

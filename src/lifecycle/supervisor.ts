@@ -24,6 +24,7 @@ import { EngineEventBus } from '../observability/event-bus.ts';
 import { StatusTracker, type EngineStatus } from '../observability/status-tracker.ts';
 import { Backoff, type BackoffSettings } from './backoff.ts';
 import { Capture } from './engine.ts';
+import { SlotOwnership } from './slot-ownership.ts';
 
 /** What the supervisor needs of a capture (Capture implements it). */
 export interface SupervisedCapture {
@@ -277,11 +278,12 @@ export function superviseCapture(
   bus.subscribe((event) => tracker.emit(event));
   if (events) bus.subscribe((event) => events.emit(event));
   const warnings = new StartupWarnings();
+  const ownership = new SlotOwnership();
   const supervisor = new Supervisor({
     start: async () => {
       const attempt = warnings.logger(log);
       try {
-        return await Capture.start(config, makeSink(), attempt.log, bus);
+        return await Capture.start(config, makeSink(), attempt.log, bus, ownership);
       } finally {
         attempt.started();
       }

@@ -5,7 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { assertTeardownPending, onTeardown } from './pg.ts';
+import { assertTeardownPending, eventually, onTeardown } from './pg.ts';
+import { logRecords } from './process.ts';
 import { onProcessExit } from './tmp.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -205,4 +206,16 @@ export function captureArgs(
     'json',
     ...extra,
   ];
+}
+
+/** Resolves once `proc` logged that it streams (its slot is read again), or rejects if it exited. */
+export async function awaitStreaming(proc: PgcdcProcess, what: string): Promise<void> {
+  await eventually(
+    () => {
+      if (proc.child.exitCode !== null) throw new Error(`pgcdc exited (${proc.child.exitCode}): ${proc.stderr()}`);
+      return logRecords(proc.stderr()).some((r) => r.msg === 'streaming') ? true : undefined;
+    },
+    what,
+    120_000,
+  );
 }

@@ -6,10 +6,10 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { compareRows, replay, type DeliveredEvent, type PgcdcProcess } from './cli.ts';
+import { compareRows, replay, type DeliveredEvent } from './cli.ts';
+export { awaitStreaming } from './cli.ts';
 import { dumpTopics, type DumpedRecord } from './kafka.ts';
-import { eventually, type TestDatabase } from './pg.ts';
-import { logRecords } from './process.ts';
+import type { TestDatabase } from './pg.ts';
 
 /** Options of one pgcdc run on the Kafka sink. */
 export interface KafkaRun {
@@ -140,16 +140,4 @@ export async function slotCaughtUp(db: TestDatabase): Promise<true | undefined> 
     [slotOf(db)],
   );
   return rows[0]?.ok ? true : undefined;
-}
-
-/** Resolves once `proc` logged that it streams (its slot is read again), or rejects if it exited. */
-export async function awaitStreaming(proc: PgcdcProcess, what: string): Promise<void> {
-  await eventually(
-    () => {
-      if (proc.child.exitCode !== null) throw new Error(`pgcdc exited (${proc.child.exitCode}): ${proc.stderr()}`);
-      return logRecords(proc.stderr()).some((r) => r.msg === 'streaming') ? true : undefined;
-    },
-    what,
-    120_000,
-  );
 }
