@@ -169,9 +169,12 @@ async function fill(file: string): Promise<void> {
 }
 
 /** `pgcdc run --help` names `--on-lost` (the lost-slot policy is built). */
+let onLost: boolean | undefined;
 export function onLostAvailable(): boolean {
+  if (onLost !== undefined) return onLost;
   const help = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'run', '--help'], { encoding: 'utf8' });
-  return help.stdout.includes('--on-lost');
+  onLost = help.stdout.includes('--on-lost');
+  return onLost;
 }
 
 const sigkill = scenario('sigkill', 50, 'SIGKILL pgcdc; a service manager starts it again', async (bench) => {
