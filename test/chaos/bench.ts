@@ -48,6 +48,8 @@ export interface Verdict {
   mismatched: number;
   duplicated: number;
   events: number;
+  /** The first few differences, `<table> <key>: lost|extra|source <row> / replayed <row>`, for a report. */
+  samples: string[];
 }
 
 export class ChaosBench {
@@ -270,7 +272,9 @@ export class ChaosBench {
       mismatched: 0,
       duplicated: duplicates,
       events: events.length,
+      samples: [],
     };
+    const sample = (line: string): void => void (result.samples.length < 10 && result.samples.push(line));
     for (const spec of TABLES) {
       // Numbers only; int8 may come as a string from either side, so both are compared as text.
       const text = (v: unknown): string | null =>
@@ -283,13 +287,21 @@ export class ChaosBench {
         replayed.set(text(row[spec.key]) ?? '', project(row));
       for (const [key, row] of source) {
         const got = replayed.get(key);
-        if (got === undefined) result.lost++;
-        else if (got !== row) result.mismatched++;
+        if (got === undefined) {
+          result.lost++;
+          sample(`${spec.table} ${key}: lost`);
+        } else if (got !== row) {
+          result.mismatched++;
+          sample(`${spec.table} ${key}: source ${row} / replayed ${got}`);
+        }
       }
       for (const key of replayed.keys()) {
         if (source.has(key)) continue;
         if (spec.table === 'acct' && expected.has(key)) result.expectedExtra++;
-        else result.extra++;
+        else {
+          result.extra++;
+          sample(`${spec.table} ${key}: extra`);
+        }
       }
     }
     return result;

@@ -35,6 +35,8 @@ export interface ScenarioSummary {
   mismatched: number;
   duplicated: number;
   events: number;
+  /** The first few differences found by the replay. */
+  samples: string[];
   /** Iterations after which pgcdc started its stream again (the others never lost it). */
   reconnected: number;
   unplannedExits: number[];

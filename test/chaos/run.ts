@@ -68,7 +68,16 @@ function scenarioSeed(name: string): number {
 }
 
 const summaries: ScenarioSummary[] = [];
-const empty = { lost: 0, extra: 0, expectedExtra: 0, mismatched: 0, duplicated: 0, events: 0, reconnected: 0 };
+const empty = {
+  lost: 0,
+  extra: 0,
+  expectedExtra: 0,
+  mismatched: 0,
+  duplicated: 0,
+  events: 0,
+  reconnected: 0,
+  samples: [],
+};
 const none = { p50: undefined, p95: undefined, max: undefined };
 for (const scenario of SCENARIOS.filter((s) => names.includes(s.name))) {
   const reason = scenario.unavailable();
@@ -91,6 +100,7 @@ for (const scenario of SCENARIOS.filter((s) => names.includes(s.name))) {
   try {
     const summary = summarize(await scenario.run(count, seeded(scenarioSeed(scenario.name)), log));
     summaries.push(summary);
+    for (const line of summary.samples) log(`chaos: ${scenario.name}: difference: ${line}`);
     log(`chaos: ${scenario.name}: done in ${Math.round((Date.now() - started) / 1000)} s`);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
