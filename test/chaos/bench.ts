@@ -57,6 +57,8 @@ export class ChaosBench {
   readonly processes: PgcdcProcess[] = [];
   /** Exits the bench did not cause (the process ended by itself), with their codes. */
   readonly unplannedExits: number[] = [];
+  /** The last stderr line of each of those processes (its `pgcdc: error: ...` line). */
+  readonly exitLines: string[] = [];
   private plannedKills = 0;
   private stopping = false;
   private markers = 0;
@@ -146,7 +148,10 @@ export class ChaosBench {
     this.supervisor = proc.exited.then(async (code) => {
       if (this.stopping) return;
       if (this.plannedKills > 0) this.plannedKills--;
-      else this.unplannedExits.push(code);
+      else {
+        this.unplannedExits.push(code);
+        this.exitLines.push(proc.stderr().trim().split('\n').at(-1) ?? '');
+      }
       // As a service manager restarts a unit: after a short pause, not in a tight loop.
       await new Promise((resolve) => setTimeout(resolve, 200));
       if (!this.stopping) this.launch();

@@ -40,6 +40,8 @@ export interface ScenarioSummary {
   /** Iterations after which pgcdc started its stream again (the others never lost it). */
   reconnected: number;
   unplannedExits: number[];
+  /** The last stderr line of each process that exited by itself (distinct lines). */
+  exitLines?: string[];
   recoveryMs: Spread;
   deliveredMs: Spread;
   details?: ScenarioResult['iterations'];
@@ -52,6 +54,7 @@ export function summarize(result: ScenarioResult): ScenarioSummary {
     ...result.verdict,
     reconnected: result.iterations.filter((i) => i.reconnected).length,
     unplannedExits: result.unplannedExits,
+    exitLines: [...new Set(result.exitLines)],
     recoveryMs: spread(result.iterations.map((i) => i.recoveryMs)),
     deliveredMs: spread(result.iterations.map((i) => i.deliveredMs)),
     details: result.iterations,

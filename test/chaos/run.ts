@@ -101,6 +101,7 @@ for (const scenario of SCENARIOS.filter((s) => names.includes(s.name))) {
     const summary = summarize(await scenario.run(count, seeded(scenarioSeed(scenario.name)), log));
     summaries.push(summary);
     for (const line of summary.samples) log(`chaos: ${scenario.name}: difference: ${line}`);
+    for (const line of summary.exitLines ?? []) log(`chaos: ${scenario.name}: pgcdc exited by itself: ${line}`);
     log(`chaos: ${scenario.name}: done in ${Math.round((Date.now() - started) / 1000)} s`);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

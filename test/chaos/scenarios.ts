@@ -54,8 +54,8 @@ export interface ScenarioResult {
   readonly verdict: Verdict;
   /** Exit codes of pgcdc processes that ended by themselves (restarted as a service manager would). */
   readonly unplannedExits: number[];
-  /** pgcdc's last log lines when the scenario failed. */
-  readonly error?: string;
+  /** The last stderr line of each of those processes. */
+  readonly exitLines: string[];
 }
 
 /** One fault: returns once the fault is lifted, with a description. */
@@ -114,7 +114,13 @@ async function runScenario(
       );
     }
     const verdict = await bench.finish(await expected(bench, windows));
-    return { scenario: name, iterations: done, verdict, unplannedExits: bench.unplannedExits };
+    return {
+      scenario: name,
+      iterations: done,
+      verdict,
+      unplannedExits: bench.unplannedExits,
+      exitLines: bench.exitLines,
+    };
   } catch (error) {
     const tail = bench.processes.at(-1)?.stderr().slice(-3000) ?? '';
     throw new Error(`${name}: ${error instanceof Error ? error.message : String(error)}\npgcdc's last words:\n${tail}`);
