@@ -17,6 +17,7 @@ import { MAIN } from '../harness/cli.ts';
 import { eventually } from '../harness/pg.ts';
 import { pgbenchAvailable } from '../harness/pgbench.ts';
 import { natsAvailable } from '../harness/nats.ts';
+import { onProcessExit } from '../harness/tmp.ts';
 import { ChaosBench, type BenchOptions, type Verdict } from './bench.ts';
 
 export type Rng = () => number;
@@ -72,7 +73,7 @@ export interface Scenario {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The fault loop shared by the scenarios; `prepare`/`after` add what one scenario needs. */
+/** The fault loop shared by the scenarios; `expected` names the extra acct rows the fault explains. */
 async function runScenario(
   name: string,
   options: BenchOptions,
@@ -218,34 +219,35 @@ const network = scenario(
   () => ({ proxy: true }),
 );
 
-const sinkOutage: Scenario = {
-  ...scenario(
-    'sink-outage',
-    10,
-    'nats-server (the sink: JetStream) SIGKILLed, started again on the same port and store',
-    async (bench, rng) => {
-      const nats = bench.nats;
-      if (!nats) throw new Error('the sink-outage scenario needs NATS');
-      const ms = between(rng, 1000, 6000);
-      await nats.kill();
-      // The outage's duration, drawn at random: the fault itself, not a wait for some state.
-      await sleep(ms);
-      await nats.restart();
-      return `nats down ${ms} ms`;
-    },
-    () => ({ sink: 'nats' }),
-    () => needsPgbench() ?? (natsAvailable() ? undefined : 'nats-server is not installed'),
-  ),
-};
+const sinkOutage = scenario(
+  'sink-outage',
+  10,
+  'nats-server (the sink: JetStream) SIGKILLed, started again on the same port and store',
+  async (bench, rng) => {
+    const nats = bench.nats;
+    if (!nats) throw new Error('the sink-outage scenario needs NATS');
+    const ms = between(rng, 1000, 6000);
+    await nats.kill();
+    // The outage's duration, drawn at random: the fault itself, not a wait for some state.
+    await sleep(ms);
+    await nats.restart();
+    return `nats down ${ms} ms`;
+  },
+  () => ({ sink: 'nats' }),
+  () => needsPgbench() ?? (natsAvailable() ? undefined : 'nats-server is not installed'),
+);
 
 /** A tmpfs of 256 MB for the JSONL directory, unmounted by `release`. */
 async function smallDisk(): Promise<{ mountPoint: string; release: () => Promise<void> }> {
   const mountPoint = await mkdtemp(path.join(tmpdir(), 'pgcdc-chaos-disk-'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'tmpfs', mountPoint]);
+  // Should the runner die first: unmounted at exit, before the temp root is removed.
+  const forget = onProcessExit(() => spawnSync('umount', ['-l', mountPoint]));
   return {
     mountPoint,
     release: async () => {
       execFileSync('umount', ['-l', mountPoint]);
+      forget();
       await rmdir(mountPoint);
     },
   };
