@@ -57,6 +57,8 @@ export interface ClusterOptions {
    * (a complete installation, for the major-upgrade tests: scripts/fetch-upgrade-binaries.sh).
    */
   binDir?: string;
+  /** More initdb arguments (e.g. `--no-data-checksums`, to match an older cluster for pg_upgrade). */
+  initdbArgs?: readonly string[];
 }
 
 const DEFAULT_SETTINGS: Record<string, string | number> = {
@@ -290,12 +292,12 @@ export class EmbeddedCluster {
     }
     const password = options.password ?? 'postgres';
     const cluster = new EmbeddedCluster(major, options.port ?? (await freePort()), baseDir, password, bins, runAs);
-    await cluster.initialise(options.settings ?? {});
+    await cluster.initialise(options.settings ?? {}, options.initdbArgs ?? []);
     await cluster.startServer();
     return cluster;
   }
 
-  private async initialise(settings: Record<string, string | number>): Promise<void> {
+  private async initialise(settings: Record<string, string | number>, initdbArgs: readonly string[]): Promise<void> {
     if (existsSync(path.join(this.dataDir, 'PG_VERSION'))) return;
     const pwfile = path.join(this.baseDir, 'pwfile');
     await writeFile(pwfile, `${this.password}\n`, { mode: 0o600 });
@@ -303,7 +305,18 @@ export class EmbeddedCluster {
     // md5 accepts both md5 and SCRAM-stored passwords, so one setting works on every major.
     await run(
       this.bins.initdb,
-      ['-D', this.dataDir, '-U', 'postgres', '--auth=md5', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'],
+      [
+        '-D',
+        this.dataDir,
+        '-U',
+        'postgres',
+        '--auth=md5',
+        `--pwfile=${pwfile}`,
+        '-E',
+        'UTF8',
+        '--locale=C',
+        ...initdbArgs,
+      ],
       this.runAs,
     );
     await rm(pwfile, { force: true });
