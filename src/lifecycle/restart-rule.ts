@@ -187,7 +187,8 @@ function planUpgraded(input: StartupInput, checkpoint: Checkpoint): StartupPlan 
       {
         hint:
           `after pg_upgrade from PostgreSQL 16 or older (slots are not carried over), a dump/restore or a switch ` +
-          `to another server, take a new snapshot: ${START_OVER} (see ${UPGRADE_RUNBOOK})`,
+          `to another server, take a new snapshot: remove the offsets file and the output it belongs to and run ` +
+          `again (see ${UPGRADE_RUNBOOK})`,
       },
     );
   }
