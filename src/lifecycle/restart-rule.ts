@@ -221,7 +221,11 @@ function planUpgraded(input: StartupInput, checkpoint: Checkpoint): StartupPlan 
       `replication slot ${input.slotName} did not survive the upgrade from cluster ${upgradedFrom} ` +
         `(pg_upgrade carries logical slots over from PostgreSQL 17 on, and only caught-up ones): changes since ` +
         `${checkpoint.lsn} cannot be streamed`,
-      { hint: `take a new snapshot (${UPGRADE_RUNBOOK}, "slot lost"); ${START_OVER}` },
+      {
+        hint:
+          `if writes stayed stopped since pgcdc drained the old cluster, create the slot now, before they resume, ` +
+          `and run again; otherwise take a new snapshot: ${START_OVER} (see ${UPGRADE_RUNBOOK})`,
+      },
     );
   }
   if (slot.walStatus === 'lost') {

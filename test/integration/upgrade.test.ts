@@ -204,3 +204,53 @@ test('pg_upgrade 17 -> 18 keeps a drained slot: --check refuses while changes ar
     'the changes drained before the upgrade and made after it were delivered',
   );
 });
+
+test('pg_upgrade 16 -> 17 with writes stopped after a drain: the slot made again before writes resume, --upgraded-from continues with no snapshot', async (t) => {
+  const skip = requireUpgradeBinaries([16, 17]);
+  if (skip) return t.skip(skip);
+  const old = await upgradeCluster(16);
+  const db = await databaseOn(old);
+  await db.sql.query(`create table acct (id int primary key, balance int not null)`);
+  await db.sql.query(`insert into acct select g, g from generate_series(1, 50) g`);
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-upgrade-'));
+  const out = path.join(dir, 'events');
+  const first = startCapture(db, dir);
+  await awaitStreaming(first, 'pgcdc streaming on 16');
+  const on16 = await workloadRuns(db.url, 100);
+  const how = await drain(db, dir, first);
+  const oldId = await systemIdentifier(db.sql);
+  await old.stop();
+  const target = await targetCluster(17);
+  const upgraded = await pgUpgrade(old, target);
+  assert.ok(upgraded.ok, upgraded.output);
+  await target.restart();
+  const sql = await connect(target.url(db.name));
+  // Before any write: the slot again (the publication came over with the catalog).
+  await sql.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`s_${db.name}`]);
+  const newDb = { ...db, url: target.url(db.name), sql };
+  const deliveredBefore = (await readJsonl(out)).length;
+  const resumed = startCapture(newDb, dir, ['--upgraded-from', oldId]);
+  await awaitStreaming(resumed, 'pgcdc streaming on 17');
+  const on17 = await workloadRuns(newDb.url, 100);
+  await eventually(() => caughtUp(sql, path.join(dir, 'offsets.json')), 'caught up on 17');
+  resumed.kill('SIGTERM');
+  assert.equal(await resumed.exited, 0, resumed.stderr());
+  const after = (await readJsonl(out)).slice(deliveredBefore);
+  const result = await verdict(sql, out, `${db.name}.public.acct`);
+  console.log(
+    `pg_upgrade 16.x -> 17.x, writes stopped, slot made again (drained by: ${how}); transactions ${on16} on 16, ` +
+      `${on17} on 17; events ${result.events} (${after.length} after); lost ` +
+      `${result.lost + result.extra + result.mismatched}, duplicated ${result.duplicated}; kind-r ids after: ` +
+      `${after.filter((e) => kindOf(e.id) === 'r').length}`,
+  );
+  assert.equal(result.duplicated, 0);
+  assert.deepEqual(
+    { lost: result.lost, extra: result.extra, mismatched: result.mismatched },
+    {
+      lost: 0,
+      extra: 0,
+      mismatched: 0,
+    },
+  );
+  assert.equal(after.filter((e) => kindOf(e.id) === 'r').length, 0, 'no re-snapshot');
+});
