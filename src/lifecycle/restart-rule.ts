@@ -211,7 +211,8 @@ function planUpgraded(input: StartupInput, checkpoint: Checkpoint): StartupPlan 
       `--upgraded-from ${upgradedFrom} is not the cluster the offsets belong to (system identifier ` +
         `${checkpoint.systemId}; the server is ${system.systemId}): changes may have been lost`,
       {
-        hint: `pass --upgraded-from ${checkpoint.systemId} if this server was upgraded from that cluster; ${START_OVER}`,
+        hint:
+          `pass --upgraded-from ${checkpoint.systemId} if this server was upgraded from that cluster; ` + START_OVER,
       },
     );
   }
