@@ -229,6 +229,14 @@ function planUpgraded(input: StartupInput, checkpoint: Checkpoint): StartupPlan 
       },
     );
   }
+  if (checkpoint.snapshot?.state === 'running') {
+    throw new CdcError(
+      'SYSTEM_CHANGED',
+      `the initial snapshot had not finished on cluster ${upgradedFrom} before the upgrade: it cannot be ` +
+        `continued on another cluster`,
+      { hint: `take a new snapshot: ${START_OVER} (see ${UPGRADE_RUNBOOK})` },
+    );
+  }
   if (slot.walStatus === 'lost') {
     throw new CdcError('SLOT_LOST', `replication slot ${input.slotName} was invalidated (wal_status = lost)`, {
       hint: START_OVER,

@@ -123,6 +123,14 @@ test('after pg_upgrade (a new system identifier): refused without --upgraded-fro
     replayFrom: 0x8000,
     upgradedFrom: system.systemId,
   });
+  // An initial snapshot still running on the old cluster cannot be continued on the new one.
+  const running = refusal({
+    system: upgraded,
+    slot: carried,
+    upgradedFrom: system.systemId,
+    checkpoint: { ...checkpoint, snapshot: { state: 'running', tables: [] } },
+  });
+  assert.match(running.message, /the initial snapshot had not finished/);
   // Already recorded (same identifier): the flag changes nothing.
   assert.equal(planStartup(input({ upgradedFrom: system.systemId })).kind, 'resume');
 });
