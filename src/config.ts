@@ -99,7 +99,7 @@ export const configSchema = z.strictObject({
    */
   upgradedFrom: z
     .string()
-    .regex(/^[0-9]+$/, 'a system identifier (decimal digits, as pg_controldata or pgcdc status prints it)')
+    .regex(/^[0-9]+$/, "a system identifier (decimal digits: the offsets file's systemId, or pg_controldata's)")
     .optional(),
   /** `kind` (default jsonl) and that kind's options; each kind brings its schema (sinks/registry.ts). */
   sink: sinkConfigSchema,
