@@ -93,6 +93,14 @@ export const configSchema = z.strictObject({
   signalTable: z.string().min(1).optional(),
   /** Create the publication when it is missing (FOR TABLE the selected tables). */
   createPublication: z.boolean().default(true),
+  /**
+   * The system identifier of the cluster this server was upgraded from with pg_upgrade (17+, slot
+   * drained first): the offsets' cluster, accepted once as this one (docs/upgrades.md).
+   */
+  upgradedFrom: z
+    .string()
+    .regex(/^[0-9]+$/, "a system identifier (decimal digits: the offsets file's systemId, or pg_controldata's)")
+    .optional(),
   /** `kind` (default jsonl) and that kind's options; each kind brings its schema (sinks/registry.ts). */
   sink: sinkConfigSchema,
   offsets: z.string().default('./pgcdc-offsets.json'),

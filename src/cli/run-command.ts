@@ -40,6 +40,7 @@ export interface RunFlags extends ConnectionFlags {
   topicNaming?: 'prefix' | 'database';
   format?: Config['envelope']['format'];
   createPublication?: boolean;
+  upgradedFrom?: string;
   batchSize?: string;
   snapshotMode?: Config['snapshot']['mode'];
   snapshotMethod?: Config['snapshot']['method'];
@@ -80,6 +81,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     tablesFile: flags.tablesFile,
     signalTable: flags.signalTable,
     createPublication: flags.createPublication === false ? false : undefined,
+    upgradedFrom: flags.upgradedFrom,
     sink: {
       kind: flags.sink,
       out: flags.out,
@@ -136,6 +138,7 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   tablesFile: '--tables-file',
   signalTable: '--signal-table',
   createPublication: '--no-create-publication',
+  upgradedFrom: '--upgraded-from',
   'sink.kind': '--sink',
   'sink.out': '--out',
   'sink.bootstrapServers': '--kafka-bootstrap',
@@ -281,6 +284,10 @@ export function registerRun(program: Command): void {
     .option('--exclude-tables <list>', 'patterns removed from the selection, e.g. public.tmp_*')
     .option('--tables-file <csv>', 'CSV without a header, one schema,table per row (added to --tables)')
     .option('--signal-table <schema.table>', 'signal table (checked: exists, writable, in the publication)')
+    .option(
+      '--upgraded-from <system-id>',
+      "after pg_upgrade (17+, slot drained): the old cluster's system identifier, accepted once (docs/upgrades.md)",
+    )
     // No .choices(): the config validation names an unknown kind in one line, listing the known ones.
     .option('--sink <kind>', `where events go: ${describeSinkKinds()}`)
     .option('--out <dir>', 'JSONL output directory, one file per topic (default ./events)')

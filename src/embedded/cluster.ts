@@ -52,6 +52,13 @@ export interface ClusterOptions {
   password?: string;
   /** Called with every line the server logs (for debugging a failing test). */
   onLog?: (line: string) => void;
+  /**
+   * A directory holding postgres, initdb and pg_ctl of `major` to use instead of the npm package's
+   * (a complete installation, for the major-upgrade tests: scripts/fetch-upgrade-binaries.sh).
+   */
+  binDir?: string;
+  /** More initdb arguments (e.g. `--no-data-checksums`, to match an older cluster for pg_upgrade). */
+  initdbArgs?: readonly string[];
 }
 
 const DEFAULT_SETTINGS: Record<string, string | number> = {
@@ -214,10 +221,17 @@ async function reachableBinaries(bins: Binaries, runAs: RunAs | undefined): Prom
   return { postgres: path.join(bin, 'postgres'), initdb: path.join(bin, 'initdb'), pg_ctl: path.join(bin, 'pg_ctl') };
 }
 
-function run(file: string, args: string[], runAs: RunAs | undefined, env: NodeJS.ProcessEnv = {}): Promise<string> {
+function run(
+  file: string,
+  args: string[],
+  runAs: RunAs | undefined,
+  env: NodeJS.ProcessEnv = {},
+  cwd?: string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
       ...(runAs ?? {}),
+      ...(cwd !== undefined ? { cwd } : {}),
       env: { ...process.env, LC_ALL: 'C', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -263,7 +277,13 @@ export class EmbeddedCluster {
   static async start(options: ClusterOptions = {}): Promise<EmbeddedCluster> {
     const major = options.major ?? DEFAULT_MAJOR;
     const runAs = serverUser();
-    const bins = await reachableBinaries(await loadBinaries(major), runAs);
+    const bins = options.binDir
+      ? {
+          postgres: path.join(options.binDir, 'postgres'),
+          initdb: path.join(options.binDir, 'initdb'),
+          pg_ctl: path.join(options.binDir, 'pg_ctl'),
+        }
+      : await reachableBinaries(await loadBinaries(major), runAs);
     const baseDir = options.baseDir ?? (await mkdtemp(path.join(tmpdir(), `pgcdc-pg${major}-`)));
     await mkdir(baseDir, { recursive: true });
     if (runAs) {
@@ -272,12 +292,12 @@ export class EmbeddedCluster {
     }
     const password = options.password ?? 'postgres';
     const cluster = new EmbeddedCluster(major, options.port ?? (await freePort()), baseDir, password, bins, runAs);
-    await cluster.initialise(options.settings ?? {});
+    await cluster.initialise(options.settings ?? {}, options.initdbArgs ?? []);
     await cluster.startServer();
     return cluster;
   }
 
-  private async initialise(settings: Record<string, string | number>): Promise<void> {
+  private async initialise(settings: Record<string, string | number>, initdbArgs: readonly string[]): Promise<void> {
     if (existsSync(path.join(this.dataDir, 'PG_VERSION'))) return;
     const pwfile = path.join(this.baseDir, 'pwfile');
     await writeFile(pwfile, `${this.password}\n`, { mode: 0o600 });
@@ -285,7 +305,18 @@ export class EmbeddedCluster {
     // md5 accepts both md5 and SCRAM-stored passwords, so one setting works on every major.
     await run(
       this.bins.initdb,
-      ['-D', this.dataDir, '-U', 'postgres', '--auth=md5', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'],
+      [
+        '-D',
+        this.dataDir,
+        '-U',
+        'postgres',
+        '--auth=md5',
+        `--pwfile=${pwfile}`,
+        '-E',
+        'UTF8',
+        '--locale=C',
+        ...initdbArgs,
+      ],
       this.runAs,
     );
     await rm(pwfile, { force: true });
@@ -343,6 +374,20 @@ export class EmbeddedCluster {
   async restart(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     await this.stop(mode);
     await this.startServer();
+  }
+
+  /** The directory holding the data directory and the server's log; owned by the server's user. */
+  get base(): string {
+    return this.baseDir;
+  }
+
+  /**
+   * Runs a PostgreSQL tool (pg_upgrade, pg_dump ...) as the server's user (root cannot run them),
+   * in `cwd` (the base directory by default, writable by that user); resolves with its output,
+   * rejects with it on a non-zero exit.
+   */
+  runTool(file: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd = this.baseDir): Promise<string> {
+    return run(file, args, this.runAs, env, cwd);
   }
 
   /** Stops the server and deletes its files. */

@@ -29,6 +29,7 @@ import { resolveMethod } from '../snapshot/watermarks.ts';
 import { truncateNotDecoded } from '../preflight/rules.ts';
 import { filterTables } from '../selection/patterns.ts';
 import type { ResumeState } from '../offsets/store.ts';
+import { recordUpgrade } from './upgrade.ts';
 import { dropUncapturedSnapshots, watchSnapshotRequests } from './snapshot-requests.ts';
 import { pauseBeforeStreamForTest } from './test-pause.ts';
 import { checkSource } from './source-checks.ts';
@@ -242,6 +243,9 @@ export class Capture {
         progress,
         rewind: startup.rewind,
       });
+      const upgraded = plan.kind === 'resume' && plan.upgradedFrom !== undefined;
+      if (plan.kind === 'resume' && upgraded && checkpoint)
+        await recordUpgrade({ offsets, checkpoint, identity, plan, log: this.log });
       const toastStore = await openToastStore(config, plan.kind === 'resume' ? checkpoint?.lsn : undefined);
       if (exported) {
         const phase = await runInitialPhase({
@@ -288,7 +292,7 @@ export class Capture {
         toastStore,
         startLsn,
         replayFrom: plan.kind === 'resume' ? plan.replayFrom : startLsn,
-        lastCommit: plan.kind === 'resume' ? checkpoint?.lastCommit : undefined,
+        lastCommit: plan.kind === 'resume' && !upgraded ? checkpoint?.lastCommit : undefined,
         skipBefore: plan.kind === 'resume' ? plan.skipBefore : 0,
         startPosition,
         progress,

@@ -20,6 +20,16 @@ export interface StartupInput {
   readonly publication: string;
   readonly database: string;
   readonly offsetsPath: string;
+  /**
+   * `upgradedFrom` (--upgraded-from): the system identifier of the cluster this one was upgraded
+   * from with pg_upgrade. pg_upgrade gives the new cluster a new identifier (initdb's) and a new
+   * WAL, and PostgreSQL 17+ carries a logical slot over only when it had confirmed every change
+   * (`pg_upgrade --check` refuses otherwise), positioned at the new cluster's start. So with the
+   * operator's word that this is such an upgrade, naming the identifier the offsets hold, the new
+   * identity is accepted once (the engine stores it at once: upgrade.ts) and streaming resumes at
+   * the carried slot's position. Any other identifier is refused.
+   */
+  readonly upgradedFrom?: string | undefined;
 }
 
 export type StartupPlan =
@@ -33,7 +43,14 @@ export type StartupPlan =
    * slot's confirmed position (at most the stored offset), so that the transactions between it
    * and the stored offset are replayed and checked against the checkpoint (history-check.ts).
    */
-  | { readonly kind: 'resume'; readonly startLsn: Lsn; readonly skipBefore: Lsn; readonly replayFrom: Lsn };
+  | {
+      readonly kind: 'resume';
+      readonly startLsn: Lsn;
+      readonly skipBefore: Lsn;
+      readonly replayFrom: Lsn;
+      /** Set when the cluster was upgraded (pg_upgrade) from this system identifier: see `upgradedFrom`. */
+      readonly upgradedFrom?: string;
+    };
 
 const START_OVER = 'to start over on purpose, remove the offsets file and the output it belongs to';
 
@@ -94,14 +111,7 @@ export function planStartup(input: StartupInput): StartupPlan {
       { hint: 'use the same --slot/--publication/--source as before, or another --offsets file' },
     );
   }
-  if (checkpoint.systemId !== system.systemId) {
-    throw new CdcError(
-      'SYSTEM_CHANGED',
-      `the server is a different PostgreSQL cluster (system identifier ` +
-        `${system.systemId}, the offsets say ${checkpoint.systemId}): changes may have been lost`,
-      { hint: `pgcdc will not resume on another cluster; ${START_OVER}` },
-    );
-  }
+  if (checkpoint.systemId !== system.systemId) return planUpgraded(input, checkpoint);
   if (checkpoint.timeline !== system.timeline) {
     throw new CdcError(
       'SYSTEM_CHANGED',
@@ -159,4 +169,89 @@ export function planStartup(input: StartupInput): StartupPlan {
   // They are skipped as delivered (skipBefore), and nothing is confirmed past the slot's position
   // until the check passed (pipeline/stream-loop.ts), so the stored offset is where delivery resumes.
   return { kind: 'resume', startLsn: stored, skipBefore: stored, replayFrom: slot.confirmedFlush ?? stored };
+}
+
+const UPGRADE_RUNBOOK = 'docs/upgrades.md';
+
+/**
+ * The server's system identifier differs from the checkpoint's: refused unless `upgradedFrom`
+ * names the checkpoint's identifier and the slot came over with pg_upgrade (PostgreSQL 17+).
+ */
+function planUpgraded(input: StartupInput, checkpoint: Checkpoint): StartupPlan {
+  const { system, slot, upgradedFrom } = input;
+  if (upgradedFrom === undefined && !slot) {
+    throw new CdcError(
+      'SYSTEM_CHANGED',
+      `the server is a different PostgreSQL cluster (system identifier ${system.systemId}, the offsets say ` +
+        `${checkpoint.systemId}) without slot ${input.slotName}: changes since ${checkpoint.lsn} cannot be streamed`,
+      {
+        hint:
+          `after pg_upgrade from PostgreSQL 16 or older (slots are not carried over), a dump/restore or a switch ` +
+          `to another server, take a new snapshot: remove the offsets file and the output it belongs to and run ` +
+          `again (see ${UPGRADE_RUNBOOK})`,
+      },
+    );
+  }
+  if (upgradedFrom === undefined) {
+    throw new CdcError(
+      'SYSTEM_CHANGED',
+      `the server is a different PostgreSQL cluster (system identifier ` +
+        `${system.systemId}, the offsets say ${checkpoint.systemId}): changes may have been lost`,
+      {
+        hint:
+          `if it is the same database upgraded with pg_upgrade (PostgreSQL 17+, slot drained first), run once ` +
+          `with --upgraded-from ${checkpoint.systemId}; otherwise pgcdc will not resume on another cluster: ` +
+          `${START_OVER} (see ${UPGRADE_RUNBOOK})`,
+      },
+    );
+  }
+  if (upgradedFrom !== checkpoint.systemId) {
+    throw new CdcError(
+      'SYSTEM_CHANGED',
+      `--upgraded-from ${upgradedFrom} is not the cluster the offsets belong to (system identifier ` +
+        `${checkpoint.systemId}; the server is ${system.systemId}): changes may have been lost`,
+      {
+        hint:
+          `pass --upgraded-from ${checkpoint.systemId} if this server was upgraded from that cluster; ` + START_OVER,
+      },
+    );
+  }
+  if (!slot) {
+    throw new CdcError(
+      'SLOT_MISSING',
+      `replication slot ${input.slotName} did not survive the upgrade from cluster ${upgradedFrom} ` +
+        `(pg_upgrade carries logical slots over from PostgreSQL 17 on, and only caught-up ones): changes since ` +
+        `${checkpoint.lsn} cannot be streamed`,
+      {
+        hint:
+          `if writes stayed stopped since pgcdc drained the old cluster, create the slot now, before they resume, ` +
+          `and run again; otherwise take a new snapshot: ${START_OVER} (see ${UPGRADE_RUNBOOK})`,
+      },
+    );
+  }
+  if (checkpoint.snapshot?.state === 'running') {
+    throw new CdcError(
+      'SYSTEM_CHANGED',
+      `the initial snapshot had not finished on cluster ${upgradedFrom} before the upgrade: it cannot be ` +
+        `continued on another cluster`,
+      { hint: `take a new snapshot: ${START_OVER} (see ${UPGRADE_RUNBOOK})` },
+    );
+  }
+  if (slot.walStatus === 'lost') {
+    throw new CdcError('SLOT_LOST', `replication slot ${input.slotName} was invalidated (wal_status = lost)`, {
+      hint: START_OVER,
+    });
+  }
+  // The carried slot starts at the new cluster's first WAL, past everything of the old one (pg_upgrade
+  // checked it had confirmed all of that); nothing before it can be replayed or compared.
+  const from = slot.confirmedFlush ?? system.xlogPos;
+  if (from < parseLsn(checkpoint.lsn)) {
+    throw new CdcError(
+      'SYSTEM_CHANGED',
+      `slot ${input.slotName} is at ${formatLsn(from)}, before the stored offset ${checkpoint.lsn}: not a slot ` +
+        `that pg_upgrade carried over (it starts past the old cluster's WAL)`,
+      { hint: START_OVER },
+    );
+  }
+  return { kind: 'resume', startLsn: from, skipBefore: from, replayFrom: from, upgradedFrom };
 }

@@ -188,6 +188,7 @@ function startupInput(input: StartupInput): Parameters<typeof planStartup>[0] {
     publication: input.config.publication,
     database: input.database,
     offsetsPath: input.config.offsets,
+    upgradedFrom: input.config.upgradedFrom,
   };
 }
 

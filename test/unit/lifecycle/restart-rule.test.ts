@@ -103,3 +103,52 @@ test('a slot that is not ours to use is refused', () => {
   assert.equal(refusal({ slotName: 'other', slot: { ...slot, name: 'other' } }).code, 'CONFIG_INVALID');
   assert.equal(refusal({ checkpoint: undefined, slot: { ...slot, walStatus: 'lost' } }).code, 'SLOT_LOST');
 });
+
+test('after pg_upgrade (a new system identifier): refused without --upgraded-from, and with a wrong one', () => {
+  // The upgraded cluster: a new identifier, timeline 1, its WAL past the old one, the slot carried
+  // over at the new cluster's start (past the stored offset).
+  const upgraded = { ...system, systemId: '7400000000000000002', xlogPos: 0x9000 };
+  const carried = { ...slot, confirmedFlush: 0x8000, restartLsn: 0x8000 };
+  const none = refusal({ system: upgraded, slot: carried });
+  assert.equal(none.code, 'SYSTEM_CHANGED');
+  assert.match(none.hint ?? '', /--upgraded-from 7300000000000000001/);
+  const wrong = refusal({ system: upgraded, slot: carried, upgradedFrom: '7300000000000000999' });
+  assert.equal(wrong.code, 'SYSTEM_CHANGED');
+  assert.match(wrong.message, /--upgraded-from 7300000000000000999 is not the cluster the offsets belong to/);
+  // The right one: resume at the carried slot's position, nothing replayed from the old WAL.
+  assert.deepEqual(planStartup(input({ system: upgraded, slot: carried, upgradedFrom: system.systemId })), {
+    kind: 'resume',
+    startLsn: 0x8000,
+    skipBefore: 0x8000,
+    replayFrom: 0x8000,
+    upgradedFrom: system.systemId,
+  });
+  // An initial snapshot still running on the old cluster cannot be continued on the new one.
+  const running = refusal({
+    system: upgraded,
+    slot: carried,
+    upgradedFrom: system.systemId,
+    checkpoint: { ...checkpoint, snapshot: { state: 'running', tables: [] } },
+  });
+  assert.match(running.message, /the initial snapshot had not finished/);
+  // Already recorded (same identifier): the flag changes nothing.
+  assert.equal(planStartup(input({ upgradedFrom: system.systemId })).kind, 'resume');
+});
+
+test('after pg_upgrade from 16 or older (no slot carried over): refused, pointing at a new snapshot', () => {
+  const upgraded = { ...system, systemId: '7400000000000000002', xlogPos: 0x9000 };
+  const gone = refusal({ system: upgraded, slot: undefined });
+  assert.equal(gone.code, 'SYSTEM_CHANGED');
+  assert.match(gone.hint ?? '', /pg_upgrade from PostgreSQL 16 or older/);
+  assert.match(gone.hint ?? '', /docs\/upgrades\.md/);
+  const flagged = refusal({ system: upgraded, slot: undefined, upgradedFrom: system.systemId });
+  assert.equal(flagged.code, 'SLOT_MISSING');
+  assert.match(flagged.message, /did not survive the upgrade/);
+  // A slot behind the stored offset was not carried over by pg_upgrade (made by hand): refused.
+  const behind = refusal({
+    system: upgraded,
+    slot: { ...slot, confirmedFlush: 0x1000 },
+    upgradedFrom: system.systemId,
+  });
+  assert.equal(behind.code, 'SYSTEM_CHANGED');
+});
