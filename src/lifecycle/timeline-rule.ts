@@ -41,7 +41,7 @@ export type TimelineVerdict =
   | { readonly kind: 'same' }
   /** The server was promoted after the offset: its history holds the offset (`switchpoint` >= offset). */
   | { readonly kind: 'followed'; readonly from: number; readonly to: number; readonly switchpoint: Lsn }
-  /** The server's timeline left the checkpoint's at `switchpoint`, before the offset: delivered changes are not on it. */
+  /** The server left the checkpoint's timeline at `switchpoint`, before the offset: delivered changes are not on it. */
   | { readonly kind: 'diverged'; readonly from: number; readonly to: number; readonly switchpoint: Lsn }
   /** The checkpoint's timeline is not an ancestor of the server's (or the history could not be read). */
   | { readonly kind: 'unrelated'; readonly from: number; readonly to: number };
