@@ -23,6 +23,8 @@ import { awaitStreaming } from '../harness/kafka-workload.ts';
 import { eventually, requireOrSkip } from '../harness/pg.ts';
 import { connect, databaseOn } from '../harness/streaming.ts';
 
+const FAILOVER_WARNINGS = new Set(['failover-slot', 'synchronized-standby-slots', 'standby-slot', 'standby-slot-sync']);
+
 async function storedLsn(offsets: string): Promise<string | undefined> {
   const text = await readFile(offsets, 'utf8').catch(() => undefined);
   return text ? (JSON.parse(text) as { lsn: string }).lsn : undefined;
@@ -45,6 +47,17 @@ async function continuesExactly(t: TestContext, major: number): Promise<void> {
   await db.sql.query(`create table acct (id int primary key, balance int not null)`);
   await db.sql.query(`insert into acct select g, g from generate_series(1, 200) g`);
   const args = captureArgs(db, dir, 'public.acct');
+  // check on the primary: set up for failover, nothing to warn about; with failover off, the slot would not survive.
+  const failoverWarnings = async (extra: string[] = []): Promise<string[]> => {
+    const check = await runPgcdc(['check', ...args.slice(1, 9), '--json', ...extra]);
+    const report = JSON.parse(check.stdout) as { warnings: { code: string }[] };
+    return report.warnings.map((w) => w.code).filter((c) => FAILOVER_WARNINGS.has(c));
+  };
+  await eventually(
+    async () => ((await failoverWarnings()).length === 0 ? true : undefined),
+    'check to see the standby set up for failover',
+  );
+  assert.deepEqual(await failoverWarnings(['--slot-failover', 'false']), ['failover-slot']);
   const first = startPgcdc(args);
   await awaitStreaming(first, 'pgcdc streaming from the primary');
   const { rows } = await db.sql.query<{ failover: boolean }>(
