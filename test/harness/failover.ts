@@ -25,6 +25,8 @@ export interface FailoverPair {
   slotSynced(slot: string, atLeast?: string): Promise<{ confirmed: string }>;
   /** Stops the primary at once (no shutdown checkpoint, no last WAL sent) and promotes the standby. */
   failover(): Promise<void>;
+  /** Stops the standby's streaming (primary_conninfo emptied): it keeps what it has and receives nothing more. */
+  cutStandby(): Promise<void>;
 }
 
 async function query<R extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<R[]> {
@@ -38,15 +40,23 @@ async function query<R extends pg.QueryResultRow>(url: string, sql: string, para
   }
 }
 
+export interface FailoverOptions {
+  /**
+   * Set synchronized_standby_slots on a 17+ primary (default true). Without it the primary may send pgcdc changes
+   * the standby has not received: the case a promotion then loses.
+   */
+  readonly synchronizedStandbySlots?: boolean;
+}
+
 /** Starts a primary of `major` (wal_level logical) and its standby, both stopped after the test file. */
-export async function startFailoverPair(major: number): Promise<FailoverPair> {
+export async function startFailoverPair(major: number, options: FailoverOptions = {}): Promise<FailoverPair> {
   const primary = await startCluster({ major });
   const syncsSlots = major >= 17;
   const standby = await startStandby(primary, {
     database: 'postgres',
     settings: syncsSlots ? { sync_replication_slots: 'on' } : {},
   });
-  if (syncsSlots) {
+  if (syncsSlots && options.synchronizedStandbySlots !== false) {
     // Set after the standby exists: the named physical slot must be there. ALTER SYSTEM takes no parameters:
     // the slot name is the harness's own (standby_<hex>), quoted as a literal.
     await query(
@@ -83,6 +93,18 @@ export async function startFailoverPair(major: number): Promise<FailoverPair> {
         `slot ${slot} synchronised to the standby${atLeast ? ` up to ${atLeast}` : ''}`,
         120_000,
       ),
+    cutStandby: async () => {
+      await query(standby.cluster.url('postgres'), `alter system set primary_conninfo = ''`);
+      await query(standby.cluster.url('postgres'), 'select pg_reload_conf()');
+      await eventually(async () => {
+        const rows = await query(
+          primary.url('postgres'),
+          `select 1 from pg_replication_slots where slot_name = $1 and active`,
+          [standby.slot],
+        );
+        return rows.length === 0 ? true : undefined;
+      }, 'the standby to stop streaming');
+    },
     failover: async () => {
       await primary.stop('immediate');
       await query(standby.cluster.url('postgres'), 'select pg_promote(true, 60)');

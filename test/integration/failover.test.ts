@@ -9,6 +9,8 @@
  *   old primary committed but never sent to the standby are on neither.
  * - PostgreSQL 16: no slot synchronisation. The promotion is detected (the timeline moved on, the slot is not
  *   there) and refused through the restart rule (SLOT_MISSING, exit 1) with the failover hint.
+ * - PostgreSQL 18 without synchronized_standby_slots, the standby cut off while pgcdc goes on: the stored offset
+ *   is past the promoted server's switch point, refused (SYSTEM_CHANGED) as lost from the new timeline.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -141,5 +143,60 @@ test('PostgreSQL 16: the promotion is detected, the slot is missing: refused wit
   assert.match(
     lines[0] ?? '',
     /replication slot s_\w+ is gone .*promoted from a standby that had no copy of the slot.*\[SLOT_MISSING\]$/,
+  );
+});
+
+test('PostgreSQL 18 without synchronized_standby_slots: changes the new primary lacks: refused', async (t) => {
+  const pair = await startFailoverPair(18, { synchronizedStandbySlots: false });
+  const db = await databaseOn(pair.primary);
+  const slot = `s_${db.name}`;
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-diverged-'));
+  const offsets = path.join(dir, 'offsets.json');
+  await db.sql.query(`create table acct (id int primary key, balance int not null)`);
+  const args = captureArgs(db, dir, 'public.acct');
+  const first = startPgcdc(args);
+  await awaitStreaming(first, 'pgcdc streaming from the primary');
+  const workload = new Workload(db.url);
+  await eventually(() => (workload.committed >= 50 ? true : undefined), 'transactions on the primary', 120_000);
+  await pair.slotSynced(slot);
+  // The standby stops receiving; the primary goes on and pgcdc delivers (and stores) what the standby lacks.
+  await pair.cutStandby();
+  const standby = await connect(pair.standby.cluster.url('postgres'));
+  const { rows } = await standby.query<{ lsn: string }>(`select pg_last_wal_replay_lsn()::text as lsn`);
+  const standbyEnd = rows[0]?.lsn ?? '0/0';
+  await eventually(
+    async () => {
+      const stored = await storedLsn(offsets);
+      if (stored === undefined) return undefined;
+      const { rows: past } = await db.sql.query<{ ok: boolean }>(`select $1::pg_lsn > $2::pg_lsn as ok`, [
+        stored,
+        standbyEnd,
+      ]);
+      return past[0]?.ok ? true : undefined;
+    },
+    'pgcdc to store an offset past what the standby received',
+    120_000,
+  );
+  await pair.failover();
+  await workload.stop();
+  first.kill('SIGKILL');
+  await first.exited;
+
+  const refused = await runPgcdc(againstStandby(args, pair.standby.cluster.url(db.name)));
+  t.diagnostic(
+    `PostgreSQL 18, no synchronized_standby_slots: ${workload.committed} transactions on the old primary, the ` +
+      `standby cut at ${standbyEnd}, offset ${(await storedLsn(offsets)) ?? '?'}; pgcdc on the promoted standby ` +
+      `exited ${refused.code}: ${refused.stderr.trim().split('\n').at(-1) ?? ''}`,
+  );
+  assert.equal(refused.code, 1, refused.stderr);
+  const lines = refused.stderr.split('\n').filter((l) => l.startsWith('pgcdc: error:'));
+  assert.equal(lines.length, 1, refused.stderr);
+  assert.match(
+    lines[0] ?? '',
+    new RegExp(
+      'the server was promoted: its timeline 2 left timeline 1 at \\S+, before the stored offset \\S+, so the ' +
+        'changes pgcdc delivered after \\S+ are lost from the new timeline.*synchronized_standby_slots.*' +
+        '\\[SYSTEM_CHANGED\\]$',
+    ),
   );
 });
