@@ -79,6 +79,11 @@ const shutdownSchema = z
 export const configSchema = z.strictObject({
   source: sourceSchema.default(SOURCE_DEFAULTS),
   slot: identifier.default('pgcdc_slot'),
+  /**
+   * A PostgreSQL 17+ failover slot, which standbys with sync_replication_slots copy (docs/recovery.md, Failover):
+   * auto (on 17+ when the source is a primary), true (refused where impossible) or false.
+   */
+  slotFailover: z.union([z.literal('auto'), z.boolean()]).default('auto'),
   publication: identifier.default('pgcdc_pub'),
   /**
    * `schema.table` names or patterns (`sales.*`, `public.order_*`; quoted parts are exact). Empty,

@@ -2,7 +2,7 @@
  * `pgcdc check`: read-only preflight. Prints every problem with its fix, grouped as errors and
  * warnings (or JSON with --json). Exit 0 without errors, 1 with errors, 2 for bad input.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { runCheck } from '../preflight/preflight.ts';
 import { errorsOf, formatReport, reportJson } from '../preflight/problem.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
@@ -33,6 +33,13 @@ export function registerCheck(program: Command): void {
     .option('--tables-file <csv>', 'CSV without a header, one schema,table per row')
     .option('--signal-table <schema.table>', 'signal table to verify')
     .option('--no-create-publication', 'a missing publication is an error (pgcdc run would not create it)')
+    .addOption(
+      new Option('--slot-failover <when>', 'as for run: judge the slot as run would make it (default auto)').choices([
+        'auto',
+        'true',
+        'false',
+      ]),
+    )
     .option('--json', 'print the report as JSON on stdout');
   addConnectionOptions(command).action(async (flags: CheckFlags) => {
     let code: number;

@@ -43,6 +43,7 @@ export interface RunFlags extends ConnectionFlags {
   upgradedFrom?: string;
   batchSize?: string;
   snapshotMode?: Config['snapshot']['mode'];
+  slotFailover?: 'auto' | 'true' | 'false';
   snapshotMethod?: Config['snapshot']['method'];
   snapshotInclude?: string;
   snapshotSkip?: string;
@@ -75,6 +76,10 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
   return {
     source: { url: flags.source, ...connectionFlagsToSource(flags) },
     slot: flags.slot,
+    slotFailover:
+      flags.slotFailover === undefined || flags.slotFailover === 'auto'
+        ? flags.slotFailover
+        : flags.slotFailover === 'true',
     publication: flags.publication,
     tables: flags.tables === undefined ? undefined : splitTableList(flags.tables),
     excludeTables: flags.excludeTables === undefined ? undefined : splitTableList(flags.excludeTables),
@@ -132,6 +137,7 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'source.ssh.passwordFile': '--ssh-password-file',
   'source.ssh.passphraseFile': '--ssh-passphrase-file',
   slot: '--slot',
+  slotFailover: '--slot-failover',
   publication: '--publication',
   tables: '--tables',
   excludeTables: '--exclude-tables',
@@ -324,6 +330,13 @@ export function registerRun(program: Command): void {
       ).choices([...ENVELOPE_FORMATS]),
     )
     .option('--no-create-publication', 'never create the publication; fail with the SQL to run instead')
+    .addOption(
+      new Option(
+        '--slot-failover <when>',
+        'a PostgreSQL 17+ failover slot, copied to standbys with sync_replication_slots: auto (on 17+ on a ' +
+          'primary, default), true, false',
+      ).choices(['auto', 'true', 'false']),
+    )
     .addOption(
       new Option(
         '--snapshot-mode <mode>',

@@ -35,6 +35,7 @@ import { pauseBeforeStreamForTest } from './test-pause.ts';
 import { checkSource } from './source-checks.ts';
 import { topicNaming } from '../selection/topic-naming.ts';
 import { startSlot, storeFirstCheckpoint } from './slot-start.ts';
+import { ensureSlotFailover, slotFailoverFor, timelineHistoryFor } from './failover-slot.ts';
 import { Heartbeat } from '../pipeline/heartbeat.ts';
 import { isHeartbeatTable } from '../selection/heartbeat-table.ts';
 import { openToastStore } from '../pipeline/toast.ts';
@@ -197,6 +198,7 @@ export class Capture {
       cleanups.push(() => session.close());
       const system = await session.identifySystem();
       const slot = await readSlot(query, config.slot, facts.major);
+      const failover = await slotFailoverFor(config, query, facts.major);
       const startup = await decideStartup({
         config,
         checkpoint,
@@ -207,8 +209,10 @@ export class Capture {
         snapshotTables,
         session,
         log: this.log,
+        timelineHistory: await timelineHistoryFor(session, checkpoint, system, this.log),
       });
       const { plan } = startup;
+      if (plan.kind !== 'create-slot') await ensureSlotFailover(session, config.slot, slot, failover, this.log);
       let progress = dropUncapturedSnapshots(startup.progress, selection, this.log);
 
       const slotStart = await startSlot(
@@ -217,6 +221,7 @@ export class Capture {
         plan,
         mode !== 'never' && snapshotTables.length > 0,
         this.log,
+        failover,
       );
       ownership.took(session.backendPid);
       const { startLsn, exported } = slotStart;

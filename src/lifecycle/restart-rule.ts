@@ -11,6 +11,7 @@ import type { Lsn } from '../protocol/messages.ts';
 import type { Checkpoint } from '../offsets/store.ts';
 import type { SlotState } from '../postgres/catalog.ts';
 import type { SystemIdentity } from '../postgres/slot.ts';
+import { timelineVerdict, type TimelineEntry, type TimelineVerdict } from './timeline-rule.ts';
 
 export interface StartupInput {
   readonly checkpoint: Checkpoint | undefined;
@@ -30,6 +31,8 @@ export interface StartupInput {
    * the carried slot's position. Any other identifier is refused.
    */
   readonly upgradedFrom?: string | undefined;
+  /** The server's timeline history (TIMELINE_HISTORY), read when its timeline differs from the checkpoint's. */
+  readonly timelineHistory?: readonly TimelineEntry[] | undefined;
 }
 
 export type StartupPlan =
@@ -53,6 +56,10 @@ export type StartupPlan =
     };
 
 const START_OVER = 'to start over on purpose, remove the offsets file and the output it belongs to';
+const FAILOVER_HINT =
+  'the server was promoted from a standby that had no copy of the slot: slots reach standbys only as ' +
+  'PostgreSQL 17+ failover slots (slotFailover, synchronized_standby_slots, sync_replication_slots; ' +
+  'docs/recovery.md, Failover)';
 
 export function planStartup(input: StartupInput): StartupPlan {
   const { checkpoint, system, slot } = input;
@@ -112,15 +119,14 @@ export function planStartup(input: StartupInput): StartupPlan {
     );
   }
   if (checkpoint.systemId !== system.systemId) return planUpgraded(input, checkpoint);
-  if (checkpoint.timeline !== system.timeline) {
-    throw new CdcError(
-      'SYSTEM_CHANGED',
-      `the server's timeline changed from ` +
-        `${checkpoint.timeline} to ${system.timeline} (a failover or restore): changes may have been lost`,
-      { hint: `verify the slot survived the failover; ${START_OVER}` },
-    );
-  }
   const stored = parseLsn(checkpoint.lsn);
+  const timeline = timelineVerdict({
+    timeline: checkpoint.timeline,
+    offset: stored,
+    current: system.timeline,
+    history: input.timelineHistory,
+  });
+  refuseTimeline(timeline, checkpoint.lsn);
   if (stored > system.xlogPos) {
     throw new CdcError(
       'OFFSET_AHEAD_OF_SERVER',
@@ -138,7 +144,7 @@ export function planStartup(input: StartupInput): StartupPlan {
         (`${input.slotName} is gone (it was dropped, or the server was replaced): changes since ` +
           `${checkpoint.lsn} may have been lost`),
       {
-        hint: START_OVER,
+        hint: timeline.kind === 'followed' ? `${FAILOVER_HINT}; ${START_OVER}` : START_OVER,
       },
     );
   }
@@ -254,4 +260,28 @@ function planUpgraded(input: StartupInput, checkpoint: Checkpoint): StartupPlan 
     );
   }
   return { kind: 'resume', startLsn: from, skipBefore: from, replayFrom: from, upgradedFrom };
+}
+
+/** Refuses a timeline the delivered changes are not on (see timeline-rule.ts); a followed promotion passes. */
+function refuseTimeline(verdict: TimelineVerdict, offset: string): void {
+  if (verdict.kind === 'same' || verdict.kind === 'followed') return;
+  if (verdict.kind === 'diverged') {
+    throw new CdcError(
+      'SYSTEM_CHANGED',
+      `the server was promoted: its timeline ${verdict.to} left timeline ${verdict.from} at ` +
+        `${formatLsn(verdict.switchpoint)}, before the stored offset ${offset}, so the changes pgcdc delivered ` +
+        `after ${formatLsn(verdict.switchpoint)} are lost from the new timeline`,
+      {
+        hint:
+          'the old primary confirmed changes its standby never received: set synchronized_standby_slots on the ' +
+          `primary to prevent it (docs/recovery.md, Failover); ${START_OVER}`,
+      },
+    );
+  }
+  throw new CdcError(
+    'SYSTEM_CHANGED',
+    `the server's timeline changed from ` +
+      `${verdict.from} to ${verdict.to} (a failover or restore): changes may have been lost`,
+    { hint: `verify the slot survived the failover; ${START_OVER}` },
+  );
 }

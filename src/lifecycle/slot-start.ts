@@ -24,7 +24,8 @@ export interface SlotStart {
 
 /**
  * Creates the slot `slot` when `plan` says so, exporting a snapshot when `readsSnapshot` (an initial snapshot
- * will read the tables), or starts from the plan's position.
+ * will read the tables), a failover slot when `failover` (lifecycle/failover-slot.ts), or starts from the plan's
+ * position.
  */
 export async function startSlot(
   session: ReplicationSession,
@@ -32,15 +33,16 @@ export async function startSlot(
   plan: StartupPlan,
   readsSnapshot: boolean,
   log: Logger,
+  failover = false,
 ): Promise<SlotStart> {
   let startLsn: Lsn;
   let exported: ExportedSlot | undefined;
   if (plan.kind === 'create-slot') {
     if (readsSnapshot) {
-      exported = await session.createSlotExportingSnapshot(slot);
+      exported = await session.createSlotExportingSnapshot(slot, failover);
       startLsn = exported.consistentPoint;
-    } else startLsn = (await session.createSlot(slot)).consistentPoint;
-    log.info({ slot, lsn: formatLsn(startLsn) }, 'created replication slot');
+    } else startLsn = (await session.createSlot(slot, failover)).consistentPoint;
+    log.info({ slot, lsn: formatLsn(startLsn), failover }, 'created replication slot');
   } else startLsn = plan.startLsn;
   if (plan.kind === 'resume') log.info({ slot, lsn: formatLsn(startLsn) }, 'resuming after stored checkpoint');
   return { startLsn, exported };

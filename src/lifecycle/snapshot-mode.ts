@@ -29,6 +29,7 @@ import type { SinkPosition } from '../sinks/contract.ts';
 import { xminComparable } from '../snapshot/visibility.ts';
 import { planStartup, type StartupPlan } from './restart-rule.ts';
 import type { ResumeState } from '../offsets/store.ts';
+import type { TimelineEntry } from './timeline-rule.ts';
 
 /** Refusals that mode when_needed answers with a new slot and a new snapshot. */
 const START_OVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -49,6 +50,8 @@ export interface StartupInput {
   readonly snapshotTables: readonly TableRef[];
   readonly session: ReplicationSession;
   readonly log: Logger;
+  /** The server's timeline history, when the checkpoint is on another timeline (lifecycle/failover-slot.ts). */
+  readonly timelineHistory?: readonly TimelineEntry[] | undefined;
 }
 
 export interface StartupDecision {
@@ -189,6 +192,7 @@ function startupInput(input: StartupInput): Parameters<typeof planStartup>[0] {
     database: input.database,
     offsetsPath: input.config.offsets,
     upgradedFrom: input.config.upgradedFrom,
+    timelineHistory: input.timelineHistory,
   };
 }
 

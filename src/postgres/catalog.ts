@@ -45,10 +45,15 @@ export interface SlotState {
   readonly restartLsn: Lsn | undefined;
   /** PostgreSQL 13+: reserved, extended, unreserved or lost; undefined before 13. */
   readonly walStatus: string | undefined;
+  /** PostgreSQL 17+: a failover slot (synchronised to standbys with sync_replication_slots); undefined before 17. */
+  readonly failover?: boolean | undefined;
+  /** PostgreSQL 17+: a copy a standby's slot sync made of the primary's slot; undefined before 17. */
+  readonly synced?: boolean | undefined;
 }
 
 export async function readSlot(client: pg.ClientBase, slot: string, major: number): Promise<SlotState | undefined> {
   const walStatus = major >= 13 ? 'wal_status' : 'null::text as wal_status';
+  const failover = major >= 17 ? 'failover, synced' : 'null::bool as failover, null::bool as synced';
   const { rows } = await client.query<{
     slot_name: string;
     plugin: string | null;
@@ -59,9 +64,11 @@ export async function readSlot(client: pg.ClientBase, slot: string, major: numbe
     confirmed_flush_lsn: string | null;
     restart_lsn: string | null;
     wal_status: string | null;
+    failover: boolean | null;
+    synced: boolean | null;
   }>(
     `select slot_name, plugin, slot_type, database, active, active_pid, confirmed_flush_lsn::text, ` +
-      `restart_lsn::text, ${walStatus}
+      `restart_lsn::text, ${walStatus}, ${failover}
        from pg_replication_slots where slot_name = $1`,
     [slot],
   );
@@ -77,6 +84,8 @@ export async function readSlot(client: pg.ClientBase, slot: string, major: numbe
     confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : undefined,
     restartLsn: row.restart_lsn ? parseLsn(row.restart_lsn) : undefined,
     walStatus: row.wal_status ?? undefined,
+    failover: row.failover ?? undefined,
+    synced: row.synced ?? undefined,
   };
 }
 

@@ -27,11 +27,19 @@ export interface ExportedSlot {
 }
 
 /** Creates a permanent pgoutput slot on a replication connection and exports its snapshot. */
-export async function createSlotWithSnapshot(replication: pg.ClientBase, slot: string): Promise<ExportedSlot> {
+export async function createSlotWithSnapshot(
+  replication: pg.ClientBase,
+  slot: string,
+  failover = false,
+): Promise<ExportedSlot> {
   let result: pg.QueryResult<{ consistent_point: string; snapshot_name: string | null }>;
   try {
-    // The pre-15 grammar, accepted by every supported major (10 to 18).
-    result = await replication.query(`CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`);
+    // The pre-15 grammar, accepted by every supported major (10 to 18); a failover slot (17+) needs the new one.
+    result = await replication.query(
+      failover
+        ? `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (SNAPSHOT 'export', FAILOVER true)`
+        : `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
+    );
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause);
     throw new CdcError('SOURCE_QUERY_FAILED', `CREATE_REPLICATION_SLOT ${slot} failed: ${message}`, { cause });

@@ -206,14 +206,16 @@ export class ReplicationSession {
     };
   }
 
-  /** Creates a permanent pgoutput slot and returns its consistent point. */
-  async createSlot(slot: string): Promise<{ consistentPoint: Lsn }> {
-    // The pre-15 grammar is still accepted by every supported major (10 to 18).
-    const result = await this.unwatched(() =>
-      this.run<{ consistent_point: string }>(
-        `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput NOEXPORT_SNAPSHOT`,
-      ),
-    );
+  /**
+   * Creates a permanent pgoutput slot and returns its consistent point. `failover` (PostgreSQL 17+ only)
+   * makes it a failover slot, which standbys with sync_replication_slots copy.
+   */
+  async createSlot(slot: string, failover = false): Promise<{ consistentPoint: Lsn }> {
+    // The pre-15 grammar is still accepted by every supported major (10 to 18); FAILOVER needs the new one.
+    const sql = failover
+      ? `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput (SNAPSHOT 'nothing', FAILOVER true)`
+      : `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput NOEXPORT_SNAPSHOT`;
+    const result = await this.unwatched(() => this.run<{ consistent_point: string }>(sql));
     const row = result.rows[0];
     if (!row) throw new CdcError('SOURCE_QUERY_FAILED', `CREATE_REPLICATION_SLOT ${slot} returned no row`);
     return { consistentPoint: parseLsn(row.consistent_point) };
@@ -224,8 +226,27 @@ export class ReplicationSession {
    * snapshot lives only while this connection stays idle: every reader must import it (see
    * snapshot/initial-reader.ts `onImported`) before the next command on this session.
    */
-  async createSlotExportingSnapshot(slot: string): Promise<ExportedSlot> {
-    return this.unwatched(() => createSlotWithSnapshot(this.client, slot));
+  async createSlotExportingSnapshot(slot: string, failover = false): Promise<ExportedSlot> {
+    return this.unwatched(() => createSlotWithSnapshot(this.client, slot, failover));
+  }
+
+  /** Makes an existing slot a failover slot, or not (PostgreSQL 17+; the slot must not be in use). */
+  async alterSlotFailover(slot: string, failover: boolean): Promise<void> {
+    await this.run(`ALTER_REPLICATION_SLOT ${quoteIdent(slot)} (FAILOVER ${failover ? 'true' : 'false'})`);
+  }
+
+  /**
+   * The history file of `timeline` (TIMELINE_HISTORY; timeline 1 has none): the text of
+   * `<timeline>.history`, one ancestor timeline and its switch point a line.
+   */
+  async timelineHistory(timeline: number): Promise<string> {
+    const result = await this.run<{ filename: string; content: Buffer | string }>(
+      `TIMELINE_HISTORY ${Math.trunc(timeline)}`,
+    );
+    const content = result.rows[0]?.content;
+    if (content === undefined)
+      throw new CdcError('SOURCE_QUERY_FAILED', `TIMELINE_HISTORY ${timeline} returned no row`);
+    return typeof content === 'string' ? content : content.toString('utf8');
   }
 
   /**

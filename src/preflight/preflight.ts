@@ -21,6 +21,7 @@ import {
   type PublicationFacts,
   type TableFacts,
 } from './facts.ts';
+import { readFailoverFacts } from './failover-rules.ts';
 import { errorsOf, warningsOf, type CheckReport, type Problem } from './problem.ts';
 import { evaluate, poolerFromError, poolerFromHost, type PreflightMode } from './rules.ts';
 import { parseTablePattern, type TableName } from '../selection/patterns.ts';
@@ -107,6 +108,8 @@ async function gather(
     slotName: config.slot,
     slot,
     signal,
+    failover: await readFailoverFacts(client, settings.major, settings.inRecovery),
+    slotFailover: config.slotFailover,
   });
   const version = `${Math.floor(settings.versionNum / 10000)}.${settings.versionNum % 10000}`;
   const tableList = tables.length === 0 ? 'none' : tables.map((t) => `${t.schema}.${t.table}`).join(', ');

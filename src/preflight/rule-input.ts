@@ -4,6 +4,7 @@
 import type { SslMode } from '../config.ts';
 import type { Problem } from './problem.ts';
 import type { PublicationFacts, RoleFacts, ServerSettings, SlotFacts, TableFacts, TlsFacts } from './facts.ts';
+import type { FailoverFacts } from './failover-rules.ts';
 
 /** `check` judges everything; `run` leaves to the capture what it handles itself (see preflightForRun). */
 export type PreflightMode = 'check' | 'run';
@@ -30,6 +31,10 @@ export interface PreflightInput {
   readonly slot: SlotFacts | undefined;
   /** The configured signal table, when one is; `table` undefined when it does not exist. */
   readonly signal: { readonly name: string; readonly table: TableFacts | undefined } | undefined;
+  /** PostgreSQL 17+ primaries: standbys and slot synchronisation (failover-rules.ts). */
+  readonly failover?: FailoverFacts | undefined;
+  /** The configured slotFailover (auto when absent). */
+  readonly slotFailover?: 'auto' | boolean;
 }
 
 export const GIB = 1024 * 1024 * 1024;

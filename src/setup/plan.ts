@@ -20,6 +20,7 @@ import {
   roleOid,
   sqlStep,
 } from './plan-steps.ts';
+import { createSlotSql, failoverSteps } from './failover-steps.ts';
 
 export type { ServerState, SetupOptions, SetupStep } from './plan-types.ts';
 export { HEARTBEAT_TABLE, SIGNAL_TABLE } from './plan-types.ts';
@@ -140,10 +141,11 @@ export function buildPlan(o: SetupOptions): SetupStep[] {
     sqlStep(
       'Replication slot',
       `slot ${o.slot} (pgoutput); it holds WAL from now on until pgcdc confirms it, so start pgcdc soon`,
-      `SELECT pg_create_logical_replication_slot(${quoteLiteral(o.slot)}, 'pgoutput');`,
+      createSlotSql(o),
       `select exists (select 1 from pg_replication_slots where slot_name = ${quoteLiteral(o.slot)}) as done`,
     ),
   );
+  steps.push(...failoverSteps(o));
   steps.push({
     section: 'Verify',
     title:

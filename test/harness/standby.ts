@@ -35,6 +35,8 @@ export interface StandbyOptions {
   hotStandbyFeedback?: boolean;
   /** Extra postgresql.conf settings for the standby. */
   settings?: Record<string, string | number>;
+  /** dbname in primary_conninfo (PostgreSQL 17+ slot synchronisation connects to a database). */
+  database?: string;
   /** Force a method; by default pg_basebackup when one of the primary's major is installed. */
   method?: 'pg_basebackup' | 'low-level';
 }
@@ -169,6 +171,7 @@ export async function startStandby(primary: EmbeddedCluster, options: StandbyOpt
       user: 'postgres',
       password: primary.password,
       application_name: slot,
+      ...(options.database === undefined ? {} : { dbname: options.database }),
     }),
     primary_slot_name: slot,
     ...options.settings,
