@@ -3,6 +3,7 @@
  */
 import type { SslMode } from '../config.ts';
 import type { Problem } from './problem.ts';
+import type { InactiveSlot } from './retained-wal.ts';
 import type { PublicationFacts, RoleFacts, ServerSettings, SlotFacts, TableFacts, TlsFacts } from './facts.ts';
 
 /** `check` judges everything; `run` leaves to the capture what it handles itself (see preflightForRun). */
@@ -30,6 +31,8 @@ export interface PreflightInput {
   readonly slot: SlotFacts | undefined;
   /** The configured signal table, when one is; `table` undefined when it does not exist. */
   readonly signal: { readonly name: string; readonly table: TableFacts | undefined } | undefined;
+  /** Inactive pgoutput slots and the WAL they retain (`check` only) and the bytes that are too many. */
+  readonly inactiveSlots?: { readonly slots: readonly InactiveSlot[]; readonly thresholdBytes: number };
 }
 
 export const GIB = 1024 * 1024 * 1024;
