@@ -62,6 +62,21 @@ function snapshotPending(checkpoint: Checkpoint | undefined): boolean {
   return checkpoint.snapshot?.state === 'running' || pendingTables(checkpoint.incremental).length > 0;
 }
 
+/** At most this long between idle confirmations while draining (see drainCaptureConfig). */
+const DRAIN_HEARTBEAT_MS = 1000;
+
+/**
+ * The capture's config for a drain: idle confirmations (heartbeats) at least every second, even when
+ * turned off. A target past the last captured commit (WAL of other tables, other databases, the
+ * server's own records) is reached only by confirming idle WAL, and a drain should not wait the
+ * default 10 s for it, let alone forever.
+ */
+export function drainCaptureConfig(config: Config): Config {
+  const interval = config.heartbeat.interval;
+  if (interval > 0 && interval <= DRAIN_HEARTBEAT_MS) return config;
+  return { ...config, heartbeat: { ...config.heartbeat, interval: DRAIN_HEARTBEAT_MS } };
+}
+
 function fanOut(...listeners: EngineEvents[]): EngineEvents {
   return { emit: (event: EngineEvent) => listeners.forEach((listener) => listener.emit(event)) };
 }
@@ -154,10 +169,13 @@ async function drain(flags: DrainFlags, config: Config, log: Logger): Promise<nu
     const reachedPromise = new Promise<'reached'>((resolve) => (reached = () => resolve('reached')));
     const watch = new DrainWatch(target, pendingAtStart, () => reached());
     const observers = await startRunObservers(config, log);
-    const run = startRun(config, () => makeSink(config, log), log, fanOut(watch, observers.events));
+    const capture = drainCaptureConfig(config);
+    const run = startRun(capture, () => makeSink(capture, log), log, fanOut(watch, observers.events));
     observers.watch(() => run.status());
     let interrupted = false;
     const onSignal = (): void => {
+      // A second signal: out at once (nothing unconfirmed is lost; it is delivered again).
+      if (interrupted) process.exit(EXIT_FAILURE);
       interrupted = true;
       reached();
     };
@@ -185,7 +203,7 @@ async function drain(flags: DrainFlags, config: Config, log: Logger): Promise<nu
       const state = watch.state();
       if (outcome === 'timeout') {
         // A fault after the stop is not the story: the target was not reached in time.
-        await run.done.catch(() => undefined);
+        if (clean) await run.done.catch(() => undefined);
         const confirmed = (await readSlotConfirmed(query, config.slot))?.confirmed;
         const message = timeoutMessage(timeoutMs, state, confirmed, clean);
         if (flags.json)
@@ -199,9 +217,12 @@ async function drain(flags: DrainFlags, config: Config, log: Logger): Promise<nu
             }),
           );
         process.stderr.write(`pgcdc: error: ${message}\n`);
+        // A capture that did not stop may hold the process open (a write the sink never answers).
+        if (!clean) process.exit(DRAIN_TIMEOUT_EXIT);
         return DRAIN_TIMEOUT_EXIT;
       }
-      await run.done; // a fault that ended the run is reported as such (exit 1 or 2)
+      // A fault that ended the run is reported as such (exit 1 or 2); a run that did not stop never settles.
+      if (clean) await run.done;
       if (!clean || interrupted) {
         process.stderr.write(
           `pgcdc: error: ${
@@ -211,6 +232,7 @@ async function drain(flags: DrainFlags, config: Config, log: Logger): Promise<nu
                 'confirmed; run drain again once the sink is healthy'
           }\n`,
         );
+        if (!clean) process.exit(EXIT_FAILURE);
         return EXIT_FAILURE;
       }
       const confirmed = await waitForConfirmed(query, config.slot, target, deadline);
