@@ -10,7 +10,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { eventually, freshDatabase, onTeardown, type TestDatabase } from '../harness/pg.ts';
+import { eventually, freshDatabase, onTeardown, startCluster, type TestDatabase } from '../harness/pg.ts';
+import { startStandby } from '../harness/standby.ts';
 import { captureArgs, lsnValue, readJsonl, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
 import { TestEndpoint } from '../harness/http-endpoint.ts';
 import { httpSinkSection, SECRET_ENV } from '../harness/http-workload.ts';
@@ -219,4 +220,59 @@ test('drain exits 3 at --timeout while the sink does not answer, with --json say
   const bad = await runPgcdc([...args, '--timeout', 'soon'], env);
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /--timeout must be a duration/);
+});
+
+test('drain on a PostgreSQL 16 standby: up to its replay position, every row the primary wrote before it', async () => {
+  const primary = await startCluster({ major: 16 });
+  const sql = new pg.Client({ connectionString: primary.url('postgres') });
+  await sql.connect();
+  onTeardown(() => sql.end().catch(() => undefined));
+  await sql.query(`create table log (id int primary key, v text not null); create publication drain_pub for table log`);
+  const standby = await startStandby(primary, { hotStandbyFeedback: true });
+  await standby.caughtUp();
+  const dir = await tempDir();
+  const args = [
+    '--source',
+    standby.cluster.url('postgres'),
+    '--slot',
+    'drain_standby',
+    '--publication',
+    'drain_pub',
+    '--tables',
+    'public.log',
+    '--no-create-publication',
+    '--snapshot-mode',
+    'never',
+    '--out',
+    path.join(dir, 'events'),
+    '--offsets',
+    path.join(dir, 'offsets.json'),
+    '--log-format',
+    'json',
+  ];
+  // The slot first: a logical slot on a standby waits for the primary to log its running transactions.
+  const run = startPgcdc(['run', ...args]);
+  await eventually(async () => {
+    await sql.query('select pg_log_standby_snapshot()');
+    return run.stderr().includes('"msg":"streaming"') ? true : undefined;
+  }, 'streaming on the standby');
+  run.kill('SIGTERM');
+  assert.equal(await run.exited, 0, run.stderr());
+  await sql.query(`insert into log select g, 'v' || g from generate_series(1, 500) g`);
+  await standby.caughtUp();
+  const drained = await runPgcdc(['drain', ...args, '--json']);
+  assert.equal(drained.code, 0, drained.stderr);
+  const json = JSON.parse(drained.stdout) as DrainJson;
+  assert.equal(json.standby, true);
+  assert.equal(json.drained, true);
+  assert.ok(lsnValue(json.confirmed ?? '0/0') >= lsnValue(json.target), `${json.confirmed} >= ${json.target}`);
+  const events = (await readJsonl(path.join(dir, 'events'))).filter((e) => e.value.op === 'c');
+  const ids = new Set(events.map((e) => Number(e.value.after?.id)));
+  process.stderr.write(
+    `drain on a standby: target ${json.target} (replay), confirmed ${json.confirmed}, ${ids.size} of 500 rows, ` +
+      `${events.length - ids.size} duplicated\n`,
+  );
+  assert.equal(ids.size, 500);
+  assert.equal(events.length, 500);
+  await standby.cluster.destroy();
 });
