@@ -34,6 +34,7 @@ import { addConnectionOptions } from './connection-flags.ts';
 import {
   bytesBetween,
   DRAIN_TIMEOUT_EXIT,
+  drainCaptureConfig,
   DrainWatch,
   drainedLine,
   lsnAtLeast,
@@ -60,21 +61,6 @@ function runningElsewhere(what: string): CdcError {
 function snapshotPending(checkpoint: Checkpoint | undefined): boolean {
   if (checkpoint === undefined) return false;
   return checkpoint.snapshot?.state === 'running' || pendingTables(checkpoint.incremental).length > 0;
-}
-
-/** At most this long between idle confirmations while draining (see drainCaptureConfig). */
-const DRAIN_HEARTBEAT_MS = 1000;
-
-/**
- * The capture's config for a drain: idle confirmations (heartbeats) at least every second, even when
- * turned off. A target past the last captured commit (WAL of other tables, other databases, the
- * server's own records) is reached only by confirming idle WAL, and a drain should not wait the
- * default 10 s for it, let alone forever.
- */
-export function drainCaptureConfig(config: Config): Config {
-  const interval = config.heartbeat.interval;
-  if (interval > 0 && interval <= DRAIN_HEARTBEAT_MS) return config;
-  return { ...config, heartbeat: { ...config.heartbeat, interval: DRAIN_HEARTBEAT_MS } };
 }
 
 function fanOut(...listeners: EngineEvents[]): EngineEvents {

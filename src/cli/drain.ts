@@ -8,6 +8,7 @@
  * acknowledgement rule (ARCHITECTURE.md) that update is sent only after the sink made every change
  * up to it durable and the checkpoint naming it was stored, so nothing up to the target is left.
  */
+import type { Config } from '../config.ts';
 import { CdcError } from '../core/errors.ts';
 import type { EngineEvent, EngineEvents } from '../core/engine-events.ts';
 import { formatLsn, parseLsn } from '../protocol/lsn.ts';
@@ -178,4 +179,19 @@ export function formatDuration(ms: number): string {
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;
   return `${ms}ms`;
+}
+
+/** At most this long between idle confirmations while draining (see drainCaptureConfig). */
+const DRAIN_HEARTBEAT_MS = 1000;
+
+/**
+ * The capture's config for a drain: idle confirmations (heartbeats) at least every second, even when
+ * turned off. A target past the last captured commit (WAL of other tables, other databases, the
+ * server's own records) is reached only by confirming idle WAL, and a drain should not wait the
+ * default 10 s for it, let alone forever.
+ */
+export function drainCaptureConfig(config: Config): Config {
+  const interval = config.heartbeat.interval;
+  if (interval > 0 && interval <= DRAIN_HEARTBEAT_MS) return config;
+  return { ...config, heartbeat: { ...config.heartbeat, interval: DRAIN_HEARTBEAT_MS } };
 }

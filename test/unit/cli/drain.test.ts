@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DrainWatch, drainedLine, formatDuration, parseDuration, timeoutMessage } from '../../../src/cli/drain.ts';
+import {
+  drainCaptureConfig,
+  DrainWatch,
+  drainedLine,
+  formatDuration,
+  parseDuration,
+  timeoutMessage,
+} from '../../../src/cli/drain.ts';
 import { CdcError } from '../../../src/core/errors.ts';
+import type { Config } from '../../../src/config.ts';
 
 test('parseDuration reads ms, s, m, h and bare seconds; refuses the rest with CONFIG_INVALID', () => {
   assert.equal(parseDuration('500ms'), 500);
@@ -99,4 +107,12 @@ test('the drained line and the timeout message say what happened in one line', (
   assert.match(timeoutMessage(1000, { ...state, streaming: false }, undefined), /not streaming yet/);
   assert.match(timeoutMessage(1000, { ...state, snapshotPending: true }, undefined), /incremental snapshot/);
   assert.match(timeoutMessage(1000, state, undefined, false), /did not stop cleanly/);
+});
+
+test('a drain confirms idle WAL at least every second, even with heartbeats turned off', () => {
+  const config = (interval: number) => ({ heartbeat: { interval, message: false } }) as unknown as Config;
+  assert.equal(drainCaptureConfig(config(0)).heartbeat.interval, 1000);
+  assert.equal(drainCaptureConfig(config(10_000)).heartbeat.interval, 1000);
+  const fast = config(200);
+  assert.equal(drainCaptureConfig(fast), fast);
 });
