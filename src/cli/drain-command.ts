@@ -185,8 +185,10 @@ async function drain(flags: DrainFlags, config: Config, log: Logger): Promise<nu
       const outcome = await Promise.race([reachedPromise, timedOut, run.done.then(() => 'ended' as const)]);
       clearInterval(progress);
       clearTimeout(timer);
+      // Where it stood, before the stop changes the state; the positions the stop confirms come after.
+      const before = watch.state();
       const clean = await run.stop();
-      const state = watch.state();
+      const state = { ...watch.state(), streaming: before.streaming, fault: before.fault };
       if (outcome === 'timeout') {
         // A fault after the stop is not the story: the target was not reached in time.
         if (clean) await run.done.catch(() => undefined);

@@ -40,6 +40,8 @@ export interface DrainState {
   readonly checkpoint: string | undefined;
   readonly snapshotPending: boolean;
   readonly delivered: number;
+  /** The last fault the capture reported (`CODE: message`), when it is not streaming since. */
+  readonly fault: string | undefined;
 }
 
 /**
@@ -55,6 +57,7 @@ export class DrainWatch implements EngineEvents {
   private checkpoint: Lsn | undefined;
   private snapshotPending: boolean;
   private delivered = 0;
+  private fault: string | undefined;
   private fired = false;
 
   constructor(
@@ -71,7 +74,11 @@ export class DrainWatch implements EngineEvents {
       case 'state':
         // A retried fault starts the capture again: streaming is reported anew by that attempt.
         this.streaming = event.state === 'streaming';
+        if (this.streaming) this.fault = undefined;
         break;
+      case 'fault':
+        this.fault = `${event.code}: ${event.message}`;
+        return;
       case 'checkpoint-stored':
         this.checkpoint = max(this.checkpoint, parseLsn(event.lsn));
         if (event.snapshotPending !== undefined) this.snapshotPending = event.snapshotPending;
@@ -105,6 +112,7 @@ export class DrainWatch implements EngineEvents {
       checkpoint: text(this.checkpoint),
       snapshotPending: this.snapshotPending,
       delivered: this.delivered,
+      fault: this.fault,
     };
   }
 }
@@ -160,7 +168,9 @@ export function timeoutMessage(
   stoppedCleanly = true,
 ): string {
   const why = !state.streaming
-    ? 'the capture was not streaming yet (still starting or taking its initial snapshot)'
+    ? state.fault !== undefined
+      ? `the capture was starting again after a fault (${state.fault})`
+      : 'the capture was not streaming yet (still starting or taking its initial snapshot)'
     : state.snapshotPending
       ? 'an incremental snapshot was still being read'
       : `the confirmed position is ${state.acked ?? confirmed ?? 'unknown'} ` +

@@ -98,6 +98,7 @@ test('the drained line and the timeout message say what happened in one line', (
     checkpoint: '0/1000',
     snapshotPending: false,
     delivered: 5,
+    fault: undefined,
   };
   const message = timeoutMessage(180_000, state, '0/1000');
   assert.match(
@@ -105,6 +106,10 @@ test('the drained line and the timeout message say what happened in one line', (
     /did not reach its target 0\/2000 within 3m: the confirmed position is 0\/1000 \(4096 bytes short/,
   );
   assert.match(timeoutMessage(1000, { ...state, streaming: false }, undefined), /not streaming yet/);
+  assert.match(
+    timeoutMessage(1000, { ...state, streaming: false, fault: 'SINK_FAILED: timeout' }, undefined),
+    /starting again after a fault \(SINK_FAILED: timeout\)/,
+  );
   assert.match(timeoutMessage(1000, { ...state, snapshotPending: true }, undefined), /incremental snapshot/);
   assert.match(timeoutMessage(1000, state, undefined, false), /did not stop cleanly/);
 });
