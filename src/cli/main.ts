@@ -10,6 +10,8 @@ import { registerSetup } from './setup.ts';
 import { registerSnapshot } from './snapshot-command.ts';
 import { registerStatus, STATUS_UNKNOWN_EXIT } from './status-command.ts';
 import { registerVerify } from './verify-command.ts';
+import { registerDrain } from './drain-command.ts';
+import { registerTeardown } from './teardown-command.ts';
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
 export function buildProgram(): Command {
@@ -32,6 +34,8 @@ export function buildProgram(): Command {
   registerSnapshot(program);
   registerStatus(program);
   registerVerify(program);
+  registerDrain(program);
+  registerTeardown(program);
   registerDemo(program);
   for (const command of program.commands) command.exitOverride();
   return program;

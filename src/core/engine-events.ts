@@ -90,6 +90,11 @@ export type EngineEvent =
       readonly lastCommitAt?: number | undefined;
       /** How long storing it took (the offset store's commit), in ms; undefined when not measured. */
       readonly durationMs?: number | undefined;
+      /**
+       * The stored checkpoint still has an incremental snapshot to read (`pgcdc drain` waits for it);
+       * undefined when not known (the initial snapshot's checkpoints, which precede streaming).
+       */
+      readonly snapshotPending?: boolean | undefined;
     }
   /** The sink made a batch durable (one event per batch, never per change event): see BatchWritten. */
   | BatchWritten

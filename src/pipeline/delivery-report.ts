@@ -7,6 +7,7 @@ import { batchWrittenReport } from '../envelope/event-sample.ts';
 import type { IncrementalSnapshotState, ResumeState } from '../offsets/store.ts';
 import type { EventBatch, EventBatchBuilder } from '../sinks/batch.ts';
 import { BatchTally } from './batch-tally.ts';
+import { pendingTables } from '../snapshot/resume-state.ts';
 
 /**
  * Delivery's reports: each buffered event's tally, the commit times of the transactions since the last cut,
@@ -75,7 +76,8 @@ export class BatchReports {
   ): void {
     const events = this.events;
     if (events === undefined) return;
-    events.emit({ type: 'checkpoint-stored', lsn, events: delivered, lastCommitAt, durationMs });
+    const snapshotPending = pendingTables(after.incremental).length > 0;
+    events.emit({ type: 'checkpoint-stored', lsn, events: delivered, lastCommitAt, durationMs, snapshotPending });
     if (after.incremental !== before.incremental && after.incremental !== undefined)
       emitSnapshotProgress(events, after.incremental);
   }

@@ -33,6 +33,7 @@ import {
   type TableSelection,
 } from '../selection/table-selection.ts';
 import { heartbeatTable } from '../selection/heartbeat-table.ts';
+import { readInactiveSlots } from './retained-wal.ts';
 
 interface Gathered {
   readonly problems: Problem[];
@@ -110,6 +111,14 @@ async function gather(
     signal,
     failover: await readFailoverFacts(client, settings.major, settings.inRecovery),
     slotFailover: config.slotFailover,
+    ...(mode === 'check'
+      ? {
+          inactiveSlots: {
+            slots: await readInactiveSlots(client),
+            thresholdBytes: config.alerts.retainedWalBytes.warning,
+          },
+        }
+      : {}),
   });
   const version = `${Math.floor(settings.versionNum / 10000)}.${settings.versionNum % 10000}`;
   const tableList = tables.length === 0 ? 'none' : tables.map((t) => `${t.schema}.${t.table}`).join(', ');

@@ -3,6 +3,7 @@
  */
 import type { SslMode } from '../config.ts';
 import type { Problem } from './problem.ts';
+import type { InactiveSlot } from './retained-wal.ts';
 import type { PublicationFacts, RoleFacts, ServerSettings, SlotFacts, TableFacts, TlsFacts } from './facts.ts';
 import type { FailoverFacts } from './failover-rules.ts';
 
@@ -35,6 +36,8 @@ export interface PreflightInput {
   readonly failover?: FailoverFacts | undefined;
   /** The configured slotFailover (auto when absent). */
   readonly slotFailover?: 'auto' | boolean;
+  /** Inactive pgoutput slots and the WAL they retain (`check` only) and the bytes that are too many. */
+  readonly inactiveSlots?: { readonly slots: readonly InactiveSlot[]; readonly thresholdBytes: number };
 }
 
 export const GIB = 1024 * 1024 * 1024;

@@ -7,6 +7,7 @@ import type { Problem } from './problem.ts';
 import type { PreflightInput } from './rule-input.ts';
 import { poolerFromHost, roleRules, serverRules, slotRules, tlsRules } from './server-rules.ts';
 import { failoverRules } from './failover-rules.ts';
+import { retainedWalRules } from './retained-wal.ts';
 import { generatedColumnRules, publicationRules, signalRules, tableRules } from './table-rules.ts';
 
 export type { PreflightInput, PreflightMode } from './rule-input.ts';
@@ -26,5 +27,6 @@ export function evaluate(input: PreflightInput): Problem[] {
     ...signalRules(input),
     ...slotRules(input),
     ...failoverRules(input),
+    ...retainedWalRules(input.inactiveSlots?.slots, input.inactiveSlots?.thresholdBytes ?? 0),
   ];
 }

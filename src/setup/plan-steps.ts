@@ -7,6 +7,7 @@ import { quoteIdent, quoteLiteral, quoteQualified } from '../postgres/quote.ts';
 import { PROFILES } from './platforms.ts';
 import { keylessReason } from './identity.ts';
 import type { SetupOptions, SetupStep } from './plan-types.ts';
+import { ownTableComment, type OwnTableKind } from '../selection/own-tables.ts';
 
 export function sqlStep(section: string, title: string, sql: string, probe: string, display = sql): SetupStep {
   return { section, title, sql, probe, display };
@@ -98,7 +99,13 @@ export function publicationSteps(o: SetupOptions, extra: readonly { schema: stri
   return steps;
 }
 
-export function ownTableSteps(o: SetupOptions, schema: string, table: string, ddl: string, what: string): SetupStep[] {
+export function ownTableSteps(
+  o: SetupOptions,
+  schema: string,
+  table: string,
+  ddl: string,
+  what: OwnTableKind,
+): SetupStep[] {
   const section = what === 'signal' ? 'Signal table' : 'Heartbeat table';
   const user = quoteIdent(o.user);
   const q = quoteQualified(schema, table);
@@ -109,10 +116,13 @@ export function ownTableSteps(o: SetupOptions, schema: string, table: string, dd
       `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};`,
       `select exists (select 1 from pg_namespace where nspname = ${quoteLiteral(schema)}) as done`,
     ),
+    // Created and marked in one step, and only when missing: a table found in place is the user's and
+    // keeps no mark, so `pgcdc teardown` never drops it (selection/own-tables.ts). Without IF NOT EXISTS,
+    // a table created meanwhile fails the step instead of receiving the mark.
     sqlStep(
       section,
-      `${what} table ${schema}.${table}`,
-      `CREATE TABLE IF NOT EXISTS ${q} (${ddl});`,
+      `${what} table ${schema}.${table}, marked as created by pgcdc setup`,
+      `CREATE TABLE ${q} (${ddl});\nCOMMENT ON TABLE ${q} IS ${quoteLiteral(ownTableComment(what, o.publication))};`,
       `select to_regclass(${quoteLiteral(q)}) is not null as done`,
     ),
     sqlStep(
