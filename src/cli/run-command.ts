@@ -28,6 +28,8 @@ export interface RunFlags extends ConnectionFlags {
   excludeTables?: string;
   tablesFile?: string;
   signalTable?: string;
+  onLost?: Config['onLost'];
+  onLostDeletes?: Config['onLostDeletes'];
   sink?: string;
   out?: string;
   kafkaBootstrap?: string;
@@ -80,6 +82,8 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     tablesFile: flags.tablesFile,
     signalTable: flags.signalTable,
     createPublication: flags.createPublication === false ? false : undefined,
+    onLost: flags.onLost,
+    onLostDeletes: flags.onLostDeletes,
     sink: {
       kind: flags.sink,
       out: flags.out,
@@ -136,6 +140,8 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   tablesFile: '--tables-file',
   signalTable: '--signal-table',
   createPublication: '--no-create-publication',
+  onLost: '--on-lost',
+  onLostDeletes: '--on-lost-deletes',
   'sink.kind': '--sink',
   'sink.out': '--out',
   'sink.bootstrapServers': '--kafka-bootstrap',
@@ -317,6 +323,20 @@ export function registerRun(program: Command): void {
       ).choices([...ENVELOPE_FORMATS]),
     )
     .option('--no-create-publication', 'never create the publication; fail with the SQL to run instead')
+    .addOption(
+      new Option(
+        '--on-lost <policy>',
+        'slot lost, dropped or on another cluster: fail (default, exit 1) or resnapshot (new slot, re-read ' +
+          'online what the gap can have changed; docs/recovery.md)',
+      ).choices(['fail', 'resnapshot']),
+    )
+    .addOption(
+      new Option(
+        '--on-lost-deletes <how>',
+        'with --on-lost resnapshot and the jsonl sink: emit deletes for keys the output holds but the source ' +
+          'lacks (default ignore)',
+      ).choices(['ignore', 'emit']),
+    )
     .addOption(
       new Option(
         '--snapshot-mode <mode>',

@@ -11,6 +11,7 @@ import type { Lsn } from '../protocol/messages.ts';
 import type { Checkpoint } from '../offsets/store.ts';
 import type { SlotState } from '../postgres/catalog.ts';
 import type { SystemIdentity } from '../postgres/slot.ts';
+import { RESNAPSHOT_HINT } from './lost-slot.ts';
 
 export interface StartupInput {
   readonly checkpoint: Checkpoint | undefined;
@@ -35,7 +36,9 @@ export type StartupPlan =
    */
   | { readonly kind: 'resume'; readonly startLsn: Lsn; readonly skipBefore: Lsn; readonly replayFrom: Lsn };
 
-const START_OVER = 'to start over on purpose, remove the offsets file and the output it belongs to';
+/** The runbook's next steps after a gap: recover (lifecycle/lost-slot.ts), or start over by hand. */
+const START_OVER =
+  `${RESNAPSHOT_HINT}; or, to start over on purpose, remove the offsets file and the output it belongs to`;
 
 export function planStartup(input: StartupInput): StartupPlan {
   const { checkpoint, system, slot } = input;
