@@ -37,8 +37,7 @@ export type StartupPlan =
   | { readonly kind: 'resume'; readonly startLsn: Lsn; readonly skipBefore: Lsn; readonly replayFrom: Lsn };
 
 /** The runbook's next steps after a gap: recover (lifecycle/lost-slot.ts), or start over by hand. */
-const START_OVER =
-  `${RESNAPSHOT_HINT}; or, to start over on purpose, remove the offsets file and the output it belongs to`;
+const START_OVER = `${RESNAPSHOT_HINT}; or, to start over on purpose, remove the offsets file and the output it belongs to`;
 
 export function planStartup(input: StartupInput): StartupPlan {
   const { checkpoint, system, slot } = input;

@@ -37,7 +37,11 @@ const cursorSchema = z.discriminatedUnion('kind', [
 const fullXid = z
   .string()
   .regex(/^[0-9]{1,19}$/, 'a transaction id as decimal text')
-  .refine((text) => BigInt(text) >= 3n && BigInt(text) < 2n ** 63n, 'a normal transaction id (3 .. 2^63-1)');
+  // The refinement runs even when the pattern failed: BigInt must never see anything but digits.
+  .refine(
+    (text) => /^[0-9]{1,19}$/.test(text) && BigInt(text) >= 3n && BigInt(text) < 2n ** 63n,
+    'a normal transaction id (3 .. 2^63-1)',
+  );
 
 const tableProgressSchema = z.object({
   schema: z.string(),

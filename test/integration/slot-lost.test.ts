@@ -107,7 +107,8 @@ async function recover(db: TestDatabase, dir: string, extra: readonly string[] =
   await awaitStreaming(proc, 'pgcdc streaming');
   const offsets = path.join(dir, 'offsets.json');
   await eventually(
-    async () => (incrementalDone(await storedProgress(offsets)) && (await caughtUp(db.sql, offsets)) ? true : undefined),
+    async () =>
+      incrementalDone(await storedProgress(offsets)) && (await caughtUp(db.sql, offsets)) ? true : undefined,
     'the recovery done',
     180_000,
   );
