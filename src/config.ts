@@ -99,11 +99,6 @@ export const configSchema = z.strictObject({
    * online what the gap can have changed (lifecycle/lost-slot.ts, docs/recovery.md#lost-slots).
    */
   onLost: z.enum(['fail', 'resnapshot']).default('fail'),
-  /**
-   * With onLost resnapshot and the JSONL sink: `emit` writes a key-only delete (marked recovery) for
-   * every key the output holds that the source no longer has, before the re-read; `ignore` does not.
-   */
-  onLostDeletes: z.enum(['ignore', 'emit']).default('ignore'),
   /** `kind` (default jsonl) and that kind's options; each kind brings its schema (sinks/registry.ts). */
   sink: sinkConfigSchema,
   offsets: z.string().default('./pgcdc-offsets.json'),

@@ -29,7 +29,6 @@ export interface RunFlags extends ConnectionFlags {
   tablesFile?: string;
   signalTable?: string;
   onLost?: Config['onLost'];
-  onLostDeletes?: Config['onLostDeletes'];
   sink?: string;
   out?: string;
   kafkaBootstrap?: string;
@@ -83,7 +82,6 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     signalTable: flags.signalTable,
     createPublication: flags.createPublication === false ? false : undefined,
     onLost: flags.onLost,
-    onLostDeletes: flags.onLostDeletes,
     sink: {
       kind: flags.sink,
       out: flags.out,
@@ -141,7 +139,6 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   signalTable: '--signal-table',
   createPublication: '--no-create-publication',
   onLost: '--on-lost',
-  onLostDeletes: '--on-lost-deletes',
   'sink.kind': '--sink',
   'sink.out': '--out',
   'sink.bootstrapServers': '--kafka-bootstrap',
@@ -329,13 +326,6 @@ export function registerRun(program: Command): void {
         'slot lost, dropped or on another cluster: fail (default, exit 1) or resnapshot (new slot, re-read ' +
           'online what the gap can have changed; docs/recovery.md)',
       ).choices(['fail', 'resnapshot']),
-    )
-    .addOption(
-      new Option(
-        '--on-lost-deletes <how>',
-        'with --on-lost resnapshot and the jsonl sink: emit deletes for keys the output holds but the source ' +
-          'lacks (default ignore)',
-      ).choices(['ignore', 'emit']),
     )
     .addOption(
       new Option(

@@ -217,7 +217,6 @@ export class Capture {
           recovery,
           await readNextXid(query, facts.major),
           snapshotTables.length,
-          config.onLostDeletes,
           this.log,
         );
         progress = {

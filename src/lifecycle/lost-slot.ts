@@ -15,8 +15,8 @@
  * What is re-read: on the same cluster, with an xid horizon stored in the checkpoint (xid-horizon.ts),
  * only row versions whose xmin is at or after the horizon (snapshot/visibility.ts sinceHorizonSql);
  * on another cluster, without a horizon, or when the horizon is too old to compare 32-bit xmins with, every row.
- * Deletes made inside the gap leave no row to read: their rows stay in the output unless
- * `onLostDeletes: emit` (lost-deletes.ts) removes them.
+ * Deletes made inside the gap leave no row to read: their rows stay in the output (a consumer can
+ * find them with `pgcdc verify`, which names the keys the output holds and the source lacks).
  */
 import { CdcError, type ErrorCode } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -121,22 +121,14 @@ export function requestRecovery(
 }
 
 /** The one warning line of a recovery: the cause, what is re-read, and the deletes caveat. */
-export function recoveryWarning(
-  recovery: LostSlotRecovery,
-  tables: number,
-  horizon: string | undefined,
-  deletes: 'ignore' | 'emit',
-): string {
+export function recoveryWarning(recovery: LostSlotRecovery, tables: number, horizon: string | undefined): string {
   const what =
     horizon !== undefined
       ? `the rows of ${tables} table(s) written since transaction ${horizon} (the last checkpoint's xid horizon)`
       : `every row of ${tables} table(s) (${
           recovery.sameCluster ? 'no usable xid horizon was stored' : 'another cluster: nothing stored applies'
         })`;
-  const caveat =
-    deletes === 'emit'
-      ? 'rows deleted in the gap are removed with delete events for keys the output holds but the source lacks'
-      : 'rows deleted in the gap cannot be seen by a re-read and stay in the output (onLostDeletes: emit)';
+  const caveat = 'rows deleted in the gap cannot be seen by a re-read and stay in the output (pgcdc verify lists them)';
   return (
     `onLost resnapshot: ${recovery.cause}: changes after ${recovery.since} cannot be streamed; created a new ` +
     `slot, streaming from it and re-reading online ${what} (source.snapshot "recovery"); ${caveat}`
@@ -170,14 +162,13 @@ export function announceRecovery(
   recovery: LostSlotRecovery,
   nextXid: bigint | undefined,
   tables: number,
-  deletes: 'ignore' | 'emit',
   log: Logger,
 ): string | undefined {
   const horizon =
     recovery.sameCluster && nextXid !== undefined ? usableHorizon(recovery.storedHorizon, nextXid) : undefined;
   log.warn(
     { cause: recovery.cause, since: recovery.since, horizon: horizon ?? null, reason: recovery.reason },
-    recoveryWarning(recovery, tables, horizon, deletes),
+    recoveryWarning(recovery, tables, horizon),
   );
   return horizon;
 }

@@ -37,7 +37,8 @@ export type StartupPlan =
   | { readonly kind: 'resume'; readonly startLsn: Lsn; readonly skipBefore: Lsn; readonly replayFrom: Lsn };
 
 /** The runbook's next steps after a gap: recover (lifecycle/lost-slot.ts), or start over by hand. */
-const START_OVER = `${RESNAPSHOT_HINT}; or, to start over on purpose, remove the offsets file and the output it belongs to`;
+const BY_HAND = 'to start over on purpose, remove the offsets file and the output it belongs to';
+const START_OVER = `${RESNAPSHOT_HINT}; or, ${BY_HAND}`;
 
 export function planStartup(input: StartupInput): StartupPlan {
   const { checkpoint, system, slot } = input;
