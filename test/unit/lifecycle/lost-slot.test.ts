@@ -4,6 +4,7 @@ import { CdcError } from '../../../src/core/errors.ts';
 import { lostSlotRecovery, recoveryWarning, requestRecovery, usableHorizon } from '../../../src/lifecycle/lost-slot.ts';
 import { HorizonTracker, horizonSampleSql } from '../../../src/lifecycle/xid-horizon.ts';
 import { sinceHorizonSql } from '../../../src/snapshot/visibility.ts';
+import { requestTables } from '../../../src/snapshot/resume-state.ts';
 import { parseCheckpointText, serializeCheckpoint } from '../../../src/offsets/file.ts';
 import type { Checkpoint, IncrementalSnapshotState } from '../../../src/offsets/store.ts';
 
@@ -164,4 +165,29 @@ void describe('stored recovery request', () => {
       );
     });
   }
+});
+
+void describe('a snapshot request for a table under recovery', () => {
+  void it('reads it in full (from the start, without the xid filter), still as the recovery', () => {
+    const recovering = requestRecovery(undefined, '0/50', [{ schema: 'public', table: 'a' }], '1234');
+    const halfway: IncrementalSnapshotState = {
+      ...recovering,
+      tables: recovering.tables.map((t) => ({ ...t, cursor: { kind: 'key', after: ['9'], done: false }, read: 3 })),
+    };
+    const next = requestTables(halfway, '0/60', [{ schema: 'public', table: 'a' }]);
+    assert.equal(next.id, halfway.id);
+    assert.deepEqual(next.tables, [
+      {
+        schema: 'public',
+        table: 'a',
+        cursor: { kind: 'key', after: null, done: false },
+        read: 3,
+        emitted: 0,
+        recovery: {},
+      },
+    ]);
+    // Without a horizon (every row read already) nothing changes.
+    const full = requestRecovery(undefined, '0/50', [{ schema: 'public', table: 'a' }], undefined);
+    assert.equal(requestTables(full, '0/60', [{ schema: 'public', table: 'a' }]), full);
+  });
 });
