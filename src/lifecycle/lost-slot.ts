@@ -23,7 +23,7 @@ import type { Logger } from '../core/log.ts';
 import type { Checkpoint, IncrementalSnapshotState, SnapshotTableState } from '../offsets/store.ts';
 import type { SystemIdentity } from '../postgres/slot.ts';
 import type { TableName } from '../snapshot/initial-reader.ts';
-import { FRESH_CURSOR, pendingTables } from '../snapshot/resume-state.ts';
+import { FRESH_CURSOR, pendingTables, sameTable } from '../snapshot/resume-state.ts';
 
 /** The restart rule's refusals that mean a gap `resnapshot` can recover from. */
 export const GAP_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -93,7 +93,9 @@ export function usableHorizon(stored: string | undefined, nextXid: bigint): stri
 /**
  * A new incremental snapshot of `tables` marked as a recovery (with `horizon` when one is used),
  * named after `lsn` (the new slot's consistent point). Tables still pending in `progress` stay
- * pending after them: a request made before the gap is not forgotten.
+ * pending after them: a request made before the gap is not forgotten. A table whose earlier
+ * recovery had not finished keeps that recovery's older horizon (or none): the checkpoint's horizon
+ * was sampled after that recovery began, and the rows it had still to re-read are older than it.
  */
 export function requestRecovery(
   progress: IncrementalSnapshotState | undefined,
@@ -102,22 +104,29 @@ export function requestRecovery(
   horizon: string | undefined,
 ): IncrementalSnapshotState {
   const seq = (progress?.seq ?? 0) + 1;
-  const recovery = horizon !== undefined ? { horizon } : {};
-  const fresh: SnapshotTableState[] = tables.map((t) => ({
-    schema: t.schema,
-    table: t.table,
-    cursor: FRESH_CURSOR,
-    read: 0,
-    emitted: 0,
-    recovery,
-  }));
-  const carried = progress
-    ? pendingTables(progress)
-        .map((i) => progress.tables[i] as SnapshotTableState)
-        .filter((t) => t.recovery === undefined)
-        .map((t) => ({ schema: t.schema, table: t.table, cursor: FRESH_CURSOR, read: 0, emitted: 0 }))
-    : [];
+  const pending = progress ? pendingTables(progress).map((i) => progress.tables[i] as SnapshotTableState) : [];
+  const fresh: SnapshotTableState[] = tables.map((t) => {
+    const earlier = pending.find((p) => p.recovery !== undefined && sameTable(p, t))?.recovery;
+    const since = earlier === undefined ? horizon : olderHorizon(earlier.horizon, horizon);
+    return {
+      schema: t.schema,
+      table: t.table,
+      cursor: FRESH_CURSOR,
+      read: 0,
+      emitted: 0,
+      recovery: since !== undefined ? { horizon: since } : {},
+    };
+  });
+  const carried = pending
+    .filter((t) => t.recovery === undefined)
+    .map((t) => ({ schema: t.schema, table: t.table, cursor: FRESH_CURSOR, read: 0, emitted: 0 }));
   return { id: `${lsn}:i${seq}`, seq, tables: [...fresh, ...carried], requests: progress?.requests ?? [] };
+}
+
+/** The older of two horizons; undefined (read every row) when either is. */
+function olderHorizon(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined || b === undefined) return undefined;
+  return BigInt(a) <= BigInt(b) ? a : b;
 }
 
 /** The one warning line of a recovery: the cause, what is re-read, and the deletes caveat. */

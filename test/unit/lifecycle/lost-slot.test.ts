@@ -191,3 +191,38 @@ void describe('a snapshot request for a table under recovery', () => {
     assert.equal(requestTables(full, '0/60', [{ schema: 'public', table: 'a' }]), full);
   });
 });
+
+void describe('a slot lost again during a recovery', () => {
+  const a = { schema: 'public', table: 'a' };
+  const b = { schema: 'public', table: 'b' };
+  const halfway = (state: IncrementalSnapshotState): IncrementalSnapshotState => ({
+    ...state,
+    tables: state.tables.map((t) => ({ ...t, cursor: { kind: 'key', after: ['9'], done: false }, read: 9 })),
+  });
+
+  void it("keeps the unfinished recovery's older horizon (the newer one was sampled after it began)", () => {
+    const first = halfway(requestRecovery(undefined, '0/50', [a], '100'));
+    const again = requestRecovery(first, '0/90', [a, b], '500');
+    assert.deepEqual(
+      again.tables.map((t) => [t.table, t.recovery, t.read]),
+      [
+        ['a', { horizon: '100' }, 0],
+        ['b', { horizon: '500' }, 0],
+      ],
+    );
+  });
+
+  void it('reads every row again when the unfinished recovery read every row', () => {
+    const first = halfway(requestRecovery(undefined, '0/50', [a], undefined));
+    assert.deepEqual(requestRecovery(first, '0/90', [a], '500').tables[0]?.recovery, {});
+  });
+
+  void it('uses the new horizon once the earlier recovery finished', () => {
+    const first = requestRecovery(undefined, '0/50', [a], '100');
+    const done = {
+      ...first,
+      tables: first.tables.map((t) => ({ ...t, cursor: { kind: 'key' as const, after: null, done: true } })),
+    };
+    assert.deepEqual(requestRecovery(done, '0/90', [a], '500').tables[0]?.recovery, { horizon: '500' });
+  });
+});
