@@ -92,8 +92,9 @@ export function usableHorizon(stored: string | undefined, nextXid: bigint): stri
 
 /**
  * A new incremental snapshot of `tables` marked as a recovery (with `horizon` when one is used),
- * named after `lsn` (the new slot's consistent point). Tables still pending in `progress` stay
- * pending after them: a request made before the gap is not forgotten. A table whose earlier
+ * named after `lsn` (the new slot's consistent point). A table still pending in `progress` for
+ * another snapshot is read in full (its rows may never have been delivered, whatever their xmin);
+ * other pending tables stay pending after them: no request is forgotten. A table whose earlier
  * recovery had not finished keeps that recovery's older horizon (or none): the checkpoint's horizon
  * was sampled after that recovery began, and the rows it had still to re-read are older than it.
  */
@@ -106,8 +107,10 @@ export function requestRecovery(
   const seq = (progress?.seq ?? 0) + 1;
   const pending = progress ? pendingTables(progress).map((i) => progress.tables[i] as SnapshotTableState) : [];
   const fresh: SnapshotTableState[] = tables.map((t) => {
-    const earlier = pending.find((p) => p.recovery !== undefined && sameTable(p, t))?.recovery;
-    const since = earlier === undefined ? horizon : olderHorizon(earlier.horizon, horizon);
+    const earlier = pending.find((p) => sameTable(p, t));
+    // A table still waiting for another snapshot (an adopted slot's rows, a request) is read in full.
+    const since =
+      earlier === undefined ? horizon : earlier.recovery ? olderHorizon(earlier.recovery.horizon, horizon) : undefined;
     return {
       schema: t.schema,
       table: t.table,
@@ -118,7 +121,7 @@ export function requestRecovery(
     };
   });
   const carried = pending
-    .filter((t) => t.recovery === undefined)
+    .filter((t) => t.recovery === undefined && !tables.some((name) => sameTable(name, t)))
     .map((t) => ({ schema: t.schema, table: t.table, cursor: FRESH_CURSOR, read: 0, emitted: 0 }));
   return { id: `${lsn}:i${seq}`, seq, tables: [...fresh, ...carried], requests: progress?.requests ?? [] };
 }

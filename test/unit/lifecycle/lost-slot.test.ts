@@ -104,6 +104,23 @@ void describe('lost-slot recovery', () => {
         ['a', undefined, false, 0],
       ],
     );
+    // A table waiting for another snapshot (rows perhaps never delivered) is re-read in full, once.
+    const both = requestRecovery(
+      before,
+      '0/50',
+      [
+        { schema: 'public', table: 'a' },
+        { schema: 'public', table: 'b' },
+      ],
+      '1234',
+    );
+    assert.deepEqual(
+      both.tables.map((t) => [t.table, t.recovery]),
+      [
+        ['a', {}],
+        ['b', { horizon: '1234' }],
+      ],
+    );
     assert.deepEqual(
       requestRecovery(undefined, '0/50', [{ schema: 'public', table: 'b' }], undefined).tables[0]?.recovery,
       {},
