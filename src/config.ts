@@ -106,6 +106,12 @@ export const configSchema = z.strictObject({
     .string()
     .regex(/^[0-9]+$/, "a system identifier (decimal digits: the offsets file's systemId, or pg_controldata's)")
     .optional(),
+  /**
+   * What a start does when the restart rule finds a gap (slot missing, invalidated, ahead of the
+   * offset, another cluster): `fail` refuses (exit 1); `resnapshot` creates a new slot and re-reads
+   * online what the gap can have changed (lifecycle/lost-slot.ts, docs/recovery.md#lost-slots).
+   */
+  onLost: z.enum(['fail', 'resnapshot']).default('fail'),
   /** `kind` (default jsonl) and that kind's options; each kind brings its schema (sinks/registry.ts). */
   sink: sinkConfigSchema,
   offsets: z.string().default('./pgcdc-offsets.json'),

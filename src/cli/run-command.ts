@@ -28,6 +28,7 @@ export interface RunFlags extends ConnectionFlags {
   excludeTables?: string;
   tablesFile?: string;
   signalTable?: string;
+  onLost?: Config['onLost'];
   sink?: string;
   out?: string;
   kafkaBootstrap?: string;
@@ -87,6 +88,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     signalTable: flags.signalTable,
     createPublication: flags.createPublication === false ? false : undefined,
     upgradedFrom: flags.upgradedFrom,
+    onLost: flags.onLost,
     sink: {
       kind: flags.sink,
       out: flags.out,
@@ -145,6 +147,7 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   signalTable: '--signal-table',
   createPublication: '--no-create-publication',
   upgradedFrom: '--upgraded-from',
+  onLost: '--on-lost',
   'sink.kind': '--sink',
   'sink.out': '--out',
   'sink.bootstrapServers': '--kafka-bootstrap',
@@ -357,6 +360,13 @@ export function addCaptureOptions(command: Command): Command {
           'a PostgreSQL 17+ failover slot, copied to standbys with sync_replication_slots: auto (on 17+ on a ' +
             'primary, default), true, false',
         ).choices(['auto', 'true', 'false']),
+      )
+      .addOption(
+        new Option(
+          '--on-lost <policy>',
+          'slot lost, dropped or on another cluster: fail (default, exit 1) or resnapshot (new slot, re-read ' +
+            'online what the gap can have changed; docs/recovery.md)',
+        ).choices(['fail', 'resnapshot']),
       )
       .addOption(
         new Option(

@@ -105,6 +105,8 @@ export class TableSerializer {
   private readonly readHead: string;
   private readonly lastReadHead: string;
   private readonly incrementalReadHead: string;
+  /** A lost-slot recovery's re-read (lifecycle/lost-slot.ts): "snapshot":"recovery". */
+  private readonly recoveryReadHead: string;
   /** topicKey plus the first key column's name: `...,"key":{"id":` (with a schema: `{"schema":..,"payload":{"id":`). */
   readonly topicKeyOpen: Buffer;
   /** What follows the key, with the first column name of the row after it already in place. */
@@ -188,6 +190,7 @@ export class TableSerializer {
     this.readHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"true"');
     this.lastReadHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"last"');
     this.incrementalReadHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"incremental"');
+    this.recoveryReadHead = this.sourceHead.replace('"snapshot":"false"', '"snapshot":"recovery"');
   }
 
   /** This table's per-transaction state, created at its first event in `tx`. */
@@ -324,14 +327,24 @@ export class TableSerializer {
 
   /**
    * What follows the row of a read event: the source block with Debezium's snapshot marker
-   * ("true", "last" on the snapshot's final row, "incremental" for online snapshots), the position
+   * ("true", "last" on the snapshot's final row, "incremental" for online snapshots, "recovery" for
+   * a lost-slot recovery's re-read), the position
    * `lsn` the row stands at (also the second half of `source.sequence`; reads follow no commit),
    * and the processing time.
    */
-  readTail(snapshot: 'true' | 'last' | 'incremental', lsn: number, lsnText: string, nowMs: number): Buffer {
+  readTail(
+    snapshot: 'true' | 'last' | 'incremental' | 'recovery',
+    lsn: number,
+    lsnText: string,
+    nowMs: number,
+  ): Buffer {
     if (this.flat !== null) return this.flat.readTail(lsn, nowMs);
-    const head =
-      snapshot === 'true' ? this.readHead : snapshot === 'last' ? this.lastReadHead : this.incrementalReadHead;
+    const head = {
+      true: this.readHead,
+      last: this.lastReadHead,
+      incremental: this.incrementalReadHead,
+      recovery: this.recoveryReadHead,
+    }[snapshot];
     return bytes(
       `}${head}null,"lsn":${lsn},"sequence":"[null,\\"${lsn}\\"]","commit_lsn":"${lsnText}","ts_ms":${nowMs}` +
         `${subMillis(nowMs)},"xmin":null},"op":"r","ts_ms":${nowMs}${subMillis(nowMs)},"transaction":null}}` +

@@ -50,7 +50,9 @@ export function columnValueSchema(column: ColumnSchema): ConnectSchema {
 const SNAPSHOT_SCHEMA = connect('string', {
   name: 'io.debezium.data.Enum',
   version: 1,
-  parameters: { allowed: 'true,first,first_in_data_collection,last_in_data_collection,last,false,incremental' },
+  parameters: {
+    allowed: 'true,first,first_in_data_collection,last_in_data_collection,last,false,incremental,recovery',
+  },
   default: 'false',
 });
 

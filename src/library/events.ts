@@ -27,8 +27,11 @@ export interface ChangeSource {
   readonly db: string;
   readonly schema: string;
   readonly table: string;
-  /** `"false"` for streamed changes; snapshot reads: `"true"`, `"last"` or `"incremental"`. */
-  readonly snapshot: 'true' | 'false' | 'last' | 'incremental';
+  /**
+   * `"false"` for streamed changes; snapshot reads: `"true"`, `"last"`, `"incremental"`, or `"recovery"`
+   * (re-read by a lost-slot recovery, docs/recovery.md#lost-slots).
+   */
+  readonly snapshot: 'true' | 'false' | 'last' | 'incremental' | 'recovery';
   /** The transaction id (null on snapshot reads). */
   readonly txId: number | null;
   /** The WAL position of this change, as a number. */

@@ -39,6 +39,9 @@ import { ensureSlotFailover, slotFailoverFor, timelineHistoryFor } from './failo
 import { Heartbeat } from '../pipeline/heartbeat.ts';
 import { isHeartbeatTable } from '../selection/heartbeat-table.ts';
 import { openToastStore } from '../pipeline/toast.ts';
+import { announceRecovery, readNextXid, requestRecovery } from './lost-slot.ts';
+import { XidHorizonSampler } from './xid-horizon.ts';
+import { formatLsn } from '../protocol/lsn.ts';
 
 /** The longest one teardown step may take after a fault (see `bounded`). */
 const TEARDOWN_STEP_MS = 5000;
@@ -215,16 +218,29 @@ export class Capture {
       if (plan.kind !== 'create-slot') await ensureSlotFailover(session, config.slot, slot, failover, this.log);
       let progress = dropUncapturedSnapshots(startup.progress, selection, this.log);
 
+      const { recovery } = startup;
       const slotStart = await startSlot(
         session,
         config.slot,
         plan,
-        mode !== 'never' && snapshotTables.length > 0,
+        recovery === undefined && mode !== 'never' && snapshotTables.length > 0,
         this.log,
         failover,
       );
       ownership.took(session.backendPid);
       const { startLsn, exported } = slotStart;
+      if (recovery) {
+        const horizon = announceRecovery(
+          recovery,
+          await readNextXid(query, facts.major),
+          snapshotTables.length,
+          this.log,
+        );
+        progress = {
+          ...progress,
+          incremental: requestRecovery(progress.incremental, formatLsn(startLsn), snapshotTables, horizon),
+        };
+      }
       progress = requestStartSnapshot({ plan, mode, method, progress, snapshotTables, startLsn, log: this.log });
 
       // From here until every snapshot reader has imported the snapshot, the replication session
@@ -251,6 +267,12 @@ export class Capture {
       const upgraded = plan.kind === 'resume' && plan.upgradedFrom !== undefined;
       if (plan.kind === 'resume' && upgraded && checkpoint)
         await recordUpgrade({ offsets, checkpoint, identity, plan, log: this.log });
+      const horizonSeed =
+        plan.kind === 'resume' && checkpoint?.systemId === system.systemId && checkpoint.timeline === system.timeline
+          ? checkpoint.xidHorizon
+          : undefined;
+      const horizon = new XidHorizonSampler(endpoint, facts.major, this.log, horizonSeed);
+      cleanups.push(() => horizon.close());
       const toastStore = await openToastStore(config, plan.kind === 'resume' ? checkpoint?.lsn : undefined);
       if (exported) {
         const phase = await runInitialPhase({
@@ -303,6 +325,7 @@ export class Capture {
         progress,
         method,
         signalTable,
+        xidHorizon: (lsn) => horizon.at(lsn),
         onStored: (stored) => takenRequests(stored.incremental?.requests ?? []),
         onFailure: (error) => {
           if (this.stopRequested) return;

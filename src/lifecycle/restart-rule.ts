@@ -12,6 +12,7 @@ import type { Checkpoint } from '../offsets/store.ts';
 import type { SlotState } from '../postgres/catalog.ts';
 import type { SystemIdentity } from '../postgres/slot.ts';
 import { timelineVerdict, type TimelineEntry, type TimelineVerdict } from './timeline-rule.ts';
+import { RESNAPSHOT_HINT } from './lost-slot.ts';
 
 export interface StartupInput {
   readonly checkpoint: Checkpoint | undefined;
@@ -55,7 +56,9 @@ export type StartupPlan =
       readonly upgradedFrom?: string;
     };
 
-const START_OVER = 'to start over on purpose, remove the offsets file and the output it belongs to';
+/** The runbook's next steps after a gap: recover (lifecycle/lost-slot.ts), or start over by hand. */
+const BY_HAND = 'to start over on purpose, remove the offsets file and the output it belongs to';
+const START_OVER = `${RESNAPSHOT_HINT}; or, ${BY_HAND}`;
 const FAILOVER_HINT =
   'the server was promoted from a standby that had no copy of the slot: slots reach standbys only as ' +
   'PostgreSQL 17+ failover slots (slotFailover, synchronized_standby_slots, sync_replication_slots; ' +

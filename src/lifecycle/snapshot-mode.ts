@@ -28,6 +28,7 @@ import { continueInitial, pendingTables, requestTables, sameTable } from '../sna
 import type { SinkPosition } from '../sinks/contract.ts';
 import { xminComparable } from '../snapshot/visibility.ts';
 import { planStartup, type StartupPlan } from './restart-rule.ts';
+import { checkRecoveryPossible, lostSlotRecovery, type LostSlotRecovery } from './lost-slot.ts';
 import type { ResumeState } from '../offsets/store.ts';
 import type { TimelineEntry } from './timeline-rule.ts';
 
@@ -62,6 +63,8 @@ export interface StartupDecision {
   readonly rewind: boolean;
   /** Where the sink resumes instead of the stored checkpoint's position (an initial snapshot taken again). */
   readonly sinkFrom?: SinkPosition;
+  /** onLost resnapshot: a new slot, and the gap re-read online (lost-slot.ts). */
+  readonly recovery?: LostSlotRecovery;
 }
 
 /** Neither a primary key nor a replica identity index: read by ctid, its rows have no identity. */
@@ -171,6 +174,19 @@ export async function decideStartup(input: StartupInput): Promise<StartupDecisio
   try {
     return { plan: planStartup(startupInput(input)), progress: stored, rewind: false };
   } catch (error) {
+    const recovery =
+      config.onLost === 'resnapshot' && isCdcError(error) ? lostSlotRecovery(error, checkpoint, system) : undefined;
+    if (recovery) {
+      checkRecoveryPossible(recovery, input.method, input.snapshotTables.length);
+      // Never an active slot: the restart rule refused that before any gap was looked at.
+      if (slot) await input.session.dropSlot(config.slot);
+      // The snapshot and schemas of another cluster describe nothing here; the sink keeps its position.
+      const progress: ResumeState = {
+        ...(checkpoint?.incremental ? { incremental: checkpoint.incremental } : {}),
+        ...(recovery.sameCluster && checkpoint?.schemas ? { schemas: checkpoint.schemas } : {}),
+      };
+      return { plan: { kind: 'create-slot' }, progress, rewind: true, recovery };
+    }
     if (config.snapshot.mode !== 'when_needed' || !isCdcError(error) || !START_OVER_CODES.has(error.code)) throw error;
     log.warn(
       { reason: error.message },

@@ -30,6 +30,19 @@ const cursorSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('ctid'), nextPage: z.number().int().nonnegative(), done: z.boolean() }),
 ]);
 
+/**
+ * A 64-bit transaction id as decimal text (txid_snapshot_xmin): a normal xid is at least 3, and a
+ * full xid stays below 2^63 (epoch and xid). Anything else is refused, never guessed at.
+ */
+const fullXid = z
+  .string()
+  .regex(/^[0-9]{1,19}$/, 'a transaction id as decimal text')
+  // The refinement runs even when the pattern failed: BigInt must never see anything but digits.
+  .refine(
+    (text) => /^[0-9]{1,19}$/.test(text) && BigInt(text) >= 3n && BigInt(text) < 2n ** 63n,
+    'a normal transaction id (3 .. 2^63-1)',
+  );
+
 const tableProgressSchema = z.object({
   schema: z.string(),
   table: z.string(),
@@ -38,6 +51,7 @@ const tableProgressSchema = z.object({
   emitted: z.number().int().nonnegative(),
   stopped: z.boolean().optional(),
   asOf: z.string().regex(SNAPSHOT_TEXT, 'a snapshot like "10:20:12,15"').optional(),
+  recovery: z.strictObject({ horizon: fullXid.optional() }).optional(),
 });
 
 /** The fields of versions 1 and 2. */
@@ -74,6 +88,7 @@ const checkpointSchema = z.object({
   version: z.literal(CHECKPOINT_VERSION),
   ...commonFields,
   lastCommit: z.object({ commitLsn: lsnString, endLsn: lsnString, xid: z.number().int().nonnegative() }).optional(),
+  xidHorizon: fullXid.optional(),
 });
 
 /** pgcdc before checksums and `lastCommit`. */

@@ -30,6 +30,12 @@ export interface SnapshotTableState {
    * stream (snapshot/visibility.ts).
    */
   readonly asOf?: string;
+  /**
+   * Read by a lost-slot recovery (lifecycle/lost-slot.ts): its events carry `source.snapshot`
+   * "recovery". With `horizon` (a 64-bit xid, decimal), only rows whose xmin is at or after it are
+   * read: every older row version was written by a transaction delivered before the gap.
+   */
+  readonly recovery?: { readonly horizon?: string };
 }
 
 /**
@@ -104,6 +110,12 @@ export interface Checkpoint {
   readonly incremental?: IncrementalSnapshotState;
   /** Shapes of the captured tables by relation id, for schema-change events (pipeline/schema-changes.ts). */
   readonly schemas?: Readonly<Record<string, string>>;
+  /**
+   * The xid horizon (lifecycle/xid-horizon.ts): a 64-bit xid, decimal, such that every transaction
+   * with a lower xid ended before `lsn`, so its changes are delivered. A lost-slot recovery on the
+   * same cluster re-reads only rows written at or after it. Absent until a sample is covered.
+   */
+  readonly xidHorizon?: string;
 }
 
 export interface OffsetStore {

@@ -50,6 +50,8 @@ export interface DeliveryHooks {
    * must be durable at least as far as the checkpoint (the TOAST fill store).
    */
   beforeStore?(lsn: Lsn): Promise<void>;
+  /** The xid horizon valid for a checkpoint at `lsn` (lifecycle/xid-horizon.ts), stored with it. Never blocks. */
+  xidHorizon?(lsn: Lsn): string | undefined;
   /** Hears `batch-written`, `checkpoint-stored` and incremental `snapshot-progress` (once per batch or checkpoint). */
   readonly events?: EngineEvents | undefined;
 }
@@ -357,6 +359,7 @@ export class Delivery implements ChangeSink {
     lastCommitAt: number | undefined,
   ): Promise<void> {
     if (lsn < this.ackedLsn) lsn = this.ackedLsn;
+    const xidHorizon = this.hooks.xidHorizon?.(lsn);
     const checkpoint: Checkpoint = {
       version: 2,
       ...this.identity,
@@ -365,6 +368,7 @@ export class Delivery implements ChangeSink {
       sink: this.position,
       updatedAt: new Date().toISOString(),
       ...progress,
+      ...(xidHorizon !== undefined ? { xidHorizon } : {}),
     };
     await this.hooks.beforeStore?.(lsn);
     const started = performance.now();

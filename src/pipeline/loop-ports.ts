@@ -108,6 +108,8 @@ export interface LoopDeps {
   /** The incremental snapshot method, or why there is none on this server/config. */
   method: ResolvedMethod | { readonly unavailable: string };
   signalTable: TableName | undefined;
+  /** The xid horizon for a checkpoint at an LSN (lifecycle/xid-horizon.ts); none stored when absent. */
+  xidHorizon?: ((lsn: Lsn) => string | undefined) | undefined;
   /** A checkpoint was stored. */
   onStored?: ((checkpoint: Checkpoint, delivered: number) => void) | undefined;
   onFailure: (error: CdcError) => void;

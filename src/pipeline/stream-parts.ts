@@ -87,6 +87,7 @@ export function buildStreamParts(
       stored: (checkpoint, delivered) => loop.stored(checkpoint, delivered),
       ready: () => loop.ready(),
       beforeStore: toastStore ? (lsn) => toastStore.persist(lsn) : undefined,
+      xidHorizon: deps.xidHorizon,
       events: deps.events,
     },
   );

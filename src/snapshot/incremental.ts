@@ -26,6 +26,7 @@ import { initialCursor } from './query.ts';
 import { chunkSizing, describeBackfillTable } from './tables.ts';
 import { isPending, pendingTables } from './resume-state.ts';
 import { readWindowChunk } from './window-query.ts';
+import { sinceHorizonSql } from './visibility.ts';
 import type { WatermarkWriter } from './watermarks.ts';
 import type { WindowTracker, WindowOutcome } from './window-tracker.ts';
 
@@ -153,6 +154,9 @@ export class IncrementalSnapshotter {
         }
         // A keyless table continuing an interrupted initial snapshot: read as that snapshot saw it.
         const asOf = cursor.kind === 'ctid' ? entry.asOf : undefined;
+        // A lost-slot recovery with an xid horizon reads only the row versions written since it.
+        const horizon = entry.recovery?.horizon;
+        const filter = horizon !== undefined ? sinceHorizonSql(horizon) : undefined;
         const id = `${this.nonce}-${++this.windowCount}`;
         const handle = tracker.register({
           id,
@@ -168,6 +172,7 @@ export class IncrementalSnapshotter {
           major: this.deps.major,
           wantHighLsn: this.deps.watermarks.method === 'read-only',
           ...(asOf !== undefined ? { asOf } : {}),
+          ...(filter !== undefined ? { filter } : {}),
         });
         handle.chunkRead(chunk);
         await this.deps.watermarks.high(id);

@@ -83,22 +83,28 @@ export function selectColumns(table: BackfillTable): string {
  * The next keyset chunk: up to `limit` rows with a key greater than `after` (all rows when null),
  * in key order. `after` holds one text per key column.
  */
-export function keysetChunkSql(table: BackfillTable, after: readonly string[] | null, limit: number): string {
+export function keysetChunkSql(
+  table: BackfillTable,
+  after: readonly string[] | null,
+  limit: number,
+  filter?: string,
+): string {
   if (table.keyIndexes.length === 0)
     throw new CdcError('INTERNAL', `${table.schema}.${table.table} has no key; read it by ctid`);
   if (!Number.isInteger(limit) || limit < 1)
     throw new CdcError('INTERNAL', `chunk size must be a positive integer, not ${limit}`);
   const keys = table.keyIndexes.map((i) => keyColumn(table, i));
-  let where = '';
+  const conditions: string[] = [];
   if (after !== null) {
     if (after.length !== keys.length)
       throw new CdcError('INTERNAL', `a cursor of ${after.length} values for a key of ${keys.length} columns`);
     const left = keys.map(columnRef);
     const right = keys.map((k, i) => keyLiteral(k, after[i] as string));
     // A row comparison is lexicographic, as the ORDER BY; a single column needs no row.
-    where =
-      keys.length === 1 ? ` WHERE ${left[0]} > ${right[0]}` : ` WHERE (${left.join(', ')}) > (${right.join(', ')})`;
+    conditions.push(keys.length === 1 ? `${left[0]} > ${right[0]}` : `(${left.join(', ')}) > (${right.join(', ')})`);
   }
+  if (filter !== undefined) conditions.push(`(${filter})`);
+  const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
   return `${selectColumns(table)}${where} ORDER BY ${keys.map(columnRef).join(', ')} LIMIT ${limit}`;
 }
 
@@ -164,18 +170,22 @@ export interface ChunkSizing {
   readonly relationPages: number;
 }
 
-/** Reads the chunk after `cursor`. A cursor that is `done` yields no rows. `ctidFilter`: see ctidChunkSql. */
+/**
+ * Reads the chunk after `cursor`. A cursor that is `done` yields no rows. `filter`: a trusted SQL
+ * condition rows must meet (see ctidChunkSql); a keyset chunk then holds up to `chunkRows` rows
+ * that meet it, and the cursor moves past the last of them.
+ */
 export async function readChunk(
   client: pg.ClientBase,
   table: BackfillTable,
   cursor: ChunkCursor,
   sizing: ChunkSizing,
-  ctidFilter?: string,
+  filter?: string,
 ): Promise<Chunk> {
   if (cursor.done) return { rows: [], next: cursor };
   const width = table.columns.length;
   if (cursor.kind === 'key') {
-    const rows = await copyRows(client, keysetChunkSql(table, cursor.after, sizing.chunkRows), width);
+    const rows = await copyRows(client, keysetChunkSql(table, cursor.after, sizing.chunkRows, filter), width);
     const last = rows[rows.length - 1];
     if (last === undefined) return { rows, next: { kind: 'key', after: cursor.after, done: true } };
     const after = table.keyIndexes.map((i) => {
@@ -190,7 +200,7 @@ export async function readChunk(
   // The last chunk is open-ended, so pages added since the size was read are read too.
   const toPage =
     cursor.nextPage + sizing.chunkPages >= sizing.relationPages ? null : cursor.nextPage + sizing.chunkPages;
-  const rows = await copyRows(client, ctidChunkSql(table, cursor.nextPage, toPage, ctidFilter), width);
+  const rows = await copyRows(client, ctidChunkSql(table, cursor.nextPage, toPage, filter), width);
   return {
     rows,
     next:

@@ -38,8 +38,8 @@ function freshTable(name: TableName, cursor: ChunkCursor = FRESH_CURSOR): Snapsh
 
 /**
  * Adds `tables` to the running incremental snapshot, or starts a new one (named after `lsn`) when
- * none is running. A table already waiting or being read is not added twice; a table read before
- * is read again.
+ * none is running. A table already waiting or being read is not added twice (one waiting in a
+ * targeted recovery is read in full instead); a table read before is read again.
  */
 export function requestTables(
   progress: IncrementalSnapshotState | undefined,
@@ -60,8 +60,19 @@ export function requestTables(
       tables.findIndex((other) => sameTable(other, name)) === i &&
       !base.tables.some((t) => isPending(t) && sameTable(t, name)),
   );
-  if (running && added.length === 0) return progress;
-  return { ...base, tables: [...base.tables, ...added.map((name) => freshTable(name))] };
+  // A table waiting in a targeted lost-slot recovery is asked for in full: its read starts over
+  // without the xid filter (still marked recovery), which covers both requests. `read` keeps
+  // counting, so event ids stay unique.
+  let widened = false;
+  const current = base.tables.map((t) => {
+    if (!isPending(t) || t.recovery?.horizon === undefined || !tables.some((name) => sameTable(name, t))) return t;
+    widened = true;
+    const cursor: ChunkCursor =
+      t.cursor.kind === 'ctid' ? { kind: 'ctid', nextPage: 0, done: false } : { kind: 'key', after: null, done: false };
+    return { ...t, cursor, recovery: {} };
+  });
+  if (running && added.length === 0 && !widened) return progress;
+  return { ...base, tables: [...current, ...added.map((name) => freshTable(name))] };
 }
 
 /**

@@ -24,6 +24,7 @@
  * snapshot is taken again instead.
  */
 import { CdcError } from '../core/errors.ts';
+import { quoteLiteral } from '../postgres/quote.ts';
 
 const XID_SPACE = 4294967296n;
 
@@ -80,4 +81,21 @@ export function visibleInSnapshotSql(asOf: string, read: string): string {
       ? ''
       : ` OR ${xmin} = ANY ('{${[...new Set(old.xip.map((x) => x % XID_SPACE))].join(',')}}'::bigint[])`;
   return `NOT (${after}${running})`;
+}
+
+/**
+ * A lost-slot recovery's condition on a heap row (lifecycle/lost-slot.ts): its version was written
+ * at or after `horizon` (a 64-bit xid). `age()` counts back from the current xid in 32-bit modular
+ * arithmetic, so the comparison stays right across wraparound while the horizon is within 2^31
+ * (lost-slot.ts uses it only within 2^30). Frozen rows: FrozenTransactionId has the largest age and
+ * is left out (it is old); the xmin column shows a frozen row's raw xid, which is older than the
+ * horizon unless the row was frozen right after a write in the gap (read, as it should be) or is
+ * over 2^31 xids old, when its age wraps negative and it is read once more (harmless: a restated
+ * row, never a missed one). Undefined when the horizon's low 32 bits are not a normal xid (then
+ * every row is read).
+ */
+export function sinceHorizonSql(horizon: string): string | undefined {
+  const low = BigInt(horizon) % XID_SPACE;
+  if (low < 3n) return undefined;
+  return `age(xmin) <= age(${quoteLiteral(low.toString())}::xid)`;
 }

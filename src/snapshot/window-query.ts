@@ -56,6 +56,8 @@ export async function readWindowChunk(
     readonly wantHighLsn: boolean;
     /** A keyless table read as this older snapshot saw it (visibility.ts): rows inserted since are left out. */
     readonly asOf?: string;
+    /** A lost-slot recovery's condition on the rows (visibility.ts sinceHorizonSql). */
+    readonly filter?: string;
   },
 ): Promise<WindowChunk> {
   const snapshot = options.major >= 13 ? 'pg_current_snapshot()' : 'txid_current_snapshot()';
@@ -71,8 +73,12 @@ export async function readWindowChunk(
     );
     const row = facts.rows[0];
     if (row === undefined) throw new CdcError('INTERNAL', 'the snapshot query returned no row');
-    const filter =
+    const visible =
       options.asOf !== undefined && cursor.kind === 'ctid' ? visibleInSnapshotSql(options.asOf, row.snap) : undefined;
+    const filter =
+      visible !== undefined && options.filter !== undefined
+        ? `(${visible}) AND (${options.filter})`
+        : (visible ?? options.filter);
     const chunk = await readChunk(client, table, cursor, sizing, filter);
     await client.query('commit');
     const xip = parseSnapshotXip(row.snap);

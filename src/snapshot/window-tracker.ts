@@ -356,7 +356,7 @@ export class WindowTracker implements ChangeObserver {
     const lsnText = formatLsn(lsn);
     const now = Date.now();
     const idHead = readIdHead(`${progress.id}:${tracked.spec.tableIndex}:`);
-    const tail = serializer.readTail('incremental', lsn, lsnText, now);
+    const tail = serializer.readTail(entry.recovery ? 'recovery' : 'incremental', lsn, lsnText, now);
     const base = this.out.tallyBase?.(`${serializer.table.schema}.${serializer.table.table}`) ?? -1;
     const tally = base < 0 ? -1 : base + OP_TALLY.r;
     for (const row of result.survivors) {
