@@ -17,7 +17,7 @@ import { lsnValue, startPgcdc } from '../harness/cli.ts';
 import { natsAvailable, natsForFile } from '../harness/nats.ts';
 import { natsRunArgs, natsVerdict, slotOf, writeRunConfig } from '../harness/nats-workload.ts';
 import { eventually, freshDatabase, onTeardown, requireOrSkip, type TestDatabase } from '../harness/pg.ts';
-import { logRecords, peakRssMb } from '../harness/process.ts';
+import { logRecords, peakRssMb, type LogRecord } from '../harness/process.ts';
 
 const skip = requireOrSkip(natsAvailable(), 'nats-server');
 
@@ -97,6 +97,11 @@ function confirmedPast(db: TestDatabase, lsn: string, what: string, timeoutMs = 
 }
 
 /** Resident set size of a running process now, in MB. */
+/** A supervisor's retry line (lifecycle/supervisor.ts): the failed capture was torn down. */
+function isRetry(record: LogRecord): boolean {
+  return record.level === 40 && typeof record.retry === 'number';
+}
+
 async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
@@ -132,6 +137,14 @@ test(
 
     await server.kill();
     const downAt = Date.now();
+    // A batch JetStream acknowledged just before the kill is durable, and its checkpoint may still be
+    // confirmed a moment after: the baseline is the slot once the capture stopped on the failure (its
+    // first retry line). Had pgcdc confirmed anything JetStream did not hold, the replay below would
+    // show it lost: a restart resumes after the confirmed position.
+    await eventually(
+      () => (logRecords(pgcdc.stderr().slice(logBefore)).some(isRetry) ? true : undefined),
+      'the sink failure retried',
+    );
     const confirmedAtStop = await slotConfirmed(db);
     const walAtStop = await walNow(db);
     // The fault lasts OUTAGE_MS; meanwhile the workload goes on and the slot is watched.
@@ -157,7 +170,7 @@ test(
     assert.equal(await pgcdc.exited, 0, pgcdc.stderr().slice(-3000));
 
     const verdict = await natsVerdict(server, db);
-    const retries = outageLog.filter((r) => r.level === 40 && typeof r.retry === 'number');
+    const retries = outageLog.filter(isRetry);
     t.diagnostic(
       `nats outage: ${upAt - downAt} ms down (killed to JetStream answering again), ` +
         `${(lsnValue(walAtRestart) - lsnValue(walAtStop)) / 1024n} KiB of WAL written meanwhile ` +
