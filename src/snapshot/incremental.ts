@@ -21,11 +21,12 @@ import type { TopicNaming } from '../envelope/topics.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
 import type { GeneratedColumns } from '../postgres/catalog.ts';
 import type { PgType, ValueOptions } from '../source/values.ts';
-import { backfillTableSchema } from './keys.ts';
+import { backfillTableSchema, keyText } from './keys.ts';
+import type { RecoveryDeletes } from './recovery-deletes.ts';
 import { initialCursor } from './query.ts';
 import { chunkSizing, describeBackfillTable } from './tables.ts';
 import { isPending, pendingTables } from './resume-state.ts';
-import { readWindowChunk } from './window-query.ts';
+import { readRangeKeys, readWindowChunk } from './window-query.ts';
 import { sinceHorizonSql } from './visibility.ts';
 import type { WatermarkWriter } from './watermarks.ts';
 import type { WindowTracker, WindowOutcome } from './window-tracker.ts';
@@ -47,6 +48,8 @@ export interface IncrementalDeps {
   readonly log: Logger;
   /** A read or watermark failed: the capture must stop (it resumes from the stored progress). */
   readonly onError: (error: CdcError) => void;
+  /** onLostDeletes emit: the recovery's delete candidates (recovery-deletes.ts); the reader drops those it finds. */
+  readonly recoveryDeletes?: RecoveryDeletes;
   /** A window closed (for progress displays). */
   readonly onWindow?: (tableIndex: number, outcome: WindowOutcome) => void;
 }
@@ -135,6 +138,13 @@ export class IncrementalSnapshotter {
         'incremental snapshot: reading the table',
       );
       let retries = 0;
+      // The first key read of a run starts at the lowest key (recovery-deletes.ts).
+      let keysFrom: 'lowest' | 'cursor' = 'lowest';
+      const deletes = this.deps.recoveryDeletes;
+      if (deletes?.tracks(name) === true && table.keyIndexes.length === 0) {
+        log.warn({ table: name }, 'onLostDeletes emit: the table has no key, so no delete can be matched to it');
+        deletes.forget(name);
+      }
       while (!this.stopping) {
         const progress = tracker.progress;
         const entry = progress?.id === snapshotId ? progress.tables[index] : undefined;
@@ -174,6 +184,22 @@ export class IncrementalSnapshotter {
           ...(asOf !== undefined ? { asOf } : {}),
           ...(filter !== undefined ? { filter } : {}),
         });
+        if (deletes?.tracks(name) === true && entry.recovery !== undefined && cursor.kind === 'key') {
+          const upTo = chunk.next.kind === 'key' && !chunk.next.done ? chunk.next.after : null;
+          const keyIndexes = schema.keyIndexes;
+          const width = schema.columns.length;
+          await readRangeKeys(client, table, keysFrom === 'lowest' ? null : cursor.after, upTo, (keys) => {
+            const texts: string[] = [];
+            for (const key of keys) {
+              const tuple: (string | null)[] = new Array<string | null>(width).fill(null);
+              keyIndexes.forEach((column, i) => (tuple[column] = key[i] ?? null));
+              const text = keyText(schema, tuple);
+              if (text !== undefined) texts.push(text);
+            }
+            deletes.drop(name, texts);
+          });
+          keysFrom = 'cursor';
+        }
         handle.chunkRead(chunk);
         await this.deps.watermarks.high(id);
         const outcome = await handle.closed;

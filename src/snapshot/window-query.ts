@@ -14,7 +14,7 @@ import { CdcError } from '../core/errors.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import type { ChunkCursor } from '../offsets/store.ts';
-import { readChunk, type BackfillTable, type ChunkSizing } from './query.ts';
+import { copyRows, keyRangeSql, readChunk, type BackfillTable, type ChunkSizing } from './query.ts';
 import type { CopyRow } from './copy-text.ts';
 import { visibleInSnapshotSql } from './visibility.ts';
 
@@ -89,6 +89,46 @@ export async function readWindowChunk(
         'the server reported no WAL position for the read (a standby that replays nothing?)',
       );
     return { rows: chunk.rows, next: chunk.next, xip, highLsn: highWatermark(parseLsn(row.high), row.block ?? 8192) };
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Keys read per query by `readRangeKeys`. */
+const KEY_BATCH = 10_000;
+
+/**
+ * Every key of `table` greater than `after` and at most `upTo` (null: unbounded), unfiltered, handed
+ * to `onKeys` as key tuples (the key columns' server text, in key order) in batches, all read in one
+ * REPEATABLE READ snapshot (a lost-slot recovery's deletes, recovery-deletes.ts).
+ */
+export async function readRangeKeys(
+  client: pg.ClientBase,
+  table: BackfillTable,
+  after: readonly string[] | null,
+  upTo: readonly string[] | null,
+  onKeys: (keys: readonly (readonly string[])[]) => void,
+): Promise<void> {
+  const width = table.keyIndexes.length;
+  await client.query('begin isolation level repeatable read read only');
+  try {
+    let from = after;
+    for (;;) {
+      const rows = await copyRows(client, keyRangeSql(table, from, upTo, KEY_BATCH), width);
+      const keys = rows.map((row) =>
+        row.map((value) => {
+          if (typeof value !== 'string')
+            throw new CdcError('INTERNAL', `a key column of ${table.schema}.${table.table} read as NULL`);
+          return value;
+        }),
+      );
+      onKeys(keys);
+      const last = keys[keys.length - 1];
+      if (last === undefined || keys.length < KEY_BATCH) break;
+      from = last;
+    }
+    await client.query('commit');
   } catch (error) {
     await client.query('rollback').catch(() => undefined);
     throw error;
