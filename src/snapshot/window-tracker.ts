@@ -162,6 +162,14 @@ export class WindowTracker implements ChangeObserver {
     if (deletes?.tracks(key) === true) {
       const event = this.keysOf(table, old, row);
       if (event.kind === 'change') deletes.drop(key, event.keys);
+      else {
+        // A change whose key cannot be told may name any candidate: no delete can be proven right.
+        deletes.forget(key);
+        this.options.log.warn(
+          { table: key },
+          'onLostDeletes emit: a streamed change of the table had no usable key, so its recovery emits no deletes',
+        );
+      }
     }
     const tracked = this.byTable.get(key);
     // An insert cannot touch a chunk whose read leaves out rows inserted since its snapshot.

@@ -9,7 +9,7 @@ import type { ResumeState } from '../../../src/offsets/store.ts';
 import { EventBatchBuilder, TopicRegistry } from '../../../src/sinks/batch.ts';
 import { TableSerializer } from '../../../src/envelope/json.ts';
 import type { TableSchema } from '../../../src/source/relations.ts';
-import type { Lsn } from '../../../src/protocol/messages.ts';
+import { UNCHANGED_TOAST, type Lsn } from '../../../src/protocol/messages.ts';
 import { createLogger } from '../../../src/core/log.ts';
 
 test('RecoveryDeletes: streamed changes and source reads drop candidates; take returns the rest once', () => {
@@ -187,5 +187,22 @@ test('window tracker: the last chunk of a recovered table emits deletes for the 
     lines.map((l) => l.id),
     ['0/A:i1:0:0', '0/A:i1:0:1', '0/A:i1:0:2'],
   );
+  assert.equal(deletes.tracks('public.items'), false);
+});
+
+test('window tracker: a streamed change without a usable key stops the table deletes', () => {
+  const out = new FakeOutput();
+  const log = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, cb) => cb() }));
+  const deletes = new RecoveryDeletes(new Map([['public.items', ['{"id":"5"}']]]));
+  const tracker = new WindowTracker(out, {
+    signalTable: undefined,
+    log,
+    requestKeepalive: () => undefined,
+    onSnapshotsChanged: () => undefined,
+    recoveryDeletes: deletes,
+  });
+  tracker.begin(1, 20);
+  tracker.change(ITEMS, null, [UNCHANGED_TOAST, 'x']);
+  tracker.committed(30, true);
   assert.equal(deletes.tracks('public.items'), false);
 });
