@@ -26,7 +26,7 @@ import type { RecoveryDeletes } from './recovery-deletes.ts';
 import { initialCursor } from './query.ts';
 import { chunkSizing, describeBackfillTable } from './tables.ts';
 import { isPending, pendingTables } from './resume-state.ts';
-import { readRangeKeys, readWindowChunk } from './window-query.ts';
+import { readWindowChunk } from './window-query.ts';
 import { sinceHorizonSql } from './visibility.ts';
 import type { WatermarkWriter } from './watermarks.ts';
 import type { WindowTracker, WindowOutcome } from './window-tracker.ts';
@@ -178,28 +178,29 @@ export class IncrementalSnapshotter {
           insertsStreamed: asOf !== undefined,
         });
         await this.deps.watermarks.low(id);
+        const keyTexts = (keys: readonly (readonly string[])[]): string[] => {
+          const texts: string[] = [];
+          for (const key of keys) {
+            const tuple = new Array<string | null>(schema.columns.length).fill(null);
+            schema.keyIndexes.forEach((column, i) => (tuple[column] = key[i] ?? null));
+            const text = keyText(schema, tuple);
+            if (text !== undefined) texts.push(text);
+          }
+          return texts;
+        };
+        // onLostDeletes emit: the source's keys of the chunk's range, in the chunk's snapshot (recovery-deletes.ts).
+        const keyRange =
+          deletes?.tracks(name) === true && entry.recovery !== undefined && cursor.kind === 'key'
+            ? { from: keysFrom, onKeys: (keys: readonly (readonly string[])[]) => deletes.drop(name, keyTexts(keys)) }
+            : undefined;
         const chunk = await readWindowChunk(client, table, cursor, sizing, {
           major: this.deps.major,
           wantHighLsn: this.deps.watermarks.method === 'read-only',
           ...(asOf !== undefined ? { asOf } : {}),
           ...(filter !== undefined ? { filter } : {}),
+          ...(keyRange !== undefined ? { keyRange } : {}),
         });
-        if (deletes?.tracks(name) === true && entry.recovery !== undefined && cursor.kind === 'key') {
-          const upTo = chunk.next.kind === 'key' && !chunk.next.done ? chunk.next.after : null;
-          const keyIndexes = schema.keyIndexes;
-          const width = schema.columns.length;
-          await readRangeKeys(client, table, keysFrom === 'lowest' ? null : cursor.after, upTo, (keys) => {
-            const texts: string[] = [];
-            for (const key of keys) {
-              const tuple: (string | null)[] = new Array<string | null>(width).fill(null);
-              keyIndexes.forEach((column, i) => (tuple[column] = key[i] ?? null));
-              const text = keyText(schema, tuple);
-              if (text !== undefined) texts.push(text);
-            }
-            deletes.drop(name, texts);
-          });
-          keysFrom = 'cursor';
-        }
+        if (keyRange !== undefined) keysFrom = 'cursor';
         handle.chunkRead(chunk);
         await this.deps.watermarks.high(id);
         const outcome = await handle.closed;
