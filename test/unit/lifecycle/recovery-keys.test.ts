@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { durableFiles, pendingRecoveryTables } from '../../../src/lifecycle/recovery-keys.ts';
-import { requestRecovery } from '../../../src/lifecycle/lost-slot.ts';
+import { recoveryWarning, requestRecovery } from '../../../src/lifecycle/lost-slot.ts';
 import { parseConfig } from '../../../src/config.ts';
 
 test('durableFiles: the topics and byte lengths of a JSONL position, nothing else', () => {
@@ -44,4 +44,16 @@ test('onLostDeletes emit: refused for another sink, envelope or shaping in one C
   assert.throws(() => parseConfig({ ...base, envelope: { type: 'flat' } }), /envelope\.type/);
   assert.equal(parseConfig(base).onLostDeletes, 'emit');
   assert.equal(parseConfig({}).onLostDeletes, 'keep');
+});
+
+test('the recovery warning says what happens to the gap deletes', () => {
+  const recovery = {
+    cause: 'SLOT_MISSING' as const,
+    reason: 'gone',
+    since: '0/A',
+    sameCluster: true,
+    storedHorizon: '700',
+  };
+  assert.match(recoveryWarning(recovery, 1, '700'), /deleted in the gap cannot be seen.*pgcdc verify/);
+  assert.match(recoveryWarning(recovery, 1, '700', 'emit'), /get a delete event .*onLostDeletes emit/);
 });
