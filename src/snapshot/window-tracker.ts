@@ -162,6 +162,8 @@ export class WindowTracker implements ChangeObserver {
     if (deletes?.tracks(key) === true) {
       const event = this.keysOf(table, old, row);
       if (event.kind === 'change') deletes.drop(key, event.keys);
+      else if (table.keyIndexes.length === 0)
+        deletes.forget(key); // a keyless table: nothing can be matched (documented; the reader warns)
       else {
         // A change whose key cannot be told may name any candidate: no delete can be proven right.
         deletes.forget(key);
