@@ -112,6 +112,12 @@ export const configSchema = z.strictObject({
    * online what the gap can have changed (lifecycle/lost-slot.ts, docs/recovery.md#lost-slots).
    */
   onLost: z.enum(['fail', 'resnapshot']).default('fail'),
+  /**
+   * What a lost-slot recovery does with keys the sink holds and the source no longer has (rows
+   * deleted in the gap): `keep` leaves them (default); `emit` writes a key-only delete for each,
+   * marked recovery (snapshot/recovery-deletes.ts). JSONL sink, envelope json, debezium, no shaping.
+   */
+  onLostDeletes: z.enum(['emit', 'keep']).default('keep'),
   /** `kind` (default jsonl) and that kind's options; each kind brings its schema (sinks/registry.ts). */
   sink: sinkConfigSchema,
   offsets: z.string().default('./pgcdc-offsets.json'),
@@ -355,6 +361,25 @@ export function parseConfig(input: unknown, origin = 'configuration', flagFor?: 
           `(a file named ${offsetsKind}: ./${offsetsKind})`,
       },
     );
+  if (config.onLostDeletes === 'emit') {
+    const why =
+      config.sink.kind !== 'jsonl'
+        ? `the sink is ${config.sink.kind}`
+        : config.envelope.format !== 'json'
+          ? `envelope.format is ${config.envelope.format}`
+          : config.envelope.type !== 'debezium'
+            ? `envelope.type is ${config.envelope.type}`
+            : (config.shaping?.rules.length ?? 0) > 0
+              ? 'shaping rules are configured'
+              : undefined;
+    if (why !== undefined)
+      throw new CdcError(
+        'CONFIG_INVALID',
+        `onLostDeletes emit (--on-lost-deletes) reads the sink's keys back from JSONL output with the plain ` +
+          `json debezium envelope and no shaping, and ${why}`,
+        { hint: 'use onLostDeletes: keep, and find the keys deleted in the gap with pgcdc verify' },
+      );
+  }
   // No Kafka Connect schema describes an arbitrary JSON document: json-with-schema writes json and
   // jsonb as strings (io.debezium.data.Json), as Debezium does.
   if (config.envelope.format === 'json-with-schema' && config.values.json !== 'string')

@@ -29,6 +29,7 @@ export interface RunFlags extends ConnectionFlags {
   tablesFile?: string;
   signalTable?: string;
   onLost?: Config['onLost'];
+  onLostDeletes?: Config['onLostDeletes'];
   sink?: string;
   out?: string;
   kafkaBootstrap?: string;
@@ -89,6 +90,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
     createPublication: flags.createPublication === false ? false : undefined,
     upgradedFrom: flags.upgradedFrom,
     onLost: flags.onLost,
+    onLostDeletes: flags.onLostDeletes,
     sink: {
       kind: flags.sink,
       out: flags.out,
@@ -148,6 +150,7 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   createPublication: '--no-create-publication',
   upgradedFrom: '--upgraded-from',
   onLost: '--on-lost',
+  onLostDeletes: '--on-lost-deletes',
   'sink.kind': '--sink',
   'sink.out': '--out',
   'sink.bootstrapServers': '--kafka-bootstrap',
@@ -367,6 +370,13 @@ export function addCaptureOptions(command: Command): Command {
           'slot lost, dropped or on another cluster: fail (default, exit 1) or resnapshot (new slot, re-read ' +
             'online what the gap can have changed; docs/recovery.md)',
         ).choices(['fail', 'resnapshot']),
+      )
+      .addOption(
+        new Option(
+          '--on-lost-deletes <mode>',
+          'with --on-lost resnapshot: keep (default) the keys the output holds and the source lacks (deleted in ' +
+            'the gap), or emit a delete for each (JSONL sink; docs/recovery.md)',
+        ).choices(['emit', 'keep']),
       )
       .addOption(
         new Option(

@@ -18,6 +18,7 @@
  * (columns, masks, truncation) and topic; `envelope.type: flat` hands every write to a FlatWriter
  * (flat.ts), which keeps this line layout with the flat row as the value.
  */
+import { CdcError } from '../core/errors.ts';
 import type { TupleData } from '../protocol/messages.ts';
 import type { TableSchema } from '../source/relations.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
@@ -84,6 +85,9 @@ interface ValueOpenings {
   readonly before: { readonly open: Buffer; readonly none: Buffer };
   readonly nothing: { readonly open: Buffer; readonly none: Buffer };
 }
+
+/** The value of a recovery delete up to its source block (TableSerializer.writeKeyDelete). */
+const KEY_DELETE_VALUE = Buffer.from(',"value":{"before":null,"after":null', 'utf8');
 
 /** Serializes the events of one table. Rebuilt whenever its TableSchema changes. */
 export class TableSerializer {
@@ -350,6 +354,30 @@ export class TableSerializer {
         `${subMillis(nowMs)},"xmin":null},"op":"r","ts_ms":${nowMs}${subMillis(nowMs)},"transaction":null}}` +
         (this.withSchema ? '}' : ''),
     );
+  }
+
+  /**
+   * A lost-slot recovery's delete of a key the sink held and the source lacks
+   * (snapshot/recovery-deletes.ts): op d, `before` and `after` null, `key` the key's JSON text as
+   * the sink holds it, the source block of a recovery read (`"snapshot":"recovery"`). The id is
+   * `idHead` then `ordinal`, as for reads. `tail` is `recoveryDeleteTail`'s. Plain json, debezium
+   * envelope only (config.ts refuses onLostDeletes emit otherwise).
+   */
+  writeKeyDelete(w: LineWriter, key: Buffer, idHead: Buffer, ordinal: number, tail: Buffer): void {
+    if (this.flat !== null || this.withSchema)
+      throw new CdcError('INTERNAL', 'a recovery delete needs the plain json debezium envelope');
+    w.raw(idHead);
+    w.uint(ordinal);
+    w.raw(this.topicKey);
+    w.raw(key);
+    w.raw(KEY_DELETE_VALUE);
+    w.raw(tail);
+  }
+
+  /** What follows `"after":null` in a recovery delete: a read's tail without the row's close, op d. */
+  recoveryDeleteTail(lsn: number, lsnText: string, nowMs: number): Buffer {
+    const read = this.readTail('recovery', lsn, lsnText, nowMs).toString('utf8');
+    return bytes(read.slice(1).replace('"op":"r"', '"op":"d"'));
   }
 
   /** `,"unavailable_columns":["a",...]`: the row's columns that are unchanged TOAST in `tuple`. */

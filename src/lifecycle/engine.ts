@@ -41,6 +41,7 @@ import { isHeartbeatTable } from '../selection/heartbeat-table.ts';
 import { openToastStore } from '../pipeline/toast.ts';
 import { announceRecovery, readNextXid, requestRecovery } from './lost-slot.ts';
 import { XidHorizonSampler } from './xid-horizon.ts';
+import { loadRecoveryDeletes } from './recovery-keys.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 
 /** The longest one teardown step may take after a fault (see `bounded`). */
@@ -235,6 +236,7 @@ export class Capture {
           await readNextXid(query, facts.major),
           snapshotTables.length,
           this.log,
+          config.onLostDeletes,
         );
         progress = {
           ...progress,
@@ -255,6 +257,14 @@ export class Capture {
         slot: config.slot,
         publication: config.publication,
       };
+      const recoveryDeletes = await loadRecoveryDeletes({
+        config,
+        sink,
+        position: startup.sinkFrom ?? checkpoint?.sink,
+        progress,
+        naming,
+        log: this.log,
+      });
       let startPosition = await storeFirstCheckpoint({
         sink,
         offsets,
@@ -326,6 +336,7 @@ export class Capture {
         method,
         signalTable,
         xidHorizon: (lsn) => horizon.at(lsn),
+        recoveryDeletes,
         onStored: (stored) => takenRequests(stored.incremental?.requests ?? []),
         onFailure: (error) => {
           if (this.stopRequested) return;

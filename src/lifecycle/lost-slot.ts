@@ -16,7 +16,8 @@
  * only row versions whose xmin is at or after the horizon (snapshot/visibility.ts sinceHorizonSql);
  * on another cluster, without a horizon, or when the horizon is too old to compare 32-bit xmins with, every row.
  * Deletes made inside the gap leave no row to read: their rows stay in the output (a consumer can
- * find them with `pgcdc verify`, which names the keys the output holds and the source lacks).
+ * find them with `pgcdc verify`, which names the keys the output holds and the source lacks), unless
+ * `onLostDeletes: emit` (recovery-keys.ts, snapshot/recovery-deletes.ts) emits a delete for each.
  */
 import { CdcError, type ErrorCode } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -133,14 +134,23 @@ function olderHorizon(a: string | undefined, b: string | undefined): string | un
 }
 
 /** The one warning line of a recovery: the cause, what is re-read, and the deletes caveat. */
-export function recoveryWarning(recovery: LostSlotRecovery, tables: number, horizon: string | undefined): string {
+export function recoveryWarning(
+  recovery: LostSlotRecovery,
+  tables: number,
+  horizon: string | undefined,
+  deletes: 'emit' | 'keep' = 'keep',
+): string {
   const what =
     horizon !== undefined
       ? `the rows of ${tables} table(s) written since transaction ${horizon} (the last checkpoint's xid horizon)`
       : `every row of ${tables} table(s) (${
           recovery.sameCluster ? 'no usable xid horizon was stored' : 'another cluster: nothing stored applies'
         })`;
-  const caveat = 'rows deleted in the gap cannot be seen by a re-read and stay in the output (pgcdc verify lists them)';
+  const caveat =
+    deletes === 'emit'
+      ? 'keys the output holds and the source no longer has (deleted in the gap) get a delete event when their ' +
+        'table is re-read (onLostDeletes emit)'
+      : 'rows deleted in the gap cannot be seen by a re-read and stay in the output (pgcdc verify lists them)';
   return (
     `onLost resnapshot: ${recovery.cause}: changes after ${recovery.since} cannot be streamed; created a new ` +
     `slot, streaming from it and re-reading online ${what} (source.snapshot "recovery"); ${caveat}`
@@ -175,12 +185,13 @@ export function announceRecovery(
   nextXid: bigint | undefined,
   tables: number,
   log: Logger,
+  deletes: 'emit' | 'keep' = 'keep',
 ): string | undefined {
   const horizon =
     recovery.sameCluster && nextXid !== undefined ? usableHorizon(recovery.storedHorizon, nextXid) : undefined;
   log.warn(
     { cause: recovery.cause, since: recovery.since, horizon: horizon ?? null, reason: recovery.reason },
-    recoveryWarning(recovery, tables, horizon),
+    recoveryWarning(recovery, tables, horizon, deletes),
   );
   return horizon;
 }

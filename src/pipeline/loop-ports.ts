@@ -4,6 +4,7 @@
  * session, postgres/slot.ts, implements it); `StreamCatalog` answers the catalog questions a Relation message and
  * the start check raise (`postgresCatalog` asks the server). Tests implement both to feed recorded frames.
  */
+import type { RecoveryDeletes } from '../snapshot/recovery-deletes.ts';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import type { CdcError } from '../core/errors.ts';
@@ -110,6 +111,8 @@ export interface LoopDeps {
   signalTable: TableName | undefined;
   /** The xid horizon for a checkpoint at an LSN (lifecycle/xid-horizon.ts); none stored when absent. */
   xidHorizon?: ((lsn: Lsn) => string | undefined) | undefined;
+  /** onLostDeletes emit: the recovery's delete candidates, loaded from the sink (snapshot/recovery-deletes.ts). */
+  recoveryDeletes?: RecoveryDeletes | undefined;
   /** A checkpoint was stored. */
   onStored?: ((checkpoint: Checkpoint, delivered: number) => void) | undefined;
   onFailure: (error: CdcError) => void;

@@ -103,12 +103,14 @@ export function buildStreamParts(
     log: deps.log,
     requestKeepalive: () => loop.requestKeepalive(),
     onSnapshotsChanged: () => loop.snapshotsChanged(),
+    ...(deps.recoveryDeletes !== undefined ? { recoveryDeletes: deps.recoveryDeletes } : {}),
   });
   const method = deps.method;
   const snapshotter =
     typeof method === 'string'
       ? new IncrementalSnapshotter({
           tracker: windows,
+          ...(deps.recoveryDeletes !== undefined ? { recoveryDeletes: deps.recoveryDeletes } : {}),
           connect: () =>
             openConnection(deps.endpoint, 'query', 'pgcdc-snapshot', {
               statementTimeoutMs: deps.config.snapshot.queryTimeoutMs,

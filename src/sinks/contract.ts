@@ -66,6 +66,13 @@ export interface Sink {
   prepareTopics?(topics: readonly string[]): Promise<void>;
 
   /**
+   * Optional: the local file a topic's events are appended to, one event line each, for a sink
+   * whose output pgcdc can read back (JSONL). A lost-slot recovery with `onLostDeletes: emit` reads
+   * the keys it holds from it, up to the durable length a stored position names.
+   */
+  eventFile?(topic: string): string;
+
+  /**
    * Prepares the sink. `resume` is the position stored with the last checkpoint, or undefined when
    * pgcdc has never committed a checkpoint. Must be called once, first.
    *

@@ -21,7 +21,8 @@ import type { TopicNaming } from '../envelope/topics.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
 import type { GeneratedColumns } from '../postgres/catalog.ts';
 import type { PgType, ValueOptions } from '../source/values.ts';
-import { backfillTableSchema } from './keys.ts';
+import { backfillTableSchema, keyText } from './keys.ts';
+import type { RecoveryDeletes } from './recovery-deletes.ts';
 import { initialCursor } from './query.ts';
 import { chunkSizing, describeBackfillTable } from './tables.ts';
 import { isPending, pendingTables } from './resume-state.ts';
@@ -47,6 +48,8 @@ export interface IncrementalDeps {
   readonly log: Logger;
   /** A read or watermark failed: the capture must stop (it resumes from the stored progress). */
   readonly onError: (error: CdcError) => void;
+  /** onLostDeletes emit: the recovery's delete candidates (recovery-deletes.ts); the reader drops those it finds. */
+  readonly recoveryDeletes?: RecoveryDeletes;
   /** A window closed (for progress displays). */
   readonly onWindow?: (tableIndex: number, outcome: WindowOutcome) => void;
 }
@@ -135,6 +138,13 @@ export class IncrementalSnapshotter {
         'incremental snapshot: reading the table',
       );
       let retries = 0;
+      // The first key read of a run starts at the lowest key (recovery-deletes.ts).
+      let keysFrom: 'lowest' | 'cursor' = 'lowest';
+      const deletes = this.deps.recoveryDeletes;
+      if (deletes?.tracks(name) === true && table.keyIndexes.length === 0) {
+        log.warn({ table: name }, 'onLostDeletes emit: the table has no key, so no delete can be matched to it');
+        deletes.forget(name);
+      }
       while (!this.stopping) {
         const progress = tracker.progress;
         const entry = progress?.id === snapshotId ? progress.tables[index] : undefined;
@@ -168,12 +178,29 @@ export class IncrementalSnapshotter {
           insertsStreamed: asOf !== undefined,
         });
         await this.deps.watermarks.low(id);
+        const keyTexts = (keys: readonly (readonly string[])[]): string[] => {
+          const texts: string[] = [];
+          for (const key of keys) {
+            const tuple = new Array<string | null>(schema.columns.length).fill(null);
+            schema.keyIndexes.forEach((column, i) => (tuple[column] = key[i] ?? null));
+            const text = keyText(schema, tuple);
+            if (text !== undefined) texts.push(text);
+          }
+          return texts;
+        };
+        // onLostDeletes emit: the source's keys of the chunk's range, in the chunk's snapshot (recovery-deletes.ts).
+        const keyRange =
+          deletes?.tracks(name) === true && entry.recovery !== undefined && cursor.kind === 'key'
+            ? { from: keysFrom, onKeys: (keys: readonly (readonly string[])[]) => deletes.drop(name, keyTexts(keys)) }
+            : undefined;
         const chunk = await readWindowChunk(client, table, cursor, sizing, {
           major: this.deps.major,
           wantHighLsn: this.deps.watermarks.method === 'read-only',
           ...(asOf !== undefined ? { asOf } : {}),
           ...(filter !== undefined ? { filter } : {}),
+          ...(keyRange !== undefined ? { keyRange } : {}),
         });
+        if (keyRange !== undefined) keysFrom = 'cursor';
         handle.chunkRead(chunk);
         await this.deps.watermarks.high(id);
         const outcome = await handle.closed;

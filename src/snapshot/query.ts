@@ -108,6 +108,38 @@ export function keysetChunkSql(
   return `${selectColumns(table)}${where} ORDER BY ${keys.map(columnRef).join(', ')} LIMIT ${limit}`;
 }
 
+/**
+ * The keys (key columns only, in key order) greater than `after` (from the lowest when null) and at
+ * most `upTo` (to the highest when null), up to `limit` of them: a lost-slot recovery's key read of a
+ * chunk's range (recovery-deletes.ts), compared exactly as keysetChunkSql compares.
+ */
+export function keyRangeSql(
+  table: BackfillTable,
+  after: readonly string[] | null,
+  upTo: readonly string[] | null,
+  limit: number,
+): string {
+  if (table.keyIndexes.length === 0)
+    throw new CdcError('INTERNAL', `${table.schema}.${table.table} has no key to read a key range of`);
+  const keys = table.keyIndexes.map((i) => keyColumn(table, i));
+  const left = keys.map(columnRef);
+  const bound = (values: readonly string[], op: string): string => {
+    if (values.length !== keys.length)
+      throw new CdcError('INTERNAL', `a cursor of ${values.length} values for a key of ${keys.length} columns`);
+    const right = keys.map((k, i) => keyLiteral(k, values[i] as string));
+    return keys.length === 1 ? `${left[0]} ${op} ${right[0]}` : `(${left.join(', ')}) ${op} (${right.join(', ')})`;
+  };
+  const conditions: string[] = [];
+  if (after !== null) conditions.push(bound(after, '>'));
+  if (upTo !== null) conditions.push(bound(upTo, '<='));
+  const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
+  const list = keys.map((k) => quoteIdent(k.name)).join(', ');
+  return (
+    `SELECT ${list} FROM ${quoteQualified(table.schema, table.table)}${where} ORDER BY ${left.join(', ')} ` +
+    `LIMIT ${limit}`
+  );
+}
+
 function tid(page: number): string {
   if (!Number.isInteger(page) || page < 0 || page > 0xffffffff)
     throw new CdcError('INTERNAL', `${page} is not a heap page number`);

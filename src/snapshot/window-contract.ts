@@ -11,6 +11,7 @@ import type { TableName } from './initial-reader.ts';
 import type { Logger } from '../core/log.ts';
 import type { ResumeState } from '../offsets/store.ts';
 import type { ChangeSink } from '../envelope/change-sink.ts';
+import type { RecoveryDeletes } from './recovery-deletes.ts';
 
 /** What the ChangeAssembler reports to the snapshot side. */
 export interface ChangeObserver {
@@ -85,4 +86,6 @@ export interface WindowTrackerOptions {
   readonly requestKeepalive: () => void;
   /** Incremental snapshots were requested or stopped: there may be new tables to read. */
   readonly onSnapshotsChanged: () => void;
+  /** onLostDeletes emit: the recovery's delete candidates (recovery-deletes.ts). */
+  readonly recoveryDeletes?: RecoveryDeletes;
 }

@@ -14,7 +14,7 @@ import { CdcError } from '../core/errors.ts';
 import { parseLsn } from '../protocol/lsn.ts';
 import type { Lsn } from '../protocol/messages.ts';
 import type { ChunkCursor } from '../offsets/store.ts';
-import { readChunk, type BackfillTable, type ChunkSizing } from './query.ts';
+import { copyRows, keyRangeSql, readChunk, type BackfillTable, type ChunkSizing } from './query.ts';
 import type { CopyRow } from './copy-text.ts';
 import { visibleInSnapshotSql } from './visibility.ts';
 
@@ -58,6 +58,14 @@ export async function readWindowChunk(
     readonly asOf?: string;
     /** A lost-slot recovery's condition on the rows (visibility.ts sinceHorizonSql). */
     readonly filter?: string;
+    /**
+     * onLostDeletes emit: also every key of the chunk's key range, unfiltered, in the same snapshot:
+     * from the lowest key, or from the cursor, to the chunk's last key (to the highest at the end).
+     */
+    readonly keyRange?: {
+      readonly from: 'lowest' | 'cursor';
+      readonly onKeys: (keys: readonly (readonly string[])[]) => void;
+    };
   },
 ): Promise<WindowChunk> {
   const snapshot = options.major >= 13 ? 'pg_current_snapshot()' : 'txid_current_snapshot()';
@@ -80,6 +88,11 @@ export async function readWindowChunk(
         ? `(${visible}) AND (${options.filter})`
         : (visible ?? options.filter);
     const chunk = await readChunk(client, table, cursor, sizing, filter);
+    if (options.keyRange !== undefined && cursor.kind === 'key' && chunk.next.kind === 'key') {
+      const upTo = chunk.next.done ? null : chunk.next.after;
+      const from = options.keyRange.from === 'lowest' ? null : cursor.after;
+      await readRangeKeys(client, table, from, upTo, options.keyRange.onKeys);
+    }
     await client.query('commit');
     const xip = parseSnapshotXip(row.snap);
     if (!options.wantHighLsn) return { rows: chunk.rows, next: chunk.next, xip };
@@ -92,5 +105,39 @@ export async function readWindowChunk(
   } catch (error) {
     await client.query('rollback').catch(() => undefined);
     throw error;
+  }
+}
+
+/** Keys read per query by `readRangeKeys`. */
+const KEY_BATCH = 10_000;
+
+/**
+ * Every key of `table` greater than `after` and at most `upTo` (null: unbounded), unfiltered, handed
+ * to `onKeys` as key tuples (the key columns' server text, in key order) in batches, read inside the
+ * caller's REPEATABLE READ transaction, so in the chunk's snapshot (a lost-slot recovery's deletes,
+ * recovery-deletes.ts).
+ */
+async function readRangeKeys(
+  client: pg.ClientBase,
+  table: BackfillTable,
+  after: readonly string[] | null,
+  upTo: readonly string[] | null,
+  onKeys: (keys: readonly (readonly string[])[]) => void,
+): Promise<void> {
+  const width = table.keyIndexes.length;
+  let from = after;
+  for (;;) {
+    const rows = await copyRows(client, keyRangeSql(table, from, upTo, KEY_BATCH), width);
+    const keys = rows.map((row) =>
+      row.map((value) => {
+        if (typeof value !== 'string')
+          throw new CdcError('INTERNAL', `a key column of ${table.schema}.${table.table} read as NULL`);
+        return value;
+      }),
+    );
+    onKeys(keys);
+    const last = keys[keys.length - 1];
+    if (last === undefined || keys.length < KEY_BATCH) break;
+    from = last;
   }
 }

@@ -83,7 +83,7 @@ export class WindowTracker implements ChangeObserver {
   }
 
   get active(): boolean {
-    return this.signalKey !== undefined || this.byTable.size > 0;
+    return this.signalKey !== undefined || this.byTable.size > 0 || this.options.recoveryDeletes?.active === true;
   }
 
   /** A read-only window has its chunk and waits for the stream to pass the read's position. */
@@ -158,6 +158,21 @@ export class WindowTracker implements ChangeObserver {
       if (row !== null && old === null) this.signalRow(table, row);
       return true;
     }
+    const deletes = this.options.recoveryDeletes;
+    if (deletes?.tracks(key) === true) {
+      const event = this.keysOf(table, old, row);
+      if (event.kind === 'change') deletes.drop(key, event.keys);
+      else if (table.keyIndexes.length === 0)
+        deletes.forget(key); // a keyless table: nothing can be matched (documented; the reader warns)
+      else {
+        // A change whose key cannot be told may name any candidate: no delete can be proven right.
+        deletes.forget(key);
+        this.options.log.warn(
+          { table: key },
+          'onLostDeletes emit: a streamed change of the table had no usable key, so its recovery emits no deletes',
+        );
+      }
+    }
     const tracked = this.byTable.get(key);
     // An insert cannot touch a chunk whose read leaves out rows inserted since its snapshot.
     if (
@@ -171,6 +186,7 @@ export class WindowTracker implements ChangeObserver {
   }
 
   truncate(table: TableSchema): void {
+    this.options.recoveryDeletes?.truncated(this.roleOf(table));
     const tracked = this.byTable.get(this.roleOf(table));
     if (tracked !== undefined && tracked.state !== 'waiting-low') tracked.window.observe({ kind: 'truncate' });
   }
@@ -363,6 +379,26 @@ export class WindowTracker implements ChangeObserver {
       w.startEvent();
       serializer.writeRead(w, row, idHead, entry.read + (read.ordinals.get(row) ?? 0), tail);
       this.out.eventEnd(serializer.topicNumber, 0, tally);
+    }
+    // The table's last chunk: the recovery's deletes stand at this high watermark (recovery-deletes.ts).
+    let deleted = 0;
+    const deletes = this.options.recoveryDeletes;
+    if (entry.recovery !== undefined && read.next.done && deletes?.tracks(tracked.key) === true) {
+      const keys = deletes.take(tracked.key);
+      const deleteTail = serializer.recoveryDeleteTail(lsn, lsnText, now);
+      const deleteTally = base < 0 ? -1 : base + OP_TALLY.d;
+      const first = entry.read + read.rows.length;
+      for (const key of keys) {
+        w.startEvent();
+        serializer.writeKeyDelete(w, Buffer.from(key, 'utf8'), idHead, first + deleted, deleteTail);
+        this.out.eventEnd(serializer.topicNumber, 0, deleteTally);
+        deleted++;
+      }
+      if (deleted > 0)
+        this.options.log.info(
+          { table: tracked.key, deletes: deleted },
+          'onLost resnapshot: emitted deletes for keys the output held and the source no longer has',
+        );
     }
     const next = advanceTable(progress, tracked.spec.tableIndex, read.next, read.rows.length, result.survivors.length);
     this.out.setResumeState({ ...this.out.currentResumeState, incremental: next });

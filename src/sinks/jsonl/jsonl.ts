@@ -120,6 +120,11 @@ export class JsonlSink implements Sink {
     this.log = options.log;
   }
 
+  /** The file a topic's events are appended to (Sink.eventFile). */
+  eventFile(topic: string): string {
+    return path.join(this.dir, jsonlFileName(topic));
+  }
+
   /** What the last `open` truncated or removed. */
   get recovered(): readonly JsonlRecovery[] {
     return this.recoveries;
