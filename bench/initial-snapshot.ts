@@ -14,6 +14,8 @@ import { loadPgTypes } from '../src/postgres/pg-types.ts';
 import { resolveTables } from '../src/postgres/catalog.ts';
 import { formatLsn } from '../src/protocol/lsn.ts';
 import { JsonlSink } from '../src/sinks/jsonl/jsonl.ts';
+import { StdoutSink } from '../src/sinks/stdout/stdout.ts';
+import { UNAVAILABLE_VALUE } from '../src/envelope/json.ts';
 import { createSlotWithSnapshot } from '../src/postgres/exported-snapshot.ts';
 import { takeInitialSnapshot } from '../src/snapshot/initial.ts';
 import { FileOffsetStore } from '../src/offsets/file.ts';
@@ -72,6 +74,10 @@ export interface SnapshotIntoJsonl {
   readonly slot: string;
   /** Where `events/` and `offsets.json` go. */
   readonly dir: string;
+  /** jsonl (default): fsynced files in `dir/events`; stdout: the stdout sink writing into /dev/null. */
+  readonly sink?: 'jsonl' | 'stdout';
+  /** envelope.type (default debezium). */
+  readonly envelope?: 'debezium' | 'flat';
 }
 
 /**
@@ -87,6 +93,7 @@ export async function snapshotIntoJsonl(cluster: EmbeddedCluster, run: SnapshotI
     const config = parseConfig({
       source: { url: cluster.url(BENCH_DATABASE) },
       snapshot: { chunkSize: run.chunkRows, parallelism: run.workers, progress: 'off' },
+      envelope: { type: run.envelope ?? 'debezium' },
       log: { level: 'warn' },
     });
     const types = await loadPgTypes(catalog);
@@ -95,7 +102,10 @@ export async function snapshotIntoJsonl(cluster: EmbeddedCluster, run: SnapshotI
       run.tables.map((table) => ({ schema: 'public', table })),
     );
     const exported = await createSlotWithSnapshot(replication, run.slot);
-    const sink = new JsonlSink({ dir: path.join(run.dir, 'events') });
+    const sink =
+      run.sink === 'stdout'
+        ? new StdoutSink({ stream: createWriteStream('/dev/null') })
+        : new JsonlSink({ dir: path.join(run.dir, 'events') });
     await sink.open(undefined);
     const identity = {
       version: 2 as const,
@@ -114,7 +124,12 @@ export async function snapshotIntoJsonl(cluster: EmbeddedCluster, run: SnapshotI
       endpoint: resolveEndpoint(config.source),
       major: run.major,
       types,
-      naming: { prefix: BENCH_DATABASE, database: BENCH_DATABASE, naming: 'prefix' },
+      naming: {
+        prefix: BENCH_DATABASE,
+        database: BENCH_DATABASE,
+        naming: 'prefix',
+        envelope: { format: 'json', unavailableValue: UNAVAILABLE_VALUE, type: run.envelope ?? 'debezium' },
+      },
       sink,
       log: createLogger({ level: 'warn', format: 'json' }),
       checkpoint: (position, list) =>

@@ -18,7 +18,7 @@
  * RowWriter straight into the batch.
  */
 import type { TupleData } from '../protocol/messages.ts';
-import { writeKeyChangeHead, type LineWriter, type RowWriter } from './row-writer.ts';
+import { writeKeyChangeHead, type LineWriter, type RowSource, type RowWriter } from './row-writer.ts';
 import { flatValueSchema, keySchema, payloadOpen } from './schemas.ts';
 import type { Op, TransactionContext } from './transaction-context.ts';
 
@@ -151,7 +151,7 @@ export class FlatWriter {
   }
 
   /** A snapshot read: see TableSerializer.writeRead; `tail` comes from `readTail`. */
-  writeRead(w: LineWriter, row: TupleData, idHead: Buffer, ordinal: number, tail: Buffer): void {
+  writeRead(w: LineWriter, row: RowSource, idHead: Buffer, ordinal: number, tail: Buffer): void {
     const keyed = this.rows.table.keyIndexes.length > 0;
     w.raw(idHead);
     w.uint(ordinal);

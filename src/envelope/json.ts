@@ -24,7 +24,7 @@ import type { TableSchema } from '../source/relations.ts';
 import type { TopicRegistry } from '../sinks/batch.ts';
 import { topicName, type EnvelopeSettings, type TopicNaming } from './topics.ts';
 import { envelopeSchema, keySchema, payloadOpen } from './schemas.ts';
-import { RowWriter, writeKeyChangeHead, type LineWriter } from './row-writer.ts';
+import { RowWriter, writeKeyChangeHead, type LineWriter, type RowSource } from './row-writer.ts';
 import { FlatWriter } from './flat.ts';
 import type { DroppableOp } from './shaping-config.ts';
 import { commitTail, nowAndTransaction, subMillis, type Op, type TransactionContext } from './transaction-context.ts';
@@ -312,7 +312,7 @@ export class TableSerializer {
    * (`{"id":"<prefix>`, see `readIdHead`) followed by `ordinal`; `tail` (see `readTail`) is
    * everything after the row, the same for a whole chunk. Snapshot reads belong to no transaction.
    */
-  writeRead(w: LineWriter, row: TupleData, idHead: Buffer, ordinal: number, tail: Buffer): void {
+  writeRead(w: LineWriter, row: RowSource, idHead: Buffer, ordinal: number, tail: Buffer): void {
     if (this.flat !== null) {
       this.flat.writeRead(w, row, idHead, ordinal, tail);
       return;

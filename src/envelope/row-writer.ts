@@ -19,6 +19,14 @@ import { OID } from '../source/type-oids.ts';
 import { columnValueSchema, placeholderJson } from './schemas.ts';
 import type { TableRule } from './shaping.ts';
 import type { EnvelopeSettings } from './topics.ts';
+import { copyFieldText, type CopyFields } from '../source/copy-row.ts';
+import { copyPlan, writeCopyValue, type CopyPlan } from './copy-values.ts';
+
+/**
+ * A row to write: a decoded tuple (the stream), or a COPY text row in place (the initial
+ * snapshot's fast path, source/copy-row.ts), which never holds unchanged TOAST.
+ */
+export type RowSource = TupleData | CopyFields;
 
 /** Where serialized bytes go: implemented by EventBatchBuilder. */
 export interface LineWriter {
@@ -26,6 +34,10 @@ export interface LineWriter {
   text(s: string): void;
   jsonString(s: string): void;
   uint(value: number): void;
+  /** Direct writing (envelope/copy-values.ts): room for `bytes` more bytes, written from `offset`, then `advance`. */
+  room(bytes: number): Buffer;
+  readonly offset: number;
+  advance(to: number): void;
 }
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
@@ -98,6 +110,8 @@ export class RowWriter {
   readonly rowView: TableSchema;
   /** `schemaTable` with masked key columns as strings, for the key schema. */
   readonly keyView: TableSchema;
+  /** How COPY rows' values are written, per column (copy-values.ts). */
+  private readonly copy: CopyPlan;
 
   /**
    * `schemaTable` is the whole table when `table` is a TOAST omit variant (columns left out): the
@@ -138,6 +152,7 @@ export class RowWriter {
       table.keyIndexes.includes(i) && rule?.mask[c.name] === 'hash' ? transforms[i] : undefined,
     );
     this.keyTransforms = keyTransforms.some((t) => t !== undefined) ? keyTransforms : null;
+    this.copy = copyPlan(columns);
 
     // Masked values are strings whatever the column's type.
     const masked = (c: ColumnSchema): ColumnSchema =>
@@ -154,13 +169,39 @@ export class RowWriter {
   }
 
   /** The row's fields after its first name, without the closing brace. Returns whether a placeholder was written. */
-  writeRow(w: LineWriter, tuple: TupleData): boolean {
-    return this.writeFields(w, tuple, this.rowIndexes, this.rowPrefixes, this.transforms, true);
+  writeRow(w: LineWriter, row: RowSource): boolean {
+    if (!Array.isArray(row)) return this.writeCopyFields(w, row, this.rowIndexes, this.rowPrefixes, this.transforms);
+    return this.writeFields(w, row, this.rowIndexes, this.rowPrefixes, this.transforms, true);
   }
 
   /** The key's fields after its first name, without the closing brace (unchanged TOAST: null). */
-  writeKey(w: LineWriter, tuple: TupleData): void {
-    this.writeFields(w, tuple, this.table.keyIndexes, this.keyPrefixes, this.keyTransforms, false);
+  writeKey(w: LineWriter, row: RowSource): void {
+    if (!Array.isArray(row)) this.writeCopyFields(w, row, this.table.keyIndexes, this.keyPrefixes, this.keyTransforms);
+    else this.writeFields(w, row, this.table.keyIndexes, this.keyPrefixes, this.keyTransforms, false);
+  }
+
+  /** writeFields for a COPY row: values written from its bytes; a shaped row goes through a tuple. */
+  private writeCopyFields(
+    w: LineWriter,
+    row: CopyFields,
+    indexes: readonly number[] | null,
+    prefixes: readonly Buffer[],
+    transforms: readonly (ColumnTransform | undefined)[] | null,
+  ): false {
+    const columns = this.table.columns;
+    if (transforms !== null) {
+      const tuple: TupleData = columns.map((_, i) => copyFieldText(row, i));
+      this.writeFields(w, tuple, indexes, prefixes, transforms, false);
+      return false;
+    }
+    const n = indexes === null ? columns.length : indexes.length;
+    for (let i = 0; i < n; i++) {
+      const index = indexes === null ? i : (indexes[i] as number);
+      if (i > 0) w.raw(prefixes[i] as Buffer);
+      if ((row.starts[index] as number) < 0) w.raw(NULL);
+      else writeCopyValue(w, row, index, columns[index] as ColumnSchema, this.copy);
+    }
+    return false;
   }
 
   /** The names of the row's columns that are unchanged TOAST in `tuple`. */

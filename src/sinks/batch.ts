@@ -260,6 +260,26 @@ export class EventBatchBuilder {
     this.text(JSON.stringify(s));
   }
 
+  /**
+   * Direct writing, for byte-level serializers (envelope/copy-values.ts): makes room for `bytes` more
+   * bytes and returns the slab to write them into from `offset`; `advance(to)` then marks the bytes
+   * up to `to` written. Nothing past `offset` counts until `advance`, so a writer may give up midway.
+   */
+  room(bytes: number): Buffer {
+    if (this.slab.length - this.used < bytes) this.growBytes(bytes);
+    return this.slab;
+  }
+
+  /** Where the next byte goes in the slab `room` returned. */
+  get offset(): number {
+    return this.used;
+  }
+
+  /** Marks the slab written up to `to` (see `room`). */
+  advance(to: number): void {
+    this.used = to;
+  }
+
   /** A non-negative integer below 2^53 in decimal, without allocating a string. */
   uint(value: number): void {
     let digits = 1;

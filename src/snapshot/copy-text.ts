@@ -12,18 +12,16 @@
  * `\ooo` (octal) and `\xHH` (hex) byte escapes and any other backslashed character as itself; COPY
  * TO never writes those, but the parser accepts them so that it is the format's exact inverse.
  */
-import { CdcError } from '../core/errors.ts';
+import { malformedCopy, unescapeCopyText } from '../source/copy-row.ts';
+
+export { unescapeCopyText } from '../source/copy-row.ts';
 
 /** One row: each column's output-function text, or null. */
 export type CopyRow = (string | null)[];
 
 const NEWLINE = 0x0a;
 
-function malformed(detail: string): CdcError {
-  return new CdcError('SOURCE_QUERY_FAILED', `COPY output is malformed: ${detail}`, {
-    hint: 'this is a bug in pgcdc or an unexpected server; please report it with the server version',
-  });
-}
+const malformed = malformedCopy;
 
 /**
  * Incremental parser. Feed it the chunks of a COPY stream in order with `push`, then call `end`.
@@ -97,62 +95,6 @@ export function parseLines(text: string, columns: number, out: CopyRow[]): numbe
 function field(raw: string): string | null {
   if (raw.length === 2 && raw === '\\N') return null;
   return raw.includes('\\') ? unescapeCopyText(raw) : raw;
-}
-
-const SIMPLE_ESCAPES: Readonly<Record<string, string>> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
-
-function isOctal(c: string): boolean {
-  return c >= '0' && c <= '7';
-}
-
-function isHex(c: string): boolean {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/**
- * Undoes the backslash escapes of one field (not `\N`, which only means NULL as a whole field).
- * Consecutive byte escapes (`\ooo`, `\xHH`) are decoded together as UTF-8, the client encoding.
- */
-export function unescapeCopyText(raw: string): string {
-  let out = '';
-  let bytes: number[] = [];
-  const flushBytes = (): void => {
-    if (bytes.length > 0) {
-      out += Buffer.from(bytes).toString('utf8');
-      bytes = [];
-    }
-  };
-  let i = 0;
-  while (i < raw.length) {
-    const c = raw.charAt(i);
-    if (c !== '\\') {
-      flushBytes();
-      const next = raw.indexOf('\\', i);
-      const end = next < 0 ? raw.length : next;
-      out += raw.slice(i, end);
-      i = end;
-      continue;
-    }
-    if (i + 1 >= raw.length) throw malformed('a value ends with a lone backslash');
-    const e = raw.charAt(i + 1);
-    if (isOctal(e)) {
-      let j = i + 1;
-      let value = 0;
-      while (j < raw.length && j < i + 4 && isOctal(raw.charAt(j))) value = value * 8 + Number(raw.charAt(j++));
-      bytes.push(value & 0xff);
-      i = j;
-    } else if (e === 'x' && i + 2 < raw.length && isHex(raw.charAt(i + 2))) {
-      const two = i + 3 < raw.length && isHex(raw.charAt(i + 3));
-      bytes.push(Number.parseInt(raw.slice(i + 2, two ? i + 4 : i + 3), 16));
-      i += two ? 4 : 3;
-    } else {
-      flushBytes();
-      out += SIMPLE_ESCAPES[e] ?? e;
-      i += 2;
-    }
-  }
-  flushBytes();
-  return out;
 }
 
 // Characters COPY TO escapes, and their escapes; everything else goes out as is.

@@ -3,55 +3,61 @@
  * snapshot (postgres/exported-snapshot.ts), table by table in key order, chunk by chunk, into a callback.
  *
  * Contracts:
- * - Consistency: every worker imports the same snapshot before reading anything, so the rows are
+ * - Consistency: every reader imports the same snapshot before reading anything, so the rows are
  *   the tables' state at the slot's consistent point, whatever is written meanwhile.
+ * - Order: chunks are handed over one at a time, in one order whatever `parallelism` is: the
+ *   tables in the order given, each table's chunks in key order (ctid order for keyless tables).
+ *   A keyed table's chunks are its next `chunkRows` keys each, so the chunks, their rows and the
+ *   event ids made from them are the same for every `parallelism`.
  * - Progress: each chunk comes with the table's cursor after it (query.ts ChunkCursor, plain
  *   JSON). Store it once the chunk's events are durable; passing it back in `resume` continues
  *   after that chunk. (A resumed read needs a snapshot that still exists: the initial snapshot's
  *   export ends with its connection, so a crash mid-snapshot resumes through the incremental,
  *   watermarked method, reusing the same cursors: see docs/snapshots.md.)
- * - Parallelism: `parallelism` workers, each with its own connection and transaction, take tables
- *   from a queue; a table is read by one worker, in key order.
- * - Memory: a worker hands over a chunk once the next one is read (so it can say whether the
- *   chunk is the table's last), reads the one after while the callback works, and waits for the
- *   callback's promise before handing over another: at most 3 x parallelism chunks of rows exist
- *   at once. A slow sink slows the reads; nothing queues without bound.
- * - Callbacks of different workers may run concurrently; a worker never calls it again before its
- *   previous call resolved. A rejected callback or a failed read stops every worker (after their
- *   chunk in hand) and rejects `readSnapshot` with the first error.
+ * - Parallelism: `parallelism` readers, each with its own connection, read chunks at once, of one
+ *   table or of the next ones. A keyed table is cut into ranges by its keys: the end of each range
+ *   is found before it is read (query.ts keyBoundarySql, an index walk over chunkRows keys), so the
+ *   next range can be read meanwhile; a keyless table into ranges of heap pages.
+ * - Memory: at most `2 x parallelism + 1` chunks are read and not yet handed over (a chunk is
+ *   handed over once the next chunk of its table is read, so it can say whether it is the table's
+ *   last); the callback's promise is the backpressure: a slow sink slows the reads.
+ * - A rejected callback or a failed read stops every reader (after its chunk in hand) and rejects
+ *   `readSnapshot` with the first error.
  */
 import type pg from 'pg';
 import { CdcError } from '../core/errors.ts';
-import type { CopyRow } from './copy-text.ts';
+import { countCopyRows } from '../source/copy-row.ts';
 import { importSnapshot } from '../postgres/exported-snapshot.ts';
 import { quoteQualified } from '../postgres/quote.ts';
 import type { GeneratedColumns } from '../postgres/catalog.ts';
 import type { ChunkCursor } from '../offsets/store.ts';
-import { initialCursor, readChunk, type BackfillTable, type Chunk } from './query.ts';
-import { chunkSizing, describeBackfillTable } from './tables.ts';
+import { parseLines, type CopyRow } from './copy-text.ts';
+import { copyBytes, type BackfillTable } from './query.ts';
+import { cursorAfterFinal, RangePlanner, tableKey, type ChunkTask, type TableName } from './range-planner.ts';
 
-export interface TableName {
-  readonly schema: string;
-  readonly table: string;
-}
-
-/** `schema.table`, the key of `resume` and of progress (names may contain dots: it is only a map key). */
-export function tableKey(name: TableName): string {
-  return `${name.schema}.${name.table}`;
-}
+export { tableKey, type TableName } from './range-planner.ts';
 
 export interface SnapshotChunk {
   readonly table: BackfillTable;
-  /** The rows in key order (ctid order for keyless tables), as output-function text. */
-  readonly rows: CopyRow[];
+  /** The rows in key order (ctid order for keyless tables) as COPY text, whole rows (source/copy-row.ts reads them). */
+  readonly data: Buffer;
+  /** How many rows `data` holds. */
+  readonly rowCount: number;
   /** The table's cursor after this chunk: store it with the chunk's events. `done` on the table's last chunk. */
   readonly cursor: ChunkCursor;
   /** Rows of this table delivered so far in this run, this chunk included. */
   readonly tableRows: number;
   /** No rows of this table follow (`cursor.done` is then true). */
   readonly lastOfTable: boolean;
-  /** Tables not yet started by any worker when this chunk was handed over. */
+  /** Tables not yet started when this chunk was handed over. */
   readonly tablesWaiting: number;
+}
+
+/** A chunk's rows parsed into values (tests and tools; the snapshot reads them in place). */
+export function chunkRows(chunk: SnapshotChunk): CopyRow[] {
+  const rows: CopyRow[] = [];
+  parseLines(chunk.data.toString('utf8'), chunk.table.columns.length, rows);
+  return rows;
 }
 
 export interface SnapshotOptions {
@@ -68,15 +74,15 @@ export interface SnapshotOptions {
   readonly connect: () => Promise<pg.Client>;
   /** Rows per keyset chunk (and the row target of a ctid chunk). */
   readonly chunkRows: number;
-  /** Workers (connections) reading at once; at most one per table. */
+  /** Readers (connections) reading at once. */
   readonly parallelism: number;
   /** Cursors from an earlier run by tableKey; a `done` table is skipped. */
   readonly resume?: ReadonlyMap<string, ChunkCursor>;
-  /** Called with every worker's snapshot imported: the exporting connection may now be used again. */
+  /** Called with every reader's snapshot imported: the exporting connection may now be used again. */
   readonly onImported?: () => void;
   /** Called once the snapshot is imported, with its txid_current_snapshot text (before the DDL check). */
   readonly onSnapshotXids?: (asOf: string) => void;
-  /** Handles one chunk; its promise is the backpressure. */
+  /** Handles one chunk; its promise is the backpressure. Never called again before it resolved. */
   readonly onChunk: (chunk: SnapshotChunk) => Promise<void>;
 }
 
@@ -94,20 +100,18 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
   if (!Number.isInteger(options.chunkRows) || options.chunkRows < 1) {
     throw new CdcError('CONFIG_INVALID', `snapshot chunk size must be a positive integer, not ${options.chunkRows}`);
   }
-  const queue = options.tables.filter((t) => options.resume?.get(tableKey(t))?.done !== true);
+  const waiting = options.tables.filter((t) => options.resume?.get(tableKey(t))?.done !== true);
   const rows = new Map<string, number>();
   let chunks = 0;
-  let failure: { error: unknown } | undefined;
-  const workerCount = Math.min(options.parallelism, queue.length);
-  if (workerCount === 0) {
+  if (waiting.length === 0) {
     options.onImported?.();
     return { rows, chunks };
   }
 
-  // Every worker connects and imports first, so the export can end as early as possible.
+  // Every reader connects and imports first, so the export can end as early as possible.
   const clients: pg.Client[] = [];
   try {
-    for (let i = 0; i < workerCount; i++) {
+    for (let i = 0; i < options.parallelism; i++) {
       const client = await options.connect();
       client.on('error', () => undefined); // surfaced by the failing query instead
       clients.push(client);
@@ -121,79 +125,119 @@ export async function readSnapshot(options: SnapshotOptions): Promise<SnapshotSu
   }
   options.onImported?.();
 
-  const readTable = async (client: pg.Client, name: TableName): Promise<void> => {
-    const table = await describeBackfillTable(client, name.schema, name.table, options.major, options.generatedColumns);
-    const sizing = await chunkSizing(client, table, options.chunkRows);
-    const key = tableKey(name);
-    let cursor = options.resume?.get(key) ?? initialCursor(table);
-    if (cursor.kind !== initialCursor(table).kind) {
-      throw new CdcError(
-        'CONFIG_INVALID',
-        `the stored snapshot progress of ` +
-          `${key} is by ${cursor.kind} but the table is now read by ${initialCursor(table).kind}`,
-        {
-          hint:
-            'its key (primary key or replica identity index) was added or dropped since; restart the ' +
-            'snapshot of this table',
-        },
-      );
-    }
-    let tableRows = 0;
-    // One chunk of lookahead, so each chunk is known to be the table's last non-empty one (or
-    // not) when it is handed over; the chunk after it is read meanwhile.
-    const readAhead = (after: Chunk): Promise<Chunk> | undefined => {
-      if (after.next.done) return undefined;
-      const next = readChunk(client, table, after.next, sizing);
-      // Handled here so a read failing while the callback runs is not an unhandled rejection;
-      // it is still thrown where it is awaited.
-      void next.catch(() => undefined);
-      return next;
-    };
-    let chunk = await readChunk(client, table, cursor, sizing);
-    let ahead = readAhead(chunk);
-    while (failure === undefined) {
-      const next = ahead === undefined ? undefined : await ahead;
-      const last = next === undefined || (next.rows.length === 0 && next.next.done);
-      ahead = next !== undefined && !last ? readAhead(next) : undefined;
-      cursor = last ? (next?.next ?? chunk.next) : chunk.next;
-      tableRows += chunk.rows.length;
-      rows.set(key, tableRows);
-      chunks++;
-      try {
-        await options.onChunk({
-          table,
-          rows: chunk.rows,
-          cursor,
-          tableRows,
-          lastOfTable: last,
-          tablesWaiting: queue.length,
-        });
-      } catch (error) {
-        // Let the read in flight finish (its client is reused for nothing else) before giving up.
-        await ahead?.catch(() => undefined);
-        throw error;
-      }
-      if (last || next === undefined) return;
-      chunk = next;
-    }
-    await ahead?.catch(() => undefined);
+  const plan = new RangePlanner(options, waiting);
+  const tasks: ChunkTask[] = [];
+  let handedOver = 0;
+  let failure: { error: unknown } | undefined;
+  // Readers wait here for room (the window) or for a task to be planned; woken on every change.
+  let wake: () => void = () => undefined;
+  let changed = new Promise<void>((resolve) => (wake = resolve));
+  const notify = (): void => {
+    wake();
+    changed = new Promise<void>((resolve) => (wake = resolve));
   };
+  const window = 2 * options.parallelism + 1;
+  // Planning runs on one reader at a time: each range's start is the previous one's end.
+  let planning: Promise<void> = Promise.resolve();
 
-  const worker = async (client: pg.Client): Promise<void> => {
+  const reader = async (client: pg.Client): Promise<void> => {
     while (failure === undefined) {
-      const next = queue.shift();
-      if (next === undefined) return;
+      while (failure === undefined && tasks.length - handedOver >= window) await changed;
+      if (failure !== undefined) return;
+      // plan.next runs only here, one reader at a time, and the reader asking takes the task.
+      const claim = planning.then(() => plan.next(client));
+      planning = claim.then(
+        () => undefined,
+        () => undefined,
+      );
+      let task: ChunkTask | undefined;
       try {
-        await readTable(client, next);
+        task = await claim;
       } catch (error) {
         failure ??= { error };
+        notify();
         return;
       }
+      if (task === undefined || failure !== undefined) {
+        notify();
+        return;
+      }
+      tasks.push(task);
+      const result = copyBytes(client, task.select).then((data) => ({ data, rows: countCopyRows(data) }));
+      task.result = result;
+      notify();
+      try {
+        await result;
+      } catch (error) {
+        failure ??= { error };
+        notify();
+        return;
+      }
+      notify();
+    }
+  };
+
+  // Hands the chunks over in task order, each once the next task of its table is read.
+  const handOver = async (): Promise<void> => {
+    const tableRows = new Map<string, number>();
+    for (let i = 0; ; i++) {
+      const task = await taskAt(i);
+      if (task === undefined) return;
+      const chunk = await (task.result as Promise<{ data: Buffer; rows: number }>);
+      let last = task.final;
+      let cursor = task.final ? cursorAfterFinal(task, chunk.data, chunk.rows) : task.to;
+      let skip = 0;
+      if (!last) {
+        const next = await taskAt(i + 1);
+        if (next !== undefined && next.open === task.open && next.final) {
+          const after = await (next.result as Promise<{ data: Buffer; rows: number }>);
+          if (after.rows === 0) {
+            last = true;
+            cursor = next.to;
+            skip = 1;
+          }
+        }
+      }
+      const key = tableKey(task.open.name);
+      const total = (tableRows.get(key) ?? 0) + chunk.rows;
+      tableRows.set(key, total);
+      rows.set(key, total);
+      chunks++;
+      await options.onChunk({
+        table: task.open.table,
+        data: chunk.data,
+        rowCount: chunk.rows,
+        cursor,
+        tableRows: total,
+        lastOfTable: last,
+        tablesWaiting: plan.tablesWaiting,
+      });
+      i += skip;
+      handedOver = i + 1;
+      notify();
+    }
+  };
+  /** Task `i` once planned and taken by a reader; undefined when planning ended before it. */
+  const taskAt = async (i: number): Promise<ChunkTask | undefined> => {
+    for (;;) {
+      if (failure !== undefined) throw failure.error;
+      const task = tasks[i];
+      if (task?.result !== undefined) return task;
+      if (task === undefined && plan.finished) return undefined;
+      await changed;
     }
   };
 
   try {
-    await Promise.all(clients.map(worker));
+    const readers = Promise.all(clients.map(reader));
+    try {
+      await handOver();
+    } catch (error) {
+      failure ??= { error };
+      notify();
+    }
+    // Each reader ends after its chunk in hand, before the clients do.
+    await readers;
   } finally {
     await Promise.all(
       clients.map((c) =>

@@ -29,7 +29,7 @@ const FLUSH_BYTES = 8 * 1024 * 1024;
 import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import type { Sink, SinkPosition } from '../sinks/contract.ts';
 import type { PgType } from '../source/values.ts';
-import type { TupleData } from '../protocol/messages.ts';
+import { CopyRowCursor } from '../source/copy-row.ts';
 
 export interface InitialSnapshotInput {
   /** The snapshot to read and the LSN its events are stamped with (the slot's consistent point). */
@@ -90,6 +90,18 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   const started = Date.now();
   const startRows = progress.reduce((n, t) => n + t.emitted, 0);
 
+  const cursors = new Map<string, CopyRowCursor>();
+  const rowCursor = (chunk: SnapshotChunk): CopyRowCursor => {
+    const key = tableKey(chunk.table);
+    let cursor = cursors.get(key);
+    if (cursor === undefined) {
+      cursor = new CopyRowCursor(chunk.table.columns.length);
+      cursors.set(key, cursor);
+    }
+    cursor.reset(chunk.data);
+    return cursor;
+  };
+
   const serializerFor = (chunk: SnapshotChunk): TableSerializer => {
     const key = tableKey(chunk.table);
     let found = serializers.get(key);
@@ -135,13 +147,15 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
       const serializer = serializerFor(chunk);
       const now = Date.now();
       const idHead = readIdHead(`${lsnText}:r:${index}:`);
-      const n = chunk.rows.length;
+      const n = chunk.rowCount;
       const rowTail = serializer.readTail('true', lsn, lsnText, now);
-      for (let i = 0; i < n; i++) {
+      // The rows are read in place from the COPY bytes (source/copy-row.ts): no object per row.
+      const row = rowCursor(chunk);
+      for (let i = 0; row.next(); i++) {
         builder.startEvent();
         serializer.writeRead(
           builder,
-          chunk.rows[i] as TupleData,
+          row,
           idHead,
           entry.read + i,
           i === n - 1 && lastRowMarker === 'last' ? serializer.readTail('last', lsn, lsnText, now) : rowTail,
@@ -171,7 +185,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   const held: SnapshotChunk[] = [];
   const holdLimit = Math.max(1, config.snapshot.parallelism);
   const onChunk = async (chunk: SnapshotChunk): Promise<void> => {
-    if (!chunk.lastOfTable || chunk.rows.length === 0) {
+    if (!chunk.lastOfTable || chunk.rowCount === 0) {
       await deliver(chunk, 'true', false);
       return;
     }

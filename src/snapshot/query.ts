@@ -109,18 +109,45 @@ export function keysetChunkSql(
 }
 
 /**
- * The keys (key columns only, in key order) greater than `after` (from the lowest when null) and at
- * most `upTo` (to the highest when null), up to `limit` of them: a lost-slot recovery's key read of a
- * chunk's range (recovery-deletes.ts), compared exactly as keysetChunkSql compares.
+ * A keyset chunk given by its bounds: the rows with a key greater than `after` (from the lowest
+ * when null) and at most `upTo` (to the highest when null), in key order. The parallel initial
+ * snapshot reads a table as such ranges (initial-reader.ts), `upTo` found by `keyBoundarySql`.
  */
-export function keyRangeSql(
+export function keyRangeChunkSql(
   table: BackfillTable,
   after: readonly string[] | null,
   upTo: readonly string[] | null,
-  limit: number,
 ): string {
+  const { keys, conditions } = keyBounds(table, after, upTo);
+  const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
+  return `${selectColumns(table)}${where} ORDER BY ${keys.map(columnRef).join(', ')}`;
+}
+
+/**
+ * The key (key columns only) of the `rows`-th row after `after` in key order: the end of a keyset
+ * chunk of `rows` rows, without reading them (an index-only walk over the keys when the index
+ * serves the order). No row: fewer than `rows` remain.
+ */
+export function keyBoundarySql(table: BackfillTable, after: readonly string[] | null, rows: number): string {
+  if (!Number.isInteger(rows) || rows < 1)
+    throw new CdcError('INTERNAL', `chunk size must be a positive integer, not ${rows}`);
+  const { keys, conditions } = keyBounds(table, after, null);
+  const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
+  const list = keys.map((k) => quoteIdent(k.name)).join(', ');
+  return (
+    `SELECT ${list} FROM ${quoteQualified(table.schema, table.table)}${where} ` +
+    `ORDER BY ${keys.map(columnRef).join(', ')} OFFSET ${rows - 1} LIMIT 1`
+  );
+}
+
+/** The key columns and the conditions `key > after` and `key <= upTo`, compared as keysetChunkSql compares. */
+function keyBounds(
+  table: BackfillTable,
+  after: readonly string[] | null,
+  upTo: readonly string[] | null,
+): { keys: BackfillColumn[]; conditions: string[] } {
   if (table.keyIndexes.length === 0)
-    throw new CdcError('INTERNAL', `${table.schema}.${table.table} has no key to read a key range of`);
+    throw new CdcError('INTERNAL', `${table.schema}.${table.table} has no key; read it by ctid`);
   const keys = table.keyIndexes.map((i) => keyColumn(table, i));
   const left = keys.map(columnRef);
   const bound = (values: readonly string[], op: string): string => {
@@ -132,11 +159,26 @@ export function keyRangeSql(
   const conditions: string[] = [];
   if (after !== null) conditions.push(bound(after, '>'));
   if (upTo !== null) conditions.push(bound(upTo, '<='));
+  return { keys, conditions };
+}
+
+/**
+ * The keys (key columns only, in key order) greater than `after` (from the lowest when null) and at
+ * most `upTo` (to the highest when null), up to `limit` of them: a lost-slot recovery's key read of a
+ * chunk's range (recovery-deletes.ts), compared exactly as keysetChunkSql compares.
+ */
+export function keyRangeSql(
+  table: BackfillTable,
+  after: readonly string[] | null,
+  upTo: readonly string[] | null,
+  limit: number,
+): string {
+  const { keys, conditions } = keyBounds(table, after, upTo);
   const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
   const list = keys.map((k) => quoteIdent(k.name)).join(', ');
   return (
-    `SELECT ${list} FROM ${quoteQualified(table.schema, table.table)}${where} ORDER BY ${left.join(', ')} ` +
-    `LIMIT ${limit}`
+    `SELECT ${list} FROM ${quoteQualified(table.schema, table.table)}${where} ` +
+    `ORDER BY ${keys.map(columnRef).join(', ')} LIMIT ${limit}`
   );
 }
 
@@ -170,10 +212,20 @@ export function copySql(select: string): string {
 export async function copyRows(client: pg.ClientBase, select: string, columns: number): Promise<CopyRow[]> {
   const rows: CopyRow[] = [];
   const parser = new CopyTextParser(columns);
+  parser.push(await copyBytes(client, select), rows);
+  parser.end();
+  return rows;
+}
+
+/**
+ * Runs `COPY (select) TO STDOUT` on `client` and returns its text as one buffer of whole rows: the
+ * initial snapshot's fast path reads the rows in place (source/copy-row.ts).
+ */
+export async function copyBytes(client: pg.ClientBase, select: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
   const stream = client.query(copyTo(copySql(select)));
   try {
-    for await (const chunk of stream) parser.push(chunk as Buffer, rows);
-    parser.end();
+    for await (const chunk of stream) parts.push(chunk as Buffer);
   } catch (cause) {
     if (cause instanceof CdcError) throw cause;
     const typed = sourceFailure(cause, `reading ${select.slice(0, 120)}`);
@@ -184,7 +236,7 @@ export async function copyRows(client: pg.ClientBase, select: string, columns: n
       retryable: true,
     });
   }
-  return rows;
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
 }
 
 /** What `readChunk` read: the rows and the cursor after them. */

@@ -89,10 +89,34 @@ const encodeBool: JsonEncoder = (text) => {
  * every digit. `maxLength` is the widest text of the type (sign included).
  */
 function integerEncoder(typeName: string, maxLength: number, unsigned: boolean): JsonEncoder {
-  return (text) => {
+  const encoder: JsonEncoder = (text) => {
     if (isJsonInteger(text, maxLength, unsigned)) return text;
     throw invalidValue(typeName, text);
   };
+  INTEGER_LIMITS.set(encoder, { maxLength, unsigned });
+  return encoder;
+}
+
+/** The text grammar of an integer encoder: at most `maxLength` characters, a sign unless `unsigned`. */
+export interface IntegerLimits {
+  readonly maxLength: number;
+  readonly unsigned: boolean;
+}
+
+const INTEGER_LIMITS = new Map<JsonEncoder, IntegerLimits>();
+
+/**
+ * The limits of `encoder` when it is one of the integer encoders, which write a valid text as it
+ * is: a byte-level writer (envelope/copy-values.ts) checks the same grammar on the bytes and copies
+ * them, calling the encoder (and so its error) only for a text that fails.
+ */
+export function integerLimits(encoder: JsonEncoder): IntegerLimits | undefined {
+  return INTEGER_LIMITS.get(encoder);
+}
+
+/** True when `encoder` is bool's (`t` → true, `f` → false). */
+export function isBoolEncoder(encoder: JsonEncoder): boolean {
+  return encoder === encodeBool;
 }
 
 const encodeInt2 = integerEncoder('int2', 6, false);

@@ -11,7 +11,7 @@ import pg from 'pg';
 import { eventually, freshDatabase, onTeardown, TEST_MAJOR, type TestDatabase } from '../harness/pg.ts';
 import { SESSION_OPTIONS } from '../../src/postgres/connect.ts';
 import { createSlotWithSnapshot } from '../../src/postgres/exported-snapshot.ts';
-import { readSnapshot, tableKey, type SnapshotChunk } from '../../src/snapshot/initial-reader.ts';
+import { chunkRows, readSnapshot, tableKey, type SnapshotChunk } from '../../src/snapshot/initial-reader.ts';
 import { copyRows } from '../../src/snapshot/query.ts';
 import type { CopyRow } from '../../src/snapshot/copy-text.ts';
 import { formatLsn } from '../../src/protocol/lsn.ts';
@@ -145,7 +145,7 @@ test(
         const name = chunk.table.table;
         keyColumns.set(name, [...chunk.table.keyIndexes]);
         const map = snapshot.get(name) ?? assert.fail(name);
-        for (const row of chunk.rows) {
+        for (const row of chunkRows(chunk)) {
           const key =
             chunk.table.keyIndexes.length === 0
               ? JSON.stringify(row)
@@ -224,7 +224,7 @@ test('resume: a table marked done is skipped, another continues after its cursor
       [tableKey({ schema: 'public', table: 'events' }), { kind: 'ctid', nextPage: 0, done: true }],
     ]),
     onChunk: (chunk) => {
-      for (const row of chunk.rows) seen.push(`${chunk.table.table}:${row[0]}`);
+      for (const row of chunkRows(chunk)) seen.push(`${chunk.table.table}:${row[0]}`);
       return Promise.resolve();
     },
   });
@@ -311,4 +311,52 @@ test('DDL between the export and the readers is caught, retryably, instead of re
       /changed \(DDL\) while the snapshot was starting/.test(error.message) &&
       (error as { retryable?: boolean }).retryable === true,
   );
+});
+
+test('one table read by 1 or 3 readers: the same chunks, rows, cursors and last marks, in the same order', async () => {
+  const read = async (parallelism: number): Promise<string[]> => {
+    const replication = new pg.Client({
+      connectionString: db.url,
+      options: SESSION_OPTIONS,
+      replication: 'database',
+    } as pg.ClientConfig);
+    await replication.connect();
+    onTeardown(() => replication.end());
+    const exported = await createSlotWithSnapshot(replication, `readers_${parallelism}`);
+    const chunks: string[] = [];
+    let inCallback = false;
+    await readSnapshot({
+      snapshotName: exported.snapshotName,
+      tables: ['accounts', 'regions', 'events'].map((table) => ({ schema: 'public', table })),
+      major: db.server.major,
+      connect: sessionClient,
+      chunkRows: 250,
+      parallelism,
+      onChunk: async (chunk) => {
+        assert.equal(inCallback, false, 'the callback runs one chunk at a time');
+        inCallback = true;
+        assert.equal(chunkRows(chunk).length, chunk.rowCount);
+        chunks.push(
+          `${chunk.table.table} ${chunk.rowCount} ${JSON.stringify(chunk.cursor)} ${chunk.lastOfTable} ` +
+            `${chunk.tableRows} ${chunk.data.toString('base64')}`,
+        );
+        // Let the other readers run ahead meanwhile.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        inCallback = false;
+      },
+    });
+    await replication.query('DROP_REPLICATION_SLOT ' + `readers_${parallelism}`).catch(() => undefined);
+    return chunks;
+  };
+  const one = await read(1);
+  const three = await read(3);
+  assert.ok(one.length > 10, `${one.length} chunks`);
+  assert.deepEqual(three, one);
+  const tableRows = new Map<string, number>();
+  for (const chunk of one) {
+    const [table = '', rows = '0', , last] = chunk.split(' ');
+    tableRows.set(table, (tableRows.get(table) ?? 0) + Number(rows));
+    if (last === 'true') assert.ok(chunk.includes('"done":true'), chunk.slice(0, 80));
+  }
+  for (const table of ['accounts', 'regions', 'events']) assert.ok((tableRows.get(table) ?? 0) > 250, table);
 });
