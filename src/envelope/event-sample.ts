@@ -27,6 +27,8 @@ export function sampleBatch(batch: EventBatch, labels: SampleLabels, commitAt: n
       if (!startsWith(data, topicEnd, KEY_MEMBER)) continue;
       const keyStart = topicEnd + KEY_MEMBER.length;
       const keyEnd = skipValue(data, keyStart, end);
+      // Copied: the batch's bytes may be reused once it is written (EventBatchBuilder.recycle).
+      const line = Buffer.from(data.subarray(start, end));
       sample.push({
         table: labels.table(i),
         op: labels.op(i),
@@ -34,7 +36,7 @@ export function sampleBatch(batch: EventBatch, labels: SampleLabels, commitAt: n
         lsn: colon !== -1 && colon < idEnd ? data.toString('latin1', start + ID_START, colon) : undefined,
         commitAt,
         key: data.toString('utf8', keyStart, keyEnd),
-        line: () => data.toString('utf8', start, end),
+        line: () => line.toString('utf8'),
       });
     } catch {
       // Not an event line of the usual layout: it is simply not sampled.

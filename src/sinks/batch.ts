@@ -171,6 +171,8 @@ export class EventBatchBuilder {
   private flagBytes: Uint8Array;
   private n = 0;
   private eventStart = 0;
+  /** Slabs of written batches, handed back by `recycle`, for the next `take`s. */
+  private readonly spares: Buffer[] = [];
 
   constructor(registry: TopicRegistry, initialBytes = 1 << 20, initialEvents = 4096) {
     this.registry = registry;
@@ -325,7 +327,9 @@ export class EventBatchBuilder {
     const restEvents = this.n - count;
     const restBytes = this.used - cut;
     // The batch keeps the old slab alive until it is written: do not also keep a huge new one.
-    const slab = Buffer.allocUnsafe(Math.max(Math.min(this.slab.length, MAX_REUSED_SLAB), restBytes + 1, 1 << 16));
+    const size = Math.max(Math.min(this.slab.length, MAX_REUSED_SLAB), restBytes + 1, 1 << 16);
+    const spare = this.spares.pop();
+    const slab = spare !== undefined && spare.length >= size ? spare : Buffer.allocUnsafe(size);
     this.slab.copy(slab, 0, cut, this.used);
     const ends = new Uint32Array(this.ends.length);
     for (let i = 0; i < restEvents; i++) ends[i] = (this.ends[count + i] as number) - cut;
@@ -340,6 +344,19 @@ export class EventBatchBuilder {
     this.used = restBytes;
     this.n = restEvents;
     return batch;
+  }
+
+  /**
+   * Hands back the bytes of a batch this builder made whose write resolved, to a sink that keeps no
+   * reference to them (Sink.releasesBatches): the next `take` fills them again instead of allocating
+   * a new slab. A batch of megabytes allocated per write kept the garbage collector busy (the
+   * initial snapshot's profile, docs/benchmarks.md). The batch must not be read afterwards.
+   */
+  recycle(batch: EventBatch): void {
+    const data = batch.data;
+    // Only a slab of its own (large allocations are never pooled), whole.
+    if (data.byteOffset !== 0 || data.buffer.byteLength < 1 << 20 || this.spares.length >= 2) return;
+    this.spares.push(Buffer.from(data.buffer, 0, data.buffer.byteLength));
   }
 
   private growBytes(need: number): void {

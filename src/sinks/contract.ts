@@ -66,6 +66,13 @@ export interface Sink {
   prepareTopics?(topics: readonly string[]): Promise<void>;
 
   /**
+   * True when the sink keeps no reference to a batch's bytes once its `write` resolved, so the
+   * caller may reuse them for a later batch (the initial snapshot does: EventBatchBuilder.recycle).
+   * Absent: the sink (or a handler it calls) may hold on to them.
+   */
+  readonly releasesBatches?: boolean;
+
+  /**
    * Optional: the local file a topic's events are appended to, one event line each, for a sink
    * whose output pgcdc can read back (JSONL). A lost-slot recovery with `onLostDeletes: emit` reads
    * the keys it holds from it, up to the durable length a stored position names.

@@ -132,6 +132,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     writes = writes.then(async () => {
       if (batch.count > 0 || position === undefined) position = await input.sink.write(batch);
       report?.();
+      if (input.sink.releasesBatches === true) builder.recycle(batch);
       await input.checkpoint(position, stored);
       inFlight--;
     });

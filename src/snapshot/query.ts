@@ -20,10 +20,10 @@
  * sequential scan, so use large chunks there. The cursor is the next page.
  */
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { CdcError } from '../core/errors.ts';
 import { quoteIdent, quoteLiteral, quoteQualified } from '../postgres/quote.ts';
 import { sourceFailure } from '../postgres/source-errors.ts';
+import { copyOut } from '../postgres/copy-out.ts';
 import { CopyTextParser, type CopyRow } from './copy-text.ts';
 import type { ChunkCursor } from '../offsets/store.ts';
 
@@ -222,10 +222,8 @@ export async function copyRows(client: pg.ClientBase, select: string, columns: n
  * initial snapshot's fast path reads the rows in place (source/copy-row.ts).
  */
 export async function copyBytes(client: pg.ClientBase, select: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  const stream = client.query(copyTo(copySql(select)));
   try {
-    for await (const chunk of stream) parts.push(chunk as Buffer);
+    return await copyOut(client, copySql(select));
   } catch (cause) {
     if (cause instanceof CdcError) throw cause;
     const typed = sourceFailure(cause, `reading ${select.slice(0, 120)}`);
@@ -236,7 +234,6 @@ export async function copyBytes(client: pg.ClientBase, select: string): Promise<
       retryable: true,
     });
   }
-  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
 }
 
 /** What `readChunk` read: the rows and the cursor after them. */

@@ -100,6 +100,8 @@ type State = 'new' | 'open' | 'failed' | 'closed';
  */
 export class JsonlSink implements Sink {
   readonly kind = 'jsonl';
+  /** Nothing of a batch is kept once its write resolved. */
+  readonly releasesBatches = true;
   private readonly dir: string;
   private readonly files = new Map<string, TopicFile>();
   private state: State = 'new';

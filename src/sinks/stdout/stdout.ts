@@ -23,6 +23,8 @@ import type { EventBatch, Sink, SinkPosition } from '../contract.ts';
  */
 export class StdoutSink implements Sink {
   readonly kind = 'stdout';
+  /** Nothing of a batch is kept once its write resolved. */
+  readonly releasesBatches = true;
   private readonly stream: Writable;
   private failure: Error | undefined;
   private closed = false;
