@@ -1,22 +1,26 @@
 /**
- * Snapshot throughput: pgcdc's snapshot reader into fsynced JSONL against `COPY t TO STDOUT`, on
- * the same machine in the same run.
+ * Snapshot throughput: pgcdc's initial snapshot against `COPY ... TO STDOUT` and against the disk,
+ * on the same machine in the same run (docs/benchmarks.md).
  *
- *   npm run bench:snapshot -- [--rows 1000000] [--chunk 20000] [--workers 2] [--pg 18]
+ *   npm run bench:snapshot -- [--rows 1000000] [--chunk 20000] [--readers 2] [--pg 18] [--json <file>]
  *
- * - Reference: `COPY bench TO STDOUT` through pg-copy-streams, drained into /dev/null: the
- *   server's fastest way to hand out a table, and the transport the snapshot reader uses.
- * - pgcdc, one worker: a slot created with EXPORT_SNAPSHOT, then the product's initial snapshot
- *   (snapshot/initial.ts) reading the table in keyset chunks of --chunk rows into the real
- *   JsonlSink (fdatasync per write) with its progress stored in a real offsets file, as `pgcdc run`
- *   does. Timed from the start of the read (the snapshot import included) to the last durable
- *   write and checkpoint. The output line count must equal --rows.
- * - pgcdc, --workers workers: the same rows split over --workers tables (the reader parallelises
- *   across tables), read at once.
+ * One narrow table (id bigint primary key, v integer, t text) of --rows rows, read whole each time
+ * (the cache warmed first by two COPYs). pgcdc runs its product path in process: a slot created with
+ * EXPORT_SNAPSHOT, then snapshot/initial.ts (readers, serializer, sink, a checkpoint per batch in a
+ * real offsets file), timed from the start of the read to the last durable write. Three figures:
  *
- * The last line is `ratio <pgcdc one worker rows/s / COPY rows/s>`.
+ * - (a) CPU path: the stdout sink writing into /dev/null, with 1 and --readers readers, against
+ *   `COPY bench TO STDOUT` through pg-copy-streams into /dev/null (the transport the readers use).
+ * - (b) fsynced JSONL (fdatasync per write) against the disk's own bandwidth for the same bytes:
+ *   `dd if=/dev/zero bs=1M count=<MiB written> conv=fdatasync`.
+ * - (c) fsynced JSONL against `psql -c 'COPY bench TO STDOUT'` into a file (as earlier runs printed).
+ *
+ * The flat envelope (envelope.type flat) is measured for (a) and (b) too. Every JSONL run's line
+ * count must equal --rows. The last line is `ratio <(a) with one reader>`.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,32 +43,107 @@ const { values: flags } = parseArgs({
   options: {
     rows: { type: 'string', default: '1000000' },
     chunk: { type: 'string', default: '20000' },
-    workers: { type: 'string', default: '2' },
+    readers: { type: 'string', default: '2' },
     pg: { type: 'string', default: '18' },
+    json: { type: 'string' },
   },
 });
 
 const ROWS = wholeNumber(flags.rows, '--rows');
 const CHUNK = wholeNumber(flags.chunk, '--chunk');
-const WORKERS = wholeNumber(flags.workers, '--workers');
+const READERS = wholeNumber(flags.readers, '--readers');
 const MAJOR = wholeNumber(flags.pg, '--pg');
 
-/** pgcdc's initial snapshot of `tables` into a fresh directory, checked for all ROWS lines; returns elapsed ms. */
+interface Run {
+  readonly ms: number;
+  /** Bytes written (JSONL runs). */
+  readonly bytes: number;
+}
+
+let slots = 0;
+/** pgcdc's initial snapshot of `bench`; JSONL runs are checked for all ROWS lines. */
 async function runPgcdc(
   cluster: EmbeddedCluster,
-  tables: readonly string[],
-  workers: number,
-  slot: string,
-): Promise<number> {
+  sink: 'jsonl' | 'stdout',
+  readers: number,
+  envelope: 'debezium' | 'flat',
+): Promise<Run> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-snapshot-'));
+  const slot = `bench_snapshot_${++slots}`;
   try {
-    const elapsed = await snapshotIntoJsonl(cluster, { tables, workers, chunkRows: CHUNK, major: MAJOR, slot, dir });
-    const lines = await countLines(path.join(dir, 'events'));
-    if (lines !== ROWS) throw new Error(`pgcdc wrote ${lines} lines, expected ${ROWS}`);
+    const ms = await snapshotIntoJsonl(cluster, {
+      tables: ['bench'],
+      workers: readers,
+      chunkRows: CHUNK,
+      major: MAJOR,
+      slot,
+      dir,
+      sink,
+      envelope,
+    });
+    let bytes = 0;
+    if (sink === 'jsonl') {
+      const events = path.join(dir, 'events');
+      const lines = await countLines(events);
+      if (lines !== ROWS) throw new Error(`pgcdc wrote ${lines} lines, expected ${ROWS}`);
+      for (const name of await readdir(events)) bytes += (await stat(path.join(events, name))).size;
+    }
     const client = await benchConnect(cluster);
     await client.query('select pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
     await client.end();
-    return elapsed;
+    return { ms, bytes };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs a command to completion; returns elapsed ms. Its stdout goes to `stdoutFile` when given. */
+function timed(command: string, args: readonly string[], stdoutFile?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const out = stdoutFile === undefined ? 'ignore' : createWriteStream(stdoutFile);
+    const open = out === 'ignore' ? Promise.resolve() : new Promise<void>((r) => out.on('open', () => r()));
+    void open.then(() => {
+      const started = performance.now();
+      const child = spawn(command, args, { stdio: ['ignore', out, command === 'dd' ? 'ignore' : 'inherit'] });
+      child.on('error', reject);
+      child.on('exit', (code) => {
+        if (code === 0) resolve(performance.now() - started);
+        else reject(new Error(`${command} exited with ${code}`));
+      });
+    });
+  });
+}
+
+/** The disk's fdatasync bandwidth for `bytes`: dd of zeros with conv=fdatasync, in the temp dir. */
+async function ddMs(bytes: number): Promise<number> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-dd-'));
+  try {
+    const mib = Math.max(1, Math.round(bytes / (1 << 20)));
+    const ms = await timed('dd', [
+      'if=/dev/zero',
+      `of=${path.join(dir, 'dd')}`,
+      'bs=1M',
+      `count=${mib}`,
+      'conv=fdatasync',
+    ]);
+    return (ms * bytes) / (mib * (1 << 20));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** `psql -c 'COPY bench TO STDOUT'` into a file: the server's text through its own client. */
+async function psqlCopyMs(cluster: EmbeddedCluster): Promise<number> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-psql-'));
+  try {
+    const url = new URL(cluster.url(BENCH_DATABASE));
+    const pass = path.join(dir, 'pgpass');
+    await writeFile(pass, `${url.hostname}:${url.port}:*:${url.username}:${decodeURIComponent(url.password)}\n`, {
+      mode: 0o600,
+    });
+    process.env.PGPASSFILE = pass;
+    url.password = '';
+    return await timed('psql', ['-X', '-q', url.toString(), '-c', 'COPY bench TO STDOUT'], path.join(dir, 'out'));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -73,8 +152,9 @@ async function runPgcdc(
 async function main(): Promise<void> {
   const cluster = await EmbeddedCluster.start({
     major: MAJOR,
-    settings: { shared_buffers: '512MB', autovacuum: 'off' },
+    settings: { shared_buffers: '512MB', autovacuum: 'off', max_wal_senders: '20', max_replication_slots: '20' },
   });
+  const results: Record<string, number> = {};
   try {
     const admin = new pg.Client({ connectionString: cluster.url('postgres') });
     await admin.connect();
@@ -85,42 +165,62 @@ async function main(): Promise<void> {
       (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
     const loadStarted = performance.now();
     await createNarrowTable(client, 'bench', 1, ROWS);
-    const parts: string[] = [];
-    const per = Math.ceil(ROWS / WORKERS);
-    for (let i = 0; i < WORKERS; i++) {
-      parts.push(`bench_part${i + 1}`);
-      await createNarrowTable(client, `bench_part${i + 1}`, i * per + 1, Math.min(ROWS, (i + 1) * per));
-    }
     await client.end();
     console.log(
-      `PostgreSQL ${version}: ` +
-        (`${ROWS.toLocaleString('en-US')} rows (and the same split over ` +
-          (`${WORKERS} tables) loaded in ` +
-            `${seconds(performance.now() - loadStarted)}; chunks of ${CHUNK.toLocaleString('en-US')} rows`)),
+      `PostgreSQL ${version}: ${ROWS.toLocaleString('en-US')} rows loaded in ` +
+        `${seconds(performance.now() - loadStarted)}; chunks of ${CHUNK.toLocaleString('en-US')} rows`,
     );
 
     // Warm the cache for everyone alike: the first read of a fresh table also sets hint bits.
     await copyToDevNull(cluster, 'bench');
     const copyMs = await copyToDevNull(cluster, 'bench');
     const copyRate = rate(ROWS, copyMs);
+    results.copyRowsPerSecond = copyRate;
     console.log(`COPY bench TO STDOUT -> /dev/null: ${seconds(copyMs)}, ${show(copyRate)}`);
 
-    const oneMs = await runPgcdc(cluster, ['bench'], 1, 'bench_one');
-    const oneRate = rate(ROWS, oneMs);
-    console.log(
-      `pgcdc snapshot, 1 worker -> JSONL (fsynced): ` +
-        `${seconds(oneMs)}, ${show(oneRate)} (${(oneRate / copyRate).toFixed(2)} x COPY)`,
-    );
+    console.log('(a) CPU path: --sink stdout into /dev/null, against COPY into /dev/null');
+    let ratioOne = 0;
+    for (const [readers, envelope] of [
+      [1, 'debezium'],
+      [READERS, 'debezium'],
+      [1, 'flat'],
+      [READERS, 'flat'],
+    ] as const) {
+      const run = await runPgcdc(cluster, 'stdout', readers, envelope);
+      const r = rate(ROWS, run.ms);
+      if (readers === 1 && envelope === 'debezium') ratioOne = r / copyRate;
+      results[`a_${envelope}_${readers}`] = r / copyRate;
+      console.log(
+        `  pgcdc ${envelope}, ${readers} reader${readers > 1 ? 's' : ''}: ${seconds(run.ms)}, ${show(r)}, ` +
+          `${(r / copyRate).toFixed(2)} x COPY`,
+      );
+    }
 
-    const manyMs = await runPgcdc(cluster, parts, WORKERS, 'bench_many');
-    const manyRate = rate(ROWS, manyMs);
-    console.log(
-      `pgcdc snapshot, ` +
-        (`${WORKERS} workers over ` +
-          (`${WORKERS} tables -> JSONL (fsynced): ` +
-            `${seconds(manyMs)}, ${show(manyRate)} (${(manyRate / copyRate).toFixed(2)} x COPY)`)),
-    );
-    console.log(`ratio ${(oneRate / copyRate).toFixed(2)}`);
+    console.log('(b) fsynced JSONL against dd conv=fdatasync of the same bytes; (c) against psql COPY into a file');
+    const psqlMs = await psqlCopyMs(cluster);
+    const psqlRate = rate(ROWS, psqlMs);
+    console.log(`  psql -c 'COPY bench TO STDOUT' > file: ${seconds(psqlMs)}, ${show(psqlRate)}`);
+    for (const [readers, envelope] of [
+      [1, 'debezium'],
+      [READERS, 'debezium'],
+      [1, 'flat'],
+    ] as const) {
+      const run = await runPgcdc(cluster, 'jsonl', readers, envelope);
+      const dd = await ddMs(run.bytes);
+      const r = rate(ROWS, run.ms);
+      const mbps = (run.bytes / run.ms) * 1000;
+      results[`b_${envelope}_${readers}`] = dd / run.ms;
+      results[`c_${envelope}_${readers}`] = r / psqlRate;
+      console.log(
+        `  pgcdc ${envelope}, ${readers} reader${readers > 1 ? 's' : ''}: ${seconds(run.ms)}, ${show(r)}, ` +
+          `${(run.bytes / ROWS).toFixed(0)} B/row, ${(mbps / 1e6).toFixed(0)} MB/s; dd: ` +
+          `${(((run.bytes / dd) * 1000) / 1e6).toFixed(0)} MB/s; (b) ${(dd / run.ms).toFixed(2)} x dd, ` +
+          `(c) ${(r / psqlRate).toFixed(2)} x psql COPY`,
+      );
+    }
+    if (flags.json !== undefined)
+      await writeFile(flags.json, `${JSON.stringify({ rows: ROWS, ...results }, null, 2)}\n`);
+    console.log(`ratio ${ratioOne.toFixed(2)}`);
   } finally {
     await cluster.destroy();
   }
