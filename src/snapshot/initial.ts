@@ -122,7 +122,9 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   let inFlight = 0;
   const labels = new SnapshotSampleLabels();
   let reported = progress.slice();
-  const flush = (): Promise<void> => {
+  /** Starts writing the batch; `written` is its write (and checkpoint), `before` the one before it. */
+  const flush = (): { written: Promise<void>; before: Promise<void> } => {
+    const before = writes;
     const batch = builder.take(builder.count);
     const stored = progress.slice();
     const report =
@@ -138,7 +140,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     });
     // A failed write surfaces where `writes` is awaited (the next full batch, or the end).
     void writes.catch(() => undefined);
-    return writes;
+    return { written: writes, before };
   };
   let tail: Promise<void> = Promise.resolve();
   const deliver = (chunk: SnapshotChunk, lastRowMarker: 'true' | 'last', final: boolean): Promise<void> => {
@@ -166,8 +168,10 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
       labels.chunk(`${chunk.table.schema}.${chunk.table.table}`, n);
       progress[index] = { ...entry, cursor: chunk.cursor, read: entry.read + n, emitted: entry.emitted + n };
       if (final || builder.bytes >= FLUSH_BYTES || chunk.cursor.done) {
-        const written = flush();
-        if (final || inFlight > 1) await written;
+        const { written, before } = flush();
+        // At most two writes in flight: wait for the older one, so the sink always has the next batch.
+        if (final) await written;
+        else if (inFlight > 1) await before;
       }
       input.onTablesRead?.(progress);
       if (chunk.cursor.done)
@@ -216,7 +220,7 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   await tail;
   for (let i = 0; i < held.length; i++)
     await deliver(held[i] as SnapshotChunk, i === held.length - 1 ? 'last' : 'true', i === held.length - 1);
-  await flush();
+  await flush().written;
   const total = progress.reduce((n, t) => n + t.emitted, 0) - startRows;
   const seconds = Math.max(0.001, (Date.now() - started) / 1000);
   log.info(
