@@ -2,8 +2,8 @@
  * pgcdc against its peers on the same workloads, on the same machine, in the same run:
  *
  *   npm run bench:peers -- [--workloads narrow,pgbench,wide,toast,jsonb,small-tx,huge-tx,snapshot]
- *     [--tools pg_recvlogical,pgcdc,pg-logical-replication,debezium] [--rows 200000] [--pg 18]
- *     [--json <file>] [--svg <dir>]
+ *     [--tools pg_recvlogical,pgcdc,pg-logical-replication,debezium] [--rows 500000] [--pg 18]
+ *     [--json <file>] [--svg <dir>] [--keep]
  *
  * - pg_recvlogical (pgoutput into /dev/null): the reference, the walsender's own speed.
  * - pgcdc: the real CLI into fsynced JSONL (bench/pgcdc-process.ts).
@@ -18,6 +18,8 @@
  * workload compares initial snapshots of a loaded table instead, against `psql -c 'copy ... to
  * stdout'`. --rows sizes every workload (narrow and huge-tx write that many rows; the others
  * fewer: see `changes` in workloads.ts).
+ *
+ * --keep keeps every tool's output (and the tools' files) in the work directory it prints.
  *
  * The last line is `ratio <geometric mean over the stream workloads of pgcdc rows/s / pg_recvlogical rows/s>`.
  */
@@ -38,10 +40,11 @@ const { values: flags } = parseArgs({
   options: {
     workloads: { type: 'string', default: WORKLOADS.map((w) => w.name).join(',') },
     tools: { type: 'string', default: TOOLS.join(',') },
-    rows: { type: 'string', default: '200000' },
+    rows: { type: 'string', default: '500000' },
     pg: { type: 'string', default: '18' },
     json: { type: 'string' },
     svg: { type: 'string' },
+    keep: { type: 'boolean', default: false },
   },
 });
 
@@ -98,7 +101,8 @@ async function main(): Promise<void> {
   try {
     const client = new pg.Client({ connectionString: cluster.url('postgres') });
     await client.connect();
-    const version = (await client.query<{ v: string }>('show server_version')).rows[0]?.v ?? '?';
+    const version =
+      (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
     await client.end();
     console.log(
       `PostgreSQL ${version}, ${host.nproc} cores (${host.cpu}); --rows ${ROWS.toLocaleString('en-US')}; ` +
@@ -123,25 +127,26 @@ async function main(): Promise<void> {
               .padStart(10)} rows/s  (${result.checked})`,
         );
         results.push(result);
-        // Its output can be large (toast): not kept beyond the check.
-        await rm(dir, { recursive: true, force: true });
+        // Its output can be large (toast): not kept beyond the check, unless --keep.
+        if (!flags.keep) await rm(dir, { recursive: true, force: true });
       }
       const report = figures(backlog, results);
       reports.push(report);
       console.log(`\n${table(report)}`);
       await dropBacklog(cluster, backlog);
+      // After each workload, so a run that fails later keeps what it measured.
+      if (flags.json !== undefined) {
+        const document = {
+          machine: host,
+          postgres: version,
+          rows: ROWS,
+          at: new Date().toISOString(),
+          workloads: reports,
+        };
+        await writeFile(flags.json, `${JSON.stringify(document, null, 2)}\n`);
+      }
     }
-    if (flags.json !== undefined) {
-      const document = {
-        machine: host,
-        postgres: version,
-        rows: ROWS,
-        at: new Date().toISOString(),
-        workloads: reports,
-      };
-      await writeFile(flags.json, `${JSON.stringify(document, null, 2)}\n`);
-      console.log(`results: ${flags.json}`);
-    }
+    if (flags.json !== undefined) console.log(`results: ${flags.json}`);
     if (flags.svg !== undefined) console.log(`charts: ${(await writeCharts(flags.svg, reports)).join(', ')}`);
     const summary = pgcdcRatio(reports);
     if (summary !== undefined) {
@@ -150,7 +155,8 @@ async function main(): Promise<void> {
     }
   } finally {
     await cluster.destroy();
-    await rm(workDir, { recursive: true, force: true });
+    if (flags.keep) console.log(`kept: ${workDir}`);
+    else await rm(workDir, { recursive: true, force: true });
   }
 }
 

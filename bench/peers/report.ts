@@ -82,18 +82,36 @@ export function pgcdcRatio(reports: readonly WorkloadReport[]): { ratio: number;
   return { ratio, workloads: ratios.length };
 }
 
-/** Writes bench-peers-rows.svg, bench-peers-cpu.svg and bench-peers-rss.svg into `dir`. */
+/**
+ * Writes bench-peers-rows.svg (the stream workloads), bench-peers-snapshot.svg (the snapshot's
+ * rows/s: COPY's scale would flatten every other bar), bench-peers-cpu.svg and bench-peers-rss.svg
+ * into `dir`.
+ */
 export async function writeCharts(dir: string, reports: readonly WorkloadReport[]): Promise<string[]> {
   await mkdir(dir, { recursive: true });
-  const groups = (value: (t: ToolFigures) => number): BarGroup[] =>
-    reports.map((r) => ({ label: r.workload, bars: r.tools.map((t) => ({ series: t.tool, value: value(t) })) }));
+  const groups = (value: (t: ToolFigures) => number, only = (_: WorkloadReport): boolean => true): BarGroup[] =>
+    reports
+      .filter(only)
+      .map((r) => ({ label: r.workload, bars: r.tools.map((t) => ({ series: t.tool, value: value(t) })) }));
+  const snapshot = (r: WorkloadReport): boolean => r.workload === 'snapshot';
   const charts = [
     {
       file: 'bench-peers-rows.svg',
       chart: {
         title: 'Changes drained per second, per tool and workload',
         unit: 'rows/s',
-        groups: groups((t) => t.rowsPerSecond),
+        groups: groups(
+          (t) => t.rowsPerSecond,
+          (r) => !snapshot(r),
+        ),
+      },
+    },
+    {
+      file: 'bench-peers-snapshot.svg',
+      chart: {
+        title: 'Initial snapshot of a narrow table: rows per second',
+        unit: 'rows/s',
+        groups: groups((t) => t.rowsPerSecond, snapshot),
       },
     },
     {

@@ -146,7 +146,7 @@ export const WORKLOADS: readonly WorkloadSpec[] = [
     name: 'pgbench',
     kind: 'stream',
     tables: ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history'],
-    changes: (rows) => Math.max(1, Math.round(rows / 4 / PER_PGBENCH_RUN)) * PER_PGBENCH_RUN,
+    changes: (rows) => Math.max(1, Math.round(rows / 8 / PER_PGBENCH_RUN)) * PER_PGBENCH_RUN,
     describe: `pgbench tpcb-like (3 updates + 1 insert per transaction), ${PGBENCH_CLIENTS} clients, scale 1`,
     prepare: async (client, cluster, database) => {
       await pgbench(cluster, database, ['-i', '-q', '-s', '1']);
@@ -164,7 +164,8 @@ export const WORKLOADS: readonly WorkloadSpec[] = [
     tables: ['wide'],
     changes: (rows) => Math.max(1, Math.round(rows / 4)),
     describe:
-      'inserts of 50 columns (bigint key; integer, bigint, numeric, text, boolean, timestamptz, float8), 1,000 per transaction',
+      'inserts of 50 columns (bigint key; integer, bigint, numeric, text, boolean, timestamptz, float8), ' +
+      '1,000 per transaction',
     prepare: async (client) => {
       await client.query(
         `create table wide (id bigint primary key, ${WIDE_COLUMNS.map((c) => `${c.name} ${c.type}`).join(', ')})`,
@@ -207,7 +208,7 @@ export const WORKLOADS: readonly WorkloadSpec[] = [
       await client.query(NARROW_TABLE);
     },
     load: async (client, _cluster, _database, changes) => {
-      await client.query(`insert into bench select ${NARROW_ROW} from generate_series(1, ${changes}) g`);
+      await client.query(`insert into bench select ${NARROW_ROW} from generate_series(1::bigint, ${changes}) g`);
       await client.query('vacuum analyze bench');
     },
   },
