@@ -14,7 +14,7 @@ import { parseLsn } from '../../src/protocol/lsn.ts';
 import { countFileLines, countLines } from '../output.ts';
 import { runPgcdc, startPgcdc } from '../pgcdc-process.ts';
 import { spawnMeasured, type MeasuredChild, type ProcessUsage } from '../process-usage.ts';
-import type { Backlog } from './workloads.ts';
+import type { Backlog, WorkloadSpec } from './workloads.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -44,9 +44,9 @@ export interface ToolRun {
   readonly dir: string;
 }
 
-/** Whether `tool` has something to do on `backlog` (the library has no snapshot). */
-export function runsOn(tool: Tool, backlog: Backlog): boolean {
-  return backlog.spec.kind === 'stream' || tool !== 'pg-logical-replication';
+/** Whether `tool` has something to do on `spec` (the library has no snapshot). */
+export function runsOn(tool: Tool, spec: WorkloadSpec): boolean {
+  return spec.kind === 'stream' || tool !== 'pg-logical-replication';
 }
 
 function slotOf(backlog: Backlog, tool: Tool): string {
@@ -83,7 +83,7 @@ async function recvlogical(run: ToolRun): Promise<ToolResult> {
   const { cluster, backlog } = run;
   const slot = slotOf(backlog, 'pg_recvlogical');
   const measured = spawnMeasured(
-    '/usr/bin/pg_recvlogical',
+    process.env.PG_RECVLOGICAL ?? 'pg_recvlogical',
     [
       '-d',
       `host=127.0.0.1 port=${cluster.port} user=postgres dbname=${backlog.database}`,
@@ -104,7 +104,10 @@ async function recvlogical(run: ToolRun): Promise<ToolResult> {
   );
   const code = await measured.exited;
   const ms = performance.now() - measured.started;
-  if (code !== 0) throw new Error(`pg_recvlogical exited with ${code}`);
+  if (code !== 0)
+    throw new Error(
+      `pg_recvlogical exited with ${code} (127: not installed; Debian: apt-get install postgresql-client)`,
+    );
   // Its output is binary pgoutput in /dev/null: what shows it read everything is that it stopped at
   // --endpos, which it only does once it received a record at or past it.
   const client = new pg.Client({ connectionString: cluster.url(backlog.database) });
@@ -135,10 +138,20 @@ async function copyReference(run: ToolRun): Promise<ToolResult> {
   const table = backlog.spec.tables[0]!;
   const measured = spawnMeasured(
     'psql',
-    ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', backlog.database, '-X', '-q'].concat([
+    [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(cluster.port),
+      '-U',
+      'postgres',
+      '-d',
+      backlog.database,
+      '-X',
+      '-q',
       '-c',
       `copy ${table} to stdout`,
-    ]),
+    ],
     path.join(run.dir, 'time'),
     {
       env: { ...process.env, PGPASSWORD: cluster.password, PGSSLMODE: 'disable' },
