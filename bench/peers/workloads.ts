@@ -8,10 +8,10 @@
  * The `snapshot` workload instead loads a table before anything reads it, for the tools' initial
  * snapshots.
  */
-import { spawn } from 'node:child_process';
 import pg from 'pg';
 import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
 import { parseLsn } from '../../src/protocol/lsn.ts';
+import { pgbench } from '../pgbench.ts';
 
 /** A workload: its tables, how many changes a --rows of N makes, and how they are written. */
 export interface WorkloadSpec {
@@ -118,24 +118,6 @@ const JSONB_DOC =
 /** pgbench's tpcb-like transaction: 3 updates and 1 insert. */
 const PGBENCH_CLIENTS = 4;
 const PGBENCH_CHANGES_PER_TX = 4;
-
-function pgbench(cluster: EmbeddedCluster, database: string, args: readonly string[]): Promise<string> {
-  const child = spawn('pgbench', ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', ...args, database], {
-    env: { ...process.env, PGPASSWORD: cluster.password, PGSSLMODE: 'disable' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', (error) =>
-      reject(new Error(`bench: pgbench could not run (Debian: apt-get install postgresql-client): ${error.message}`)),
-    );
-    child.once('close', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`pgbench exited with ${code}: ${out}`)),
-    );
-  });
-}
 
 const PER_PGBENCH_RUN = PGBENCH_CLIENTS * PGBENCH_CHANGES_PER_TX;
 
