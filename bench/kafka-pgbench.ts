@@ -1,26 +1,8 @@
 /** For bench/kafka.ts: a pgbench tpcb mix as the captured workload. */
-import { spawn } from 'node:child_process';
 import pg from 'pg';
 import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import type { Delivery } from './pgcdc-process.ts';
-
-function pgbench(cluster: EmbeddedCluster, database: string, args: string[]): Promise<string> {
-  const child = spawn('pgbench', ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', ...args, database], {
-    env: { ...process.env, PGPASSWORD: cluster.password },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', (error) =>
-      reject(new Error(`bench: pgbench could not run (Debian: apt-get install postgresql-client): ${error.message}`)),
-    );
-    child.once('close', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`pgbench exited with ${code}: ${out}`)),
-    );
-  });
-}
+import { pgbench } from './pgbench.ts';
 
 /**
  * `pgbench -i` (scale 1; pgbench_history gets REPLICA IDENTITY FULL, its records have a null key), then

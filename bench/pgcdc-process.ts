@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import { parseLsn } from '../src/protocol/lsn.ts';
 import type { Lsn } from '../src/protocol/messages.ts';
+import { spawnMeasured, type ProcessUsage } from './process-usage.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -32,6 +33,10 @@ export interface PgcdcOptions {
   maxDelayMs?: number;
   /** Writes a V8 CPU profile of the pgcdc process there. */
   profileDir?: string | undefined;
+  /** `--snapshot-mode` (default `never`: the bench created the slot, stream only). */
+  snapshotMode?: string;
+  /** Runs pgcdc under GNU time, whose report goes there: `usage()` reads it (bench/process-usage.ts). */
+  usageFile?: string;
 }
 
 let built = false;
@@ -57,6 +62,8 @@ export interface RunningPgcdc {
   exited: Promise<number | null>;
   /** SIGTERM, and throws unless it exits 0. */
   stop: () => Promise<void>;
+  /** CPU and peak memory once it exited (only with `usageFile`). */
+  usage?: () => Promise<ProcessUsage>;
 }
 
 /** The flags of the Kafka sink in one delivery mode. */
@@ -82,7 +89,7 @@ export async function startPgcdc(o: PgcdcOptions): Promise<RunningPgcdc> {
     // Loopback to an embedded cluster without TLS; pgcdc's default is sslmode=require.
     `postgres://postgres@127.0.0.1:${o.cluster.port}/${o.database}?sslmode=disable`,
     '--snapshot-mode',
-    'never',
+    o.snapshotMode ?? 'never',
     '--slot',
     o.slot,
     '--publication',
@@ -95,12 +102,20 @@ export async function startPgcdc(o: PgcdcOptions): Promise<RunningPgcdc> {
     '--offsets',
     offsets,
   ];
-  const started = performance.now();
-  const child = spawn(process.execPath, args, {
+  const spawnOptions = {
     cwd: ROOT,
     env: { ...process.env, PGPASSWORD: o.cluster.password },
-    stdio: ['ignore', 'inherit', 'pipe'],
-  });
+    stdio: ['ignore', 'inherit', 'pipe'] as ['ignore', 'inherit', 'pipe'],
+  };
+  const measured =
+    o.usageFile === undefined ? undefined : spawnMeasured(process.execPath, args, o.usageFile, spawnOptions);
+  const started = measured?.started ?? performance.now();
+  const child = measured?.child ?? spawn(process.execPath, args, spawnOptions);
+  // Under GNU time the signal goes to pgcdc itself, time's child.
+  const signal = async (name: NodeJS.Signals): Promise<void> => {
+    if (measured === undefined) child.kill(name);
+    else process.kill(await measured.target(), name);
+  };
   let startupMs = 0;
   let stderr = '';
   // Also kept in <workDir>/pgcdc.log, for a run that hangs.
@@ -119,12 +134,13 @@ export async function startPgcdc(o: PgcdcOptions): Promise<RunningPgcdc> {
     startupMs: () => startupMs,
     stderr: () => stderr,
     exited,
+    ...(measured === undefined ? {} : { usage: measured.usage }),
     stop: async () => {
-      child.kill('SIGTERM');
+      await signal('SIGTERM');
       let hung = false;
       const timer = setTimeout(() => {
         hung = true;
-        child.kill('SIGKILL');
+        void signal('SIGKILL');
       }, STOP_TIMEOUT_MS);
       const code = await exited;
       clearTimeout(timer);
@@ -141,10 +157,10 @@ export async function checkpointLsn(offsets: string): Promise<Lsn | undefined> {
   return lsn === undefined ? undefined : parseLsn(lsn);
 }
 
-/** pgcdc from spawn until its checkpoint reaches `threshold`, then SIGTERM. */
+/** pgcdc from spawn until its checkpoint reaches `threshold`, then SIGTERM (usage only with `usageFile`). */
 export async function runPgcdc(
   o: PgcdcOptions & { threshold: string },
-): Promise<{ totalMs: number; startupMs: number }> {
+): Promise<{ totalMs: number; startupMs: number; usage?: ProcessUsage }> {
   const pgcdc = await startPgcdc(o);
   const target = parseLsn(o.threshold);
   let done = false;
@@ -157,5 +173,6 @@ export async function runPgcdc(
   }
   const totalMs = performance.now() - pgcdc.started;
   await pgcdc.stop();
-  return { totalMs, startupMs: pgcdc.startupMs() };
+  const usage = await pgcdc.usage?.();
+  return { totalMs, startupMs: pgcdc.startupMs(), ...(usage === undefined ? {} : { usage }) };
 }
