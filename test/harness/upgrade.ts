@@ -185,7 +185,7 @@ export async function drain(db: TestDatabase, dir: string, proc: PgcdcProcess | 
       proc.kill('SIGTERM');
       await proc.exited;
     }
-    const drained = await runPgcdc(captureArgs(db, dir, 'public.acct').map((a) => (a === 'run' ? 'drain' : a)));
+    const drained = await runPgcdc(captureArgs(db, dir, 'public.acct', [], 'drain'));
     if (drained.code !== 0) throw new Error(`pgcdc drain exited ${drained.code}: ${drained.stderr}`);
     return 'pgcdc drain';
   }
