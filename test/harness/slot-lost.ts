@@ -81,6 +81,30 @@ export async function captureThenDropSlot(db: TestDatabase, dir: string, flags: 
   await db.sql.query('select pg_drop_replication_slot($1)', [`s_${db.name}`]);
 }
 
+/**
+ * Starts a recovery (with `flags`) read in chunks of 20 rows and SIGKILLs it once it stored part of
+ * its re-read. Returns the killed process and the first table's stored progress at the kill.
+ */
+export async function killMidRecovery(
+  db: TestDatabase,
+  dir: string,
+  flags: readonly string[],
+): Promise<{ killed: PgcdcProcess; midway: { readonly emitted: number } }> {
+  const offsets = path.join(dir, 'offsets.json');
+  const killed = startPgcdc(lostSlotArgs(db, dir, [...flags, '--snapshot-chunk-size', '20']), HORIZON_ENV);
+  const midway = await eventually(
+    async () => {
+      const t0 = (await storedProgress(offsets))?.incremental?.tables[0];
+      return t0 !== undefined && t0.emitted > 0 && !t0.cursor.done ? t0 : undefined;
+    },
+    'the recovery stored part of its re-read',
+    120_000,
+  );
+  killed.kill('SIGKILL');
+  await killed.exited;
+  return { killed, midway };
+}
+
 /** Waits until the stored recovery snapshot is done and `sql` is caught up in `dir`; stops `proc` cleanly. */
 export async function waitRecovered(sql: pg.Client, dir: string, proc: PgcdcProcess): Promise<void> {
   const offsets = path.join(dir, 'offsets.json');

@@ -8,15 +8,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import type pg from 'pg';
-import { eventually, freshDatabase, type TestDatabase } from '../harness/pg.ts';
+import { freshDatabase, type TestDatabase } from '../harness/pg.ts';
 import { awaitStreaming, runPgcdc, startPgcdc, type DeliveredEvent } from '../harness/cli.ts';
-import { storedProgress } from '../harness/snapshots.ts';
 import {
   acctVerdict as verdict,
   captureThenDropSlot,
   HORIZON_ENV as ENV,
+  killMidRecovery,
   lostSlotArgs as args,
   lostSlotWorkdir,
   waitRecovered,
@@ -93,19 +92,8 @@ test('onLostDeletes emit: a SIGKILL during the recovery, the restart still emits
   await acctThenDropSlot(db, dir, rows);
   await db.sql.query('update acct set n = n + 1 where id <= 2000');
   const deleted = await changeInGap(db.sql, rows);
-  const offsets = path.join(dir, 'offsets.json');
 
-  const first = startPgcdc(args(db, dir, [...EMIT, '--snapshot-chunk-size', '20']), ENV);
-  const midway = await eventually(
-    async () => {
-      const t0 = (await storedProgress(offsets))?.incremental?.tables[0];
-      return t0 !== undefined && t0.emitted > 0 && !t0.cursor.done ? t0 : undefined;
-    },
-    'the recovery stored part of its re-read',
-    120_000,
-  );
-  first.kill('SIGKILL');
-  await first.exited;
+  const { midway } = await killMidRecovery(db, dir, EMIT);
 
   const second = startPgcdc(args(db, dir, [...EMIT, '--snapshot-chunk-size', '20']), ENV);
   await awaitStreaming(second, 'pgcdc streaming');

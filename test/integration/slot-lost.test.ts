@@ -32,6 +32,7 @@ import {
   captureThenDropSlot,
   captureUntilHorizon,
   HORIZON_ENV as ENV,
+  killMidRecovery,
   lostSlotArgs as args,
   lostSlotWorkdir,
   waitRecovered,
@@ -156,17 +157,7 @@ test('a SIGKILL during the recovery: the restart continues it (stored) and ends 
   const deleted = await changeInGap(db.sql, total);
   const offsets = path.join(dir, 'offsets.json');
 
-  const first = startPgcdc(args(db, dir, [...RESNAPSHOT, '--snapshot-chunk-size', '20']), ENV);
-  const midway = await eventually(
-    async () => {
-      const t0 = (await storedProgress(offsets))?.incremental?.tables[0];
-      return t0 !== undefined && t0.emitted > 0 && !t0.cursor.done ? t0 : undefined;
-    },
-    'the recovery stored part of its re-read',
-    120_000,
-  );
-  first.kill('SIGKILL');
-  await first.exited;
+  const { killed: first, midway } = await killMidRecovery(db, dir, RESNAPSHOT);
   assert.equal(recoveryWarnings(first).length, 1, first.stderr());
   const id = (await storedProgress(offsets))?.incremental?.id;
 
