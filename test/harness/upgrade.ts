@@ -17,7 +17,7 @@ import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
 import { awaitStreaming, captureArgs, runPgcdc, startPgcdc, type PgcdcProcess } from './cli.ts';
 import { caughtUp, Workload } from './faults.ts';
 import { eventually, requireOrSkip, startCluster, type TestDatabase } from './pg.ts';
-import { databaseOn } from './streaming.ts';
+import { connect, databaseOn } from './streaming.ts';
 
 export { awaitStreaming } from './cli.ts';
 
@@ -99,6 +99,18 @@ export async function pgUpgrade(old: EmbeddedCluster, target: EmbeddedCluster, c
   } catch (error) {
     return { ok: false, output: error instanceof Error ? error.message : String(error) };
   }
+}
+
+/**
+ * Upgrades stopped-or-running `old` into `target` (a `targetCluster`) with pg_upgrade, asserting it
+ * succeeded; starts `target` and returns a client of database `database` on it.
+ */
+export async function upgradeInto(old: EmbeddedCluster, target: EmbeddedCluster, database: string): Promise<pg.Client> {
+  await old.stop();
+  const upgraded = await pgUpgrade(old, target);
+  assert.ok(upgraded.ok, upgraded.output);
+  await target.restart();
+  return connect(target.url(database));
 }
 
 /** The cluster's system identifier (what IDENTIFY_SYSTEM and the offsets file hold). */

@@ -26,6 +26,7 @@ import {
   streamingSource,
   systemIdentifier,
   targetCluster,
+  upgradeInto,
   workloadRuns,
 } from '../harness/upgrade.ts';
 
@@ -40,12 +41,8 @@ test(
     const { cluster: old, db, dir } = await capturedSource(16, 'pgcdc-upgrade-', 100);
     const oldId = await systemIdentifier(db.sql);
 
-    await old.stop();
     const target = await targetCluster(17);
-    const upgraded = await pgUpgrade(old, target);
-    assert.ok(upgraded.ok, upgraded.output);
-    await target.restart();
-    const sql = await connect(target.url(db.name));
+    const sql = await upgradeInto(old, target, db.name);
     const slots = await sql.query(`select slot_name from pg_replication_slots`);
     assert.equal(slots.rowCount, 0, 'pg_upgrade from 16 carries no slot over');
     const newId = await systemIdentifier(sql);
@@ -116,11 +113,7 @@ test(
     await old.restart();
     const oldSql = await connect(db.url);
     const how = await drain({ ...db, sql: oldSql }, dir, undefined);
-    await old.stop();
-    const upgraded = await pgUpgrade(old, target);
-    assert.ok(upgraded.ok, upgraded.output);
-    await target.restart();
-    const sql = await connect(target.url(db.name));
+    const sql = await upgradeInto(old, target, db.name);
     const slot = await sql.query(`select slot_name from pg_replication_slots where slot_name = $1`, [`s_${db.name}`]);
     assert.equal(slot.rowCount, 1, 'pg_upgrade 17 -> 18 carried the drained slot over');
     const newId = await systemIdentifier(sql);
@@ -194,12 +187,8 @@ test(
     const on16 = await workloadRuns(db.url, 100);
     const how = await drain(db, dir, first);
     const oldId = await systemIdentifier(db.sql);
-    await old.stop();
     const target = await targetCluster(17);
-    const upgraded = await pgUpgrade(old, target);
-    assert.ok(upgraded.ok, upgraded.output);
-    await target.restart();
-    const sql = await connect(target.url(db.name));
+    const sql = await upgradeInto(old, target, db.name);
     // Before any write: the slot again (the publication came over with the catalog).
     await sql.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`s_${db.name}`]);
     const newDb = { ...db, url: target.url(db.name), sql };
