@@ -197,6 +197,11 @@ export function sourceArgs(db: CommandTarget, source: string = db.url): string[]
   return ['--source', source, '--slot', `s_${db.name}`, '--publication', `p_${db.name}`];
 }
 
+/** JSONL output under `dir` (`events/`, `offsets.json`) and JSON logs: what a test reads back. */
+export function jsonlArgs(dir: string): string[] {
+  return ['--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json'];
+}
+
 /**
  * The arguments of a `pgcdc run` (or `drain`, the same capture stopped once caught up) capturing
  * `tables` of `db` into JSONL under `dir` (`events/`, `offsets.json`), slot `s_<db>` and publication
@@ -209,19 +214,7 @@ export function captureArgs(
   extra: readonly string[] = [],
   command: 'run' | 'drain' = 'run',
 ): string[] {
-  return [
-    command,
-    ...sourceArgs(db),
-    '--tables',
-    tables,
-    '--out',
-    path.join(dir, 'events'),
-    '--offsets',
-    path.join(dir, 'offsets.json'),
-    '--log-format',
-    'json',
-    ...extra,
-  ];
+  return [command, ...sourceArgs(db), '--tables', tables, ...jsonlArgs(dir), ...extra];
 }
 
 /** What `setupArgs` is told beside the database. */

@@ -14,6 +14,7 @@ import { eventually, freshDatabase, onTeardown, startCluster, type TestDatabase 
 import { startStandby } from '../harness/standby.ts';
 import {
   captureArgs,
+  jsonlArgs,
   lsnValue,
   readJsonl,
   runPgcdc,
@@ -249,12 +250,7 @@ test('drain on a PostgreSQL 16 standby: up to its replay position, every row the
     '--no-create-publication',
     '--snapshot-mode',
     'never',
-    '--out',
-    path.join(dir, 'events'),
-    '--offsets',
-    path.join(dir, 'offsets.json'),
-    '--log-format',
-    'json',
+    ...jsonlArgs(dir),
   ];
   // The slot first: a logical slot on a standby waits for the primary to log its running transactions.
   const run = startPgcdc(['run', ...args]);
