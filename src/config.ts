@@ -13,6 +13,7 @@ import { ENVELOPE_TYPES, FLAT_DELETES, shapingObjectSchema } from './envelope/sh
 import { parseTablePattern } from './selection/patterns.ts';
 import { alertsSchema } from './health/alerts-config.ts';
 import { httpSchema } from './server/options.ts';
+import { checkLostDeletes, lifecycleKeys } from './lifecycle/lifecycle-config.ts';
 
 const identifier = z
   .string()
@@ -79,11 +80,6 @@ const shutdownSchema = z
 export const configSchema = z.strictObject({
   source: sourceSchema.default(SOURCE_DEFAULTS),
   slot: identifier.default('pgcdc_slot'),
-  /**
-   * A PostgreSQL 17+ failover slot, which standbys with sync_replication_slots copy (docs/recovery.md, Failover):
-   * auto (on 17+ when the source is a primary), true (refused where impossible) or false.
-   */
-  slotFailover: z.union([z.literal('auto'), z.boolean()]).default('auto'),
   publication: identifier.default('pgcdc_pub'),
   /**
    * `schema.table` names or patterns (`sales.*`, `public.order_*`; quoted parts are exact). Empty,
@@ -98,26 +94,8 @@ export const configSchema = z.strictObject({
   signalTable: z.string().min(1).optional(),
   /** Create the publication when it is missing (FOR TABLE the selected tables). */
   createPublication: z.boolean().default(true),
-  /**
-   * The system identifier of the cluster this server was upgraded from with pg_upgrade (17+, slot
-   * drained first): the offsets' cluster, accepted once as this one (docs/upgrades.md).
-   */
-  upgradedFrom: z
-    .string()
-    .regex(/^[0-9]+$/, "a system identifier (decimal digits: the offsets file's systemId, or pg_controldata's)")
-    .optional(),
-  /**
-   * What a start does when the restart rule finds a gap (slot missing, invalidated, ahead of the
-   * offset, another cluster): `fail` refuses (exit 1); `resnapshot` creates a new slot and re-reads
-   * online what the gap can have changed (lifecycle/lost-slot.ts, docs/recovery.md#lost-slots).
-   */
-  onLost: z.enum(['fail', 'resnapshot']).default('fail'),
-  /**
-   * What a lost-slot recovery does with keys the sink holds and the source no longer has (rows
-   * deleted in the gap): `keep` leaves them (default); `emit` writes a key-only delete for each,
-   * marked recovery (snapshot/recovery-deletes.ts). JSONL sink, envelope json, debezium, no shaping.
-   */
-  onLostDeletes: z.enum(['emit', 'keep']).default('keep'),
+  /** slotFailover, upgradedFrom, onLost, onLostDeletes (lifecycle/lifecycle-config.ts). */
+  ...lifecycleKeys,
   /** `kind` (default jsonl) and that kind's options; each kind brings its schema (sinks/registry.ts). */
   sink: sinkConfigSchema,
   offsets: z.string().default('./pgcdc-offsets.json'),
@@ -361,25 +339,7 @@ export function parseConfig(input: unknown, origin = 'configuration', flagFor?: 
           `(a file named ${offsetsKind}: ./${offsetsKind})`,
       },
     );
-  if (config.onLostDeletes === 'emit') {
-    const why =
-      config.sink.kind !== 'jsonl'
-        ? `the sink is ${config.sink.kind}`
-        : config.envelope.format !== 'json'
-          ? `envelope.format is ${config.envelope.format}`
-          : config.envelope.type !== 'debezium'
-            ? `envelope.type is ${config.envelope.type}`
-            : (config.shaping?.rules.length ?? 0) > 0
-              ? 'shaping rules are configured'
-              : undefined;
-    if (why !== undefined)
-      throw new CdcError(
-        'CONFIG_INVALID',
-        `onLostDeletes emit (--on-lost-deletes) reads the sink's keys back from JSONL output with the plain ` +
-          `json debezium envelope and no shaping, and ${why}`,
-        { hint: 'use onLostDeletes: keep, and find the keys deleted in the gap with pgcdc verify' },
-      );
-  }
+  checkLostDeletes(config);
   // No Kafka Connect schema describes an arbitrary JSON document: json-with-schema writes json and
   // jsonb as strings (io.debezium.data.Json), as Debezium does.
   if (config.envelope.format === 'json-with-schema' && config.values.json !== 'string')

@@ -29,7 +29,8 @@ import { pendingTables } from '../snapshot/resume-state.ts';
 import { startRun } from '../library/run.ts';
 import { startRunObservers } from '../server/observers.ts';
 import { EXIT_FAILURE, EXIT_OK, reportFatal } from './exit.ts';
-import { addCaptureOptions, loadConfig, makeSink, type RunFlags } from './run-command.ts';
+import { addCaptureOptions } from './capture-options.ts';
+import { loadConfig, makeSink, type RunFlags } from './run-command.ts';
 import { addConnectionOptions } from './connection-flags.ts';
 import {
   bytesBetween,

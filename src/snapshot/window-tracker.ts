@@ -26,6 +26,7 @@ import { keyText } from './keys.ts';
 import { advanceTable, requestTables, stopTables, withRequest } from './resume-state.ts';
 import { capturedOnly, parseSignal, parseWatermarkMessage, WATERMARK_MESSAGE_PREFIX, type Signal } from './signals.ts';
 import { RecentTransactions } from './recent-transactions.ts';
+import { emitRecoveryDeletes, streamedChange } from './recovery-delete-events.ts';
 import type {
   ChangeObserver,
   ChunkRead,
@@ -36,15 +37,8 @@ import type {
   WindowTrackerOptions,
 } from './window-contract.ts';
 
-export type {
-  ChangeObserver,
-  ChunkRead,
-  WindowHandle,
-  WindowOutcome,
-  WindowOutput,
-  WindowSpec,
-  WindowTrackerOptions,
-} from './window-contract.ts';
+/** Every type of the contract, so the tracker's users import it from one place. */
+export type * from './window-contract.ts';
 
 interface Tracked {
   readonly spec: WindowSpec;
@@ -159,20 +153,8 @@ export class WindowTracker implements ChangeObserver {
       return true;
     }
     const deletes = this.options.recoveryDeletes;
-    if (deletes?.tracks(key) === true) {
-      const event = this.keysOf(table, old, row);
-      if (event.kind === 'change') deletes.drop(key, event.keys);
-      else if (table.keyIndexes.length === 0)
-        deletes.forget(key); // a keyless table: nothing can be matched (documented; the reader warns)
-      else {
-        // A change whose key cannot be told may name any candidate: no delete can be proven right.
-        deletes.forget(key);
-        this.options.log.warn(
-          { table: key },
-          'onLostDeletes emit: a streamed change of the table had no usable key, so its recovery emits no deletes',
-        );
-      }
-    }
+    if (deletes?.tracks(key) === true)
+      streamedChange(deletes, key, table, this.keysOf(table, old, row), this.options.log);
     const tracked = this.byTable.get(key);
     // An insert cannot touch a chunk whose read leaves out rows inserted since its snapshot.
     if (
@@ -381,25 +363,20 @@ export class WindowTracker implements ChangeObserver {
       this.out.eventEnd(serializer.topicNumber, 0, tally);
     }
     // The table's last chunk: the recovery's deletes stand at this high watermark (recovery-deletes.ts).
-    let deleted = 0;
     const deletes = this.options.recoveryDeletes;
-    if (entry.recovery !== undefined && read.next.done && deletes?.tracks(tracked.key) === true) {
-      const keys = deletes.take(tracked.key);
-      const deleteTail = serializer.recoveryDeleteTail(lsn, lsnText, now);
-      const deleteTally = base < 0 ? -1 : base + OP_TALLY.d;
-      const first = entry.read + read.rows.length;
-      for (const key of keys) {
-        w.startEvent();
-        serializer.writeKeyDelete(w, Buffer.from(key, 'utf8'), idHead, first + deleted, deleteTail);
-        this.out.eventEnd(serializer.topicNumber, 0, deleteTally);
-        deleted++;
-      }
-      if (deleted > 0)
-        this.options.log.info(
-          { table: tracked.key, deletes: deleted },
-          'onLost resnapshot: emitted deletes for keys the output held and the source no longer has',
-        );
-    }
+    if (entry.recovery !== undefined && read.next.done && deletes?.tracks(tracked.key) === true)
+      emitRecoveryDeletes(deletes, {
+        out: this.out,
+        serializer,
+        table: tracked.key,
+        idHead,
+        firstOrdinal: entry.read + read.rows.length,
+        lsn,
+        lsnText,
+        nowMs: now,
+        tallyBase: base,
+        log: this.options.log,
+      });
     const next = advanceTable(progress, tracked.spec.tableIndex, read.next, read.rows.length, result.survivors.length);
     this.out.setResumeState({ ...this.out.currentResumeState, incremental: next });
     if (commit) this.out.commit(this.out.committedLsn);

@@ -178,32 +178,76 @@ export function compareRows(
   return { lost, extra, mismatched };
 }
 
+/** `url` without its password (and as `user`, when given): what a command line may show. */
+export function withoutPassword(url: string, user?: string): string {
+  const u = new URL(url);
+  u.password = '';
+  if (user) u.username = user;
+  return u.toString();
+}
+
+/** A test database as the commands see it: its URL and its name (which names its slot and publication). */
+export type CommandTarget = { readonly url: string; readonly name: string };
+
 /**
- * The arguments of a `pgcdc run` capturing `tables` of `db` into JSONL under `dir` (`events/`,
- * `offsets.json`), slot `s_<db>` and publication `p_<db>`, with JSON logs; `extra` follows.
+ * `--source`, `--slot s_<db>` and `--publication p_<db>`: where every command of a test points
+ * (`source` instead of the database's own URL, e.g. without the password).
+ */
+export function sourceArgs(db: CommandTarget, source: string = db.url): string[] {
+  return ['--source', source, '--slot', `s_${db.name}`, '--publication', `p_${db.name}`];
+}
+
+/** JSONL output under `dir` (`events/`, `offsets.json`) and JSON logs: what a test reads back. */
+export function jsonlArgs(dir: string): string[] {
+  return ['--out', path.join(dir, 'events'), '--offsets', path.join(dir, 'offsets.json'), '--log-format', 'json'];
+}
+
+/**
+ * The arguments of a `pgcdc run` (or `drain`, the same capture stopped once caught up) capturing
+ * `tables` of `db` into JSONL under `dir` (`events/`, `offsets.json`), slot `s_<db>` and publication
+ * `p_<db>`, with JSON logs; `extra` follows.
  */
 export function captureArgs(
-  db: { readonly url: string; readonly name: string },
+  db: CommandTarget,
   dir: string,
   tables: string,
   extra: readonly string[] = [],
+  command: 'run' | 'drain' = 'run',
 ): string[] {
+  return [command, ...sourceArgs(db), '--tables', tables, ...jsonlArgs(dir), ...extra];
+}
+
+/** What `setupArgs` is told beside the database. */
+export interface SetupOptions {
+  readonly platform: string;
+  /** The capture user setup creates. */
+  readonly user: string;
+  readonly tables: string;
+  /** Also `--publication p_<db>` (else setup's default name). */
+  readonly publication?: boolean;
+  /** `--apply` (else setup prints its plan). */
+  readonly apply?: boolean;
+}
+
+/**
+ * The arguments of `pgcdc setup` on `db` by its admin URL without the password (the password comes
+ * from PGCDC_ADMIN_PASSWORD), slot `s_<db>`; `extra` follows.
+ */
+export function setupArgs(db: CommandTarget, options: SetupOptions, extra: readonly string[] = []): string[] {
   return [
-    'run',
-    '--source',
-    db.url,
+    'setup',
+    '--platform',
+    options.platform,
+    '--user',
+    options.user,
+    '--tables',
+    options.tables,
     '--slot',
     `s_${db.name}`,
-    '--publication',
-    `p_${db.name}`,
-    '--tables',
-    tables,
-    '--out',
-    path.join(dir, 'events'),
-    '--offsets',
-    path.join(dir, 'offsets.json'),
-    '--log-format',
-    'json',
+    ...(options.publication ? ['--publication', `p_${db.name}`] : []),
+    ...(options.apply ? ['--apply'] : []),
+    '--admin-url',
+    withoutPassword(db.url),
     ...extra,
   ];
 }

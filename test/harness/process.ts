@@ -4,11 +4,21 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
-/** Peak resident set size of a running process, in MB (Linux VmHWM). */
-export async function peakRssMb(pid: number): Promise<number> {
+/** A field of a running process's /proc status, in MB. */
+async function statusMb(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
   return match ? Number(match[1]) / 1024 : NaN;
+}
+
+/** Peak resident set size of a running process, in MB (Linux VmHWM). */
+export function peakRssMb(pid: number): Promise<number> {
+  return statusMb(pid, 'VmHWM');
+}
+
+/** Resident set size of a running process now, in MB (Linux VmRSS). */
+export function rssMb(pid: number): Promise<number> {
+  return statusMb(pid, 'VmRSS');
 }
 
 /** Newline count over every file of `dir` (one per event for JSONL), without parsing. */

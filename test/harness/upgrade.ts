@@ -7,14 +7,19 @@
  * the embedded npm packages lack; scripts/fetch-upgrade-binaries.sh puts them under
  * PGCDC_UPGRADE_BINARIES/<major>/bin (CI sets it). Without them the tests skip loudly.
  */
+import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
-import { captureArgs, runPgcdc, startPgcdc, type PgcdcProcess } from './cli.ts';
+import { awaitStreaming, captureArgs, runPgcdc, startPgcdc, type PgcdcProcess } from './cli.ts';
+import { caughtUp, Workload } from './faults.ts';
 import { eventually, requireOrSkip, startCluster, type TestDatabase } from './pg.ts';
-import { logRecords } from './process.ts';
+import { connect, databaseOn } from './streaming.ts';
+
+export { awaitStreaming } from './cli.ts';
 
 /** The bin directory of `major`'s complete installation, or undefined when it is not there. */
 export function upgradeBinDir(major: number): string | undefined {
@@ -96,6 +101,18 @@ export async function pgUpgrade(old: EmbeddedCluster, target: EmbeddedCluster, c
   }
 }
 
+/**
+ * Upgrades stopped-or-running `old` into `target` (a `targetCluster`) with pg_upgrade, asserting it
+ * succeeded; starts `target` and returns a client of database `database` on it.
+ */
+export async function upgradeInto(old: EmbeddedCluster, target: EmbeddedCluster, database: string): Promise<pg.Client> {
+  await old.stop();
+  const upgraded = await pgUpgrade(old, target);
+  assert.ok(upgraded.ok, upgraded.output);
+  await target.restart();
+  return connect(target.url(database));
+}
+
 /** The cluster's system identifier (what IDENTIFY_SYSTEM and the offsets file hold). */
 export async function systemIdentifier(sql: pg.Client): Promise<string> {
   const { rows } = await sql.query<{ id: string }>(`select system_identifier::text as id from pg_control_system()`);
@@ -109,16 +126,58 @@ export function startCapture(db: TestDatabase, dir: string, extra: readonly stri
   return startPgcdc(captureArgs(db, dir, 'public.acct', extra));
 }
 
-/** Resolves once `proc` logged `"msg":"streaming"`; rejects when it exited first. */
-export async function awaitStreaming(proc: PgcdcProcess, what: string): Promise<void> {
-  await eventually(
-    () => {
-      if (proc.child.exitCode !== null) throw new Error(`pgcdc exited (${proc.child.exitCode}): ${proc.stderr()}`);
-      return logRecords(proc.stderr()).some((r) => r.msg === 'streaming') ? true : undefined;
-    },
-    what,
-    120_000,
-  );
+/** Runs the workload on `url` until `transactions` committed, stops it; returns how many committed. */
+export async function workloadRuns(url: string, transactions: number): Promise<number> {
+  const work = new Workload(url, 5);
+  await eventually(() => (work.committed >= transactions ? true : undefined), `${transactions} transactions`);
+  await work.stop();
+  return work.committed;
+}
+
+/** An old cluster of `major` whose fresh database holds `acct` (50 rows), captured by `capture` into `dir`. */
+export interface StreamingSource {
+  readonly cluster: EmbeddedCluster;
+  readonly db: TestDatabase;
+  readonly dir: string;
+  readonly capture: PgcdcProcess;
+}
+
+/**
+ * The prologue of every upgrade test: a cluster of `major` from its complete installation, `acct`
+ * (id, balance; 50 rows) in a fresh database, and the capture of it into a new directory named
+ * `dirPrefix...`, streaming.
+ */
+export async function streamingSource(major: number, dirPrefix: string): Promise<StreamingSource> {
+  const cluster = await upgradeCluster(major);
+  const db = await databaseOn(cluster);
+  await db.sql.query(`create table acct (id int primary key, balance int not null)`);
+  await db.sql.query(`insert into acct select g, g from generate_series(1, 50) g`);
+  const dir = await mkdtemp(path.join(tmpdir(), dirPrefix));
+  const capture = startCapture(db, dir);
+  await awaitStreaming(capture, `pgcdc streaming on ${major}`);
+  return { cluster, db, dir, capture };
+}
+
+/** Waits until the checkpoint in `dir` covers everything `sql` wrote, then stops `capture` (SIGTERM, exit 0). */
+export async function stopCaughtUp(sql: pg.Client, dir: string, capture: PgcdcProcess, what: string): Promise<void> {
+  await eventually(() => caughtUp(sql, path.join(dir, 'offsets.json')), what);
+  capture.kill('SIGTERM');
+  assert.equal(await capture.exited, 0, capture.stderr());
+}
+
+/**
+ * `streamingSource`, then `transactions` of the workload delivered: the capture caught up and
+ * stopped. Returns the source and how many transactions committed.
+ */
+export async function capturedSource(
+  major: number,
+  dirPrefix: string,
+  transactions: number,
+): Promise<Omit<StreamingSource, 'capture'> & { committed: number }> {
+  const { capture, ...source } = await streamingSource(major, dirPrefix);
+  const committed = await workloadRuns(source.db.url, transactions);
+  await stopCaughtUp(source.db.sql, source.dir, capture, `caught up on ${major}`);
+  return { ...source, committed };
 }
 
 /** Whether `pgcdc <command> --help` works and names `flag` (a part another change adds). */
@@ -138,7 +197,7 @@ export async function drain(db: TestDatabase, dir: string, proc: PgcdcProcess | 
       proc.kill('SIGTERM');
       await proc.exited;
     }
-    const drained = await runPgcdc(captureArgs(db, dir, 'public.acct').map((a) => (a === 'run' ? 'drain' : a)));
+    const drained = await runPgcdc(captureArgs(db, dir, 'public.acct', [], 'drain'));
     if (drained.code !== 0) throw new Error(`pgcdc drain exited ${drained.code}: ${drained.stderr}`);
     return 'pgcdc drain';
   }

@@ -12,7 +12,16 @@ import path from 'node:path';
 import pg from 'pg';
 import { eventually, freshDatabase, onTeardown, startCluster, type TestDatabase } from '../harness/pg.ts';
 import { startStandby } from '../harness/standby.ts';
-import { captureArgs, lsnValue, readJsonl, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
+import {
+  captureArgs,
+  jsonlArgs,
+  lsnValue,
+  readJsonl,
+  runPgcdc,
+  sourceArgs,
+  startPgcdc,
+  type PgcdcProcess,
+} from '../harness/cli.ts';
 import { TestEndpoint } from '../harness/http-endpoint.ts';
 import { httpSinkSection, SECRET_ENV } from '../harness/http-workload.ts';
 
@@ -87,7 +96,7 @@ class LogWorkload {
 }
 
 function drainArgs(db: TestDatabase, dir: string, extra: string[] = []): string[] {
-  return ['drain', ...captureArgs(db, dir, 'public.log', ['--snapshot-mode', 'never', ...extra]).slice(1)];
+  return captureArgs(db, dir, 'public.log', ['--snapshot-mode', 'never', ...extra], 'drain');
 }
 
 test('drain under a workload: every change up to the target delivered once, slot confirmed, then exit 0', async () => {
@@ -182,12 +191,7 @@ test('drain exits 3 at --timeout while the sink does not answer, with --json say
     'drain',
     '--config',
     config,
-    '--source',
-    db.url,
-    '--slot',
-    `s_${db.name}`,
-    '--publication',
-    `p_${db.name}`,
+    ...sourceArgs(db),
     '--tables',
     'public.log',
     '--http-url',
@@ -246,12 +250,7 @@ test('drain on a PostgreSQL 16 standby: up to its replay position, every row the
     '--no-create-publication',
     '--snapshot-mode',
     'never',
-    '--out',
-    path.join(dir, 'events'),
-    '--offsets',
-    path.join(dir, 'offsets.json'),
-    '--log-format',
-    'json',
+    ...jsonlArgs(dir),
   ];
   // The slot first: a logical slot on a standby waits for the primary to log its running transactions.
   const run = startPgcdc(['run', ...args]);

@@ -11,16 +11,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { eventually, freshDatabase, onTeardown, startCluster, type TestDatabase } from '../harness/pg.ts';
-import { MAIN, readJsonl, runPgcdc, startPgcdc } from '../harness/cli.ts';
+import { MAIN, readJsonl, runPgcdc, setupArgs, sourceArgs, startPgcdc, withoutPassword } from '../harness/cli.ts';
 
 const USER_PW = 'canary-user-pw-91b2';
-
-function withoutPassword(url: string, user?: string): string {
-  const u = new URL(url);
-  u.password = '';
-  if (user) u.username = user;
-  return u.toString();
-}
 
 /** `beforeCheck` plays the platform's part between setup and check (what its server does on its own). */
 async function setupTwiceThenCheck(
@@ -37,27 +30,15 @@ async function setupTwiceThenCheck(
   );
   const adminPw = new URL(db.url).password;
   const env = { PGCDC_ADMIN_PASSWORD: decodeURIComponent(adminPw), PGCDC_USER_PASSWORD: USER_PW };
-  const args = [
-    'setup',
-    '--platform',
-    platform,
-    '--user',
-    user,
-    '--tables',
-    'public.orders,sales.*',
+  const args = setupArgs(db, { platform, user, tables: 'public.orders,sales.*', apply: true }, [
     '--exclude-tables',
     'sales.tmp_*',
     '--signal-schema',
     'pgcdc',
     '--heartbeat-schema',
     'pgcdc',
-    '--slot',
-    `s_${db.name}`,
-    '--apply',
-    '--admin-url',
-    withoutPassword(db.url),
     ...extra,
-  ];
+  ]);
   const first = await runPgcdc(args, env);
   assert.equal(first.code, 0, first.stderr + first.stdout);
   assert.match(first.stdout, /\d+ applied/);
@@ -226,22 +207,7 @@ test(
     create table orders (id int primary key)`,
     );
     const env = { PGCDC_ADMIN_PASSWORD: decodeURIComponent(new URL(db.url).password), PGCDC_USER_PASSWORD: USER_PW };
-    const args = [
-      'setup',
-      '--platform',
-      'generic',
-      '--user',
-      user,
-      '--tables',
-      'public.*',
-      '--slot',
-      `s_${db.name}`,
-      '--publication',
-      `p_${db.name}`,
-      '--apply',
-      '--admin-url',
-      withoutPassword(db.url),
-    ];
+    const args = setupArgs(db, { platform: 'generic', user, tables: 'public.*', publication: true, apply: true });
     const refused = await runPgcdc(args, env);
     assert.equal(refused.code, 2, refused.stderr + refused.stdout);
     assert.match(
@@ -287,12 +253,7 @@ test(
     const run = startPgcdc(
       [
         'run',
-        '--source',
-        withoutPassword(db.url, user),
-        '--slot',
-        `s_${db.name}`,
-        '--publication',
-        `p_${db.name}`,
+        ...sourceArgs(db, withoutPassword(db.url, user)),
         '--tables',
         'public.audit_log',
         '--snapshot-mode',
@@ -328,32 +289,16 @@ test(
     await db.sql.query(`create table orders (id int primary key); create table orders_tmp (id int primary key)`);
     const adminPw = decodeURIComponent(new URL(db.url).password);
     const slot = `s_${db.name}`;
-    const common = [
-      '--platform',
-      'generic',
-      '--user',
-      'cdc',
-      '--tables',
-      'public.orders*',
-      '--exclude-tables',
-      'public.*_tmp',
-      '--slot',
-      slot,
-      '--publication',
-      `p_${db.name}`,
-      '--signal-schema',
-      'pgcdc',
-      '--admin-url',
-      withoutPassword(db.url),
-    ];
-    const plan = await runPgcdc(['setup', ...common], { PGCDC_ADMIN_PASSWORD: adminPw });
+    const options = { platform: 'generic', user: 'cdc', tables: 'public.orders*', publication: true };
+    const flags = ['--exclude-tables', 'public.*_tmp', '--signal-schema', 'pgcdc'];
+    const plan = await runPgcdc(setupArgs(db, options, flags), { PGCDC_ADMIN_PASSWORD: adminPw });
     assert.equal(plan.code, 0, plan.stderr);
     assert.doesNotMatch(plan.stdout, /ALTER SYSTEM SET wal_level/);
     assert.match(plan.stdout, /wal_level is already logical on this server/);
     assert.match(plan.stdout, /host [a-z0-9_]+ cdc <address> scram-sha-256/);
     assert.doesNotMatch(plan.stdout, /pgcdc_user|5432|not connected/);
 
-    const applied = await runPgcdc(['setup', ...common, '--apply'], {
+    const applied = await runPgcdc(setupArgs(db, { ...options, apply: true }, flags), {
       PGCDC_ADMIN_PASSWORD: adminPw,
       PGCDC_USER_PASSWORD: USER_PW,
     });
@@ -374,7 +319,7 @@ test(
     assert.ok(!printed.includes(USER_PW) && !printed.includes(`:${adminPw}@`), 'no password in the command');
 
     // Printed again, the plan says what is now in place instead of SQL that would fail.
-    const again = await runPgcdc(['setup', ...common], { PGCDC_ADMIN_PASSWORD: adminPw });
+    const again = await runPgcdc(setupArgs(db, options, flags), { PGCDC_ADMIN_PASSWORD: adminPw });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /-- already in place: capture user cdc\n/);
     assert.match(again.stdout, /-- already in place: slot s_\w+ \(pgoutput\)/);

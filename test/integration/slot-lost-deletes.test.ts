@@ -8,69 +8,27 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type pg from 'pg';
-import { eventually, freshDatabase, onTeardown, type TestDatabase } from '../harness/pg.ts';
+import { freshDatabase, type TestDatabase } from '../harness/pg.ts';
+import { awaitStreaming, runPgcdc, startPgcdc, type DeliveredEvent } from '../harness/cli.ts';
 import {
-  captureArgs,
-  compareRows,
-  readJsonl,
-  replay,
-  runPgcdc,
-  startPgcdc,
-  type DeliveredEvent,
-  type PgcdcProcess,
-} from '../harness/cli.ts';
-import { caughtUp, incrementalDone, storedProgress } from '../harness/snapshots.ts';
-import { awaitStreaming } from '../harness/kafka-workload.ts';
-import { readOffsets } from '../harness/offsets.ts';
+  acctVerdict as verdict,
+  captureThenDropSlot,
+  HORIZON_ENV as ENV,
+  killMidRecovery,
+  lostSlotArgs as args,
+  lostSlotWorkdir,
+  waitRecovered,
+} from '../harness/slot-lost.ts';
 
-const ENV = { PGCDC_TEST_HORIZON_INTERVAL_MS: '100' };
 const EMIT = ['--on-lost', 'resnapshot', '--on-lost-deletes', 'emit'];
+const workdir = (): Promise<string> => lostSlotWorkdir('pgcdc-lost-deletes-');
 
-async function workdir(): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-lost-deletes-'));
-  onTeardown(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(path.join(dir, 'pgcdc.yaml'), 'heartbeat:\n  interval: 200\n');
-  return dir;
-}
-
-function args(db: { url: string; name: string }, dir: string, extra: readonly string[] = []): string[] {
-  return captureArgs(db, dir, 'public.acct', ['-c', path.join(dir, 'pgcdc.yaml'), ...extra]);
-}
-
-async function nextXid(sql: pg.Client): Promise<bigint> {
-  const { rows } = await sql.query<{ x: string }>(`select txid_snapshot_xmax(txid_current_snapshot())::text as x`);
-  return BigInt(rows[0]?.x ?? '0');
-}
-
-async function stop(proc: PgcdcProcess): Promise<void> {
-  proc.kill('SIGTERM');
-  assert.equal(await proc.exited, 0, proc.stderr());
-}
-
-/** Streams the table until the checkpoint's xid horizon is past its rows; stops cleanly; drops the slot. */
-async function captureThenDropSlot(db: TestDatabase, dir: string, rows: number): Promise<void> {
+/** `acct` with `rows` rows, streamed until the checkpoint's xid horizon is past them; then the slot dropped. */
+async function acctThenDropSlot(db: TestDatabase, dir: string, rows: number): Promise<void> {
   await db.sql.query('create table acct (id int primary key, n int not null)');
   await db.sql.query(`insert into acct select g, g from generate_series(1, ${rows}) g`);
-  const past = await nextXid(db.sql);
-  const proc = startPgcdc(args(db, dir, EMIT), ENV);
-  await awaitStreaming(proc, 'pgcdc streaming');
-  const offsets = path.join(dir, 'offsets.json');
-  await eventually(
-    async () => {
-      const horizon = (await readOffsets(offsets).catch(() => undefined))?.xidHorizon;
-      return typeof horizon === 'string' && BigInt(horizon) >= past && (await caughtUp(db.sql, offsets))
-        ? true
-        : undefined;
-    },
-    'a stored xid horizon past the loaded rows',
-    90_000,
-  );
-  await stop(proc);
-  await db.sql.query('select pg_drop_replication_slot($1)', [`s_${db.name}`]);
+  await captureThenDropSlot(db, dir, EMIT);
 }
 
 /**
@@ -86,25 +44,6 @@ async function changeInGap(sql: pg.Client, rows: number): Promise<number[]> {
   return deleted.filter((id) => id <= rows);
 }
 
-async function waitRecovered(db: TestDatabase, dir: string, proc: PgcdcProcess): Promise<void> {
-  const offsets = path.join(dir, 'offsets.json');
-  await eventually(
-    async () =>
-      incrementalDone(await storedProgress(offsets)) && (await caughtUp(db.sql, offsets)) ? true : undefined,
-    'the recovery done',
-    180_000,
-  );
-  await stop(proc);
-}
-
-async function verdict(sql: pg.Client, dir: string, topic: string) {
-  const events = await readJsonl(path.join(dir, 'events'));
-  const replayed = replay(events);
-  const { rows } = await sql.query<{ id: number; n: number }>('select id, n from acct');
-  const source = new Map(rows.map((r) => [JSON.stringify({ id: r.id }), { id: r.id, n: r.n }]));
-  return { events, duplicates: replayed.duplicates, ...compareRows(replayed.tables.get(topic), source) };
-}
-
 function recoveryDeletes(events: readonly DeliveredEvent[]): DeliveredEvent[] {
   return events.filter((e) => e.value.op === 'd' && e.value.source?.snapshot === 'recovery');
 }
@@ -113,14 +52,14 @@ test('a dropped slot, onLostDeletes emit: the gap deletes are emitted and the re
   const db = await freshDatabase();
   const rows = 500;
   const dir = await workdir();
-  await captureThenDropSlot(db, dir, rows);
+  await acctThenDropSlot(db, dir, rows);
   const deleted = await changeInGap(db.sql, rows);
 
   const proc = startPgcdc(args(db, dir, [...EMIT, '--snapshot-chunk-size', '4']), ENV);
   await awaitStreaming(proc, 'pgcdc streaming');
   // Deleted in the gap, inserted again after the new slot's start: it must stay.
   await db.sql.query('insert into acct values (100, 7)');
-  await waitRecovered(db, dir, proc);
+  await waitRecovered(db.sql, dir, proc);
 
   const result = await verdict(db.sql, dir, `${db.name}.public.acct`);
   assert.deepEqual(
@@ -150,26 +89,15 @@ test('onLostDeletes emit: a SIGKILL during the recovery, the restart still emits
   const db = await freshDatabase();
   const rows = 3000;
   const dir = await workdir();
-  await captureThenDropSlot(db, dir, rows);
+  await acctThenDropSlot(db, dir, rows);
   await db.sql.query('update acct set n = n + 1 where id <= 2000');
   const deleted = await changeInGap(db.sql, rows);
-  const offsets = path.join(dir, 'offsets.json');
 
-  const first = startPgcdc(args(db, dir, [...EMIT, '--snapshot-chunk-size', '20']), ENV);
-  const midway = await eventually(
-    async () => {
-      const t0 = (await storedProgress(offsets))?.incremental?.tables[0];
-      return t0 !== undefined && t0.emitted > 0 && !t0.cursor.done ? t0 : undefined;
-    },
-    'the recovery stored part of its re-read',
-    120_000,
-  );
-  first.kill('SIGKILL');
-  await first.exited;
+  const { midway } = await killMidRecovery(db, dir, EMIT);
 
   const second = startPgcdc(args(db, dir, [...EMIT, '--snapshot-chunk-size', '20']), ENV);
   await awaitStreaming(second, 'pgcdc streaming');
-  await waitRecovered(db, dir, second);
+  await waitRecovered(db.sql, dir, second);
   const result = await verdict(db.sql, dir, `${db.name}.public.acct`);
   assert.deepEqual(
     { lost: result.lost, mismatched: result.mismatched, extra: result.extra, duplicates: result.duplicates },

@@ -12,8 +12,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import {
@@ -25,72 +23,28 @@ import {
   testServer,
   type TestDatabase,
 } from '../harness/pg.ts';
-import {
-  captureArgs,
-  compareRows,
-  readJsonl,
-  replay,
-  runPgcdc,
-  startPgcdc,
-  type DeliveredEvent,
-  type PgcdcProcess,
-} from '../harness/cli.ts';
-import { caughtUp, incrementalDone, storedProgress } from '../harness/snapshots.ts';
+import { awaitStreaming, runPgcdc, startPgcdc, type DeliveredEvent, type PgcdcProcess } from '../harness/cli.ts';
+import { storedProgress } from '../harness/snapshots.ts';
 import { logRecords } from '../harness/process.ts';
-import { awaitStreaming } from '../harness/kafka-workload.ts';
 import { safeWal, slotLimitDatabase } from '../harness/slot-limit.ts';
-import { readOffsets } from '../harness/offsets.ts';
+import {
+  acctVerdict as verdict,
+  captureThenDropSlot,
+  captureUntilHorizon,
+  HORIZON_ENV as ENV,
+  killMidRecovery,
+  lostSlotArgs as args,
+  lostSlotWorkdir,
+  waitRecovered,
+} from '../harness/slot-lost.ts';
 
 const ROWS = 500;
-/** Samples the horizon often, so a test need not wait 10 s for one (xid-horizon.ts). */
-const ENV = { PGCDC_TEST_HORIZON_INTERVAL_MS: '100' };
-
-async function workdir(): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-slot-lost-'));
-  onTeardown(() => rm(dir, { recursive: true, force: true }));
-  // A short heartbeat moves an idle checkpoint past the horizon samples' LSNs quickly.
-  await writeFile(path.join(dir, 'pgcdc.yaml'), 'heartbeat:\n  interval: 200\n');
-  return dir;
-}
-
-function args(db: { url: string; name: string }, dir: string, extra: readonly string[] = []): string[] {
-  return captureArgs(db, dir, 'public.acct', ['-c', path.join(dir, 'pgcdc.yaml'), ...extra]);
-}
+const RESNAPSHOT = ['--on-lost', 'resnapshot'];
+const workdir = (): Promise<string> => lostSlotWorkdir('pgcdc-slot-lost-');
 
 async function createAcct(sql: pg.Client, rows = ROWS): Promise<void> {
   await sql.query('create table if not exists acct (id int primary key, n int not null)');
   await sql.query(`insert into acct select g, g from generate_series(1, ${rows}) g`);
-}
-
-/** The next xid now: every row written so far has an older xmin. */
-async function nextXid(sql: pg.Client): Promise<bigint> {
-  const { rows } = await sql.query<{ x: string }>(`select txid_snapshot_xmax(txid_current_snapshot())::text as x`);
-  return BigInt(rows[0]?.x ?? '0');
-}
-
-/** Streams until everything is delivered and the checkpoint's xid horizon is past `xid`; stops cleanly. */
-async function captureUntilHorizon(db: TestDatabase, dir: string): Promise<void> {
-  const past = await nextXid(db.sql);
-  const proc = startPgcdc(args(db, dir, ['--on-lost', 'resnapshot']), ENV);
-  await awaitStreaming(proc, 'pgcdc streaming');
-  const offsets = path.join(dir, 'offsets.json');
-  await eventually(
-    async () => {
-      const stored = await readOffsets(offsets).catch(() => undefined);
-      const horizon = stored?.xidHorizon;
-      return typeof horizon === 'string' && BigInt(horizon) >= past && (await caughtUp(db.sql, offsets))
-        ? true
-        : undefined;
-    },
-    'a stored xid horizon past the loaded rows',
-    90_000,
-  );
-  await stop(proc);
-}
-
-async function stop(proc: PgcdcProcess): Promise<void> {
-  proc.kill('SIGTERM');
-  assert.equal(await proc.exited, 0, proc.stderr());
 }
 
 /** The gap: 10 inserts, 10 updates and 5 deletes while no slot keeps the changes. Returns the deleted keys. */
@@ -103,16 +57,9 @@ async function changeInGap(sql: pg.Client, base = ROWS): Promise<number[]> {
 
 /** Runs a recovery to its end: the stored incremental snapshot done and everything delivered. */
 async function recover(db: TestDatabase, dir: string, extra: readonly string[] = []): Promise<PgcdcProcess> {
-  const proc = startPgcdc(args(db, dir, ['--on-lost', 'resnapshot', ...extra]), ENV);
+  const proc = startPgcdc(args(db, dir, [...RESNAPSHOT, ...extra]), ENV);
   await awaitStreaming(proc, 'pgcdc streaming');
-  const offsets = path.join(dir, 'offsets.json');
-  await eventually(
-    async () =>
-      incrementalDone(await storedProgress(offsets)) && (await caughtUp(db.sql, offsets)) ? true : undefined,
-    'the recovery done',
-    180_000,
-  );
-  await stop(proc);
+  await waitRecovered(db.sql, dir, proc);
   return proc;
 }
 
@@ -124,22 +71,6 @@ function recoveryWarnings(proc: PgcdcProcess): string[] {
 
 function reread(events: readonly DeliveredEvent[]): DeliveredEvent[] {
   return events.filter((e) => e.value.op === 'r' && e.value.source?.snapshot === 'recovery');
-}
-
-async function sourceRows(sql: pg.Client): Promise<Map<string, Record<string, unknown>>> {
-  const { rows } = await sql.query<{ id: number; n: number }>('select id, n from acct');
-  return new Map(rows.map((r) => [JSON.stringify({ id: r.id }), { id: r.id, n: r.n }]));
-}
-
-/** Replays the output onto an empty map and compares it with the source. */
-async function verdict(sql: pg.Client, dir: string, topic: string) {
-  const events = await readJsonl(path.join(dir, 'events'));
-  const replayed = replay(events);
-  return {
-    events,
-    duplicates: replayed.duplicates,
-    ...compareRows(replayed.tables.get(topic), await sourceRows(sql)),
-  };
 }
 
 /** Asserts the targeted re-read: at least every changed row, fewer than all; prints the figure. */
@@ -156,8 +87,7 @@ test('a dropped slot: fail refuses in one line; resnapshot re-reads only what th
   const db = await freshDatabase();
   await createAcct(db.sql);
   const dir = await workdir();
-  await captureUntilHorizon(db, dir);
-  await db.sql.query('select pg_drop_replication_slot($1)', [`s_${db.name}`]);
+  await captureThenDropSlot(db, dir, RESNAPSHOT);
   const deleted = await changeInGap(db.sql);
 
   const refused = await runPgcdc(args(db, dir), ENV);
@@ -191,7 +121,7 @@ test('a slot invalidated by max_slot_wal_keep_size: resnapshot recovers the gap'
   await db.sql.query('alter table acct alter column balance set not null');
   await db.sql.query('alter table acct rename column balance to n');
   const dir = await workdir();
-  await captureUntilHorizon(db, dir);
+  await captureUntilHorizon(db, dir, RESNAPSHOT);
   const deleted = await changeInGap(db.sql);
   await eventually(
     async () => {
@@ -221,24 +151,13 @@ test('a SIGKILL during the recovery: the restart continues it (stored) and ends 
   const total = 3000;
   await createAcct(db.sql, total);
   const dir = await workdir();
-  await captureUntilHorizon(db, dir);
-  await db.sql.query('select pg_drop_replication_slot($1)', [`s_${db.name}`]);
+  await captureThenDropSlot(db, dir, RESNAPSHOT);
   // Many changed rows read in small chunks: the recovery is still running when it is killed.
   await db.sql.query('update acct set n = n + 1 where id <= 2000');
   const deleted = await changeInGap(db.sql, total);
   const offsets = path.join(dir, 'offsets.json');
 
-  const first = startPgcdc(args(db, dir, ['--on-lost', 'resnapshot', '--snapshot-chunk-size', '20']), ENV);
-  const midway = await eventually(
-    async () => {
-      const t0 = (await storedProgress(offsets))?.incremental?.tables[0];
-      return t0 !== undefined && t0.emitted > 0 && !t0.cursor.done ? t0 : undefined;
-    },
-    'the recovery stored part of its re-read',
-    120_000,
-  );
-  first.kill('SIGKILL');
-  await first.exited;
+  const { killed: first, midway } = await killMidRecovery(db, dir, RESNAPSHOT);
   assert.equal(recoveryWarnings(first).length, 1, first.stderr());
   const id = (await storedProgress(offsets))?.incremental?.id;
 
@@ -260,7 +179,7 @@ test('a new cluster (another system identifier, the same schema): every row is r
   const db = await freshDatabase();
   await createAcct(db.sql);
   const dir = await workdir();
-  await captureUntilHorizon(db, dir);
+  await captureUntilHorizon(db, dir, RESNAPSHOT);
 
   // The same database name and schema on a fresh cluster, with rows that differ from the old ones.
   await testServer();
@@ -281,15 +200,9 @@ test('a new cluster (another system identifier, the same schema): every row is r
   assert.equal(refused.code, 1, refused.stderr);
   assert.match(refused.stderr, /^pgcdc: error: the server is a different PostgreSQL cluster.*\[SYSTEM_CHANGED\]$/m);
 
-  const proc = startPgcdc(args(moved, dir, ['--on-lost', 'resnapshot']), ENV);
+  const proc = startPgcdc(args(moved, dir, RESNAPSHOT), ENV);
   await awaitStreaming(proc, 'pgcdc streaming');
-  const offsets = path.join(dir, 'offsets.json');
-  await eventually(
-    async () => (incrementalDone(await storedProgress(offsets)) && (await caughtUp(sql, offsets)) ? true : undefined),
-    'the recovery done',
-    180_000,
-  );
-  await stop(proc);
+  await waitRecovered(sql, dir, proc);
   assert.match(recoveryWarnings(proc)[0] ?? '', /SYSTEM_CHANGED.*every row of 1 table.*another cluster/);
   const result = await verdict(sql, dir, `${db.name}.public.acct`);
   // The old cluster's rows 401..500 are not on the new one: a re-read cannot remove them.

@@ -10,13 +10,7 @@ import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eventually, freshDatabase, onTeardown, type TestDatabase } from '../harness/pg.ts';
-import { runPgcdc, startPgcdc } from '../harness/cli.ts';
-
-function withoutPassword(url: string): string {
-  const u = new URL(url);
-  u.password = '';
-  return u.toString();
-}
+import { runPgcdc, setupArgs, sourceArgs, startPgcdc } from '../harness/cli.ts';
 
 async function state(db: TestDatabase): Promise<{ slot: boolean; publication: boolean; tables: string[] }> {
   const { rows } = await db.sql.query<{ slot: boolean; publication: boolean; tables: string[] | null }>(
@@ -48,26 +42,12 @@ test('setup then teardown: slot, publication and own tables removed, the user ta
     PGCDC_USER_PASSWORD: 'teardown-user-pw-5d1',
   };
   const setup = await runPgcdc(
-    [
-      'setup',
-      '--platform',
-      'generic',
-      '--user',
-      user,
-      '--tables',
-      'public.orders',
+    setupArgs(db, { platform: 'generic', user, tables: 'public.orders', publication: true, apply: true }, [
       '--signal-schema',
       'pgcdc',
       '--heartbeat-schema',
       'ops',
-      '--publication',
-      `p_${db.name}`,
-      '--slot',
-      `s_${db.name}`,
-      '--apply',
-      '--admin-url',
-      withoutPassword(db.url),
-    ],
+    ]),
     env,
   );
   assert.equal(setup.code, 0, setup.stderr + setup.stdout);
@@ -81,20 +61,7 @@ test('setup then teardown: slot, publication and own tables removed, the user ta
   const config = path.join(dir, 'pgcdc.yaml');
   await writeFile(config, 'heartbeat:\n  table: ops.pgcdc_heartbeat\n');
   const offsets = path.join(dir, 'offsets.json');
-  const common = [
-    '--config',
-    config,
-    '--source',
-    db.url,
-    '--slot',
-    `s_${db.name}`,
-    '--publication',
-    `p_${db.name}`,
-    '--signal-table',
-    'pgcdc.pgcdc_signal',
-    '--offsets',
-    offsets,
-  ];
+  const common = ['--config', config, ...sourceArgs(db), '--signal-table', 'pgcdc.pgcdc_signal', '--offsets', offsets];
   const run = startPgcdc([
     'run',
     ...common,
@@ -144,12 +111,7 @@ test('setup then teardown: slot, publication and own tables removed, the user ta
     'check',
     '--config',
     checkConfig,
-    '--source',
-    db.url,
-    '--slot',
-    `s_${db.name}`,
-    '--publication',
-    `p_${db.name}`,
+    ...sourceArgs(db),
     '--tables',
     'public.orders',
     '--json',

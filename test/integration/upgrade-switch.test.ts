@@ -15,24 +15,20 @@ import path from 'node:path';
 import type pg from 'pg';
 import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
 import { captureArgs, compareRows, readJsonl, replay, runPgcdc } from '../harness/cli.ts';
-import { caughtUp, Workload } from '../harness/faults.ts';
 import { eventually } from '../harness/pg.ts';
-import { connect, databaseOn } from '../harness/streaming.ts';
+import { connect } from '../harness/streaming.ts';
 import {
   awaitStreaming,
+  capturedSource,
   errorLines,
   requireUpgradeBinaries,
   startCapture,
+  stopCaughtUp,
+  streamingSource,
   upgradeBinDir,
   upgradeCluster,
+  workloadRuns,
 } from '../harness/upgrade.ts';
-
-async function workloadRuns(url: string, transactions: number): Promise<number> {
-  const work = new Workload(url, 5);
-  await eventually(() => (work.committed >= transactions ? true : undefined), `${transactions} transactions`);
-  await work.stop();
-  return work.committed;
-}
 
 async function rowsOf(sql: pg.Client): Promise<Map<string, Record<string, unknown>>> {
   const { rows } = await sql.query<{ id: number; balance: number }>(`select id, balance from acct order by id`);
@@ -65,17 +61,7 @@ test(
   async (t) => {
     const skip = requireUpgradeBinaries([17, 18]);
     if (skip) return t.skip(skip);
-    const old = await upgradeCluster(17);
-    const db = await databaseOn(old);
-    await db.sql.query(`create table acct (id int primary key, balance int not null)`);
-    await db.sql.query(`insert into acct select g, g from generate_series(1, 50) g`);
-    const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-dump-'));
-    const first = startCapture(db, dir);
-    await awaitStreaming(first, 'pgcdc streaming on 17');
-    await workloadRuns(db.url, 50);
-    await eventually(() => caughtUp(db.sql, path.join(dir, 'offsets.json')), 'caught up on 17');
-    first.kill('SIGTERM');
-    assert.equal(await first.exited, 0, first.stderr());
+    const { cluster: old, db, dir } = await capturedSource(17, 'pgcdc-dump-', 50);
 
     const next = await upgradeCluster(18);
     const sql = await databaseNamed(next, db.name);
@@ -93,9 +79,7 @@ test(
     const again = startCapture(newDb, fresh);
     await awaitStreaming(again, 'pgcdc streaming on 18');
     await workloadRuns(newDb.url, 50);
-    await eventually(() => caughtUp(sql, path.join(fresh, 'offsets.json')), 'caught up on 18');
-    again.kill('SIGTERM');
-    assert.equal(await again.exited, 0, again.stderr());
+    await stopCaughtUp(sql, fresh, again, 'caught up on 18');
     const events = await readJsonl(path.join(fresh, 'events'));
     const compared = compareRows(replay(events).tables.get(`${db.name}.public.acct`), await rowsOf(sql));
     console.log(
@@ -110,13 +94,7 @@ test(
   async (t) => {
     const skip = requireUpgradeBinaries([17, 18]);
     if (skip) return t.skip(skip);
-    const blue = await upgradeCluster(17);
-    const db = await databaseOn(blue);
-    await db.sql.query(`create table acct (id int primary key, balance int not null)`);
-    await db.sql.query(`insert into acct select g, g from generate_series(1, 50) g`);
-    const blueDir = await mkdtemp(path.join(tmpdir(), 'pgcdc-blue-'));
-    const onBlue = startCapture(db, blueDir);
-    await awaitStreaming(onBlue, 'pgcdc streaming on blue');
+    const { cluster: blue, db, dir: blueDir, capture: onBlue } = await streamingSource(17, 'pgcdc-blue-');
 
     // Green: the schema, then a subscription copying the rows and following blue's changes.
     const green = await upgradeCluster(18);
@@ -135,9 +113,7 @@ test(
       async () => (JSON.stringify([...(await rowsOf(greenSql))]) === JSON.stringify([...blueRows]) ? true : undefined),
       'green caught up with blue',
     );
-    await eventually(() => caughtUp(db.sql, path.join(blueDir, 'offsets.json')), 'pgcdc on blue caught up');
-    onBlue.kill('SIGTERM');
-    assert.equal(await onBlue.exited, 0, onBlue.stderr());
+    await stopCaughtUp(db.sql, blueDir, onBlue, 'pgcdc on blue caught up');
     await greenSql.query(`alter subscription bluegreen disable`);
     await greenSql.query(`alter subscription bluegreen set (slot_name = none)`);
     await greenSql.query(`drop subscription bluegreen`);
@@ -150,9 +126,7 @@ test(
     const onGreen = startCapture(greenDb, greenDir, ['--snapshot-mode', 'never']);
     await awaitStreaming(onGreen, 'pgcdc streaming on green');
     const onGreenCount = await workloadRuns(greenDb.url, 100);
-    await eventually(() => caughtUp(greenSql, path.join(greenDir, 'offsets.json')), 'pgcdc on green caught up');
-    onGreen.kill('SIGTERM');
-    assert.equal(await onGreen.exited, 0, onGreen.stderr());
+    await stopCaughtUp(greenSql, greenDir, onGreen, 'pgcdc on green caught up');
 
     // A consumer reads blue's output, then green's.
     const events = [

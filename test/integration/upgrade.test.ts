@@ -8,35 +8,29 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { captureArgs, readJsonl, runPgcdc } from '../harness/cli.ts';
-import { caughtUp, verdict, Workload } from '../harness/faults.ts';
-import { eventually } from '../harness/pg.ts';
-import { connect, databaseOn } from '../harness/streaming.ts';
+import { verdict } from '../harness/faults.ts';
+import { connect } from '../harness/streaming.ts';
 import {
   awaitStreaming,
+  capturedSource,
   drain,
   errorLines,
   pgcdcHas,
   pgUpgrade,
   requireUpgradeBinaries,
   startCapture,
+  stopCaughtUp,
   storedIdentity,
+  streamingSource,
   systemIdentifier,
   targetCluster,
-  upgradeCluster,
+  upgradeInto,
+  workloadRuns,
 } from '../harness/upgrade.ts';
 
 const kindOf = (id: string): string => id.split(':')[1] ?? '';
-
-async function workloadRuns(url: string, transactions: number): Promise<number> {
-  const work = new Workload(url, 5);
-  await eventually(() => (work.committed >= transactions ? true : undefined), `${transactions} transactions`);
-  await work.stop();
-  return work.committed;
-}
 
 test(
   'pg_upgrade 16 -> 17: the slot is gone; pgcdc refuses in one line naming the runbook, then takes ' +
@@ -44,25 +38,11 @@ test(
   async (t) => {
     const skip = requireUpgradeBinaries([16, 17]);
     if (skip) return t.skip(skip);
-    const old = await upgradeCluster(16);
-    const db = await databaseOn(old);
-    await db.sql.query(`create table acct (id int primary key, balance int not null)`);
-    await db.sql.query(`insert into acct select g, g from generate_series(1, 50) g`);
-    const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-upgrade-'));
-    const first = startCapture(db, dir);
-    await awaitStreaming(first, 'pgcdc streaming on 16');
-    await workloadRuns(db.url, 100);
-    await eventually(() => caughtUp(db.sql, path.join(dir, 'offsets.json')), 'caught up on 16');
-    first.kill('SIGTERM');
-    assert.equal(await first.exited, 0, first.stderr());
+    const { cluster: old, db, dir } = await capturedSource(16, 'pgcdc-upgrade-', 100);
     const oldId = await systemIdentifier(db.sql);
 
-    await old.stop();
     const target = await targetCluster(17);
-    const upgraded = await pgUpgrade(old, target);
-    assert.ok(upgraded.ok, upgraded.output);
-    await target.restart();
-    const sql = await connect(target.url(db.name));
+    const sql = await upgradeInto(old, target, db.name);
     const slots = await sql.query(`select slot_name from pg_replication_slots`);
     assert.equal(slots.rowCount, 0, 'pg_upgrade from 16 carries no slot over');
     const newId = await systemIdentifier(sql);
@@ -91,9 +71,7 @@ test(
     const again = startCapture(newDb, dir, ['--upgraded-from', oldId, '--on-lost', 'resnapshot']);
     await awaitStreaming(again, 'pgcdc streaming on 17 after a new snapshot');
     await workloadRuns(newDb.url, 50);
-    await eventually(() => caughtUp(sql, path.join(dir, 'offsets.json')), 'caught up on 17');
-    again.kill('SIGTERM');
-    assert.equal(await again.exited, 0, again.stderr());
+    await stopCaughtUp(sql, dir, again, 'caught up on 17');
     const events = await readJsonl(path.join(dir, 'events'));
     const after = events.slice(before);
     assert.ok(
@@ -118,20 +96,9 @@ test(
   async (t) => {
     const skip = requireUpgradeBinaries([17, 18]);
     if (skip) return t.skip(skip);
-    const old = await upgradeCluster(17);
-    const db = await databaseOn(old);
-    await db.sql.query(`create table acct (id int primary key, balance int not null)`);
-    await db.sql.query(`insert into acct select g, g from generate_series(1, 50) g`);
-    const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-upgrade-'));
-    const offsets = path.join(dir, 'offsets.json');
+    const { cluster: old, db, dir, committed: before17 } = await capturedSource(17, 'pgcdc-upgrade-', 100);
     const out = path.join(dir, 'events');
     const topic = `${db.name}.public.acct`;
-    const first = startCapture(db, dir);
-    await awaitStreaming(first, 'pgcdc streaming on 17');
-    const before17 = await workloadRuns(db.url, 100);
-    await eventually(() => caughtUp(db.sql, offsets), 'caught up on 17');
-    first.kill('SIGTERM');
-    assert.equal(await first.exited, 0, first.stderr());
     // Changes pgcdc has not consumed: the slot is not caught up.
     await db.sql.query(`update acct set balance = balance + 1000 where id <= 10`);
     const oldId = await systemIdentifier(db.sql);
@@ -146,11 +113,7 @@ test(
     await old.restart();
     const oldSql = await connect(db.url);
     const how = await drain({ ...db, sql: oldSql }, dir, undefined);
-    await old.stop();
-    const upgraded = await pgUpgrade(old, target);
-    assert.ok(upgraded.ok, upgraded.output);
-    await target.restart();
-    const sql = await connect(target.url(db.name));
+    const sql = await upgradeInto(old, target, db.name);
     const slot = await sql.query(`select slot_name from pg_replication_slots where slot_name = $1`, [`s_${db.name}`]);
     assert.equal(slot.rowCount, 1, 'pg_upgrade 17 -> 18 carried the drained slot over');
     const newId = await systemIdentifier(sql);
@@ -177,9 +140,7 @@ test(
     await awaitStreaming(resumed, 'pgcdc streaming on 18');
     assert.equal((await storedIdentity(dir)).systemId, newId, 'the new identity is stored at once');
     const on18 = await workloadRuns(newDb.url, 100);
-    await eventually(() => caughtUp(sql, offsets), 'caught up on 18');
-    resumed.kill('SIGTERM');
-    assert.equal(await resumed.exited, 0, resumed.stderr());
+    await stopCaughtUp(sql, dir, resumed, 'caught up on 18');
     // The next start needs no flag.
     const next = startCapture(newDb, dir);
     await awaitStreaming(next, 'pgcdc streaming on 18 without the flag');
@@ -221,23 +182,13 @@ test(
   async (t) => {
     const skip = requireUpgradeBinaries([16, 17]);
     if (skip) return t.skip(skip);
-    const old = await upgradeCluster(16);
-    const db = await databaseOn(old);
-    await db.sql.query(`create table acct (id int primary key, balance int not null)`);
-    await db.sql.query(`insert into acct select g, g from generate_series(1, 50) g`);
-    const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-upgrade-'));
+    const { cluster: old, db, dir, capture: first } = await streamingSource(16, 'pgcdc-upgrade-');
     const out = path.join(dir, 'events');
-    const first = startCapture(db, dir);
-    await awaitStreaming(first, 'pgcdc streaming on 16');
     const on16 = await workloadRuns(db.url, 100);
     const how = await drain(db, dir, first);
     const oldId = await systemIdentifier(db.sql);
-    await old.stop();
     const target = await targetCluster(17);
-    const upgraded = await pgUpgrade(old, target);
-    assert.ok(upgraded.ok, upgraded.output);
-    await target.restart();
-    const sql = await connect(target.url(db.name));
+    const sql = await upgradeInto(old, target, db.name);
     // Before any write: the slot again (the publication came over with the catalog).
     await sql.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`s_${db.name}`]);
     const newDb = { ...db, url: target.url(db.name), sql };
@@ -245,9 +196,7 @@ test(
     const resumed = startCapture(newDb, dir, ['--upgraded-from', oldId]);
     await awaitStreaming(resumed, 'pgcdc streaming on 17');
     const on17 = await workloadRuns(newDb.url, 100);
-    await eventually(() => caughtUp(sql, path.join(dir, 'offsets.json')), 'caught up on 17');
-    resumed.kill('SIGTERM');
-    assert.equal(await resumed.exited, 0, resumed.stderr());
+    await stopCaughtUp(sql, dir, resumed, 'caught up on 17');
     const after = (await readJsonl(out)).slice(deliveredBefore);
     const result = await verdict(sql, out, `${db.name}.public.acct`);
     console.log(
