@@ -181,7 +181,7 @@ export const configSchema = z.strictObject({
       method: z.enum(SNAPSHOT_METHODS).default('auto'),
       /** Rows per chunk read. */
       chunkSize: z.number().int().min(1).max(10_000_000).default(20_000),
-      /** Tables read at once (one connection each). */
+      /** Readers of the initial snapshot (one connection each): ranges of one table or of several at once. */
       parallelism: z.number().int().min(1).max(64).default(1),
       /** Patterns of the captured tables to backfill (empty: all of them). */
       include: z.array(z.string().min(1)).default([]),

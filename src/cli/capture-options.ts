@@ -107,7 +107,10 @@ export function addCaptureOptions(command: Command): Command {
         ).choices(['auto', 'bars', 'lines', 'off']),
       )
       .option('--snapshot-chunk-size <n>', 'rows per snapshot chunk (default 20000)')
-      .option('--snapshot-parallelism <n>', 'tables read at once during the snapshot (default 1)')
+      .option(
+        '--snapshot-parallelism <n>',
+        'readers of the initial snapshot: ranges of one table or of several read at once (default 1)',
+      )
       .option(
         '--streaming',
         'PostgreSQL 14+: receive large transactions while they run, spilled to disk next to the offsets file ' +
