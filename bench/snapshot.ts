@@ -3,6 +3,7 @@
  * on the same machine in the same run (docs/benchmarks.md).
  *
  *   npm run bench:snapshot -- [--rows 1000000] [--chunk 20000] [--readers 2] [--pg 18] [--json <file>]
+ *     [--svg <file>]
  *
  * One narrow table (id bigint primary key, v integer, t text) of --rows rows, read whole each time
  * (the cache warmed first by two COPYs). pgcdc runs its product path in process: a slot created with
@@ -27,6 +28,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import { wholeNumber } from './flags.ts';
+import { barChartSvg, type BarGroup } from './svg-chart.ts';
 import { countLines } from './output.ts';
 import {
   BENCH_DATABASE,
@@ -46,6 +48,7 @@ const { values: flags } = parseArgs({
     readers: { type: 'string', default: '2' },
     pg: { type: 'string', default: '18' },
     json: { type: 'string' },
+    svg: { type: 'string' },
   },
 });
 
@@ -149,12 +152,31 @@ async function psqlCopyMs(cluster: EmbeddedCluster): Promise<number> {
   }
 }
 
+/** The rows/s of every run as a bar chart, grouped by where the rows went. */
+function snapshotChart(bars: readonly { group: string; series: string; value: number }[], version: string): string {
+  const groups: BarGroup[] = [];
+  for (const bar of bars) {
+    let group = groups.find((g) => g.label === bar.group);
+    if (group === undefined) {
+      group = { label: bar.group, bars: [] };
+      groups.push(group);
+    }
+    (group.bars as { series: string; value: number }[]).push({ series: bar.series, value: bar.value });
+  }
+  return barChartSvg({
+    title: `Initial snapshot of ${ROWS.toLocaleString('en-US')} narrow rows, PostgreSQL ${version}`,
+    unit: 'rows/s',
+    groups,
+  });
+}
+
 async function main(): Promise<void> {
   const cluster = await EmbeddedCluster.start({
     major: MAJOR,
     settings: { shared_buffers: '512MB', autovacuum: 'off', max_wal_senders: '20', max_replication_slots: '20' },
   });
   const results: Record<string, number> = {};
+  const bars: { group: string; series: string; value: number }[] = [];
   try {
     const admin = new pg.Client({ connectionString: cluster.url('postgres') });
     await admin.connect();
@@ -176,6 +198,7 @@ async function main(): Promise<void> {
     const copyMs = await copyToDevNull(cluster, 'bench');
     const copyRate = rate(ROWS, copyMs);
     results.copyRowsPerSecond = copyRate;
+    bars.push({ group: 'into /dev/null', series: 'COPY (pg-copy-streams)', value: copyRate });
     console.log(`COPY bench TO STDOUT -> /dev/null: ${seconds(copyMs)}, ${show(copyRate)}`);
 
     console.log('(a) CPU path: --sink stdout into /dev/null, against COPY into /dev/null');
@@ -190,6 +213,7 @@ async function main(): Promise<void> {
       const r = rate(ROWS, run.ms);
       if (readers === 1 && envelope === 'debezium') ratioOne = r / copyRate;
       results[`a_${envelope}_${readers}`] = r / copyRate;
+      bars.push({ group: 'into /dev/null', series: `pgcdc ${envelope}, ${readers} reader(s)`, value: r });
       console.log(
         `  pgcdc ${envelope}, ${readers} reader${readers > 1 ? 's' : ''}: ${seconds(run.ms)}, ${show(r)}, ` +
           `${(r / copyRate).toFixed(2)} x COPY`,
@@ -199,6 +223,7 @@ async function main(): Promise<void> {
     console.log('(b) fsynced JSONL against dd conv=fdatasync of the same bytes; (c) against psql COPY into a file');
     const psqlMs = await psqlCopyMs(cluster);
     const psqlRate = rate(ROWS, psqlMs);
+    bars.push({ group: 'into a file', series: 'psql COPY', value: psqlRate });
     console.log(`  psql -c 'COPY bench TO STDOUT' > file: ${seconds(psqlMs)}, ${show(psqlRate)}`);
     for (const [readers, envelope] of [
       [1, 'debezium'],
@@ -211,6 +236,7 @@ async function main(): Promise<void> {
       const mbps = (run.bytes / run.ms) * 1000;
       results[`b_${envelope}_${readers}`] = dd / run.ms;
       results[`c_${envelope}_${readers}`] = r / psqlRate;
+      bars.push({ group: 'into a file', series: `pgcdc ${envelope}, ${readers} reader(s), fsynced JSONL`, value: r });
       console.log(
         `  pgcdc ${envelope}, ${readers} reader${readers > 1 ? 's' : ''}: ${seconds(run.ms)}, ${show(r)}, ` +
           `${(run.bytes / ROWS).toFixed(0)} B/row, ${(mbps / 1e6).toFixed(0)} MB/s; dd: ` +
@@ -220,6 +246,7 @@ async function main(): Promise<void> {
     }
     if (flags.json !== undefined)
       await writeFile(flags.json, `${JSON.stringify({ rows: ROWS, ...results }, null, 2)}\n`);
+    if (flags.svg !== undefined) await writeFile(flags.svg, snapshotChart(bars, version));
     console.log(`ratio ${ratioOne.toFixed(2)}`);
   } finally {
     await cluster.destroy();

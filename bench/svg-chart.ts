@@ -63,17 +63,17 @@ export function barChartSvg(chart: BarChart): string {
     }
     y += GROUP_GAP;
   }
-  const legendY = y + 4;
-  let legendX = 8;
+  // The legend: one series a line, under the bars.
+  let legendY = y + 4;
   for (const name of series) {
     parts.push(
-      `<rect x="${legendX}" y="${legendY}" width="12" height="12" fill="${colour(name)}"/>`,
-      `<text x="${legendX + 16}" y="${legendY + 6}" dominant-baseline="middle">${escapeXml(name)}</text>`,
+      `<rect x="${LABEL_WIDTH}" y="${legendY}" width="12" height="12" fill="${colour(name)}"/>`,
+      `<text x="${LABEL_WIDTH + 18}" y="${legendY + 6}" dominant-baseline="middle">${escapeXml(name)}</text>`,
     );
-    legendX += 24 + name.length * 7.5;
+    legendY += 18;
   }
-  const width = Math.max(LABEL_WIDTH + PLOT_WIDTH + VALUE_WIDTH, legendX + 8);
-  const height = legendY + 28;
+  const width = LABEL_WIDTH + PLOT_WIDTH + VALUE_WIDTH;
+  const height = legendY + 10;
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
     `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">\n` +
