@@ -18,7 +18,7 @@
  *   read_committed Java consumer, as bench/kafka-latency.ts measures them (ms resolution).
  *
  * A rate is sustained when the loader achieved 95 % of it and the lag did not grow (the median latency
- * of the last tenth of the changes within 1.5 times that of the middle fifth plus 50 ms). The reference
+ * of the last tenth of the changes within 1.5 times the p95 of the middle fifth plus 50 ms). The reference
  * in the same run is the disk: the time of one small append plus fdatasync on the same file system.
  * The last line is `ratio <50 ms target / durable p99 at the rate closest to 10k/s, first delay>`.
  */
