@@ -111,7 +111,7 @@ async function measureOnce(
     const receipt = seen.receiptMs;
     const ms = (values: number[], p: number): string => `${percentile(values, p)}`;
     console.log(
-      `latency ${mode} batch.maxDelayMs=${delay ?? 'default (100)'}: ${total.toLocaleString('en-US')} inserts at ` +
+      `latency ${mode} batch.maxDelayMs=${delay ?? 'default'}: ${total.toLocaleString('en-US')} inserts at ` +
         `${Math.round((total / offeredMs) * 1000).toLocaleString('en-US')}/s offered (${perTick} per statement every ` +
         `${TICK_MS} ms); commit -> broker append p50 ${ms(append, 50)} ms, p99 ${ms(append, 99)} ms, max ` +
         `${ms(append, 100)} ms; commit -> read_committed consumer p50 ${ms(receipt, 50)} ms, p99 ${ms(receipt, 99)} ms`,

@@ -161,10 +161,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Events buffered before a sink write. */
       maxEvents: z.number().int().min(1).max(1_000_000).default(50_000),
-      /** Longest an event waits for its batch to fill, in milliseconds. */
-      maxDelayMs: z.number().int().min(0).max(60_000).default(100),
+      /** Longest an event waits for its batch to fill, in milliseconds (docs/benchmarks-latency.md: why 10). */
+      maxDelayMs: z.number().int().min(0).max(60_000).default(10),
     })
-    .default({ maxEvents: 50_000, maxDelayMs: 100 }),
+    .default({ maxEvents: 50_000, maxDelayMs: 10 }),
   snapshot: z
     .strictObject({
       /**

@@ -9,7 +9,13 @@
  *
  * Delivery decides nothing about time on its own: the stream loop's scheduler (scheduler.ts) asks it whether a
  * checkpoint is ready to store (`checkpointReady`) and when a batch is due (`batchDueAt`), and calls
- * `storeCheckpoint` and `writeBatch`. One sink write or checkpoint store runs at a time, in the background.
+ * `storeCheckpoint` and `writeBatch`. They run in the background: one sink write at a time, and one checkpoint
+ * store at a time, the two side by side (pipelined). While the checkpoint of batch N is being stored, batch N+1
+ * is written; batches made durable meanwhile are covered by one checkpoint, the next (coalesced). Without this,
+ * every batch waited for the checkpoint store before it (an fsync of the offsets file and one of its
+ * directory), so a small batch delay paid three fsyncs in series per batch and one slow fsync held every
+ * change behind it (bench/latency.ts, docs/benchmarks-latency.md). A sink that stores checkpoints itself
+ * (`Sink.checkpoints`, Kafka: the store commits the transaction the writes opened) keeps them in series.
  *
  * Batches are cut at transaction boundaries so the stored sink position always matches the stored
  * LSN. A transaction too big to buffer is written in parts without a checkpoint; the checkpoint at
@@ -61,10 +67,8 @@ const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 /** Reading pauses while this much is buffered (the sink is behind); bounds memory with huge transactions. */
 const MAX_BUFFERED_BYTES = 48 * 1024 * 1024;
 
-/** A cut batch on its way to its checkpoint. */
-interface DurableBatch {
-  /** Durable in the sink; the checkpoint is not stored yet. */
-  ready: boolean;
+/** What the checkpoint of a cut batch will say (once the sink made it durable). */
+interface CutBatch {
   lsn: Lsn;
   progress: ResumeState;
   lastCommit: CommitIdentity | undefined;
@@ -72,6 +76,14 @@ interface DurableBatch {
   count: number;
   /** Commit time (Unix ms) of the last transaction the checkpoint will cover. */
   lastCommitAt: number | undefined;
+}
+
+/** The batches the sink made durable whose checkpoint is not stored yet (all of them: the latest's). */
+interface DurableBatch extends CutBatch {
+  /** Durable in the sink; the checkpoint is not stored yet. */
+  ready: boolean;
+  /** The sink's position after the latest of them. */
+  position: SinkPosition;
 }
 
 type CheckpointIdentity = Pick<Checkpoint, 'systemId' | 'timeline' | 'database' | 'slot' | 'publication'>;
@@ -107,8 +119,15 @@ export class Delivery implements ChangeSink {
   private lastCommit: CommitIdentity | undefined;
   /** What is reported per batch and checkpoint (metrics): counts by table and op, commit times. */
   private readonly reports: BatchReports;
-  /** The sink write or checkpoint store running (one at a time). */
-  private running: Promise<void> | undefined;
+  /** The sink write running (one at a time). */
+  private writing: Promise<void> | undefined;
+  /** The checkpoint store running (one at a time; beside a write unless `pipelined` is false). */
+  private storing: Promise<void> | undefined;
+  /** Writes run while a checkpoint is stored: false for a sink whose checkpoint store commits its writes. */
+  private readonly pipelined: boolean;
+  /** The LSN and progress of the last batch cut (written or being written). */
+  private cutLsn: Lsn;
+  private cutResumeState: ResumeState;
   /** When the committed events must be cut into a batch (see batchDueAt). */
   private dueAt = Infinity;
   /** The batch cut last: what its checkpoint will say once the sink made it durable. */
@@ -119,6 +138,7 @@ export class Delivery implements ChangeSink {
     lastCommit: undefined,
     count: 0,
     lastCommitAt: undefined,
+    position: {},
   };
   private highWater = false;
 
@@ -141,8 +161,10 @@ export class Delivery implements ChangeSink {
     this.hooks = hooks;
     this.ackedLsn = start.lsn;
     this.boundaryLsn = start.lsn;
+    this.cutLsn = start.lsn;
     this.position = start.position;
-    this.progress = this.boundaryResumeState = this.storedResumeState = start.progress ?? {};
+    this.progress = this.boundaryResumeState = this.storedResumeState = this.cutResumeState = start.progress ?? {};
+    this.pipelined = sink.checkpoints === undefined;
     this.lastCommit = start.lastCommit;
     this.reports = new BatchReports(hooks.events);
   }
@@ -166,6 +188,20 @@ export class Delivery implements ChangeSink {
     return this.boundaryLsn > this.ackedLsn || this.boundaryResumeState !== this.storedResumeState;
   }
 
+  /** Something committed (events, an LSN or progress) is not in a batch cut yet. */
+  private get uncut(): boolean {
+    return this.boundary > 0 || this.boundaryLsn > this.cutLsn || this.boundaryResumeState !== this.cutResumeState;
+  }
+
+  /** A batch may be cut and written now: no write runs (nor a store, unless pipelined). */
+  private get writeFree(): boolean {
+    return (
+      this.writing === undefined &&
+      (this.pipelined || (this.storing === undefined && !this.durable.ready)) &&
+      this.failure === undefined
+    );
+  }
+
   /** The flush LSN to send to PostgreSQL. */
   get acked(): Lsn {
     return this.ackedLsn;
@@ -173,7 +209,13 @@ export class Delivery implements ChangeSink {
 
   /** Nothing buffered, nothing being written or stored, no committed LSN waiting for a checkpoint. */
   get idle(): boolean {
-    return this.pending.count === 0 && this.running === undefined && !this.durable.ready && !this.behind;
+    return (
+      this.pending.count === 0 &&
+      this.writing === undefined &&
+      this.storing === undefined &&
+      !this.durable.ready &&
+      !this.behind
+    );
   }
 
   get buffered(): number {
@@ -182,21 +224,27 @@ export class Delivery implements ChangeSink {
 
   /** A sink write or checkpoint store is running. */
   get busy(): boolean {
-    return this.running !== undefined;
+    return this.writing !== undefined || this.storing !== undefined;
   }
 
-  /** The batch the sink made durable waits for its checkpoint: `storeCheckpoint` is next (scheduler.ts). */
+  /** Batches the sink made durable wait for their checkpoint: `storeCheckpoint` is next (scheduler.ts). */
   get checkpointReady(): boolean {
-    return this.durable.ready && this.running === undefined && this.failure === undefined;
+    return (
+      this.durable.ready &&
+      this.storing === undefined &&
+      (this.pipelined || this.writing === undefined) &&
+      this.failure === undefined
+    );
   }
 
   /**
    * When `writeBatch` should run (`Date.now()` ms): now when the committed events fill a batch, when an open
    * transaction is too big to buffer, or when an idle move is waiting; `maxDelayMs` after the first commit since
-   * the last cut otherwise; `Infinity` when there is nothing to cut or an operation is running.
+   * the last cut otherwise; `Infinity` when there is nothing to cut or a write (or, unless pipelined, a store)
+   * is running.
    */
   get batchDueAt(): number {
-    if (this.running !== undefined || this.failure !== undefined || this.durable.ready) return Infinity;
+    if (!this.writeFree) return Infinity;
     if (this.openTransactionTooBig()) return 0;
     return this.dueAt;
   }
@@ -222,7 +270,7 @@ export class Delivery implements ChangeSink {
       this.hooks.pressure(true);
     }
     // A huge open transaction: it is written in parts so memory stays bounded (batchDueAt says now).
-    if (this.running === undefined && this.openTransactionTooBig()) this.hooks.ready();
+    if (this.writeFree && this.openTransactionTooBig()) this.hooks.ready();
   }
 
   tallyBase(table: string): number {
@@ -241,8 +289,8 @@ export class Delivery implements ChangeSink {
     }
     this.boundaryResumeState = this.progress;
     if (this.pending.count >= this.options.maxEvents || this.pending.bytes >= MAX_BATCH_BYTES) this.dueAt = 0;
-    // Committed while a write or store runs: written as soon as it is done, as one continuous pump would.
-    else if (this.dueAt === Infinity) this.dueAt = this.running ? 0 : Date.now() + this.options.maxDelayMs;
+    // Committed while a write runs: written as soon as it is done, as one continuous pump would.
+    else if (this.dueAt === Infinity) this.dueAt = this.writeFree ? Date.now() + this.options.maxDelayMs : 0;
   }
 
   private openTransactionTooBig(): boolean {
@@ -273,22 +321,23 @@ export class Delivery implements ChangeSink {
   async drain(): Promise<void> {
     for (;;) {
       if (this.failure) return;
-      if (this.running) await this.running;
-      else if (this.durable.ready) this.storeCheckpoint();
-      else if (this.boundary > 0 || this.behind) this.writeBatch();
+      const running = this.writing ?? this.storing;
+      if (this.checkpointReady) this.storeCheckpoint();
+      else if (this.writeFree && this.uncut) this.writeBatch();
+      else if (running) await running;
       else return;
     }
   }
 
   /**
-   * Cuts a batch and starts writing it (one operation at a time): the committed events, or, with none committed
+   * Cuts a batch and starts writing it (one write at a time): the committed events, or, with none committed
    * and an open transaction too big to buffer, all of it (durable in the sink, but no checkpoint until its
    * commit). A committed batch becomes `checkpointReady` once durable; one without events at once.
    */
   writeBatch(): void {
-    if (this.running || this.failure || this.durable.ready) return;
+    if (!this.writeFree) return;
     this.dueAt = Infinity;
-    if (this.boundary > 0 || this.behind) {
+    if (this.uncut) {
       if (this.lastCommitChanged) {
         this.lastCommitChanged = false;
         this.lastCommit = {
@@ -297,57 +346,79 @@ export class Delivery implements ChangeSink {
           xid: this.lastXid,
         };
       }
-      const durable = this.durable;
-      durable.lsn = this.boundaryLsn;
-      durable.progress = this.boundaryResumeState;
-      durable.lastCommit = this.lastCommit;
       const { batch, written } = this.reports.cut(this.pending, this.boundary, true);
-      durable.lastCommitAt = this.reports.lastCutCommitAt;
-      durable.count = batch.count;
+      const cut: CutBatch = {
+        lsn: this.boundaryLsn,
+        progress: this.boundaryResumeState,
+        lastCommit: this.lastCommit,
+        count: batch.count,
+        lastCommitAt: this.reports.lastCutCommitAt,
+      };
+      this.cutLsn = cut.lsn;
+      this.cutResumeState = cut.progress;
       this.boundary = 0;
       this.relievePressure();
-      if (batch.count === 0) durable.ready = true;
+      if (batch.count === 0) this.madeDurable(cut, this.position);
       else
-        this.track(
+        this.writing = this.track(
           this.sink.write(batch).then((position) => {
             this.position = position;
             written();
-            durable.ready = true;
+            this.madeDurable(cut, position);
           }),
+          () => (this.writing = undefined),
         );
     } else if (this.openTransactionTooBig()) {
       const { batch, written } = this.reports.cut(this.pending, this.pending.count, false);
       this.relievePressure();
-      this.track(
+      this.writing = this.track(
         this.sink.write(batch).then((position) => {
           this.position = position;
           written();
           this.delivered += batch.count;
         }),
+        () => (this.writing = undefined),
       );
     }
+  }
+
+  /** `cut` is durable in the sink at `position`: its checkpoint (covering any durable before it) may be stored. */
+  private madeDurable(cut: CutBatch, position: SinkPosition): void {
+    const durable = this.durable;
+    durable.count = (durable.ready ? durable.count : 0) + cut.count;
+    durable.ready = true;
+    durable.lsn = cut.lsn;
+    durable.progress = cut.progress;
+    durable.lastCommit = cut.lastCommit;
+    durable.lastCommitAt = cut.lastCommitAt;
+    durable.position = position;
   }
 
   /** Stores the checkpoint of the durable batch (see the acknowledgement rule in the module doc). */
   storeCheckpoint(): void {
     const durable = this.durable;
-    if (this.running || this.failure || !durable.ready) return;
+    if (!this.checkpointReady) return;
     durable.ready = false;
-    const { lsn, progress, lastCommit, count, lastCommitAt } = durable;
+    const { lsn, progress, lastCommit, count, lastCommitAt, position } = durable;
+    durable.count = 0;
     this.delivered += count;
     if (lsn <= this.ackedLsn && progress === this.storedResumeState) return;
-    this.track(this.store(lsn, progress, lastCommit, lastCommitAt));
+    this.storing = this.track(this.store(lsn, progress, lastCommit, lastCommitAt, position), () => {
+      this.storing = undefined;
+    });
   }
 
-  /** Runs one sink or offsets operation; a failure stops delivery for good. */
-  private track(work: Promise<void>): void {
-    this.running = work
+  /** Runs one sink or offsets operation; a failure stops delivery for good. `done` clears it when it ends. */
+  private track(work: Promise<void>, done: () => void): Promise<void> {
+    return work
       .catch((error: unknown) => {
+        // The first failure is the one reported (a write and a store may both fail).
+        if (this.failure !== undefined) return;
         this.failure = toCdcError(error, 'SINK_FAILED');
         this.hooks.failed(this.failure);
       })
       .finally(() => {
-        this.running = undefined;
+        done();
         this.hooks.ready();
       });
   }
@@ -357,6 +428,7 @@ export class Delivery implements ChangeSink {
     progress: ResumeState,
     lastCommit: CommitIdentity | undefined,
     lastCommitAt: number | undefined,
+    position: SinkPosition,
   ): Promise<void> {
     if (lsn < this.ackedLsn) lsn = this.ackedLsn;
     const xidHorizon = this.hooks.xidHorizon?.(lsn);
@@ -365,7 +437,7 @@ export class Delivery implements ChangeSink {
       ...this.identity,
       lsn: formatLsn(lsn),
       ...(lastCommit ? { lastCommit } : {}),
-      sink: this.position,
+      sink: position,
       updatedAt: new Date().toISOString(),
       ...progress,
       ...(xidHorizon !== undefined ? { xidHorizon } : {}),

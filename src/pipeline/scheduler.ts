@@ -22,7 +22,8 @@
  * 7. `frame`: process the next frame the server sent. Last, so that nothing above ever waits behind a stream of
  *    frames: the loop reads only when it has nothing more urgent to do.
  *
- * Sink writes and checkpoint stores run in the background, one at a time: `batch` and `checkpoint` start them,
+ * Sink writes and checkpoint stores run in the background, one write and one store at a time, side by side
+ * (Delivery pipelines them, see delivery.ts): `batch` and `checkpoint` start them,
  * and the loop keeps reading frames meanwhile (Delivery's high-water mark pauses reading when the sink is
  * behind). The acknowledgement rule is Delivery's: a status update reports `acked`, the commit end of the last
  * transaction that is durable in the sink with its checkpoint stored.

@@ -31,12 +31,16 @@ class MemorySink implements Sink {
 
 class MemoryOffsets implements OffsetStore {
   stored: Checkpoint[] = [];
+  gate: Promise<void> = Promise.resolve();
+  /** Commits called (stored or waiting at the gate). */
+  started = 0;
   load(): Promise<Checkpoint | undefined> {
     return Promise.resolve(this.stored.at(-1));
   }
-  commit(checkpoint: Checkpoint): Promise<void> {
+  async commit(checkpoint: Checkpoint): Promise<void> {
+    this.started++;
+    await this.gate;
     this.stored.push(checkpoint);
-    return Promise.resolve();
   }
   replace(checkpoint: Checkpoint): Promise<void> {
     return this.commit(checkpoint);
@@ -48,8 +52,7 @@ class MemoryOffsets implements OffsetStore {
 
 const identity = { systemId: '1', timeline: 1, database: 'd', slot: 's', publication: 'p' };
 
-function setup(maxEvents = 10) {
-  const sink = new MemorySink();
+function setup(maxEvents = 10, sink = new MemorySink()) {
   const offsets = new MemoryOffsets();
   const failures: CdcErrorType[] = [];
   const pressure: boolean[] = [];
@@ -142,6 +145,67 @@ test('a huge transaction is written in parts but checkpointed only at its commit
 async function eventuallyWritten(sink: MemorySink, count: number): Promise<void> {
   while (sink.written.length < count) await new Promise<void>((resolve) => setImmediate(resolve));
 }
+
+async function eventually(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+test('batches are written while a checkpoint is stored; acked follows stored checkpoints only', async () => {
+  const { sink, offsets, delivery } = setup();
+  let release!: () => void;
+  offsets.gate = new Promise((resolve) => (release = resolve));
+  // What the scheduler would do once each batch is due (the test's `step` runs only after an operation ends).
+  const cut = (lsn: number, n: number): void => {
+    delivery.event(0, line(n));
+    delivery.commit(lsn);
+    delivery.writeBatch();
+  };
+  cut(200, 1);
+  await eventually(() => offsets.started === 1);
+  // The checkpoint at 200 is being stored (held): the next transactions are written meanwhile.
+  cut(300, 2);
+  await eventuallyWritten(sink, 2);
+  cut(400, 3);
+  await eventuallyWritten(sink, 3);
+  assert.equal(delivery.acked, 100, 'durable in the sink is not enough: the checkpoint is not stored yet');
+  assert.equal(offsets.started, 1, 'one checkpoint store at a time');
+  release();
+  await delivery.drain();
+  assert.equal(delivery.acked, 400);
+  assert.deepEqual(
+    offsets.stored.map((c) => [c.lsn, c.sink]),
+    [
+      ['0/C8', { count: 1 }],
+      ['0/190', { count: 3 }],
+    ],
+    'the batches made durable during a store are covered by one checkpoint, with the position after them',
+  );
+  assert.equal(delivery.delivered, 3);
+});
+
+test('a sink that stores checkpoints itself is not written while a checkpoint is stored', async () => {
+  class CheckpointingSink extends MemorySink {
+    readonly checkpoints = { where: 'memory', load: () => Promise.resolve(undefined), store: () => Promise.resolve() };
+  }
+  const sink = new CheckpointingSink();
+  const { offsets, delivery } = setup(10, sink);
+  let release!: () => void;
+  offsets.gate = new Promise((resolve) => (release = resolve));
+  delivery.event(0, line(1));
+  delivery.commit(200);
+  delivery.writeBatch();
+  await eventually(() => offsets.started === 1);
+  delivery.event(0, line(2));
+  delivery.commit(300);
+  delivery.writeBatch();
+  // Its store commits what the writes before it sent (Kafka exactly-once): a write now would land in it.
+  for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  assert.deepEqual(sink.written, ['0/1:1']);
+  release();
+  await delivery.drain();
+  assert.deepEqual(sink.written, ['0/1:1', '0/1:2']);
+  assert.equal(delivery.acked, 300);
+});
 
 test(
   'every checkpoint names the last delivered commit; ' + 'an idle move and a non-transactional message keep it',
