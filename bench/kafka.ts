@@ -30,13 +30,12 @@
  * The last line is `ratio <pgcdc exactly-once rows/s / ProducerPerformance (acks=all, idempotent) records/s>`
  * for the narrow inserts.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { EmbeddedCluster } from '../src/embedded/cluster.ts';
+import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import { startKafka, type KafkaCluster } from '../test/harness/kafka.ts';
+import { exitAfter, withBenchCluster } from './bench-cluster.ts';
 import { wholeNumber } from './flags.ts';
 import { producerPerformance, tallyTopics, type Tally } from './kafka-tools.ts';
 import { kafkaSinkArgs, runPgcdc, type Delivery } from './pgcdc-process.ts';
@@ -183,58 +182,34 @@ async function narrowWorkload(cluster: EmbeddedCluster): Promise<Workload> {
 
 async function main(): Promise<void> {
   console.log(`machine: 2 cores shared with other work; load average ${load()}`);
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-kafka-'));
-  const cluster = await EmbeddedCluster.start({
-    settings: {
-      shared_buffers: '1GB',
-      max_wal_size: '16GB',
-      min_wal_size: '1GB',
-      checkpoint_timeout: '1h',
-      wal_buffers: '64MB',
-      autovacuum: 'off',
-    },
-  });
-  let kafka: KafkaCluster | undefined;
-  try {
-    kafka = await startKafka({ heap: '1g' });
-    // The first transactional producer of a fresh broker creates __transaction_state and waits for its
-    // coordinator to load (pgcdc retries "The coordinator is loading"): a user's cluster is past that.
-    await producerPerformance(kafka.bootstrap, 'warm_up', 10, 100, 100);
-    const admin = new pg.Client({ connectionString: cluster.url('postgres') });
-    await admin.connect();
-    await admin.query(`create database ${DATABASE}`);
-    await admin.query('create database pgb');
-    await admin.end();
-    let ratio: number | undefined;
-    if (ONLY.has('pgbench')) {
-      const work = await loadPgbench(cluster, 'pgb', PGBENCH_CLIENTS, PGBENCH_TX);
-      await compare(kafka, cluster, work, dir);
+  await withBenchCluster({ prefix: 'pgcdc-bench-kafka-', databases: [DATABASE, 'pgb'] }, async (cluster, dir) => {
+    let kafka: KafkaCluster | undefined;
+    try {
+      kafka = await startKafka({ heap: '1g' });
+      // The first transactional producer of a fresh broker creates __transaction_state and waits for its
+      // coordinator to load (pgcdc retries "The coordinator is loading"): a user's cluster is past that.
+      await producerPerformance(kafka.bootstrap, 'warm_up', 10, 100, 100);
+      let ratio: number | undefined;
+      if (ONLY.has('pgbench')) {
+        const work = await loadPgbench(cluster, 'pgb', PGBENCH_CLIENTS, PGBENCH_TX);
+        await compare(kafka, cluster, work, dir);
+      }
+      if (ONLY.has('latency'))
+        await measureLatency({
+          cluster,
+          kafka,
+          database: DATABASE,
+          rate: LATENCY_RATE,
+          seconds: LATENCY_SECONDS,
+          delays: LATENCY_DELAYS,
+          dir,
+        });
+      if (ONLY.has('narrow')) ratio = await compare(kafka, cluster, await narrowWorkload(cluster), dir);
+      if (ratio !== undefined) console.log(`ratio ${ratio.toFixed(2)}`);
+    } finally {
+      await kafka?.stopAll();
     }
-    if (ONLY.has('latency'))
-      await measureLatency({
-        cluster,
-        kafka,
-        database: DATABASE,
-        rate: LATENCY_RATE,
-        seconds: LATENCY_SECONDS,
-        delays: LATENCY_DELAYS,
-        dir,
-      });
-    if (ONLY.has('narrow')) ratio = await compare(kafka, cluster, await narrowWorkload(cluster), dir);
-    if (ratio !== undefined) console.log(`ratio ${ratio.toFixed(2)}`);
-  } finally {
-    await kafka?.stopAll();
-    await cluster.destroy();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
-// Exit explicitly: test/harness/kafka.ts loads node:test (its teardown hook), whose reporter would
-// otherwise print a test summary after the ratio line. The harness's exit hook deletes the brokers' folders.
-await main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+await exitAfter(main);

@@ -23,15 +23,16 @@
  * The last line is `ratio <50 ms target / durable p99 at the rate closest to 10k/s, first delay>`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { EmbeddedCluster } from '../src/embedded/cluster.ts';
+import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import type { KafkaCluster } from '../test/harness/kafka.ts';
 import type { followTopics } from './kafka-tools.ts';
+import { exitAfter, withBenchCluster } from './bench-cluster.ts';
 import { wholeNumber } from './flags.ts';
 import { JsonlFollower, type Stamps } from './latency-follow.ts';
 import type { LoadReport } from './latency-load.ts';
@@ -235,13 +236,24 @@ function printTable(results: readonly RunResult[]): void {
 }
 
 async function main(): Promise<void> {
-  const machine = { nproc: cpus().length, cpu: cpus()[0]?.model ?? '?', loadavg: loadavg() };
+  const machine: Machine = { nproc: cpus().length, cpu: cpus()[0]?.model ?? '?', loadavg: loadavg() };
   console.log(`machine: ${machine.nproc} cores (${machine.cpu}), load average ${machine.loadavg.join(' ')}`);
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-latency-'));
-  const cluster = await EmbeddedCluster.start({
-    major: MAJOR,
-    settings: { shared_buffers: '512MB', max_wal_size: '16GB', checkpoint_timeout: '1h', autovacuum: 'off' },
-  });
+  const settings = { shared_buffers: '512MB', max_wal_size: '16GB', checkpoint_timeout: '1h', autovacuum: 'off' };
+  await withBenchCluster(
+    { prefix: 'pgcdc-bench-latency-', major: MAJOR, settings, databases: [DATABASE] },
+    (cluster, dir) => measureAll(cluster, dir, machine),
+  );
+}
+
+/** The machine the run was on, as the --json report gives it. */
+interface Machine {
+  readonly nproc: number;
+  readonly cpu: string;
+  readonly loadavg: readonly number[];
+}
+
+/** Measures every batch delay at every rate; prints the table, the --json and --svg reports and the ratio. */
+async function measureAll(cluster: EmbeddedCluster, dir: string, machine: Machine): Promise<void> {
   let kafka: KafkaCluster | undefined;
   try {
     const floor = await fsyncFloor(dir);
@@ -256,10 +268,6 @@ async function main(): Promise<void> {
       // The first transactional producer of a fresh broker waits for its coordinator to load.
       await producerPerformance(kafka.bootstrap, 'warm_up', 10, 100, 100);
     }
-    const admin = new pg.Client({ connectionString: cluster.url('postgres') });
-    await admin.connect();
-    await admin.query(`create database ${DATABASE}`);
-    await admin.end();
     const client = new pg.Client({ connectionString: cluster.url(DATABASE) });
     await client.connect();
     await client.query('create table lat (id bigint primary key, v integer not null, t text not null)');
@@ -314,16 +322,7 @@ async function main(): Promise<void> {
     if (near !== undefined) console.log(`ratio ${(TARGET_P99_MS / near.durable.p99).toFixed(2)}`);
   } finally {
     await kafka?.stopAll();
-    await cluster.destroy();
-    await rm(dir, { recursive: true, force: true });
   }
 }
 
-// Exit explicitly: the Kafka harness loads node:test, whose reporter would print after the ratio line.
-await main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+await exitAfter(main);

@@ -24,12 +24,13 @@
  * The last line is `ratio <geometric mean over the stream workloads of pgcdc rows/s / pg_recvlogical rows/s>`.
  */
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { EmbeddedCluster } from '../src/embedded/cluster.ts';
+import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
+import { withBenchCluster } from './bench-cluster.ts';
 import { wholeNumber } from './flags.ts';
 import { timeAvailable } from './process-usage.ts';
 import { figures, pgcdcRatio, table, writeCharts, type WorkloadReport } from './peers/report.ts';
@@ -67,7 +68,13 @@ const MAJOR = wholeNumber(flags.pg, '--pg');
 const SELECTED_WORKLOADS: WorkloadSpec[] = pick(flags.workloads, WORKLOADS, (w) => w.name, '--workloads');
 const SELECTED_TOOLS: Tool[] = pick(flags.tools, TOOLS, (t) => t, '--tools');
 
-function machine(): { nproc: number; cpu: string } {
+/** The machine the run was on, as the --json report gives it. */
+interface Host {
+  readonly nproc: number;
+  readonly cpu: string;
+}
+
+function machine(): Host {
   const lscpu = spawnSync('lscpu', { encoding: 'utf8' }).stdout ?? '';
   const model = /^Model name:\s*(.+)$/m.exec(lscpu)?.[1]?.trim() ?? cpus()[0]?.model ?? '?';
   const nproc = Number(spawnSync('nproc', { encoding: 'utf8' }).stdout?.trim()) || cpus().length;
@@ -82,81 +89,67 @@ async function main(): Promise<void> {
   // Before any timing: Maven fetches and compiles the harness on a clean clone.
   if (SELECTED_TOOLS.includes('debezium')) buildDebezium();
   const host = machine();
-  const workDir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-peers-'));
-  await chmod(workDir, 0o755);
-  const cluster = await EmbeddedCluster.start({
-    major: MAJOR,
-    // Room for every backlog without checkpoints, and no background writes (autovacuum's analyze
-    // after a load) that would land in the streams being measured.
-    settings: {
-      shared_buffers: '1GB',
-      max_wal_size: '16GB',
-      min_wal_size: '1GB',
-      checkpoint_timeout: '1h',
-      wal_buffers: '64MB',
-      autovacuum: 'off',
-    },
-  });
+  await withBenchCluster({ prefix: 'pgcdc-bench-peers-', major: MAJOR, keep: flags.keep }, (cluster, workDir) =>
+    compareTools(cluster, workDir, host),
+  );
+}
+
+/** Runs every selected tool on every selected workload; prints and writes the reports and the ratio. */
+async function compareTools(cluster: EmbeddedCluster, workDir: string, host: Host): Promise<void> {
   const reports: WorkloadReport[] = [];
-  try {
-    const client = new pg.Client({ connectionString: cluster.url('postgres') });
-    await client.connect();
-    const version =
-      (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
-    await client.end();
+  const client = new pg.Client({ connectionString: cluster.url('postgres') });
+  await client.connect();
+  const version =
+    (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
+  await client.end();
+  console.log(
+    `PostgreSQL ${version}, ${host.nproc} cores (${host.cpu}); --rows ${ROWS.toLocaleString('en-US')}; ` +
+      `tools: ${SELECTED_TOOLS.join(', ')}`,
+  );
+  for (const spec of SELECTED_WORKLOADS) {
+    const tools = SELECTED_TOOLS.filter((tool) => runsOn(tool, spec));
+    const backlog = await prepareBacklog(cluster, spec, ROWS, spec.kind === 'stream' ? tools : []);
     console.log(
-      `PostgreSQL ${version}, ${host.nproc} cores (${host.cpu}); --rows ${ROWS.toLocaleString('en-US')}; ` +
-        `tools: ${SELECTED_TOOLS.join(', ')}`,
+      `\n${spec.name}: ${backlog.expected.toLocaleString('en-US')} changes, ${backlog.walMb.toFixed(0)} MB of WAL, ` +
+        `loaded in ${(backlog.loadMs / 1000).toFixed(1)} s`,
     );
-    for (const spec of SELECTED_WORKLOADS) {
-      const tools = SELECTED_TOOLS.filter((tool) => runsOn(tool, spec));
-      const backlog = await prepareBacklog(cluster, spec, ROWS, spec.kind === 'stream' ? tools : []);
+    const results = [];
+    for (const tool of tools) {
+      const dir = path.join(workDir, spec.name, tool);
+      await mkdir(dir, { recursive: true });
+      const result = await runTool(tool, { cluster, backlog, dir });
       console.log(
-        `\n${spec.name}: ${backlog.expected.toLocaleString('en-US')} changes, ${backlog.walMb.toFixed(0)} MB of WAL, ` +
-          `loaded in ${(backlog.loadMs / 1000).toFixed(1)} s`,
+        `  ${result.label.padEnd(24)}${(result.ms / 1000).toFixed(2).padStart(8)} s  ` +
+          `${Math.round((result.changes / result.ms) * 1000)
+            .toLocaleString('en-US')
+            .padStart(10)} rows/s  (${result.checked})`,
       );
-      const results = [];
-      for (const tool of tools) {
-        const dir = path.join(workDir, spec.name, tool);
-        await mkdir(dir, { recursive: true });
-        const result = await runTool(tool, { cluster, backlog, dir });
-        console.log(
-          `  ${result.label.padEnd(24)}${(result.ms / 1000).toFixed(2).padStart(8)} s  ` +
-            `${Math.round((result.changes / result.ms) * 1000)
-              .toLocaleString('en-US')
-              .padStart(10)} rows/s  (${result.checked})`,
-        );
-        results.push(result);
-        // Its output can be large (toast): not kept beyond the check, unless --keep.
-        if (!flags.keep) await rm(dir, { recursive: true, force: true });
-      }
-      const report = figures(backlog, results);
-      reports.push(report);
-      console.log(`\n${table(report)}`);
-      await dropBacklog(cluster, backlog);
-      // After each workload, so a run that fails later keeps what it measured.
-      if (flags.json !== undefined) {
-        const document = {
-          machine: host,
-          postgres: version,
-          rows: ROWS,
-          at: new Date().toISOString(),
-          workloads: reports,
-        };
-        await writeFile(flags.json, `${JSON.stringify(document, null, 2)}\n`);
-      }
+      results.push(result);
+      // Its output can be large (toast): not kept beyond the check, unless --keep.
+      if (!flags.keep) await rm(dir, { recursive: true, force: true });
     }
-    if (flags.json !== undefined) console.log(`results: ${flags.json}`);
-    if (flags.svg !== undefined) console.log(`charts: ${(await writeCharts(flags.svg, reports)).join(', ')}`);
-    const summary = pgcdcRatio(reports);
-    if (summary !== undefined) {
-      console.log(`pgcdc rows/s / pg_recvlogical rows/s, geometric mean over ${summary.workloads} stream workloads:`);
-      console.log(`ratio ${summary.ratio.toFixed(2)}`);
+    const report = figures(backlog, results);
+    reports.push(report);
+    console.log(`\n${table(report)}`);
+    await dropBacklog(cluster, backlog);
+    // After each workload, so a run that fails later keeps what it measured.
+    if (flags.json !== undefined) {
+      const document = {
+        machine: host,
+        postgres: version,
+        rows: ROWS,
+        at: new Date().toISOString(),
+        workloads: reports,
+      };
+      await writeFile(flags.json, `${JSON.stringify(document, null, 2)}\n`);
     }
-  } finally {
-    await cluster.destroy();
-    if (flags.keep) console.log(`kept: ${workDir}`);
-    else await rm(workDir, { recursive: true, force: true });
+  }
+  if (flags.json !== undefined) console.log(`results: ${flags.json}`);
+  if (flags.svg !== undefined) console.log(`charts: ${(await writeCharts(flags.svg, reports)).join(', ')}`);
+  const summary = pgcdcRatio(reports);
+  if (summary !== undefined) {
+    console.log(`pgcdc rows/s / pg_recvlogical rows/s, geometric mean over ${summary.workloads} stream workloads:`);
+    console.log(`ratio ${summary.ratio.toFixed(2)}`);
   }
 }
 

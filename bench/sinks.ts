@@ -18,12 +18,11 @@
  *
  * The last line is `ratio <sink> <pgcdc events/s / reference events/s> ...` per sink.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { EmbeddedCluster } from '../src/embedded/cluster.ts';
+import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
+import { exitAfter, withBenchCluster } from './bench-cluster.ts';
 import { wholeNumber } from './flags.ts';
 import { loadNarrow } from './narrow.ts';
 import { runPgcdc } from './pgcdc-process.ts';
@@ -96,40 +95,14 @@ async function main(): Promise<void> {
   const missing = TARGETS.filter((t) => !t.available());
   for (const target of missing) console.log(`${target.name}: skipped, its server program is not installed here`);
   const targets = TARGETS.filter((t) => t.available());
-  const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-sinks-'));
-  const cluster = await EmbeddedCluster.start({
-    settings: {
-      shared_buffers: '1GB',
-      max_wal_size: '16GB',
-      min_wal_size: '1GB',
-      checkpoint_timeout: '1h',
-      wal_buffers: '64MB',
-      autovacuum: 'off',
-    },
-  });
-  try {
-    const admin = new pg.Client({ connectionString: cluster.url('postgres') });
-    await admin.connect();
-    await admin.query(`create database ${DATABASE}`);
-    await admin.end();
+  await withBenchCluster({ prefix: 'pgcdc-bench-sinks-', databases: [DATABASE] }, async (cluster, dir) => {
     const slots = targets.map((t) => `bench_${t.name}`);
     const backlog = await loadNarrow(cluster, DATABASE, ROWS, TX_SIZE, slots);
     const ratios: string[] = [];
     for (const target of targets)
       ratios.push(`${target.name} ${(await measure(target, cluster, dir, backlog.threshold)).toFixed(2)}`);
     console.log(`ratio ${ratios.join(' ')}`);
-  } finally {
-    await cluster.destroy();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
-// Exit explicitly: the harness (test/harness/nats.ts) loads node:test, whose reporter would otherwise
-// print a test summary after the ratio line.
-await main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  },
-);
+await exitAfter(main);

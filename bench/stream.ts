@@ -26,15 +26,16 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { SourceMap, type SourceMapPayload } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { EmbeddedCluster } from '../src/embedded/cluster.ts';
+import type { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import { parseLsn } from '../src/protocol/lsn.ts';
+import { withBenchCluster } from './bench-cluster.ts';
 import { wholeNumber } from './flags.ts';
 import { countLines } from './output.ts';
 
@@ -297,91 +298,74 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
-  const workDir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-'));
-  await chmod(workDir, 0o755);
-  const cluster = await EmbeddedCluster.start({
-    major: MAJOR,
-    // Room for the whole backlog without checkpoints, and no background writes (autovacuum's
-    // analyze after the load) that would land in the stream being measured.
-    settings: {
-      shared_buffers: '1GB',
-      max_wal_size: '16GB',
-      min_wal_size: '1GB',
-      checkpoint_timeout: '1h',
-      wal_buffers: '64MB',
-      autovacuum: 'off',
-    },
-  });
-  try {
-    const admin = new pg.Client({ connectionString: cluster.url('postgres') });
-    await admin.connect();
-    await admin.query(`create database ${DATABASE}`);
-    await admin.end();
-    const client = new pg.Client({ connectionString: cluster.url(DATABASE) });
-    await client.connect();
-    const version =
-      (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
-    await client.query('create table bench (id bigint primary key, v integer not null, t text not null)');
-    await client.query(`create publication ${PUBLICATION} for table bench`);
-    await client.query(`select pg_create_logical_replication_slot('${SLOT_PGCDC}', 'pgoutput')`);
-    // Same LSN, same backlog (pg_copy_logical_replication_slot needs PostgreSQL 12).
-    const shapedSlots = flags.shaping ? SHAPINGS.map((s) => `bench_${s.name}`) : [];
-    for (const copy of [SLOT_REFERENCE, ...shapedSlots])
-      if (MAJOR >= 12) await client.query(`select pg_copy_logical_replication_slot('${SLOT_PGCDC}', '${copy}')`);
-      else await client.query(`select pg_create_logical_replication_slot('${copy}', 'pgoutput')`);
-    const startLsn =
-      (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0';
+  await withBenchCluster({ prefix: 'pgcdc-bench-', major: MAJOR, databases: [DATABASE] }, (cluster, workDir) =>
+    compare(recvlogical, cluster, workDir),
+  );
+}
 
-    const loadStarted = performance.now();
-    const { endLsn, lastRowsLsn } = await loadBacklog(client);
-    const walMb = (parseLsn(endLsn) - parseLsn(startLsn)) / 1024 / 1024;
+/** Loads the backlog, streams it with pg_recvlogical then with pgcdc (and each --shaping), prints the ratio. */
+async function compare(recvlogical: string, cluster: EmbeddedCluster, workDir: string): Promise<void> {
+  const client = new pg.Client({ connectionString: cluster.url(DATABASE) });
+  await client.connect();
+  const version =
+    (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
+  await client.query('create table bench (id bigint primary key, v integer not null, t text not null)');
+  await client.query(`create publication ${PUBLICATION} for table bench`);
+  await client.query(`select pg_create_logical_replication_slot('${SLOT_PGCDC}', 'pgoutput')`);
+  // Same LSN, same backlog (pg_copy_logical_replication_slot needs PostgreSQL 12).
+  const shapedSlots = flags.shaping ? SHAPINGS.map((s) => `bench_${s.name}`) : [];
+  for (const copy of [SLOT_REFERENCE, ...shapedSlots])
+    if (MAJOR >= 12) await client.query(`select pg_copy_logical_replication_slot('${SLOT_PGCDC}', '${copy}')`);
+    else await client.query(`select pg_create_logical_replication_slot('${copy}', 'pgoutput')`);
+  const startLsn =
+    (await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0';
+
+  const loadStarted = performance.now();
+  const { endLsn, lastRowsLsn } = await loadBacklog(client);
+  const walMb = (parseLsn(endLsn) - parseLsn(startLsn)) / 1024 / 1024;
+  console.log(
+    `PostgreSQL ${version}: ` +
+      (`${ROWS.toLocaleString('en-US')} rows in ` +
+        (`${Math.ceil(ROWS / TX_SIZE)} transactions of ` +
+          (`${TX_SIZE}, ` +
+            (`${walMb.toFixed(0)} MB of WAL ` +
+              `(${startLsn} -> ${endLsn}), loaded in ${seconds(performance.now() - loadStarted)}`)))),
+  );
+  await client.end();
+
+  const referenceMs = await runReference(recvlogical, cluster, endLsn);
+  console.log(
+    `pg_recvlogical: ` +
+      (`${seconds(referenceMs)}, ` +
+        `${rate(ROWS, referenceMs)} (${(walMb / (referenceMs / 1000)).toFixed(0)} MB/s of WAL)`),
+  );
+
+  buildDist();
+  const run = await runPgcdc(cluster, workDir, lastRowsLsn);
+  const report = async (label: string, slot: string, measured: PgcdcRun): Promise<void> => {
+    const lines = await countLines(path.join(workDir, `events-${slot}`));
+    if (lines !== ROWS) throw new Error(`pgcdc (${label}) wrote ${lines} lines, expected ${ROWS}`);
     console.log(
-      `PostgreSQL ${version}: ` +
-        (`${ROWS.toLocaleString('en-US')} rows in ` +
-          (`${Math.ceil(ROWS / TX_SIZE)} transactions of ` +
-            (`${TX_SIZE}, ` +
-              (`${walMb.toFixed(0)} MB of WAL ` +
-                `(${startLsn} -> ${endLsn}), loaded in ${seconds(performance.now() - loadStarted)}`)))),
+      `${`pgcdc${label === '' ? '' : ` (${label})`}:`.padEnd(16)}${seconds(measured.totalMs)}, ` +
+        (`${rate(ROWS, measured.totalMs)} (start-up ${seconds(measured.startupMs)}; ` +
+          (`${rate(ROWS, measured.totalMs - measured.startupMs)} after it), ` +
+            `${lines.toLocaleString('en-US')} lines checked`)),
     );
-    await client.end();
-
-    const referenceMs = await runReference(recvlogical, cluster, endLsn);
+  };
+  await report('', SLOT_PGCDC, run);
+  for (const shaping of flags.shaping ? SHAPINGS : []) {
+    const config = path.join(workDir, `${shaping.name}.yaml`);
+    await writeFile(config, shaping.yaml);
+    const slot = `bench_${shaping.name}`;
+    const shaped = await runPgcdc(cluster, workDir, lastRowsLsn, slot, config);
+    await report(shaping.name, slot, shaped);
     console.log(
-      `pg_recvlogical: ` +
-        (`${seconds(referenceMs)}, ` +
-          `${rate(ROWS, referenceMs)} (${(walMb / (referenceMs / 1000)).toFixed(0)} MB/s of WAL)`),
+      `  ${shaping.name}: ${((run.totalMs - run.startupMs) / (shaped.totalMs - shaped.startupMs)).toFixed(2)} ` +
+        `times the unshaped rate after start-up`,
     );
-
-    buildDist();
-    const run = await runPgcdc(cluster, workDir, lastRowsLsn);
-    const report = async (label: string, slot: string, measured: PgcdcRun): Promise<void> => {
-      const lines = await countLines(path.join(workDir, `events-${slot}`));
-      if (lines !== ROWS) throw new Error(`pgcdc (${label}) wrote ${lines} lines, expected ${ROWS}`);
-      console.log(
-        `${`pgcdc${label === '' ? '' : ` (${label})`}:`.padEnd(16)}${seconds(measured.totalMs)}, ` +
-          (`${rate(ROWS, measured.totalMs)} (start-up ${seconds(measured.startupMs)}; ` +
-            (`${rate(ROWS, measured.totalMs - measured.startupMs)} after it), ` +
-              `${lines.toLocaleString('en-US')} lines checked`)),
-      );
-    };
-    await report('', SLOT_PGCDC, run);
-    for (const shaping of flags.shaping ? SHAPINGS : []) {
-      const config = path.join(workDir, `${shaping.name}.yaml`);
-      await writeFile(config, shaping.yaml);
-      const slot = `bench_${shaping.name}`;
-      const shaped = await runPgcdc(cluster, workDir, lastRowsLsn, slot, config);
-      await report(shaping.name, slot, shaped);
-      console.log(
-        `  ${shaping.name}: ${((run.totalMs - run.startupMs) / (shaped.totalMs - shaped.startupMs)).toFixed(2)} ` +
-          `times the unshaped rate after start-up`,
-      );
-    }
-    if (PROFILE_DIR !== undefined) await summariseProfile(PROFILE_DIR);
-    console.log(`ratio ${(referenceMs / run.totalMs).toFixed(2)}`);
-  } finally {
-    await cluster.destroy();
-    await rm(workDir, { recursive: true, force: true });
   }
+  if (PROFILE_DIR !== undefined) await summariseProfile(PROFILE_DIR);
+  console.log(`ratio ${(referenceMs / run.totalMs).toFixed(2)}`);
 }
 
 await main();

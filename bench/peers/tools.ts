@@ -79,6 +79,25 @@ function doneLine(measured: MeasuredChild, label: string): Promise<number> {
   });
 }
 
+/**
+ * The result of a tool that prints a `done` line once it has every change and writes one line per change into
+ * `file`: timed to that line, its exit and its line count checked.
+ */
+async function countedResult(tool: Tool, measured: MeasuredChild, file: string, backlog: Backlog): Promise<ToolResult> {
+  const ms = await doneLine(measured, tool);
+  const code = await measured.exited;
+  if (code !== 0) throw new Error(`${tool} exited with ${code}`);
+  const lines = await countFileLines(file);
+  return {
+    label: tool,
+    tool,
+    ms,
+    changes: backlog.expected,
+    usage: await measured.usage(),
+    checked: expectCount(tool, lines, backlog.expected),
+  };
+}
+
 async function recvlogical(run: ToolRun): Promise<ToolResult> {
   const { cluster, backlog } = run;
   const slot = slotOf(backlog, 'pg_recvlogical');
@@ -242,18 +261,7 @@ async function pgLogicalReplication(run: ToolRun): Promise<ToolResult> {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
-  const ms = await doneLine(measured, 'pg-logical-replication');
-  const code = await measured.exited;
-  if (code !== 0) throw new Error(`pg-logical-replication exited with ${code}`);
-  const lines = await countFileLines(file);
-  return {
-    label: 'pg-logical-replication',
-    tool: 'pg-logical-replication',
-    ms,
-    changes: backlog.expected,
-    usage: await measured.usage(),
-    checked: expectCount('pg-logical-replication', lines, backlog.expected),
-  };
+  return countedResult('pg-logical-replication', measured, file, backlog);
 }
 
 let debeziumBuilt = false;
@@ -324,18 +332,7 @@ async function debezium(run: ToolRun): Promise<ToolResult> {
     path.join(dir, 'time'),
     { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  const ms = await doneLine(measured, 'debezium');
-  const code = await measured.exited;
-  if (code !== 0) throw new Error(`debezium exited with ${code}`);
-  const lines = await countFileLines(out);
-  return {
-    label: 'debezium',
-    tool: 'debezium',
-    ms,
-    changes: backlog.expected,
-    usage: await measured.usage(),
-    checked: expectCount('debezium', lines, backlog.expected),
-  };
+  return countedResult('debezium', measured, out, backlog);
 }
 
 /** Runs `tool` on the backlog. */

@@ -11,6 +11,7 @@
 import pg from 'pg';
 import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
 import { parseLsn } from '../../src/protocol/lsn.ts';
+import { createDatabase } from '../bench-cluster.ts';
 import { pgbench } from '../pgbench.ts';
 
 /** A workload: its tables, how many changes a --rows of N makes, and how they are written. */
@@ -207,10 +208,7 @@ export async function prepareBacklog(
   slotTools: readonly string[],
 ): Promise<Backlog> {
   const database = `w_${spec.name.replace(/-/g, '_')}`;
-  const admin = new pg.Client({ connectionString: cluster.url('postgres') });
-  await admin.connect();
-  await admin.query(`create database ${database}`);
-  await admin.end();
+  await createDatabase(cluster, database);
   const client = new pg.Client({ connectionString: cluster.url(database) });
   await client.connect();
   try {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { eventually, freshDatabase, onTeardown, TEST_MAJOR, type TestDatabase } from '../harness/pg.ts';
 import { SESSION_OPTIONS } from '../../src/postgres/connect.ts';
-import { createSlotWithSnapshot } from '../../src/postgres/exported-snapshot.ts';
+import { createSlotWithSnapshot, type ExportedSlot } from '../../src/postgres/exported-snapshot.ts';
 import { chunkRows, readSnapshot, tableKey, type SnapshotChunk } from '../../src/snapshot/initial-reader.ts';
 import { copyRows } from '../../src/snapshot/query.ts';
 import type { CopyRow } from '../../src/snapshot/copy-text.ts';
@@ -24,6 +24,21 @@ const sessionClient = async (): Promise<pg.Client> => {
   await client.connect();
   return client;
 };
+
+/**
+ * A replication connection, closed at teardown, that created `slot` and exports its snapshot (the export
+ * lives while the connection stays open and idle).
+ */
+async function slotWithSnapshot(slot: string): Promise<{ replication: pg.Client; exported: ExportedSlot }> {
+  const replication = new pg.Client({
+    connectionString: db.url,
+    options: SESSION_OPTIONS,
+    replication: 'database',
+  } as pg.ClientConfig);
+  await replication.connect();
+  onTeardown(() => replication.end());
+  return { replication, exported: await createSlotWithSnapshot(replication, slot) };
+}
 
 before(async () => {
   db = await freshDatabase();
@@ -84,14 +99,7 @@ async function replayStream(
 test(
   `snapshot + stream from the consistent point = final state, under concurrent writes (PostgreSQL ` + `${TEST_MAJOR})`,
   async () => {
-    const replication = new pg.Client({
-      connectionString: db.url,
-      options: SESSION_OPTIONS,
-      replication: 'database',
-    } as pg.ClientConfig);
-    await replication.connect();
-    onTeardown(() => replication.end());
-    const exported = await createSlotWithSnapshot(replication, 'snap_slot');
+    const { exported } = await slotWithSnapshot('snap_slot');
     assert.match(exported.snapshotName, /^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/i);
 
     // Written after the consistent point: must not be in the snapshot, must be in the stream.
@@ -200,14 +208,7 @@ test(
 );
 
 test('resume: a table marked done is skipped, another continues after its cursor', async () => {
-  const replication = new pg.Client({
-    connectionString: db.url,
-    options: SESSION_OPTIONS,
-    replication: 'database',
-  } as pg.ClientConfig);
-  await replication.connect();
-  onTeardown(() => replication.end());
-  const exported = await createSlotWithSnapshot(replication, 'resume_slot');
+  const { exported } = await slotWithSnapshot('resume_slot');
   const seen: string[] = [];
   const summary = await readSnapshot({
     snapshotName: exported.snapshotName,
@@ -236,14 +237,7 @@ test('resume: a table marked done is skipped, another continues after its cursor
 });
 
 test('a failing callback stops the snapshot with its error, connections closed', async () => {
-  const replication = new pg.Client({
-    connectionString: db.url,
-    options: SESSION_OPTIONS,
-    replication: 'database',
-  } as pg.ClientConfig);
-  await replication.connect();
-  onTeardown(() => replication.end());
-  const exported = await createSlotWithSnapshot(replication, 'fail_slot');
+  const { exported } = await slotWithSnapshot('fail_slot');
   let opened = 0;
   const closed: Promise<void>[] = [];
   await assert.rejects(
@@ -282,18 +276,11 @@ test('a failing callback stops the snapshot with its error, connections closed',
 });
 
 test('DDL between the export and the readers is caught, retryably, instead of reading a changed table', async () => {
-  const replication = new pg.Client({
-    connectionString: db.url,
-    options: SESSION_OPTIONS,
-    replication: 'database',
-  } as pg.ClientConfig);
-  await replication.connect();
-  onTeardown(() => replication.end());
   await db.sql.query(
     `create table ddl_race (id int primary key, a int, b text); insert into ddl_race select g, g, 'x' from ` +
       `generate_series(1, 10) g`,
   );
-  const exported = await createSlotWithSnapshot(replication, 'ddl_slot');
+  const { exported } = await slotWithSnapshot('ddl_slot');
   // The rewrite a snapshot reader could not see past: the column changes type after the export.
   await db.sql.query(`alter table ddl_race alter column a type bigint`);
   await assert.rejects(
@@ -315,14 +302,7 @@ test('DDL between the export and the readers is caught, retryably, instead of re
 
 test('one table read by 1 or 3 readers: the same chunks, rows, cursors and last marks, in the same order', async () => {
   const read = async (parallelism: number): Promise<string[]> => {
-    const replication = new pg.Client({
-      connectionString: db.url,
-      options: SESSION_OPTIONS,
-      replication: 'database',
-    } as pg.ClientConfig);
-    await replication.connect();
-    onTeardown(() => replication.end());
-    const exported = await createSlotWithSnapshot(replication, `readers_${parallelism}`);
+    const { replication, exported } = await slotWithSnapshot(`readers_${parallelism}`);
     const chunks: string[] = [];
     let inCallback = false;
     await readSnapshot({
