@@ -183,6 +183,12 @@ export const configSchema = z.strictObject({
       chunkSize: z.number().int().min(1).max(10_000_000).default(20_000),
       /** Readers of the initial snapshot (one connection each): ranges of one table or of several at once. */
       parallelism: z.number().int().min(1).max(64).default(1),
+      /**
+       * Threads serializing the initial snapshot's large chunks (snapshot/serializer-pool.ts); 0: the
+       * main thread does it. Worth it only with CPUs to spare beside the main thread (docs/benchmarks.md:
+       * on a 2-core machine shared with PostgreSQL they cost CPU and gained nothing).
+       */
+      threads: z.number().int().min(0).max(64).default(0),
       /** Patterns of the captured tables to backfill (empty: all of them). */
       include: z.array(z.string().min(1)).default([]),
       /** Patterns of captured tables whose existing rows are not backfilled. */
@@ -200,6 +206,7 @@ export const configSchema = z.strictObject({
       method: 'auto',
       chunkSize: 20_000,
       parallelism: 1,
+      threads: 0,
       include: [],
       skip: [],
       progress: 'auto',

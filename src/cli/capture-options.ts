@@ -112,6 +112,10 @@ export function addCaptureOptions(command: Command): Command {
         'readers of the initial snapshot: ranges of one table or of several read at once (default 1)',
       )
       .option(
+        '--snapshot-threads <n>',
+        'threads serializing the initial snapshot beside the main thread, for hosts with CPUs to spare (default 0)',
+      )
+      .option(
         '--streaming',
         'PostgreSQL 14+: receive large transactions while they run, spilled to disk next to the offsets file ' +
           'until their commit',

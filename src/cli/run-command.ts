@@ -51,6 +51,7 @@ export interface RunFlags extends ConnectionFlags {
   snapshotProgress?: Config['snapshot']['progress'];
   snapshotChunkSize?: string;
   snapshotParallelism?: string;
+  snapshotThreads?: string;
   streaming?: boolean;
   logLevel?: Config['log']['level'];
   logFormat?: Config['log']['format'];
@@ -112,6 +113,7 @@ export function flagsToConfig(flags: RunFlags): ConfigInput {
       progress: flags.snapshotProgress,
       chunkSize: positiveInt(flags.snapshotChunkSize, '--snapshot-chunk-size'),
       parallelism: positiveInt(flags.snapshotParallelism, '--snapshot-parallelism'),
+      threads: positiveInt(flags.snapshotThreads, '--snapshot-threads', 0),
     },
     streaming: flags.streaming,
     log: { level: flags.logLevel, format: flags.logFormat },
@@ -169,6 +171,7 @@ const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   'snapshot.progress': '--snapshot-progress',
   'snapshot.chunkSize': '--snapshot-chunk-size',
   'snapshot.parallelism': '--snapshot-parallelism',
+  'snapshot.threads': '--snapshot-threads',
   streaming: '--streaming',
   'log.level': '--log-level',
   'log.format': '--log-format',

@@ -309,6 +309,19 @@ export class EventBatchBuilder {
     this.n++;
   }
 
+  /**
+   * Hands over every event's bytes and line ends without copying, and starts again empty in
+   * `next` (or a new slab as large as the old one). For a builder whose lines go elsewhere whole
+   * (snapshot/serializer-thread.ts), with no event begun and not ended.
+   */
+  handOverLines(next: Buffer | undefined): { data: Buffer; ends: Uint32Array; count: number } {
+    const out = { data: this.slab.subarray(0, this.used), ends: this.ends.slice(0, this.n), count: this.n };
+    this.slab = next ?? Buffer.allocUnsafe(this.slab.length);
+    this.used = 0;
+    this.n = 0;
+    return out;
+  }
+
   abortEvent(): void {
     this.used = this.eventStart;
   }

@@ -26,10 +26,24 @@ import { snapshotBatchReport, SnapshotSampleLabels } from './batch-report.ts';
 
 /** A batch of snapshot events is written (and its progress stored) once it holds this much. */
 const FLUSH_BYTES = 8 * 1024 * 1024;
-import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
+/**
+ * Chunks of at least this many rows go to the serializer threads: below it, starting the threads
+ * (tens of milliseconds each) costs more than serializing here.
+ */
+const THREAD_MIN_ROWS = 2000;
+
+/** A serializer thread's lines of one chunk as a batch, without copying them. */
+function threadBatch(out: SerializedChunk, topic: number, registry: TopicRegistry): EventBatch {
+  const data = Buffer.from(out.data.buffer, out.data.byteOffset, out.data.byteLength);
+  return new EventBatch(data, out.ends, new Uint32Array(out.rows).fill(topic), out.rows, registry);
+}
+
+import { EventBatch, EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
 import type { Sink, SinkPosition } from '../sinks/contract.ts';
 import type { PgType } from '../source/values.ts';
 import { CopyRowCursor } from '../source/copy-row.ts';
+import { CdcError } from '../core/errors.ts';
+import { SerializerPool, type SerializedChunk } from './serializer-pool.ts';
 
 export interface InitialSnapshotInput {
   /** The snapshot to read and the LSN its events are stamped with (the slot's consistent point). */
@@ -123,9 +137,12 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   const labels = new SnapshotSampleLabels();
   let reported = progress.slice();
   /** Starts writing the batch; `written` is its write (and checkpoint), `before` the one before it. */
-  const flush = (): { written: Promise<void>; before: Promise<void> } => {
+  const flush = (own?: {
+    lines: EventBatch;
+    release: () => void;
+  }): { written: Promise<void>; before: Promise<void> } => {
     const before = writes;
-    const batch = builder.take(builder.count);
+    const batch = own?.lines ?? builder.take(builder.count);
     const stored = progress.slice();
     const report =
       input.events && batch.count > 0 ? snapshotBatchReport(input.events, batch, reported, stored, labels) : undefined;
@@ -134,7 +151,10 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     writes = writes.then(async () => {
       if (batch.count > 0 || position === undefined) position = await input.sink.write(batch);
       report?.();
-      if (input.sink.releasesBatches === true) builder.recycle(batch);
+      if (input.sink.releasesBatches === true) {
+        if (own === undefined) builder.recycle(batch);
+        else own.release();
+      }
       await input.checkpoint(position, stored);
       inFlight--;
     });
@@ -142,33 +162,72 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     void writes.catch(() => undefined);
     return { written: writes, before };
   };
+  // Large chunks are serialized on threads (serializer-pool.ts), started with the first of them,
+  // while the main thread reads COPY and writes; their lines are appended here in order.
+  let pool: SerializerPool | undefined;
+  const threads = config.snapshot.threads;
+  const poolFor = (chunk: SnapshotChunk): SerializerPool | undefined => {
+    if (threads === 0 || input.naming.shaping !== undefined || chunk.rowCount < THREAD_MIN_ROWS) return pool;
+    if (pool === undefined) log.info({ threads }, 'snapshot: serializing large chunks on threads');
+    pool ??= new SerializerPool(threads, {
+      types: [...input.types],
+      values: config.values,
+      naming: input.naming,
+      lsn,
+      lsnText,
+    });
+    return pool;
+  };
+  /** The ordinal of each table's next row (event ids): assigned as chunks are handed to a thread. */
+  const nextOrdinal = progress.map((t) => t.read);
   let tail: Promise<void> = Promise.resolve();
   const deliver = (chunk: SnapshotChunk, lastRowMarker: 'true' | 'last', final: boolean): Promise<void> => {
+    const index = indexOf.get(tableKey(chunk.table)) ?? 0;
+    const first = nextOrdinal[index] as number;
+    nextOrdinal[index] = first + chunk.rowCount;
+    const n = chunk.rowCount;
+    const lines = poolFor(chunk)?.serialize({
+      table: chunk.table,
+      data: chunk.data,
+      rowCount: n,
+      tableIndex: index,
+      firstOrdinal: first,
+      last: lastRowMarker === 'last',
+    });
+    // Surfaced by `run` below; never an unhandled rejection meanwhile.
+    lines?.catch(() => undefined);
     const run = tail.then(async () => {
-      const index = indexOf.get(tableKey(chunk.table)) ?? 0;
       const entry = progress[index] as SnapshotTableState;
       const serializer = serializerFor(chunk);
-      const now = Date.now();
-      const idHead = readIdHead(`${lsnText}:r:${index}:`);
-      const n = chunk.rowCount;
-      const rowTail = serializer.readTail('true', lsn, lsnText, now);
-      // The rows are read in place from the COPY bytes (source/copy-row.ts): no object per row.
-      const row = rowCursor(chunk);
-      for (let i = 0; row.next(); i++) {
-        builder.startEvent();
-        serializer.writeRead(
-          builder,
-          row,
-          idHead,
-          entry.read + i,
-          i === n - 1 && lastRowMarker === 'last' ? serializer.readTail('last', lsn, lsnText, now) : rowTail,
-        );
-        builder.endEvent(serializer.topicNumber);
+      let own: { lines: EventBatch; release: () => void } | undefined;
+      if (lines !== undefined) {
+        const out = await lines;
+        if (out.rows !== n) throw new CdcError('INTERNAL', `a serializer thread made ${out.rows} events of ${n} rows`);
+        // The thread's bytes are written as they are, as a batch of their own (after what the builder holds).
+        if (builder.count > 0) flush();
+        own = { lines: threadBatch(out, serializer.topicNumber, registry), release: () => pool?.recycle(out) };
+      } else {
+        const now = Date.now();
+        const idHead = readIdHead(`${lsnText}:r:${index}:`);
+        const rowTail = serializer.readTail('true', lsn, lsnText, now);
+        // The rows are read in place from the COPY bytes (source/copy-row.ts): no object per row.
+        const row = rowCursor(chunk);
+        for (let i = 0; row.next(); i++) {
+          builder.startEvent();
+          serializer.writeRead(
+            builder,
+            row,
+            idHead,
+            first + i,
+            i === n - 1 && lastRowMarker === 'last' ? serializer.readTail('last', lsn, lsnText, now) : rowTail,
+          );
+          builder.endEvent(serializer.topicNumber);
+        }
       }
       labels.chunk(`${chunk.table.schema}.${chunk.table.table}`, n);
       progress[index] = { ...entry, cursor: chunk.cursor, read: entry.read + n, emitted: entry.emitted + n };
-      if (final || builder.bytes >= FLUSH_BYTES || chunk.cursor.done) {
-        const { written, before } = flush();
+      if (own !== undefined || final || builder.bytes >= FLUSH_BYTES || chunk.cursor.done) {
+        const { written, before } = flush(own);
         // At most two writes in flight: wait for the older one, so the sink always has the next batch.
         if (final) await written;
         else if (inFlight > 1) await before;
@@ -183,6 +242,13 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
     tail = run.catch(() => undefined);
     return run;
   };
+  // Chunks handed to threads are delivered later, in order: up to `2 x threads` of them wait here, so
+  // the readers go on meanwhile. A chunk serialized here is delivered before the next is taken.
+  const queued: Promise<void>[] = [];
+  const enqueue = async (run: Promise<void>): Promise<void> => {
+    queued.push(run);
+    while (queued.length > (pool === undefined ? 0 : 2 * threads)) await queued.shift();
+  };
 
   // The final chunk of every non-empty table is held back until a later table's final chunk
   // arrives; at most `parallelism` are held (older ones go out at once). Whatever tables come
@@ -191,11 +257,11 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   const holdLimit = Math.max(1, config.snapshot.parallelism);
   const onChunk = async (chunk: SnapshotChunk): Promise<void> => {
     if (!chunk.lastOfTable || chunk.rowCount === 0) {
-      await deliver(chunk, 'true', false);
+      await enqueue(deliver(chunk, 'true', false));
       return;
     }
     held.push(chunk);
-    while (held.length > holdLimit) await deliver(held.shift() as SnapshotChunk, 'true', false);
+    while (held.length > holdLimit) await enqueue(deliver(held.shift() as SnapshotChunk, 'true', false));
   };
 
   log.info(
@@ -204,23 +270,29 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
   );
   const resume = new Map<string, ChunkCursor>();
   for (const t of progress) if (t.read > 0 || t.cursor.done) resume.set(tableKey(t), t.cursor);
-  await readSnapshot({
-    snapshotName: exported.snapshotName,
-    tables: input.tables.map((t) => ({ schema: t.schema, table: t.table })),
-    major: input.major,
-    generatedColumns: input.generatedColumns,
-    connect: () =>
-      openConnection(input.endpoint, 'query', 'pgcdc-snapshot', { statementTimeoutMs: config.snapshot.queryTimeoutMs }),
-    chunkRows: config.snapshot.chunkSize,
-    parallelism: config.snapshot.parallelism,
-    resume,
-    onChunk,
-    ...(input.onSnapshotXids ? { onSnapshotXids: input.onSnapshotXids } : {}),
-  });
-  await tail;
-  for (let i = 0; i < held.length; i++)
-    await deliver(held[i] as SnapshotChunk, i === held.length - 1 ? 'last' : 'true', i === held.length - 1);
-  await flush().written;
+  try {
+    await readSnapshot({
+      snapshotName: exported.snapshotName,
+      tables: input.tables.map((t) => ({ schema: t.schema, table: t.table })),
+      major: input.major,
+      generatedColumns: input.generatedColumns,
+      connect: () =>
+        openConnection(input.endpoint, 'query', 'pgcdc-snapshot', {
+          statementTimeoutMs: config.snapshot.queryTimeoutMs,
+        }),
+      chunkRows: config.snapshot.chunkSize,
+      parallelism: config.snapshot.parallelism,
+      resume,
+      onChunk,
+      ...(input.onSnapshotXids ? { onSnapshotXids: input.onSnapshotXids } : {}),
+    });
+    await Promise.all(queued.splice(0));
+    for (let i = 0; i < held.length; i++)
+      await deliver(held[i] as SnapshotChunk, i === held.length - 1 ? 'last' : 'true', i === held.length - 1);
+    await flush().written;
+  } finally {
+    await pool?.close();
+  }
   const total = progress.reduce((n, t) => n + t.emitted, 0) - startRows;
   const seconds = Math.max(0.001, (Date.now() - started) / 1000);
   log.info(

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freshDatabase } from '../harness/pg.ts';
+import { readJsonl } from '../harness/cli.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** What `npm pack` needs from the checkout (package.json "files" decides what goes in). */
@@ -211,6 +212,41 @@ test(
         userEnv(),
       );
       assert.equal(tsc.code, 0, `tsc on a file importing pgcdc: ${tsc.stdout}${tsc.stderr}`);
+
+      // The snapshot's serializer threads start from dist/ too (snapshot/serializer-pool.ts).
+      await db.sql.query(`insert into orders select g, 'n' || g from generate_series(2, 3000) g`);
+      const snapshotDir = path.join(work, 'snapshot');
+      const snapshot = await run(
+        pgcdc,
+        [
+          'run',
+          '--source',
+          source.toString(),
+          '--tables',
+          'public.orders',
+          '--slot',
+          `installed_${db.name}`,
+          '--publication',
+          'installed_pub',
+          '--out',
+          path.join(snapshotDir, 'events'),
+          '--offsets',
+          path.join(snapshotDir, 'offsets.json'),
+          '--snapshot-mode',
+          'initial_only',
+          '--snapshot-chunk-size',
+          '2500',
+          '--snapshot-threads',
+          '1',
+          '--log-format',
+          'json',
+        ],
+        work,
+        userEnv({ PGPASSWORD: password }),
+      );
+      assert.equal(snapshot.code, 0, snapshot.stderr);
+      assert.ok(snapshot.stderr.includes('serializing large chunks on threads'), snapshot.stderr);
+      assert.equal((await readJsonl(path.join(snapshotDir, 'events'))).length, 3000);
 
       // The demo's PostgreSQL binaries are devDependencies: one line saying how to get them, exit 2, nothing created.
       const demoDir = path.join(work, 'demo');
