@@ -3,7 +3,7 @@
  * both load, the `COPY ... TO STDOUT` reference, and pgcdc's own initial snapshot into JSONL with
  * its checkpoints in a real offsets file (the product path, driven without the CLI).
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
@@ -21,6 +21,7 @@ import { takeInitialSnapshot } from '../src/snapshot/initial.ts';
 import { FileOffsetStore } from '../src/offsets/file.ts';
 import { parseConfig } from '../src/config.ts';
 import { createLogger } from '../src/core/log.ts';
+import { copyOut } from '../src/postgres/copy-out.ts';
 
 /** The database every bench table lives in. */
 export const BENCH_DATABASE = 'bench';
@@ -64,6 +65,46 @@ export async function copyToDevNull(cluster: EmbeddedCluster, table: string): Pr
   }
 }
 
+/**
+ * What PostgreSQL alone gives the readers' way of reading: the table in keyed chunks of `chunkRows`
+ * (each end found by the same index walk, then `COPY (SELECT ... WHERE id > a AND id <= b ORDER BY
+ * id) TO STDOUT` through postgres/copy-out.ts), one connection, nothing done with the bytes. Returns
+ * the ms.
+ */
+export async function keyedChunksMs(cluster: EmbeddedCluster, table: string, chunkRows: number): Promise<number> {
+  const client = await benchConnect(cluster);
+  try {
+    const started = performance.now();
+    for (let after = 0; ;) {
+      const end = await client.query<{ id: string }>(
+        `SELECT id FROM ${table} WHERE id > ${after} ORDER BY id OFFSET ${chunkRows - 1} LIMIT 1`,
+      );
+      const upTo = end.rows[0]?.id;
+      const range = upTo === undefined ? '' : ` AND id <= ${upTo}`;
+      await copyOut(client, `COPY (SELECT id, v, t FROM ${table} WHERE id > ${after}${range} ORDER BY id) TO STDOUT`);
+      if (upTo === undefined) return performance.now() - started;
+      after = Number(upTo);
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** The machine's CPU time (all cores, every process) from /proc/stat: busy and total jiffies. */
+export function machineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0] ?? '';
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** The share of the machine's CPU time that was busy since `from` (machineCpu). */
+export function busySince(from: { busy: number; total: number }): number {
+  const now = machineCpu();
+  return (now.busy - from.busy) / Math.max(1, now.total - from.total);
+}
+
 export interface SnapshotIntoJsonl {
   /** Tables of schema public to read. */
   readonly tables: readonly string[];
@@ -76,6 +117,8 @@ export interface SnapshotIntoJsonl {
   readonly dir: string;
   /** jsonl (default): fsynced files in `dir/events`; stdout: the stdout sink writing into /dev/null. */
   readonly sink?: 'jsonl' | 'stdout';
+  /** snapshot.threads (serializer threads); absent: the default, one per reader. */
+  readonly threads?: number;
   /** envelope.type (default debezium). */
   readonly envelope?: 'debezium' | 'flat';
 }
@@ -92,7 +135,12 @@ export async function snapshotIntoJsonl(cluster: EmbeddedCluster, run: SnapshotI
   try {
     const config = parseConfig({
       source: { url: cluster.url(BENCH_DATABASE) },
-      snapshot: { chunkSize: run.chunkRows, parallelism: run.workers, progress: 'off' },
+      snapshot: {
+        chunkSize: run.chunkRows,
+        parallelism: run.workers,
+        progress: 'off',
+        ...(run.threads === undefined ? {} : { threads: run.threads }),
+      },
       envelope: { type: run.envelope ?? 'debezium' },
       log: { level: 'warn' },
     });

@@ -10,8 +10,10 @@
  * EXPORT_SNAPSHOT, then snapshot/initial.ts (readers, serializer, sink, a checkpoint per batch in a
  * real offsets file), timed from the start of the read to the last durable write. Three figures:
  *
- * - (a) CPU path: the stdout sink writing into /dev/null, with 1 and --readers readers, against
- *   `COPY bench TO STDOUT` through pg-copy-streams into /dev/null (the transport the readers use).
+ * - (a) CPU path: the stdout sink writing into /dev/null, with 1 and --readers readers, without and
+ *   with serializer threads (snapshot.threads), against `COPY bench TO STDOUT` through
+ *   pg-copy-streams into /dev/null. Also printed: the readers' own queries (keyed chunks) with the
+ *   bytes dropped, PostgreSQL's ceiling for one reader, and how busy the machine's CPUs were per run.
  * - (b) fsynced JSONL (fdatasync per write) against the disk's own bandwidth for the same bytes:
  *   `dd if=/dev/zero bs=1M count=<MiB written> conv=fdatasync`.
  * - (c) fsynced JSONL against `psql -c 'COPY bench TO STDOUT'` into a file (as earlier runs printed).
@@ -29,10 +31,14 @@ import pg from 'pg';
 import { EmbeddedCluster } from '../src/embedded/cluster.ts';
 import { wholeNumber } from './flags.ts';
 import { barChartSvg, type BarGroup } from './svg-chart.ts';
+import { availableParallelism } from 'node:os';
 import { countLines } from './output.ts';
 import {
   BENCH_DATABASE,
   benchConnect,
+  busySince,
+  keyedChunksMs,
+  machineCpu,
   copyToDevNull,
   createNarrowTable,
   rowsPerSecond as rate,
@@ -49,13 +55,23 @@ const { values: flags } = parseArgs({
     pg: { type: 'string', default: '18' },
     json: { type: 'string' },
     svg: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
+if (flags.help === true) {
+  console.log(
+    'npm run bench:snapshot -- [--rows 1000000] [--chunk 20000] [--readers 2] [--pg 18] [--json <file>] ' +
+      '[--svg <file>]\n' +
+      'The initial snapshot against COPY TO STDOUT, the disk and psql COPY, in one run (docs/benchmarks.md).',
+  );
+  process.exit(0);
+}
 
 const ROWS = wholeNumber(flags.rows, '--rows');
 const CHUNK = wholeNumber(flags.chunk, '--chunk');
 const READERS = wholeNumber(flags.readers, '--readers');
 const MAJOR = wholeNumber(flags.pg, '--pg');
+const cpus = availableParallelism();
 
 interface Run {
   readonly ms: number;
@@ -70,6 +86,7 @@ async function runPgcdc(
   sink: 'jsonl' | 'stdout',
   readers: number,
   envelope: 'debezium' | 'flat',
+  threads = 0,
 ): Promise<Run> {
   const dir = await mkdtemp(path.join(tmpdir(), 'pgcdc-bench-snapshot-'));
   const slot = `bench_snapshot_${++slots}`;
@@ -83,6 +100,7 @@ async function runPgcdc(
       dir,
       sink,
       envelope,
+      threads,
     });
     let bytes = 0;
     if (sink === 'jsonl') {
@@ -200,23 +218,39 @@ async function main(): Promise<void> {
     results.copyRowsPerSecond = copyRate;
     bars.push({ group: 'into /dev/null', series: 'COPY (pg-copy-streams)', value: copyRate });
     console.log(`COPY bench TO STDOUT -> /dev/null: ${seconds(copyMs)}, ${show(copyRate)}`);
+    const keyedMs = await keyedChunksMs(cluster, 'bench', CHUNK);
+    const keyedRate = rate(ROWS, keyedMs);
+    results.keyedChunksRowsPerSecond = keyedRate;
+    bars.push({ group: 'into /dev/null', series: 'keyed chunks, 1 connection', value: keyedRate });
+    console.log(
+      `keyed chunks of ${CHUNK.toLocaleString('en-US')} (the readers' queries), one connection, bytes dropped: ` +
+        `${seconds(keyedMs)}, ${show(keyedRate)}, ${(keyedRate / copyRate).toFixed(2)} x COPY`,
+    );
 
-    console.log('(a) CPU path: --sink stdout into /dev/null, against COPY into /dev/null');
+    console.log(
+      `(a) CPU path: --sink stdout into /dev/null, against COPY into /dev/null (busy: the machine's ${cpus} cores)`,
+    );
     let ratioOne = 0;
-    for (const [readers, envelope] of [
-      [1, 'debezium'],
-      [READERS, 'debezium'],
-      [1, 'flat'],
-      [READERS, 'flat'],
+    for (const [readers, envelope, threads] of [
+      [1, 'debezium', 0],
+      [READERS, 'debezium', 0],
+      [1, 'debezium', 1],
+      [READERS, 'debezium', READERS],
+      [1, 'flat', 0],
+      [READERS, 'flat', 0],
     ] as const) {
-      const run = await runPgcdc(cluster, 'stdout', readers, envelope);
+      const cpu = machineCpu();
+      const run = await runPgcdc(cluster, 'stdout', readers, envelope, threads);
+      const busy = busySince(cpu);
       const r = rate(ROWS, run.ms);
-      if (readers === 1 && envelope === 'debezium') ratioOne = r / copyRate;
-      results[`a_${envelope}_${readers}`] = r / copyRate;
-      bars.push({ group: 'into /dev/null', series: `pgcdc ${envelope}, ${readers} reader(s)`, value: r });
+      if (readers === 1 && envelope === 'debezium' && threads === 0) ratioOne = r / copyRate;
+      const threadsLabel = threads > 0 ? `, ${threads} thread${threads > 1 ? 's' : ''}` : '';
+      const label = `${envelope}, ${readers} reader${readers > 1 ? 's' : ''}${threadsLabel}`;
+      results[`a_${envelope}_${readers}${threads > 0 ? `_threads${threads}` : ''}`] = r / copyRate;
+      bars.push({ group: 'into /dev/null', series: `pgcdc ${label}`, value: r });
       console.log(
-        `  pgcdc ${envelope}, ${readers} reader${readers > 1 ? 's' : ''}: ${seconds(run.ms)}, ${show(r)}, ` +
-          `${(r / copyRate).toFixed(2)} x COPY`,
+        `  pgcdc ${label}: ${seconds(run.ms)}, ${show(r)}, ${(r / copyRate).toFixed(2)} x COPY; ` +
+          `machine CPU ${(busy * 100).toFixed(0)}% busy`,
       );
     }
 
