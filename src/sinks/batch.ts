@@ -236,30 +236,63 @@ export class EventBatchBuilder {
   }
 
   /**
-   * `s` as a JSON string. Printable ASCII without quotes or backslashes (most values) is quoted in
-   * place; anything else goes through JSON.stringify, which escapes it correctly.
+   * `s` as a JSON string, byte for byte what JSON.stringify gives. A short one of printable ASCII
+   * without quotes or backslashes (most values) is quoted in place, a long one encoded in place
+   * (longJsonString); anything else goes through JSON.stringify, which escapes it correctly.
    */
   jsonString(s: string): void {
     const n = s.length;
-    if (n <= 96) {
-      if (this.slab.length - this.used < n + 2) this.growBytes(n + 2);
-      const slab = this.slab;
-      const start = this.used;
-      let at = start;
+    if (n > 96) {
+      this.longJsonString(s);
+      return;
+    }
+    if (this.slab.length - this.used < n + 2) this.growBytes(n + 2);
+    const slab = this.slab;
+    const start = this.used;
+    let at = start;
+    slab[at++] = QUOTE;
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x20 || c === QUOTE || c === BACKSLASH || c >= 0x7f) break;
+      slab[at++] = c;
+    }
+    if (i === n) {
       slab[at++] = QUOTE;
-      let i = 0;
-      for (; i < n; i++) {
-        const c = s.charCodeAt(i);
-        if (c < 0x20 || c === QUOTE || c === BACKSLASH || c >= 0x7f) break;
-        slab[at++] = c;
-      }
-      if (i === n) {
-        slab[at++] = QUOTE;
-        this.used = at;
+      this.used = at;
+      return;
+    }
+    this.text(JSON.stringify(s));
+  }
+
+  /**
+   * A long string (TOASTed text, documents): UTF-8 encoded straight into the slab between quotes, then
+   * its bytes checked for anything JSON.stringify would escape. The usual case costs one encode and one
+   * byte scan, where JSON.stringify then encoding cost an extra copy of the string and its garbage (the
+   * TOAST workload's profile, docs/benchmarks.md). Escapes are control characters, quote and backslash;
+   * a lone surrogate encodes as U+FFFD (EF BF BD), so that sequence is also left to JSON.stringify.
+   */
+  private longJsonString(s: string): void {
+    const n = s.length;
+    if (this.slab.length - this.used < n * 3 + 2) this.growBytes(n * 3 + 2);
+    const slab = this.slab;
+    const start = this.used;
+    slab[start] = QUOTE;
+    const end = start + 1 + slab.write(s, start + 1);
+    for (let at = start + 1; at < end; at++) {
+      const c = slab[at] as number;
+      if (
+        c < 0x20 ||
+        c === QUOTE ||
+        c === BACKSLASH ||
+        (c === 0xef && slab[at + 1] === 0xbf && slab[at + 2] === 0xbd)
+      ) {
+        this.text(JSON.stringify(s));
         return;
       }
     }
-    this.text(JSON.stringify(s));
+    slab[end] = QUOTE;
+    this.used = end + 1;
   }
 
   /**
