@@ -4,7 +4,8 @@
  * It lives here, below both, so neither imports the other.
  */
 import type { Lsn } from '../protocol/messages.ts';
-import type { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
+import type { TopicRegistry } from '../sinks/batch.ts';
+import type { EventBatchBuilder } from '../sinks/batch-builder.ts';
 
 /**
  * An event's tally: the counter it is counted under in the batch summaries (metrics). A table's ops are

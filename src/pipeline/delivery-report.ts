@@ -5,7 +5,8 @@
 import type { EngineEvents } from '../core/engine-events.ts';
 import { batchWrittenReport } from '../envelope/event-sample.ts';
 import type { IncrementalSnapshotState, ResumeState } from '../offsets/store.ts';
-import type { EventBatch, EventBatchBuilder } from '../sinks/batch.ts';
+import type { EventBatch } from '../sinks/batch.ts';
+import type { EventBatchBuilder } from '../sinks/batch-builder.ts';
 import { BatchTally } from './batch-tally.ts';
 import { pendingTables } from '../snapshot/resume-state.ts';
 

@@ -38,7 +38,8 @@ function threadBatch(out: SerializedChunk, topic: number, registry: TopicRegistr
   return new EventBatch(data, out.ends, new Uint32Array(out.rows).fill(topic), out.rows, registry);
 }
 
-import { EventBatch, EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
+import { EventBatch, TopicRegistry } from '../sinks/batch.ts';
+import { EventBatchBuilder } from '../sinks/batch-builder.ts';
 import type { Sink, SinkPosition } from '../sinks/contract.ts';
 import type { PgType } from '../source/values.ts';
 import { CopyRowCursor } from '../source/copy-row.ts';

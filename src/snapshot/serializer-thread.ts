@@ -10,7 +10,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { readIdHead, TableSerializer } from '../envelope/json.ts';
-import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
+import { TopicRegistry } from '../sinks/batch.ts';
+import { EventBatchBuilder } from '../sinks/batch-builder.ts';
 import { CopyRowCursor } from '../source/copy-row.ts';
 import type { PgType } from '../source/values.ts';
 import { backfillTableSchema } from './keys.ts';

@@ -10,7 +10,8 @@
  * Keyless tables compare as multisets of row hashes: a source row takes one sink row of its hash
  * (missing when none is left); sink rows left are extra. They have no keys to list.
  */
-import { EventBatchBuilder, TopicRegistry } from '../sinks/batch.ts';
+import { TopicRegistry } from '../sinks/batch.ts';
+import { EventBatchBuilder } from '../sinks/batch-builder.ts';
 import type { CopyRow } from '../snapshot/copy-text.ts';
 import { chunkOf, ChunkSums, keyHashOf } from './chunks.ts';
 import { hashBytes } from './hash.ts';

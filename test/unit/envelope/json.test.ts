@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TableSerializer, transactionContext, type Op } from '../../../src/envelope/json.ts';
-import { EventBatchBuilder, TopicRegistry } from '../../../src/sinks/batch.ts';
+import { TopicRegistry } from '../../../src/sinks/batch.ts';
+import { EventBatchBuilder } from '../../../src/sinks/batch-builder.ts';
 import { UNCHANGED_TOAST, type TupleData } from '../../../src/protocol/messages.ts';
 import { DEFAULT_VALUE_OPTIONS, isPlainStringEncoder, jsonEncoderFor } from '../../../src/source/values.ts';
 import type { TableSchema } from '../../../src/source/relations.ts';

@@ -18,7 +18,8 @@ import { TableSerializer, transactionContext, type Op } from '../../../src/envel
 import { messageLine } from '../../../src/envelope/message.ts';
 import { beginLine, endLine } from '../../../src/envelope/transaction-events.ts';
 import type { TopicNaming } from '../../../src/envelope/topics.ts';
-import { EventBatchBuilder, TopicRegistry } from '../../../src/sinks/batch.ts';
+import { TopicRegistry } from '../../../src/sinks/batch.ts';
+import { EventBatchBuilder } from '../../../src/sinks/batch-builder.ts';
 import { UNCHANGED_TOAST, type TupleData } from '../../../src/protocol/messages.ts';
 import type { TableSchema } from '../../../src/source/relations.ts';
 import { SchemaChanges } from '../../../src/pipeline/schema-changes.ts';

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { EventBatchBuilder, TopicRegistry } from '../../../src/sinks/batch.ts';
+import { TopicRegistry } from '../../../src/sinks/batch.ts';
+import { EventBatchBuilder } from '../../../src/sinks/batch-builder.ts';
 
 function written(s: string): string {
   const builder = new EventBatchBuilder(new TopicRegistry(), 16);

@@ -5,7 +5,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventBatch, EventBatchBuilder, EventFlag, TopicRegistry } from '../../../src/sinks/batch.ts';
+import { EventBatch, EventFlag, TopicRegistry } from '../../../src/sinks/batch.ts';
+import { EventBatchBuilder } from '../../../src/sinks/batch-builder.ts';
 import { commandHead, EntryEncoder, findOp } from '../../../src/sinks/redis/entries.ts';
 import {
   encodeCommand,

@@ -6,7 +6,8 @@ import { keyRangeSql, type BackfillColumn, type BackfillTable } from '../../../s
 import { WindowTracker, type WindowOutput, type WindowOutcome } from '../../../src/snapshot/window-tracker.ts';
 import { requestRecovery } from '../../../src/lifecycle/lost-slot.ts';
 import type { ResumeState } from '../../../src/offsets/store.ts';
-import { EventBatchBuilder, TopicRegistry } from '../../../src/sinks/batch.ts';
+import { TopicRegistry } from '../../../src/sinks/batch.ts';
+import { EventBatchBuilder } from '../../../src/sinks/batch-builder.ts';
 import { TableSerializer } from '../../../src/envelope/json.ts';
 import type { TableSchema } from '../../../src/source/relations.ts';
 import { UNCHANGED_TOAST, type Lsn } from '../../../src/protocol/messages.ts';
