@@ -105,6 +105,26 @@ void describe('JsonlSink', () => {
     });
   });
 
+  void it('a sink opened on a directory waits for the writes of the one before it there', async () => {
+    const dir = await tempDir();
+    const first = new JsonlSink({ dir });
+    await first.open(undefined);
+    const start = await first.write(EventBatch.of([]));
+    // A write of the first sink still running when a new attempt opens a sink at the old checkpoint.
+    const order: string[] = [];
+    const big = Array.from({ length: 20_000 }, (_, n) => ev('shop.public.orders', n));
+    const writing = first.write(EventBatch.of(big)).then(() => order.push('old write done'));
+    const second = new JsonlSink({ dir });
+    await second.open(start);
+    order.push('new sink open');
+    await writing;
+    assert.deepEqual(order, ['old write done', 'new sink open']);
+    // The old write's file is not in the checkpoint: the new sink removed it, after it landed.
+    assert.deepEqual(await readdir(dir), []);
+    await first.close();
+    await second.close();
+  });
+
   void it('counts bytes, not characters, and escapes unsafe topics into their own file', async () => {
     const dir = await tempDir();
     const sink = new JsonlSink({ dir });
