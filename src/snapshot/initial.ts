@@ -19,7 +19,7 @@ import type { Logger } from '../core/log.ts';
 import { formatLsn } from '../protocol/lsn.ts';
 import { openConnection, type SourceEndpoint } from '../postgres/connect.ts';
 import type { GeneratedColumns, TableRef } from '../postgres/catalog.ts';
-import { readIdHead, TableSerializer } from '../envelope/json.ts';
+import { TableSerializer } from '../envelope/json.ts';
 import type { TopicNaming } from '../envelope/topics.ts';
 import type { EngineEvents } from '../core/engine-events.ts';
 import { snapshotBatchReport, SnapshotSampleLabels } from './batch-report.ts';
@@ -45,6 +45,7 @@ import type { PgType } from '../source/values.ts';
 import { CopyRowCursor } from '../source/copy-row.ts';
 import { CdcError } from '../core/errors.ts';
 import { SerializerPool, type SerializedChunk } from './serializer-pool.ts';
+import { writeChunkReads } from './chunk-reads.ts';
 
 export interface InitialSnapshotInput {
   /** The snapshot to read and the LSN its events are stamped with (the slot's consistent point). */
@@ -208,22 +209,15 @@ export async function takeInitialSnapshot(input: InitialSnapshotInput): Promise<
         if (builder.count > 0) flush();
         own = { lines: threadBatch(out, serializer.topicNumber, registry), release: () => pool?.recycle(out) };
       } else {
-        const now = Date.now();
-        const idHead = readIdHead(`${lsnText}:r:${index}:`);
-        const rowTail = serializer.readTail('true', lsn, lsnText, now);
         // The rows are read in place from the COPY bytes (source/copy-row.ts): no object per row.
-        const row = rowCursor(chunk);
-        for (let i = 0; row.next(); i++) {
-          builder.startEvent();
-          serializer.writeRead(
-            builder,
-            row,
-            idHead,
-            first + i,
-            i === n - 1 && lastRowMarker === 'last' ? serializer.readTail('last', lsn, lsnText, now) : rowTail,
-          );
-          builder.endEvent(serializer.topicNumber);
-        }
+        writeChunkReads(builder, serializer, rowCursor(chunk), {
+          tableIndex: index,
+          firstOrdinal: first,
+          rowCount: n,
+          last: lastRowMarker === 'last',
+          lsn,
+          lsnText,
+        });
       }
       labels.chunk(`${chunk.table.schema}.${chunk.table.table}`, n);
       progress[index] = { ...entry, cursor: chunk.cursor, read: entry.read + n, emitted: entry.emitted + n };

@@ -9,13 +9,14 @@
  * workerData, one message per chunk), so the output is byte for byte the main thread's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { readIdHead, TableSerializer } from '../envelope/json.ts';
+import { TableSerializer } from '../envelope/json.ts';
 import { TopicRegistry } from '../sinks/batch.ts';
 import { EventBatchBuilder } from '../sinks/batch-builder.ts';
 import { CopyRowCursor } from '../source/copy-row.ts';
 import type { PgType } from '../source/values.ts';
 import { backfillTableSchema } from './keys.ts';
 import { tableKey } from './range-planner.ts';
+import { writeChunkReads } from './chunk-reads.ts';
 import type { SerializeJob, SerializedChunk, SerializerSetup } from './serializer-pool.ts';
 
 const setup = workerData as SerializerSetup;
@@ -38,17 +39,8 @@ function serialize(job: SerializeJob): SerializedChunk {
     tables.set(key, table);
   }
   const { serializer, cursor } = table;
-  const now = Date.now();
-  const tail = serializer.readTail('true', setup.lsn, setup.lsnText, now);
-  const lastTail = job.last ? serializer.readTail('last', setup.lsn, setup.lsnText, now) : tail;
-  const idHead = readIdHead(`${setup.lsnText}:r:${job.tableIndex}:`);
   cursor.reset(Buffer.from(job.data.buffer, job.data.byteOffset, job.data.byteLength));
-  const n = job.rowCount;
-  for (let i = 0; cursor.next(); i++) {
-    builder.startEvent();
-    serializer.writeRead(builder, cursor, idHead, job.firstOrdinal + i, i === n - 1 ? lastTail : tail);
-    builder.endEvent(serializer.topicNumber);
-  }
+  writeChunkReads(builder, serializer, cursor, { ...job, lsn: setup.lsn, lsnText: setup.lsnText });
   // The slab goes to the main thread whole; the next chunk fills one it handed back (`recycle`), as
   // filling fresh memory each time cost more than the serializing (page faults on first touch).
   const lines = builder.handOverLines(spares.pop());
