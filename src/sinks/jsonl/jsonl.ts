@@ -18,6 +18,7 @@ import type { EventBatch, Sink, SinkPosition } from '../contract.ts';
 import { syncDir } from '../../core/durability.ts';
 import type { Logger } from '../../core/log.ts';
 import { countCut, errnoOf, firstRejection, fsError, queuedBehindFailure, writeFully } from './io.ts';
+import { noteDirectoryWrites, takeOverDirectory } from './directory-writes.ts';
 
 const SUFFIX = '.jsonl';
 /** NAME_MAX on Linux file systems. */
@@ -81,15 +82,6 @@ interface TopicFile {
 type State = 'new' | 'open' | 'failed' | 'closed';
 
 /**
- * Per directory (resolved), the writes of this process's latest JsonlSink there. `open` waits for
- * them first. After a fault the engine closes the old sink within a bound and starts a new attempt
- * with a new sink, whose `open` truncates the files to the checkpoint: a write of the old sink still
- * running then (a slow fdatasync on a loaded machine) would land after the truncation, at its old
- * offsets, under the new attempt's events (seen as lost rows in a chaos run).
- */
-const writesByDir = new Map<string, Promise<unknown>>();
-
-/**
  * Exactly-once JSONL files.
  *
  * - `write(batch)` appends each topic's lines with one positional write per touched file, then
@@ -106,7 +98,7 @@ const writesByDir = new Map<string, Promise<unknown>>();
  *   restart from the checkpoint.
  *
  * One pgcdc process per directory: nothing here locks the directory, the offsets lock does. Within
- *   the process, a sink's `open` waits for the writes of the one before it in the same directory.
+ *   the process, a sink's `open` waits for the writes of the one before it (directory-writes.ts).
  */
 export class JsonlSink implements Sink {
   readonly kind = 'jsonl';
@@ -144,9 +136,7 @@ export class JsonlSink implements Sink {
 
   async open(resume: SinkPosition | undefined): Promise<void> {
     if (this.state !== 'new') throw new CdcError('INTERNAL', 'JsonlSink.open called twice');
-    const key = path.resolve(this.dir);
-    await writesByDir.get(key);
-    writesByDir.set(key, this.tail);
+    await takeOverDirectory(this.dir, this.tail);
     try {
       await this.prepare(resume);
       this.state = 'open';
@@ -170,7 +160,7 @@ export class JsonlSink implements Sink {
       this.rejections++;
       this.lastRejection = error;
     });
-    if (this.state === 'open') writesByDir.set(path.resolve(this.dir), this.tail);
+    if (this.state === 'open') noteDirectoryWrites(this.dir, this.tail);
     return run;
   }
 
