@@ -6,11 +6,13 @@
  * that prove a change made after a fault was delivered, and the final verdict: every event the sink
  * holds replayed onto empty maps and compared with the source tables, key by key.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
+import { readCheckpoint } from '../../src/offsets/file.ts';
+import { pendingTables } from '../../src/snapshot/resume-state.ts';
 import { readJsonl, replay, startPgcdc, type DeliveredEvent, type PgcdcProcess } from '../harness/cli.ts';
 import { Workload } from '../harness/faults.ts';
 import { eventually, freshDatabase, startCluster, type TestDatabase } from '../harness/pg.ts';
@@ -247,20 +249,57 @@ export class ChaosBench {
   }
 
   /**
+   * Resolves once the stored checkpoint has no incremental snapshot table left to read. A lost-slot
+   * recovery re-reads online, after streaming resumed: a marker can be delivered before the re-read
+   * is over, and the output is whole only once it is (a stop in between continues it on the next start).
+   */
+  async snapshotsDone(timeoutMs = 300_000): Promise<void> {
+    await eventually(
+      async () => {
+        const stored = await readCheckpoint(path.join(this.dir, 'offsets.json'));
+        return pendingTables(stored?.incremental).length === 0 ? true : undefined;
+      },
+      'the incremental snapshots (a lost-slot recovery) finished',
+      timeoutMs,
+    );
+  }
+
+  /**
    * Stops the loads, waits until a last marker is delivered (everything committed before it is
-   * then in the sink), stops pgcdc and returns the verdict. `expected` are acct ids whose extra
-   * row the fault explains.
+   * then in the sink) and any recovery re-read is over, stops pgcdc and returns the verdict.
+   * `expected` are acct ids whose extra row the fault explains.
    */
   async finish(expected: ReadonlySet<string> = new Set()): Promise<Verdict> {
     await this.pgbench?.stop();
     await this.workload?.stop();
     await this.markerDelivered();
+    await this.snapshotsDone();
     this.stopping = true;
     const proc = this.current;
     proc.kill('SIGTERM');
     await proc.exited;
     await this.supervisor;
-    return this.verdict(await this.events(), expected);
+    const verdict = await this.verdict(await this.events(), expected);
+    if (verdict.lost + verdict.extra + verdict.mismatched + verdict.duplicated > 0) await this.keepForensics();
+    return verdict;
+  }
+
+  /**
+   * With PGCDC_CHAOS_KEEP=<directory>, a failed verdict copies the bench's directory (events,
+   * offsets) there, with every pgcdc's stderr and the source tables beside it, for a post-mortem.
+   */
+  private async keepForensics(): Promise<void> {
+    const keep = process.env.PGCDC_CHAOS_KEEP;
+    if (!keep) return;
+    for (const [i, proc] of this.processes.entries())
+      await writeFile(path.join(this.dir, `pgcdc-${i}.stderr`), proc.stderr());
+    for (const table of [...TABLES.map((t) => t.table), 'acct_deleted']) {
+      const rows = await this.query(`select * from ${table}`);
+      await writeFile(path.join(this.dir, `source-${table}.jsonl`), rows.map((r) => JSON.stringify(r)).join('\n'));
+    }
+    const kept = await mkdtemp(path.join(path.resolve(keep), 'chaos-'));
+    await cp(this.dir, kept, { recursive: true });
+    process.stderr.write(`\n*** chaos: failed verdict, files kept in ${kept} ***\n`);
   }
 
   private async events(): Promise<DeliveredEvent[]> {

@@ -43,6 +43,7 @@ for (const scenario of SCENARIOS) {
     t.diagnostic(`seed ${seed} (PGCDC_CHAOS_SEED=${SEED})`);
     const result = summarize(await s.run(SHORT[s.name] ?? 1, seeded(seed), (line) => t.diagnostic(line)));
     for (const line of table([{ ...result, details: undefined }]).split('\n')) t.diagnostic(line);
+    for (const line of result.samples) t.diagnostic(`difference: ${line}`);
     assert.deepEqual(
       { lost: result.lost, extra: result.extra, mismatched: result.mismatched, duplicated: result.duplicated },
       { lost: 0, extra: 0, mismatched: 0, duplicated: 0 },
