@@ -113,7 +113,9 @@ export function isCdcError(value: unknown): value is CdcError {
 export function toCdcError(value: unknown, code: ErrorCode = 'INTERNAL'): CdcError {
   if (value instanceof CdcError) return value;
   const message = value instanceof Error ? value.message : String(value);
-  if (isConnectionLoss(value)) return new CdcError('CONNECTION_LOST', message, { cause: value });
+  // node-postgres words some losses for its own API ("... is not queryable"): the line says what happened.
+  if (isConnectionLoss(value))
+    return new CdcError('CONNECTION_LOST', `the connection to PostgreSQL was lost (${message})`, { cause: value });
   if (code === 'INTERNAL' && sqlStateOf(value) !== undefined)
     return new CdcError('SOURCE_QUERY_FAILED', message, { cause: value });
   return new CdcError(code, message, { cause: value });

@@ -85,6 +85,8 @@ test('connection losses: refused, reset, EOF, a terminated backend, a server sta
     const wrapped = toCdcError(cause, 'SOURCE_QUERY_FAILED');
     assert.equal(wrapped.code, 'CONNECTION_LOST', cause.message);
     assert.equal(wrapped.retryable, true);
+    // The line says the connection was lost, whatever node-postgres called it.
+    assert.match(wrapped.message, /connection (to PostgreSQL )?was lost/, cause.message);
   }
   assert.equal(isConnectionLoss(pgError('42501', 'permission denied for table t')), false);
   // EPIPE looks like a SQLSTATE (five capitals) but is an errno.
