@@ -50,6 +50,19 @@ export async function caughtUp(sql: pg.Client, offsets: string): Promise<boolean
 }
 
 /**
+ * Caught up and no snapshot left to read: no initial snapshot pending and no incremental snapshot
+ * table pending. A start's first checkpoint already stands at the slot's position while its initial
+ * snapshot is being read (and an interrupted one is continued online after streaming resumed), so
+ * `caughtUp` alone can hold while rows are still to come.
+ */
+export async function settled(sql: pg.Client, offsets: string): Promise<boolean> {
+  const state = await storedProgress(offsets);
+  if (!state || (state.snapshot !== undefined && state.snapshot.state !== 'done')) return false;
+  if ((state.incremental?.tables ?? []).some((t) => !t.cursor.done && t.stopped !== true)) return false;
+  return caughtUp(sql, offsets);
+}
+
+/**
  * Inserts, updates and deletes random keys of `table (id int primary key, n int, ...)` in
  * `[1, keys]` until `stop()` is called; resolves with the number of statements run.
  */

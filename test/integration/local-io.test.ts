@@ -13,8 +13,8 @@ import { appendFile, mkdtemp, rm, rmdir, unlink } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { eventually, freshDatabase, onTeardown, requireOrSkip, type TestDatabase } from '../harness/pg.ts';
-import { compareRows, readJsonl, replay, runPgcdc, startPgcdc } from '../harness/cli.ts';
-import { caughtUp } from '../harness/snapshots.ts';
+import { compareRows, readJsonl, replay, runPgcdc, startPgcdc, type PgcdcProcess } from '../harness/cli.ts';
+import { settled } from '../harness/snapshots.ts';
 
 const skip = requireOrSkip(userInfo().uid === 0, 'root (needed to mount a small tmpfs for a full disk)');
 
@@ -42,6 +42,18 @@ async function fill(file: string): Promise<void> {
       }
     }
   }
+}
+
+/**
+ * Fills the file system of `file` again until `proc` exits: pgcdc's own writes there can free a page
+ * after a fill (a checkpoint's temp file renamed over the old one), and it would then run on.
+ */
+async function keepFullUntilExit(file: string, proc: PgcdcProcess): Promise<void> {
+  await eventually(async () => {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) return true;
+    await fill(file);
+    return undefined;
+  }, 'pgcdc exited on the full disk');
 }
 
 function args(db: TestDatabase, out: string, offsets: string): string[] {
@@ -86,12 +98,15 @@ test(
     await db.sql.query(`create table acct (id int primary key, n int not null)`);
     await db.sql.query(`insert into acct select g, g from generate_series(1, 100) g`);
     const proc = startPgcdc(args(db, out, offsets));
-    await eventually(async () => ((await caughtUp(db.sql, offsets)) ? true : undefined), 'caught up');
+    // Settled, not just caught up: the first checkpoint stands at the slot's position while the
+    // initial snapshot is still read, and the disk must fill up while pgcdc streams.
+    await eventually(async () => ((await settled(db.sql, offsets)) ? true : undefined), 'settled');
 
     // The disk fills up while pgcdc runs: the next checkpoint cannot be stored.
     const filler = path.join(disk, 'filler');
     await fill(filler);
     await db.sql.query(`insert into acct select g, g from generate_series(101, 300) g`);
+    await keepFullUntilExit(filler, proc);
     assert.equal(await proc.exited, 1, proc.stderr());
     const storing = errorLine(proc.stderr());
     assert.match(storing, /cannot store the checkpoint in .*offsets\.json: .*(ENOSPC|no space)/i);
@@ -116,10 +131,7 @@ test(
     await unlink(filler);
     await db.sql.query(`delete from acct where id % 10 = 0`);
     const again = startPgcdc(args(db, out, offsets));
-    await eventually(
-      async () => ((await caughtUp(db.sql, offsets)) ? true : undefined),
-      'caught up after freeing space',
-    );
+    await eventually(async () => ((await settled(db.sql, offsets)) ? true : undefined), 'settled after freeing space');
     again.kill('SIGTERM');
     assert.equal(await again.exited, 0, again.stderr());
     const events = await readJsonl(out);
