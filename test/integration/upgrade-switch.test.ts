@@ -117,6 +117,12 @@ test(
     await greenSql.query(`alter subscription bluegreen disable`);
     await greenSql.query(`alter subscription bluegreen set (slot_name = none)`);
     await greenSql.query(`drop subscription bluegreen`);
+    // The disabled subscription's walsender on blue lets go of the slot a moment later.
+    const active = `select 1 from pg_replication_slots where slot_name = 'bluegreen' and active`;
+    await eventually(
+      async () => ((await db.sql.query(active)).rowCount === 0 ? true : undefined),
+      'the subscription released its slot on blue',
+    );
     await db.sql.query(`select pg_drop_replication_slot('bluegreen')`);
     // pgcdc's slot on green before the applications write there: it streams every change after.
     await greenSql.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [`s_${db.name}`]);
