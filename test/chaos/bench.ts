@@ -12,12 +12,12 @@ import path from 'node:path';
 import pg from 'pg';
 import type { EmbeddedCluster } from '../../src/embedded/cluster.ts';
 import { readCheckpoint } from '../../src/offsets/file.ts';
-import { pendingTables } from '../../src/snapshot/resume-state.ts';
 import { readJsonl, replay, startPgcdc, type DeliveredEvent, type PgcdcProcess } from '../harness/cli.ts';
 import { Workload } from '../harness/faults.ts';
 import { eventually, freshDatabase, startCluster, type TestDatabase } from '../harness/pg.ts';
 import { initPgbench, PgbenchLoad } from '../harness/pgbench.ts';
 import { logRecords } from '../harness/process.ts';
+import { snapshotPending } from '../harness/snapshots.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { natsEvents, NatsServer } from '../harness/nats.ts';
 import { TcpProxy } from '../harness/tcp-proxy.ts';
@@ -257,7 +257,7 @@ export class ChaosBench {
     await eventually(
       async () => {
         const stored = await readCheckpoint(path.join(this.dir, 'offsets.json'));
-        return pendingTables(stored?.incremental).length === 0 ? true : undefined;
+        return stored !== undefined && !snapshotPending(stored) ? true : undefined;
       },
       'the incremental snapshots (a lost-slot recovery) finished',
       timeoutMs,

@@ -8,6 +8,9 @@ import path from 'node:path';
 import type pg from 'pg';
 import { compareRows, readJsonl, replay, type DeliveredEvent } from './cli.ts';
 import type { TestDatabase } from './pg.ts';
+import { readCheckpoint } from '../../src/offsets/file.ts';
+import type { Checkpoint } from '../../src/offsets/store.ts';
+import { pendingTables } from '../../src/snapshot/resume-state.ts';
 
 export interface StoredProgress {
   lsn: string;
@@ -50,16 +53,23 @@ export async function caughtUp(sql: pg.Client, offsets: string): Promise<boolean
 }
 
 /**
- * Caught up and no snapshot left to read: no initial snapshot pending and no incremental snapshot
- * table pending. A start's first checkpoint already stands at the slot's position while its initial
- * snapshot is being read (and an interrupted one is continued online after streaming resumed), so
- * `caughtUp` alone can hold while rows are still to come.
+ * Whether a stored checkpoint still has a snapshot to read: an initial snapshot running, or an
+ * incremental snapshot table pending (a lost-slot recovery's re-read among them).
+ */
+export function snapshotPending(checkpoint: Checkpoint): boolean {
+  return checkpoint.snapshot?.state === 'running' || pendingTables(checkpoint.incremental).length > 0;
+}
+
+/**
+ * Caught up and no snapshot left to read. A start's first checkpoint already stands at the slot's
+ * position while its initial snapshot is being read (and an interrupted one is continued online
+ * after streaming resumed), so `caughtUp` alone can hold while rows are still to come.
  */
 export async function settled(sql: pg.Client, offsets: string): Promise<boolean> {
-  const state = await storedProgress(offsets);
-  if (!state || (state.snapshot !== undefined && state.snapshot.state !== 'done')) return false;
-  if ((state.incremental?.tables ?? []).some((t) => !t.cursor.done && t.stopped !== true)) return false;
-  return caughtUp(sql, offsets);
+  const stored = await readCheckpoint(offsets).catch(() => undefined);
+  if (stored === undefined || snapshotPending(stored)) return false;
+  const { rows } = await sql.query<{ ok: boolean }>(`select $1::pg_lsn >= pg_current_wal_lsn() as ok`, [stored.lsn]);
+  return rows[0]?.ok === true;
 }
 
 /**
